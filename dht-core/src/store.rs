@@ -1,0 +1,168 @@
+//! The storage seam: one narrow, synchronous, fallible trait.
+//!
+//! The core decides *what* is stored, for how long, and what is evicted (limits,
+//! expiry and eviction policy live in the core); a [`Store`] only keeps what it is
+//! told and gives it back. Deadlines are wall-clock milliseconds since the Unix
+//! epoch, passed in by the core (which is handed wall time with its inputs), so
+//! they mean the same after a restart. A store error never panics the node: the
+//! query that hit it is answered with KRPC error 202.
+
+use std::net::SocketAddr;
+
+use crate::id::{Id, NodeInfo};
+
+/// Wall-clock time in milliseconds since the Unix epoch.
+pub type UnixMillis = u64;
+
+/// A failure inside a store (I/O, corruption, ...), as text for logs and 202 replies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("store error: {0}")]
+pub struct StoreError(pub String);
+
+impl StoreError {
+    /// Wraps any displayable error.
+    pub fn new(e: impl std::fmt::Display) -> StoreError {
+        StoreError(e.to_string())
+    }
+}
+
+/// A BEP 44 item as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredItem {
+    /// The item's target (SHA-1 of v, or of k || salt).
+    pub target: Id,
+    /// The value, bencoded.
+    pub value: Vec<u8>,
+    /// Present for mutable items.
+    pub mutable: Option<StoredMutable>,
+    /// When the item expires unless refreshed.
+    pub expires_at: UnixMillis,
+}
+
+/// The signed part of a stored mutable item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMutable {
+    /// ed25519 public key.
+    pub key: [u8; 32],
+    /// Signature.
+    pub signature: [u8; 64],
+    /// Sequence number.
+    pub seq: i64,
+    /// Salt (empty = none).
+    pub salt: Vec<u8>,
+}
+
+/// A peer announced for an info_hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredPeer {
+    /// Where the peer accepts BitTorrent connections.
+    pub addr: SocketAddr,
+    /// When the announcement expires unless renewed.
+    pub expires_at: UnixMillis,
+}
+
+/// One routing-table entry as persisted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotNode {
+    /// The node.
+    pub node: NodeInfo,
+    /// Last time it answered one of our queries (wall clock), if known.
+    pub last_seen: UnixMillis,
+}
+
+/// What a node needs to restart warm: its id and the contacts of its routing tables.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RoutingSnapshot {
+    /// The node id in use when the snapshot was taken.
+    pub node_id: Option<Id>,
+    /// Contacts from every table (both address families).
+    pub nodes: Vec<SnapshotNode>,
+}
+
+/// Counts of what a store holds (for limits and metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct StoreCounts {
+    /// Items held.
+    pub items: usize,
+    /// info_hashes with at least one peer.
+    pub info_hashes: usize,
+    /// Peers over all info_hashes.
+    pub peers: usize,
+}
+
+/// Storage for items, peers and the routing-table snapshot.
+///
+/// Every implementation must pass [`crate::conformance::run_all`].
+pub trait Store {
+    /// The item stored under `target`, expired or not (the core checks deadlines).
+    fn get_item(&self, target: &Id) -> Result<Option<StoredItem>, StoreError>;
+    /// Inserts or replaces the item under `item.target`.
+    fn put_item(&mut self, item: StoredItem) -> Result<(), StoreError>;
+    /// Removes the item under `target`; true if one was there.
+    fn remove_item(&mut self, target: &Id) -> Result<bool, StoreError>;
+
+    /// Inserts the peer for `info_hash`, or updates its deadline if the address is there.
+    fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError>;
+    /// Every peer stored for `info_hash`, in a stable order (by address).
+    fn get_peers(&self, info_hash: &Id) -> Result<Vec<StoredPeer>, StoreError>;
+    /// Removes one peer; true if it was there.
+    fn remove_peer(&mut self, info_hash: &Id, addr: &SocketAddr) -> Result<bool, StoreError>;
+    /// Up to `max` info_hashes that have peers, in ascending order starting at `start`
+    /// (wrapping around), for BEP 51 samples.
+    fn info_hashes(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError>;
+
+    /// How much is held.
+    fn counts(&self) -> Result<StoreCounts, StoreError>;
+    /// Removes every item and peer whose deadline is at or before `now`;
+    /// returns how many items and peers were removed.
+    fn expire(&mut self, now: UnixMillis) -> Result<(usize, usize), StoreError>;
+
+    /// Replaces the persisted routing-table snapshot.
+    fn save_routing(&mut self, snapshot: &RoutingSnapshot) -> Result<(), StoreError>;
+    /// The last snapshot saved, if any.
+    fn load_routing(&self) -> Result<Option<RoutingSnapshot>, StoreError>;
+
+    /// Makes everything written so far durable (a no-op for memory stores).
+    fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn get_item(&self, target: &Id) -> Result<Option<StoredItem>, StoreError> {
+        (**self).get_item(target)
+    }
+    fn put_item(&mut self, item: StoredItem) -> Result<(), StoreError> {
+        (**self).put_item(item)
+    }
+    fn remove_item(&mut self, target: &Id) -> Result<bool, StoreError> {
+        (**self).remove_item(target)
+    }
+    fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
+        (**self).put_peer(info_hash, peer)
+    }
+    fn get_peers(&self, info_hash: &Id) -> Result<Vec<StoredPeer>, StoreError> {
+        (**self).get_peers(info_hash)
+    }
+    fn remove_peer(&mut self, info_hash: &Id, addr: &SocketAddr) -> Result<bool, StoreError> {
+        (**self).remove_peer(info_hash, addr)
+    }
+    fn info_hashes(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
+        (**self).info_hashes(start, max)
+    }
+    fn counts(&self) -> Result<StoreCounts, StoreError> {
+        (**self).counts()
+    }
+    fn expire(&mut self, now: UnixMillis) -> Result<(usize, usize), StoreError> {
+        (**self).expire(now)
+    }
+    fn save_routing(&mut self, snapshot: &RoutingSnapshot) -> Result<(), StoreError> {
+        (**self).save_routing(snapshot)
+    }
+    fn load_routing(&self) -> Result<Option<RoutingSnapshot>, StoreError> {
+        (**self).load_routing()
+    }
+    fn flush(&mut self) -> Result<(), StoreError> {
+        (**self).flush()
+    }
+}

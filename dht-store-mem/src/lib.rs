@@ -1,0 +1,1 @@
+//! In-memory [`dht_core::Store`]. (Written by the store work.)

@@ -1,0 +1,143 @@
+//! Node configuration: every tunable with its default and the reason for it.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::id::Id;
+
+/// How the node picks its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdPolicy {
+    /// Drawn from the node's seeded RNG.
+    Random,
+    /// Given (e.g. restored from a data dir).
+    Fixed(Id),
+    /// BEP 42: derived from the node's public IP (exempt addresses get a random id).
+    Bep42(IpAddr),
+    /// Derived from an ed25519 public key (authenticated transports such as QUIC):
+    /// see [`key_derived_id`]. Peers whose transport reports a verified key must
+    /// then use the id derived from that key, or their messages are dropped.
+    PublicKey([u8; 32]),
+}
+
+/// Domain tag hashed before the key in [`key_derived_id`], so that such ids cannot collide
+/// with any other SHA-1 use in the protocol.
+pub const KEY_ID_DOMAIN: &[u8] = b"dht-rs key-derived node id v1";
+
+/// The node id bound to an ed25519 public key: SHA-1(domain tag || key).
+pub fn key_derived_id(key: &[u8; 32]) -> Id {
+    Id::sha1_parts(&[KEY_ID_DOMAIN, key])
+}
+
+/// Storage limits enforced by the core (a store only keeps what it is told).
+///
+/// Policy when a limit is reached (documented in ARCHITECTURE.md):
+/// - items: a put of a *new* target is refused with 202 ("storage full"); existing
+///   items can still be updated and refreshed, so a flood of new items cannot push
+///   out what honest publishers keep alive;
+/// - info_hashes: an announce for a *new* info_hash is refused the same way;
+/// - peers per info_hash: the peer whose announcement expires first is replaced, so
+///   a swarm's list stays fresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most BEP 44 items held.
+    pub max_items: usize,
+    /// Most info_hashes with peers.
+    pub max_info_hashes: usize,
+    /// Most peers per info_hash.
+    pub max_peers_per_info_hash: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // A few tens of MB at worst (items are <= ~1.2 kB): a node on the public DHT
+        // stores what the ids near it attract, far below this.
+        Limits {
+            max_items: 16_384,
+            max_info_hashes: 16_384,
+            max_peers_per_info_hash: 256,
+        }
+    }
+}
+
+/// Everything that shapes a node's behaviour.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Bucket size and replication factor (BEP 5: 8).
+    pub k: usize,
+    /// Requests in flight per lookup (Kademlia's alpha: 3).
+    pub alpha: usize,
+    /// Seed of the node's ChaCha8 RNG (ids, tokens, transaction ids, refresh targets).
+    /// Runtimes seed it from the OS: tokens must be unpredictable.
+    pub seed: [u8; 32],
+    /// How the node id is chosen.
+    pub id_policy: IdPolicy,
+    /// BEP 43: answer no queries and mark ours with `ro` = 1.
+    pub read_only: bool,
+    /// `v` in our messages (4 bytes by convention).
+    pub version: Option<[u8; 4]>,
+    /// How long to wait for a reply before counting a timeout.
+    pub request_timeout: Duration,
+    /// Silence after which a node is questionable (BEP 5: 15 minutes).
+    pub questionable_after: Duration,
+    /// Failed queries in a row that make a node bad.
+    pub max_failures: u8,
+    /// Refresh a bucket not changed for this long (BEP 5: 15 minutes).
+    pub bucket_refresh: Duration,
+    /// Token secret rotation (BEP 5 reference: 5 minutes; tokens live 5 to 10 minutes).
+    pub token_rotation: Duration,
+    /// How long an announced peer is kept (30 minutes).
+    pub peer_ttl: Duration,
+    /// How long a BEP 44 item is kept without a refresh (BEP 44: 2 hours).
+    pub item_ttl: Duration,
+    /// How often housekeeping runs (expiry, refresh checks, routing snapshot).
+    pub maintenance_interval: Duration,
+    /// How often the routing table is saved to the store.
+    pub routing_save_interval: Duration,
+    /// BEP 51 `interval` we advertise (seconds).
+    pub sample_interval_secs: i64,
+    /// Storage limits.
+    pub limits: Limits,
+    /// Most candidates a lookup tracks (the closest are kept).
+    pub max_lookup_candidates: usize,
+    /// Most peers a get_peers lookup collects.
+    pub max_lookup_peers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            k: 8,
+            alpha: 3,
+            seed: [0; 32],
+            id_policy: IdPolicy::Random,
+            read_only: false,
+            version: Some(*b"RS\x00\x01"),
+            request_timeout: Duration::from_secs(2),
+            questionable_after: Duration::from_secs(15 * 60),
+            max_failures: 2,
+            bucket_refresh: Duration::from_secs(15 * 60),
+            token_rotation: Duration::from_secs(5 * 60),
+            peer_ttl: Duration::from_secs(30 * 60),
+            item_ttl: Duration::from_secs(2 * 60 * 60),
+            maintenance_interval: Duration::from_secs(30),
+            routing_save_interval: Duration::from_secs(5 * 60),
+            sample_interval_secs: 300,
+            limits: Limits::default(),
+            max_lookup_candidates: 64,
+            max_lookup_peers: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// Default config with the RNG seeded from a `u64` (for tests and simulations).
+    pub fn with_seed(seed: u64) -> Config {
+        let mut s = [0u8; 32];
+        s[..8].copy_from_slice(&seed.to_le_bytes());
+        Config {
+            seed: s,
+            ..Config::default()
+        }
+    }
+}

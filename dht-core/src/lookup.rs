@@ -1,0 +1,255 @@
+//! Iterative lookups: the candidate set of one query, its window and its end.
+//!
+//! Candidates are kept sorted by XOR distance to the target. At most `alpha`
+//! requests are in flight; the lookup ends when the `k` closest candidates that
+//! have not failed have all answered. A request that times out marks its
+//! candidate failed, which lets the next candidate into the window (replacement
+//! rather than retry: a silent node is rarely silent only once).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::id::{Distance, Id, NodeInfo};
+
+/// State of one candidate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CandidateState {
+    /// Not asked yet.
+    Fresh,
+    /// A request is in flight.
+    InFlight,
+    /// Answered; with the write token it handed us, if any.
+    Responded {
+        /// `token` from a get_peers / get reply.
+        token: Option<Vec<u8>>,
+    },
+    /// Timed out or answered with an error.
+    Failed,
+}
+
+/// A node a lookup knows about.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// The node.
+    pub node: NodeInfo,
+    /// Where it stands.
+    pub state: CandidateState,
+    /// 1 for a contact from our table; d + 1 for one learned from a depth-d node.
+    pub depth: u32,
+}
+
+/// The candidate set of one lookup.
+#[derive(Clone, Debug)]
+pub struct Candidates {
+    target: Id,
+    k: usize,
+    alpha: usize,
+    max: usize,
+    by_distance: BTreeMap<Distance, Candidate>,
+    in_flight: usize,
+}
+
+impl Candidates {
+    /// An empty set toward `target`.
+    pub fn new(target: Id, k: usize, alpha: usize, max: usize) -> Candidates {
+        Candidates {
+            target,
+            k: k.max(1),
+            alpha: alpha.max(1),
+            max: max.max(k),
+            by_distance: BTreeMap::new(),
+            in_flight: 0,
+        }
+    }
+
+    /// Adds a node unless it is already known (by id) or too far to matter.
+    pub fn add(&mut self, node: NodeInfo, depth: u32) {
+        let d = node.id.distance(&self.target);
+        if self.by_distance.contains_key(&d) {
+            return;
+        }
+        if self.by_distance.len() >= self.max {
+            // Full: only a node closer than the farthest fresh one gets in.
+            let far_fresh = self
+                .by_distance
+                .iter()
+                .rev()
+                .find(|(_, c)| c.state == CandidateState::Fresh)
+                .map(|(d, _)| *d);
+            match far_fresh {
+                Some(f) if d < f => {
+                    self.by_distance.remove(&f);
+                }
+                _ => return,
+            }
+        }
+        self.by_distance.insert(
+            d,
+            Candidate {
+                node,
+                state: CandidateState::Fresh,
+                depth,
+            },
+        );
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// The next candidates to ask: fresh ones within the window of the `k` closest
+    /// live candidates, while fewer than `alpha` requests are in flight.
+    pub fn next_to_query(&mut self) -> Vec<NodeInfo> {
+        let mut out = Vec::new();
+        let mut live = 0;
+        for c in self.by_distance.values_mut() {
+            if self.in_flight + out.len() >= self.alpha || live >= self.k {
+                break;
+            }
+            match c.state {
+                CandidateState::Failed => continue,
+                CandidateState::Fresh => {
+                    c.state = CandidateState::InFlight;
+                    out.push(c.node);
+                }
+                _ => {}
+            }
+            live += 1;
+        }
+        self.in_flight += out.len();
+        out
+    }
+
+    fn get_mut(&mut self, id: &Id) -> Option<&mut Candidate> {
+        self.by_distance.get_mut(&id.distance(&self.target))
+    }
+
+    /// The candidate `id` answered. Returns its depth (so learned nodes get depth + 1).
+    pub fn on_response(&mut self, id: &Id, token: Option<Vec<u8>>) -> Option<u32> {
+        let c = self.get_mut(id)?;
+        if c.state != CandidateState::InFlight {
+            return None;
+        }
+        c.state = CandidateState::Responded { token };
+        let depth = c.depth;
+        self.in_flight -= 1;
+        Some(depth)
+    }
+
+    /// Marks `id` as answered without a request of ours through this set (a bootstrap
+    /// router asked by address before its id was known).
+    pub fn force_responded(&mut self, id: &Id, token: Option<Vec<u8>>) {
+        let mut was_in_flight = false;
+        if let Some(c) = self.get_mut(id) {
+            was_in_flight = c.state == CandidateState::InFlight;
+            c.state = CandidateState::Responded { token };
+        }
+        if was_in_flight {
+            self.in_flight -= 1;
+        }
+    }
+
+    /// The candidate `id` failed (timeout or error).
+    pub fn on_failure(&mut self, id: &Id) {
+        if let Some(c) = self.get_mut(id) {
+            if c.state == CandidateState::InFlight {
+                c.state = CandidateState::Failed;
+                self.in_flight -= 1;
+            }
+        }
+    }
+
+    /// A candidate whose reply came from another id than the one we had for it.
+    pub fn on_wrong_id(&mut self, expected: &Id) {
+        self.on_failure(expected)
+    }
+
+    /// True when the `k` closest candidates that have not failed have all answered
+    /// (or there is nobody left to ask and nothing in flight).
+    pub fn is_done(&self) -> bool {
+        let mut seen = 0;
+        for c in self.by_distance.values() {
+            if seen >= self.k {
+                break;
+            }
+            match c.state {
+                CandidateState::Failed => continue,
+                CandidateState::Responded { .. } => seen += 1,
+                CandidateState::Fresh | CandidateState::InFlight => return false,
+            }
+        }
+        self.in_flight == 0 || seen >= self.k
+    }
+
+    /// The `k` closest candidates that answered, closest first, with their depth and token.
+    pub fn closest_responded(&self) -> Vec<(NodeInfo, u32, Option<Vec<u8>>)> {
+        self.by_distance
+            .values()
+            .filter_map(|c| match &c.state {
+                CandidateState::Responded { token } => Some((c.node, c.depth, token.clone())),
+                _ => None,
+            })
+            .take(self.k)
+            .collect()
+    }
+
+    /// Is `addr` the address on record for candidate `id`?
+    pub fn addr_matches(&self, id: &Id, addr: &SocketAddr) -> bool {
+        self.by_distance
+            .get(&id.distance(&self.target))
+            .is_some_and(|c| c.node.addr == *addr)
+    }
+
+    /// The target.
+    pub fn target(&self) -> Id {
+        self.target
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(b: u8) -> NodeInfo {
+        let mut id = [0u8; 20];
+        id[0] = b;
+        NodeInfo {
+            id: Id(id),
+            addr: SocketAddr::from(([127, 0, 0, 1], b as u16 + 1000)),
+        }
+    }
+
+    #[test]
+    fn window_alpha_and_termination() {
+        let mut c = Candidates::new(Id::ZERO, 2, 2, 16);
+        for b in 1..=5 {
+            c.add(n(b), 1);
+        }
+        let first = c.next_to_query();
+        assert_eq!(first, vec![n(1), n(2)]);
+        assert!(c.next_to_query().is_empty(), "alpha bound");
+        c.on_failure(&n(1).id);
+        // Node 1 failed: node 3 enters the window of the 2 closest live.
+        assert_eq!(c.next_to_query(), vec![n(3)]);
+        assert_eq!(c.on_response(&n(2).id, None), Some(1));
+        assert!(!c.is_done());
+        c.on_response(&n(3).id, None);
+        assert!(c.is_done(), "2 closest live (2, 3) answered");
+        let got: Vec<NodeInfo> = c.closest_responded().into_iter().map(|x| x.0).collect();
+        assert_eq!(got, vec![n(2), n(3)]);
+    }
+
+    #[test]
+    fn closer_nodes_learned_late_extend_the_lookup() {
+        let mut c = Candidates::new(Id::ZERO, 1, 1, 16);
+        c.add(n(9), 1);
+        assert_eq!(c.next_to_query(), vec![n(9)]);
+        c.on_response(&n(9).id, None);
+        c.add(n(2), 2);
+        assert!(!c.is_done());
+        assert_eq!(c.next_to_query(), vec![n(2)]);
+        c.on_response(&n(2).id, None);
+        assert!(c.is_done());
+    }
+}

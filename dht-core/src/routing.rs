@@ -1,0 +1,548 @@
+//! The routing table of one address family (BEP 5), as prefix buckets.
+//!
+//! Bucket `i` (for `i < len - 1`) holds nodes whose id shares exactly `i` leading
+//! bits with ours; the last bucket holds everything sharing at least `len - 1`
+//! bits. Only the last bucket (the one containing our own id) splits, which is
+//! the same structure as BEP 5's range-splitting table.
+//!
+//! Rules (BEP 5): a node is *good* if it answered us within `questionable_after`,
+//! or answered us ever and queried us within that time; *questionable* after that
+//! silence; *bad* after `max_failures` failed queries in a row. Only nodes that
+//! answered one of our queries enter the main buckets; others wait in a bucket's
+//! replacement cache. A full bucket of good nodes drops newcomers; questionable
+//! nodes are pinged before they are replaced (the caller sends the pings this
+//! table asks for).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::id::{Id, NodeInfo, ID_LEN};
+
+/// A routing-table entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    /// The node.
+    pub node: NodeInfo,
+    /// Last answer to one of our queries.
+    pub last_response: Option<Instant>,
+    /// Last query from it.
+    pub last_query: Option<Instant>,
+    /// Failed queries in a row.
+    pub failures: u8,
+}
+
+/// Health of an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Recently active.
+    Good,
+    /// Silent for a while: ping before trusting or replacing.
+    Questionable,
+    /// Failed repeatedly: replace.
+    Bad,
+}
+
+#[derive(Clone, Debug)]
+struct Bucket {
+    nodes: Vec<Entry>,
+    replacements: Vec<Entry>,
+    last_changed: Instant,
+}
+
+impl Bucket {
+    fn new(now: Instant) -> Bucket {
+        Bucket {
+            nodes: Vec::new(),
+            replacements: Vec::new(),
+            last_changed: now,
+        }
+    }
+}
+
+/// What [`RoutingTable::on_response`] did with a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// Already present: refreshed.
+    Updated,
+    /// Added to a main bucket.
+    Added,
+    /// Put in the replacement cache (bucket full); the listed questionable node
+    /// should be pinged so that it can be replaced if it is gone.
+    Cached(Option<NodeInfo>),
+    /// Not added (our own id, or an address already in the table under another id).
+    Rejected,
+}
+
+/// One address family's table.
+#[derive(Clone, Debug)]
+pub struct RoutingTable {
+    own: Id,
+    k: usize,
+    buckets: Vec<Bucket>,
+    questionable_after: Duration,
+    max_failures: u8,
+}
+
+impl RoutingTable {
+    /// An empty table for `own` with bucket size `k`.
+    pub fn new(own: Id, k: usize, questionable_after: Duration, max_failures: u8, now: Instant) -> Self {
+        RoutingTable {
+            own,
+            k: k.max(1),
+            buckets: vec![Bucket::new(now)],
+            questionable_after,
+            max_failures: max_failures.max(1),
+        }
+    }
+
+    /// Our id.
+    pub fn own_id(&self) -> Id {
+        self.own
+    }
+
+    /// Bucket size.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Number of buckets (grows as the bucket holding our id splits).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Nodes in the main buckets.
+    pub fn len(&self) -> usize {
+        self.buckets.iter().map(|b| b.nodes.len()).sum()
+    }
+
+    /// True when no node is in the main buckets.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.iter().all(|b| b.nodes.is_empty())
+    }
+
+    /// Nodes in replacement caches.
+    pub fn replacement_len(&self) -> usize {
+        self.buckets.iter().map(|b| b.replacements.len()).sum()
+    }
+
+    fn bucket_index(&self, id: &Id) -> usize {
+        self.own.common_prefix_len(id).min(self.buckets.len() - 1)
+    }
+
+    /// Health of `e` at `now`.
+    pub fn health(&self, e: &Entry, now: Instant) -> Health {
+        if e.failures >= self.max_failures {
+            return Health::Bad;
+        }
+        let recent = |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < self.questionable_after);
+        if recent(e.last_response) || (e.last_response.is_some() && recent(e.last_query)) {
+            Health::Good
+        } else {
+            Health::Questionable
+        }
+    }
+
+    /// Looks a node up by id.
+    pub fn get(&self, id: &Id) -> Option<&Entry> {
+        let b = &self.buckets[self.bucket_index(id)];
+        b.nodes.iter().find(|e| e.node.id == *id)
+    }
+
+    fn addr_taken_by_other(&self, node: &NodeInfo) -> bool {
+        // Addresses are unique in the table: one endpoint cannot hold two ids.
+        self.buckets
+            .iter()
+            .flat_map(|b| b.nodes.iter())
+            .any(|e| e.node.addr == node.addr && e.node.id != node.id)
+    }
+
+    /// `node` answered one of our queries.
+    pub fn on_response(&mut self, node: NodeInfo, now: Instant) -> Insert {
+        if node.id == self.own {
+            return Insert::Rejected;
+        }
+        let idx = self.bucket_index(&node.id);
+        if let Some(e) = self.buckets[idx].nodes.iter_mut().find(|e| e.node.id == node.id) {
+            if e.node.addr != node.addr {
+                // Same id from a new address: keep the one on record until it fails.
+                return Insert::Rejected;
+            }
+            e.last_response = Some(now);
+            e.failures = 0;
+            return Insert::Updated;
+        }
+        if self.addr_taken_by_other(&node) {
+            return Insert::Rejected;
+        }
+        let entry = Entry {
+            node,
+            last_response: Some(now),
+            last_query: None,
+            failures: 0,
+        };
+        self.insert(entry, now)
+    }
+
+    fn insert(&mut self, entry: Entry, now: Instant) -> Insert {
+        loop {
+            let idx = self.bucket_index(&entry.node.id);
+            let last = self.buckets.len() - 1;
+            let k = self.k;
+            let bucket = &mut self.buckets[idx];
+            bucket.replacements.retain(|r| r.node.id != entry.node.id);
+            if bucket.nodes.len() < k {
+                bucket.nodes.push(entry);
+                bucket.last_changed = now;
+                return Insert::Added;
+            }
+            if idx == last && self.buckets.len() < ID_LEN * 8 {
+                self.split_last(now);
+                continue;
+            }
+            // Full bucket that may not split: replace a bad node, else cache and
+            // ask for the stalest questionable node to be pinged.
+            let mut bad = None;
+            let mut questionable: Option<(usize, Option<Instant>)> = None;
+            for (i, e) in self.buckets[idx].nodes.iter().enumerate() {
+                match self.health(e, now) {
+                    Health::Bad => {
+                        bad = Some(i);
+                        break;
+                    }
+                    Health::Questionable => {
+                        if questionable.is_none_or(|(_, t)| e.last_response < t) {
+                            questionable = Some((i, e.last_response));
+                        }
+                    }
+                    Health::Good => {}
+                }
+            }
+            let bucket = &mut self.buckets[idx];
+            if let Some(i) = bad {
+                bucket.nodes[i] = entry;
+                bucket.last_changed = now;
+                return Insert::Added;
+            }
+            push_replacement(&mut bucket.replacements, entry, k);
+            return Insert::Cached(questionable.map(|(i, _)| bucket.nodes[i].node));
+        }
+    }
+
+    fn split_last(&mut self, now: Instant) {
+        let depth = self.buckets.len() - 1;
+        let old = self.buckets.pop().unwrap_or_else(|| Bucket::new(now));
+        let mut near = Bucket::new(now);
+        let mut far = Bucket::new(now);
+        near.last_changed = old.last_changed;
+        far.last_changed = old.last_changed;
+        for e in old.nodes {
+            if self.own.common_prefix_len(&e.node.id) > depth {
+                near.nodes.push(e);
+            } else {
+                far.nodes.push(e);
+            }
+        }
+        for e in old.replacements {
+            if self.own.common_prefix_len(&e.node.id) > depth {
+                near.replacements.push(e);
+            } else {
+                far.replacements.push(e);
+            }
+        }
+        self.buckets.push(far);
+        self.buckets.push(near);
+    }
+
+    /// `node` sent us a query. Known nodes get `last_query` updated; unknown ones
+    /// go to the replacement cache (they have not answered us yet). Returns true
+    /// when the node is unknown and its bucket has room, so the caller should ping
+    /// it to let it in.
+    pub fn on_query(&mut self, node: NodeInfo, now: Instant) -> bool {
+        if node.id == self.own {
+            return false;
+        }
+        let idx = self.bucket_index(&node.id);
+        let last = self.buckets.len() - 1;
+        let k = self.k;
+        let bucket = &mut self.buckets[idx];
+        if let Some(e) = bucket.nodes.iter_mut().find(|e| e.node.id == node.id) {
+            if e.node.addr == node.addr {
+                e.last_query = Some(now);
+            }
+            return false;
+        }
+        let room = bucket.nodes.len() < k || idx == last;
+        let entry = Entry {
+            node,
+            last_response: None,
+            last_query: Some(now),
+            failures: 0,
+        };
+        if !bucket.replacements.iter().any(|r| r.node.id == node.id) {
+            push_replacement(&mut bucket.replacements, entry, k);
+        }
+        room
+    }
+
+    /// A query to `id` at `addr` timed out. Returns true if the node became bad and
+    /// was replaced from the cache or removed.
+    pub fn on_timeout(&mut self, id: &Id, addr: &SocketAddr, now: Instant) -> bool {
+        let idx = self.bucket_index(id);
+        let max_failures = self.max_failures;
+        let bucket = &mut self.buckets[idx];
+        let Some(pos) = bucket.nodes.iter().position(|e| e.node.id == *id && e.node.addr == *addr) else {
+            bucket.replacements.retain(|r| !(r.node.id == *id && r.node.addr == *addr));
+            return false;
+        };
+        bucket.nodes[pos].failures = bucket.nodes[pos].failures.saturating_add(1);
+        if bucket.nodes[pos].failures < max_failures {
+            return false;
+        }
+        // Prefer a replacement that has answered us, newest first.
+        let pick = bucket
+            .replacements
+            .iter()
+            .rposition(|r| r.last_response.is_some())
+            .or_else(|| bucket.replacements.len().checked_sub(1));
+        match pick {
+            Some(r) if bucket.replacements[r].last_response.is_some() => {
+                let rep = bucket.replacements.remove(r);
+                bucket.nodes[pos] = rep;
+            }
+            _ => {
+                bucket.nodes.remove(pos);
+            }
+        }
+        bucket.last_changed = now;
+        true
+    }
+
+    /// Nodes in the replacement caches that have never answered and whose bucket
+    /// has room: candidates to ping so they can enter.
+    pub fn unverified_with_room(&self, max: usize) -> Vec<NodeInfo> {
+        let mut out = Vec::new();
+        for b in &self.buckets {
+            if b.nodes.len() < self.k {
+                for r in b.replacements.iter().rev() {
+                    if out.len() >= max {
+                        return out;
+                    }
+                    out.push(r.node);
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes a node (e.g. it answered with another id).
+    pub fn remove(&mut self, id: &Id) -> bool {
+        let idx = self.bucket_index(id);
+        let bucket = &mut self.buckets[idx];
+        let before = bucket.nodes.len();
+        bucket.nodes.retain(|e| e.node.id != *id);
+        before != bucket.nodes.len()
+    }
+
+    /// Up to `n` non-bad nodes closest to `target`, closest first.
+    pub fn closest(&self, target: &Id, n: usize, now: Instant) -> Vec<NodeInfo> {
+        let mut out: Vec<NodeInfo> = Vec::with_capacity(n.min(self.len()));
+        if n == 0 {
+            return out;
+        }
+        let c = self.bucket_index(target);
+        // Buckets ordered by how close their nodes are to the target (see module doc):
+        // bucket c holds the closest; buckets above c come next (they share exactly c
+        // bits with the target, as does the remainder of the last bucket), then c-1, c-2, ...
+        let take = |range: &mut dyn Iterator<Item = usize>, out: &mut Vec<NodeInfo>| {
+            let start = out.len();
+            for i in range {
+                for e in &self.buckets[i].nodes {
+                    if self.health(e, now) != Health::Bad {
+                        out.push(e.node);
+                    }
+                }
+            }
+            out[start..].sort_unstable_by_key(|x| x.id.distance(target));
+        };
+        take(&mut std::iter::once(c), &mut out);
+        if out.len() < n {
+            take(&mut (c + 1..self.buckets.len()), &mut out);
+        }
+        let mut i = c;
+        while out.len() < n && i > 0 {
+            i -= 1;
+            take(&mut std::iter::once(i), &mut out);
+        }
+        out.truncate(n);
+        out
+    }
+
+    /// Every entry in the main buckets.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.buckets.iter().flat_map(|b| b.nodes.iter())
+    }
+
+    /// Buckets not changed since `now - refresh`, as (bucket index, random target in range).
+    pub fn stale_buckets(&self, now: Instant, refresh: Duration) -> Vec<usize> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| now.saturating_duration_since(b.last_changed) >= refresh)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Marks a bucket as refreshed (a lookup into its range was started).
+    pub fn touch_bucket(&mut self, idx: usize, now: Instant) {
+        if let Some(b) = self.buckets.get_mut(idx) {
+            b.last_changed = now;
+        }
+    }
+
+    /// Questionable nodes to ping (stalest first within each bucket), at most `max`.
+    pub fn questionable(&self, now: Instant, max: usize) -> Vec<NodeInfo> {
+        let mut out = Vec::new();
+        for b in &self.buckets {
+            for e in &b.nodes {
+                if out.len() >= max {
+                    return out;
+                }
+                if self.health(e, now) == Health::Questionable {
+                    out.push(e.node);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn push_replacement(cache: &mut Vec<Entry>, entry: Entry, k: usize) {
+    cache.retain(|r| r.node.id != entry.node.id);
+    if cache.len() >= k {
+        // Oldest out: the newest contacts are the likeliest to be alive.
+        cache.remove(0);
+    }
+    cache.push(entry);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id_with_prefix(first: u8, last: u8) -> Id {
+        let mut b = [0u8; 20];
+        b[0] = first;
+        b[19] = last;
+        Id(b)
+    }
+
+    fn node(id: Id, port: u16) -> NodeInfo {
+        NodeInfo {
+            id,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    const MIN15: Duration = Duration::from_secs(15 * 60);
+
+    #[test]
+    fn splits_only_own_bucket_and_drops_when_full() {
+        let now = Instant::now();
+        let mut t = RoutingTable::new(Id::ZERO, 8, MIN15, 2, now);
+        // 20 nodes that all differ from us in the first bit: bucket 0 fills at 8.
+        for i in 0..20u8 {
+            let r = t.on_response(node(id_with_prefix(0x80, i + 1), 1000 + i as u16), now);
+            if i < 8 {
+                assert_eq!(r, Insert::Added);
+            } else {
+                assert!(matches!(r, Insert::Cached(None)), "{r:?}");
+            }
+        }
+        assert_eq!(t.len(), 8);
+        assert_eq!(t.replacement_len(), 8, "replacement cache bounded by k");
+        // Nodes close to us split the own bucket.
+        for i in 0..8u8 {
+            assert_eq!(t.on_response(node(id_with_prefix(0x01, i + 1), 2000 + i as u16), now), Insert::Added);
+        }
+        assert_eq!(t.len(), 16);
+        assert!(t.bucket_count() > 1);
+    }
+
+    #[test]
+    fn questionable_pinged_bad_replaced() {
+        let t0 = Instant::now();
+        let mut t = RoutingTable::new(Id::ZERO, 2, MIN15, 2, t0);
+        let a = node(id_with_prefix(0x80, 1), 1);
+        let b = node(id_with_prefix(0x80, 2), 2);
+        let c = node(id_with_prefix(0x80, 3), 3);
+        // Fill bucket 0 and force a split so bucket 0 cannot split further.
+        t.on_response(a, t0);
+        t.on_response(b, t0);
+        t.on_response(node(id_with_prefix(0x01, 1), 9), t0);
+        // Fresh bucket of good nodes: newcomer cached, nobody to ping.
+        assert_eq!(t.on_response(c, t0), Insert::Cached(None));
+        // 16 minutes later both are questionable: the stalest is named for a ping.
+        let t1 = t0 + Duration::from_secs(16 * 60);
+        t.on_response(a, t1 - Duration::from_secs(60));
+        assert_eq!(t.on_response(c, t1), Insert::Cached(Some(b)));
+        assert_eq!(t.health(t.get(&b.id).unwrap(), t1), Health::Questionable);
+        // b fails twice: it is replaced by c, which has answered us.
+        assert!(!t.on_timeout(&b.id, &b.addr, t1));
+        assert!(t.on_timeout(&b.id, &b.addr, t1));
+        assert!(t.get(&b.id).is_none());
+        assert!(t.get(&c.id).is_some());
+    }
+
+    #[test]
+    fn queriers_do_not_enter_main_buckets() {
+        let now = Instant::now();
+        let mut t = RoutingTable::new(Id::ZERO, 8, MIN15, 2, now);
+        let n = node(id_with_prefix(0x40, 1), 5);
+        assert!(t.on_query(n, now), "room: caller should ping it");
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.replacement_len(), 1);
+        assert_eq!(t.on_response(n, now), Insert::Added);
+        assert_eq!(t.replacement_len(), 0);
+    }
+
+    #[test]
+    fn good_rule_counts_queries_only_after_an_answer() {
+        let t0 = Instant::now();
+        let mut t = RoutingTable::new(Id::ZERO, 8, MIN15, 2, t0);
+        let n = node(id_with_prefix(0x40, 1), 5);
+        t.on_response(n, t0);
+        let t1 = t0 + Duration::from_secs(20 * 60);
+        assert_eq!(t.health(t.get(&n.id).unwrap(), t1), Health::Questionable);
+        t.on_query(n, t1);
+        assert_eq!(t.health(t.get(&n.id).unwrap(), t1), Health::Good);
+    }
+
+    #[test]
+    fn one_address_one_id() {
+        let now = Instant::now();
+        let mut t = RoutingTable::new(Id::ZERO, 8, MIN15, 2, now);
+        t.on_response(node(id_with_prefix(0x40, 1), 5), now);
+        assert_eq!(t.on_response(node(id_with_prefix(0x41, 1), 5), now), Insert::Rejected);
+        assert_eq!(t.on_response(node(id_with_prefix(0x40, 1), 6), now), Insert::Rejected);
+    }
+
+    #[test]
+    fn closest_matches_brute_force() {
+        use rand_chacha::rand_core::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let now = Instant::now();
+        let own = Id::random(&mut rng);
+        let mut t = RoutingTable::new(own, 8, MIN15, 2, now);
+        for p in 0..3000u16 {
+            t.on_response(node(Id::random(&mut rng), p), now);
+        }
+        let all: Vec<NodeInfo> = t.entries().map(|e| e.node).collect();
+        for _ in 0..200 {
+            let target = Id::random(&mut rng);
+            let mut brute = all.clone();
+            brute.sort_by_key(|n| n.id.distance(&target));
+            brute.truncate(8);
+            assert_eq!(t.closest(&target, 8, now), brute);
+        }
+    }
+}

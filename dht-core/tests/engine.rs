@@ -1,0 +1,360 @@
+//! The engine through its public API: nodes exchanging real KRPC datagrams in memory.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{Net, TestStore, WALL0};
+use dht_core::bep44::MutableItem;
+use dht_core::id::Id;
+use dht_core::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Query, Response};
+use dht_core::{Config, Family, Node, Outcome};
+use ed25519_dalek::SigningKey;
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn stored(o: &Outcome) -> (usize, Vec<i64>) {
+    match o {
+        Outcome::Stored { stored_at, errors, .. } => (stored_at.len(), errors.iter().map(|e| e.1.code).collect()),
+        other => panic!("expected Stored, got {other:?}"),
+    }
+}
+
+#[test]
+fn two_nodes_complete_every_command() {
+    let mut net = Net::new(2, 1, false, |_| {});
+    let (a, b) = (0, 1);
+    let now = net.now;
+
+    // ping
+    let q = net.nodes[a].ping(now, net.addrs[b]);
+    let d = net.wait(a, q);
+    assert_eq!(d.outcome, Outcome::Ping { node: Some(dht_core::NodeInfo { id: net.nodes[b].id(), addr: net.addrs[b] }) });
+    assert_eq!(d.stats.requests, 1);
+    assert_eq!(d.stats.responses, 1);
+
+    // bootstrap: b answered, so it is in a's table; a is in b's after b pings it back.
+    let baddr = net.addrs[b];
+    let q = net.nodes[a].bootstrap(net.now, &[baddr]);
+    let d = net.wait(a, q);
+    match &d.outcome {
+        Outcome::Nodes { closest } => assert_eq!(closest[0].addr, net.addrs[b]),
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(net.nodes[a].routing_table(Family::V4).len(), 1);
+    net.run_for(Duration::from_secs(60));
+    assert_eq!(net.nodes[b].routing_table(Family::V4).len(), 1, "b verified a by pinging it");
+
+    // find_node
+    let target = Id::random(&mut rand_core::OsRng);
+    let q = net.nodes[a].find_node(net.now, target);
+    let d = net.wait(a, q);
+    assert!(matches!(d.outcome, Outcome::Nodes { ref closest } if closest.len() == 1));
+    assert_eq!(d.stats.hops, 1);
+
+    // announce_peer then get_peers from the other side
+    let ih = Id::sha1(b"some torrent");
+    let q = net.nodes[a].announce_peer(net.now, ih, Some(51413));
+    let d = net.wait(a, q);
+    assert_eq!(stored(&d.outcome), (1, vec![]));
+    let q = net.nodes[b].get_peers(net.now, ih);
+    let d = net.wait(b, q);
+    // b's only contact is a, which holds nothing; b itself stored the peer.
+    assert!(matches!(d.outcome, Outcome::Peers { .. }));
+    let q = net.nodes[a].get_peers(net.now, ih);
+    let d = net.wait(a, q);
+    match d.outcome {
+        Outcome::Peers { peers, .. } => assert_eq!(peers, vec![SocketAddr::new(net.addrs[a].ip(), 51413)]),
+        o => panic!("{o:?}"),
+    }
+    // implied_port uses the UDP source port
+    let ih2 = Id::sha1(b"implied");
+    let q = net.nodes[a].announce_peer(net.now, ih2, None);
+    net.wait(a, q);
+    let q = net.nodes[a].get_peers(net.now, ih2);
+    match net.wait(a, q).outcome {
+        Outcome::Peers { peers, .. } => assert_eq!(peers, vec![net.addrs[a]]),
+        o => panic!("{o:?}"),
+    }
+
+    // immutable put / get
+    let value = b"12:Hello World!".to_vec();
+    let q = net.nodes[a].put_immutable(net.now, value.clone());
+    let d = net.wait(a, q);
+    assert_eq!(stored(&d.outcome), (1, vec![]));
+    let target = Id::sha1(&value);
+    let q = net.nodes[a].get_immutable(net.now, target);
+    assert_eq!(net.wait(a, q).outcome, Outcome::Immutable { value: Some(value.clone()) });
+
+    // mutable put / get, seq rules and cas
+    let k = key(7);
+    let item1 = MutableItem::sign(&k, b"salt", 1, b"5:first");
+    let q = net.nodes[a].put_mutable(net.now, item1.clone(), None);
+    assert_eq!(stored(&net.wait(a, q).outcome), (1, vec![]));
+    let q = net.nodes[a].get_mutable(net.now, k.verifying_key().to_bytes(), b"salt", None);
+    assert_eq!(net.wait(a, q).outcome, Outcome::Mutable { item: Some(item1.clone()) });
+    // same seq, other value: 302
+    let clash = MutableItem::sign(&k, b"salt", 1, b"5:other");
+    let q = net.nodes[a].put_mutable(net.now, clash, None);
+    assert_eq!(stored(&net.wait(a, q).outcome), (0, vec![code::SEQ_TOO_LOW]));
+    // same seq, same value: a refresh, accepted
+    let q = net.nodes[a].put_mutable(net.now, item1.clone(), None);
+    assert_eq!(stored(&net.wait(a, q).outcome), (1, vec![]));
+    // cas mismatch: 301
+    let item2 = MutableItem::sign(&k, b"salt", 2, b"6:second");
+    let q = net.nodes[a].put_mutable(net.now, item2.clone(), Some(5));
+    assert_eq!(stored(&net.wait(a, q).outcome), (0, vec![code::CAS_MISMATCH]));
+    // cas match: accepted
+    let q = net.nodes[a].put_mutable(net.now, item2.clone(), Some(1));
+    assert_eq!(stored(&net.wait(a, q).outcome), (1, vec![]));
+    // lower seq: 302
+    let q = net.nodes[a].put_mutable(net.now, item1, None);
+    assert_eq!(stored(&net.wait(a, q).outcome), (0, vec![code::SEQ_TOO_LOW]));
+    let q = net.nodes[b].get_mutable(net.now, k.verifying_key().to_bytes(), b"salt", None);
+    assert_eq!(net.wait(b, q).outcome, Outcome::Mutable { item: Some(item2) });
+
+    // sample_infohashes: b holds the two info_hashes a announced
+    let q = net.nodes[a].sample_infohashes(net.now, Id::ZERO);
+    match net.wait(a, q).outcome {
+        Outcome::Samples { samples, num_max } => {
+            let mut want = vec![ih, ih2];
+            want.sort();
+            assert_eq!(samples, want);
+            assert_eq!(num_max, 2);
+        }
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn ping_of_a_silent_address_times_out() {
+    let mut net = Net::new(1, 2, false, |_| {});
+    let q = net.nodes[0].ping(net.now, "127.9.9.9:1".parse().unwrap());
+    let d = net.wait(0, q);
+    assert_eq!(d.outcome, Outcome::Ping { node: None });
+    assert_eq!(d.stats.timeouts, 1);
+}
+
+fn raw_query(id: Id, method: Method) -> Vec<u8> {
+    Message {
+        transaction_id: b"xy".to_vec(),
+        version: None,
+        read_only: false,
+        requester_ip: None,
+        body: Body::Query(Query { id, method }),
+    }
+    .to_bytes()
+}
+
+fn drain(node: &mut Node<TestStore>) -> Vec<(SocketAddr, Message)> {
+    let mut out = Vec::new();
+    while let Some(t) = node.poll_transmit() {
+        out.push((t.to, krpc::decode(&t.payload).expect("we send what we can decode")));
+    }
+    out
+}
+
+fn one_node() -> (Node<TestStore>, std::time::Instant) {
+    let now = std::time::Instant::now();
+    (Node::new(Config::with_seed(9), TestStore::default(), now, WALL0), now)
+}
+
+#[test]
+fn never_answers_responses_errors_or_packets_without_t() {
+    let (mut n, now) = one_node();
+    let from: SocketAddr = "127.0.0.5:4000".parse().unwrap();
+    let resp = Message {
+        transaction_id: b"zz".to_vec(),
+        version: None,
+        read_only: false,
+        requester_ip: None,
+        body: Body::Response(Response {
+            id: Id([1; 20]),
+            ..Response::default()
+        }),
+    };
+    n.handle_datagram(now, from, None, &resp.to_bytes());
+    let err = Message {
+        body: Body::Error(ErrorBody {
+            code: 201,
+            message: "x".into(),
+        }),
+        ..resp.clone()
+    };
+    n.handle_datagram(now, from, None, &err.to_bytes());
+    // A query without t, and garbage.
+    n.handle_datagram(now, from, None, b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:y1:qe");
+    n.handle_datagram(now, from, None, b"\xff\x00garbage");
+    assert!(drain(&mut n).is_empty());
+    assert_eq!(n.stats().unexpected_replies, 2);
+}
+
+#[test]
+fn malformed_query_gets_203_and_unknown_method_204() {
+    let (mut n, now) = one_node();
+    let from: SocketAddr = "127.0.0.5:4000".parse().unwrap();
+    // find_node without target
+    n.handle_datagram(now, from, None, b"d1:ad2:id20:abcdefghij0123456789e1:q9:find_node1:t2:aa1:y1:qe");
+    let out = drain(&mut n);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, from);
+    match &out[0].1.body {
+        Body::Error(e) => assert_eq!(e.code, code::PROTOCOL),
+        b => panic!("{b:?}"),
+    }
+    assert_eq!(out[0].1.transaction_id, b"aa");
+    n.handle_datagram(now, from, None, &raw_query(Id([3; 20]), Method::Unknown { name: b"frobnicate".to_vec() }));
+    let out = drain(&mut n);
+    match &out[0].1.body {
+        Body::Error(e) => assert_eq!(e.code, code::METHOD_UNKNOWN),
+        b => panic!("{b:?}"),
+    }
+}
+
+#[test]
+fn put_errors_come_in_the_documented_order() {
+    let (mut n, now) = one_node();
+    let from: SocketAddr = "127.0.0.5:4000".parse().unwrap();
+    let k = key(3);
+    let mut put = |n: &mut Node<TestStore>, args: PutArgs| -> i64 {
+        n.handle_datagram(now, from, None, &raw_query(Id([3; 20]), Method::Put(args)));
+        match &drain(n)[0].1.body {
+            Body::Error(e) => e.code,
+            Body::Response(_) => 0,
+            b => panic!("{b:?}"),
+        }
+    };
+    let big = {
+        let mut v = b"1001:".to_vec();
+        v.extend(std::iter::repeat_n(b'x', 1001));
+        v
+    };
+    let signed = |seq, salt: &[u8], v: &[u8]| {
+        let it = MutableItem::sign(&k, salt, seq, v);
+        Some(krpc::MutablePut {
+            key: it.key,
+            signature: it.signature,
+            seq,
+            salt: salt.to_vec(),
+            cas: None,
+        })
+    };
+    // Too big beats everything else (bad token, bad salt).
+    let mut m = signed(1, &[b's'; 65], b"1:x");
+    assert_eq!(put(&mut n, PutArgs { token: b"bad".to_vec(), value: big.clone(), mutable: m.clone() }), code::VALUE_TOO_BIG);
+    // Then salt.
+    assert_eq!(put(&mut n, PutArgs { token: b"bad".to_vec(), value: b"1:x".to_vec(), mutable: m.clone() }), code::SALT_TOO_BIG);
+    // Then token.
+    m = signed(1, b"s", b"1:x");
+    if let Some(mm) = m.as_mut() {
+        mm.signature[0] ^= 1;
+    }
+    assert_eq!(put(&mut n, PutArgs { token: b"bad".to_vec(), value: b"1:x".to_vec(), mutable: m.clone() }), code::PROTOCOL);
+    // With a good token: bad signature.
+    n.handle_datagram(now, from, None, &raw_query(Id([3; 20]), Method::Get { target: Id::ZERO, seq: None, want: Default::default() }));
+    let token = match &drain(&mut n)[0].1.body {
+        Body::Response(r) => r.token.clone().unwrap(),
+        b => panic!("{b:?}"),
+    };
+    assert_eq!(put(&mut n, PutArgs { token: token.clone(), value: b"1:x".to_vec(), mutable: m }), code::INVALID_SIGNATURE);
+    // Good put, then cas mismatch, then stale seq.
+    assert_eq!(put(&mut n, PutArgs { token: token.clone(), value: b"1:x".to_vec(), mutable: signed(5, b"s", b"1:x") }), 0);
+    let mut cas = signed(6, b"s", b"1:y");
+    if let Some(c) = cas.as_mut() {
+        c.cas = Some(4);
+    }
+    assert_eq!(put(&mut n, PutArgs { token: token.clone(), value: b"1:y".to_vec(), mutable: cas }), code::CAS_MISMATCH);
+    assert_eq!(put(&mut n, PutArgs { token: token.clone(), value: b"1:y".to_vec(), mutable: signed(4, b"s", b"1:y") }), code::SEQ_TOO_LOW);
+    assert_eq!(put(&mut n, PutArgs { token, value: b"1:y".to_vec(), mutable: signed(5, b"s", b"1:y") }), code::SEQ_TOO_LOW);
+}
+
+#[test]
+fn read_only_nodes_answer_nothing_and_are_not_added() {
+    let mut net = Net::new(2, 3, false, |_| {});
+    let mut cfg = Config::with_seed(77);
+    cfg.read_only = true;
+    let ro = net.add_node(cfg, false);
+    let a0 = net.addrs[0];
+    let q = net.nodes[1].bootstrap(net.now, &[a0]);
+    net.wait(1, q);
+    let q = net.nodes[ro].bootstrap(net.now, &[a0]);
+    let d = net.wait(ro, q);
+    assert!(matches!(d.outcome, Outcome::Nodes { ref closest } if !closest.is_empty()), "ro node can still look up");
+    net.run_for(Duration::from_secs(120));
+    for i in 0..2 {
+        assert!(net.nodes[i].routing_table(Family::V4).entries().all(|e| e.node.addr != net.addrs[ro]), "node {i} added the read-only node");
+    }
+    // And it answers no query.
+    let q = net.nodes[0].ping(net.now, net.addrs[ro]);
+    assert_eq!(net.wait(0, q).outcome, Outcome::Ping { node: None });
+}
+
+#[test]
+fn network_of_64_nodes_put_get_announce_over_ipv4_and_ipv6() {
+    for v6 in [false, true] {
+        let mut net = Net::new(64, 4, v6, |_| {});
+        net.bootstrap_all();
+        for i in 0..64 {
+            let fam = if v6 { Family::V6 } else { Family::V4 };
+            assert!(net.nodes[i].routing_table(fam).len() >= 8, "node {i} table too small");
+        }
+        let value = b"i42e".to_vec();
+        let q = net.nodes[5].put_immutable(net.now, value.clone());
+        let (n, errs) = stored(&net.wait(5, q).outcome);
+        assert_eq!((n, errs), (8, vec![]), "stored at K nodes");
+        let q = net.nodes[40].get_immutable(net.now, Id::sha1(&value));
+        let d = net.wait(40, q);
+        assert_eq!(d.outcome, Outcome::Immutable { value: Some(value) });
+        assert!(d.stats.hops >= 1);
+
+        let ih = Id::sha1(b"swarm");
+        for i in [1, 2, 3] {
+            let q = net.nodes[i].announce_peer(net.now, ih, Some(6000 + i as u16));
+            assert_eq!(stored(&net.wait(i, q).outcome).0, 8);
+        }
+        let q = net.nodes[60].get_peers(net.now, ih);
+        match net.wait(60, q).outcome {
+            Outcome::Peers { peers, .. } => assert_eq!(peers.len(), 3, "{peers:?}"),
+            o => panic!("{o:?}"),
+        }
+    }
+}
+
+#[test]
+fn one_seed_replays_one_run() {
+    let run = |seed| {
+        let mut net = Net::new(16, seed, false, |_| {});
+        net.log = Some(Vec::new());
+        net.bootstrap_all();
+        let q = net.nodes[3].put_immutable(net.now, b"3:abc".to_vec());
+        net.wait(3, q);
+        let log = net.log.take().unwrap();
+        Id::sha1(&log.iter().flat_map(|(f, t, p)| format!("{f}{t}").into_bytes().into_iter().chain(p.iter().copied())).collect::<Vec<u8>>())
+    };
+    assert_eq!(run(5), run(5));
+    assert_ne!(run(5), run(6));
+}
+
+#[test]
+fn restarted_node_rejoins_from_its_saved_table() {
+    let mut net = Net::new(20, 8, false, |_| {});
+    net.bootstrap_all();
+    let snap = net.nodes[7].routing_snapshot(net.now);
+    assert!(snap.nodes.len() >= 8);
+    // A fresh node with that snapshot in its store and no bootstrap routers.
+    let mut store = TestStore::default();
+    dht_core::Store::save_routing(&mut store, &snap).unwrap();
+    let mut cfg = Config::with_seed(999);
+    cfg.id_policy = dht_core::IdPolicy::Fixed(snap.node_id.unwrap());
+    let node = Node::new(cfg, store, net.now, WALL0);
+    net.nodes.push(node);
+    let i = net.nodes.len() - 1;
+    net.addrs.push("127.0.200.1:6881".parse().unwrap());
+    net.alive.push(true);
+    let q = net.nodes[i].bootstrap(net.now, &[]);
+    let d = net.wait(i, q);
+    assert!(matches!(d.outcome, Outcome::Nodes { ref closest } if closest.len() == 8), "{:?}", d.outcome);
+}

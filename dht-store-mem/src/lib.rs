@@ -1,1 +1,226 @@
-//! In-memory [`dht_core::Store`]. (Written by the store work.)
+//! # dht-store-mem: an in-memory [`Store`] for dht-core
+//!
+//! [`MemStore`] keeps BEP 44 items, announced peers and the routing-table snapshot in
+//! ordered maps. Nothing survives the process: use it for tests, simulations and nodes
+//! that restart cold. It never fails (every method returns `Ok`).
+//!
+//! Everything is a `BTreeMap` or `BTreeSet`, never a `HashMap` with a random hasher, so
+//! iteration order (which reaches [`Store::get_peers`] and [`Store::info_hashes`]) is the
+//! same in every run, and a seeded simulation replays exactly.
+//!
+//! ## Cost
+//! Besides the items and peers themselves, the store keeps a deadline index per kind:
+//! a `BTreeSet` of `(expires_at, key)`. [`Store::expire`] walks that index from its
+//! earliest entry and stops at the first deadline after `now`, so one call costs
+//! O((k + 1) log n) for k expired entries out of n, not O(n). A put or remove keeps the
+//! index in step at O(log n).
+//!
+//! ```
+//! use dht_core::store::{Store, StoredPeer};
+//! use dht_core::Id;
+//! use dht_store_mem::MemStore;
+//!
+//! let mut store = MemStore::new();
+//! let info_hash = Id([7; 20]);
+//! let addr = "127.0.0.1:6881".parse().unwrap();
+//! store.put_peer(&info_hash, StoredPeer { addr, expires_at: 1_000 }).unwrap();
+//! assert_eq!(store.get_peers(&info_hash).unwrap().len(), 1);
+//! assert_eq!(store.expire(1_000).unwrap(), (0, 1));
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use dht_core::store::{
+    RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
+};
+use dht_core::Id;
+
+/// A [`Store`] held in memory, with deterministic iteration order and
+/// deadline-indexed expiry (see the crate docs).
+#[derive(Debug, Default, Clone)]
+pub struct MemStore {
+    items: BTreeMap<Id, StoredItem>,
+    /// `(expires_at, target)` for every item; kept equal to `items`' deadlines.
+    item_deadlines: BTreeSet<(UnixMillis, Id)>,
+    /// Invariant: no info_hash maps to an empty set of peers, so `peers.len()` is the
+    /// number of info_hashes with peers and `info_hashes` needs no filtering.
+    peers: BTreeMap<Id, BTreeMap<SocketAddr, UnixMillis>>,
+    /// `(expires_at, info_hash, addr)` for every peer.
+    peer_deadlines: BTreeSet<(UnixMillis, Id, SocketAddr)>,
+    /// Kept so that `counts` does not walk every info_hash.
+    peer_count: usize,
+    routing: Option<RoutingSnapshot>,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+
+    fn remove_peer_entry(&mut self, info_hash: &Id, addr: &SocketAddr) -> Option<UnixMillis> {
+        let peers = self.peers.get_mut(info_hash)?;
+        let expires_at = peers.remove(addr)?;
+        if peers.is_empty() {
+            self.peers.remove(info_hash);
+        }
+        self.peer_count -= 1;
+        Some(expires_at)
+    }
+}
+
+impl Store for MemStore {
+    fn get_item(&self, target: &Id) -> Result<Option<StoredItem>, StoreError> {
+        Ok(self.items.get(target).cloned())
+    }
+
+    fn put_item(&mut self, item: StoredItem) -> Result<(), StoreError> {
+        let target = item.target;
+        let expires_at = item.expires_at;
+        if let Some(old) = self.items.insert(target, item) {
+            self.item_deadlines.remove(&(old.expires_at, target));
+        }
+        self.item_deadlines.insert((expires_at, target));
+        Ok(())
+    }
+
+    fn remove_item(&mut self, target: &Id) -> Result<bool, StoreError> {
+        match self.items.remove(target) {
+            Some(old) => {
+                self.item_deadlines.remove(&(old.expires_at, *target));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
+        let peers = self.peers.entry(*info_hash).or_default();
+        match peers.insert(peer.addr, peer.expires_at) {
+            Some(old) => {
+                self.peer_deadlines.remove(&(old, *info_hash, peer.addr));
+            }
+            None => self.peer_count += 1,
+        }
+        self.peer_deadlines
+            .insert((peer.expires_at, *info_hash, peer.addr));
+        Ok(())
+    }
+
+    fn get_peers(&self, info_hash: &Id) -> Result<Vec<StoredPeer>, StoreError> {
+        Ok(self
+            .peers
+            .get(info_hash)
+            .map(|peers| {
+                peers
+                    .iter()
+                    .map(|(addr, expires_at)| StoredPeer {
+                        addr: *addr,
+                        expires_at: *expires_at,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn remove_peer(&mut self, info_hash: &Id, addr: &SocketAddr) -> Result<bool, StoreError> {
+        match self.remove_peer_entry(info_hash, addr) {
+            Some(expires_at) => {
+                self.peer_deadlines.remove(&(expires_at, *info_hash, *addr));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn info_hashes(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
+        // Capacity from what exists, not from `max`, which may be usize::MAX.
+        let mut out = Vec::with_capacity(max.min(self.peers.len()));
+        out.extend(
+            self.peers
+                .range(start..)
+                .chain(self.peers.range(..start))
+                .map(|(info_hash, _)| *info_hash)
+                .take(max),
+        );
+        Ok(out)
+    }
+
+    fn counts(&self) -> Result<StoreCounts, StoreError> {
+        Ok(StoreCounts {
+            items: self.items.len(),
+            info_hashes: self.peers.len(),
+            peers: self.peer_count,
+        })
+    }
+
+    fn expire(&mut self, now: UnixMillis) -> Result<(usize, usize), StoreError> {
+        let mut items = 0;
+        while let Some(&(expires_at, target)) = self.item_deadlines.first() {
+            if expires_at > now {
+                break;
+            }
+            self.item_deadlines.pop_first();
+            self.items.remove(&target);
+            items += 1;
+        }
+        let mut peers = 0;
+        while let Some(&(expires_at, info_hash, addr)) = self.peer_deadlines.first() {
+            if expires_at > now {
+                break;
+            }
+            self.peer_deadlines.pop_first();
+            self.remove_peer_entry(&info_hash, &addr);
+            peers += 1;
+        }
+        Ok((items, peers))
+    }
+
+    fn save_routing(&mut self, snapshot: &RoutingSnapshot) -> Result<(), StoreError> {
+        self.routing = Some(snapshot.clone());
+        Ok(())
+    }
+
+    fn load_routing(&self) -> Result<Option<RoutingSnapshot>, StoreError> {
+        Ok(self.routing.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The deadline indexes must hold exactly one entry per item and peer, or expiry
+    /// would double-count or leak memory.
+    #[test]
+    fn deadline_indexes_track_contents() {
+        let mut s = MemStore::new();
+        let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        for d in [5, 50, 500] {
+            s.put_item(StoredItem {
+                target: Id([1; 20]),
+                value: b"1:x".to_vec(),
+                mutable: None,
+                expires_at: d,
+            })
+            .unwrap();
+            s.put_peer(
+                &Id([2; 20]),
+                StoredPeer {
+                    addr: a,
+                    expires_at: d,
+                },
+            )
+            .unwrap();
+        }
+        assert_eq!(s.item_deadlines.len(), 1);
+        assert_eq!(s.peer_deadlines.len(), 1);
+        s.remove_item(&Id([1; 20])).unwrap();
+        s.remove_peer(&Id([2; 20]), &a).unwrap();
+        assert!(s.item_deadlines.is_empty());
+        assert!(s.peer_deadlines.is_empty());
+        assert!(s.peers.is_empty());
+        assert_eq!(s.peer_count, 0);
+    }
+}

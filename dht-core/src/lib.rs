@@ -8,6 +8,7 @@
 //!
 //! Protocol: BEP 5 (KRPC, routing, tokens), BEP 32 (IPv6), BEP 42 (secure ids),
 //! BEP 43 (read-only nodes), BEP 44 (arbitrary data), BEP 51 (sampling).
+pub mod bencode;
 pub mod bep42;
 pub mod config;
 pub mod bep44;

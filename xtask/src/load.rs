@@ -24,7 +24,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::krpc::{parse_envelope, MessageKind, QueryKind, QueryTemplate, TRANSACTION_ID_LEN};
-use crate::stats::{Histogram, SplitMix64};
+use crate::stats::{process_cpu_time, Histogram, SplitMix64};
 
 /// What `cargo xtask load` was asked to do.
 #[derive(Clone, Debug)]
@@ -65,6 +65,10 @@ pub struct Report {
     /// draining the last window does not dilute it.
     pub answered_in_window: u64,
     pub latency_us: Histogram,
+    /// CPU time this process used during the sending phase, if the OS tells.
+    pub load_cpu: Option<Duration>,
+    /// Taken by the first thread when it ends the sending phase.
+    cpu_at_deadline: Option<Duration>,
 }
 
 impl Report {
@@ -89,6 +93,15 @@ impl Report {
         }
     }
 
+    /// The share of the CPU time available to the load threads that they used. Near 1, the
+    /// load generator itself was the bottleneck and the target may sustain more.
+    pub fn load_cpu_utilisation(&self) -> Option<f64> {
+        let usable = self.elapsed.as_secs_f64() * self.threads.min(crate::cpus()) as f64;
+        self.load_cpu
+            .filter(|_| usable > 0.0)
+            .map(|cpu| cpu.as_secs_f64() / usable)
+    }
+
     fn merge(&mut self, other: &Report) {
         self.sent += other.sent;
         self.responses += other.responses;
@@ -101,6 +114,7 @@ impl Report {
         self.receive_errors += other.receive_errors;
         self.answered_in_window += other.answered_in_window;
         self.latency_us.merge(&other.latency_us);
+        self.cpu_at_deadline = self.cpu_at_deadline.or(other.cpu_at_deadline);
     }
 
     pub fn to_text(&self, config: &LoadConfig) -> String {
@@ -116,7 +130,8 @@ impl Report {
              answered    {} (responses {}, errors {}, echoed {})\n\
              unanswered  {} ({:.4} of sent)\n\
              late        {}   malformed {}   send errors {}   receive errors {}\n\
-             latency µs  p50 {}   p99 {}",
+             latency µs  p50 {}   p99 {}\n\
+             load cpu    {}",
             config.target,
             config.query,
             self.sockets,
@@ -137,6 +152,20 @@ impl Report {
             self.receive_errors,
             p(0.5),
             p(0.99),
+            match (self.load_cpu, self.load_cpu_utilisation()) {
+                (Some(cpu), Some(share)) => format!(
+                    "{:.2} s, {:.0} % of what {} thread(s) could use{}",
+                    cpu.as_secs_f64(),
+                    share * 100.0,
+                    self.threads,
+                    if share > 0.9 {
+                        ": the load generator was busy all along, the target may sustain more"
+                    } else {
+                        ""
+                    }
+                ),
+                _ => "unknown".to_string(),
+            }
         )
     }
 
@@ -153,7 +182,8 @@ impl Report {
              \"duration_s\":{:.3},\"answered_per_s\":{:.1},\"sent\":{},\"answered\":{},\
              \"responses\":{},\"errors\":{},\"echoed\":{},\"unanswered\":{},\
              \"unanswered_fraction\":{:.6},\"late\":{},\"malformed\":{},\"send_errors\":{},\
-             \"receive_errors\":{},\"latency_p50_us\":{},\"latency_p99_us\":{}}}",
+             \"receive_errors\":{},\"latency_p50_us\":{},\"latency_p99_us\":{},\
+             \"load_cpu_s\":{},\"load_cpu_utilisation\":{}}}",
             config.target,
             config.query,
             self.sockets,
@@ -174,6 +204,10 @@ impl Report {
             self.receive_errors,
             p(0.5),
             p(0.99),
+            self.load_cpu
+                .map_or_else(|| "null".to_string(), |c| format!("{:.2}", c.as_secs_f64())),
+            self.load_cpu_utilisation()
+                .map_or_else(|| "null".to_string(), |u| format!("{u:.3}")),
         )
     }
 }
@@ -212,6 +246,7 @@ pub fn run(config: &LoadConfig) -> io::Result<Report> {
         per_thread[i % threads].push(Flow::new(socket, config.query, &node_id, window));
     }
 
+    let cpu_at_start = process_cpu_time();
     let start = Instant::now();
     let deadline = start + config.duration;
     let handles: Vec<_> = per_thread
@@ -219,7 +254,7 @@ pub fn run(config: &LoadConfig) -> io::Result<Report> {
         .enumerate()
         .map(|(i, flows)| {
             let timeout = config.timeout;
-            let progress = config.progress && i == 0;
+            let progress = config.progress;
             std::thread::Builder::new()
                 .name(format!("load-{i}"))
                 .spawn(move || {
@@ -229,7 +264,7 @@ pub fn run(config: &LoadConfig) -> io::Result<Report> {
                         timeout,
                         report: Report::default(),
                     };
-                    worker.run(start, deadline, progress)
+                    worker.run(start, deadline, i == 0, progress)
                 })
         })
         .collect::<io::Result<_>>()?;
@@ -246,6 +281,9 @@ pub fn run(config: &LoadConfig) -> io::Result<Report> {
             Ok(part) => report.merge(&part),
             Err(_) => return Err(io::Error::other("a load thread panicked")),
         }
+    }
+    if let (Some(begin), Some(end)) = (cpu_at_start, report.cpu_at_deadline) {
+        report.load_cpu = Some(end.saturating_sub(begin));
     }
     Ok(report)
 }
@@ -301,7 +339,8 @@ struct Worker {
 const IDLE_PASSES_BEFORE_SLEEP: u32 = 256;
 
 impl Worker {
-    fn run(mut self, start: Instant, deadline: Instant, progress: bool) -> Report {
+    /// `first` marks the one thread that reports progress and reads the process CPU time.
+    fn run(mut self, start: Instant, deadline: Instant, first: bool, progress: bool) -> Report {
         // Big enough for any datagram a DHT node sends (BEP 32 asks receivers to take > 1024).
         let mut buf = [0u8; 4096];
         let mut key = [0u8; 20];
@@ -323,6 +362,9 @@ impl Worker {
             if sending && now >= deadline {
                 sending = false;
                 self.report.answered_in_window = self.report.answered();
+                if first {
+                    self.report.cpu_at_deadline = process_cpu_time();
+                }
             }
             if now >= next_scan {
                 next_scan = now + (self.timeout / 8).max(Duration::from_millis(1));
@@ -331,7 +373,7 @@ impl Worker {
             if !sending && self.flows.iter().all(|f| f.in_flight() == 0) {
                 break;
             }
-            if progress && now >= next_progress {
+            if first && progress && now >= next_progress {
                 next_progress += Duration::from_secs(1);
                 let answered = self.report.answered();
                 let rate = (answered - last_progress.1) as f64

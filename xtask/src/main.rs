@@ -50,7 +50,7 @@ reported apart), y=q our own query returned by `cargo xtask echo` (answered, rep
 OPTIONS:
     --target HOST:PORT   The node to load (required). Use loopback or a node you run.
     --query KIND         ping | find_node | get_peers | get (BEP 44)     [default: ping]
-    --concurrency C      Requests in flight, over all sockets            [default: 1024]
+    --concurrency C      Requests in flight, over all sockets            [default: 256]
     --duration SECS      How long to send; then in-flight requests are
                          waited for (up to --timeout). Fractions allowed  [default: 10]
     --sockets N          Source ports (UDP sockets), each with a window of
@@ -68,7 +68,9 @@ REPORT:
     answered/s  answers received before the sending phase ended, per second of it
     sent, answered (responses + errors + echoed), unanswered (timed out; fraction of sent),
     late (answer after its timeout), malformed (not KRPC or unknown transaction id),
-    latency p50 / p99 in microseconds, from send to receive of each answered request.
+    latency p50 / p99 in microseconds, from send to receive of each answered request;
+    load cpu: CPU time the load generator used while sending (Linux). Near 100 % of its
+    threads, the load generator was the bottleneck and the target may sustain more.
 
 PINNING:
     The load and the target should not share a CPU, or the figure measures the scheduler:
@@ -201,8 +203,8 @@ fn resolve(name: &str, value: &str, usage: &'static str) -> Result<SocketAddr, E
         .ok_or_else(|| Error::Usage(format!("{name}: cannot resolve `{value}`"), usage))
 }
 
-fn default_threads() -> usize {
-    // Honours the affinity mask, so `taskset -c 1` gives one thread.
+/// CPUs this process may run on. Honours the affinity mask, so under `taskset -c 1` it is 1.
+fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
@@ -212,10 +214,10 @@ fn run_load(args: &[String]) -> Result<(), Error> {
     let mut config = LoadConfig {
         target: SocketAddr::from(([127, 0, 0, 1], 0)),
         query: QueryKind::Ping,
-        concurrency: 1024,
+        concurrency: 256,
         duration: Duration::from_secs(10),
         sockets: 64,
-        threads: default_threads(),
+        threads: cpus(),
         timeout: Duration::from_secs(1),
         progress: true,
     };
@@ -297,8 +299,18 @@ fn run_echo(args: &[String]) -> Result<(), Error> {
             stop.store(true, Ordering::Relaxed);
         });
     }
+    let cpu_at_start = stats::process_cpu_time();
     let echoed =
         echo::serve(socket, threads, &stop).map_err(|e| Error::Failed(format!("echo: {e}")))?;
-    eprintln!("echo: {echoed} datagrams echoed");
+    match (cpu_at_start, stats::process_cpu_time()) {
+        (Some(begin), Some(end)) if end > begin => {
+            let cpu = (end - begin).as_secs_f64();
+            eprintln!(
+                "echo: {echoed} datagrams echoed, {cpu:.2} CPU s, {:.0} per CPU second",
+                echoed as f64 / cpu
+            );
+        }
+        _ => eprintln!("echo: {echoed} datagrams echoed"),
+    }
     Ok(())
 }

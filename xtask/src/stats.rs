@@ -116,6 +116,22 @@ impl SplitMix64 {
     }
 }
 
+/// CPU time (user + system) used so far by this process, all threads together, read from
+/// `/proc/self/stat`. `None` off Linux or if the file does not parse. Resolution 10 ms.
+///
+/// The load report divides by this to show whether the load generator itself was the
+/// bottleneck, which std cannot tell otherwise (it has no getrusage).
+pub fn process_cpu_time() -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may contain spaces and parentheses: start after the last ')'.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    // Fields 14 and 15 of proc(5), counted from 1, are the 12th and 13th after the name.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    // /proc reports in USER_HZ, which the kernel ABI fixes at 100 on every mainstream arch.
+    Some(std::time::Duration::from_millis((utime + stime) * 10))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +163,18 @@ mod tests {
         assert!((p50 / 5_000.0 - 1.0).abs() < 0.04, "{p50}");
         assert!((p99 / 9_900.0 - 1.0).abs() < 0.04, "{p99}");
         assert_eq!(Histogram::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn process_cpu_time_grows_with_work() {
+        let Some(before) = process_cpu_time() else {
+            return; // not Linux
+        };
+        let spin_until = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        let mut x = 0u64;
+        while std::time::Instant::now() < spin_until {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(process_cpu_time().unwrap() >= before);
     }
 }

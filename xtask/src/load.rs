@@ -212,10 +212,20 @@ impl Report {
     }
 }
 
+const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
 /// Runs the load described by `config` and returns the merged counters.
 pub fn run(config: &LoadConfig) -> io::Result<Report> {
     if config.concurrency == 0 {
         return Err(io::Error::new(ErrorKind::InvalidInput, "concurrency is 0"));
+    }
+    // Bounded so that deadline arithmetic on Instant cannot overflow (which would panic).
+    if config.timeout > MAX_TIMEOUT || config.duration > MAX_DURATION {
+        return Err(io::Error::new(
+            ErrorKind::InvalidInput,
+            "timeout is capped at one day and duration at one year",
+        ));
     }
     // More sockets than requests in flight would leave some with an empty window.
     let sockets = config.sockets.clamp(1, config.concurrency);

@@ -21,6 +21,15 @@ use std::time::Duration;
 use krpc::QueryKind;
 use load::LoadConfig;
 
+/// Like `println!`, but a closed stdout (`cargo xtask load --help | head`) ends the output
+/// quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 const USAGE: &str = "\
 cargo xtask: tasks for the Mainline DHT workspace
 
@@ -101,20 +110,20 @@ fn main() -> ExitCode {
     let result = match command.as_deref() {
         None | Some("help" | "-h" | "--help") => {
             match rest.first().map(String::as_str) {
-                Some("load") => println!("{LOAD_USAGE}"),
-                Some("echo") => println!("{ECHO_USAGE}"),
-                _ => println!("{USAGE}"),
+                Some("load") => out!("{LOAD_USAGE}"),
+                Some("echo") => out!("{ECHO_USAGE}"),
+                _ => out!("{USAGE}"),
             }
             Ok(())
         }
         Some("load") => run_load(&rest),
         Some("echo") => run_echo(&rest),
-        Some(other) => Err(Error::Usage(format!("unknown command `{other}`"), USAGE)),
+        Some(other) => Err(Error::Usage(format!("unknown command `{other}`"), "")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Error::Usage(message, usage)) => {
-            eprintln!("error: {message}\n\n{usage}");
+        Err(Error::Usage(message, command)) => {
+            eprintln!("error: {message}\nRun `cargo xtask {command}--help` for the options.");
             ExitCode::from(2)
         }
         Err(Error::Failed(message)) => {
@@ -126,7 +135,7 @@ fn main() -> ExitCode {
 
 #[derive(Debug)]
 enum Error {
-    /// Bad command line: printed with the usage text of the command.
+    /// Bad command line, with the command (and a trailing space) whose help to point at.
     Usage(String, &'static str),
     Failed(String),
 }
@@ -136,16 +145,20 @@ enum Error {
 struct Options<'a> {
     args: &'a [String],
     at: usize,
-    usage: &'static str,
+    command: &'static str,
 }
 
 impl<'a> Options<'a> {
-    fn new(args: &'a [String], usage: &'static str) -> Self {
-        Options { args, at: 0, usage }
+    fn new(args: &'a [String], command: &'static str) -> Self {
+        Options {
+            args,
+            at: 0,
+            command,
+        }
     }
 
     fn usage(&self, message: String) -> Error {
-        Error::Usage(message, self.usage)
+        Error::Usage(message, self.command)
     }
 
     /// The next option name, and its inline `=value` if it had one.
@@ -187,6 +200,15 @@ impl<'a> Options<'a> {
             .map_err(|_| self.usage(format!("{name}: `{secs}` is not a duration in seconds")))
     }
 
+    fn address(&mut self, name: &str, inline: Option<&'a str>) -> Result<SocketAddr, Error> {
+        let value = self.value(name, inline)?;
+        value
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| self.usage(format!("{name}: cannot resolve `{value}`")))
+    }
+
     fn positive(&mut self, name: &str, inline: Option<&'a str>) -> Result<usize, Error> {
         match self.parsed(name, inline)? {
             0 => Err(self.usage(format!("{name} must be at least 1"))),
@@ -195,21 +217,13 @@ impl<'a> Options<'a> {
     }
 }
 
-fn resolve(name: &str, value: &str, usage: &'static str) -> Result<SocketAddr, Error> {
-    value
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| Error::Usage(format!("{name}: cannot resolve `{value}`"), usage))
-}
-
 /// CPUs this process may run on. Honours the affinity mask, so under `taskset -c 1` it is 1.
 fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 fn run_load(args: &[String]) -> Result<(), Error> {
-    let mut options = Options::new(args, LOAD_USAGE);
+    let mut options = Options::new(args, "load ");
     let mut target = None;
     let mut config = LoadConfig {
         target: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -225,10 +239,10 @@ fn run_load(args: &[String]) -> Result<(), Error> {
     while let Some((name, inline)) = options.next_name() {
         match name {
             "-h" | "--help" => {
-                println!("{LOAD_USAGE}");
+                out!("{LOAD_USAGE}");
                 return Ok(());
             }
-            "--target" => target = Some(resolve(name, options.value(name, inline)?, LOAD_USAGE)?),
+            "--target" => target = Some(options.address(name, inline)?),
             "--query" => {
                 let value = options.value(name, inline)?;
                 config.query = QueryKind::parse(value).ok_or_else(|| {
@@ -263,25 +277,25 @@ fn run_load(args: &[String]) -> Result<(), Error> {
     let report = load::run(&config).map_err(|e| Error::Failed(format!("load: {e}")))?;
     if json {
         eprintln!("{}", report.to_text(&config));
-        println!("{}", report.to_json(&config));
+        out!("{}", report.to_json(&config));
     } else {
-        println!("{}", report.to_text(&config));
+        out!("{}", report.to_text(&config));
     }
     Ok(())
 }
 
 fn run_echo(args: &[String]) -> Result<(), Error> {
-    let mut options = Options::new(args, ECHO_USAGE);
+    let mut options = Options::new(args, "echo ");
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 7000));
     let mut threads = 1;
     let mut duration = None;
     while let Some((name, inline)) = options.next_name() {
         match name {
             "-h" | "--help" => {
-                println!("{ECHO_USAGE}");
+                out!("{ECHO_USAGE}");
                 return Ok(());
             }
-            "--listen" => listen = resolve(name, options.value(name, inline)?, ECHO_USAGE)?,
+            "--listen" => listen = options.address(name, inline)?,
             "--threads" => threads = options.positive(name, inline)?,
             "--duration" => duration = Some(options.seconds(name, inline)?),
             other => return Err(options.usage(format!("unknown option `{other}`"))),

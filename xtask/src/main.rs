@@ -222,7 +222,42 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
+/// What a command line asked for: run with these settings, or only print the help.
+#[derive(Debug)]
+enum Parsed<T> {
+    Run(T),
+    Help,
+}
+
 fn run_load(args: &[String]) -> Result<(), Error> {
+    let (config, json) = match parse_load(args)? {
+        Parsed::Run(run) => run,
+        Parsed::Help => {
+            out!("{LOAD_USAGE}");
+            return Ok(());
+        }
+    };
+    eprintln!(
+        "load: {} {} for {:.1} s, {} in flight over {} sockets, {} threads",
+        config.target,
+        config.query,
+        config.duration.as_secs_f64(),
+        config.concurrency,
+        config.sockets.min(config.concurrency),
+        config.threads.min(config.sockets).min(config.concurrency)
+    );
+    let report = load::run(&config).map_err(|e| Error::Failed(format!("load: {e}")))?;
+    if json {
+        eprintln!("{}", report.to_text(&config));
+        out!("{}", report.to_json(&config));
+    } else {
+        out!("{}", report.to_text(&config));
+    }
+    Ok(())
+}
+
+/// Returns the settings and whether to print JSON.
+fn parse_load(args: &[String]) -> Result<Parsed<(LoadConfig, bool)>, Error> {
     let mut options = Options::new(args, "load ");
     let mut target = None;
     let mut config = LoadConfig {
@@ -238,10 +273,7 @@ fn run_load(args: &[String]) -> Result<(), Error> {
     let mut json = false;
     while let Some((name, inline)) = options.next_name() {
         match name {
-            "-h" | "--help" => {
-                out!("{LOAD_USAGE}");
-                return Ok(());
-            }
+            "-h" | "--help" => return Ok(Parsed::Help),
             "--target" => target = Some(options.address(name, inline)?),
             "--query" => {
                 let value = options.value(name, inline)?;
@@ -264,24 +296,7 @@ fn run_load(args: &[String]) -> Result<(), Error> {
         }
     }
     config.target = target.ok_or_else(|| options.usage("--target is required".into()))?;
-
-    eprintln!(
-        "load: {} {} for {:.1} s, {} in flight over {} sockets, {} threads",
-        config.target,
-        config.query,
-        config.duration.as_secs_f64(),
-        config.concurrency,
-        config.sockets.min(config.concurrency),
-        config.threads.min(config.sockets).min(config.concurrency)
-    );
-    let report = load::run(&config).map_err(|e| Error::Failed(format!("load: {e}")))?;
-    if json {
-        eprintln!("{}", report.to_text(&config));
-        out!("{}", report.to_json(&config));
-    } else {
-        out!("{}", report.to_text(&config));
-    }
-    Ok(())
+    Ok(Parsed::Run((config, json)))
 }
 
 fn run_echo(args: &[String]) -> Result<(), Error> {
@@ -327,4 +342,50 @@ fn run_echo(args: &[String]) -> Result<(), Error> {
         _ => eprintln!("echo: {echoed} datagrams echoed"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn load_options_in_both_spellings() {
+        let Ok(Parsed::Run((config, json))) = parse_load(&args(
+            "--target 127.0.0.1:7000 --query=get_peers --concurrency 9 --duration=0.5 \
+             --sockets 3 --threads=2 --timeout 250 --json --quiet",
+        )) else {
+            panic!("did not parse");
+        };
+        assert_eq!(config.target, SocketAddr::from(([127, 0, 0, 1], 7000)));
+        assert_eq!(config.query, QueryKind::GetPeers);
+        assert_eq!(config.concurrency, 9);
+        assert_eq!(config.duration, Duration::from_millis(500));
+        assert_eq!((config.sockets, config.threads), (3, 2));
+        assert_eq!(config.timeout, Duration::from_millis(250));
+        assert!(json && !config.progress);
+    }
+
+    #[test]
+    fn bad_load_options_are_usage_errors() {
+        for line in [
+            "",
+            "--target",
+            "--target 127.0.0.1:7000 --query find_value",
+            "--target 127.0.0.1:7000 --concurrency 0",
+            "--target 127.0.0.1:7000 --duration -1",
+            "--target 127.0.0.1:7000 --duration NaN",
+            "--target 127.0.0.1:7000 --sockets many",
+            "--target 127.0.0.1:7000 --frobnicate",
+        ] {
+            assert!(
+                matches!(parse_load(&args(line)), Err(Error::Usage(_, "load "))),
+                "{line}"
+            );
+        }
+        assert!(matches!(parse_load(&args("-h")), Ok(Parsed::Help)));
+    }
 }

@@ -154,10 +154,11 @@ impl Report {
             p(0.99),
             match (self.load_cpu, self.load_cpu_utilisation()) {
                 (Some(cpu), Some(share)) => format!(
-                    "{:.2} s, {:.0} % of what {} thread(s) could use{}",
+                    "{:.2} s, {:.0} % of what {} thread(s) could use, {:.0} answered per CPU s{}",
                     cpu.as_secs_f64(),
                     share * 100.0,
                     self.threads,
+                    self.answered_in_window as f64 / cpu.as_secs_f64().max(0.01),
                     if share > 0.9 {
                         ": the load generator was busy all along, the target may sustain more"
                     } else {

@@ -363,36 +363,44 @@ impl RoutingTable {
 
     /// Up to `n` non-bad nodes closest to `target`, closest first.
     pub fn closest(&self, target: &Id, n: usize, now: Instant) -> Vec<NodeInfo> {
-        let mut out: Vec<NodeInfo> = Vec::with_capacity(n.min(self.len()));
         if n == 0 {
-            return out;
+            return Vec::new();
         }
+        let mut found: Vec<(crate::id::Distance, NodeInfo)> = Vec::with_capacity(n.min(self.len()));
         let c = self.bucket_index(target);
         // Buckets ordered by how close their nodes are to the target (see module doc):
         // bucket c holds the closest; buckets above c come next (they share exactly c
         // bits with the target, as does the remainder of the last bucket), then c-1, c-2, ...
-        let take = |range: &mut dyn Iterator<Item = usize>, out: &mut Vec<NodeInfo>| {
-            let start = out.len();
+        // Each group is wholly closer than the next, so only the last group taken
+        // needs a partial selection.
+        let take = |range: std::ops::Range<usize>,
+                    found: &mut Vec<(crate::id::Distance, NodeInfo)>| {
+            let start = found.len();
             for i in range {
                 for e in &self.buckets[i].nodes {
                     if self.health(e, now) != Health::Bad {
-                        out.push(e.node);
+                        found.push((e.node.id.distance(target), e.node));
                     }
                 }
             }
-            out[start..].sort_unstable_by_key(|x| x.id.distance(target));
+            let group = &mut found[start..];
+            let room = n.saturating_sub(start);
+            if group.len() > room && room > 0 {
+                group.select_nth_unstable_by_key(room - 1, |x| x.0);
+            }
+            found.truncate(n.max(start));
+            found[start..].sort_unstable_by_key(|x| x.0);
         };
-        take(&mut std::iter::once(c), &mut out);
-        if out.len() < n {
-            take(&mut (c + 1..self.buckets.len()), &mut out);
+        take(c..c + 1, &mut found);
+        if found.len() < n {
+            take(c + 1..self.buckets.len(), &mut found);
         }
         let mut i = c;
-        while out.len() < n && i > 0 {
+        while found.len() < n && i > 0 {
             i -= 1;
-            take(&mut std::iter::once(i), &mut out);
+            take(i..i + 1, &mut found);
         }
-        out.truncate(n);
-        out
+        found.into_iter().map(|x| x.1).collect()
     }
 
     /// Every entry in the main buckets.

@@ -248,6 +248,8 @@ const MAX_VALUES_PER_REPLY: usize = 50;
 const MAX_SAMPLES: usize = 20;
 /// Housekeeping pings per tick, so that a large table is not pinged all at once.
 const PINGS_PER_TICK: usize = 8;
+/// Most housekeeping pings in flight at once.
+const MAX_HOUSEKEEPING_PINGS: usize = 64;
 /// Bucket refresh lookups started per tick.
 const REFRESHES_PER_TICK: usize = 2;
 
@@ -940,6 +942,11 @@ impl<S: Store> Node<S> {
     }
 
     fn ping_node(&mut self, now: Instant, n: NodeInfo) {
+        // Bounded, so that a flood of queries from many (possibly spoofed) sources
+        // cannot make us send a ping for each.
+        if self.pinging.len() >= MAX_HOUSEKEEPING_PINGS {
+            return;
+        }
         if self.pinging.insert(n.addr) {
             self.send_request(now, n.addr, Some(n.id), Purpose::Ping(None), Method::Ping);
         }

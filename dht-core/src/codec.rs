@@ -1,8 +1,11 @@
 //! Bencode <-> [`crate::krpc::Message`].
 //!
-//! Decoding works straight from the spans of [`crate::bencode`]: every dictionary is
-//! walked once, and the only allocations are the owned fields of the result, each
-//! reserved at its exact size.
+//! Decoding walks the datagram once with a [`crate::bencode::Cursor`], descending into
+//! `a` and `r` in place and keeping borrowed spans; the only allocations are the owned
+//! fields of the result, each reserved at its exact size. Input that is not valid bencode
+//! (including trailing bytes or nesting deeper than [`crate::krpc::MAX_DEPTH`]) is
+//! dropped without a transaction id, even when it looks like a query: only a well-formed
+//! dictionary with `y` = `q` and a string `t` earns a 203.
 //!
 //! Leniency, chosen for interoperability and documented here so the engine can rely on it:
 //! - Unknown keys anywhere are ignored (real clients send `r.p`, `ro` = 0, and so on).
@@ -110,7 +113,8 @@ struct Fields<'a> {
 fn walk<'a>(bytes: &'a [u8], f: &mut Fields<'a>) -> Result<(), bencode::Error> {
     let mut c = Cursor::new(bytes);
     if !c.enter_dict()? {
-        // Still run the scanner so that garbage and non-dictionaries get the same reason.
+        // Scan it anyway: garbage then reports what is wrong with the bencode, and only a
+        // well-formed non-dictionary gets the reason below.
         c.value()?;
         return Err(bencode::Error {
             offset: 0,

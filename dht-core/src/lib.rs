@@ -25,5 +25,7 @@ pub mod transport;
 
 pub use config::{Config, IdPolicy, Limits};
 pub use id::{Id, NodeId, NodeInfo};
-pub use node::{Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Transmit};
+pub use node::{
+    Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Transmit, LOCAL,
+};
 pub use store::Store;

@@ -241,6 +241,9 @@ struct QueryState {
     ping_answer: Option<NodeInfo>,
 }
 
+/// The address named in an error raised locally, before anything was sent.
+pub const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
 /// Most peers returned in one get_peers reply: 50 compact IPv4 peers fill 400 of the
 /// 1024 bytes, leaving room for the token and nodes.
 const MAX_VALUES_PER_REPLY: usize = 50;
@@ -748,8 +751,14 @@ impl<S: Store> Node<S> {
 
     /// BEP 44 immutable put of a bencoded value; the target is its SHA-1.
     /// Values over 1000 bytes are refused by every node (error 205).
+    ///
+    /// A value that is not exactly one bencoded value is never sent: the query ends at
+    /// once with [`Outcome::Stored`] holding one error, code 203, from [`LOCAL`].
     pub fn put_immutable(&mut self, now: Instant, bencoded_value: Vec<u8>) -> QueryId {
         let target = bep44::immutable_target(&bencoded_value);
+        if !crate::bencode::is_valid(&bencoded_value) {
+            return self.refuse_put(target);
+        }
         self.start_lookup(
             now,
             Kind::PutImmutable {
@@ -760,9 +769,34 @@ impl<S: Store> Node<S> {
         )
     }
 
+    fn refuse_put(&mut self, target: Id) -> QueryId {
+        let qid = QueryId(self.next_query);
+        self.next_query += 1;
+        self.events.push_back(Event::QueryDone(QueryDone {
+            id: qid,
+            outcome: Outcome::Stored {
+                target,
+                stored_at: Vec::new(),
+                errors: vec![(
+                    LOCAL,
+                    ErrorBody {
+                        code: code::PROTOCOL,
+                        message: "value is not exactly one bencoded value".into(),
+                    },
+                )],
+            },
+            stats: QueryStats::default(),
+        }));
+        qid
+    }
+
     /// BEP 44 mutable put of a signed item, with an optional compare-and-swap seq.
+    /// An invalid value is refused locally as for [`Node::put_immutable`].
     pub fn put_mutable(&mut self, now: Instant, item: MutableItem, cas: Option<i64>) -> QueryId {
         let target = item.target();
+        if !crate::bencode::is_valid(&item.value) {
+            return self.refuse_put(target);
+        }
         self.start_lookup(now, Kind::PutMutable { item, cas }, target, false)
     }
 

@@ -168,6 +168,18 @@ fn two_nodes_complete_every_command() {
 }
 
 #[test]
+fn invalid_values_are_refused_before_sending() {
+    let mut net = Net::new(2, 11, false, |_| {});
+    let q = net.nodes[0].put_immutable(net.now, b"5:abc".to_vec());
+    let d = net.wait(0, q);
+    assert_eq!(stored(&d.outcome), (0, vec![code::PROTOCOL]));
+    assert_eq!(d.stats.requests, 0);
+    let bad = MutableItem::sign(&key(1), b"", 1, b"i1");
+    let q = net.nodes[0].put_mutable(net.now, bad, None);
+    assert_eq!(stored(&net.wait(0, q).outcome), (0, vec![code::PROTOCOL]));
+}
+
+#[test]
 fn ping_of_a_silent_address_times_out() {
     let mut net = Net::new(1, 2, false, |_| {});
     let q = net.nodes[0].ping(net.now, "127.9.9.9:1".parse().unwrap());

@@ -14,6 +14,7 @@ pub mod bep44;
 mod codec;
 pub mod config;
 pub mod conformance;
+pub mod defense;
 pub mod id;
 pub mod krpc;
 pub mod lookup;

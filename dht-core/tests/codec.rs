@@ -11,6 +11,9 @@ use dht_core::krpc::{
 use dht_core::{Id, NodeInfo};
 use proptest::prelude::*;
 
+mod common;
+use common::{mutate, mutation};
+
 fn hex(s: &str) -> Vec<u8> {
     from_hex(s).expect("test hex")
 }
@@ -591,56 +594,6 @@ fn check_round_trip(bytes: &[u8]) -> Result<(), TestCaseError> {
         prop_assert_eq!(krpc::decode(&again), Ok(m));
     }
     Ok(())
-}
-
-#[derive(Clone, Debug)]
-enum Mutation {
-    Flip(usize, u8),
-    Insert(usize, u8),
-    Delete(usize),
-    Truncate(usize),
-    Duplicate(usize, usize),
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
-        (
-            any::<usize>(),
-            prop::sample::select(b"0123456789:deil-x".to_vec())
-        )
-            .prop_map(|(i, b)| Mutation::Insert(i, b)),
-        any::<usize>().prop_map(Mutation::Delete),
-        any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), 1usize..40).prop_map(|(i, n)| Mutation::Duplicate(i, n)),
-    ]
-}
-
-fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
-    let len = bytes.len().max(1);
-    match *m {
-        Mutation::Flip(i, b) => {
-            if let Some(x) = bytes.get_mut(i % len) {
-                *x ^= b;
-            }
-        }
-        Mutation::Insert(i, b) => bytes.insert(i % (bytes.len() + 1), b),
-        Mutation::Delete(i) => {
-            if !bytes.is_empty() {
-                bytes.remove(i % len);
-            }
-        }
-        Mutation::Truncate(i) => bytes.truncate(i % len),
-        Mutation::Duplicate(i, n) => {
-            let start = i % len;
-            let end = (start + n).min(bytes.len());
-            let piece = bytes
-                .get(start..end)
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
-            bytes.splice(start..start, piece);
-        }
-    }
 }
 
 proptest! {

@@ -11,6 +11,17 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// How BEP 42 secure ids are used when judging other nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bep42Mode {
+    /// Ignore BEP 42.
+    Off,
+    /// Verified nodes win over unverified ones for a place in a full bucket.
+    Prefer,
+    /// Nodes whose id does not fit their (non-exempt) IP never enter the table.
+    Enforce,
+}
+
 /// Settings of the defenses (see [`crate::Config::defense`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Defense {
@@ -40,6 +51,9 @@ pub struct Defense {
     pub max_per_prefix_in_bucket: usize,
     /// Most nodes from the same /24 (IPv6: /64) in a whole table.
     pub max_per_prefix_in_table: usize,
+    /// BEP 42 for others' ids. `Prefer` by default: most of the live DHT does not use
+    /// secure ids yet, so enforcing would shrink tables for little gain.
+    pub bep42: Bep42Mode,
 }
 
 impl Default for Defense {
@@ -55,6 +69,7 @@ impl Default for Defense {
             max_per_ip: 1,
             max_per_prefix_in_bucket: 2,
             max_per_prefix_in_table: 8,
+            bep42: Bep42Mode::Prefer,
         }
     }
 }

@@ -258,6 +258,11 @@ const MAX_VALUES_PER_REPLY: usize = 50;
 const MAX_SAMPLES: usize = 20;
 /// Housekeeping pings per tick, so that a large table is not pinged all at once.
 const PINGS_PER_TICK: usize = 8;
+/// Distinct /24s (/64s) that must report the same address before we believe it.
+pub const MIN_IP_VOTERS: usize = 5;
+/// Most distinct addresses voted for that are remembered.
+const MAX_VOTED_IPS: usize = 16;
+
 /// Most housekeeping pings in flight at once.
 const MAX_HOUSEKEEPING_PINGS: usize = 64;
 /// Bucket refresh lookups started per tick.
@@ -288,6 +293,9 @@ pub struct Node<S: Store> {
     stats: NodeStats,
     limiter: RateLimiter,
     reply_budget: ByteBudget,
+    /// BEP 42 votes: our address as responders saw it -> the /24s (/64s) that said so.
+    votes: BTreeMap<IpAddr, BTreeSet<[u8; 8]>>,
+    external_ip: Option<IpAddr>,
 }
 
 impl<S: Store> Node<S> {
@@ -354,6 +362,8 @@ impl<S: Store> Node<S> {
             stats,
             limiter: RateLimiter::new(),
             reply_budget: ByteBudget::default(),
+            votes: BTreeMap::new(),
+            external_ip: None,
         }
     }
 
@@ -387,6 +397,12 @@ impl<S: Store> Node<S> {
     /// The store, mutably (e.g. to flush it).
     pub fn store_mut(&mut self) -> &mut S {
         &mut self.store
+    }
+
+    /// Our public IP as most responders report it (BEP 42 `ip` votes), once
+    /// [`MIN_IP_VOTERS`] distinct networks agree.
+    pub fn external_ip(&self) -> Option<IpAddr> {
+        self.external_ip
     }
 
     /// Commands not finished yet.
@@ -537,8 +553,10 @@ impl<S: Store> Node<S> {
                 }
                 self.on_query(now, from, msg.transaction_id, msg.read_only, q);
             }
-            Body::Response(r) => self.on_reply(now, from, &msg.transaction_id, Ok(r)),
-            Body::Error(e) => self.on_reply(now, from, &msg.transaction_id, Err(e)),
+            Body::Response(r) => {
+                self.on_reply(now, from, &msg.transaction_id, msg.requester_ip, Ok(r))
+            }
+            Body::Error(e) => self.on_reply(now, from, &msg.transaction_id, None, Err(e)),
         }
     }
 
@@ -926,6 +944,7 @@ impl<S: Store> Node<S> {
         now: Instant,
         from: SocketAddr,
         t: &[u8],
+        seen_as: Option<SocketAddr>,
         reply: Result<Response, ErrorBody>,
     ) {
         let Ok(tid) = <[u8; 4]>::try_from(t).map(u32::from_be_bytes) else {
@@ -954,6 +973,9 @@ impl<S: Store> Node<S> {
         if resp.id == self.id {
             self.on_request_failed(now, p, None);
             return;
+        }
+        if let Some(seen) = seen_as {
+            self.vote_external_ip(now, from, seen.ip());
         }
         if let Some(expected) = p.node_id {
             if expected != resp.id {
@@ -991,6 +1013,57 @@ impl<S: Store> Node<S> {
                 }
                 self.drive(now, qid);
             }
+        }
+    }
+
+    fn vote_external_ip(&mut self, now: Instant, voter: SocketAddr, seen: IpAddr) {
+        if Family::of(&voter) != Family::of(&SocketAddr::new(seen, 1)) {
+            return;
+        }
+        if !self.votes.contains_key(&seen) && self.votes.len() >= MAX_VOTED_IPS {
+            // Forget the least supported address to keep memory bounded.
+            if let Some(weakest) = self
+                .votes
+                .iter()
+                .min_by_key(|(_, v)| v.len())
+                .map(|(ip, _)| *ip)
+            {
+                self.votes.remove(&weakest);
+            }
+        }
+        let voters = self.votes.entry(seen).or_default();
+        voters.insert(crate::defense::prefix_of(voter.ip()));
+        if voters.len() < MIN_IP_VOTERS {
+            return;
+        }
+        let leader = self
+            .votes
+            .iter()
+            .max_by_key(|(_, v)| v.len())
+            .map(|(ip, _)| *ip);
+        if leader != Some(seen) || self.external_ip == Some(seen) {
+            return;
+        }
+        self.external_ip = Some(seen);
+        // A node that derives its id from its address (BEP 42) takes an id that fits
+        // the address the network sees, unless that address is exempt.
+        if matches!(self.config.id_policy, IdPolicy::Bep42(_))
+            && !crate::bep42::is_exempt(seen)
+            && !crate::bep42::is_valid(&self.id, seen)
+        {
+            let mut filler = [0u8; 20];
+            self.rng.fill_bytes(&mut filler);
+            let r = (self.rng.next_u32() & 0xff) as u8;
+            let id = crate::bep42::secure_id(seen, r, filler);
+            self.change_id(now, id);
+        }
+    }
+
+    /// Adopts a new node id: the tables are rebuilt around it, keeping their contacts.
+    fn change_id(&mut self, now: Instant, id: Id) {
+        self.id = id;
+        for t in self.tables.iter_mut() {
+            *t = t.rebuilt(id, now);
         }
     }
 

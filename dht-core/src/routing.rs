@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::defense::{prefix_of, Defense};
+use crate::defense::{prefix_of, Bep42Mode, Defense};
 use crate::id::{Id, NodeInfo, ID_LEN};
 
 /// A routing-table entry.
@@ -108,6 +108,29 @@ impl RoutingTable {
     pub fn with_defense(mut self, defense: Defense) -> Self {
         self.defense = defense;
         self
+    }
+
+    /// The same contacts around a new own id (after a BEP 42 id change).
+    pub fn rebuilt(&self, own: Id, now: Instant) -> RoutingTable {
+        let mut t = RoutingTable {
+            own,
+            k: self.k,
+            buckets: vec![Bucket::new(now)],
+            questionable_after: self.questionable_after,
+            max_failures: self.max_failures,
+            defense: self.defense,
+        };
+        for e in self.entries() {
+            if e.node.id != own {
+                t.insert(*e, now);
+            }
+        }
+        t
+    }
+
+    /// True when `node`'s id fits its IP under BEP 42 (exempt addresses always fit).
+    pub fn is_verified(&self, node: &NodeInfo) -> bool {
+        crate::bep42::is_valid(&node.id, node.addr.ip())
     }
 
     /// Would adding `node` break the diversity limits? (Checked for newcomers only.)
@@ -219,6 +242,9 @@ impl RoutingTable {
         if self.addr_taken_by_other(&node) || self.too_concentrated(&node, idx) {
             return Insert::Rejected;
         }
+        if self.defense.bep42 == Bep42Mode::Enforce && !self.is_verified(&node) {
+            return Insert::Rejected;
+        }
         let entry = Entry {
             node,
             last_response: Some(now),
@@ -262,9 +288,28 @@ impl RoutingTable {
                     Health::Good => {}
                 }
             }
+            // BEP 42 (prefer): a verified newcomer takes the place of an unverified node,
+            // which waits in the replacement cache instead.
+            let unverified = if self.defense.bep42 == Bep42Mode::Prefer
+                && bad.is_none()
+                && self.is_verified(&entry.node)
+            {
+                self.buckets[idx]
+                    .nodes
+                    .iter()
+                    .position(|e| !self.is_verified(&e.node))
+            } else {
+                None
+            };
             let bucket = &mut self.buckets[idx];
             if let Some(i) = bad {
                 bucket.nodes[i] = entry;
+                bucket.last_changed = now;
+                return Insert::Added;
+            }
+            if let Some(i) = unverified {
+                let old = std::mem::replace(&mut bucket.nodes[i], entry);
+                push_replacement(&mut bucket.replacements, old, k);
                 bucket.last_changed = now;
                 return Insert::Added;
             }
@@ -627,6 +672,80 @@ mod tests {
                 Insert::Added
             );
         }
+    }
+
+    #[test]
+    fn bep42_prefer_and_enforce() {
+        let now = Instant::now();
+        let ip: std::net::IpAddr = "124.31.75.21".parse().unwrap();
+        let good = |n: u8| NodeInfo {
+            id: crate::bep42::secure_id(ip, n, [n; 20]),
+            addr: SocketAddr::new(ip, 1000 + n as u16),
+        };
+        let bad = |n: u8| NodeInfo {
+            id: id_with_prefix(!good(1).id.0[0], n),
+            addr: SocketAddr::from(([124, 31, 80 + n, 1], 1)),
+        };
+        let lax = Defense {
+            max_per_ip: 100,
+            max_per_prefix_in_bucket: 100,
+            max_per_prefix_in_table: 100,
+            ..Defense::default()
+        };
+        // Enforce: unverified public nodes never enter.
+        let own = Id([0; 20]);
+        let mut t = RoutingTable::new(own, 2, MIN15, 2, now).with_defense(Defense {
+            bep42: Bep42Mode::Enforce,
+            ..lax
+        });
+        assert_eq!(t.on_response(bad(1), now), Insert::Rejected);
+        assert_eq!(t.on_response(good(1), now), Insert::Added);
+        // Prefer: a full bucket of unverified nodes gives way to a verified one.
+        let g = good(1);
+        let mut own = g.id;
+        for b in own.0.iter_mut() {
+            *b = !*b;
+        }
+        let mut b_id = g.id;
+        b_id.0[19] ^= 0x55;
+        let unverified = NodeInfo {
+            id: b_id,
+            addr: SocketAddr::from(([124, 31, 90, 1], 1)),
+        };
+        assert!(!crate::bep42::is_valid(
+            &unverified.id,
+            unverified.addr.ip()
+        ));
+        let mut near_id = own;
+        near_id.0[19] ^= 1;
+        let near = NodeInfo {
+            id: near_id,
+            addr: SocketAddr::from(([9, 9, 9, 9], 9)),
+        };
+        let mut t = RoutingTable::new(own, 1, MIN15, 2, now).with_defense(lax);
+        assert_eq!(t.on_response(unverified, now), Insert::Added);
+        assert_eq!(
+            t.on_response(near, now),
+            Insert::Added,
+            "splits the own bucket"
+        );
+        assert_eq!(t.bucket_index(&g.id), 0);
+        assert_eq!(t.on_response(g, now), Insert::Added);
+        assert!(t.get(&g.id).is_some());
+        assert!(t.get(&unverified.id).is_none());
+        assert_eq!(
+            t.replacement_len(),
+            1,
+            "the unverified node waits in the cache"
+        );
+        // With BEP 42 off, the newcomer is only cached.
+        let mut t = RoutingTable::new(own, 1, MIN15, 2, now).with_defense(Defense {
+            bep42: Bep42Mode::Off,
+            ..lax
+        });
+        t.on_response(unverified, now);
+        t.on_response(near, now);
+        assert_eq!(t.on_response(g, now), Insert::Cached(None));
     }
 
     #[test]

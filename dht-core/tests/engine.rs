@@ -686,3 +686,63 @@ fn puts_from_many_addresses_cannot_pass_the_item_cap() {
     assert_eq!(codes.get(&code::SERVER), Some(&150));
     assert_eq!(dht_core::Store::counts(n.store()).unwrap().items, 50);
 }
+
+#[test]
+fn bep42_node_learns_its_address_by_vote_and_takes_a_fitting_id() {
+    let now = std::time::Instant::now();
+    let mut cfg = Config::with_seed(5);
+    cfg.id_policy = dht_core::IdPolicy::Bep42("0.0.0.0".parse().unwrap());
+    let mut n = Node::new(cfg, TestStore::default(), now, WALL0);
+    let public: SocketAddr = "203.0.113.7:6881".parse().unwrap();
+    let first_id = n.id();
+    let answer = |n: &mut Node<TestStore>, voter: SocketAddr, seen: SocketAddr| {
+        let q = n.ping(now, voter);
+        let t = n.poll_transmit().unwrap();
+        let m = krpc::decode(&t.payload).unwrap();
+        let resp = Message {
+            transaction_id: m.transaction_id,
+            version: None,
+            read_only: false,
+            requester_ip: Some(seen),
+            body: Body::Response(Response {
+                id: Id([voter.ip().to_string().len() as u8; 20]),
+                ..Response::default()
+            }),
+        };
+        n.handle_datagram(now, voter, None, &resp.to_bytes());
+        q
+    };
+    // A spoofed reply (from an address we did not ask) is no vote.
+    for i in 0..10u8 {
+        let spoof = Message {
+            transaction_id: vec![0, 0, 0, i],
+            version: None,
+            read_only: false,
+            requester_ip: Some("198.51.100.1:1".parse().unwrap()),
+            body: Body::Response(Response {
+                id: Id([i; 20]),
+                ..Response::default()
+            }),
+        };
+        n.handle_datagram(
+            now,
+            SocketAddr::from(([127, 9, i, 1], 1)),
+            None,
+            &spoof.to_bytes(),
+        );
+    }
+    assert_eq!(n.external_ip(), None);
+    // Four networks agree: not enough.
+    for i in 0..4u8 {
+        answer(&mut n, SocketAddr::from(([127, 1, i, 1], 6881)), public);
+    }
+    assert_eq!(n.external_ip(), None);
+    assert_eq!(n.id(), first_id);
+    // Two voters in one /24 count once.
+    answer(&mut n, SocketAddr::from(([127, 1, 0, 2], 6881)), public);
+    assert_eq!(n.external_ip(), None);
+    answer(&mut n, SocketAddr::from(([127, 1, 9, 1], 6881)), public);
+    assert_eq!(n.external_ip(), Some(public.ip()));
+    assert_ne!(n.id(), first_id);
+    assert!(dht_core::bep42::is_valid(&n.id(), public.ip()));
+}

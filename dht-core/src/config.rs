@@ -105,6 +105,11 @@ pub struct Config {
     pub max_lookup_peers: usize,
     /// Rate limits, bans, the reply budget and routing-table diversity.
     pub defense: Defense,
+    /// Disjoint paths for get and get_peers lookups (S/Kademlia). 1 is the plain
+    /// lookup; with d > 1 the closest known nodes are dealt to d independent lookups
+    /// and no node is queried by two of them, so one path that runs into adversarial
+    /// nodes cannot poison the others. Costs about d times the messages.
+    pub disjoint_paths: usize,
 }
 
 impl Default for Config {
@@ -130,6 +135,7 @@ impl Default for Config {
             max_lookup_candidates: 64,
             max_lookup_peers: 1000,
             defense: Defense::default(),
+            disjoint_paths: 1,
         }
     }
 }

@@ -11,6 +11,9 @@ use std::net::SocketAddr;
 
 use crate::id::{Distance, Id, NodeInfo};
 
+/// Requests a lookup sends to one candidate before giving up on it.
+pub const MAX_ATTEMPTS: u8 = 2;
+
 /// State of one candidate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CandidateState {
@@ -36,6 +39,8 @@ pub struct Candidate {
     pub state: CandidateState,
     /// 1 for a contact from our table; d + 1 for one learned from a depth-d node.
     pub depth: u32,
+    /// Requests sent to it.
+    pub attempts: u8,
 }
 
 /// The candidate set of one lookup.
@@ -89,6 +94,7 @@ impl Candidates {
                 node,
                 state: CandidateState::Fresh,
                 depth,
+                attempts: 0,
             },
         );
     }
@@ -101,16 +107,26 @@ impl Candidates {
     /// The next candidates to ask: fresh ones within the window of the `k` closest
     /// live candidates, while fewer than `alpha` requests are in flight.
     pub fn next_to_query(&mut self) -> Vec<NodeInfo> {
+        self.next_to_query_skipping(|_| false)
+    }
+
+    /// As [`Candidates::next_to_query`], but fresh candidates for which `skip` is true
+    /// are set aside as failed (disjoint lookups: another path has claimed them).
+    pub fn next_to_query_skipping(&mut self, skip: impl Fn(&Id) -> bool) -> Vec<NodeInfo> {
         let mut out = Vec::new();
         let mut live = 0;
         for c in self.by_distance.values_mut() {
             if self.in_flight + out.len() >= self.alpha || live >= self.k {
                 break;
             }
+            if c.state == CandidateState::Fresh && skip(&c.node.id) {
+                c.state = CandidateState::Failed;
+            }
             match c.state {
                 CandidateState::Failed => continue,
                 CandidateState::Fresh => {
                     c.state = CandidateState::InFlight;
+                    c.attempts = c.attempts.saturating_add(1);
                     out.push(c.node);
                 }
                 _ => {}
@@ -150,7 +166,22 @@ impl Candidates {
         }
     }
 
-    /// The candidate `id` failed (timeout or error).
+    /// A request to `id` timed out: the first time it is asked again (a datagram lost
+    /// on the way is common, a dead node is not asked a third time), then it fails.
+    pub fn on_timeout(&mut self, id: &Id) {
+        if let Some(c) = self.get_mut(id) {
+            if c.state == CandidateState::InFlight {
+                c.state = if c.attempts < MAX_ATTEMPTS {
+                    CandidateState::Fresh
+                } else {
+                    CandidateState::Failed
+                };
+                self.in_flight -= 1;
+            }
+        }
+    }
+
+    /// The candidate `id` failed (an error reply, or it is not who we thought).
     pub fn on_failure(&mut self, id: &Id) {
         if let Some(c) = self.get_mut(id) {
             if c.state == CandidateState::InFlight {
@@ -229,8 +260,11 @@ mod tests {
         let first = c.next_to_query();
         assert_eq!(first, vec![n(1), n(2)]);
         assert!(c.next_to_query().is_empty(), "alpha bound");
-        c.on_failure(&n(1).id);
-        // Node 1 failed: node 3 enters the window of the 2 closest live.
+        c.on_timeout(&n(1).id);
+        // A first timeout: node 1 is asked again.
+        assert_eq!(c.next_to_query(), vec![n(1)]);
+        c.on_timeout(&n(1).id);
+        // Node 1 failed twice: node 3 enters the window of the 2 closest live.
         assert_eq!(c.next_to_query(), vec![n(3)]);
         assert_eq!(c.on_response(&n(2).id, None), Some(1));
         assert!(!c.is_done());

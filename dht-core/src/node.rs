@@ -183,7 +183,8 @@ pub struct NodeStats {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Purpose {
-    Lookup(QueryId),
+    /// A lookup request on one of the query's disjoint paths.
+    Lookup(QueryId, u8),
     Write(QueryId),
     Ping(Option<QueryId>),
 }
@@ -235,7 +236,10 @@ struct QueryState {
     phase: Phase,
     started: Instant,
     stats: QueryStats,
-    cands: Candidates,
+    /// One candidate set per disjoint path (one for plain lookups).
+    paths: Vec<Candidates>,
+    /// Nodes some path has queried (disjoint lookups only).
+    claimed: BTreeSet<Id>,
     seeds_in_flight: usize,
     writes_in_flight: usize,
     peers: BTreeSet<SocketAddr>,
@@ -573,6 +577,12 @@ impl<S: Store> Node<S> {
         let qid = QueryId(self.next_query);
         self.next_query += 1;
         let cfg = &self.config;
+        let paths = match kind {
+            Kind::GetPeers | Kind::GetImmutable | Kind::GetMutable { .. } => {
+                cfg.disjoint_paths.clamp(1, 16)
+            }
+            _ => 1,
+        };
         self.queries.insert(
             qid,
             QueryState {
@@ -583,7 +593,10 @@ impl<S: Store> Node<S> {
                 phase: Phase::Lookup,
                 started: now,
                 stats: QueryStats::default(),
-                cands: Candidates::new(target, cfg.k, cfg.alpha, cfg.max_lookup_candidates),
+                paths: (0..paths)
+                    .map(|_| Candidates::new(target, cfg.k, cfg.alpha, cfg.max_lookup_candidates))
+                    .collect(),
+                claimed: BTreeSet::new(),
                 seeds_in_flight: 0,
                 writes_in_flight: 0,
                 peers: BTreeSet::new(),
@@ -643,8 +656,10 @@ impl<S: Store> Node<S> {
         let use_seeds = from_table.len() < k;
         self.seed_from_local_store(now, qid);
         let q = self.queries.get_mut(&qid).expect("just inserted");
-        for n in from_table {
-            q.cands.add(n, 1);
+        let d = q.paths.len();
+        // Deal the closest known nodes round-robin, so each path starts near the target.
+        for (i, n) in from_table.into_iter().enumerate() {
+            q.paths[i % d].add(n, 1);
         }
         if use_seeds {
             for n in self
@@ -652,7 +667,7 @@ impl<S: Store> Node<S> {
                 .iter()
                 .filter(|n| Family::of(&n.addr) == family)
             {
-                q.cands.add(*n, 1);
+                q.paths[0].add(*n, 1);
             }
             // Bootstrap routers have no known id: ask them directly; their replies
             // make them (and what they return) candidates.
@@ -662,14 +677,15 @@ impl<S: Store> Node<S> {
                 .filter(|a| Family::of(a) == family)
                 .copied()
                 .collect();
-            for addr in seeds {
+            for (i, addr) in seeds.into_iter().enumerate() {
                 let method = self.lookup_method(qid);
                 if let Some(method) = method {
                     if let Some(q) = self.queries.get_mut(&qid) {
                         q.seeds_in_flight += 1;
                         q.stats.requests += 1;
                     }
-                    self.send_request(now, addr, None, Purpose::Lookup(qid), method);
+                    let path = (i % d) as u8;
+                    self.send_request(now, addr, None, Purpose::Lookup(qid, path), method);
                 }
             }
         }
@@ -1002,8 +1018,8 @@ impl<S: Store> Node<S> {
                     self.finish(now, qid);
                 }
             }
-            Purpose::Lookup(qid) => {
-                self.on_lookup_response(now, qid, p.node_id.is_none(), node, resp)
+            Purpose::Lookup(qid, path) => {
+                self.on_lookup_response(now, qid, path as usize, p.node_id.is_none(), node, resp)
             }
             Purpose::Write(qid) => {
                 if let Some(q) = self.queries.get_mut(&qid) {
@@ -1107,7 +1123,7 @@ impl<S: Store> Node<S> {
                     self.finish(now, qid);
                 }
             }
-            Purpose::Lookup(qid) => {
+            Purpose::Lookup(qid, path) => {
                 if let Some(q) = self.queries.get_mut(&qid) {
                     if timed_out {
                         q.stats.timeouts += 1;
@@ -1115,7 +1131,15 @@ impl<S: Store> Node<S> {
                         q.stats.responses += 1;
                     }
                     match p.node_id {
-                        Some(id) => q.cands.on_failure(&id),
+                        Some(id) => {
+                            if let Some(c) = q.paths.get_mut(path as usize) {
+                                if timed_out {
+                                    c.on_timeout(&id);
+                                } else {
+                                    c.on_failure(&id);
+                                }
+                            }
+                        }
                         None => q.seeds_in_flight = q.seeds_in_flight.saturating_sub(1),
                     }
                 }
@@ -1141,6 +1165,7 @@ impl<S: Store> Node<S> {
         &mut self,
         now: Instant,
         qid: QueryId,
+        path: usize,
         was_seed: bool,
         node: NodeInfo,
         resp: Response,
@@ -1148,18 +1173,18 @@ impl<S: Store> Node<S> {
         let Some(q) = self.queries.get_mut(&qid) else {
             return;
         };
-        if q.phase != Phase::Lookup {
+        if q.phase != Phase::Lookup || path >= q.paths.len() {
             return;
         }
         q.stats.responses += 1;
         let depth = if was_seed {
             q.seeds_in_flight = q.seeds_in_flight.saturating_sub(1);
-            q.cands.add(node, 1);
+            q.paths[path].add(node, 1);
             // Mark it answered: it is now a known, responsive candidate.
-            q.cands.force_responded(&node.id, resp.token.clone());
+            q.paths[path].force_responded(&node.id, resp.token.clone());
             1
         } else {
-            match q.cands.on_response(&node.id, resp.token.clone()) {
+            match q.paths[path].on_response(&node.id, resp.token.clone()) {
                 Some(d) => d,
                 None => return,
             }
@@ -1170,7 +1195,7 @@ impl<S: Store> Node<S> {
         };
         for n in learned {
             if n.id != self.id && Family::of(&n.addr) == q.family && n.addr.port() != 0 {
-                q.cands.add(*n, depth + 1);
+                q.paths[path].add(*n, depth + 1);
             }
         }
         match &q.kind {
@@ -1240,17 +1265,29 @@ impl<S: Store> Node<S> {
                     self.finish(now, qid);
                     return;
                 }
-                let next = q.cands.next_to_query();
+                let mut next = Vec::new();
+                let disjoint = q.paths.len() > 1;
+                for (i, c) in q.paths.iter_mut().enumerate() {
+                    let claimed = &q.claimed;
+                    for n in c.next_to_query_skipping(|id| disjoint && claimed.contains(id)) {
+                        next.push((i as u8, n));
+                    }
+                    if disjoint {
+                        for (_, n) in next.iter().filter(|(p, _)| *p == i as u8) {
+                            q.claimed.insert(n.id);
+                        }
+                    }
+                }
                 q.stats.requests += next.len() as u32;
                 if !next.is_empty() {
                     let method = self.lookup_method(qid);
                     if let Some(method) = method {
-                        for n in next {
+                        for (path, n) in next {
                             self.send_request(
                                 now,
                                 n.addr,
                                 Some(n.id),
-                                Purpose::Lookup(qid),
+                                Purpose::Lookup(qid, path),
                                 method.clone(),
                             );
                         }
@@ -1258,7 +1295,7 @@ impl<S: Store> Node<S> {
                     return;
                 }
                 let q = self.queries.get(&qid).expect("checked above");
-                if q.seeds_in_flight > 0 || !q.cands.is_done() {
+                if q.seeds_in_flight > 0 || !q.paths.iter().all(|c| c.is_done()) {
                     return;
                 }
                 let writes = matches!(
@@ -1284,9 +1321,7 @@ impl<S: Store> Node<S> {
             return;
         };
         q.phase = Phase::Write;
-        let targets: Vec<(NodeInfo, Vec<u8>)> = q
-            .cands
-            .closest_responded()
+        let targets: Vec<(NodeInfo, Vec<u8>)> = merged_closest(&q.paths, self.config.k)
             .into_iter()
             .filter_map(|(n, _, tok)| tok.map(|t| (n, t)))
             .collect();
@@ -1337,7 +1372,7 @@ impl<S: Store> Node<S> {
             .pending
             .iter()
             .filter(
-                |(_, p)| matches!(p.purpose, Purpose::Lookup(x) | Purpose::Write(x) if x == qid),
+                |(_, p)| matches!(p.purpose, Purpose::Lookup(x, _) | Purpose::Write(x) if x == qid),
             )
             .map(|(t, _)| *t)
             .collect();
@@ -1349,7 +1384,7 @@ impl<S: Store> Node<S> {
         if q.internal {
             return;
         }
-        let closest = q.cands.closest_responded();
+        let closest = merged_closest(&q.paths, self.config.k);
         q.stats.hops = closest.first().map(|c| c.1).unwrap_or(0).max(q.stats.hops);
         let nodes: Vec<NodeInfo> = closest.iter().map(|c| c.0).collect();
         q.stats.duration = now.saturating_duration_since(q.started);
@@ -1821,4 +1856,17 @@ impl<S: Store> Node<S> {
             self.pool.push(buf);
         }
     }
+}
+
+/// The `k` closest responders over every path of a lookup, closest first.
+fn merged_closest(paths: &[Candidates], k: usize) -> Vec<(NodeInfo, u32, Option<Vec<u8>>)> {
+    if let [only] = paths {
+        return only.closest_responded();
+    }
+    let mut all: Vec<_> = paths.iter().flat_map(|c| c.closest_responded()).collect();
+    let target = paths.first().map(|c| c.target()).unwrap_or_default();
+    all.sort_by_key(|(n, _, _)| n.id.distance(&target));
+    all.dedup_by_key(|(n, _, _)| n.id);
+    all.truncate(k);
+    all
 }

@@ -249,22 +249,41 @@ enum Op {
 
 impl Op {
     /// What to republish if this write succeeds, and how often.
-    fn republish(&self) -> Option<(Id, Op, Duration)> {
+    fn republish(&self, every: RepublishIntervals) -> Option<(Id, Op, Duration)> {
         match self {
-            Op::Announce(ih, port) => Some((*ih, Op::Announce(*ih, *port), ANNOUNCE_REPUBLISH)),
+            Op::Announce(ih, port) => Some((*ih, Op::Announce(*ih, *port), every.announces)),
             Op::PutImmutable(v) => Some((
                 dht_core::bep44::immutable_target(v),
                 Op::PutImmutable(v.clone()),
-                ITEM_REPUBLISH,
+                every.items,
             )),
             // A republish re-puts the same seq and value, which refreshes the item;
             // a cas would fail once the first put has landed.
             Op::PutMutable(item, _) => Some((
                 item.target(),
                 Op::PutMutable(item.clone(), None),
-                ITEM_REPUBLISH,
+                every.items,
             )),
             _ => None,
+        }
+    }
+}
+
+/// How often the handle republishes what the application published; `None` in
+/// [`DhtBuilder::republish`] turns republishing off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepublishIntervals {
+    /// BEP 44 items (default [`ITEM_REPUBLISH`]).
+    pub items: Duration,
+    /// Announces (default [`ANNOUNCE_REPUBLISH`]).
+    pub announces: Duration,
+}
+
+impl Default for RepublishIntervals {
+    fn default() -> Self {
+        RepublishIntervals {
+            items: ITEM_REPUBLISH,
+            announces: ANNOUNCE_REPUBLISH,
         }
     }
 }
@@ -274,7 +293,6 @@ enum Command {
     Query {
         op: Op,
         reply: oneshot::Sender<QueryDone>,
-        keep_alive: bool,
     },
     Info(oneshot::Sender<RoutingInfo>),
     StopRepublishing(Id, oneshot::Sender<bool>),
@@ -299,7 +317,7 @@ struct Republish {
 pub struct DhtBuilder {
     config: Config,
     listen: Vec<SocketAddr>,
-    republish: bool,
+    republish: Option<RepublishIntervals>,
 }
 
 impl Default for DhtBuilder {
@@ -307,7 +325,7 @@ impl Default for DhtBuilder {
         DhtBuilder {
             config: Config::default(),
             listen: Vec::new(),
-            republish: true,
+            republish: Some(RepublishIntervals::default()),
         }
     }
 }
@@ -345,9 +363,9 @@ impl DhtBuilder {
         self
     }
 
-    /// Whether successful puts and announces are republished (default true).
-    /// One-shot tools turn it off.
-    pub fn republish(mut self, republish: bool) -> Self {
+    /// How often successful puts and announces are republished (default:
+    /// [`RepublishIntervals::default`]); `None` never republishes, as one-shot tools want.
+    pub fn republish(mut self, republish: Option<RepublishIntervals>) -> Self {
         self.republish = republish;
         self
     }
@@ -430,11 +448,7 @@ impl Dht {
     async fn query(&self, op: Op) -> Result<QueryDone, Error> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::Query {
-                op,
-                reply,
-                keep_alive: true,
-            })
+            .send(Command::Query { op, reply })
             .await
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)
@@ -663,7 +677,7 @@ pub struct Runtime<T: Transport, S: Store> {
     rx: mpsc::Receiver<Command>,
     waiters: HashMap<QueryId, Waiter>,
     republished: BTreeMap<Id, Republish>,
-    republish_enabled: bool,
+    republish: Option<RepublishIntervals>,
     slots: Vec<RecvSlot>,
     next_wall_clock: std::time::Instant,
 }
@@ -682,7 +696,13 @@ fn now() -> std::time::Instant {
 impl<T: Transport, S: Store> Runtime<T, S> {
     /// A runtime over `transport` and `store` and the handle that drives it.
     /// `config.seed` is used as given: seed it from the OS ([`os_seed`]).
-    pub fn new(transport: T, store: S, config: Config, republish: bool) -> (Runtime<T, S>, Dht) {
+    /// With `republish` `None`, nothing is republished.
+    pub fn new(
+        transport: T,
+        store: S,
+        config: Config,
+        republish: Option<RepublishIntervals>,
+    ) -> (Runtime<T, S>, Dht) {
         let t = now();
         let node = Node::new(config, store, t, unix_ms());
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
@@ -697,7 +717,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             rx,
             waiters: HashMap::new(),
             republished: BTreeMap::new(),
-            republish_enabled: republish,
+            republish,
             slots: (0..RECV_BATCH).map(|_| RecvSlot::new()).collect(),
             next_wall_clock: t + WALL_CLOCK_EVERY,
         };
@@ -812,14 +832,8 @@ impl<T: Transport, S: Store> Runtime<T, S> {
     fn on_command(&mut self, c: Command) {
         let t = now();
         match c {
-            Command::Query {
-                op,
-                reply,
-                keep_alive,
-            } => {
-                let republish = (keep_alive && self.republish_enabled)
-                    .then(|| op.republish())
-                    .flatten();
+            Command::Query { op, reply } => {
+                let republish = self.republish.and_then(|every| op.republish(every));
                 let qid = self.start(t, op);
                 self.waiters.insert(
                     qid,

@@ -1,6 +1,6 @@
 //! `dht-node`: run a BitTorrent Mainline DHT node, or do one DHT operation and exit.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -206,6 +206,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -589,7 +590,7 @@ async fn one_shot(cli: &Cli, cmd: &Command) -> Result<(), Fail> {
         }
     };
 
-    let mut b = builder(cli).read_only(true).republish(false);
+    let mut b = builder(cli).read_only(true).republish(None);
     if cli.listen.is_empty() {
         // A free port in each family we need to reach.
         if seeds.iter().any(|a| a.is_ipv4()) || seeds.is_empty() {

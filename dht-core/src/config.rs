@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::defense::Defense;
 use crate::id::Id;
 
 /// How the node picks its id.
@@ -102,6 +103,8 @@ pub struct Config {
     pub max_lookup_candidates: usize,
     /// Most peers a get_peers lookup collects.
     pub max_lookup_peers: usize,
+    /// Rate limits, bans, the reply budget and routing-table diversity.
+    pub defense: Defense,
 }
 
 impl Default for Config {
@@ -126,6 +129,7 @@ impl Default for Config {
             limits: Limits::default(),
             max_lookup_candidates: 64,
             max_lookup_peers: 1000,
+            defense: Defense::default(),
         }
     }
 }

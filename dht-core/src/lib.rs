@@ -14,6 +14,7 @@ pub mod bep44;
 mod codec;
 pub mod config;
 pub mod conformance;
+pub mod defense;
 pub mod id;
 pub mod krpc;
 pub mod lookup;
@@ -25,5 +26,7 @@ pub mod transport;
 
 pub use config::{Config, IdPolicy, Limits};
 pub use id::{Id, NodeId, NodeInfo};
-pub use node::{Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Transmit};
+pub use node::{
+    Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Transmit, LOCAL,
+};
 pub use store::Store;

@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::bep44::{self, MutableItem};
 use crate::config::{key_derived_id, Config, IdPolicy};
+use crate::defense::{ByteBudget, RateLimiter, Verdict};
 use crate::id::{Id, NodeInfo};
 use crate::krpc::{
     self, code, Body, ErrorBody, Message, Method, MutablePut, PutArgs, Query, Response, Want,
@@ -172,6 +173,12 @@ pub struct NodeStats {
     pub key_id_mismatch: u64,
     /// Store operations that failed.
     pub store_errors: u64,
+    /// Queries dropped by the per-IP rate limit.
+    pub rate_limited: u64,
+    /// Datagrams dropped because their source is banned.
+    pub banned: u64,
+    /// Replies not sent because the reply byte budget was spent.
+    pub budget_dropped: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,6 +248,9 @@ struct QueryState {
     ping_answer: Option<NodeInfo>,
 }
 
+/// The address named in an error raised locally, before anything was sent.
+pub const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
 /// Most peers returned in one get_peers reply: 50 compact IPv4 peers fill 400 of the
 /// 1024 bytes, leaving room for the token and nodes.
 const MAX_VALUES_PER_REPLY: usize = 50;
@@ -276,6 +286,8 @@ pub struct Node<S: Store> {
     next_maintenance: Instant,
     next_routing_save: Instant,
     stats: NodeStats,
+    limiter: RateLimiter,
+    reply_budget: ByteBudget,
 }
 
 impl<S: Store> Node<S> {
@@ -340,6 +352,8 @@ impl<S: Store> Node<S> {
             pool: Vec::new(),
             events: VecDeque::new(),
             stats,
+            limiter: RateLimiter::new(),
+            reply_budget: ByteBudget::default(),
         }
     }
 
@@ -478,13 +492,17 @@ impl<S: Store> Node<S> {
         if from.port() == 0 {
             return;
         }
+        if self.limiter.is_banned(from.ip(), now) {
+            self.stats.banned += 1;
+            return;
+        }
         let msg = match krpc::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
                 self.stats.malformed += 1;
                 if let Some(t) = e.query_transaction_id {
                     if !self.config.read_only {
-                        self.send_error(from, t, code::PROTOCOL, e.reason);
+                        self.send_error(now, from, t, code::PROTOCOL, e.reason);
                     }
                 }
                 return;
@@ -505,6 +523,17 @@ impl<S: Store> Node<S> {
             Body::Query(q) => {
                 if self.config.read_only {
                     return;
+                }
+                match self.limiter.check(from.ip(), now, &self.config.defense) {
+                    Verdict::Allow => {}
+                    Verdict::Drop => {
+                        self.stats.rate_limited += 1;
+                        return;
+                    }
+                    Verdict::Banned => {
+                        self.stats.banned += 1;
+                        return;
+                    }
                 }
                 self.on_query(now, from, msg.transaction_id, msg.read_only, q);
             }
@@ -748,8 +777,14 @@ impl<S: Store> Node<S> {
 
     /// BEP 44 immutable put of a bencoded value; the target is its SHA-1.
     /// Values over 1000 bytes are refused by every node (error 205).
+    ///
+    /// A value that is not exactly one bencoded value is never sent: the query ends at
+    /// once with [`Outcome::Stored`] holding one error, code 203, from [`LOCAL`].
     pub fn put_immutable(&mut self, now: Instant, bencoded_value: Vec<u8>) -> QueryId {
         let target = bep44::immutable_target(&bencoded_value);
+        if !crate::bencode::is_valid(&bencoded_value) {
+            return self.refuse_put(target);
+        }
         self.start_lookup(
             now,
             Kind::PutImmutable {
@@ -760,9 +795,34 @@ impl<S: Store> Node<S> {
         )
     }
 
+    fn refuse_put(&mut self, target: Id) -> QueryId {
+        let qid = QueryId(self.next_query);
+        self.next_query += 1;
+        self.events.push_back(Event::QueryDone(QueryDone {
+            id: qid,
+            outcome: Outcome::Stored {
+                target,
+                stored_at: Vec::new(),
+                errors: vec![(
+                    LOCAL,
+                    ErrorBody {
+                        code: code::PROTOCOL,
+                        message: "value is not exactly one bencoded value".into(),
+                    },
+                )],
+            },
+            stats: QueryStats::default(),
+        }));
+        qid
+    }
+
     /// BEP 44 mutable put of a signed item, with an optional compare-and-swap seq.
+    /// An invalid value is refused locally as for [`Node::put_immutable`].
     pub fn put_mutable(&mut self, now: Instant, item: MutableItem, cas: Option<i64>) -> QueryId {
         let target = item.target();
+        if !crate::bencode::is_valid(&item.value) {
+            return self.refuse_put(target);
+        }
         self.start_lookup(now, Kind::PutMutable { item, cas }, target, false)
     }
 
@@ -1362,8 +1422,8 @@ impl<S: Store> Node<S> {
             Method::Unknown { .. } => Err((code::METHOD_UNKNOWN, "method unknown")),
         };
         match result {
-            Ok(()) => self.send_response(from, t, r, big),
-            Err((c, m)) => self.send_error(from, t, c, m),
+            Ok(()) => self.send_response(now, from, t, r, big),
+            Err((c, m)) => self.send_error(now, from, t, c, m),
         }
     }
 
@@ -1598,7 +1658,27 @@ impl<S: Store> Node<S> {
         Ok(())
     }
 
-    fn send_response(&mut self, to: SocketAddr, t: Vec<u8>, r: Response, carries_value: bool) {
+    /// Replies to non-exempt addresses draw on the global reply budget.
+    fn push_reply(&mut self, now: Instant, to: SocketAddr, buf: Vec<u8>) {
+        let d = &self.config.defense;
+        if let Some(rate) = d.reply_bytes_per_sec {
+            if !d.is_exempt(to.ip()) && !self.reply_budget.take(buf.len(), rate, now) {
+                self.stats.budget_dropped += 1;
+                self.recycle(buf);
+                return;
+            }
+        }
+        self.push_transmit(to, buf);
+    }
+
+    fn send_response(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        t: Vec<u8>,
+        r: Response,
+        carries_value: bool,
+    ) {
         let limit = if carries_value && r.value.is_some() {
             krpc::MAX_SEND_BEP44
         } else {
@@ -1644,10 +1724,10 @@ impl<S: Store> Node<S> {
                 return;
             }
         }
-        self.push_transmit(to, buf);
+        self.push_reply(now, to, buf);
     }
 
-    fn send_error(&mut self, to: SocketAddr, t: Vec<u8>, code: i64, message: &str) {
+    fn send_error(&mut self, now: Instant, to: SocketAddr, t: Vec<u8>, code: i64, message: &str) {
         self.stats.errors_sent += 1;
         let msg = Message {
             transaction_id: t,
@@ -1662,7 +1742,7 @@ impl<S: Store> Node<S> {
         let mut buf = self.take_buf();
         msg.encode(&mut buf);
         if buf.len() <= krpc::MAX_SEND {
-            self.push_transmit(to, buf);
+            self.push_reply(now, to, buf);
         } else {
             // A peer's over-long transaction id must not make us send oversize.
             self.pool.push(buf);

@@ -16,6 +16,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::defense::{prefix_of, Defense};
 use crate::id::{Id, NodeInfo, ID_LEN};
 
 /// A routing-table entry.
@@ -81,6 +82,7 @@ pub struct RoutingTable {
     buckets: Vec<Bucket>,
     questionable_after: Duration,
     max_failures: u8,
+    defense: Defense,
 }
 
 impl RoutingTable {
@@ -98,7 +100,38 @@ impl RoutingTable {
             buckets: vec![Bucket::new(now)],
             questionable_after,
             max_failures: max_failures.max(1),
+            defense: Defense::default(),
         }
+    }
+
+    /// Sets the diversity limits (per IP, per /24 or /64) and their exemption.
+    pub fn with_defense(mut self, defense: Defense) -> Self {
+        self.defense = defense;
+        self
+    }
+
+    /// Would adding `node` break the diversity limits? (Checked for newcomers only.)
+    fn too_concentrated(&self, node: &NodeInfo, bucket: usize) -> bool {
+        let ip = node.addr.ip();
+        let d = &self.defense;
+        if d.is_exempt(ip) {
+            return false;
+        }
+        let prefix = prefix_of(ip);
+        let (mut same_ip, mut same_prefix) = (0, 0);
+        for e in self.entries() {
+            let other = e.node.addr.ip();
+            same_ip += usize::from(other == ip);
+            same_prefix += usize::from(prefix_of(other) == prefix);
+        }
+        let in_bucket = self.buckets[bucket]
+            .nodes
+            .iter()
+            .filter(|e| prefix_of(e.node.addr.ip()) == prefix)
+            .count();
+        same_ip >= d.max_per_ip
+            || same_prefix >= d.max_per_prefix_in_table
+            || in_bucket >= d.max_per_prefix_in_bucket
     }
 
     /// Our id.
@@ -183,7 +216,7 @@ impl RoutingTable {
             e.failures = 0;
             return Insert::Updated;
         }
-        if self.addr_taken_by_other(&node) {
+        if self.addr_taken_by_other(&node) || self.too_concentrated(&node, idx) {
             return Insert::Rejected;
         }
         let entry = Entry {
@@ -559,6 +592,41 @@ mod tests {
             t.on_response(node(id_with_prefix(0x40, 1), 6), now),
             Insert::Rejected
         );
+    }
+
+    #[test]
+    fn diversity_caps_per_ip_and_prefix() {
+        let now = Instant::now();
+        let strict = Defense {
+            exempt_local: false,
+            ..Defense::default()
+        };
+        let mut t = RoutingTable::new(Id::ZERO, 8, MIN15, 2, now).with_defense(strict);
+        let at = |id: u8, ip: [u8; 4], port: u16| NodeInfo {
+            id: id_with_prefix(0x80, id),
+            addr: SocketAddr::from((ip, port)),
+        };
+        assert_eq!(t.on_response(at(1, [127, 1, 1, 1], 1), now), Insert::Added);
+        // Same IP, other port: one endpoint per host.
+        assert_eq!(
+            t.on_response(at(2, [127, 1, 1, 1], 2), now),
+            Insert::Rejected
+        );
+        // Same /24: two per bucket.
+        assert_eq!(t.on_response(at(3, [127, 1, 1, 2], 1), now), Insert::Added);
+        assert_eq!(
+            t.on_response(at(4, [127, 1, 1, 3], 1), now),
+            Insert::Rejected
+        );
+        assert_eq!(t.on_response(at(5, [127, 1, 2, 3], 1), now), Insert::Added);
+        // Exempt by default: loopback testnets share one IP.
+        let mut lax = RoutingTable::new(Id::ZERO, 8, MIN15, 2, now);
+        for i in 0..8u8 {
+            assert_eq!(
+                lax.on_response(at(i + 1, [127, 0, 0, 1], 1000 + i as u16), now),
+                Insert::Added
+            );
+        }
     }
 
     #[test]

@@ -168,6 +168,18 @@ fn two_nodes_complete_every_command() {
 }
 
 #[test]
+fn invalid_values_are_refused_before_sending() {
+    let mut net = Net::new(2, 11, false, |_| {});
+    let q = net.nodes[0].put_immutable(net.now, b"5:abc".to_vec());
+    let d = net.wait(0, q);
+    assert_eq!(stored(&d.outcome), (0, vec![code::PROTOCOL]));
+    assert_eq!(d.stats.requests, 0);
+    let bad = MutableItem::sign(&key(1), b"", 1, b"i1");
+    let q = net.nodes[0].put_mutable(net.now, bad, None);
+    assert_eq!(stored(&net.wait(0, q).outcome), (0, vec![code::PROTOCOL]));
+}
+
+#[test]
 fn ping_of_a_silent_address_times_out() {
     let mut net = Net::new(1, 2, false, |_| {});
     let q = net.nodes[0].ping(net.now, "127.9.9.9:1".parse().unwrap());
@@ -544,4 +556,133 @@ fn restarted_node_rejoins_from_its_saved_table() {
         "{:?}",
         d.outcome
     );
+}
+
+fn strict_node(tweak: impl Fn(&mut Config)) -> (Node<TestStore>, std::time::Instant) {
+    let now = std::time::Instant::now();
+    let mut cfg = Config::with_seed(21);
+    cfg.defense.exempt_local = false;
+    tweak(&mut cfg);
+    (Node::new(cfg, TestStore::default(), now, WALL0), now)
+}
+
+fn replies(node: &mut Node<TestStore>) -> usize {
+    drain(node).len()
+}
+
+#[test]
+fn a_flooding_ip_is_limited_then_banned_while_others_are_served() {
+    let (mut n, t0) = strict_node(|_| {});
+    let flooder: SocketAddr = "127.3.3.3:5000".parse().unwrap();
+    let honest: SocketAddr = "127.4.4.4:5000".parse().unwrap();
+    let ping = raw_query(Id([9; 20]), Method::Ping);
+    let mut answered = 0;
+    for _ in 0..1000 {
+        n.handle_datagram(t0, flooder, None, &ping);
+        answered += replies(&mut n);
+    }
+    let d = dht_core::defense::Defense::default();
+    assert_eq!(
+        answered, d.query_burst as usize,
+        "only the burst is answered"
+    );
+    assert!(n.stats().banned > 0, "{:?}", n.stats());
+    // Banned: even after the bucket would have refilled, nothing is answered.
+    n.handle_datagram(t0 + Duration::from_secs(60), flooder, None, &ping);
+    assert_eq!(replies(&mut n), 0);
+    // An honest source is served meanwhile.
+    n.handle_datagram(
+        t0 + Duration::from_secs(60),
+        honest,
+        None,
+        &raw_query(Id([8; 20]), Method::Ping),
+    );
+    assert_eq!(replies(&mut n), 1);
+    // The ban ends.
+    n.handle_datagram(
+        t0 + d.ban_duration + Duration::from_secs(61),
+        flooder,
+        None,
+        &ping,
+    );
+    assert_eq!(replies(&mut n), 1);
+}
+
+#[test]
+fn the_reply_budget_caps_bytes_sent_to_many_sources() {
+    let (mut n, t0) = strict_node(|c| c.defense.reply_bytes_per_sec = Some(10_000));
+    let mut sent = 0;
+    for i in 0..2000u32 {
+        let from = SocketAddr::from(([127, 5, (i >> 8) as u8, i as u8], 6000));
+        n.handle_datagram(
+            t0,
+            from,
+            None,
+            &raw_query(
+                Id([7; 20]),
+                Method::FindNode {
+                    target: Id([1; 20]),
+                    want: Default::default(),
+                },
+            ),
+        );
+        while let Some(t) = n.poll_transmit() {
+            if !matches!(krpc::decode(&t.payload).unwrap().body, Body::Query(_)) {
+                sent += t.payload.len();
+            }
+        }
+    }
+    assert!(
+        sent <= 10_000,
+        "sent {sent} bytes in one instant with a 10 kB/s budget"
+    );
+    assert!(n.stats().budget_dropped > 0);
+}
+
+#[test]
+fn puts_from_many_addresses_cannot_pass_the_item_cap() {
+    let (mut n, t0) = strict_node(|c| c.limits.max_items = 50);
+    let mut codes = std::collections::BTreeMap::new();
+    for i in 0..200u32 {
+        let from = SocketAddr::from(([127, 6, (i >> 8) as u8, i as u8], 6000));
+        n.handle_datagram(
+            t0,
+            from,
+            None,
+            &raw_query(
+                Id([7; 20]),
+                Method::Get {
+                    target: Id::ZERO,
+                    seq: None,
+                    want: Default::default(),
+                },
+            ),
+        );
+        let token = match &drain(&mut n)[0].1.body {
+            Body::Response(r) => r.token.clone().unwrap(),
+            b => panic!("{b:?}"),
+        };
+        let value = format!("i{i}e").into_bytes();
+        n.handle_datagram(
+            t0,
+            from,
+            None,
+            &raw_query(
+                Id([7; 20]),
+                Method::Put(PutArgs {
+                    token,
+                    value,
+                    mutable: None,
+                }),
+            ),
+        );
+        let c = match &drain(&mut n)[0].1.body {
+            Body::Error(e) => e.code,
+            _ => 0,
+        };
+        *codes.entry(c).or_insert(0) += 1;
+    }
+    assert_eq!(codes.get(&0), Some(&50));
+    assert_eq!(codes.get(&code::SERVER), Some(&150));
+    assert_eq!(dht_core::Store::counts(n.store()).unwrap().items, 50);
 }

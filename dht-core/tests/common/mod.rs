@@ -10,6 +10,7 @@ use dht_core::store::{
     RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
 };
 use dht_core::{Config, Event, Node, QueryDone, QueryId};
+use proptest::prelude::*;
 
 /// The smallest correct store: BTreeMaps, no limits of its own.
 #[derive(Debug, Default)]
@@ -237,5 +238,56 @@ impl Net {
         }
         // Node 0 learns of the others through their queries; let housekeeping ping them.
         self.run_for(Duration::from_secs(120));
+    }
+}
+
+/// Byte-level mutations of valid messages (random bytes alone stop at the first byte).
+#[derive(Clone, Debug)]
+pub enum Mutation {
+    Flip(usize, u8),
+    Insert(usize, u8),
+    Delete(usize),
+    Truncate(usize),
+    Duplicate(usize, usize),
+}
+
+pub fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (
+            any::<usize>(),
+            prop::sample::select(b"0123456789:deil-x".to_vec())
+        )
+            .prop_map(|(i, b)| Mutation::Insert(i, b)),
+        any::<usize>().prop_map(Mutation::Delete),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), 1usize..40).prop_map(|(i, n)| Mutation::Duplicate(i, n)),
+    ]
+}
+
+pub fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
+    let len = bytes.len().max(1);
+    match *m {
+        Mutation::Flip(i, b) => {
+            if let Some(x) = bytes.get_mut(i % len) {
+                *x ^= b;
+            }
+        }
+        Mutation::Insert(i, b) => bytes.insert(i % (bytes.len() + 1), b),
+        Mutation::Delete(i) => {
+            if !bytes.is_empty() {
+                bytes.remove(i % len);
+            }
+        }
+        Mutation::Truncate(i) => bytes.truncate(i % len),
+        Mutation::Duplicate(i, n) => {
+            let start = i % len;
+            let end = (start + n).min(bytes.len());
+            let piece = bytes
+                .get(start..end)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            bytes.splice(start..start, piece);
+        }
     }
 }

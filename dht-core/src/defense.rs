@@ -1,0 +1,357 @@
+//! Defenses against hostile peers that live in the core: per-IP query rate limits with
+//! temporary bans, a global budget for reply bytes, and the address exemption.
+//!
+//! Both limiters are token buckets refilled from the `now` passed in, so they replay
+//! exactly in a simulation. Memory is bounded: at most `max_tracked` sources are
+//! remembered; when the table is full, idle sources are pruned and, if it is still
+//! full, new sources share one overflow bucket (so a flood from many spoofed
+//! addresses is limited as a whole instead of growing memory).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Settings of the defenses (see [`crate::Config::defense`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Defense {
+    /// Loopback, private and link-local sources are exempt from rate limits, bans, the
+    /// send budget and per-IP or per-prefix caps, so loopback testnets and benchmarks
+    /// work. Turn off to exercise the defenses on such addresses.
+    pub exempt_local: bool,
+    /// Queries per second allowed from one IP, sustained. A busy honest client sends
+    /// a few per second; 50 leaves a wide margin.
+    pub queries_per_sec: f64,
+    /// Queries one IP may send in a burst above the sustained rate.
+    pub query_burst: f64,
+    /// Dropped queries after which a source is banned.
+    pub ban_after_drops: u32,
+    /// How long a ban lasts.
+    pub ban_duration: Duration,
+    /// Most sources tracked at once (memory bound).
+    pub max_tracked: usize,
+    /// Reply bytes per second for all non-exempt destinations together; `None` = no cap.
+    /// 8 MiB/s is far above what a node on the public DHT sends (tens of KB/s) and
+    /// bounds what a reflection flood can get out of us.
+    pub reply_bytes_per_sec: Option<u64>,
+    /// Most nodes with the same IP in a routing table (1: one endpoint per host, as
+    /// libtorrent does by default; a Sybil host cannot fill buckets with many ports).
+    pub max_per_ip: usize,
+    /// Most nodes from the same /24 (IPv6: /64) in one bucket.
+    pub max_per_prefix_in_bucket: usize,
+    /// Most nodes from the same /24 (IPv6: /64) in a whole table.
+    pub max_per_prefix_in_table: usize,
+}
+
+impl Default for Defense {
+    fn default() -> Self {
+        Defense {
+            exempt_local: true,
+            queries_per_sec: 50.0,
+            query_burst: 100.0,
+            ban_after_drops: 200,
+            ban_duration: Duration::from_secs(600),
+            max_tracked: 65_536,
+            reply_bytes_per_sec: Some(8 << 20),
+            max_per_ip: 1,
+            max_per_prefix_in_bucket: 2,
+            max_per_prefix_in_table: 8,
+        }
+    }
+}
+
+impl Defense {
+    /// True when `ip` is exempt under these settings.
+    pub fn is_exempt(&self, ip: IpAddr) -> bool {
+        self.exempt_local && is_local(ip)
+    }
+}
+
+/// Loopback, private, link-local, unique-local and unspecified addresses.
+pub fn is_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            a.is_loopback() || a.is_private() || a.is_link_local() || a.is_unspecified()
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return is_local(IpAddr::V4(v4));
+            }
+            let s = a.segments()[0];
+            a.is_loopback()
+                || a.is_unspecified()
+                || (s & 0xfe00) == 0xfc00
+                || (s & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The /24 (IPv4) or /64 (IPv6) an address belongs to, as a comparable key.
+pub fn prefix_of(ip: IpAddr) -> [u8; 8] {
+    let mut k = [0u8; 8];
+    match ip {
+        IpAddr::V4(a) => {
+            k[0] = 4;
+            k[1..4].copy_from_slice(&a.octets()[..3]);
+        }
+        IpAddr::V6(a) => k.copy_from_slice(&a.octets()[..8]),
+    }
+    k
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Source {
+    tokens: f64,
+    last: Instant,
+    drops: u32,
+    banned_until: Option<Instant>,
+}
+
+/// What the limiter says about one query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Serve it.
+    Allow,
+    /// Drop it silently (over the rate).
+    Drop,
+    /// Drop it: the source is banned.
+    Banned,
+}
+
+/// Per-IP token buckets with bans.
+#[derive(Clone, Debug)]
+pub struct RateLimiter {
+    sources: BTreeMap<IpAddr, Source>,
+    overflow: Option<Source>,
+}
+
+impl Default for RateLimiter {
+    fn default() -> Self {
+        RateLimiter::new()
+    }
+}
+
+impl RateLimiter {
+    /// No sources tracked yet.
+    pub fn new() -> RateLimiter {
+        RateLimiter {
+            sources: BTreeMap::new(),
+            overflow: None,
+        }
+    }
+
+    /// Sources currently tracked.
+    pub fn tracked(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// True when `ip` is banned at `now`.
+    pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
+        self.sources
+            .get(&ip)
+            .and_then(|s| s.banned_until)
+            .is_some_and(|t| now < t)
+    }
+
+    /// Accounts one query from `ip` at `now`.
+    pub fn check(&mut self, ip: IpAddr, now: Instant, d: &Defense) -> Verdict {
+        if d.is_exempt(ip) {
+            return Verdict::Allow;
+        }
+        if !self.sources.contains_key(&ip) && self.sources.len() >= d.max_tracked {
+            self.prune(now, d);
+        }
+        let fresh = Source {
+            tokens: d.query_burst,
+            last: now,
+            drops: 0,
+            banned_until: None,
+        };
+        let src = if self.sources.len() < d.max_tracked || self.sources.contains_key(&ip) {
+            self.sources.entry(ip).or_insert(fresh)
+        } else {
+            self.overflow.get_or_insert(fresh)
+        };
+        if let Some(t) = src.banned_until {
+            if now < t {
+                return Verdict::Banned;
+            }
+            src.banned_until = None;
+            src.drops = 0;
+            src.tokens = d.query_burst;
+        }
+        let elapsed = now.saturating_duration_since(src.last).as_secs_f64();
+        src.last = now;
+        src.tokens = (src.tokens + elapsed * d.queries_per_sec).min(d.query_burst);
+        if src.tokens >= 1.0 {
+            src.tokens -= 1.0;
+            if src.tokens >= d.query_burst - 1.0 {
+                src.drops = 0;
+            }
+            return Verdict::Allow;
+        }
+        src.drops += 1;
+        if src.drops >= d.ban_after_drops {
+            src.banned_until = Some(now + d.ban_duration);
+            return Verdict::Banned;
+        }
+        Verdict::Drop
+    }
+
+    /// Forgets sources that are idle (bucket full again) and not banned.
+    fn prune(&mut self, now: Instant, d: &Defense) {
+        let full_after = Duration::from_secs_f64(d.query_burst / d.queries_per_sec.max(1e-9));
+        self.sources.retain(|_, s| {
+            s.banned_until.is_some_and(|t| now < t)
+                || now.saturating_duration_since(s.last) < full_after
+        });
+    }
+}
+
+/// A token bucket of bytes per second.
+#[derive(Clone, Copy, Debug)]
+pub struct ByteBudget {
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl Default for ByteBudget {
+    fn default() -> Self {
+        ByteBudget {
+            tokens: 0.0,
+            last: None,
+        }
+    }
+}
+
+impl ByteBudget {
+    /// Takes `bytes` from a budget of `rate` bytes/s (burst: one second's worth);
+    /// false when there is not enough.
+    pub fn take(&mut self, bytes: usize, rate: u64, now: Instant) -> bool {
+        let burst = rate as f64;
+        let elapsed = match self.last {
+            Some(l) => now.saturating_duration_since(l).as_secs_f64(),
+            None => f64::INFINITY,
+        };
+        self.last = Some(now);
+        self.tokens = (self.tokens + elapsed * rate as f64).min(burst);
+        if self.tokens >= bytes as f64 {
+            self.tokens -= bytes as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strict() -> Defense {
+        Defense {
+            exempt_local: false,
+            queries_per_sec: 10.0,
+            query_burst: 20.0,
+            ban_after_drops: 5,
+            ban_duration: Duration::from_secs(60),
+            max_tracked: 4,
+            ..Defense::default()
+        }
+    }
+
+    #[test]
+    fn burst_then_rate_then_ban() {
+        let d = strict();
+        let mut rl = RateLimiter::new();
+        let t0 = Instant::now();
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        for _ in 0..20 {
+            assert_eq!(rl.check(ip, t0, &d), Verdict::Allow);
+        }
+        for _ in 0..4 {
+            assert_eq!(rl.check(ip, t0, &d), Verdict::Drop);
+        }
+        assert_eq!(rl.check(ip, t0, &d), Verdict::Banned);
+        assert!(rl.is_banned(ip, t0 + Duration::from_secs(59)));
+        assert_eq!(
+            rl.check(ip, t0 + Duration::from_secs(30), &d),
+            Verdict::Banned
+        );
+        assert_eq!(
+            rl.check(ip, t0 + Duration::from_secs(61), &d),
+            Verdict::Allow
+        );
+        // Another source is unaffected.
+        assert_eq!(
+            rl.check("127.0.0.10".parse().unwrap(), t0, &d),
+            Verdict::Allow
+        );
+    }
+
+    #[test]
+    fn exempt_by_default() {
+        let d = Defense::default();
+        let mut rl = RateLimiter::new();
+        let t0 = Instant::now();
+        for _ in 0..10_000 {
+            assert_eq!(
+                rl.check("127.0.0.1".parse().unwrap(), t0, &d),
+                Verdict::Allow
+            );
+        }
+        assert_eq!(rl.tracked(), 0);
+    }
+
+    #[test]
+    fn memory_is_bounded_under_spoofed_floods() {
+        let d = strict();
+        let mut rl = RateLimiter::new();
+        let t0 = Instant::now();
+        let mut allowed = 0;
+        for i in 0..10_000u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            if rl.check(ip, t0, &d) == Verdict::Allow {
+                allowed += 1;
+            }
+        }
+        assert!(rl.tracked() <= d.max_tracked);
+        // 4 tracked sources with a burst of 20 each, plus one shared overflow bucket.
+        assert!(allowed <= 5 * 20, "{allowed}");
+    }
+
+    #[test]
+    fn byte_budget() {
+        let mut b = ByteBudget::default();
+        let t0 = Instant::now();
+        assert!(b.take(600, 1000, t0));
+        assert!(!b.take(600, 1000, t0));
+        assert!(b.take(600, 1000, t0 + Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn locality_and_prefixes() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.4",
+            "169.254.1.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+        ] {
+            assert!(is_local(a.parse().unwrap()), "{a}");
+        }
+        for a in ["8.8.8.8", "2001:db8::1", "198.18.0.1"] {
+            assert!(!is_local(a.parse().unwrap()), "{a}");
+        }
+        assert_eq!(
+            prefix_of("1.2.3.4".parse().unwrap()),
+            prefix_of("1.2.3.200".parse().unwrap())
+        );
+        assert_ne!(
+            prefix_of("1.2.3.4".parse().unwrap()),
+            prefix_of("1.2.4.4".parse().unwrap())
+        );
+    }
+}

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use dht_core::id::Id;
-use dht_core::{Outcome, QueryId};
+use dht_core::{Family, Outcome, QueryId};
 
 use crate::global::GlobalView;
 use crate::sim::{below, Sim, SimConfig};
@@ -82,6 +82,10 @@ pub struct Report {
     pub latency_rtt_p99: f64,
     /// Lookups that had not finished within the phase limit.
     pub lookups_unfinished: usize,
+    /// Mean routing-table entries (main buckets) of the live nodes after the lookups.
+    pub table_entries_mean: f64,
+    /// Mean entries of the ideal tables built for `hops_ideal_mean`.
+    pub ideal_table_entries_mean: f64,
     /// Growth of the resident set size while the network was built, per node (bytes).
     pub bytes_per_node: f64,
     /// Peak resident set size of the process (bytes).
@@ -149,6 +153,11 @@ impl Report {
         field("latency_rtt_p50", json_f64(self.latency_rtt_p50));
         field("latency_rtt_p99", json_f64(self.latency_rtt_p99));
         field("lookups_unfinished", self.lookups_unfinished.to_string());
+        field("table_entries_mean", json_f64(self.table_entries_mean));
+        field(
+            "ideal_table_entries_mean",
+            json_f64(self.ideal_table_entries_mean),
+        );
         field("bytes_per_node", json_f64(self.bytes_per_node));
         field("peak_rss_bytes", self.peak_rss_bytes.to_string());
         field("join_seconds", json_f64(self.join_seconds));
@@ -200,6 +209,13 @@ impl Report {
                 format!("{:.2} / {:.2}", self.latency_rtt_p50, self.latency_rtt_p99),
             ),
             ("lookups_unfinished", self.lookups_unfinished.to_string()),
+            (
+                "table entries: real / ideal",
+                format!(
+                    "{:.1} / {:.1}",
+                    self.table_entries_mean, self.ideal_table_entries_mean
+                ),
+            ),
             ("bytes_per_node", format!("{:.0}", self.bytes_per_node)),
             ("peak_rss_bytes", self.peak_rss_bytes.to_string()),
             (
@@ -380,6 +396,12 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         latency_rtt_p50: percentile(&latency, 50.0) / rtt,
         latency_rtt_p99: percentile(&latency, 99.0) / rtt,
         lookups_unfinished: unfinished,
+        table_entries_mean: mean(
+            sim.live()
+                .into_iter()
+                .map(|i| sim.node(i).routing_table(Family::V4).len() as f64),
+        ),
+        ideal_table_entries_mean: view.ideal_entries_mean(),
         bytes_per_node,
         join_seconds,
         ..Report::default()

@@ -129,6 +129,20 @@ impl GlobalView {
         self.ideal[i as usize].as_deref().unwrap_or(&[])
     }
 
+    /// Mean size of the ideal tables built so far.
+    pub fn ideal_entries_mean(&self) -> f64 {
+        let (n, sum) = self
+            .ideal
+            .iter()
+            .flatten()
+            .fold((0usize, 0usize), |(n, s), t| (n + 1, s + t.len()));
+        if n == 0 {
+            0.0
+        } else {
+            sum as f64 / n as f64
+        }
+    }
+
     fn ideal_answer(&mut self, i: u32, target: &Id) -> Vec<u32> {
         let k = self.k;
         let mut t: Vec<u32> = self.ideal_table(i).to_vec();

@@ -93,6 +93,14 @@ fn cli() -> Command {
                 .value_parser(value_parser!(u32).range(1..=64)),
         )
         .arg(
+            Arg::new("settle")
+                .long("settle")
+                .value_name("SECS")
+                .help("Virtual seconds the network runs after the last node joined, before the lookups")
+                .default_value("60")
+                .value_parser(value_parser!(u32).range(0..=86_400)),
+        )
+        .arg(
             Arg::new("json")
                 .long("json")
                 .help("Print one JSON object as the last line of stdout")
@@ -113,6 +121,7 @@ fn main() {
     sim.loss = m.get_one::<f64>("loss").copied().unwrap_or(0.0);
     sim.k = get_u32("k");
     sim.alpha = get_u32("alpha");
+    sim.settle = Duration::from_secs(get_u32("settle") as u64);
     let mut exp = Experiment::new(sim, get_u32("lookups"));
     exp.fail = m.get_one::<f64>("fail").copied();
     exp.phase_limit = Duration::from_secs(600);

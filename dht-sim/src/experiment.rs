@@ -354,7 +354,13 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
             found.push(0.0);
             continue;
         };
-        let truth = view.closest(target, cfg.k);
+        // A node never returns itself, so the truth is the K closest others.
+        let truth: Vec<u32> = view
+            .closest(target, cfg.k + 1)
+            .into_iter()
+            .filter(|&j| j as usize != src)
+            .take(cfg.k)
+            .collect();
         let got: Vec<Id> = match &done.outcome {
             Outcome::Nodes { closest } => closest.iter().map(|n| n.id).collect(),
             _ => Vec::new(),

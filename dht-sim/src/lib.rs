@@ -38,7 +38,7 @@
 //!
 //! ## What the figures mean
 //! - `found_k_closest`: for each lookup, the fraction of the true K closest live nodes
-//!   (from the simulator's global view) that the lookup's `closest` list holds; the mean
+//!   other than its source (from the simulator's global view) that the lookup's `closest` list holds; the mean
 //!   over lookups. `exact_k_closest`: the fraction of lookups that returned all K.
 //! - `hops_mean`, `hops_p50`, `hops_p99`: hops as dht-core counts them (the depth of the
 //!   closest responder: 1 for a contact from the node's own table, d + 1 for a node

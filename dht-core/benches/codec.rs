@@ -1,1 +1,176 @@
-fn main() {}
+//! Encode and decode time of every KRPC message kind.
+//!
+//! `cargo bench -p dht-core --bench codec -- --warm-up-time 1 --measurement-time 2`
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use dht_core::krpc::{
+    self, Body, ErrorBody, Message, Method, MutablePut, PutArgs, Query, Response, Want,
+};
+use dht_core::{Id, NodeInfo};
+
+fn id(b: u8) -> Id {
+    Id([b; 20])
+}
+
+fn msg(body: Body) -> Message {
+    Message {
+        transaction_id: b"tx01".to_vec(),
+        version: Some(b"DC\x00\x01".to_vec()),
+        read_only: false,
+        requester_ip: None,
+        body,
+    }
+}
+
+fn query(method: Method) -> Message {
+    msg(Body::Query(Query { id: id(1), method }))
+}
+
+fn nodes(n: u8) -> Vec<NodeInfo> {
+    (0..n)
+        .map(|i| NodeInfo {
+            id: id(0x10 + i),
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, i)), 6881),
+        })
+        .collect()
+}
+
+fn messages() -> Vec<(&'static str, Message)> {
+    let mut value = Vec::new();
+    dht_core::bencode::write_bytes(&mut value, &[b'x'; 996]); // 1000 bytes bencoded
+    let peers: Vec<SocketAddr> = (0..20)
+        .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)), 6881))
+        .chain((0..5).map(|i| {
+            SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i)),
+                6881,
+            )
+        }))
+        .collect();
+    vec![
+        ("ping_query", query(Method::Ping)),
+        (
+            "ping_response",
+            Message {
+                requester_ip: Some("192.0.2.7:6881".parse().expect("addr")),
+                ..msg(Body::Response(Response {
+                    id: id(9),
+                    ..Response::default()
+                }))
+            },
+        ),
+        (
+            "find_node_query",
+            query(Method::FindNode {
+                target: id(2),
+                want: Want { v4: true, v6: true },
+            }),
+        ),
+        (
+            "find_node_response_8_nodes",
+            msg(Body::Response(Response {
+                id: id(9),
+                nodes: nodes(8),
+                ..Response::default()
+            })),
+        ),
+        (
+            "get_peers_response_values",
+            msg(Body::Response(Response {
+                id: id(9),
+                token: Some(vec![7; 20]),
+                values: peers,
+                ..Response::default()
+            })),
+        ),
+        (
+            "get_peers_response_nodes",
+            msg(Body::Response(Response {
+                id: id(9),
+                token: Some(vec![7; 20]),
+                nodes: nodes(8),
+                ..Response::default()
+            })),
+        ),
+        (
+            "announce_peer_query",
+            query(Method::AnnouncePeer {
+                info_hash: id(3),
+                port: 6881,
+                token: vec![7; 20],
+                implied_port: true,
+            }),
+        ),
+        (
+            "get_mutable_response_1000",
+            msg(Body::Response(Response {
+                id: id(9),
+                token: Some(vec![7; 20]),
+                value: Some(value.clone()),
+                key: Some([5; 32]),
+                signature: Some([6; 64]),
+                seq: Some(12345),
+                ..Response::default()
+            })),
+        ),
+        (
+            "put_mutable_query_1000",
+            query(Method::Put(PutArgs {
+                token: vec![7; 20],
+                value,
+                mutable: Some(MutablePut {
+                    key: [5; 32],
+                    signature: [6; 64],
+                    seq: 12345,
+                    salt: b"salt".to_vec(),
+                    cas: Some(12344),
+                }),
+            })),
+        ),
+        (
+            "error",
+            msg(Body::Error(ErrorBody {
+                code: 203,
+                message: "Protocol Error".into(),
+            })),
+        ),
+        (
+            "sample_infohashes_response_20",
+            msg(Body::Response(Response {
+                id: id(9),
+                samples: Some((0..20).map(id).collect()),
+                interval: Some(21600),
+                num: Some(5000),
+                nodes: nodes(8),
+                ..Response::default()
+            })),
+        ),
+    ]
+}
+
+fn codec(c: &mut Criterion) {
+    for (name, m) in messages() {
+        let bytes = m.to_bytes();
+        assert_eq!(krpc::decode(&bytes).as_ref(), Ok(&m));
+        c.bench_function(&format!("bencode_validate/{name}"), |b| {
+            b.iter(|| dht_core::bencode::validate(black_box(&bytes)))
+        });
+        c.bench_function(&format!("decode/{name}"), |b| {
+            b.iter(|| krpc::decode(black_box(&bytes)))
+        });
+        let mut out = Vec::with_capacity(2048);
+        c.bench_function(&format!("encode/{name}"), |b| {
+            b.iter(|| {
+                out.clear();
+                black_box(&m).encode(&mut out);
+                black_box(out.len())
+            })
+        });
+    }
+}
+
+criterion_group!(benches, codec);
+criterion_main!(benches);

@@ -192,6 +192,69 @@ pub fn decode(input: &[u8]) -> Result<Value<'_>, Error> {
     Ok(v)
 }
 
+/// A single-pass reader for callers that know the shape they expect: it walks
+/// dictionaries in place, so a KRPC message is scanned once instead of being validated
+/// first and walked again. It applies the same rules as [`decode`] (depth, canonical
+/// integers, lengths checked before use); call [`Cursor::finish`] to reject trailing bytes.
+#[derive(Clone, Debug)]
+pub struct Cursor<'a> {
+    parser: Parser<'a>,
+    depth: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `input`.
+    pub fn new(input: &'a [u8]) -> Self {
+        Cursor {
+            parser: Parser::new(input, 0),
+            depth: 0,
+        }
+    }
+
+    /// Enters the dictionary at the cursor and returns true; returns false, consuming
+    /// nothing, if the next value is not a dictionary.
+    pub fn enter_dict(&mut self) -> Result<bool, Error> {
+        if self.parser.peek() != Some(b'd') {
+            return Ok(false);
+        }
+        self.parser.open(self.depth)?;
+        self.depth += 1;
+        Ok(true)
+    }
+
+    /// The next key of the dictionary being walked, or `None` once its end is consumed.
+    /// After a key, the caller must consume its value with [`Cursor::value`] or
+    /// [`Cursor::enter_dict`].
+    pub fn next_key(&mut self) -> Result<Option<&'a [u8]>, Error> {
+        match self.parser.peek() {
+            Some(b'e') if self.depth > 0 => {
+                self.parser.pos += 1;
+                self.depth -= 1;
+                Ok(None)
+            }
+            Some(b'0'..=b'9') if self.depth > 0 => self.parser.bytes().map(Some),
+            Some(_) => Err(self.parser.err("dictionary key is not a byte string")),
+            None => Err(self.parser.err("unexpected end of input")),
+        }
+    }
+
+    /// The whole value at the cursor.
+    pub fn value(&mut self) -> Result<Value<'a>, Error> {
+        self.parser.value(self.depth)
+    }
+
+    /// Checks that the input ended exactly where the outermost value did.
+    pub fn finish(&self) -> Result<(), Error> {
+        if self.depth != 0 {
+            return Err(self.parser.err("unterminated dictionary"));
+        }
+        if self.parser.pos != self.parser.buf.len() {
+            return Err(self.parser.err("trailing bytes after the value"));
+        }
+        Ok(())
+    }
+}
+
 /// Checks that `input` is exactly one valid bencoded value (what a BEP 44 `v` must be).
 pub fn validate(input: &[u8]) -> Result<(), Error> {
     decode(input).map(|_| ())
@@ -554,6 +617,47 @@ mod tests {
         let too_deep = [b"l".repeat(MAX_DEPTH + 1), b"e".repeat(MAX_DEPTH + 1)].concat();
         assert!(!is_valid(&too_deep));
         assert!(!is_valid(&b"l".repeat(100_000)));
+    }
+
+    #[test]
+    fn cursor_walks_in_place() {
+        let input = b"d1:ad2:id3:abce1:q4:ping1:xli1eee";
+        let mut c = Cursor::new(input);
+        assert_eq!(c.enter_dict(), Ok(true));
+        assert_eq!(c.next_key(), Ok(Some(&b"a"[..])));
+        assert_eq!(c.enter_dict(), Ok(true));
+        assert_eq!(c.next_key(), Ok(Some(&b"id"[..])));
+        assert_eq!(c.value().map(|v| v.as_bytes()), Ok(Some(&b"abc"[..])));
+        assert_eq!(c.next_key(), Ok(None));
+        assert_eq!(c.next_key(), Ok(Some(&b"q"[..])));
+        assert_eq!(c.enter_dict(), Ok(false));
+        assert_eq!(c.value().map(|v| v.raw()), Ok(&b"4:ping"[..]));
+        assert_eq!(c.next_key(), Ok(Some(&b"x"[..])));
+        assert_eq!(c.value().map(|v| v.raw()), Ok(&b"li1ee"[..]));
+        assert!(c.finish().is_err());
+        assert_eq!(c.next_key(), Ok(None));
+        assert_eq!(c.finish(), Ok(()));
+        assert!(c.next_key().is_err());
+
+        let mut c = Cursor::new(b"de1:x");
+        assert_eq!(c.enter_dict(), Ok(true));
+        assert_eq!(c.next_key(), Ok(None));
+        assert!(c.finish().is_err());
+    }
+
+    #[test]
+    fn cursor_bounds_depth() {
+        let deep = [b"d1:x".repeat(MAX_DEPTH + 1), b"e".repeat(MAX_DEPTH + 1)].concat();
+        let mut c = Cursor::new(&deep);
+        for _ in 0..MAX_DEPTH {
+            assert_eq!(c.enter_dict(), Ok(true));
+            assert_eq!(c.next_key(), Ok(Some(&b"x"[..])));
+        }
+        assert!(c.enter_dict().is_err());
+        let mut c = Cursor::new(&deep);
+        assert_eq!(c.enter_dict(), Ok(true));
+        assert_eq!(c.next_key(), Ok(Some(&b"x"[..])));
+        assert!(c.value().is_err());
     }
 
     #[test]

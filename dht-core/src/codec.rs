@@ -1,8 +1,11 @@
 //! Bencode <-> [`crate::krpc::Message`].
 //!
-//! Decoding works straight from the spans of [`crate::bencode`]: every dictionary is
-//! walked once, and the only allocations are the owned fields of the result, each
-//! reserved at its exact size.
+//! Decoding walks the datagram once with a [`crate::bencode::Cursor`], descending into
+//! `a` and `r` in place and keeping borrowed spans; the only allocations are the owned
+//! fields of the result, each reserved at its exact size. Input that is not valid bencode
+//! (including trailing bytes or nesting deeper than [`crate::krpc::MAX_DEPTH`]) is
+//! dropped without a transaction id, even when it looks like a query: only a well-formed
+//! dictionary with `y` = `q` and a string `t` earns a 203.
 //!
 //! Leniency, chosen for interoperability and documented here so the engine can rely on it:
 //! - Unknown keys anywhere are ignored (real clients send `r.p`, `ro` = 0, and so on).
@@ -29,7 +32,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use crate::bencode::{self, write_bytes, write_int, write_len, DictWriter, Value};
+use crate::bencode::{self, write_bytes, write_int, write_len, Cursor, DictWriter, Value};
 use crate::id::{Id, NodeInfo, ID_LEN};
 use crate::krpc::{
     Body, DecodeError, ErrorBody, Message, Method, MutablePut, PutArgs, Query, Response, Want,
@@ -50,28 +53,19 @@ fn malformed(reason: Reason) -> DecodeError {
 }
 
 pub(crate) fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
-    let top = bencode::decode(bytes).map_err(|e| malformed(e.reason))?;
-    let top = top
-        .as_dict()
-        .ok_or(malformed("message is not a dictionary"))?;
-
-    let (mut t, mut y, mut q, mut a, mut r, mut e, mut v, mut ro, mut ip) =
-        (None, None, None, None, None, None, None, None, None);
-    for (key, value) in top.iter() {
-        let slot = match key {
-            b"t" => &mut t,
-            b"y" => &mut y,
-            b"q" => &mut q,
-            b"a" => &mut a,
-            b"r" => &mut r,
-            b"e" => &mut e,
-            b"v" => &mut v,
-            b"ro" => &mut ro,
-            b"ip" => &mut ip,
-            _ => continue,
-        };
-        *slot = Some(value);
-    }
+    let mut fields = Fields::default();
+    walk(bytes, &mut fields).map_err(|e| malformed(e.reason))?;
+    let Fields {
+        t,
+        y,
+        q,
+        a,
+        r,
+        e,
+        v,
+        ro,
+        ip,
+    } = fields;
 
     let t = t
         .and_then(|t| t.as_bytes())
@@ -95,7 +89,80 @@ pub(crate) fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
     })
 }
 
-/// The arguments of `a` that any method uses, gathered in one pass.
+/// A dictionary seen at `a` or `r`, or some other value there.
+enum Nested<T> {
+    Dict(T),
+    Other,
+}
+
+/// The top-level keys we read. `a` and `r` are walked in place as the cursor meets them,
+/// so the datagram is scanned exactly once.
+#[derive(Default)]
+struct Fields<'a> {
+    t: Option<Value<'a>>,
+    y: Option<Value<'a>>,
+    q: Option<Value<'a>>,
+    a: Option<Nested<Args<'a>>>,
+    r: Option<Nested<Reply<'a>>>,
+    e: Option<Value<'a>>,
+    v: Option<Value<'a>>,
+    ro: Option<Value<'a>>,
+    ip: Option<Value<'a>>,
+}
+
+fn walk<'a>(bytes: &'a [u8], f: &mut Fields<'a>) -> Result<(), bencode::Error> {
+    let mut c = Cursor::new(bytes);
+    if !c.enter_dict()? {
+        // Scan it anyway: garbage then reports what is wrong with the bencode, and only a
+        // well-formed non-dictionary gets the reason below.
+        c.value()?;
+        return Err(bencode::Error {
+            offset: 0,
+            reason: "message is not a dictionary",
+        });
+    }
+    while let Some(key) = c.next_key()? {
+        let slot = match key {
+            b"a" => {
+                f.a = Some(if c.enter_dict()? {
+                    let mut args = Args::default();
+                    walk_args(&mut c, &mut args)?;
+                    Nested::Dict(args)
+                } else {
+                    c.value()?;
+                    Nested::Other
+                });
+                continue;
+            }
+            b"r" => {
+                f.r = Some(if c.enter_dict()? {
+                    let mut reply = Reply::default();
+                    walk_reply(&mut c, &mut reply)?;
+                    Nested::Dict(reply)
+                } else {
+                    c.value()?;
+                    Nested::Other
+                });
+                continue;
+            }
+            b"t" => &mut f.t,
+            b"y" => &mut f.y,
+            b"q" => &mut f.q,
+            b"e" => &mut f.e,
+            b"v" => &mut f.v,
+            b"ro" => &mut f.ro,
+            b"ip" => &mut f.ip,
+            _ => {
+                c.value()?;
+                continue;
+            }
+        };
+        *slot = Some(c.value()?);
+    }
+    c.finish()
+}
+
+/// The arguments of `a` that any method uses.
 #[derive(Default)]
 struct Args<'a> {
     id: Option<Value<'a>>,
@@ -113,15 +180,9 @@ struct Args<'a> {
     cas: Option<Value<'a>>,
 }
 
-fn decode_query(q: Option<Value<'_>>, a: Option<Value<'_>>) -> Result<Query, Reason> {
-    let name = required(q, "missing method name q")?
-        .as_bytes()
-        .ok_or("method name q is not a string")?;
-    let a = required(a, "missing arguments a")?
-        .as_dict()
-        .ok_or("arguments a is not a dictionary")?;
-    let mut args = Args::default();
-    for (key, value) in a.iter() {
+fn walk_args<'a>(c: &mut Cursor<'a>, args: &mut Args<'a>) -> Result<(), bencode::Error> {
+    while let Some(key) = c.next_key()? {
+        let value = c.value()?;
         let slot = match key {
             b"id" => &mut args.id,
             b"target" => &mut args.target,
@@ -140,6 +201,58 @@ fn decode_query(q: Option<Value<'_>>, a: Option<Value<'_>>) -> Result<Query, Rea
         };
         *slot = Some(value);
     }
+    Ok(())
+}
+
+/// The fields of `r` that any response uses.
+#[derive(Default)]
+struct Reply<'a> {
+    id: Option<Value<'a>>,
+    nodes: Option<Value<'a>>,
+    nodes6: Option<Value<'a>>,
+    token: Option<Value<'a>>,
+    values: Option<Value<'a>>,
+    v: Option<Value<'a>>,
+    k: Option<Value<'a>>,
+    sig: Option<Value<'a>>,
+    seq: Option<Value<'a>>,
+    samples: Option<Value<'a>>,
+    interval: Option<Value<'a>>,
+    num: Option<Value<'a>>,
+}
+
+fn walk_reply<'a>(c: &mut Cursor<'a>, r: &mut Reply<'a>) -> Result<(), bencode::Error> {
+    while let Some(key) = c.next_key()? {
+        let value = c.value()?;
+        let slot = match key {
+            b"id" => &mut r.id,
+            b"nodes" => &mut r.nodes,
+            b"nodes6" => &mut r.nodes6,
+            b"token" => &mut r.token,
+            b"values" => &mut r.values,
+            b"v" => &mut r.v,
+            b"k" => &mut r.k,
+            b"sig" => &mut r.sig,
+            b"seq" => &mut r.seq,
+            b"samples" => &mut r.samples,
+            b"interval" => &mut r.interval,
+            b"num" => &mut r.num,
+            _ => continue,
+        };
+        *slot = Some(value);
+    }
+    Ok(())
+}
+
+fn decode_query(q: Option<Value<'_>>, a: Option<Nested<Args<'_>>>) -> Result<Query, Reason> {
+    let name = required(q, "missing method name q")?
+        .as_bytes()
+        .ok_or("method name q is not a string")?;
+    let args = match a {
+        Some(Nested::Dict(args)) => args,
+        Some(_) => return Err("arguments a is not a dictionary"),
+        None => return Err("missing arguments a"),
+    };
     let id = Id(fixed(args.id, "missing id", "id is not 20 bytes")?);
     let target = || -> Result<Id, Reason> {
         fixed(args.target, "missing target", "target is not 20 bytes").map(Id)
@@ -229,56 +342,52 @@ fn decode_want(want: Option<Value<'_>>) -> Want {
     w
 }
 
-fn decode_response(r: Option<Value<'_>>) -> Result<Response, Reason> {
-    let r = required(r, "missing response r")?
-        .as_dict()
-        .ok_or("response r is not a dictionary")?;
-    let mut id = None;
-    let mut resp = Response::default();
-    for (key, value) in r.iter() {
-        match key {
-            b"id" => id = Some(value),
-            b"nodes" => {
-                let b = value.as_bytes().ok_or("nodes is not a string")?;
-                resp.nodes = compact_nodes(b, NODE4_LEN);
-            }
-            b"nodes6" => {
-                let b = value.as_bytes().ok_or("nodes6 is not a string")?;
-                resp.nodes6 = compact_nodes(b, NODE6_LEN);
-            }
-            b"token" => {
-                resp.token = Some(value.as_bytes().ok_or("token is not a string")?.to_vec());
-            }
-            b"values" => {
-                let list = value.as_list().ok_or("values is not a list")?;
-                let peers = list
-                    .iter()
-                    .filter_map(|p| p.as_bytes().and_then(compact_addr));
-                let mut values = Vec::with_capacity(peers.clone().count());
-                values.extend(peers);
-                resp.values = values;
-            }
-            b"v" => resp.value = Some(value.raw().to_vec()),
-            b"k" => resp.key = Some(fixed(Some(value), "missing k", "k is not 32 bytes")?),
-            b"sig" => {
-                resp.signature = Some(fixed(Some(value), "missing sig", "sig is not 64 bytes")?);
-            }
-            b"seq" => resp.seq = Some(value.as_int().ok_or("seq is not an integer")?),
-            b"samples" => {
-                let b = value.as_bytes().ok_or("samples is not a string")?;
-                let mut samples = Vec::with_capacity(b.len() / ID_LEN);
-                samples.extend(b.chunks_exact(ID_LEN).filter_map(Id::from_slice));
-                resp.samples = Some(samples);
-            }
-            b"interval" => {
-                resp.interval = Some(value.as_int().ok_or("interval is not an integer")?);
-            }
-            b"num" => resp.num = Some(value.as_int().ok_or("num is not an integer")?),
-            _ => {}
+fn decode_response(r: Option<Nested<Reply<'_>>>) -> Result<Response, Reason> {
+    let r = match r {
+        Some(Nested::Dict(r)) => r,
+        Some(_) => return Err("response r is not a dictionary"),
+        None => return Err("missing response r"),
+    };
+    let values = match r.values {
+        None => Vec::new(),
+        Some(v) => {
+            let list = v.as_list().ok_or("values is not a list")?;
+            let peers = list
+                .iter()
+                .filter_map(|p| p.as_bytes().and_then(compact_addr));
+            let mut values = Vec::with_capacity(peers.clone().count());
+            values.extend(peers);
+            values
         }
-    }
-    resp.id = Id(fixed(id, "missing id", "id is not 20 bytes")?);
-    Ok(resp)
+    };
+    Ok(Response {
+        id: Id(fixed(r.id, "missing id", "id is not 20 bytes")?),
+        nodes: opt_bytes(r.nodes, "nodes is not a string")?
+            .map(|b| compact_nodes(b, NODE4_LEN))
+            .unwrap_or_default(),
+        nodes6: opt_bytes(r.nodes6, "nodes6 is not a string")?
+            .map(|b| compact_nodes(b, NODE6_LEN))
+            .unwrap_or_default(),
+        token: opt_bytes(r.token, "token is not a string")?.map(<[u8]>::to_vec),
+        values,
+        value: r.v.map(|v| v.raw().to_vec()),
+        key: r
+            .k
+            .map(|k| fixed(Some(k), "missing k", "k is not 32 bytes"))
+            .transpose()?,
+        signature: r
+            .sig
+            .map(|s| fixed(Some(s), "missing sig", "sig is not 64 bytes"))
+            .transpose()?,
+        seq: opt_int(r.seq, "seq is not an integer")?,
+        samples: opt_bytes(r.samples, "samples is not a string")?.map(|b| {
+            let mut samples = Vec::with_capacity(b.len() / ID_LEN);
+            samples.extend(b.chunks_exact(ID_LEN).filter_map(Id::from_slice));
+            samples
+        }),
+        interval: opt_int(r.interval, "interval is not an integer")?,
+        num: opt_int(r.num, "num is not an integer")?,
+    })
 }
 
 fn decode_error(e: Option<Value<'_>>) -> Result<ErrorBody, Reason> {
@@ -312,6 +421,10 @@ fn fixed<const N: usize>(
     bad: Reason,
 ) -> Result<[u8; N], Reason> {
     <[u8; N]>::try_from(string(v, missing, bad)?).map_err(|_| bad)
+}
+
+fn opt_bytes<'a>(v: Option<Value<'a>>, bad: Reason) -> Result<Option<&'a [u8]>, Reason> {
+    v.map(|v| v.as_bytes().ok_or(bad)).transpose()
 }
 
 fn opt_int(v: Option<Value<'_>>, bad: Reason) -> Result<Option<i64>, Reason> {

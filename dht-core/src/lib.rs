@@ -10,9 +10,9 @@
 //! BEP 43 (read-only nodes), BEP 44 (arbitrary data), BEP 51 (sampling).
 pub mod bencode;
 pub mod bep42;
-pub mod config;
 pub mod bep44;
 mod codec;
+pub mod config;
 pub mod conformance;
 pub mod id;
 pub mod krpc;
@@ -23,7 +23,9 @@ pub mod store;
 pub mod token;
 pub mod transport;
 
-pub use id::{Id, NodeId, NodeInfo};
-pub use store::Store;
 pub use config::{Config, IdPolicy, Limits};
-pub use node::{Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Transmit};
+pub use id::{Id, NodeId, NodeInfo};
+pub use node::{
+    Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Transmit, LOCAL,
+};
+pub use store::Store;

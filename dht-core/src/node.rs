@@ -17,10 +17,15 @@ use rand_chacha::ChaCha8Rng;
 use crate::bep44::{self, MutableItem};
 use crate::config::{key_derived_id, Config, IdPolicy};
 use crate::id::{Id, NodeInfo};
-use crate::krpc::{self, code, Body, ErrorBody, Message, Method, MutablePut, PutArgs, Query, Response, Want};
+use crate::krpc::{
+    self, code, Body, ErrorBody, Message, Method, MutablePut, PutArgs, Query, Response, Want,
+};
 use crate::lookup::Candidates;
 use crate::routing::{Insert, RoutingTable};
-use crate::store::{RoutingSnapshot, SnapshotNode, Store, StoreError, StoredItem, StoredMutable, StoredPeer, UnixMillis};
+use crate::store::{
+    RoutingSnapshot, SnapshotNode, Store, StoreError, StoredItem, StoredMutable, StoredPeer,
+    UnixMillis,
+};
 use crate::token::Tokens;
 
 /// Handle to a command in progress; reported back in its [`QueryDone`].
@@ -189,11 +194,22 @@ enum Kind {
     Ping,
     FindNode,
     GetPeers,
-    Announce { port: Option<u16> },
+    Announce {
+        port: Option<u16>,
+    },
     GetImmutable,
-    GetMutable { key: [u8; 32], salt: Vec<u8>, min_seq: Option<i64> },
-    PutImmutable { value: Vec<u8> },
-    PutMutable { item: MutableItem, cas: Option<i64> },
+    GetMutable {
+        key: [u8; 32],
+        salt: Vec<u8>,
+        min_seq: Option<i64>,
+    },
+    PutImmutable {
+        value: Vec<u8>,
+    },
+    PutMutable {
+        item: MutableItem,
+        cas: Option<i64>,
+    },
     Samples,
 }
 
@@ -225,6 +241,9 @@ struct QueryState {
     ping_answer: Option<NodeInfo>,
 }
 
+/// The address named in an error raised locally, before anything was sent.
+pub const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
 /// Most peers returned in one get_peers reply: 50 compact IPv4 peers fill 400 of the
 /// 1024 bytes, leaving room for the token and nodes.
 const MAX_VALUES_PER_REPLY: usize = 50;
@@ -232,6 +251,8 @@ const MAX_VALUES_PER_REPLY: usize = 50;
 const MAX_SAMPLES: usize = 20;
 /// Housekeeping pings per tick, so that a large table is not pinged all at once.
 const PINGS_PER_TICK: usize = 8;
+/// Most housekeeping pings in flight at once.
+const MAX_HOUSEKEEPING_PINGS: usize = 64;
 /// Bucket refresh lookups started per tick.
 const REFRESHES_PER_TICK: usize = 2;
 
@@ -276,12 +297,25 @@ impl<S: Store> Node<S> {
             }
             IdPolicy::PublicKey(key) => key_derived_id(&key),
         };
-        let mk = || RoutingTable::new(id, config.k, config.questionable_after, config.max_failures, now);
+        let mk = || {
+            RoutingTable::new(
+                id,
+                config.k,
+                config.questionable_after,
+                config.max_failures,
+                now,
+            )
+        };
         let tables = [mk(), mk()];
         let tokens = Tokens::new(now, config.token_rotation, &mut rng);
         let mut stats = NodeStats::default();
         let restored = match store.load_routing() {
-            Ok(Some(snap)) => snap.nodes.into_iter().map(|n| n.node).filter(|n| n.id != id).collect(),
+            Ok(Some(snap)) => snap
+                .nodes
+                .into_iter()
+                .map(|n| n.node)
+                .filter(|n| n.id != id)
+                .collect(),
             Ok(None) => Vec::new(),
             Err(_) => {
                 stats.store_errors += 1;
@@ -357,9 +391,14 @@ impl<S: Store> Node<S> {
             for e in t.entries() {
                 let last_seen = e
                     .last_response
-                    .map(|r| wall.saturating_sub(now.saturating_duration_since(r).as_millis() as u64))
+                    .map(|r| {
+                        wall.saturating_sub(now.saturating_duration_since(r).as_millis() as u64)
+                    })
                     .unwrap_or(0);
-                nodes.push(SnapshotNode { node: e.node, last_seen });
+                nodes.push(SnapshotNode {
+                    node: e.node,
+                    last_seen,
+                });
             }
         }
         RoutingSnapshot {
@@ -430,7 +469,13 @@ impl<S: Store> Node<S> {
 
     /// A datagram from `from`. `peer_key` is the sender's verified ed25519 key when
     /// the transport authenticates peers (QUIC), else `None`.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, peer_key: Option<&[u8; 32]>, bytes: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer_key: Option<&[u8; 32]>,
+        bytes: &[u8],
+    ) {
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += bytes.len() as u64;
         if from.port() == 0 {
@@ -473,7 +518,14 @@ impl<S: Store> Node<S> {
 
     // ---- commands ----
 
-    fn new_query(&mut self, now: Instant, kind: Kind, target: Id, family: Family, internal: bool) -> QueryId {
+    fn new_query(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        target: Id,
+        family: Family,
+        internal: bool,
+    ) -> QueryId {
         let qid = QueryId(self.next_query);
         self.next_query += 1;
         let cfg = &self.config;
@@ -515,7 +567,11 @@ impl<S: Store> Node<S> {
                 .chain(self.restored.iter().map(|n| &n.addr))
                 .all(|a| Family::of(a) == Family::V6);
             let any = !self.bootstrap_addrs.is_empty() || !self.restored.is_empty();
-            return if any && seeds_v6 { Family::V6 } else { Family::V4 };
+            return if any && seeds_v6 {
+                Family::V6
+            } else {
+                Family::V4
+            };
         }
         if v6 > v4 {
             Family::V6
@@ -529,17 +585,29 @@ impl<S: Store> Node<S> {
         self.start_lookup_in(now, kind, target, family, internal)
     }
 
-    fn start_lookup_in(&mut self, now: Instant, kind: Kind, target: Id, family: Family, internal: bool) -> QueryId {
+    fn start_lookup_in(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        target: Id,
+        family: Family,
+        internal: bool,
+    ) -> QueryId {
         let qid = self.new_query(now, kind, target, family, internal);
         let k = self.config.k;
         let from_table = self.tables[family.index()].closest(&target, k, now);
         let use_seeds = from_table.len() < k;
+        self.seed_from_local_store(now, qid);
         let q = self.queries.get_mut(&qid).expect("just inserted");
         for n in from_table {
             q.cands.add(n, 1);
         }
         if use_seeds {
-            for n in self.restored.iter().filter(|n| Family::of(&n.addr) == family) {
+            for n in self
+                .restored
+                .iter()
+                .filter(|n| Family::of(&n.addr) == family)
+            {
                 q.cands.add(*n, 1);
             }
             // Bootstrap routers have no known id: ask them directly; their replies
@@ -563,6 +631,54 @@ impl<S: Store> Node<S> {
         }
         self.drive(now, qid);
         qid
+    }
+
+    /// This node is part of the DHT too: what it stores itself counts as found (depth 0).
+    fn seed_from_local_store(&mut self, now: Instant, qid: QueryId) {
+        let wall = self.wall(now);
+        let Some(q) = self.queries.get_mut(&qid) else {
+            return;
+        };
+        match &q.kind {
+            Kind::GetPeers => {
+                if let Ok(peers) = self.store.get_peers(&q.target) {
+                    let fam = q.family;
+                    q.peers.extend(
+                        peers
+                            .iter()
+                            .filter(|p| p.expires_at > wall && Family::of(&p.addr) == fam)
+                            .map(|p| p.addr)
+                            .take(self.config.max_lookup_peers),
+                    );
+                }
+            }
+            Kind::GetImmutable | Kind::GetMutable { .. } => {
+                let Ok(Some(item)) = self.store.get_item(&q.target) else {
+                    return;
+                };
+                if item.expires_at <= wall {
+                    return;
+                }
+                match (&q.kind, item.mutable) {
+                    (Kind::GetImmutable, None) => q.value = Some((item.value, 0)),
+                    (Kind::GetMutable { key, salt, min_seq }, Some(m)) => {
+                        let it = MutableItem {
+                            key: m.key,
+                            signature: m.signature,
+                            seq: m.seq,
+                            salt: m.salt,
+                            value: item.value,
+                        };
+                        if it.key == *key && it.salt == *salt && min_seq.is_none_or(|s| it.seq > s)
+                        {
+                            q.best = Some((it, 0));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Looks up our own id from `addrs` (bootstrap routers or known nodes) and from
@@ -613,7 +729,13 @@ impl<S: Store> Node<S> {
     }
 
     /// BEP 44 mutable get: the valid item with the highest seq (above `min_seq` if given).
-    pub fn get_mutable(&mut self, now: Instant, key: [u8; 32], salt: &[u8], min_seq: Option<i64>) -> QueryId {
+    pub fn get_mutable(
+        &mut self,
+        now: Instant,
+        key: [u8; 32],
+        salt: &[u8],
+        min_seq: Option<i64>,
+    ) -> QueryId {
         let target = bep44::mutable_target(&key, salt);
         self.start_lookup(
             now,
@@ -629,14 +751,52 @@ impl<S: Store> Node<S> {
 
     /// BEP 44 immutable put of a bencoded value; the target is its SHA-1.
     /// Values over 1000 bytes are refused by every node (error 205).
+    ///
+    /// A value that is not exactly one bencoded value is never sent: the query ends at
+    /// once with [`Outcome::Stored`] holding one error, code 203, from [`LOCAL`].
     pub fn put_immutable(&mut self, now: Instant, bencoded_value: Vec<u8>) -> QueryId {
         let target = bep44::immutable_target(&bencoded_value);
-        self.start_lookup(now, Kind::PutImmutable { value: bencoded_value }, target, false)
+        if !crate::bencode::is_valid(&bencoded_value) {
+            return self.refuse_put(target);
+        }
+        self.start_lookup(
+            now,
+            Kind::PutImmutable {
+                value: bencoded_value,
+            },
+            target,
+            false,
+        )
+    }
+
+    fn refuse_put(&mut self, target: Id) -> QueryId {
+        let qid = QueryId(self.next_query);
+        self.next_query += 1;
+        self.events.push_back(Event::QueryDone(QueryDone {
+            id: qid,
+            outcome: Outcome::Stored {
+                target,
+                stored_at: Vec::new(),
+                errors: vec![(
+                    LOCAL,
+                    ErrorBody {
+                        code: code::PROTOCOL,
+                        message: "value is not exactly one bencoded value".into(),
+                    },
+                )],
+            },
+            stats: QueryStats::default(),
+        }));
+        qid
     }
 
     /// BEP 44 mutable put of a signed item, with an optional compare-and-swap seq.
+    /// An invalid value is refused locally as for [`Node::put_immutable`].
     pub fn put_mutable(&mut self, now: Instant, item: MutableItem, cas: Option<i64>) -> QueryId {
         let target = item.target();
+        if !crate::bencode::is_valid(&item.value) {
+            return self.refuse_put(target);
+        }
         self.start_lookup(now, Kind::PutMutable { item, cas }, target, false)
     }
 
@@ -670,13 +830,14 @@ impl<S: Store> Node<S> {
                 info_hash: target,
                 want: Want::default(),
             },
-            Kind::GetImmutable | Kind::GetMutable { .. } | Kind::PutImmutable { .. } | Kind::PutMutable { .. } => {
-                Method::Get {
-                    target,
-                    seq: None,
-                    want: Want::default(),
-                }
-            }
+            Kind::GetImmutable
+            | Kind::GetMutable { .. }
+            | Kind::PutImmutable { .. }
+            | Kind::PutMutable { .. } => Method::Get {
+                target,
+                seq: None,
+                want: Want::default(),
+            },
             Kind::Samples => Method::SampleInfohashes {
                 target,
                 want: Want::default(),
@@ -694,7 +855,14 @@ impl<S: Store> Node<S> {
         self.transmits.push_back(Transmit { to, payload });
     }
 
-    fn send_request(&mut self, now: Instant, to: SocketAddr, node_id: Option<Id>, purpose: Purpose, method: Method) {
+    fn send_request(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        node_id: Option<Id>,
+        purpose: Purpose,
+        method: Method,
+    ) {
         let tid = loop {
             let t = self.rng.next_u32();
             if !self.pending.contains_key(&t) {
@@ -706,7 +874,10 @@ impl<S: Store> Node<S> {
             version: self.config.version.map(|v| v.to_vec()),
             read_only: self.config.read_only,
             requester_ip: None,
-            body: Body::Query(Query { id: self.id, method }),
+            body: Body::Query(Query {
+                id: self.id,
+                method,
+            }),
         };
         let mut buf = self.take_buf();
         msg.encode(&mut buf);
@@ -724,7 +895,13 @@ impl<S: Store> Node<S> {
         self.timers.insert((deadline, tid));
     }
 
-    fn on_reply(&mut self, now: Instant, from: SocketAddr, t: &[u8], reply: Result<Response, ErrorBody>) {
+    fn on_reply(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        t: &[u8],
+        reply: Result<Response, ErrorBody>,
+    ) {
         let Ok(tid) = <[u8; 4]>::try_from(t).map(u32::from_be_bytes) else {
             self.stats.unexpected_replies += 1;
             return;
@@ -760,7 +937,10 @@ impl<S: Store> Node<S> {
                 return;
             }
         }
-        let node = NodeInfo { id: resp.id, addr: from };
+        let node = NodeInfo {
+            id: resp.id,
+            addr: from,
+        };
         self.note_response(now, node);
         match p.purpose {
             Purpose::Ping(qid) => {
@@ -774,7 +954,9 @@ impl<S: Store> Node<S> {
                     self.finish(now, qid);
                 }
             }
-            Purpose::Lookup(qid) => self.on_lookup_response(now, qid, p.node_id.is_none(), node, resp),
+            Purpose::Lookup(qid) => {
+                self.on_lookup_response(now, qid, p.node_id.is_none(), node, resp)
+            }
             Purpose::Write(qid) => {
                 if let Some(q) = self.queries.get_mut(&qid) {
                     q.stats.responses += 1;
@@ -794,6 +976,11 @@ impl<S: Store> Node<S> {
     }
 
     fn ping_node(&mut self, now: Instant, n: NodeInfo) {
+        // Bounded, so that a flood of queries from many (possibly spoofed) sources
+        // cannot make us send a ping for each.
+        if self.pinging.len() >= MAX_HOUSEKEEPING_PINGS {
+            return;
+        }
         if self.pinging.insert(n.addr) {
             self.send_request(now, n.addr, Some(n.id), Purpose::Ping(None), Method::Ping);
         }
@@ -851,7 +1038,14 @@ impl<S: Store> Node<S> {
         }
     }
 
-    fn on_lookup_response(&mut self, now: Instant, qid: QueryId, was_seed: bool, node: NodeInfo, resp: Response) {
+    fn on_lookup_response(
+        &mut self,
+        now: Instant,
+        qid: QueryId,
+        was_seed: bool,
+        node: NodeInfo,
+        resp: Response,
+    ) {
         let Some(q) = self.queries.get_mut(&qid) else {
             return;
         };
@@ -899,7 +1093,9 @@ impl<S: Store> Node<S> {
                 }
             }
             Kind::GetMutable { key, salt, min_seq } => {
-                if let (Some(v), Some(k), Some(sig), Some(seq)) = (resp.value, resp.key, resp.signature, resp.seq) {
+                if let (Some(v), Some(k), Some(sig), Some(seq)) =
+                    (resp.value, resp.key, resp.signature, resp.seq)
+                {
                     let item = MutableItem {
                         key: k,
                         signature: sig,
@@ -909,7 +1105,12 @@ impl<S: Store> Node<S> {
                     };
                     let better = q.best.as_ref().is_none_or(|(b, _)| seq > b.seq);
                     let fresh_enough = min_seq.is_none_or(|m| seq > m);
-                    if k == *key && better && fresh_enough && item.value.len() <= krpc::MAX_VALUE_LEN && item.verify() {
+                    if k == *key
+                        && better
+                        && fresh_enough
+                        && item.value.len() <= krpc::MAX_VALUE_LEN
+                        && item.verify()
+                    {
                         q.best = Some((item, depth));
                     }
                 }
@@ -946,7 +1147,13 @@ impl<S: Store> Node<S> {
                     let method = self.lookup_method(qid);
                     if let Some(method) = method {
                         for n in next {
-                            self.send_request(now, n.addr, Some(n.id), Purpose::Lookup(qid), method.clone());
+                            self.send_request(
+                                now,
+                                n.addr,
+                                Some(n.id),
+                                Purpose::Lookup(qid),
+                                method.clone(),
+                            );
                         }
                     }
                     return;
@@ -1030,7 +1237,9 @@ impl<S: Store> Node<S> {
         let stale: Vec<u32> = self
             .pending
             .iter()
-            .filter(|(_, p)| matches!(p.purpose, Purpose::Lookup(x) | Purpose::Write(x) if x == qid))
+            .filter(
+                |(_, p)| matches!(p.purpose, Purpose::Lookup(x) | Purpose::Write(x) if x == qid),
+            )
             .map(|(t, _)| *t)
             .collect();
         for t in stale {
@@ -1046,17 +1255,21 @@ impl<S: Store> Node<S> {
         let nodes: Vec<NodeInfo> = closest.iter().map(|c| c.0).collect();
         q.stats.duration = now.saturating_duration_since(q.started);
         let outcome = match q.kind {
-            Kind::Ping => Outcome::Ping { node: q.ping_answer },
+            Kind::Ping => Outcome::Ping {
+                node: q.ping_answer,
+            },
             Kind::FindNode => Outcome::Nodes { closest: nodes },
             Kind::GetPeers => Outcome::Peers {
                 peers: q.peers.into_iter().collect(),
                 closest: nodes,
             },
-            Kind::Announce { .. } | Kind::PutImmutable { .. } | Kind::PutMutable { .. } => Outcome::Stored {
-                target: q.target,
-                stored_at: q.stored_at,
-                errors: q.errors,
-            },
+            Kind::Announce { .. } | Kind::PutImmutable { .. } | Kind::PutMutable { .. } => {
+                Outcome::Stored {
+                    target: q.target,
+                    stored_at: q.stored_at,
+                    errors: q.errors,
+                }
+            }
             Kind::GetImmutable => {
                 if let Some((_, d)) = &q.value {
                     q.stats.hops = *d;
@@ -1144,7 +1357,10 @@ impl<S: Store> Node<S> {
         self.stats.queries_answered += 1;
         let fam = Family::of(&from);
         if !sender_ro && q.id != self.id {
-            let node = NodeInfo { id: q.id, addr: from };
+            let node = NodeInfo {
+                id: q.id,
+                addr: from,
+            };
             if self.tables[fam.index()].on_query(node, now) {
                 self.ping_node(now, node);
             }
@@ -1160,7 +1376,9 @@ impl<S: Store> Node<S> {
                 self.fill_nodes(&mut r, &target, want, fam, now);
                 Ok(())
             }
-            Method::GetPeers { info_hash, want } => self.serve_get_peers(now, from, info_hash, want, &mut r),
+            Method::GetPeers { info_hash, want } => {
+                self.serve_get_peers(now, from, info_hash, want, &mut r)
+            }
             Method::AnnouncePeer {
                 info_hash,
                 port,
@@ -1172,7 +1390,9 @@ impl<S: Store> Node<S> {
                 self.serve_get(now, from, target, seq, want, &mut r)
             }
             Method::Put(args) => self.serve_put(now, from, args),
-            Method::SampleInfohashes { target, want } => self.serve_samples(now, target, want, fam, &mut r),
+            Method::SampleInfohashes { target, want } => {
+                self.serve_samples(now, target, want, fam, &mut r)
+            }
             Method::Unknown { .. } => Err((code::METHOD_UNKNOWN, "method unknown")),
         };
         match result {
@@ -1212,7 +1432,11 @@ impl<S: Store> Node<S> {
         r.token = Some(self.tokens.issue(now, from.ip(), &mut self.rng).to_vec());
         let wall = self.wall(now);
         let mut peers: Vec<SocketAddr> = match self.store.get_peers(&info_hash) {
-            Ok(p) => p.into_iter().filter(|p| p.expires_at > wall).map(|p| p.addr).collect(),
+            Ok(p) => p
+                .into_iter()
+                .filter(|p| p.expires_at > wall)
+                .map(|p| p.addr)
+                .collect(),
             Err(e) => return Err(self.store_err(e)),
         };
         let fam = Family::of(&from);
@@ -1255,11 +1479,15 @@ impl<S: Store> Node<S> {
         let lim = self.config.limits;
         if peers.is_empty() {
             match self.store.counts() {
-                Ok(c) if c.info_hashes >= lim.max_info_hashes => return Err((code::SERVER, "storage full")),
+                Ok(c) if c.info_hashes >= lim.max_info_hashes => {
+                    return Err((code::SERVER, "storage full"))
+                }
                 Ok(_) => {}
                 Err(e) => return Err(self.store_err(e)),
             }
-        } else if peers.len() >= lim.max_peers_per_info_hash && !peers.iter().any(|p| p.addr == addr) {
+        } else if peers.len() >= lim.max_peers_per_info_hash
+            && !peers.iter().any(|p| p.addr == addr)
+        {
             if let Some(oldest) = peers.iter().min_by_key(|p| (p.expires_at, p.addr)) {
                 if let Err(e) = self.store.remove_peer(&info_hash, &oldest.addr) {
                     return Err(self.store_err(e));
@@ -1270,7 +1498,9 @@ impl<S: Store> Node<S> {
             addr,
             expires_at: wall + self.config.peer_ttl.as_millis() as u64,
         };
-        self.store.put_peer(&info_hash, peer).map_err(|e| self.store_err(e))
+        self.store
+            .put_peer(&info_hash, peer)
+            .map_err(|e| self.store_err(e))
     }
 
     fn serve_get(
@@ -1306,7 +1536,12 @@ impl<S: Store> Node<S> {
         Ok(())
     }
 
-    fn serve_put(&mut self, now: Instant, from: SocketAddr, args: PutArgs) -> Result<(), (i64, &'static str)> {
+    fn serve_put(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        args: PutArgs,
+    ) -> Result<(), (i64, &'static str)> {
         // Checked in this order: 205, 207, 203 (token), 206, 301, 302.
         if args.value.len() > krpc::MAX_VALUE_LEN {
             return Err((code::VALUE_TOO_BIG, "message (v field) too big"));
@@ -1316,7 +1551,10 @@ impl<S: Store> Node<S> {
                 return Err((code::SALT_TOO_BIG, "salt (salt field) too big"));
             }
         }
-        if !self.tokens.check(now, from.ip(), &args.token, &mut self.rng) {
+        if !self
+            .tokens
+            .check(now, from.ip(), &args.token, &mut self.rng)
+        {
             return Err((code::PROTOCOL, "bad token"));
         }
         let wall = self.wall(now);
@@ -1334,9 +1572,13 @@ impl<S: Store> Node<S> {
             Ok(i) => i.filter(|i| i.expires_at > wall),
             Err(e) => return Err(self.store_err(e)),
         };
-        if let (Some(m), Some(old)) = (mutable, existing.as_ref().and_then(|e| e.mutable.as_ref())) {
+        if let (Some(m), Some(old)) = (mutable, existing.as_ref().and_then(|e| e.mutable.as_ref()))
+        {
             if m.cas.is_some_and(|c| c != old.seq) {
-                return Err((code::CAS_MISMATCH, "the CAS hash mismatched, re-read value and try again"));
+                return Err((
+                    code::CAS_MISMATCH,
+                    "the CAS hash mismatched, re-read value and try again",
+                ));
             }
             let same_value = existing.as_ref().is_some_and(|e| e.value == args.value);
             if m.seq < old.seq || (m.seq == old.seq && !same_value) {
@@ -1345,7 +1587,9 @@ impl<S: Store> Node<S> {
         }
         if existing.is_none() {
             match self.store.counts() {
-                Ok(c) if c.items >= self.config.limits.max_items => return Err((code::SERVER, "storage full")),
+                Ok(c) if c.items >= self.config.limits.max_items => {
+                    return Err((code::SERVER, "storage full"))
+                }
                 Ok(_) => {}
                 Err(e) => return Err(self.store_err(e)),
             }
@@ -1409,7 +1653,9 @@ impl<S: Store> Node<S> {
                 break;
             }
             // Too big: drop nodes6, then nodes, then peers, a few at a time.
-            let Body::Response(r) = &mut msg.body else { break };
+            let Body::Response(r) = &mut msg.body else {
+                break;
+            };
             let over = buf.len() - limit;
             if !r.nodes6.is_empty() {
                 let n = over.div_ceil(38).min(r.nodes6.len());

@@ -85,7 +85,13 @@ pub struct RoutingTable {
 
 impl RoutingTable {
     /// An empty table for `own` with bucket size `k`.
-    pub fn new(own: Id, k: usize, questionable_after: Duration, max_failures: u8, now: Instant) -> Self {
+    pub fn new(
+        own: Id,
+        k: usize,
+        questionable_after: Duration,
+        max_failures: u8,
+        now: Instant,
+    ) -> Self {
         RoutingTable {
             own,
             k: k.max(1),
@@ -134,7 +140,9 @@ impl RoutingTable {
         if e.failures >= self.max_failures {
             return Health::Bad;
         }
-        let recent = |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < self.questionable_after);
+        let recent = |t: Option<Instant>| {
+            t.is_some_and(|t| now.saturating_duration_since(t) < self.questionable_after)
+        };
         if recent(e.last_response) || (e.last_response.is_some() && recent(e.last_query)) {
             Health::Good
         } else {
@@ -162,7 +170,11 @@ impl RoutingTable {
             return Insert::Rejected;
         }
         let idx = self.bucket_index(&node.id);
-        if let Some(e) = self.buckets[idx].nodes.iter_mut().find(|e| e.node.id == node.id) {
+        if let Some(e) = self.buckets[idx]
+            .nodes
+            .iter_mut()
+            .find(|e| e.node.id == node.id)
+        {
             if e.node.addr != node.addr {
                 // Same id from a new address: keep the one on record until it fails.
                 return Insert::Rejected;
@@ -290,8 +302,14 @@ impl RoutingTable {
         let idx = self.bucket_index(id);
         let max_failures = self.max_failures;
         let bucket = &mut self.buckets[idx];
-        let Some(pos) = bucket.nodes.iter().position(|e| e.node.id == *id && e.node.addr == *addr) else {
-            bucket.replacements.retain(|r| !(r.node.id == *id && r.node.addr == *addr));
+        let Some(pos) = bucket
+            .nodes
+            .iter()
+            .position(|e| e.node.id == *id && e.node.addr == *addr)
+        else {
+            bucket
+                .replacements
+                .retain(|r| !(r.node.id == *id && r.node.addr == *addr));
             return false;
         };
         bucket.nodes[pos].failures = bucket.nodes[pos].failures.saturating_add(1);
@@ -345,36 +363,44 @@ impl RoutingTable {
 
     /// Up to `n` non-bad nodes closest to `target`, closest first.
     pub fn closest(&self, target: &Id, n: usize, now: Instant) -> Vec<NodeInfo> {
-        let mut out: Vec<NodeInfo> = Vec::with_capacity(n.min(self.len()));
         if n == 0 {
-            return out;
+            return Vec::new();
         }
+        let mut found: Vec<(crate::id::Distance, NodeInfo)> = Vec::with_capacity(n.min(self.len()));
         let c = self.bucket_index(target);
         // Buckets ordered by how close their nodes are to the target (see module doc):
         // bucket c holds the closest; buckets above c come next (they share exactly c
         // bits with the target, as does the remainder of the last bucket), then c-1, c-2, ...
-        let take = |range: &mut dyn Iterator<Item = usize>, out: &mut Vec<NodeInfo>| {
-            let start = out.len();
+        // Each group is wholly closer than the next, so only the last group taken
+        // needs a partial selection.
+        let take = |range: std::ops::Range<usize>,
+                    found: &mut Vec<(crate::id::Distance, NodeInfo)>| {
+            let start = found.len();
             for i in range {
                 for e in &self.buckets[i].nodes {
                     if self.health(e, now) != Health::Bad {
-                        out.push(e.node);
+                        found.push((e.node.id.distance(target), e.node));
                     }
                 }
             }
-            out[start..].sort_unstable_by_key(|x| x.id.distance(target));
+            let group = &mut found[start..];
+            let room = n.saturating_sub(start);
+            if group.len() > room && room > 0 {
+                group.select_nth_unstable_by_key(room - 1, |x| x.0);
+            }
+            found.truncate(n.max(start));
+            found[start..].sort_unstable_by_key(|x| x.0);
         };
-        take(&mut std::iter::once(c), &mut out);
-        if out.len() < n {
-            take(&mut (c + 1..self.buckets.len()), &mut out);
+        take(c..c + 1, &mut found);
+        if found.len() < n {
+            take(c + 1..self.buckets.len(), &mut found);
         }
         let mut i = c;
-        while out.len() < n && i > 0 {
+        while found.len() < n && i > 0 {
             i -= 1;
-            take(&mut std::iter::once(i), &mut out);
+            take(i..i + 1, &mut found);
         }
-        out.truncate(n);
-        out
+        found.into_iter().map(|x| x.1).collect()
     }
 
     /// Every entry in the main buckets.
@@ -462,7 +488,10 @@ mod tests {
         assert_eq!(t.replacement_len(), 8, "replacement cache bounded by k");
         // Nodes close to us split the own bucket.
         for i in 0..8u8 {
-            assert_eq!(t.on_response(node(id_with_prefix(0x01, i + 1), 2000 + i as u16), now), Insert::Added);
+            assert_eq!(
+                t.on_response(node(id_with_prefix(0x01, i + 1), 2000 + i as u16), now),
+                Insert::Added
+            );
         }
         assert_eq!(t.len(), 16);
         assert!(t.bucket_count() > 1);
@@ -522,8 +551,14 @@ mod tests {
         let now = Instant::now();
         let mut t = RoutingTable::new(Id::ZERO, 8, MIN15, 2, now);
         t.on_response(node(id_with_prefix(0x40, 1), 5), now);
-        assert_eq!(t.on_response(node(id_with_prefix(0x41, 1), 5), now), Insert::Rejected);
-        assert_eq!(t.on_response(node(id_with_prefix(0x40, 1), 6), now), Insert::Rejected);
+        assert_eq!(
+            t.on_response(node(id_with_prefix(0x41, 1), 5), now),
+            Insert::Rejected
+        );
+        assert_eq!(
+            t.on_response(node(id_with_prefix(0x40, 1), 6), now),
+            Insert::Rejected
+        );
     }
 
     #[test]

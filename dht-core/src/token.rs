@@ -68,7 +68,13 @@ impl Tokens {
     }
 
     /// True when `token` was issued to `ip` within the last one to two rotation periods.
-    pub fn check(&mut self, now: Instant, ip: IpAddr, token: &[u8], rng: &mut impl RngCore) -> bool {
+    pub fn check(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        token: &[u8],
+        rng: &mut impl RngCore,
+    ) -> bool {
         self.catch_up(now, rng);
         token == Self::compute(&self.current, ip) || token == Self::compute(&self.previous, ip)
     }

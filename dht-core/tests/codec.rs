@@ -680,3 +680,196 @@ proptest! {
         check_round_trip(&bytes)?;
     }
 }
+
+fn arb_id() -> impl Strategy<Value = Id> {
+    any::<[u8; 20]>().prop_map(Id)
+}
+
+fn arb_addr() -> impl Strategy<Value = SocketAddr> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, p)| SocketAddr::new(IpAddr::from(ip), p)),
+        (any::<[u8; 16]>(), any::<u16>()).prop_map(|(ip, p)| SocketAddr::new(IpAddr::from(ip), p)),
+    ]
+}
+
+fn arb_nodes(v6: bool) -> impl Strategy<Value = Vec<NodeInfo>> {
+    let addr = if v6 {
+        (any::<[u8; 16]>(), any::<u16>())
+            .prop_map(|(ip, p)| SocketAddr::new(IpAddr::from(ip), p))
+            .boxed()
+    } else {
+        (any::<[u8; 4]>(), any::<u16>())
+            .prop_map(|(ip, p)| SocketAddr::new(IpAddr::from(ip), p))
+            .boxed()
+    };
+    prop::collection::vec(
+        (arb_id(), addr).prop_map(|(id, addr)| NodeInfo { id, addr }),
+        0..10,
+    )
+}
+
+fn arb_want() -> impl Strategy<Value = Want> {
+    (any::<bool>(), any::<bool>()).prop_map(|(v4, v6)| Want { v4, v6 })
+}
+
+fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(any::<u8>(), 0..max)
+}
+
+/// A valid bencoded value of a few shapes (a BEP 44 `v`).
+fn arb_bencoded() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        bytes(50).prop_map(|b| bencode_bytes(&b)),
+        any::<i64>().prop_map(|i| {
+            let mut out = Vec::new();
+            bencode::write_int(&mut out, i);
+            out
+        }),
+        prop::collection::vec(bytes(10), 0..5).prop_map(|items| {
+            let mut out = b"l".to_vec();
+            items.iter().for_each(|i| bencode::write_bytes(&mut out, i));
+            out.push(b'e');
+            out
+        }),
+    ]
+}
+
+fn arb_method() -> impl Strategy<Value = Method> {
+    let mutable = (
+        any::<[u8; 32]>(),
+        any::<u8>(),
+        any::<i64>(),
+        bytes(80),
+        any::<Option<i64>>(),
+    )
+        .prop_map(|(key, sig, seq, salt, cas)| MutablePut {
+            key,
+            signature: [sig; 64],
+            seq,
+            salt,
+            cas,
+        });
+    prop_oneof![
+        Just(Method::Ping),
+        (arb_id(), arb_want()).prop_map(|(target, want)| Method::FindNode { target, want }),
+        (arb_id(), arb_want()).prop_map(|(info_hash, want)| Method::GetPeers { info_hash, want }),
+        (arb_id(), any::<u16>(), bytes(30), any::<bool>()).prop_map(
+            |(info_hash, port, token, implied_port)| Method::AnnouncePeer {
+                info_hash,
+                port,
+                token,
+                implied_port,
+            }
+        ),
+        (arb_id(), any::<Option<i64>>(), arb_want()).prop_map(|(target, seq, want)| Method::Get {
+            target,
+            seq,
+            want
+        }),
+        (bytes(30), arb_bencoded(), prop::option::of(mutable)).prop_map(
+            |(token, value, mutable)| Method::Put(PutArgs {
+                token,
+                value,
+                mutable,
+            })
+        ),
+        (arb_id(), arb_want()).prop_map(|(target, want)| Method::SampleInfohashes { target, want }),
+        "[a-z_]{0,20}"
+            .prop_filter("known method", |n| {
+                ![
+                    "ping",
+                    "find_node",
+                    "get_peers",
+                    "announce_peer",
+                    "get",
+                    "put",
+                    "sample_infohashes",
+                ]
+                .contains(&n.as_str())
+            })
+            .prop_map(|n| Method::Unknown {
+                name: n.into_bytes()
+            }),
+    ]
+}
+
+fn arb_response() -> impl Strategy<Value = Response> {
+    (
+        (
+            arb_id(),
+            arb_nodes(false),
+            arb_nodes(true),
+            prop::option::of(bytes(30)),
+        ),
+        (
+            prop::collection::vec(arb_addr(), 0..10),
+            prop::option::of(arb_bencoded()),
+            any::<Option<[u8; 32]>>(),
+            any::<Option<u8>>(),
+        ),
+        (
+            any::<Option<i64>>(),
+            prop::option::of(prop::collection::vec(arb_id(), 0..5)),
+            any::<Option<i64>>(),
+            any::<Option<i64>>(),
+        ),
+    )
+        .prop_map(
+            |(
+                (id, nodes, nodes6, token),
+                (values, value, key, sig),
+                (seq, samples, interval, num),
+            )| {
+                Response {
+                    id,
+                    nodes,
+                    nodes6,
+                    token,
+                    values,
+                    value,
+                    key,
+                    signature: sig.map(|b| [b; 64]),
+                    seq,
+                    samples,
+                    interval,
+                    num,
+                }
+            },
+        )
+}
+
+fn arb_message() -> impl Strategy<Value = Message> {
+    let body = prop_oneof![
+        (arb_id(), arb_method()).prop_map(|(id, method)| Body::Query(Query { id, method })),
+        arb_response().prop_map(Body::Response),
+        (any::<i64>(), ".{0,30}")
+            .prop_map(|(code, message)| Body::Error(ErrorBody { code, message })),
+    ];
+    (
+        bytes(8),
+        prop::option::of(bytes(6)),
+        any::<bool>(),
+        prop::option::of(arb_addr()),
+        body,
+    )
+        .prop_map(
+            |(transaction_id, version, read_only, requester_ip, body)| Message {
+                transaction_id,
+                version,
+                read_only,
+                requester_ip,
+                body,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_messages_round_trip(m in arb_message()) {
+        let bytes = m.to_bytes();
+        assert_canonical(bencode::decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?);
+        prop_assert_eq!(krpc::decode(&bytes), Ok(m));
+    }
+}

@@ -18,7 +18,9 @@ fn key(n: u8) -> SigningKey {
 
 fn stored(o: &Outcome) -> (usize, Vec<i64>) {
     match o {
-        Outcome::Stored { stored_at, errors, .. } => (stored_at.len(), errors.iter().map(|e| e.1.code).collect()),
+        Outcome::Stored {
+            stored_at, errors, ..
+        } => (stored_at.len(), errors.iter().map(|e| e.1.code).collect()),
         other => panic!("expected Stored, got {other:?}"),
     }
 }
@@ -32,7 +34,15 @@ fn two_nodes_complete_every_command() {
     // ping
     let q = net.nodes[a].ping(now, net.addrs[b]);
     let d = net.wait(a, q);
-    assert_eq!(d.outcome, Outcome::Ping { node: Some(dht_core::NodeInfo { id: net.nodes[b].id(), addr: net.addrs[b] }) });
+    assert_eq!(
+        d.outcome,
+        Outcome::Ping {
+            node: Some(dht_core::NodeInfo {
+                id: net.nodes[b].id(),
+                addr: net.addrs[b]
+            })
+        }
+    );
     assert_eq!(d.stats.requests, 1);
     assert_eq!(d.stats.responses, 1);
 
@@ -46,10 +56,14 @@ fn two_nodes_complete_every_command() {
     }
     assert_eq!(net.nodes[a].routing_table(Family::V4).len(), 1);
     net.run_for(Duration::from_secs(60));
-    assert_eq!(net.nodes[b].routing_table(Family::V4).len(), 1, "b verified a by pinging it");
+    assert_eq!(
+        net.nodes[b].routing_table(Family::V4).len(),
+        1,
+        "b verified a by pinging it"
+    );
 
     // find_node
-    let target = Id::random(&mut rand_core::OsRng);
+    let target = Id([0x5a; 20]);
     let q = net.nodes[a].find_node(net.now, target);
     let d = net.wait(a, q);
     assert!(matches!(d.outcome, Outcome::Nodes { ref closest } if closest.len() == 1));
@@ -67,7 +81,9 @@ fn two_nodes_complete_every_command() {
     let q = net.nodes[a].get_peers(net.now, ih);
     let d = net.wait(a, q);
     match d.outcome {
-        Outcome::Peers { peers, .. } => assert_eq!(peers, vec![SocketAddr::new(net.addrs[a].ip(), 51413)]),
+        Outcome::Peers { peers, .. } => {
+            assert_eq!(peers, vec![SocketAddr::new(net.addrs[a].ip(), 51413)])
+        }
         o => panic!("{o:?}"),
     }
     // implied_port uses the UDP source port
@@ -87,7 +103,12 @@ fn two_nodes_complete_every_command() {
     assert_eq!(stored(&d.outcome), (1, vec![]));
     let target = Id::sha1(&value);
     let q = net.nodes[a].get_immutable(net.now, target);
-    assert_eq!(net.wait(a, q).outcome, Outcome::Immutable { value: Some(value.clone()) });
+    assert_eq!(
+        net.wait(a, q).outcome,
+        Outcome::Immutable {
+            value: Some(value.clone())
+        }
+    );
 
     // mutable put / get, seq rules and cas
     let k = key(7);
@@ -95,26 +116,43 @@ fn two_nodes_complete_every_command() {
     let q = net.nodes[a].put_mutable(net.now, item1.clone(), None);
     assert_eq!(stored(&net.wait(a, q).outcome), (1, vec![]));
     let q = net.nodes[a].get_mutable(net.now, k.verifying_key().to_bytes(), b"salt", None);
-    assert_eq!(net.wait(a, q).outcome, Outcome::Mutable { item: Some(item1.clone()) });
+    assert_eq!(
+        net.wait(a, q).outcome,
+        Outcome::Mutable {
+            item: Some(item1.clone())
+        }
+    );
     // same seq, other value: 302
     let clash = MutableItem::sign(&k, b"salt", 1, b"5:other");
     let q = net.nodes[a].put_mutable(net.now, clash, None);
-    assert_eq!(stored(&net.wait(a, q).outcome), (0, vec![code::SEQ_TOO_LOW]));
+    assert_eq!(
+        stored(&net.wait(a, q).outcome),
+        (0, vec![code::SEQ_TOO_LOW])
+    );
     // same seq, same value: a refresh, accepted
     let q = net.nodes[a].put_mutable(net.now, item1.clone(), None);
     assert_eq!(stored(&net.wait(a, q).outcome), (1, vec![]));
     // cas mismatch: 301
     let item2 = MutableItem::sign(&k, b"salt", 2, b"6:second");
     let q = net.nodes[a].put_mutable(net.now, item2.clone(), Some(5));
-    assert_eq!(stored(&net.wait(a, q).outcome), (0, vec![code::CAS_MISMATCH]));
+    assert_eq!(
+        stored(&net.wait(a, q).outcome),
+        (0, vec![code::CAS_MISMATCH])
+    );
     // cas match: accepted
     let q = net.nodes[a].put_mutable(net.now, item2.clone(), Some(1));
     assert_eq!(stored(&net.wait(a, q).outcome), (1, vec![]));
     // lower seq: 302
     let q = net.nodes[a].put_mutable(net.now, item1, None);
-    assert_eq!(stored(&net.wait(a, q).outcome), (0, vec![code::SEQ_TOO_LOW]));
+    assert_eq!(
+        stored(&net.wait(a, q).outcome),
+        (0, vec![code::SEQ_TOO_LOW])
+    );
     let q = net.nodes[b].get_mutable(net.now, k.verifying_key().to_bytes(), b"salt", None);
-    assert_eq!(net.wait(b, q).outcome, Outcome::Mutable { item: Some(item2) });
+    assert_eq!(
+        net.wait(b, q).outcome,
+        Outcome::Mutable { item: Some(item2) }
+    );
 
     // sample_infohashes: b holds the two info_hashes a announced
     let q = net.nodes[a].sample_infohashes(net.now, Id::ZERO);
@@ -127,6 +165,18 @@ fn two_nodes_complete_every_command() {
         }
         o => panic!("{o:?}"),
     }
+}
+
+#[test]
+fn invalid_values_are_refused_before_sending() {
+    let mut net = Net::new(2, 11, false, |_| {});
+    let q = net.nodes[0].put_immutable(net.now, b"5:abc".to_vec());
+    let d = net.wait(0, q);
+    assert_eq!(stored(&d.outcome), (0, vec![code::PROTOCOL]));
+    assert_eq!(d.stats.requests, 0);
+    let bad = MutableItem::sign(&key(1), b"", 1, b"i1");
+    let q = net.nodes[0].put_mutable(net.now, bad, None);
+    assert_eq!(stored(&net.wait(0, q).outcome), (0, vec![code::PROTOCOL]));
 }
 
 #[test]
@@ -152,14 +202,21 @@ fn raw_query(id: Id, method: Method) -> Vec<u8> {
 fn drain(node: &mut Node<TestStore>) -> Vec<(SocketAddr, Message)> {
     let mut out = Vec::new();
     while let Some(t) = node.poll_transmit() {
-        out.push((t.to, krpc::decode(&t.payload).expect("we send what we can decode")));
+        let m = krpc::decode(&t.payload).expect("we send what we can decode");
+        // The node pings unknown queriers to let them into its table: not a reply.
+        if !matches!(m.body, Body::Query(_)) {
+            out.push((t.to, m));
+        }
     }
     out
 }
 
 fn one_node() -> (Node<TestStore>, std::time::Instant) {
     let now = std::time::Instant::now();
-    (Node::new(Config::with_seed(9), TestStore::default(), now, WALL0), now)
+    (
+        Node::new(Config::with_seed(9), TestStore::default(), now, WALL0),
+        now,
+    )
 }
 
 #[test]
@@ -186,7 +243,12 @@ fn never_answers_responses_errors_or_packets_without_t() {
     };
     n.handle_datagram(now, from, None, &err.to_bytes());
     // A query without t, and garbage.
-    n.handle_datagram(now, from, None, b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:y1:qe");
+    n.handle_datagram(
+        now,
+        from,
+        None,
+        b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:y1:qe",
+    );
     n.handle_datagram(now, from, None, b"\xff\x00garbage");
     assert!(drain(&mut n).is_empty());
     assert_eq!(n.stats().unexpected_replies, 2);
@@ -197,7 +259,12 @@ fn malformed_query_gets_203_and_unknown_method_204() {
     let (mut n, now) = one_node();
     let from: SocketAddr = "127.0.0.5:4000".parse().unwrap();
     // find_node without target
-    n.handle_datagram(now, from, None, b"d1:ad2:id20:abcdefghij0123456789e1:q9:find_node1:t2:aa1:y1:qe");
+    n.handle_datagram(
+        now,
+        from,
+        None,
+        b"d1:ad2:id20:abcdefghij0123456789e1:q9:find_node1:t2:aa1:y1:qe",
+    );
     let out = drain(&mut n);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, from);
@@ -206,7 +273,17 @@ fn malformed_query_gets_203_and_unknown_method_204() {
         b => panic!("{b:?}"),
     }
     assert_eq!(out[0].1.transaction_id, b"aa");
-    n.handle_datagram(now, from, None, &raw_query(Id([3; 20]), Method::Unknown { name: b"frobnicate".to_vec() }));
+    n.handle_datagram(
+        now,
+        from,
+        None,
+        &raw_query(
+            Id([3; 20]),
+            Method::Unknown {
+                name: b"frobnicate".to_vec(),
+            },
+        ),
+    );
     let out = drain(&mut n);
     match &out[0].1.body {
         Body::Error(e) => assert_eq!(e.code, code::METHOD_UNKNOWN),
@@ -219,7 +296,7 @@ fn put_errors_come_in_the_documented_order() {
     let (mut n, now) = one_node();
     let from: SocketAddr = "127.0.0.5:4000".parse().unwrap();
     let k = key(3);
-    let mut put = |n: &mut Node<TestStore>, args: PutArgs| -> i64 {
+    let put = |n: &mut Node<TestStore>, args: PutArgs| -> i64 {
         n.handle_datagram(now, from, None, &raw_query(Id([3; 20]), Method::Put(args)));
         match &drain(n)[0].1.body {
             Body::Error(e) => e.code,
@@ -244,31 +321,123 @@ fn put_errors_come_in_the_documented_order() {
     };
     // Too big beats everything else (bad token, bad salt).
     let mut m = signed(1, &[b's'; 65], b"1:x");
-    assert_eq!(put(&mut n, PutArgs { token: b"bad".to_vec(), value: big.clone(), mutable: m.clone() }), code::VALUE_TOO_BIG);
+    assert_eq!(
+        put(
+            &mut n,
+            PutArgs {
+                token: b"bad".to_vec(),
+                value: big.clone(),
+                mutable: m.clone()
+            }
+        ),
+        code::VALUE_TOO_BIG
+    );
     // Then salt.
-    assert_eq!(put(&mut n, PutArgs { token: b"bad".to_vec(), value: b"1:x".to_vec(), mutable: m.clone() }), code::SALT_TOO_BIG);
+    assert_eq!(
+        put(
+            &mut n,
+            PutArgs {
+                token: b"bad".to_vec(),
+                value: b"1:x".to_vec(),
+                mutable: m.clone()
+            }
+        ),
+        code::SALT_TOO_BIG
+    );
     // Then token.
     m = signed(1, b"s", b"1:x");
     if let Some(mm) = m.as_mut() {
         mm.signature[0] ^= 1;
     }
-    assert_eq!(put(&mut n, PutArgs { token: b"bad".to_vec(), value: b"1:x".to_vec(), mutable: m.clone() }), code::PROTOCOL);
+    assert_eq!(
+        put(
+            &mut n,
+            PutArgs {
+                token: b"bad".to_vec(),
+                value: b"1:x".to_vec(),
+                mutable: m.clone()
+            }
+        ),
+        code::PROTOCOL
+    );
     // With a good token: bad signature.
-    n.handle_datagram(now, from, None, &raw_query(Id([3; 20]), Method::Get { target: Id::ZERO, seq: None, want: Default::default() }));
+    n.handle_datagram(
+        now,
+        from,
+        None,
+        &raw_query(
+            Id([3; 20]),
+            Method::Get {
+                target: Id::ZERO,
+                seq: None,
+                want: Default::default(),
+            },
+        ),
+    );
     let token = match &drain(&mut n)[0].1.body {
         Body::Response(r) => r.token.clone().unwrap(),
         b => panic!("{b:?}"),
     };
-    assert_eq!(put(&mut n, PutArgs { token: token.clone(), value: b"1:x".to_vec(), mutable: m }), code::INVALID_SIGNATURE);
+    assert_eq!(
+        put(
+            &mut n,
+            PutArgs {
+                token: token.clone(),
+                value: b"1:x".to_vec(),
+                mutable: m
+            }
+        ),
+        code::INVALID_SIGNATURE
+    );
     // Good put, then cas mismatch, then stale seq.
-    assert_eq!(put(&mut n, PutArgs { token: token.clone(), value: b"1:x".to_vec(), mutable: signed(5, b"s", b"1:x") }), 0);
+    assert_eq!(
+        put(
+            &mut n,
+            PutArgs {
+                token: token.clone(),
+                value: b"1:x".to_vec(),
+                mutable: signed(5, b"s", b"1:x")
+            }
+        ),
+        0
+    );
     let mut cas = signed(6, b"s", b"1:y");
     if let Some(c) = cas.as_mut() {
         c.cas = Some(4);
     }
-    assert_eq!(put(&mut n, PutArgs { token: token.clone(), value: b"1:y".to_vec(), mutable: cas }), code::CAS_MISMATCH);
-    assert_eq!(put(&mut n, PutArgs { token: token.clone(), value: b"1:y".to_vec(), mutable: signed(4, b"s", b"1:y") }), code::SEQ_TOO_LOW);
-    assert_eq!(put(&mut n, PutArgs { token, value: b"1:y".to_vec(), mutable: signed(5, b"s", b"1:y") }), code::SEQ_TOO_LOW);
+    assert_eq!(
+        put(
+            &mut n,
+            PutArgs {
+                token: token.clone(),
+                value: b"1:y".to_vec(),
+                mutable: cas
+            }
+        ),
+        code::CAS_MISMATCH
+    );
+    assert_eq!(
+        put(
+            &mut n,
+            PutArgs {
+                token: token.clone(),
+                value: b"1:y".to_vec(),
+                mutable: signed(4, b"s", b"1:y")
+            }
+        ),
+        code::SEQ_TOO_LOW
+    );
+    assert_eq!(
+        put(
+            &mut n,
+            PutArgs {
+                token,
+                value: b"1:y".to_vec(),
+                mutable: signed(5, b"s", b"1:y")
+            }
+        ),
+        code::SEQ_TOO_LOW
+    );
 }
 
 #[test]
@@ -282,10 +451,19 @@ fn read_only_nodes_answer_nothing_and_are_not_added() {
     net.wait(1, q);
     let q = net.nodes[ro].bootstrap(net.now, &[a0]);
     let d = net.wait(ro, q);
-    assert!(matches!(d.outcome, Outcome::Nodes { ref closest } if !closest.is_empty()), "ro node can still look up");
+    assert!(
+        matches!(d.outcome, Outcome::Nodes { ref closest } if !closest.is_empty()),
+        "ro node can still look up"
+    );
     net.run_for(Duration::from_secs(120));
     for i in 0..2 {
-        assert!(net.nodes[i].routing_table(Family::V4).entries().all(|e| e.node.addr != net.addrs[ro]), "node {i} added the read-only node");
+        assert!(
+            net.nodes[i]
+                .routing_table(Family::V4)
+                .entries()
+                .all(|e| e.node.addr != net.addrs[ro]),
+            "node {i} added the read-only node"
+        );
     }
     // And it answers no query.
     let q = net.nodes[0].ping(net.now, net.addrs[ro]);
@@ -299,14 +477,26 @@ fn network_of_64_nodes_put_get_announce_over_ipv4_and_ipv6() {
         net.bootstrap_all();
         for i in 0..64 {
             let fam = if v6 { Family::V6 } else { Family::V4 };
-            assert!(net.nodes[i].routing_table(fam).len() >= 8, "node {i} table too small");
+            assert!(
+                net.nodes[i].routing_table(fam).len() >= 8,
+                "node {i} table too small"
+            );
         }
         let value = b"i42e".to_vec();
         let q = net.nodes[5].put_immutable(net.now, value.clone());
         let (n, errs) = stored(&net.wait(5, q).outcome);
         assert_eq!((n, errs), (8, vec![]), "stored at K nodes");
-        let q = net.nodes[40].get_immutable(net.now, Id::sha1(&value));
-        let d = net.wait(40, q);
+        // A getter that does not hold the item itself, so the value must travel.
+        let target = Id::sha1(&value);
+        let g = (0..64)
+            .find(|&i| {
+                dht_core::Store::get_item(net.nodes[i].store(), &target)
+                    .unwrap()
+                    .is_none()
+            })
+            .unwrap();
+        let q = net.nodes[g].get_immutable(net.now, target);
+        let d = net.wait(g, q);
         assert_eq!(d.outcome, Outcome::Immutable { value: Some(value) });
         assert!(d.stats.hops >= 1);
 
@@ -332,7 +522,16 @@ fn one_seed_replays_one_run() {
         let q = net.nodes[3].put_immutable(net.now, b"3:abc".to_vec());
         net.wait(3, q);
         let log = net.log.take().unwrap();
-        Id::sha1(&log.iter().flat_map(|(f, t, p)| format!("{f}{t}").into_bytes().into_iter().chain(p.iter().copied())).collect::<Vec<u8>>())
+        Id::sha1(
+            &log.iter()
+                .flat_map(|(f, t, p)| {
+                    format!("{f}{t}")
+                        .into_bytes()
+                        .into_iter()
+                        .chain(p.iter().copied())
+                })
+                .collect::<Vec<u8>>(),
+        )
     };
     assert_eq!(run(5), run(5));
     assert_ne!(run(5), run(6));
@@ -349,12 +548,12 @@ fn restarted_node_rejoins_from_its_saved_table() {
     dht_core::Store::save_routing(&mut store, &snap).unwrap();
     let mut cfg = Config::with_seed(999);
     cfg.id_policy = dht_core::IdPolicy::Fixed(snap.node_id.unwrap());
-    let node = Node::new(cfg, store, net.now, WALL0);
-    net.nodes.push(node);
-    let i = net.nodes.len() - 1;
-    net.addrs.push("127.0.200.1:6881".parse().unwrap());
-    net.alive.push(true);
+    let i = net.add_node_with(cfg, store, false);
     let q = net.nodes[i].bootstrap(net.now, &[]);
     let d = net.wait(i, q);
-    assert!(matches!(d.outcome, Outcome::Nodes { ref closest } if closest.len() == 8), "{:?}", d.outcome);
+    assert!(
+        matches!(d.outcome, Outcome::Nodes { ref closest } if closest.len() == 8),
+        "{:?}",
+        d.outcome
+    );
 }

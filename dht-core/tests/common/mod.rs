@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dht_core::id::Id;
-use dht_core::store::{RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis};
+use dht_core::store::{
+    RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
+};
 use dht_core::{Config, Event, Node, QueryDone, QueryId};
 
 /// The smallest correct store: BTreeMaps, no limits of its own.
@@ -29,7 +31,10 @@ impl Store for TestStore {
         Ok(self.items.remove(target).is_some())
     }
     fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
-        self.peers.entry(*info_hash).or_default().insert(peer.addr, peer.expires_at);
+        self.peers
+            .entry(*info_hash)
+            .or_default()
+            .insert(peer.addr, peer.expires_at);
         Ok(())
     }
     fn get_peers(&self, info_hash: &Id) -> Result<Vec<StoredPeer>, StoreError> {
@@ -132,13 +137,17 @@ impl Net {
     }
 
     pub fn add_node(&mut self, cfg: Config, v6: bool) -> usize {
+        self.add_node_with(cfg, TestStore::default(), v6)
+    }
+
+    pub fn add_node_with(&mut self, cfg: Config, store: TestStore, v6: bool) -> usize {
         let i = self.nodes.len();
         let addr: SocketAddr = if v6 {
             SocketAddr::new("::1".parse().unwrap(), 10000 + i as u16)
         } else {
             SocketAddr::from(([127, 0, (i / 250) as u8, (i % 250) as u8 + 1], 6881))
         };
-        self.nodes.push(Node::new(cfg, TestStore::default(), self.now, WALL0));
+        self.nodes.push(Node::new(cfg, store, self.now, WALL0));
         self.addrs.push(addr);
         self.alive.push(true);
         self.by_addr.insert(addr, i);
@@ -149,9 +158,14 @@ impl Net {
     pub fn flush(&mut self) {
         for i in 0..self.nodes.len() {
             while let Some(t) = self.nodes[i].poll_transmit() {
-                assert!(t.payload.len() <= 1452, "oversize datagram {} bytes", t.payload.len());
+                assert!(
+                    t.payload.len() <= 1452,
+                    "oversize datagram {} bytes",
+                    t.payload.len()
+                );
                 self.seq += 1;
-                self.queue.insert((self.now + self.latency, self.seq, i, t.to, t.payload));
+                self.queue
+                    .insert((self.now + self.latency, self.seq, i, t.to, t.payload));
             }
             while let Some(Event::QueryDone(d)) = self.nodes[i].poll_event() {
                 self.done.insert((i, d.id), d);
@@ -168,7 +182,9 @@ impl Net {
             .filter_map(|i| self.nodes[i].poll_timeout().map(|t| (t, i)))
             .min();
         let t_msg = next_msg.unwrap_or(limit + Duration::from_secs(1));
-        let t_tmr = next_timer.map(|x| x.0).unwrap_or(limit + Duration::from_secs(1));
+        let t_tmr = next_timer
+            .map(|x| x.0)
+            .unwrap_or(limit + Duration::from_secs(1));
         let t = t_msg.min(t_tmr);
         if t > limit {
             return false;

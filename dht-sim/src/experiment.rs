@@ -1,0 +1,509 @@
+//! The experiment the binary runs: join, lookups, and optionally puts, failure and gets.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use dht_core::id::Id;
+use dht_core::{Family, Outcome, QueryId};
+
+use crate::global::GlobalView;
+use crate::sim::{below, Sim, SimConfig};
+
+/// One experiment: a network and what is done on it.
+#[derive(Clone, Debug)]
+pub struct Experiment {
+    /// The network.
+    pub sim: SimConfig,
+    /// Lookups to run (and, with `fail`, items to put and get).
+    pub lookups: usize,
+    /// Fraction of the nodes killed at once before the gets; `None` skips that phase.
+    pub fail: Option<f64>,
+    /// Time between two commands issued by the driver.
+    pub command_interval: Duration,
+    /// Most virtual time a phase may take before its unfinished commands are counted as failed.
+    pub phase_limit: Duration,
+}
+
+impl Experiment {
+    /// `lookups` lookups on the network `sim`, no failure phase, one command every 5 ms.
+    pub fn new(sim: SimConfig, lookups: usize) -> Experiment {
+        Experiment {
+            sim,
+            lookups,
+            fail: None,
+            command_interval: Duration::from_millis(5),
+            phase_limit: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What an experiment measured. See the crate docs for what each figure means.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// Nodes.
+    pub nodes: usize,
+    /// Lookups run.
+    pub lookups: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Bucket size.
+    pub k: usize,
+    /// Lookup parallelism.
+    pub alpha: usize,
+    /// Mean one-way latency (ms).
+    pub latency_ms: f64,
+    /// Loss probability per datagram.
+    pub loss: f64,
+    /// Fraction of nodes killed, if any.
+    pub fail: Option<f64>,
+    /// Mean fraction of the true K closest live nodes that a lookup returned.
+    pub found_k_closest: f64,
+    /// Fraction of lookups that returned all of the true K closest.
+    pub exact_k_closest: f64,
+    /// Mean hops of the lookups.
+    pub hops_mean: f64,
+    /// Median hops.
+    pub hops_p50: u32,
+    /// 99th percentile of hops.
+    pub hops_p99: u32,
+    /// Mean hops of the same lookups over ideal routing tables.
+    pub hops_ideal_mean: f64,
+    /// Requests sent plus replies received, per lookup.
+    pub messages_per_lookup: f64,
+    /// Requests that timed out, per lookup.
+    pub timeouts_per_lookup: f64,
+    /// Median lookup latency (virtual ms).
+    pub latency_ms_p50: f64,
+    /// 99th percentile of lookup latency (virtual ms).
+    pub latency_ms_p99: f64,
+    /// Median latency in mean round trips (2 x `latency_ms`).
+    pub latency_rtt_p50: f64,
+    /// 99th percentile latency in mean round trips.
+    pub latency_rtt_p99: f64,
+    /// Lookups that had not finished within the phase limit.
+    pub lookups_unfinished: usize,
+    /// Mean routing-table entries (main buckets) of the live nodes after the lookups.
+    pub table_entries_mean: f64,
+    /// Mean entries of the ideal tables built for `hops_ideal_mean`.
+    pub ideal_table_entries_mean: f64,
+    /// Growth of the resident set size while the network was built, per node (bytes).
+    pub bytes_per_node: f64,
+    /// Peak resident set size of the process (bytes).
+    pub peak_rss_bytes: u64,
+    /// Virtual time the join took (arrivals plus settling), seconds.
+    pub join_seconds: f64,
+    /// Virtual time of the whole run, seconds.
+    pub sim_seconds: f64,
+    /// Real time of the whole run, seconds.
+    pub wall_seconds: f64,
+    /// Datagrams delivered.
+    pub datagrams: u64,
+    /// Datagrams dropped by the loss model.
+    pub datagrams_lost: u64,
+    /// Datagrams over the MTU (dropped; should be 0).
+    pub datagrams_oversize: u64,
+    /// Fingerprint of every delivered datagram (hex SHA-1).
+    pub event_hash: String,
+    /// With `fail`: fraction of puts that at least one node acknowledged.
+    pub put_success: Option<f64>,
+    /// With `fail`: fraction of the items found by a get from a surviving node.
+    pub get_success: Option<f64>,
+}
+
+fn json_f64(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        "null".to_string()
+    }
+}
+
+fn json_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "null".to_string(), json_f64)
+}
+
+impl Report {
+    /// One JSON object on one line.
+    pub fn to_json(&self) -> String {
+        let mut s = String::from("{");
+        let mut field = |name: &str, value: String| {
+            if s.len() > 1 {
+                s.push(',');
+            }
+            let _ = write!(s, "\"{name}\":{value}");
+        };
+        field("nodes", self.nodes.to_string());
+        field("lookups", self.lookups.to_string());
+        field("seed", self.seed.to_string());
+        field("k", self.k.to_string());
+        field("alpha", self.alpha.to_string());
+        field("latency_ms", json_f64(self.latency_ms));
+        field("loss", json_f64(self.loss));
+        field("fail", json_opt(self.fail));
+        field("found_k_closest", json_f64(self.found_k_closest));
+        field("exact_k_closest", json_f64(self.exact_k_closest));
+        field("hops_mean", json_f64(self.hops_mean));
+        field("hops_p50", self.hops_p50.to_string());
+        field("hops_p99", self.hops_p99.to_string());
+        field("hops_ideal_mean", json_f64(self.hops_ideal_mean));
+        field("messages_per_lookup", json_f64(self.messages_per_lookup));
+        field("timeouts_per_lookup", json_f64(self.timeouts_per_lookup));
+        field("latency_ms_p50", json_f64(self.latency_ms_p50));
+        field("latency_ms_p99", json_f64(self.latency_ms_p99));
+        field("latency_rtt_p50", json_f64(self.latency_rtt_p50));
+        field("latency_rtt_p99", json_f64(self.latency_rtt_p99));
+        field("lookups_unfinished", self.lookups_unfinished.to_string());
+        field("table_entries_mean", json_f64(self.table_entries_mean));
+        field(
+            "ideal_table_entries_mean",
+            json_f64(self.ideal_table_entries_mean),
+        );
+        field("bytes_per_node", json_f64(self.bytes_per_node));
+        field("peak_rss_bytes", self.peak_rss_bytes.to_string());
+        field("join_seconds", json_f64(self.join_seconds));
+        field("sim_seconds", json_f64(self.sim_seconds));
+        field("wall_seconds", json_f64(self.wall_seconds));
+        field("datagrams", self.datagrams.to_string());
+        field("datagrams_lost", self.datagrams_lost.to_string());
+        field("datagrams_oversize", self.datagrams_oversize.to_string());
+        field("event_hash", format!("\"{}\"", self.event_hash));
+        field("put_success", json_opt(self.put_success));
+        field("get_success", json_opt(self.get_success));
+        s.push('}');
+        s
+    }
+
+    /// A readable two-column table.
+    pub fn to_table(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+        let rows: Vec<(&str, String)> = vec![
+            ("nodes", self.nodes.to_string()),
+            ("lookups", self.lookups.to_string()),
+            ("seed", self.seed.to_string()),
+            ("k / alpha", format!("{} / {}", self.k, self.alpha)),
+            ("latency_ms (mean one-way)", format!("{}", self.latency_ms)),
+            ("loss", format!("{}", self.loss)),
+            ("fail", opt(self.fail)),
+            ("found_k_closest", format!("{:.4}", self.found_k_closest)),
+            ("exact_k_closest", format!("{:.4}", self.exact_k_closest)),
+            ("hops_mean", format!("{:.3}", self.hops_mean)),
+            (
+                "hops_p50 / p99",
+                format!("{} / {}", self.hops_p50, self.hops_p99),
+            ),
+            ("hops_ideal_mean", format!("{:.3}", self.hops_ideal_mean)),
+            (
+                "messages_per_lookup",
+                format!("{:.1}", self.messages_per_lookup),
+            ),
+            (
+                "timeouts_per_lookup",
+                format!("{:.3}", self.timeouts_per_lookup),
+            ),
+            (
+                "latency_ms p50 / p99",
+                format!("{:.0} / {:.0}", self.latency_ms_p50, self.latency_ms_p99),
+            ),
+            (
+                "latency in RTTs p50 / p99",
+                format!("{:.2} / {:.2}", self.latency_rtt_p50, self.latency_rtt_p99),
+            ),
+            ("lookups_unfinished", self.lookups_unfinished.to_string()),
+            (
+                "table entries: real / ideal",
+                format!(
+                    "{:.1} / {:.1}",
+                    self.table_entries_mean, self.ideal_table_entries_mean
+                ),
+            ),
+            ("bytes_per_node", format!("{:.0}", self.bytes_per_node)),
+            ("peak_rss_bytes", self.peak_rss_bytes.to_string()),
+            (
+                "join_seconds (virtual)",
+                format!("{:.1}", self.join_seconds),
+            ),
+            ("sim_seconds (virtual)", format!("{:.1}", self.sim_seconds)),
+            ("wall_seconds", format!("{:.2}", self.wall_seconds)),
+            (
+                "datagrams delivered / lost / oversize",
+                format!(
+                    "{} / {} / {}",
+                    self.datagrams, self.datagrams_lost, self.datagrams_oversize
+                ),
+            ),
+            ("put_success", opt(self.put_success)),
+            ("get_success", opt(self.get_success)),
+            ("event_hash", self.event_hash.clone()),
+        ];
+        let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let mut s = String::new();
+        for (name, value) in rows {
+            let _ = writeln!(s, "{name:<w$}  {value}");
+        }
+        s
+    }
+}
+
+/// Resident set size and its peak, in bytes, from /proc/self/status (0 where unavailable).
+pub fn rss_bytes() -> (u64, u64) {
+    let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
+        return (0, 0);
+    };
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The `p`-th percentile (nearest rank) of sorted values.
+fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+    if sorted.is_empty() {
+        return T::default();
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let (n, s) = v.fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
+    if n == 0 {
+        0.0
+    } else {
+        s / n as f64
+    }
+}
+
+/// Issues one command per `interval` from a random live node, with `make` choosing
+/// what; returns (source, query) for each.
+fn issue(
+    sim: &mut Sim,
+    count: usize,
+    interval: Duration,
+    sources: &[usize],
+    mut make: impl FnMut(&mut Sim, usize, usize) -> QueryId,
+) -> Vec<(usize, QueryId)> {
+    let start = sim.now();
+    let mut out = Vec::with_capacity(count);
+    for j in 0..count {
+        sim.run_until(start + interval * j as u32);
+        let src = sources[below(sim.rng(), sources.len())];
+        let q = make(sim, j, src);
+        out.push((src, q));
+    }
+    out
+}
+
+/// Runs `exp`, calling `progress` with a line of news now and then.
+pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
+    let wall = std::time::Instant::now();
+    let cfg = exp.sim.clone();
+    let mut sim = Sim::new(cfg.clone());
+    let rss_before = rss_bytes().0;
+    progress(&format!("joining {} nodes (seed {})", cfg.nodes, cfg.seed));
+    sim.join_all(|n| {
+        progress(&format!(
+            "  {n} nodes created, virtual t = {:.1} s",
+            sim_secs(n, &cfg)
+        ))
+    });
+    let join_seconds = sim.now().as_secs_f64();
+    let rss_after = rss_bytes().0;
+    let bytes_per_node = rss_after.saturating_sub(rss_before) as f64 / cfg.nodes.max(1) as f64;
+    progress(&format!(
+        "joined in {join_seconds:.1} virtual s, {:.1} wall s; running {} lookups",
+        wall.elapsed().as_secs_f64(),
+        exp.lookups
+    ));
+
+    // Lookups.
+    let live = sim.live();
+    let mut targets = Vec::with_capacity(exp.lookups);
+    let issued = issue(
+        &mut sim,
+        exp.lookups,
+        exp.command_interval,
+        &live,
+        |sim, _, src| {
+            let target = Id::random(sim.rng());
+            targets.push(target);
+            sim.command(src, |node, now| node.find_node(now, target))
+        },
+    );
+    sim.run_until_idle(exp.phase_limit);
+    progress(&format!(
+        "lookups done at {:.1} wall s; judging them",
+        wall.elapsed().as_secs_f64()
+    ));
+
+    let mut view = GlobalView::new(&sim, cfg.k);
+    let mut found = Vec::new();
+    let mut hops = Vec::new();
+    let mut ideal = Vec::new();
+    let mut messages = Vec::new();
+    let mut timeouts = Vec::new();
+    let mut latency = Vec::new();
+    let mut unfinished = 0;
+    let max_candidates = sim.node(0).config().max_lookup_candidates;
+    for (&(src, q), target) in issued.iter().zip(&targets) {
+        let Some(done) = sim.take_done(src, q) else {
+            unfinished += 1;
+            found.push(0.0);
+            continue;
+        };
+        // A node never returns itself, so the truth is the K closest others.
+        let truth: Vec<u32> = view
+            .closest(target, cfg.k + 1)
+            .into_iter()
+            .filter(|&j| j as usize != src)
+            .take(cfg.k)
+            .collect();
+        let got: Vec<Id> = match &done.outcome {
+            Outcome::Nodes { closest } => closest.iter().map(|n| n.id).collect(),
+            _ => Vec::new(),
+        };
+        let hits = truth
+            .iter()
+            .filter(|&&j| got.contains(&sim.node(j as usize).id()))
+            .count();
+        found.push(hits as f64 / truth.len().max(1) as f64);
+        hops.push(done.stats.hops);
+        ideal.push(view.ideal_hops(src as u32, target, cfg.alpha, max_candidates) as f64);
+        messages.push((done.stats.requests + done.stats.responses) as f64);
+        timeouts.push(done.stats.timeouts as f64);
+        latency.push(done.stats.duration.as_secs_f64() * 1000.0);
+    }
+    hops.sort_unstable();
+    latency.sort_unstable_by(f64::total_cmp);
+    let rtt = 2.0 * cfg.latency_ms;
+
+    let mut report = Report {
+        nodes: cfg.nodes,
+        lookups: exp.lookups,
+        seed: cfg.seed,
+        k: cfg.k,
+        alpha: cfg.alpha,
+        latency_ms: cfg.latency_ms,
+        loss: cfg.loss,
+        fail: exp.fail,
+        found_k_closest: mean(found.iter().copied()),
+        exact_k_closest: mean(found.iter().map(|&f| if f >= 1.0 { 1.0 } else { 0.0 })),
+        hops_mean: mean(hops.iter().map(|&h| h as f64)),
+        hops_p50: percentile(&hops, 50.0),
+        hops_p99: percentile(&hops, 99.0),
+        hops_ideal_mean: mean(ideal.iter().copied()),
+        messages_per_lookup: mean(messages.iter().copied()),
+        timeouts_per_lookup: mean(timeouts.iter().copied()),
+        latency_ms_p50: percentile(&latency, 50.0),
+        latency_ms_p99: percentile(&latency, 99.0),
+        latency_rtt_p50: percentile(&latency, 50.0) / rtt,
+        latency_rtt_p99: percentile(&latency, 99.0) / rtt,
+        lookups_unfinished: unfinished,
+        table_entries_mean: mean(
+            sim.live()
+                .into_iter()
+                .map(|i| sim.node(i).routing_table(Family::V4).len() as f64),
+        ),
+        ideal_table_entries_mean: view.ideal_entries_mean(),
+        bytes_per_node,
+        join_seconds,
+        ..Report::default()
+    };
+    drop(view);
+
+    if let Some(fail) = exp.fail {
+        let (put_ok, get_ok) = fail_phase(&mut sim, exp, fail, &mut progress);
+        report.put_success = Some(put_ok);
+        report.get_success = Some(get_ok);
+    }
+
+    let net = sim.net_stats();
+    report.sim_seconds = sim.now().as_secs_f64();
+    report.datagrams = net.delivered;
+    report.datagrams_lost = net.lost;
+    report.datagrams_oversize = net.oversize;
+    report.event_hash = sim.event_hash();
+    report.peak_rss_bytes = rss_bytes().1;
+    report.wall_seconds = wall.elapsed().as_secs_f64();
+    report
+}
+
+fn sim_secs(n: usize, cfg: &SimConfig) -> f64 {
+    (cfg.join_interval * n as u32).as_secs_f64()
+}
+
+/// The bencoded value of item `j`: a byte string unique to the seed and `j`.
+pub fn item_value(seed: u64, j: usize) -> Vec<u8> {
+    let s = format!("dht-sim item {seed} {j}");
+    format!("{}:{}", s.len(), s).into_bytes()
+}
+
+/// Puts `lookups` immutable items, kills `fail` of the nodes at once, then gets every
+/// item from a surviving node. Returns (put success, get success).
+fn fail_phase(
+    sim: &mut Sim,
+    exp: &Experiment,
+    fail: f64,
+    progress: &mut impl FnMut(&str),
+) -> (f64, f64) {
+    let n_items = exp.lookups;
+    let seed = sim.config().seed;
+    progress(&format!("putting {n_items} immutable items"));
+    let live = sim.live();
+    let puts = issue(sim, n_items, exp.command_interval, &live, |sim, j, src| {
+        let v = item_value(seed, j);
+        sim.command(src, move |node, now| node.put_immutable(now, v))
+    });
+    sim.run_until_idle(exp.phase_limit);
+    let mut put_ok = 0;
+    for &(src, q) in &puts {
+        if let Some(Outcome::Stored { stored_at, .. }) = sim.take_done(src, q).map(|d| d.outcome) {
+            if !stored_at.is_empty() {
+                put_ok += 1;
+            }
+        }
+    }
+
+    // Kill a random fraction at once: a partial Fisher-Yates over the live nodes.
+    let mut live = sim.live();
+    let kill = ((live.len() as f64) * fail).floor() as usize;
+    for j in 0..kill.min(live.len()) {
+        let r = j + below(sim.rng(), live.len() - j);
+        live.swap(j, r);
+        sim.kill(live[j]);
+    }
+    let survivors = sim.live();
+    progress(&format!(
+        "killed {kill} nodes; getting every item from {} survivors",
+        survivors.len()
+    ));
+    if survivors.is_empty() {
+        return (put_ok as f64 / n_items.max(1) as f64, 0.0);
+    }
+    let gets = issue(
+        sim,
+        n_items,
+        exp.command_interval,
+        &survivors,
+        |sim, j, src| {
+            let target = dht_core::bep44::immutable_target(&item_value(seed, j));
+            sim.command(src, |node, now| node.get_immutable(now, target))
+        },
+    );
+    sim.run_until_idle(exp.phase_limit);
+    let mut get_ok = 0;
+    for (j, &(src, q)) in gets.iter().enumerate() {
+        if let Some(Outcome::Immutable { value: Some(v) }) =
+            sim.take_done(src, q).map(|d| d.outcome)
+        {
+            if v == item_value(seed, j) {
+                get_ok += 1;
+            }
+        }
+    }
+    let n = n_items.max(1) as f64;
+    (put_ok as f64 / n, get_ok as f64 / n)
+}

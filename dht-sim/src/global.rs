@@ -1,0 +1,200 @@
+//! The simulator's global view: every live node's id, sorted, and what a perfect
+//! network would answer.
+
+use dht_core::id::{Id, NodeInfo, ID_LEN};
+use dht_core::lookup::Candidates;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::sim::{below, mix64, Sim};
+
+/// Live node ids in ascending order, with their node index.
+///
+/// Ids sharing a prefix form one contiguous run of a sorted array, so "the nodes in a
+/// bucket's range" and "the nodes near a target" are binary searches.
+#[derive(Debug, Clone)]
+pub struct GlobalView {
+    sorted: Vec<(Id, u32)>,
+    k: usize,
+    seed: u64,
+    /// Ideal routing tables, built on first use (node index -> entries as indices).
+    ideal: Vec<Option<Box<[u32]>>>,
+    ids: Vec<Id>,
+}
+
+fn with_suffix(id: &Id, prefix_bits: usize, ones: bool) -> Id {
+    let mut b = id.0;
+    for bit in prefix_bits..ID_LEN * 8 {
+        let mask = 0x80u8 >> (bit % 8);
+        if ones {
+            b[bit / 8] |= mask;
+        } else {
+            b[bit / 8] &= !mask;
+        }
+    }
+    Id(b)
+}
+
+fn flip(id: &Id, bit: usize) -> Id {
+    let mut b = id.0;
+    b[bit / 8] ^= 0x80 >> (bit % 8);
+    Id(b)
+}
+
+impl GlobalView {
+    /// The live nodes of `sim` as they are now; ideal tables hold up to `k` per bucket.
+    pub fn new(sim: &Sim, k: usize) -> GlobalView {
+        let ids: Vec<Id> = (0..sim.len()).map(|i| sim.node(i).id()).collect();
+        let mut sorted: Vec<(Id, u32)> =
+            sim.live().into_iter().map(|i| (ids[i], i as u32)).collect();
+        sorted.sort_unstable();
+        GlobalView {
+            sorted,
+            k: k.max(1),
+            seed: sim.config().seed,
+            ideal: vec![None; ids.len()],
+            ids,
+        }
+    }
+
+    /// Live nodes.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// True when no node is alive.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// Index range in `sorted` of the ids sharing the first `bits` bits with `id`.
+    fn prefix_range(&self, id: &Id, bits: usize) -> (usize, usize) {
+        let lo = with_suffix(id, bits, false);
+        let hi = with_suffix(id, bits, true);
+        let a = self.sorted.partition_point(|(x, _)| *x < lo);
+        let b = self.sorted.partition_point(|(x, _)| *x <= hi);
+        (a, b)
+    }
+
+    /// The `n` live nodes closest to `target` by XOR, closest first (node indices).
+    pub fn closest(&self, target: &Id, n: usize) -> Vec<u32> {
+        // The deepest prefix of the target still shared by at least n nodes: every
+        // node outside that run is farther than every node inside it.
+        let mut run = (0, self.sorted.len());
+        for bits in 1..=ID_LEN * 8 {
+            let r = self.prefix_range(target, bits);
+            if r.1 - r.0 < n {
+                break;
+            }
+            run = r;
+        }
+        let mut v: Vec<(Id, u32)> = self.sorted[run.0..run.1].to_vec();
+        v.sort_unstable_by_key(|(id, _)| id.distance(target));
+        v.into_iter().take(n).map(|x| x.1).collect()
+    }
+
+    /// Node `i`'s ideal routing table: for every bucket range (ids sharing exactly d
+    /// leading bits with its own), K nodes drawn at random from the range, or all
+    /// there are. The draw is seeded by the run's seed and `i`, so it does not depend
+    /// on the order tables are built in.
+    pub fn ideal_table(&mut self, i: u32) -> &[u32] {
+        if self.ideal[i as usize].is_none() {
+            let own = self.ids[i as usize];
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(mix64(self.seed ^ 0x1dea_1000_0000_0000 ^ i as u64));
+            let mut out = Vec::new();
+            for depth in 0..ID_LEN * 8 {
+                let (lo, hi) = self.prefix_range(&flip(&own, depth), depth + 1);
+                let len = hi - lo;
+                if len <= self.k {
+                    out.extend(self.sorted[lo..hi].iter().map(|x| x.1));
+                } else {
+                    // Distinct positions by rejection: len > k, so few draws are wasted.
+                    let mut picks: Vec<usize> = Vec::with_capacity(self.k);
+                    while picks.len() < self.k {
+                        let p = below(&mut rng, len);
+                        if !picks.contains(&p) {
+                            picks.push(p);
+                        }
+                    }
+                    out.extend(picks.into_iter().map(|p| self.sorted[lo + p].1));
+                }
+                let (a, b) = self.prefix_range(&own, depth + 1);
+                if b - a <= 1 {
+                    break;
+                }
+            }
+            self.ideal[i as usize] = Some(out.into_boxed_slice());
+        }
+        self.ideal[i as usize].as_deref().unwrap_or(&[])
+    }
+
+    /// Mean size of the ideal tables built so far.
+    pub fn ideal_entries_mean(&self) -> f64 {
+        let (n, sum) = self
+            .ideal
+            .iter()
+            .flatten()
+            .fold((0usize, 0usize), |(n, s), t| (n + 1, s + t.len()));
+        if n == 0 {
+            0.0
+        } else {
+            sum as f64 / n as f64
+        }
+    }
+
+    fn ideal_answer(&mut self, i: u32, target: &Id) -> Vec<u32> {
+        let k = self.k;
+        let mut t: Vec<u32> = self.ideal_table(i).to_vec();
+        let ids = &self.ids;
+        t.sort_unstable_by_key(|&j| ids[j as usize].distance(target));
+        t.truncate(k);
+        t
+    }
+
+    /// Hops (as dht-core counts them: the depth of the closest result) of a lookup
+    /// for `target` from node `source` over ideal routing tables, with the same
+    /// iterative algorithm ([`Candidates`], same k and alpha) and instant answers.
+    pub fn ideal_hops(
+        &mut self,
+        source: u32,
+        target: &Id,
+        alpha: usize,
+        max_candidates: usize,
+    ) -> u32 {
+        let mut cands = Candidates::new(*target, self.k, alpha, max_candidates);
+        for j in self.ideal_answer(source, target) {
+            cands.add(self.info(j), 1);
+        }
+        loop {
+            let next = cands.next_to_query();
+            if next.is_empty() {
+                break;
+            }
+            for n in next {
+                let Some(depth) = cands.on_response(&n.id, None) else {
+                    continue;
+                };
+                let idx = self.index_of_id(&n.id);
+                for m in self.ideal_answer(idx, target) {
+                    if m != source {
+                        cands.add(self.info(m), depth + 1);
+                    }
+                }
+            }
+        }
+        cands.closest_responded().first().map_or(0, |c| c.1)
+    }
+
+    fn info(&self, j: u32) -> NodeInfo {
+        NodeInfo {
+            id: self.ids[j as usize],
+            addr: Sim::addr(j as usize),
+        }
+    }
+
+    fn index_of_id(&self, id: &Id) -> u32 {
+        let p = self.sorted.partition_point(|(x, _)| x < id);
+        self.sorted[p].1
+    }
+}

@@ -1,0 +1,87 @@
+//! # dht-sim: thousands of dht-core nodes on one virtual network
+//!
+//! A deterministic discrete-event simulator. Every node is a real [`dht_core::Node`]
+//! over a [`dht_store_mem::MemStore`], exchanging real KRPC datagrams; only the network
+//! and the clock are simulated. Virtual time jumps from one event to the next, so a
+//! minute of a 10,000-node DHT costs what its messages cost to encode and decode.
+//! Events are ordered by (virtual time, sequence number) and every random choice comes
+//! from ChaCha8 generators derived from one seed: one seed gives one run, datagram for
+//! datagram, and [`Sim::event_hash`] proves it.
+//!
+//! ## The network
+//! - Node `i` is at 10.0.0.1 + i, port 6881 (virtual addresses, never used on a real
+//!   network; private, so BEP 42 does not constrain the ids).
+//! - Latency, for a mean one-way latency M (`--latency-ms`, default 50): each pair of
+//!   nodes has a base latency drawn once, uniform in [0.2 M, 1.6 M], the same both ways;
+//!   each datagram adds jitter uniform in [0, 0.2 M). Mean one-way M, mean round trip 2 M.
+//! - Loss (`--loss P`): each datagram is dropped independently with probability P.
+//! - Datagrams over 1452 bytes are dropped and counted (`datagrams_oversize`).
+//! - Joining is the protocol's own: 4 seed nodes start together and bootstrap from each
+//!   other, then one node arrives every millisecond and bootstraps from the seeds
+//!   (a `find_node` of its own id), then the network runs `--settle SECS` (default 60)
+//!   so housekeeping can verify new contacts. That virtual time is reported as
+//!   `join_seconds`. dht-core refreshes a bucket only after 15 minutes without change,
+//!   so a 60 s network is young: its tables hold about a third of what an ideal table
+//!   holds. `--settle 1200` lets one round of bucket refreshes run (a network in steady
+//!   state); `table entries: real / ideal` in the report shows how full tables are.
+//!
+//! ## Running an experiment
+//! ```text
+//! cargo run --release -p dht-sim -- --nodes 10000 --lookups 10000 --seed 1
+//! cargo run --release -p dht-sim -- --nodes 1000 --lookups 1000 --seed 1 --loss 0.01 --json
+//! cargo run --release -p dht-sim -- --nodes 1000 --lookups 500 --seed 1 --fail 0.3
+//! ```
+//! Options: `--latency-ms MS` (mean one-way latency), `--loss P`, `--fail F`, `--settle SECS`, `--k K`
+//! (bucket size, default 8), `--alpha A` (requests in flight per lookup, default 3),
+//! `--json` (one JSON object as the last line of stdout; progress goes to stderr).
+//!
+//! After the join, the driver issues one `find_node` every 5 ms, from a random node to
+//! a random target, and waits for all of them. With `--fail F` it then puts as many
+//! immutable items (one every 5 ms, from random nodes), kills a fraction F of the nodes
+//! at once, and gets every item from a random survivor.
+//!
+//! ## What the figures mean
+//! - `found_k_closest`: for each lookup, the fraction of the true K closest live nodes
+//!   other than its source (from the simulator's global view) that the lookup's `closest` list holds; the mean
+//!   over lookups. `exact_k_closest`: the fraction of lookups that returned all K.
+//! - `hops_mean`, `hops_p50`, `hops_p99`: hops as dht-core counts them (the depth of the
+//!   closest responder: 1 for a contact from the node's own table, d + 1 for a node
+//!   learned from a depth-d node). `hops_ideal_mean`: the same lookups (same source,
+//!   same target, same algorithm: [`dht_core::lookup::Candidates`] with the same K and
+//!   alpha) over ideal routing tables built from the global view, every bucket holding K
+//!   nodes drawn at random from its range (or all there are), answers instantaneous.
+//! - `messages_per_lookup`: requests the lookup sent plus replies it received.
+//!   `timeouts_per_lookup`: its requests that timed out.
+//! - `latency_ms_p50`, `latency_ms_p99`: virtual time from the command to its result;
+//!   `latency_rtt_*` is the same divided by the mean round trip (2 M).
+//! - `bytes_per_node`: growth of the process's resident set size (VmRSS in
+//!   /proc/self/status) from before the first node is created to after the join,
+//!   divided by N. It covers the nodes, their stores and tables, and the simulator's
+//!   own per-node state and queues; `peak_rss_bytes` is VmHWM at the end.
+//! - `table_entries_mean`, `ideal_table_entries_mean`: main-bucket entries of the live
+//!   nodes' tables after the lookups, and of the ideal tables built for the hops figure.
+//! - `join_seconds`, `sim_seconds`: virtual time of the join and of the whole run.
+//! - `wall_seconds`: real time of the whole run (join, lookups, judging, failure phase).
+//! - `event_hash`: hex SHA-1 over (time, source, destination, length, payload) of every
+//!   delivered datagram.
+//! - `put_success`, `get_success` (with `--fail`): the fraction of puts acknowledged by at
+//!   least one node, and of items whose get from a survivor returned the value.
+//!
+//! ## From code
+//! ```
+//! use dht_sim::{Sim, SimConfig};
+//! let mut sim = Sim::new(SimConfig::new(50, 7));
+//! sim.join_all(|_| {});
+//! let target = dht_core::Id([0x42; 20]);
+//! let q = sim.command(3, |node, now| node.find_node(now, target));
+//! assert!(sim.run_until_idle(std::time::Duration::from_secs(60)));
+//! assert!(sim.take_done(3, q).is_some());
+//! ```
+
+mod experiment;
+mod global;
+mod sim;
+
+pub use experiment::{item_value, rss_bytes, run, Experiment, Report};
+pub use global::GlobalView;
+pub use sim::{below, mix64, NetStats, Sim, SimConfig, MTU, PORT, WALL0};

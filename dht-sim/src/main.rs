@@ -1,0 +1,138 @@
+//! `dht-sim`: runs one experiment and prints its figures (see the crate docs).
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use clap::{value_parser, Arg, ArgAction, Command};
+use dht_sim::{Experiment, SimConfig};
+
+fn fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` is not in [0, 1)"))
+    }
+}
+
+fn positive_ms(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    // Above an hour a latency is a typo, and nanosecond arithmetic would overflow sooner or later.
+    if v > 0.0 && v <= 3_600_000.0 {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` is not in (0, 3600000]"))
+    }
+}
+
+fn cli() -> Command {
+    Command::new("dht-sim")
+        .about("Deterministic simulation of a BitTorrent Mainline DHT of N dht-core nodes")
+        .arg(
+            Arg::new("nodes")
+                .long("nodes")
+                .value_name("N")
+                .help("Nodes in the network")
+                .default_value("1000")
+                // Addresses are 10.0.0.1 + i: the 10/8 block holds 2^24 - 1 of them.
+                .value_parser(value_parser!(u32).range(1..16_000_000)),
+        )
+        .arg(
+            Arg::new("lookups")
+                .long("lookups")
+                .value_name("L")
+                .help("find_node lookups (and, with --fail, items put and got)")
+                .default_value("1000")
+                .value_parser(value_parser!(u32).range(0..10_000_000)),
+        )
+        .arg(
+            Arg::new("seed")
+                .long("seed")
+                .value_name("S")
+                .help("Seed of the whole run")
+                .default_value("1")
+                .value_parser(value_parser!(u64)),
+        )
+        .arg(
+            Arg::new("latency-ms")
+                .long("latency-ms")
+                .value_name("MS")
+                .help("Mean one-way latency: per-link base uniform in [0.2, 1.6] x MS, plus jitter in [0, 0.2) x MS")
+                .default_value("50")
+                .value_parser(positive_ms),
+        )
+        .arg(
+            Arg::new("loss")
+                .long("loss")
+                .value_name("P")
+                .help("Probability that a datagram is lost")
+                .default_value("0")
+                .value_parser(fraction),
+        )
+        .arg(
+            Arg::new("fail")
+                .long("fail")
+                .value_name("F")
+                .help("Put L items, kill this fraction of the nodes at once, get the items from survivors")
+                .value_parser(fraction),
+        )
+        .arg(
+            Arg::new("k")
+                .long("k")
+                .value_name("K")
+                .help("Bucket size and replication factor")
+                .default_value("8")
+                .value_parser(value_parser!(u32).range(1..=64)),
+        )
+        .arg(
+            Arg::new("alpha")
+                .long("alpha")
+                .value_name("A")
+                .help("Requests in flight per lookup")
+                .default_value("3")
+                .value_parser(value_parser!(u32).range(1..=64)),
+        )
+        .arg(
+            Arg::new("settle")
+                .long("settle")
+                .value_name("SECS")
+                .help("Virtual seconds the network runs after the last node joined, before the lookups")
+                .default_value("60")
+                .value_parser(value_parser!(u32).range(0..=86_400)),
+        )
+        .arg(
+            Arg::new("json")
+                .long("json")
+                .help("Print one JSON object as the last line of stdout")
+                .action(ArgAction::SetTrue),
+        )
+}
+
+fn main() {
+    // get_matches prints clap's message and exits with status 2 on bad input.
+    let m = cli().get_matches();
+    // Every argument below has a default or is optional, and clap has already checked its type.
+    let get_u32 = |name: &str| m.get_one::<u32>(name).copied().unwrap_or_default() as usize;
+    let mut sim = SimConfig::new(
+        get_u32("nodes"),
+        m.get_one::<u64>("seed").copied().unwrap_or(1),
+    );
+    sim.latency_ms = m.get_one::<f64>("latency-ms").copied().unwrap_or(50.0);
+    sim.loss = m.get_one::<f64>("loss").copied().unwrap_or(0.0);
+    sim.k = get_u32("k");
+    sim.alpha = get_u32("alpha");
+    sim.settle = Duration::from_secs(get_u32("settle") as u64);
+    let mut exp = Experiment::new(sim, get_u32("lookups"));
+    exp.fail = m.get_one::<f64>("fail").copied();
+    exp.phase_limit = Duration::from_secs(600);
+
+    let report = dht_sim::run(&exp, |line| eprintln!("{line}"));
+    let mut out = std::io::stdout().lock();
+    let text = if m.get_flag("json") {
+        format!("{}\n", report.to_json())
+    } else {
+        report.to_table()
+    };
+    // A closed pipe (e.g. `| head`) is not worth a panic.
+    let _ = out.write_all(text.as_bytes());
+}

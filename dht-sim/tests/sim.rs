@@ -1,0 +1,200 @@
+//! The engine at scale: 1,000-node networks through the simulator's library API.
+//! Every assertion names its seed; `cargo run --release -p dht-sim -- --seed S ...`
+//! (or the same test) replays the run exactly.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dht_core::bep44::MutableItem;
+use dht_core::{Id, Outcome};
+use dht_sim::{Experiment, Sim, SimConfig};
+use ed25519_dalek::SigningKey;
+
+const NODES: usize = 1000;
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn joined(seed: u64) -> Sim {
+    let mut sim = Sim::new(SimConfig::new(NODES, seed));
+    sim.join_all(|_| {});
+    sim
+}
+
+#[test]
+fn lookups_find_the_k_closest_without_loss() {
+    let seed = 11;
+    let r = dht_sim::run(&Experiment::new(SimConfig::new(NODES, seed), 500), |_| {});
+    assert_eq!(r.lookups_unfinished, 0, "seed {seed}: {r:?}");
+    assert_eq!(r.datagrams_oversize, 0, "seed {seed}");
+    assert!(
+        r.found_k_closest >= 0.99,
+        "seed {seed}: found_k_closest {}",
+        r.found_k_closest
+    );
+    assert!(
+        r.hops_mean >= r.hops_ideal_mean * 0.8,
+        "seed {seed}: hops {} vs ideal {}",
+        r.hops_mean,
+        r.hops_ideal_mean
+    );
+}
+
+/// Runs a command on `from` and waits for it.
+fn call(
+    sim: &mut Sim,
+    from: usize,
+    f: impl FnOnce(
+        &mut dht_core::Node<dht_store_mem::MemStore>,
+        std::time::Instant,
+    ) -> dht_core::QueryId,
+) -> Outcome {
+    let q = sim.command(from, f);
+    assert!(
+        sim.run_until_idle(LIMIT),
+        "seed {}: command on node {from} did not finish",
+        sim.config().seed
+    );
+    sim.take_done(from, q)
+        .expect("finished commands are kept until taken")
+        .outcome
+}
+
+fn stored_count(o: &Outcome) -> usize {
+    match o {
+        Outcome::Stored { stored_at, .. } => stored_at.len(),
+        other => panic!("expected Stored, got {other:?}"),
+    }
+}
+
+#[test]
+fn items_and_peers_travel_across_the_network() {
+    let seed = 12;
+    let mut sim = joined(seed);
+    let k = sim.config().k;
+
+    // Immutable: put on one node, get from others.
+    let value = b"24:hello from the simulator".to_vec();
+    let target = dht_core::bep44::immutable_target(&value);
+    let v = value.clone();
+    let o = call(&mut sim, 17, move |n, now| n.put_immutable(now, v));
+    assert_eq!(
+        stored_count(&o),
+        k,
+        "seed {seed}: immutable put reached the K closest"
+    );
+    for from in [400, 999] {
+        let o = call(&mut sim, from, |n, now| n.get_immutable(now, target));
+        assert_eq!(
+            o,
+            Outcome::Immutable {
+                value: Some(value.clone())
+            },
+            "seed {seed}: get from {from}"
+        );
+    }
+
+    // Mutable: put seq 1, then seq 2 with CAS, and read the newest from elsewhere.
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let pk = key.verifying_key().to_bytes();
+    let salt = b"sim".to_vec();
+    let item1 = MutableItem::sign(&key, &salt, 1, b"5:first");
+    let o = call(&mut sim, 23, move |n, now| n.put_mutable(now, item1, None));
+    assert_eq!(stored_count(&o), k, "seed {seed}: mutable put seq 1: {o:?}");
+    let s = salt.clone();
+    match call(&mut sim, 800, move |n, now| {
+        n.get_mutable(now, pk, &s, None)
+    }) {
+        Outcome::Mutable { item: Some(it) } => assert_eq!(
+            (it.seq, it.value.as_slice()),
+            (1, &b"5:first"[..]),
+            "seed {seed}"
+        ),
+        o => panic!("seed {seed}: mutable get seq 1: {o:?}"),
+    }
+    let item2 = MutableItem::sign(&key, &salt, 2, b"6:second");
+    let o = call(&mut sim, 500, move |n, now| {
+        n.put_mutable(now, item2, Some(1))
+    });
+    assert_eq!(
+        stored_count(&o),
+        k,
+        "seed {seed}: mutable put seq 2 with cas 1"
+    );
+    let s = salt.clone();
+    match call(&mut sim, 3, move |n, now| n.get_mutable(now, pk, &s, None)) {
+        Outcome::Mutable { item: Some(it) } => {
+            assert_eq!(
+                (it.seq, it.value.as_slice()),
+                (2, &b"6:second"[..]),
+                "seed {seed}"
+            );
+            assert!(it.verify(), "seed {seed}: a signed item comes back signed");
+        }
+        o => panic!("seed {seed}: mutable get seq 2: {o:?}"),
+    }
+
+    // announce_peer from two nodes, get_peers from a third.
+    let info_hash = Id::sha1(b"a torrent in the simulator");
+    let o = call(&mut sim, 42, |n, now| {
+        n.announce_peer(now, info_hash, Some(51413))
+    });
+    assert_eq!(
+        stored_count(&o),
+        k,
+        "seed {seed}: announce reached the K closest"
+    );
+    let o = call(&mut sim, 43, |n, now| n.announce_peer(now, info_hash, None));
+    assert!(
+        stored_count(&o) >= k - 1,
+        "seed {seed}: implied_port announce"
+    );
+    match call(&mut sim, 777, |n, now| n.get_peers(now, info_hash)) {
+        Outcome::Peers { peers, .. } => {
+            let want = [SocketAddr::new(Sim::addr(42).ip(), 51413), Sim::addr(43)];
+            for w in want {
+                assert!(
+                    peers.contains(&w),
+                    "seed {seed}: {w} missing from {peers:?}"
+                );
+            }
+        }
+        o => panic!("seed {seed}: get_peers: {o:?}"),
+    }
+}
+
+#[test]
+fn gets_survive_thirty_percent_failure() {
+    let seed = 13;
+    let mut exp = Experiment::new(SimConfig::new(NODES, seed), 300);
+    exp.fail = Some(0.3);
+    let r = dht_sim::run(&exp, |_| {});
+    assert_eq!(
+        r.put_success,
+        Some(1.0),
+        "seed {seed}: every put acknowledged"
+    );
+    let got = r.get_success.unwrap_or(0.0);
+    assert!(
+        got >= 0.99,
+        "seed {seed}: get_success {got} after 30% of the nodes failed"
+    );
+}
+
+#[test]
+fn one_seed_one_run_two_seeds_two_runs() {
+    let exp = |seed| {
+        let mut e = Experiment::new(SimConfig::new(NODES, seed), 100);
+        e.sim.loss = 0.01;
+        e
+    };
+    let a = dht_sim::run(&exp(21), |_| {});
+    let b = dht_sim::run(&exp(21), |_| {});
+    let c = dht_sim::run(&exp(22), |_| {});
+    assert_eq!(a.event_hash, b.event_hash, "seed 21 twice");
+    assert_eq!(a.datagrams, b.datagrams, "seed 21 twice");
+    assert_eq!(
+        (a.found_k_closest, a.hops_mean, a.latency_ms_p99),
+        (b.found_k_closest, b.hops_mean, b.latency_ms_p99)
+    );
+    assert_ne!(a.event_hash, c.event_hash, "seeds 21 and 22");
+    assert_eq!(a.event_hash.len(), 40);
+}

@@ -873,8 +873,11 @@ fn transport_config(cfg: &QuicConfig) -> io::Result<quinn::TransportConfig> {
         per_stream.saturating_mul(cfg.max_streams_per_connection.max(1)),
     ));
     t.send_window(64 * 1024);
-    t.datagram_receive_buffer_size(Some(64 * 1024));
-    t.datagram_send_buffer_size(64 * 1024);
+    // Datagram buffers are queues, filled only under load: 256 KiB holds some 800
+    // typical messages for one peer, far above the few a DHT peer has in flight,
+    // while a burst beyond it loses the oldest, as a full UDP socket buffer would.
+    t.datagram_receive_buffer_size(Some(256 * 1024));
+    t.datagram_send_buffer_size(256 * 1024);
     Ok(t)
 }
 

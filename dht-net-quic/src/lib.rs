@@ -1,0 +1,903 @@
+//! # dht-net-quic: KRPC over QUIC, with node ids bound to keys
+//!
+//! [`QuicTransport`] carries the same bencoded KRPC messages as `dht-net-udp`, but
+//! inside QUIC connections (quinn + rustls): encrypted, and with both ends
+//! authenticated by an ed25519 key.
+//!
+//! ## Identity
+//! Each node has an ed25519 key ([`load_or_generate_key`] keeps it in the data dir)
+//! and presents a self-signed certificate for it. A peer is accepted by its key
+//! alone: no certificate authority, name or date is consulted, only that the
+//! certificate holds an ed25519 key and that the peer signed the TLS 1.3 handshake
+//! with it. Client authentication is mandatory, so both ends learn each other's key,
+//! and every received message is handed up with it ([`RecvSlot::peer_key`]).
+//!
+//! A node's DHT id is [`dht_core::config::key_derived_id`] of its key (run the node
+//! with `IdPolicy::PublicKey`); `dht_core::Node` drops any message whose id is not
+//! the one derived from the sending peer's key and counts it in
+//! `stats().key_id_mismatch`.
+//!
+//! What this buys: no one can send messages under a node id, or answer for one,
+//! without that node's private key, so ids cannot be impersonated, routing entries
+//! cannot be poisoned with someone else's id, and replies cannot be forged.
+//! What it does not: keys are free to make, so an attacker can still make many
+//! identities and grind keys until their ids land next to a target (Sybil
+//! placement); binding ids to keys does not stop that by itself. BEP 42 (ids bound
+//! to IP addresses) does not apply over QUIC: the id comes from the key.
+//!
+//! ## Messages on the wire
+//! A message that fits the connection's `max_datagram_size()` rides a QUIC
+//! datagram (unreliable, like UDP: the DHT already retries by timeouts); a larger
+//! one (a 1000-byte BEP 44 value at a 1200-byte path MTU) goes on a unidirectional
+//! stream of its own. ARCHITECTURE.md gives the measurements behind the choice.
+//! Messages of [`MAX_MESSAGE_LEN`] bytes or more are dropped both ways, as the UDP
+//! transport drops datagrams that fill its receive buffer.
+//!
+//! ## Connections
+//! One cache of connections, keyed by the peer's address and bounded by
+//! [`QuicConfig::max_connections`] (the least recently used is closed to make room),
+//! serves both directions: a new peer costs one handshake, later messages none.
+//! Connections close after [`QuicConfig::idle_timeout`] of silence. A handshake runs
+//! in a task of its own, so a slow peer never stalls a batch: messages to it wait
+//! behind the handshake (at most [`QuicConfig::pending_per_peer`]) and are dropped if
+//! it fails. Incoming handshakes are bounded in total and per source (an IPv4
+//! address or an IPv6 /64); over the total, unvalidated sources are asked to prove
+//! their address with a stateless retry first.
+//!
+//! ## One crypto provider
+//! rustls and quinn are built with ring only (no aws-lc-rs), and every config is
+//! made with that provider explicitly: rustls panics at configuration time when two
+//! providers are compiled in and none is chosen.
+//!
+//! [`QuicTransport::bind`] must be called inside a tokio runtime.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use dht_core::transport::{RecvSlot, Transport};
+//! use dht_net_quic::{load_or_generate_key, QuicConfig, QuicTransport};
+//!
+//! let key = load_or_generate_key(std::path::Path::new("/var/lib/dht/node.key"))?;
+//! let t = QuicTransport::bind(&["0.0.0.0:6881".parse().unwrap()], key, QuicConfig::default())?;
+//! let id = t.node_id(); // run the node with IdPolicy::PublicKey(t.public_key())
+//! let mut slots: Vec<RecvSlot> = (0..32).map(|_| RecvSlot::new()).collect();
+//! let n = t.recv_batch(&mut slots).await?;
+//! assert!(slots[..n].iter().all(|s| s.peer_key.is_some()));
+//! # let _ = id;
+//! # Ok(())
+//! # }
+//! ```
+
+mod identity;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dht_core::transport::{OutDatagram, RecvSlot, Transport, RECV_BUF_LEN};
+use dht_core::Id;
+use ed25519_dalek::SigningKey;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{Connection, Endpoint, Incoming, VarInt};
+use rustls::pki_types::CertificateDer;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::mpsc;
+
+pub use identity::{generate_key, load_or_generate_key};
+
+/// ALPN protocol id: a peer speaking anything else is refused in the handshake.
+pub const ALPN: &[u8] = b"dht-krpc/1";
+
+/// Messages of this many bytes or more are neither sent nor delivered: the same
+/// limit as the UDP transport (a datagram filling a [`RECV_BUF_LEN`] buffer is dropped).
+pub const MAX_MESSAGE_LEN: usize = RECV_BUF_LEN;
+
+/// Kernel socket buffer size requested, as for UDP (bursts of lookup replies).
+const SOCKET_BUF_LEN: usize = 4 << 20;
+
+/// Tunables of a [`QuicTransport`], with the reasons for their defaults.
+#[derive(Clone, Debug)]
+pub struct QuicConfig {
+    /// Most cached connections; inserting one more closes the least recently used.
+    /// 1024: about the routing table of a busy node (160 buckets are never all full)
+    /// plus the peers of lookups in flight, at tens of kB of state each.
+    pub max_connections: usize,
+    /// A connection with no traffic for this long is closed (and re-handshaken on
+    /// the next message). 30 s covers a lookup and its follow-up writes, while
+    /// routing-table pings every 15 minutes would not keep thousands of idle
+    /// connections alive for nothing.
+    pub idle_timeout: Duration,
+    /// Give up on a handshake (either direction) after this long. 5 s: the core's
+    /// request timeout is 2 s, so a slower handshake is useless anyway.
+    pub handshake_timeout: Duration,
+    /// Most incoming handshakes in progress at once (64). Over it, a source whose
+    /// address is not validated gets a stateless retry, a validated one is refused.
+    pub max_handshakes: usize,
+    /// Most incoming connections (in handshake or established) from one IPv4
+    /// address or one IPv6 /64 (8: a few nodes behind one NAT, not a flood).
+    pub max_connections_per_ip: usize,
+    /// Most messages to a peer queued behind its handshake (16); more are dropped.
+    pub pending_per_peer: usize,
+    /// Received messages waiting for [`Transport::recv_batch`] (4096); more are
+    /// dropped and counted, as a full UDP socket buffer drops datagrams.
+    pub recv_queue: usize,
+    /// Unidirectional streams a peer may have open at once per connection (16).
+    pub max_streams_per_connection: u32,
+    /// QUIC's initial path MTU (1200, the QUIC minimum, which every path carries).
+    pub initial_mtu: u16,
+    /// Probe for a larger MTU. Off by default: KRPC messages are small, the few that
+    /// exceed a datagram at 1200 bytes go on a stream, and off keeps message limits
+    /// the same on every path instead of depending on what probing found.
+    pub mtu_discovery: bool,
+    /// Send every message on a stream, never as a datagram. For measurements and
+    /// tests of the stream path; off in production (see ARCHITECTURE.md).
+    pub force_streams: bool,
+}
+
+impl Default for QuicConfig {
+    fn default() -> Self {
+        QuicConfig {
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(5),
+            max_handshakes: 64,
+            max_connections_per_ip: 8,
+            pending_per_peer: 16,
+            recv_queue: 4096,
+            max_streams_per_connection: 16,
+            initial_mtu: 1200,
+            mtu_discovery: false,
+            force_streams: false,
+        }
+    }
+}
+
+/// Counters since bind (a snapshot; see [`QuicTransport::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuicStats {
+    /// Handshakes we initiated that completed.
+    pub handshakes_out: u64,
+    /// Incoming handshakes that completed.
+    pub handshakes_in: u64,
+    /// Handshakes (either direction) that failed or timed out.
+    pub handshake_failures: u64,
+    /// Incoming connection attempts refused or retried by the flood bounds.
+    pub incoming_refused: u64,
+    /// Connections closed to keep the cache within its bound.
+    pub evicted: u64,
+    /// Connections in the cache now (established or in handshake).
+    pub connections: u64,
+    /// Messages sent as QUIC datagrams.
+    pub datagrams_sent: u64,
+    /// Messages sent on streams.
+    pub streams_sent: u64,
+    /// Messages received (both paths) and queued for `recv_batch`.
+    pub received: u64,
+    /// Messages dropped: too large, no endpoint for the family, a full queue behind
+    /// a handshake, a failed handshake, or a failed send.
+    pub send_dropped: u64,
+    /// Received messages dropped: too large, or the receive queue was full.
+    pub recv_dropped: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    handshakes_out: AtomicU64,
+    handshakes_in: AtomicU64,
+    handshake_failures: AtomicU64,
+    incoming_refused: AtomicU64,
+    evicted: AtomicU64,
+    datagrams_sent: AtomicU64,
+    streams_sent: AtomicU64,
+    received: AtomicU64,
+    send_dropped: AtomicU64,
+    recv_dropped: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A received message on its way to `recv_batch`.
+#[derive(Debug)]
+struct Inbound {
+    from: SocketAddr,
+    key: [u8; 32],
+    bytes: Bytes,
+}
+
+#[derive(Debug)]
+enum Slot {
+    /// Handshake in progress; messages queued behind it.
+    Connecting(Vec<Vec<u8>>),
+    Ready(Connection),
+}
+
+#[derive(Debug)]
+struct Entry {
+    slot: Slot,
+    /// Position in `Cache::order`.
+    tick: u64,
+}
+
+/// Connections by peer address, with least-recently-used order.
+#[derive(Debug, Default)]
+struct Cache {
+    map: HashMap<SocketAddr, Entry>,
+    order: BTreeMap<u64, SocketAddr>,
+    tick: u64,
+}
+
+impl Cache {
+    fn touch(&mut self, addr: &SocketAddr) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(e) = self.map.get_mut(addr) {
+            self.order.remove(&e.tick);
+            e.tick = tick;
+            self.order.insert(tick, *addr);
+        }
+    }
+
+    /// Inserts or replaces `addr`'s slot as most recently used; returns the entries
+    /// evicted to stay within `max`.
+    fn insert(&mut self, addr: SocketAddr, slot: Slot, max: usize) -> Vec<Slot> {
+        let mut evicted = Vec::new();
+        if let Some(old) = self.remove(&addr) {
+            evicted.push(old);
+        }
+        while self.map.len() >= max.max(1) {
+            let Some((_, lru)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some(e) = self.map.remove(&lru) {
+                evicted.push(e.slot);
+            }
+        }
+        self.tick += 1;
+        self.order.insert(self.tick, addr);
+        self.map.insert(
+            addr,
+            Entry {
+                slot,
+                tick: self.tick,
+            },
+        );
+        evicted
+    }
+
+    fn remove(&mut self, addr: &SocketAddr) -> Option<Slot> {
+        let e = self.map.remove(addr)?;
+        self.order.remove(&e.tick);
+        Some(e.slot)
+    }
+}
+
+/// What the transport's tasks share.
+#[derive(Debug)]
+struct Shared {
+    cfg: QuicConfig,
+    v4: Option<Endpoint>,
+    v6: Option<Endpoint>,
+    cache: Mutex<Cache>,
+    /// Incoming connections per source (IPv4 address, IPv6 /64).
+    per_source: Mutex<HashMap<IpAddr, usize>>,
+    handshakes_in_progress: AtomicUsize,
+    tx: mpsc::Sender<Inbound>,
+    counters: Counters,
+}
+
+/// A [`Transport`] over QUIC: one quinn endpoint per address family, each both
+/// client and server, with peers authenticated by their ed25519 keys.
+#[derive(Debug)]
+pub struct QuicTransport {
+    shared: Arc<Shared>,
+    local: Vec<SocketAddr>,
+    public_key: [u8; 32],
+    rx: tokio::sync::Mutex<mpsc::Receiver<Inbound>>,
+}
+
+impl QuicTransport {
+    /// Binds one endpoint per address in `addrs` (at most one IPv4 and one IPv6
+    /// address, at least one; an IPv6 endpoint is IPv6-only, as BEP 32 keeps the
+    /// families apart), presenting a certificate for `key`.
+    ///
+    /// Errors: `InvalidInput` for an empty list or two addresses of one family or a
+    /// config quinn cannot use, an error if no tokio runtime is running, and any
+    /// error from the OS.
+    pub fn bind(addrs: &[SocketAddr], key: SigningKey, cfg: QuicConfig) -> io::Result<Self> {
+        if addrs.is_empty() {
+            return Err(invalid("QuicTransport::bind needs at least one address"));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(io::Error::other(
+                "QuicTransport::bind must be called inside a tokio runtime",
+            ));
+        }
+        let (client, server) = quinn_configs(&key, &cfg)?;
+        let (mut v4, mut v6) = (None, None);
+        let mut local = Vec::new();
+        for addr in addrs {
+            let slot = if addr.is_ipv4() { &mut v4 } else { &mut v6 };
+            if slot.is_some() {
+                return Err(invalid(format!(
+                    "QuicTransport::bind: a second address of one family ({addr})"
+                )));
+            }
+            let mut endpoint = bind_endpoint(*addr, server.clone())?;
+            endpoint.set_default_client_config(client.clone());
+            *slot = Some(endpoint);
+        }
+        for e in [&v4, &v6].into_iter().flatten() {
+            local.push(e.local_addr()?);
+        }
+        let (tx, rx) = mpsc::channel(cfg.recv_queue.max(1));
+        let shared = Arc::new(Shared {
+            cfg,
+            v4,
+            v6,
+            cache: Mutex::new(Cache::default()),
+            per_source: Mutex::new(HashMap::new()),
+            handshakes_in_progress: AtomicUsize::new(0),
+            tx,
+            counters: Counters::default(),
+        });
+        for endpoint in [&shared.v4, &shared.v6].into_iter().flatten() {
+            tokio::spawn(accept_loop(shared.clone(), endpoint.clone()));
+        }
+        Ok(QuicTransport {
+            shared,
+            local,
+            public_key: key.verifying_key().to_bytes(),
+            rx: tokio::sync::Mutex::new(rx),
+        })
+    }
+
+    /// This node's ed25519 public key, as peers see it.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public_key
+    }
+
+    /// The DHT id bound to [`QuicTransport::public_key`]: configure the node with
+    /// `IdPolicy::PublicKey(public_key())`, which yields this id.
+    pub fn node_id(&self) -> Id {
+        dht_core::config::key_derived_id(&self.public_key)
+    }
+
+    /// The counters since bind.
+    pub fn stats(&self) -> QuicStats {
+        let c = &self.shared.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        QuicStats {
+            handshakes_out: get(&c.handshakes_out),
+            handshakes_in: get(&c.handshakes_in),
+            handshake_failures: get(&c.handshake_failures),
+            incoming_refused: get(&c.incoming_refused),
+            evicted: get(&c.evicted),
+            connections: self.shared.cache().map.len() as u64,
+            datagrams_sent: get(&c.datagrams_sent),
+            streams_sent: get(&c.streams_sent),
+            received: get(&c.received),
+            send_dropped: get(&c.send_dropped),
+            recv_dropped: get(&c.recv_dropped),
+        }
+    }
+}
+
+impl Drop for QuicTransport {
+    fn drop(&mut self) {
+        // Ends the accept loops and every connection task, which hold the endpoints.
+        for e in [&self.shared.v4, &self.shared.v6].into_iter().flatten() {
+            e.close(VarInt::from_u32(0), b"shutdown");
+        }
+    }
+}
+
+impl Transport for QuicTransport {
+    /// The bound addresses, IPv4 first, with ports chosen by the OS filled in.
+    fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.local.clone()
+    }
+
+    /// Queues each message on its peer's connection, opening one if needed. Never
+    /// waits for a handshake or a stream: those run in tasks. Messages that cannot
+    /// be sent are dropped and counted ([`QuicStats::send_dropped`]).
+    async fn send_batch(&self, batch: &[OutDatagram<'_>]) -> io::Result<()> {
+        for d in batch {
+            self.shared.send(d.to, d.payload);
+        }
+        Ok(())
+    }
+
+    /// Waits for at least one message, then fills as many slots as are queued.
+    /// Every filled slot has `peer_key` set to the sender's verified key.
+    async fn recv_batch(&self, slots: &mut [RecvSlot]) -> io::Result<usize> {
+        if slots.is_empty() {
+            return Ok(0);
+        }
+        let mut rx = self.rx.lock().await;
+        let mut filled = 0;
+        while filled < slots.len() {
+            let msg = if filled == 0 {
+                match rx.recv().await {
+                    Some(m) => m,
+                    // `Shared` holds a sender for as long as `self` lives.
+                    None => return Err(io::Error::other("QUIC transport closed")),
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            };
+            let slot = &mut slots[filled];
+            let Some(buf) = slot.buf.get_mut(..msg.bytes.len()) else {
+                bump(&self.shared.counters.recv_dropped);
+                continue;
+            };
+            buf.copy_from_slice(&msg.bytes);
+            slot.len = msg.bytes.len();
+            slot.from = msg.from;
+            slot.peer_key = Some(msg.key);
+            filled += 1;
+        }
+        Ok(filled)
+    }
+}
+
+impl Shared {
+    fn cache(&self) -> MutexGuard<'_, Cache> {
+        // A panic while holding the lock cannot leave the cache inconsistent in a
+        // way that matters more than losing the transport: keep going.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn endpoint_for(&self, addr: &SocketAddr) -> Option<&Endpoint> {
+        if addr.is_ipv4() {
+            self.v4.as_ref()
+        } else {
+            self.v6.as_ref()
+        }
+    }
+
+    fn send(self: &Arc<Self>, to: SocketAddr, payload: &[u8]) {
+        if payload.len() >= MAX_MESSAGE_LEN || self.endpoint_for(&to).is_none() {
+            tracing::debug!(%to, len = payload.len(), "message too large or no endpoint; dropped");
+            bump(&self.counters.send_dropped);
+            return;
+        }
+        let mut cache = self.cache();
+        let ready = match cache.map.get_mut(&to).map(|e| &mut e.slot) {
+            Some(Slot::Ready(conn)) if conn.close_reason().is_none() => Some(conn.clone()),
+            Some(Slot::Connecting(queue)) => {
+                if queue.len() < self.cfg.pending_per_peer {
+                    queue.push(payload.to_vec());
+                } else {
+                    bump(&self.counters.send_dropped);
+                }
+                return;
+            }
+            _ => None,
+        };
+        if let Some(conn) = ready {
+            cache.touch(&to);
+            drop(cache);
+            self.send_on(&conn, payload.to_vec());
+            return;
+        }
+        let evicted = cache.insert(
+            to,
+            Slot::Connecting(vec![payload.to_vec()]),
+            self.cfg.max_connections,
+        );
+        drop(cache);
+        self.close_evicted(evicted, &to);
+        tokio::spawn(connect(self.clone(), to));
+    }
+
+    fn close_evicted(&self, evicted: Vec<Slot>, keep: &SocketAddr) {
+        for slot in evicted {
+            match slot {
+                Slot::Ready(conn) if conn.remote_address() != *keep => {
+                    bump(&self.counters.evicted);
+                    conn.close(VarInt::from_u32(0), b"evicted");
+                }
+                Slot::Ready(_) => {}
+                Slot::Connecting(queue) => {
+                    bump(&self.counters.evicted);
+                    self.counters
+                        .send_dropped
+                        .fetch_add(queue.len() as u64, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Sends one message on an established connection: a datagram if it fits,
+    /// else a stream of its own (written in a task, so nothing here waits).
+    fn send_on(&self, conn: &Connection, payload: Vec<u8>) {
+        let fits = conn
+            .max_datagram_size()
+            .is_some_and(|max| payload.len() <= max);
+        if fits && !self.cfg.force_streams {
+            match conn.send_datagram(Bytes::from(payload)) {
+                Ok(()) => bump(&self.counters.datagrams_sent),
+                Err(e) => {
+                    tracing::debug!(to = %conn.remote_address(), error = %e, "datagram not sent");
+                    bump(&self.counters.send_dropped);
+                }
+            }
+            return;
+        }
+        bump(&self.counters.streams_sent);
+        let conn = conn.clone();
+        let timeout = self.cfg.handshake_timeout;
+        tokio::spawn(async move {
+            let write = async {
+                let mut stream = conn.open_uni().await.map_err(io::Error::other)?;
+                stream.write_all(&payload).await.map_err(io::Error::other)?;
+                stream.finish().map_err(io::Error::other)
+            };
+            // A peer that grants no stream credit must not pin this task forever.
+            match tokio::time::timeout(timeout, write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(to = %conn.remote_address(), error = %e, "stream send failed")
+                }
+                Err(_) => tracing::debug!(to = %conn.remote_address(), "stream send timed out"),
+            }
+        });
+    }
+
+    /// Files a connection whose handshake just completed, and sends what waited
+    /// for it. A connection to a peer that already has a live one stays out of the
+    /// cache (both ends opened at once); it still delivers until it idles out.
+    fn established(&self, conn: &Connection) {
+        let to = conn.remote_address();
+        let mut cache = self.cache();
+        let (queued, evicted) = match cache.map.get_mut(&to).map(|e| &mut e.slot) {
+            Some(Slot::Ready(old)) if old.close_reason().is_none() => return,
+            Some(Slot::Connecting(queue)) => {
+                let queued = std::mem::take(queue);
+                cache.touch(&to);
+                if let Some(e) = cache.map.get_mut(&to) {
+                    e.slot = Slot::Ready(conn.clone());
+                }
+                (queued, Vec::new())
+            }
+            _ => (
+                Vec::new(),
+                cache.insert(to, Slot::Ready(conn.clone()), self.cfg.max_connections),
+            ),
+        };
+        drop(cache);
+        self.close_evicted(evicted, &to);
+        for payload in queued {
+            self.send_on(conn, payload);
+        }
+    }
+
+    /// Drops `conn`'s cache entry once it has closed (unless another replaced it).
+    fn forget(&self, conn: &Connection) {
+        let to = conn.remote_address();
+        let mut cache = self.cache();
+        if let Some(Entry {
+            slot: Slot::Ready(c),
+            ..
+        }) = cache.map.get(&to)
+        {
+            if c.stable_id() == conn.stable_id() {
+                cache.remove(&to);
+            }
+        }
+    }
+
+    fn deliver(&self, from: SocketAddr, key: [u8; 32], bytes: Bytes) {
+        if bytes.len() >= MAX_MESSAGE_LEN {
+            bump(&self.counters.recv_dropped);
+            return;
+        }
+        match self.tx.try_send(Inbound { from, key, bytes }) {
+            Ok(()) => bump(&self.counters.received),
+            Err(_) => bump(&self.counters.recv_dropped),
+        }
+    }
+
+    fn handshake_failed(&self, to: SocketAddr) {
+        bump(&self.counters.handshake_failures);
+        let mut cache = self.cache();
+        if let Some(Slot::Connecting(_)) = cache.map.get(&to).map(|e| &e.slot) {
+            if let Some(Slot::Connecting(queue)) = cache.remove(&to) {
+                self.counters
+                    .send_dropped
+                    .fetch_add(queue.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Opens a connection to `to` for the messages queued in its cache entry.
+async fn connect(shared: Arc<Shared>, to: SocketAddr) {
+    let Some(endpoint) = shared.endpoint_for(&to) else {
+        return;
+    };
+    let attempt = async {
+        let connecting = endpoint
+            .connect(to, identity::SERVER_NAME)
+            .map_err(io::Error::other)?;
+        connecting.await.map_err(io::Error::other)
+    };
+    let conn = match tokio::time::timeout(shared.cfg.handshake_timeout, attempt).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            tracing::debug!(%to, error = %e, "handshake failed");
+            shared.handshake_failed(to);
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%to, "handshake timed out");
+            shared.handshake_failed(to);
+            return;
+        }
+    };
+    let Some(key) = peer_key(&conn) else {
+        // The verifier accepted the certificate, so this cannot happen; refuse anyway.
+        conn.close(VarInt::from_u32(1), b"no ed25519 key");
+        shared.handshake_failed(to);
+        return;
+    };
+    bump(&shared.counters.handshakes_out);
+    shared.established(&conn);
+    read_loop(&shared, &conn, key).await;
+}
+
+/// Takes incoming connections on one endpoint, within the flood bounds.
+async fn accept_loop(shared: Arc<Shared>, endpoint: Endpoint) {
+    while let Some(incoming) = endpoint.accept().await {
+        let busy =
+            shared.handshakes_in_progress.load(Ordering::Relaxed) >= shared.cfg.max_handshakes;
+        if busy {
+            bump(&shared.counters.incoming_refused);
+            // A retry costs us no state and makes a spoofed source drop out.
+            if !incoming.remote_address_validated() && incoming.may_retry() {
+                let _ = incoming.retry();
+            } else {
+                incoming.refuse();
+            }
+            continue;
+        }
+        let Some(source) = SourceGuard::acquire(&shared, incoming.remote_address().ip()) else {
+            bump(&shared.counters.incoming_refused);
+            incoming.refuse();
+            continue;
+        };
+        tokio::spawn(handle_incoming(shared.clone(), incoming, source));
+    }
+}
+
+async fn handle_incoming(shared: Arc<Shared>, incoming: Incoming, source: SourceGuard) {
+    let from = incoming.remote_address();
+    shared
+        .handshakes_in_progress
+        .fetch_add(1, Ordering::Relaxed);
+    let handshake = async {
+        let connecting = incoming.accept().map_err(io::Error::other)?;
+        connecting.await.map_err(io::Error::other)
+    };
+    let result = tokio::time::timeout(shared.cfg.handshake_timeout, handshake).await;
+    shared
+        .handshakes_in_progress
+        .fetch_sub(1, Ordering::Relaxed);
+    let conn = match result {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            tracing::debug!(%from, error = %e, "incoming handshake failed");
+            bump(&shared.counters.handshake_failures);
+            return;
+        }
+        Err(_) => {
+            bump(&shared.counters.handshake_failures);
+            return;
+        }
+    };
+    let Some(key) = peer_key(&conn) else {
+        conn.close(VarInt::from_u32(1), b"no ed25519 key");
+        bump(&shared.counters.handshake_failures);
+        return;
+    };
+    bump(&shared.counters.handshakes_in);
+    shared.established(&conn);
+    read_loop(&shared, &conn, key).await;
+    drop(source);
+}
+
+/// Delivers everything `conn` receives, datagrams and streams, until it closes.
+async fn read_loop(shared: &Shared, conn: &Connection, key: [u8; 32]) {
+    let from = conn.remote_address();
+    let datagrams = async {
+        while let Ok(bytes) = conn.read_datagram().await {
+            shared.deliver(from, key, bytes);
+        }
+    };
+    let streams = async {
+        while let Ok(mut stream) = conn.accept_uni().await {
+            // Streams are read one at a time: a peer that dawdles only delays its own
+            // messages, and quinn caps how many it may open.
+            let read = stream.read_to_end(MAX_MESSAGE_LEN - 1);
+            match tokio::time::timeout(shared.cfg.handshake_timeout, read).await {
+                Ok(Ok(bytes)) => shared.deliver(from, key, Bytes::from(bytes)),
+                Ok(Err(e)) => {
+                    tracing::debug!(%from, error = %e, "stream dropped");
+                    bump(&shared.counters.recv_dropped);
+                    let _ = stream.stop(VarInt::from_u32(0));
+                }
+                Err(_) => {
+                    bump(&shared.counters.recv_dropped);
+                    let _ = stream.stop(VarInt::from_u32(0));
+                }
+            }
+        }
+    };
+    tokio::join!(datagrams, streams);
+    shared.forget(conn);
+}
+
+/// The verified ed25519 key of the peer of an established connection.
+fn peer_key(conn: &Connection) -> Option<[u8; 32]> {
+    let certs = conn
+        .peer_identity()?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .ok()?;
+    identity::ed25519_key_of(certs.first()?).ok()
+}
+
+/// One incoming connection counted against its source's bound while it lives.
+#[derive(Debug)]
+struct SourceGuard {
+    shared: Arc<Shared>,
+    source: IpAddr,
+}
+
+impl SourceGuard {
+    fn acquire(shared: &Arc<Shared>, ip: IpAddr) -> Option<SourceGuard> {
+        let source = source_of(ip);
+        let mut map = shared.per_source.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(source).or_insert(0);
+        if *n >= shared.cfg.max_connections_per_ip {
+            return None;
+        }
+        *n += 1;
+        Some(SourceGuard {
+            shared: shared.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for SourceGuard {
+    fn drop(&mut self) {
+        let mut map = self
+            .shared
+            .per_source
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// The unit a flood bound counts: an IPv4 address, or an IPv6 /64 (one host
+/// usually owns a whole /64, so counting addresses would not bound it).
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.into())
+}
+
+/// The client and server configs every endpoint shares: ring only, TLS 1.3 only,
+/// our certificate, the key-only verifier, our ALPN and transport limits.
+fn quinn_configs(
+    key: &SigningKey,
+    cfg: &QuicConfig,
+) -> io::Result<(quinn::ClientConfig, quinn::ServerConfig)> {
+    let provider = identity::provider();
+    let verifier = Arc::new(identity::KeyVerifier::new(&provider));
+    let (cert, private) = identity::certificate(key)?;
+    let tls = |e: rustls::Error| io::Error::other(format!("TLS configuration: {e}"));
+
+    let mut client = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_client_auth_cert(vec![cert.clone()], private.clone_key())
+        .map_err(tls)?;
+    client.alpn_protocols = vec![ALPN.to_vec()];
+
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(tls)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert], private)
+        .map_err(tls)?;
+    server.alpn_protocols = vec![ALPN.to_vec()];
+
+    let transport = Arc::new(transport_config(cfg)?);
+    let quic_client = QuicClientConfig::try_from(client).map_err(io::Error::other)?;
+    let mut client = quinn::ClientConfig::new(Arc::new(quic_client));
+    client.transport_config(transport.clone());
+    let quic_server = QuicServerConfig::try_from(server).map_err(io::Error::other)?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
+    server.transport_config(transport);
+    // Connection attempts not yet accepted or refused: the accept loop decides fast,
+    // so a backlog this deep is already a flood.
+    server.max_incoming(cfg.max_handshakes.saturating_mul(4).max(1));
+    Ok((client, server))
+}
+
+fn transport_config(cfg: &QuicConfig) -> io::Result<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    let idle = quinn::IdleTimeout::try_from(cfg.idle_timeout)
+        .map_err(|_| invalid("QuicConfig::idle_timeout is too long"))?;
+    t.max_idle_timeout(Some(idle));
+    t.initial_mtu(cfg.initial_mtu);
+    if !cfg.mtu_discovery {
+        t.mtu_discovery_config(None);
+    }
+    // KRPC is one message per datagram or uni stream: no bidirectional streams, and
+    // windows sized for a few messages of at most MAX_MESSAGE_LEN, so a thousand
+    // connections cost little memory.
+    let per_stream = (2 * MAX_MESSAGE_LEN) as u32;
+    t.max_concurrent_bidi_streams(VarInt::from_u32(0));
+    t.max_concurrent_uni_streams(VarInt::from_u32(cfg.max_streams_per_connection));
+    t.stream_receive_window(VarInt::from_u32(per_stream));
+    t.receive_window(VarInt::from_u32(
+        per_stream.saturating_mul(cfg.max_streams_per_connection.max(1)),
+    ));
+    t.send_window(64 * 1024);
+    // Datagram buffers are queues, filled only under load: 256 KiB holds some 800
+    // typical messages for one peer, far above the few a DHT peer has in flight,
+    // while a burst beyond it loses the oldest, as a full UDP socket buffer would.
+    t.datagram_receive_buffer_size(Some(256 * 1024));
+    t.datagram_send_buffer_size(256 * 1024);
+    Ok(t)
+}
+
+fn bind_endpoint(addr: SocketAddr, server: quinn::ServerConfig) -> io::Result<Endpoint> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    if let Err(e) = socket.set_recv_buffer_size(SOCKET_BUF_LEN) {
+        tracing::debug!(%addr, error = %e, "could not enlarge the receive buffer");
+    }
+    if let Err(e) = socket.set_send_buffer_size(SOCKET_BUF_LEN) {
+        tracing::debug!(%addr, error = %e, "could not enlarge the send buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket.into(),
+        Arc::new(quinn::TokioRuntime),
+    )
+}

@@ -13,7 +13,10 @@
 //!
 //! Features choose the backends compiled in: `udp` ([`dht_net_udp::UdpTransport`]) and
 //! `mem` ([`dht_store_mem::MemStore`]) by default. With both, [`DhtBuilder::spawn`]
-//! binds UDP sockets and starts a node in one call.
+//! binds UDP sockets and starts a node in one call. The `quic` feature adds the
+//! `dht-node --transport quic` backend (`dht_net_quic::QuicTransport`); a library
+//! user passes any transport and store to [`DhtBuilder::spawn_with`], with
+//! [`DhtBuilder::id_policy`] set to the key-derived id for QUIC.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,8 +44,8 @@ use dht_core::bep44::MutableItem;
 use dht_core::krpc::{self, code, ErrorBody};
 use dht_core::transport::{OutDatagram, RecvSlot, Transport};
 use dht_core::{
-    Config, Event, Family, Id, Node, NodeInfo, NodeStats, Outcome, QueryDone, QueryId, QueryStats,
-    Store,
+    Config, Event, Family, Id, IdPolicy, Node, NodeInfo, NodeStats, Outcome, QueryDone, QueryId,
+    QueryStats, Store,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
@@ -342,6 +345,14 @@ impl DhtBuilder {
     /// [`DhtBuilder::spawn`] binds `0.0.0.0:0`.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen.push(addr);
+        self
+    }
+
+    /// How the node id is chosen (default random). A node on a data dir keeps its
+    /// id with [`IdPolicy::Fixed`]; over QUIC it must be [`IdPolicy::PublicKey`] of
+    /// the transport's key, or peers drop its messages.
+    pub fn id_policy(mut self, policy: IdPolicy) -> Self {
+        self.config.id_policy = policy;
         self
     }
 
@@ -766,6 +777,11 @@ impl<T: Transport, S: Store> Runtime<T, S> {
         }
         self.rx.close();
         self.node.save_routing(now());
+        // A persistent store must hold the final snapshot and every acknowledged
+        // write before the process exits, not whenever its background flush runs.
+        if let Err(e) = self.node.store_mut().flush() {
+            tracing::warn!(error = %e, "cannot flush the store at shutdown");
+        }
         self.flush().await;
         tracing::debug!("node stopped");
     }

@@ -1,6 +1,6 @@
 //! `dht-node`: run a BitTorrent Mainline DHT node, or do one DHT operation and exit.
 
-use std::io::{IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,8 +9,13 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use dht_core::bep44::MutableItem;
 use dht_core::id::{from_hex, to_hex};
-use dht_core::{Id, QueryStats};
-use dht_node::{bencode_bytes, bencoded_string, resolve, Answer, Dht, Error, PUBLIC_ROUTERS};
+use dht_core::transport::Transport;
+#[cfg(feature = "quic")]
+use dht_core::IdPolicy;
+use dht_core::{Config, Id, QueryStats};
+use dht_node::{
+    bencode_bytes, bencoded_string, resolve, Answer, Dht, DhtBuilder, Error, PUBLIC_ROUTERS,
+};
 use serde_json::{json, Value};
 
 /// Exit status: the operation found nothing (no value, no peers).
@@ -27,6 +32,15 @@ Values: `put VALUE` stores VALUE as a bencoded byte string (<len>:<bytes>); its 
 is the SHA-1 of that bencoding. `get` prints the string's bytes raw when the stored value
 is a bencoded string, and the raw bencode otherwise.
 
+Transports: a QUIC network and a UDP network are separate networks; every node and
+one-shot command of one network must use the same --transport. Over QUIC the node id is
+derived from the node's ed25519 key: with --data-dir the node keeps it in DIR/node.key
+(created on first start), otherwise each start (and every one-shot command) uses a
+fresh key and so a fresh id.
+
+Data dir: with --store mem, --data-dir only keeps the QUIC node key; items, peers and
+the routing table are lost on exit. One-shot commands ignore --store and --data-dir.
+
 Bootstrap: without --bootstrap, nodes and one-shot commands join through the public
 Mainline routers (router.bittorrent.com:6881, dht.transmissionbt.com:6881,
 router.utorrent.com:6881, dht.libtorrent.org:25401). One-shot commands run a read-only
@@ -38,15 +52,20 @@ Exit status: 0 success, 1 not found, 2 bad usage or argument, 3 any other failur
 #[derive(Debug, Parser)]
 #[command(name = "dht-node", version, about = "A BitTorrent Mainline DHT node and client", after_help = AFTER_HELP)]
 struct Cli {
-    /// Datagram transport.
+    /// Datagram transport (a QUIC network and a UDP network do not meet).
     #[arg(long, global = true, value_enum, default_value_t = TransportKind::Udp)]
     transport: TransportKind,
     /// Where the node keeps items, peers and its routing table.
     #[arg(long, global = true, value_enum, default_value_t = StoreKind::Mem)]
     store: StoreKind,
-    /// Directory for persistent stores and keys (used by stores that persist).
+    /// Directory for the node's state: the QUIC key (DIR/node.key) with any store,
+    /// and everything else with --store sled. Created if missing.
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// QUIC: most connections accepted from one IPv4 address or IPv6 /64. Raise it
+    /// for many nodes behind one address (a test network on loopback).
+    #[arg(long, global = true, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    quic_max_conns_per_ip: u16,
     /// Address to bind (repeatable; at most one IPv4 and one IPv6).
     /// Node default: 0.0.0.0:6881 and [::]:6881; one-shot commands use a free port.
     #[arg(long, global = true, value_name = "ADDR")]
@@ -72,6 +91,19 @@ struct Cli {
     /// How long to wait for each reply, in milliseconds.
     #[arg(long, global = true, hide = true, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     request_timeout_ms: u64,
+    /// Tests: housekeeping period in milliseconds (default: the core's, 30 s).
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    maintenance_ms: Option<u64>,
+    /// Tests: silence after which a node is pinged, in milliseconds (default: the
+    /// core's, BEP 5's 15 minutes).
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    questionable_after_ms: Option<u64>,
+    /// Tests: period of the status log line and of --routing-file, in milliseconds.
+    #[arg(long, hide = true, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    status_interval_ms: u64,
+    /// Tests: rewrite this file with the routing table ("id addr" a line) at every status.
+    #[arg(long, hide = true, value_name = "PATH")]
+    routing_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -229,7 +261,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Fail> {
-    if cli.transport != TransportKind::Udp {
+    #[cfg(not(feature = "quic"))]
+    if cli.transport == TransportKind::Quic {
         return Err(Fail::usage(
             "this build has no QUIC transport (build with --features quic)",
         ));
@@ -239,9 +272,6 @@ async fn run(cli: Cli) -> Result<(), Fail> {
             "this build has no sled store (build with --features sled)",
         ));
     }
-    if cli.data_dir.is_some() {
-        tracing::warn!("--data-dir is ignored by the in-memory store");
-    }
     match &cli.command {
         None => run_node(&cli).await,
         Some(Command::Keygen { out }) => keygen(&cli, out),
@@ -249,19 +279,146 @@ async fn run(cli: Cli) -> Result<(), Fail> {
     }
 }
 
-fn builder(cli: &Cli) -> dht_node::DhtBuilder {
-    Dht::builder()
-        .k(usize::from(cli.k))
-        .request_timeout(Duration::from_millis(cli.request_timeout_ms))
+fn builder(cli: &Cli) -> DhtBuilder {
+    let mut config = Config {
+        k: usize::from(cli.k),
+        request_timeout: Duration::from_millis(cli.request_timeout_ms),
+        ..Config::default()
+    };
+    if let Some(ms) = cli.maintenance_ms {
+        config.maintenance_interval = Duration::from_millis(ms);
+    }
+    if let Some(ms) = cli.questionable_after_ms {
+        config.questionable_after = Duration::from_millis(ms);
+    }
+    Dht::builder().config(config)
 }
 
-fn write_addr_file(path: &Path, addrs: &[SocketAddr]) -> Result<(), Fail> {
-    let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
-    // Written whole, then renamed: a test polling the file never reads half of it.
+/// The transport chosen by --transport, with what it needs to bind.
+enum Net {
+    Udp,
+    #[cfg(feature = "quic")]
+    Quic {
+        key: Box<ed25519_dalek::SigningKey>,
+        config: dht_net_quic::QuicConfig,
+    },
+}
+
+impl Net {
+    /// `key` is the node key over QUIC (ignored over UDP).
+    fn new(cli: &Cli, key: Option<ed25519_dalek::SigningKey>) -> Net {
+        match cli.transport {
+            TransportKind::Udp => Net::Udp,
+            #[cfg(feature = "quic")]
+            TransportKind::Quic => {
+                let config = dht_net_quic::QuicConfig {
+                    max_connections_per_ip: usize::from(cli.quic_max_conns_per_ip),
+                    ..dht_net_quic::QuicConfig::default()
+                };
+                Net::Quic {
+                    key: Box::new(key.unwrap_or_else(dht_net_quic::generate_key)),
+                    config,
+                }
+            }
+            // `run` refused it already; UDP keeps this arm total without a panic.
+            #[cfg(not(feature = "quic"))]
+            TransportKind::Quic => {
+                let _ = key;
+                Net::Udp
+            }
+        }
+    }
+}
+
+/// The store chosen by --store, opened.
+enum NodeStore {
+    Mem(dht_store_mem::MemStore),
+}
+
+fn spawn_on<T: Transport>(b: DhtBuilder, transport: T, store: NodeStore) -> io::Result<Dht> {
+    match store {
+        NodeStore::Mem(s) => b.spawn_with(transport, s),
+    }
+}
+
+/// Binds `addrs` on the chosen transport and starts a node there. The store is
+/// taken only once the bind has succeeded, so that a failed attempt can be retried
+/// on other addresses with the same store (a persistent one can be opened only once).
+fn spawn_node(
+    b: DhtBuilder,
+    net: &Net,
+    addrs: &[SocketAddr],
+    store: &mut Option<NodeStore>,
+) -> io::Result<Dht> {
+    let take = |store: &mut Option<NodeStore>| {
+        store
+            .take()
+            .ok_or_else(|| io::Error::other("the store is already in use by another attempt"))
+    };
+    match net {
+        Net::Udp => {
+            let transport = dht_net_udp::UdpTransport::bind(addrs)?;
+            spawn_on(b, transport, take(store)?)
+        }
+        #[cfg(feature = "quic")]
+        Net::Quic { key, config } => {
+            let transport =
+                dht_net_quic::QuicTransport::bind(addrs, (**key).clone(), config.clone())?;
+            // Peers drop messages whose id is not the one derived from the key
+            // the handshake proved, so no other id policy can work over QUIC.
+            let b = b.id_policy(IdPolicy::PublicKey(transport.public_key()));
+            spawn_on(b, transport, take(store)?)
+        }
+    }
+}
+
+/// The node's key over QUIC: kept in DIR/node.key with a data dir, else fresh.
+fn node_key(cli: &Cli) -> Result<Option<ed25519_dalek::SigningKey>, Fail> {
+    #[cfg(feature = "quic")]
+    if cli.transport == TransportKind::Quic {
+        if let Some(dir) = &cli.data_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Fail::other(format!("cannot create {}: {e}", dir.display())))?;
+            let path = dir.join("node.key");
+            let key = dht_net_quic::load_or_generate_key(&path).map_err(|e| {
+                Fail::other(format!("cannot load the node key {}: {e}", path.display()))
+            })?;
+            return Ok(Some(key));
+        }
+    }
+    let _ = cli;
+    Ok(None)
+}
+
+/// Opens the store of a node (one-shot commands always use memory).
+fn open_store(cli: &Cli) -> Result<NodeStore, Fail> {
+    match cli.store {
+        StoreKind::Mem => {
+            if cli.data_dir.is_some() && cli.transport == TransportKind::Udp {
+                tracing::warn!(
+                    "--data-dir keeps nothing with --store mem over UDP (only the QUIC node key)"
+                );
+            }
+            Ok(NodeStore::Mem(dht_store_mem::MemStore::new()))
+        }
+        StoreKind::Sled => Err(Fail::usage(
+            "this build has no sled store (build with --features sled)",
+        )),
+    }
+}
+
+/// Writes `text` whole, then renames it into place: a test polling the file never
+/// reads half of it.
+fn write_file_atomically(path: &Path, text: &str) -> Result<(), Fail> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|e| Fail::other(format!("cannot write {}: {e}", path.display())))
+}
+
+fn write_addr_file(path: &Path, addrs: &[SocketAddr]) -> Result<(), Fail> {
+    let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
+    write_file_atomically(path, &text)
 }
 
 fn bootstrap_names(cli: &Cli) -> Vec<String> {
@@ -272,26 +429,22 @@ fn bootstrap_names(cli: &Cli) -> Vec<String> {
     }
 }
 
-fn bind_node(cli: &Cli) -> Result<Dht, Fail> {
-    let b = builder(cli).read_only(cli.read_only);
+fn bind_node(cli: &Cli, net: &Net, store: NodeStore, b: DhtBuilder) -> Result<Dht, Fail> {
+    let mut store = Some(store);
+    let b = b.read_only(cli.read_only);
     if !cli.listen.is_empty() {
-        let mut b = b;
-        for a in &cli.listen {
-            b = b.listen(*a);
-        }
-        return b
-            .spawn()
+        return spawn_node(b, net, &cli.listen, &mut store)
             .map_err(|e| Fail::other(format!("cannot bind {:?}: {e}", cli.listen)));
     }
     let v4: SocketAddr = ([0, 0, 0, 0], 6881).into();
     let v6: SocketAddr = (std::net::Ipv6Addr::UNSPECIFIED, 6881).into();
-    if let Ok(dht) = b.clone().listen(v4).listen(v6).spawn() {
+    if let Ok(dht) = spawn_node(b.clone(), net, &[v4, v6], &mut store) {
         return Ok(dht);
     }
     // One family may be missing (no IPv6 on the host) or its port taken: run on the other.
     let mut last = None;
     for a in [v4, v6] {
-        match b.clone().listen(a).spawn() {
+        match spawn_node(b.clone(), net, &[a], &mut store) {
             Ok(dht) => {
                 tracing::warn!(
                     "could not bind both 0.0.0.0:6881 and [::]:6881; running on {a} only"
@@ -311,7 +464,9 @@ fn bind_node(cli: &Cli) -> Result<Dht, Fail> {
 }
 
 async fn run_node(cli: &Cli) -> Result<(), Fail> {
-    let dht = bind_node(cli)?;
+    let store = open_store(cli)?;
+    let net = Net::new(cli, node_key(cli)?);
+    let dht = bind_node(cli, &net, store, builder(cli))?;
     let addrs: Vec<String> = dht.local_addrs().iter().map(|a| a.to_string()).collect();
     // A stable line for scripts and tests, whatever RUST_LOG says.
     eprintln!(
@@ -331,21 +486,34 @@ async fn run_node(cli: &Cli) -> Result<(), Fail> {
     }
     let status = {
         let dht = dht.clone();
+        let every = Duration::from_millis(cli.status_interval_ms);
+        let routing_file = cli.routing_file.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
                 tick.tick().await;
-                match dht.routing_table().await {
-                    Ok(info) => tracing::info!(
-                        ipv4_nodes = info.nodes_v4,
-                        ipv6_nodes = info.nodes_v6,
-                        republishing = info.republishing,
-                        datagrams_in = info.stats.datagrams_in,
-                        datagrams_out = info.stats.datagrams_out,
-                        "status"
-                    ),
-                    Err(_) => break,
+                let Ok(info) = dht.routing_table().await else {
+                    break;
+                };
+                tracing::info!(
+                    ipv4_nodes = info.nodes_v4,
+                    ipv6_nodes = info.nodes_v6,
+                    republishing = info.republishing,
+                    datagrams_in = info.stats.datagrams_in,
+                    datagrams_out = info.stats.datagrams_out,
+                    key_id_mismatch = info.stats.key_id_mismatch,
+                    "status"
+                );
+                if let Some(path) = &routing_file {
+                    let text: String = info
+                        .nodes
+                        .iter()
+                        .map(|n| format!("{} {}\n", n.id, n.addr))
+                        .collect();
+                    if let Err(f) = write_file_atomically(path, &text) {
+                        tracing::warn!("{}", f.message);
+                    }
                 }
             }
         })
@@ -590,22 +758,21 @@ async fn one_shot(cli: &Cli, cmd: &Command) -> Result<(), Fail> {
         }
     };
 
-    let mut b = builder(cli).read_only(true).republish(None);
-    if cli.listen.is_empty() {
+    let b = builder(cli).read_only(true).republish(None);
+    let mut listen = cli.listen.clone();
+    if listen.is_empty() {
         // A free port in each family we need to reach.
         if seeds.iter().any(|a| a.is_ipv4()) || seeds.is_empty() {
-            b = b.listen(([0, 0, 0, 0], 0).into());
+            listen.push(([0, 0, 0, 0], 0).into());
         }
         if seeds.iter().any(|a| a.is_ipv6()) {
-            b = b.listen((std::net::Ipv6Addr::UNSPECIFIED, 0).into());
-        }
-    } else {
-        for a in &cli.listen {
-            b = b.listen(*a);
+            listen.push((std::net::Ipv6Addr::UNSPECIFIED, 0).into());
         }
     }
-    let dht = b
-        .spawn()
+    // A one-shot client keeps nothing: a fresh key (a fresh id) and a memory store.
+    let net = Net::new(cli, None);
+    let store = NodeStore::Mem(dht_store_mem::MemStore::new());
+    let dht = spawn_node(b, &net, &listen, &mut Some(store))
         .map_err(|e| Fail::other(format!("cannot bind: {e}")))?;
     if let Some(path) = &cli.addr_file {
         write_addr_file(path, dht.local_addrs())?;

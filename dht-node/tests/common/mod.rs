@@ -44,6 +44,17 @@ pub struct NodeProc {
 impl NodeProc {
     /// Starts `dht-node` on `listen` (port 0), bootstrapping from `bootstrap` (none: `--no-bootstrap`).
     pub fn spawn(dir: &Path, name: &str, listen: &str, bootstrap: &[SocketAddr]) -> NodeProc {
+        NodeProc::spawn_args(dir, name, listen, bootstrap, &[])
+    }
+
+    /// As [`NodeProc::spawn`], with more flags (`--transport quic`, ...).
+    pub fn spawn_args(
+        dir: &Path,
+        name: &str,
+        listen: &str,
+        bootstrap: &[SocketAddr],
+        extra: &[&str],
+    ) -> NodeProc {
         let addr_file = dir.join(format!("{name}.addr"));
         let log = dir.join(format!("{name}.log"));
         let mut cmd = Command::new(BIN);
@@ -54,7 +65,8 @@ impl NodeProc {
             TIMEOUT_MS,
             "--addr-file",
         ])
-        .arg(&addr_file);
+        .arg(&addr_file)
+        .args(extra);
         if bootstrap.is_empty() {
             cmd.arg("--no-bootstrap");
         }
@@ -91,6 +103,16 @@ impl NodeProc {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The node id from the "dht-node listening id=..." line of the log.
+    pub fn id(&self) -> String {
+        self.log_text()
+            .lines()
+            .find_map(|l| l.strip_prefix("dht-node listening id="))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+            .unwrap_or_default()
     }
 
     pub fn log_text(&self) -> String {

@@ -357,6 +357,20 @@ pub(crate) fn decode_node_id(bytes: &[u8]) -> Result<Id, DecodeError> {
     Ok(id)
 }
 
+/// `[v1][generation u64]`
+pub(crate) fn encode_generation(g: u64) -> [u8; 9] {
+    encode_peer(g)
+}
+
+/// Decodes the flush generation record.
+pub(crate) fn decode_generation(bytes: &[u8]) -> Result<u64, DecodeError> {
+    let mut r = Reader::new(bytes, "flush generation");
+    r.version()?;
+    let g = r.u64()?;
+    r.end()?;
+    Ok(g)
+}
+
 /// The smallest key after every key that starts with `prefix`, or `None` when no key
 /// can follow (the prefix is all 0xff).
 pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {

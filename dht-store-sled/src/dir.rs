@@ -129,6 +129,37 @@ fn sync_dir(dir: &Path) -> Result<(), OpenError> {
         .map_err(io_err(dir))
 }
 
+/// Name of the file that records the last flush generation (see `SledStore::flush`).
+pub const FLUSHED: &str = "FLUSHED";
+const FLUSHED_TMP: &str = "FLUSHED.tmp";
+
+/// The generation recorded by the last completed flush; 0 before the first.
+pub(crate) fn read_flushed(dir: &Path) -> Result<u64, OpenError> {
+    let path = dir.join(FLUSHED);
+    match fs::read(&path) {
+        Ok(bytes) => std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|t| t.trim().strip_prefix("generation "))
+            .and_then(|g| g.trim().parse().ok())
+            .ok_or_else(|| OpenError::Corrupt {
+                dir: dir.to_path_buf(),
+                reason: format!("{} does not name a generation", path.display()),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(source) => Err(OpenError::Io { path, source }),
+    }
+}
+
+/// Records `generation` durably, the same way as the marker.
+pub(crate) fn write_flushed(dir: &Path, generation: u64) -> io::Result<()> {
+    let tmp = dir.join(FLUSHED_TMP);
+    let mut f = File::create(&tmp)?;
+    f.write_all(format!("generation {generation}\n").as_bytes())?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join(FLUSHED))?;
+    File::open(dir)?.sync_all()
+}
+
 /// Where sled keeps its files.
 pub(crate) fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB)

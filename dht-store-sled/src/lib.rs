@@ -10,6 +10,7 @@
 //! ```text
 //! DIR/DHT-DATA-DIR   marker: says the directory is ours and its format version
 //! DIR/LOCK           exclusive advisory lock (flock) held while the store is open
+//! DIR/FLUSHED        generation of the last completed flush
 //! DIR/db/            the sled database
 //! ```
 //! [`SledStore::open`] creates a missing directory and initialises an empty one. It
@@ -26,6 +27,14 @@
 //! - `deadlines`: expires_at ‖ kind ‖ key → (), so [`Store::expire`] is a range scan
 //!   from the start that stops at `now`: O(k log n) for k expired entries;
 //! - `meta`: the routing snapshot and the node id.
+//!
+//! sled recovers a damaged log file silently, keeping the part before the damage as
+//! if the rest had been torn by a crash. To tell that from a crash, every
+//! [`Store::flush`] writes a generation number into the database and then into
+//! `DIR/FLUSHED`; a database that comes back behind that file has lost flushed data,
+//! and [`SledStore::open`] says so ([`OpenError::Corrupt`]) instead of running on
+//! without it. Damage to what was written after the last flush cannot be told from a
+//! crash, and is treated as one.
 //!
 //! A record and its deadline entry are always written in one sled transaction, so a
 //! crash never leaves one without the other. Counts are kept in memory and rebuilt by
@@ -72,7 +81,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use codec::{Deadline, KIND_ITEM, KIND_PEER};
-pub use dir::{FORMAT_VERSION, LOCK, MARKER};
+pub use dir::{FLUSHED, FORMAT_VERSION, LOCK, MARKER};
 
 /// How often sled's background flusher makes writes durable by default.
 ///
@@ -101,7 +110,8 @@ impl Default for SledOptions {
     }
 }
 
-/// Why a data directory could not be opened. Nothing in the directory was changed.
+/// Why a data directory could not be opened. This crate removes and overwrites
+/// nothing in a directory it refuses.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The directory holds other files and no marker: it is not ours to touch.
@@ -134,7 +144,8 @@ pub enum OpenError {
         /// The directory.
         dir: PathBuf,
     },
-    /// The database does not open or a record does not decode.
+    /// The database does not open, a record does not decode, or data that was
+    /// flushed is missing.
     #[error("the data in {} is corrupt: {reason}", dir.display())]
     Corrupt {
         /// The directory.
@@ -164,6 +175,11 @@ pub struct SledStore {
     deadlines: sled::Tree,
     meta: sled::Tree,
     counts: StoreCounts,
+    /// Generation of the last completed [`Store::flush`] (see there).
+    generation: u64,
+    /// False until `open` has checked everything: a store that failed to open must
+    /// not flush on drop, or it would write a new generation over the evidence.
+    opened: bool,
     dir: PathBuf,
     // Declared last so that it is dropped after the database is closed.
     _lock: File,
@@ -171,6 +187,7 @@ pub struct SledStore {
 
 const META_ROUTING: &[u8] = b"routing";
 const META_NODE_ID: &[u8] = b"node_id";
+const META_GENERATION: &[u8] = b"flush_generation";
 
 /// How many expired entries one `expire` transaction removes: bounds the memory and
 /// the size of one atomic write however many entries are due.
@@ -202,7 +219,7 @@ impl SledStore {
     pub fn open_with(dir: &Path, options: &SledOptions) -> Result<SledStore, OpenError> {
         let state = dir::inspect(dir)?;
         let lock = dir::lock(dir)?;
-        if let dir::State::Fresh = state {
+        if let dir::State::Fresh = &state {
             dir::write_marker(dir)?;
         }
         let corrupt = |reason: String| OpenError::Corrupt {
@@ -240,10 +257,34 @@ impl SledStore {
             meta: tree("meta")?,
             db,
             counts: StoreCounts::default(),
+            generation: 0,
+            opened: false,
             dir: dir.to_path_buf(),
             _lock: lock,
         };
+        // sled recovers a damaged log silently, as the prefix before the damage, as if
+        // the tail had been torn by a crash. If that prefix ends before the last
+        // completed flush, flushed data is gone: say so rather than run on without it.
+        let flushed = dir::read_flushed(dir)?;
+        store.generation = match store.meta.get(META_GENERATION) {
+            Ok(None) => 0,
+            Ok(Some(b)) => codec::decode_generation(&b).map_err(|e| corrupt(e.to_string()))?,
+            Err(e) => return Err(corrupt(format!("sled: {e}"))),
+        };
+        if store.generation < flushed {
+            return Err(corrupt(format!(
+                "the database ends before the last flush (generation {} of {flushed}): \
+                 flushed data is missing, the db files were damaged or truncated",
+                store.generation
+            )));
+        }
         store.check().map_err(|e| corrupt(e.0))?;
+        if let dir::State::Fresh = state {
+            // Generation 1 from the start, so that even a database lost before the
+            // first write is told from a new one.
+            store.flush().map_err(|e| corrupt(e.0))?;
+        }
+        store.opened = true;
         Ok(store)
     }
 
@@ -384,9 +425,11 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 
 impl Drop for SledStore {
     fn drop(&mut self) {
-        // Best effort: sled also flushes when the last handle goes, but an error here
-        // has nowhere to go, and everything acknowledged is bounded by the flusher.
-        let _ = self.db.flush();
+        // Best effort: an error here has nowhere to go, and what was acknowledged is
+        // already bounded by the background flush.
+        if self.opened {
+            let _ = Store::flush(self);
+        }
     }
 }
 
@@ -579,8 +622,18 @@ impl Store for SledStore {
         }
     }
 
+    /// Makes everything written so far durable, and records that it did, twice: a
+    /// generation number in the database and the same number in `DIR/FLUSHED`. On
+    /// open, a database whose generation is behind the file has lost flushed data
+    /// (see [`SledStore::open`]).
     fn flush(&mut self) -> Result<(), StoreError> {
+        let next = self.generation + 1;
+        self.meta
+            .insert(META_GENERATION, &codec::encode_generation(next))
+            .map_err(store_err)?;
         self.db.flush().map_err(store_err)?;
+        dir::write_flushed(&self.dir, next).map_err(store_err)?;
+        self.generation = next;
         Ok(())
     }
 }

@@ -637,3 +637,13 @@ impl Store for SledStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The node moves its store into the task that drives it.
+    #[test]
+    fn store_is_send() {
+        fn send<T: Send>() {}
+        send::<super::SledStore>();
+    }
+}

@@ -585,10 +585,15 @@ impl<S: Store> Node<S> {
         let qid = QueryId(self.next_query);
         self.next_query += 1;
         let cfg = &self.config;
+        // Every lookup that reads or writes data takes the disjoint paths: a put whose
+        // single path runs into Sybils would write only to them (found in dht-sim).
         let paths = match kind {
-            Kind::GetPeers | Kind::GetImmutable | Kind::GetMutable { .. } => {
-                cfg.disjoint_paths.clamp(1, 16)
-            }
+            Kind::GetPeers
+            | Kind::GetImmutable
+            | Kind::GetMutable { .. }
+            | Kind::Announce { .. }
+            | Kind::PutImmutable { .. }
+            | Kind::PutMutable { .. } => cfg.disjoint_paths.clamp(1, 16),
             _ => 1,
         };
         self.queries.insert(

@@ -82,6 +82,6 @@ mod experiment;
 mod global;
 mod sim;
 
-pub use experiment::{item_value, rss_bytes, run, Experiment, Report};
+pub use experiment::{item_value, rss_bytes, run, Experiment, Report, SybilAttack, SybilPlacement};
 pub use global::GlobalView;
-pub use sim::{below, mix64, NetStats, Sim, SimConfig, MTU, PORT, WALL0};
+pub use sim::{below, mix64, NetStats, Sim, SimConfig, MAX_SYBILS, MTU, PORT, WALL0};

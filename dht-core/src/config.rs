@@ -105,7 +105,7 @@ pub struct Config {
     pub max_lookup_peers: usize,
     /// Rate limits, bans, the reply budget and routing-table diversity.
     pub defense: Defense,
-    /// Disjoint paths for get and get_peers lookups (S/Kademlia). 1 is the plain
+    /// Disjoint paths for the lookups of get, get_peers, put and announce (S/Kademlia). 1 is the plain
     /// lookup; with d > 1 the closest known nodes are dealt to d independent lookups
     /// and no node is queried by two of them, so one path that runs into adversarial
     /// nodes cannot poison the others. Costs about d times the messages.

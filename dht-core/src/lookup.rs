@@ -115,8 +115,20 @@ impl Candidates {
     pub fn next_to_query_skipping(&mut self, skip: impl Fn(&Id) -> bool) -> Vec<NodeInfo> {
         let mut out = Vec::new();
         let mut live = 0;
+        // Converged when the closest live candidate has already answered: nothing
+        // closer is pending, so (as in the Kademlia paper) the rest of the k closest
+        // are asked at once instead of alpha at a time, which saves round trips.
+        let converged = self
+            .by_distance
+            .values()
+            .find(|c| {
+                c.state != CandidateState::Failed
+                    && !(c.state == CandidateState::Fresh && skip(&c.node.id))
+            })
+            .is_some_and(|c| matches!(c.state, CandidateState::Responded { .. }));
+        let limit = if converged { self.k } else { self.alpha };
         for c in self.by_distance.values_mut() {
-            if self.in_flight + out.len() >= self.alpha || live >= self.k {
+            if self.in_flight + out.len() >= limit || live >= self.k {
                 break;
             }
             if c.state == CandidateState::Fresh && skip(&c.node.id) {

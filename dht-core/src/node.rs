@@ -250,6 +250,8 @@ struct QueryState {
     stored_at: Vec<SocketAddr>,
     errors: Vec<(SocketAddr, ErrorBody)>,
     ping_answer: Option<NodeInfo>,
+    /// A bootstrap: when it ends, buckets it left sparse are refreshed.
+    refresh_after: bool,
 }
 
 /// The address named in an error raised locally, before anything was sent.
@@ -269,6 +271,10 @@ const MAX_VOTED_IPS: usize = 16;
 
 /// Most housekeeping pings in flight at once.
 const MAX_HOUSEKEEPING_PINGS: usize = 64;
+/// Send buffers kept for reuse.
+const MAX_POOLED_BUFFERS: usize = 8;
+/// Most refresh lookups started when a bootstrap ends.
+const MAX_BOOTSTRAP_REFRESHES: usize = 16;
 /// Bucket refresh lookups started per tick.
 const REFRESHES_PER_TICK: usize = 2;
 
@@ -452,7 +458,9 @@ impl<S: Store> Node<S> {
 
     /// Gives a sent payload's buffer back for reuse (saves an allocation per datagram).
     pub fn recycle(&mut self, mut buf: Vec<u8>) {
-        if self.pool.len() < 64 {
+        // A few buffers cover a burst of replies; more would cost every node in a
+        // large simulation tens of kilobytes for nothing.
+        if self.pool.len() < MAX_POOLED_BUFFERS && buf.capacity() <= 2 * krpc::MAX_SEND_BEP44 {
             buf.clear();
             self.pool.push(buf);
         }
@@ -577,10 +585,15 @@ impl<S: Store> Node<S> {
         let qid = QueryId(self.next_query);
         self.next_query += 1;
         let cfg = &self.config;
+        // Every lookup that reads or writes data takes the disjoint paths: a put whose
+        // single path runs into Sybils would write only to them (found in dht-sim).
         let paths = match kind {
-            Kind::GetPeers | Kind::GetImmutable | Kind::GetMutable { .. } => {
-                cfg.disjoint_paths.clamp(1, 16)
-            }
+            Kind::GetPeers
+            | Kind::GetImmutable
+            | Kind::GetMutable { .. }
+            | Kind::Announce { .. }
+            | Kind::PutImmutable { .. }
+            | Kind::PutMutable { .. } => cfg.disjoint_paths.clamp(1, 16),
             _ => 1,
         };
         self.queries.insert(
@@ -607,6 +620,7 @@ impl<S: Store> Node<S> {
                 stored_at: Vec::new(),
                 errors: Vec::new(),
                 ping_answer: None,
+                refresh_after: false,
             },
         );
         qid
@@ -750,9 +764,8 @@ impl<S: Store> Node<S> {
                 self.bootstrap_addrs.push(*a);
             }
         }
-        let own = self.id;
         let family = self.pick_family();
-        let qid = self.start_lookup_in(now, Kind::FindNode, own, family, false);
+        let qid = self.start_bootstrap(now, family, false);
         // A dual-stack node bootstraps the other family too, quietly.
         let other = match family {
             Family::V4 => Family::V6,
@@ -762,9 +775,37 @@ impl<S: Store> Node<S> {
             || self.restored.iter().any(|n| Family::of(&n.addr) == other)
             || !self.tables[other.index()].is_empty();
         if other_has_seeds {
-            self.start_lookup_in(now, Kind::FindNode, own, other, true);
+            self.start_bootstrap(now, other, true);
         }
         qid
+    }
+
+    fn start_bootstrap(&mut self, now: Instant, family: Family, internal: bool) -> QueryId {
+        let own = self.id;
+        // (A lookup that ends at once, with nobody to ask, has nothing to refresh.)
+        let qid = self.start_lookup_in(now, Kind::FindNode, own, family, internal);
+        if let Some(q) = self.queries.get_mut(&qid) {
+            q.refresh_after = true;
+        }
+        qid
+    }
+
+    /// After a bootstrap, one lookup into each bucket that holds fewer than k nodes
+    /// (the own-id lookup only fills the buckets near us; waiting 15 minutes for the
+    /// regular refresh would leave a young node's table a third full).
+    fn refresh_sparse_buckets(&mut self, now: Instant, family: Family) {
+        let i = family.index();
+        let t = &self.tables[i];
+        let last = t.bucket_count().saturating_sub(1);
+        let sparse: Vec<usize> = (0..last)
+            .filter(|b| t.bucket_len(*b) < t.k())
+            .take(MAX_BOOTSTRAP_REFRESHES)
+            .collect();
+        for b in sparse {
+            self.tables[i].touch_bucket(b, now);
+            let target = self.id.random_in_bucket(b, &mut self.rng);
+            self.start_lookup_in(now, Kind::FindNode, target, family, true);
+        }
     }
 
     /// Iterative `find_node` toward `target`.
@@ -1048,7 +1089,10 @@ impl<S: Store> Node<S> {
             }
         }
         let voters = self.votes.entry(seen).or_default();
-        voters.insert(crate::defense::prefix_of(voter.ip()));
+        // Enough voters to decide; more would only cost memory.
+        if voters.len() < 4 * MIN_IP_VOTERS {
+            voters.insert(crate::defense::prefix_of(voter.ip()));
+        }
         if voters.len() < MIN_IP_VOTERS {
             return;
         }
@@ -1381,6 +1425,9 @@ impl<S: Store> Node<S> {
                 self.timers.remove(&(p.deadline, t));
             }
         }
+        if q.refresh_after {
+            self.refresh_sparse_buckets(now, q.family);
+        }
         if q.internal {
             return;
         }
@@ -1452,8 +1499,7 @@ impl<S: Store> Node<S> {
                     || self.restored.iter().any(|n| Family::of(&n.addr) == fam);
                 let running = self.queries.values().any(|q| q.internal && q.family == fam);
                 if has_seeds && !running {
-                    let own = self.id;
-                    self.start_lookup_in(now, Kind::FindNode, own, fam, true);
+                    self.start_bootstrap(now, fam, true);
                 }
                 continue;
             }

@@ -172,6 +172,11 @@ impl RoutingTable {
         self.buckets.len()
     }
 
+    /// Nodes in bucket `i` (0 when there is no such bucket).
+    pub fn bucket_len(&self, i: usize) -> usize {
+        self.buckets.get(i).map_or(0, |b| b.nodes.len())
+    }
+
     /// Nodes in the main buckets.
     pub fn len(&self) -> usize {
         self.buckets.iter().map(|b| b.nodes.len()).sum()

@@ -4,10 +4,47 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use dht_core::id::Id;
-use dht_core::{Family, Outcome, QueryId};
+use dht_core::{Family, Outcome, QueryId, Store as _};
+use rand_chacha::rand_core::RngCore as _;
 
 use crate::global::GlobalView;
 use crate::sim::{below, Sim, SimConfig};
+
+/// Where the Sybils of a [`SybilAttack`] sit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SybilPlacement {
+    /// Random ids; they join with the honest nodes from the start (S/Kademlia's setting).
+    Random,
+    /// Ids next to the items' targets (sharing their first 128 bits), inserted after
+    /// the items were put: the Sybils are dealt round-robin over the targets.
+    Adjacent,
+}
+
+impl SybilPlacement {
+    /// The name used on the command line and in the JSON report.
+    pub fn name(self) -> &'static str {
+        match self {
+            SybilPlacement::Random => "random",
+            SybilPlacement::Adjacent => "adjacent",
+        }
+    }
+}
+
+/// A fraction of the network played by adversarial nodes (see [`Sim::add_sybil`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SybilAttack {
+    /// Fraction of the `SimConfig::nodes` nodes that are Sybils (rounded to the nearest).
+    pub fraction: f64,
+    /// Where they sit.
+    pub placement: SybilPlacement,
+}
+
+impl SybilAttack {
+    /// Sybils among `nodes` nodes.
+    pub fn count(&self, nodes: usize) -> usize {
+        ((nodes as f64 * self.fraction).round() as usize).min(nodes.saturating_sub(1))
+    }
+}
 
 /// One experiment: a network and what is done on it.
 #[derive(Clone, Debug)]
@@ -18,6 +55,10 @@ pub struct Experiment {
     pub lookups: usize,
     /// Fraction of the nodes killed at once before the gets; `None` skips that phase.
     pub fail: Option<f64>,
+    /// With an attack, `sim.nodes` counts honest nodes and Sybils together; the
+    /// find_node phase and `fail` are skipped, and the run puts `lookups` items from
+    /// honest nodes and gets each from a random honest node instead.
+    pub sybil: Option<SybilAttack>,
     /// Time between two commands issued by the driver.
     pub command_interval: Duration,
     /// Most virtual time a phase may take before its unfinished commands are counted as failed.
@@ -31,6 +72,7 @@ impl Experiment {
             sim,
             lookups,
             fail: None,
+            sybil: None,
             command_interval: Duration::from_millis(5),
             phase_limit: Duration::from_secs(600),
         }
@@ -106,8 +148,28 @@ pub struct Report {
     pub event_hash: String,
     /// With `fail`: fraction of puts that at least one node acknowledged.
     pub put_success: Option<f64>,
-    /// With `fail`: fraction of the items found by a get from a surviving node.
+    /// With `fail` or `sybil`: fraction of the items found by a get from a surviving
+    /// (honest) node.
     pub get_success: Option<f64>,
+    /// `Config::disjoint_paths` of every node (1: plain lookups).
+    pub disjoint: usize,
+    /// Fraction of Sybil nodes, if any.
+    pub sybil: Option<f64>,
+    /// Sybil placement, with `sybil`.
+    pub sybil_placement: Option<&'static str>,
+    /// Sybil nodes in the network (at the gets).
+    pub sybil_nodes: usize,
+    /// With `sybil`: fraction of the items some honest node stored when the gets
+    /// began (a get cannot succeed otherwise).
+    pub stored_honest: Option<f64>,
+    /// With `sybil`: fraction of the items some honest node stored whose get
+    /// succeeded (the gets' own success, apart from puts lost to Sybils).
+    pub get_success_stored: Option<f64>,
+    /// With `sybil`: fraction of the honest nodes' routing-table entries that are
+    /// Sybils, when the gets began.
+    pub sybil_in_tables: Option<f64>,
+    /// With `fail` or `sybil`: requests sent plus replies received, per get.
+    pub messages_per_get: Option<f64>,
 }
 
 fn json_f64(v: f64) -> String {
@@ -169,6 +231,18 @@ impl Report {
         field("event_hash", format!("\"{}\"", self.event_hash));
         field("put_success", json_opt(self.put_success));
         field("get_success", json_opt(self.get_success));
+        field("disjoint", self.disjoint.to_string());
+        field("sybil", json_opt(self.sybil));
+        field(
+            "sybil_placement",
+            self.sybil_placement
+                .map_or_else(|| "null".to_string(), |p| format!("\"{p}\"")),
+        );
+        field("sybil_nodes", self.sybil_nodes.to_string());
+        field("stored_honest", json_opt(self.stored_honest));
+        field("get_success_stored", json_opt(self.get_success_stored));
+        field("sybil_in_tables", json_opt(self.sybil_in_tables));
+        field("messages_per_get", json_opt(self.messages_per_get));
         s.push('}');
         s
     }
@@ -233,6 +307,24 @@ impl Report {
             ),
             ("put_success", opt(self.put_success)),
             ("get_success", opt(self.get_success)),
+            ("disjoint", self.disjoint.to_string()),
+            (
+                "sybil / placement / nodes",
+                format!(
+                    "{} / {} / {}",
+                    opt(self.sybil),
+                    self.sybil_placement.unwrap_or("-"),
+                    self.sybil_nodes
+                ),
+            ),
+            ("stored_honest", opt(self.stored_honest)),
+            ("get_success_stored", opt(self.get_success_stored)),
+            ("sybil_in_tables", opt(self.sybil_in_tables)),
+            (
+                "messages_per_get",
+                self.messages_per_get
+                    .map_or_else(|| "-".to_string(), |v| format!("{v:.1}")),
+            ),
             ("event_hash", self.event_hash.clone()),
         ];
         let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
@@ -300,7 +392,13 @@ fn issue(
 /// Runs `exp`, calling `progress` with a line of news now and then.
 pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
     let wall = std::time::Instant::now();
-    let cfg = exp.sim.clone();
+    let mut cfg = exp.sim.clone();
+    let total_nodes = cfg.nodes;
+    let sybil_nodes = exp.sybil.map_or(0, |a| a.count(total_nodes));
+    cfg.nodes -= sybil_nodes;
+    if exp.sybil.map(|a| a.placement) == Some(SybilPlacement::Random) {
+        cfg.sybils = sybil_nodes;
+    }
     let mut sim = Sim::new(cfg.clone());
     let rss_before = rss_bytes().0;
     progress(&format!("joining {} nodes (seed {})", cfg.nodes, cfg.seed));
@@ -312,19 +410,22 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
     });
     let join_seconds = sim.now().as_secs_f64();
     let rss_after = rss_bytes().0;
-    let bytes_per_node = rss_after.saturating_sub(rss_before) as f64 / cfg.nodes.max(1) as f64;
+    let bytes_per_node =
+        rss_after.saturating_sub(rss_before) as f64 / (cfg.nodes + cfg.sybils).max(1) as f64;
+    // Under attack the find_node figures would measure the attack, not the engine
+    // (their truth is the honest nodes only): the gets tell what matters.
+    let lookups = if exp.sybil.is_some() { 0 } else { exp.lookups };
     progress(&format!(
-        "joined in {join_seconds:.1} virtual s, {:.1} wall s; running {} lookups",
+        "joined in {join_seconds:.1} virtual s, {:.1} wall s; running {lookups} lookups",
         wall.elapsed().as_secs_f64(),
-        exp.lookups
     ));
 
     // Lookups.
     let live = sim.live();
-    let mut targets = Vec::with_capacity(exp.lookups);
+    let mut targets = Vec::with_capacity(lookups);
     let issued = issue(
         &mut sim,
-        exp.lookups,
+        lookups,
         exp.command_interval,
         &live,
         |sim, _, src| {
@@ -381,7 +482,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
     let rtt = 2.0 * cfg.latency_ms;
 
     let mut report = Report {
-        nodes: cfg.nodes,
+        nodes: total_nodes,
         lookups: exp.lookups,
         seed: cfg.seed,
         k: cfg.k,
@@ -410,14 +511,28 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         ideal_table_entries_mean: view.ideal_entries_mean(),
         bytes_per_node,
         join_seconds,
+        disjoint: cfg.disjoint_paths,
         ..Report::default()
     };
     drop(view);
 
-    if let Some(fail) = exp.fail {
-        let (put_ok, get_ok) = fail_phase(&mut sim, exp, fail, &mut progress);
+    if let Some(attack) = exp.sybil {
+        let r = sybil_phase(&mut sim, exp, attack, sybil_nodes, &mut progress);
+        report.fail = None;
+        report.sybil = Some(attack.fraction);
+        report.sybil_placement = Some(attack.placement.name());
+        report.sybil_nodes = sim.sybil_count();
+        report.put_success = Some(r.put_success);
+        report.stored_honest = Some(r.stored_honest);
+        report.get_success = Some(r.gets.success);
+        report.get_success_stored = Some(r.get_success_stored);
+        report.sybil_in_tables = Some(r.sybil_in_tables);
+        report.messages_per_get = Some(r.gets.messages);
+    } else if let Some(fail) = exp.fail {
+        let (put_ok, gets) = fail_phase(&mut sim, exp, fail, &mut progress);
         report.put_success = Some(put_ok);
-        report.get_success = Some(get_ok);
+        report.get_success = Some(gets.success);
+        report.messages_per_get = Some(gets.messages);
     }
 
     let net = sim.net_stats();
@@ -441,14 +556,9 @@ pub fn item_value(seed: u64, j: usize) -> Vec<u8> {
     format!("{}:{}", s.len(), s).into_bytes()
 }
 
-/// Puts `lookups` immutable items, kills `fail` of the nodes at once, then gets every
-/// item from a surviving node. Returns (put success, get success).
-fn fail_phase(
-    sim: &mut Sim,
-    exp: &Experiment,
-    fail: f64,
-    progress: &mut impl FnMut(&str),
-) -> (f64, f64) {
+/// Puts `exp.lookups` immutable items from random live nodes; returns the fraction
+/// that at least one node acknowledged.
+fn put_items(sim: &mut Sim, exp: &Experiment, progress: &mut impl FnMut(&str)) -> f64 {
     let n_items = exp.lookups;
     let seed = sim.config().seed;
     progress(&format!("putting {n_items} immutable items"));
@@ -466,6 +576,65 @@ fn fail_phase(
             }
         }
     }
+    put_ok as f64 / n_items.max(1) as f64
+}
+
+/// What the gets of every item found.
+#[derive(Clone, Debug, Default)]
+struct Gets {
+    /// Fraction of the items whose get returned the value.
+    success: f64,
+    /// Requests sent plus replies received, per get.
+    messages: f64,
+    /// For each item, did its get return the value?
+    found: Vec<bool>,
+}
+
+/// Gets every item put by [`put_items`], each from a random node of `sources`.
+fn get_items(sim: &mut Sim, exp: &Experiment, sources: &[usize]) -> Gets {
+    let n_items = exp.lookups;
+    if sources.is_empty() {
+        return Gets::default();
+    }
+    let seed = sim.config().seed;
+    let gets = issue(
+        sim,
+        n_items,
+        exp.command_interval,
+        sources,
+        |sim, j, src| {
+            let target = dht_core::bep44::immutable_target(&item_value(seed, j));
+            sim.command(src, |node, now| node.get_immutable(now, target))
+        },
+    );
+    sim.run_until_idle(exp.phase_limit);
+    let mut found = vec![false; n_items];
+    let mut messages = Vec::with_capacity(n_items);
+    for (j, &(src, q)) in gets.iter().enumerate() {
+        let Some(done) = sim.take_done(src, q) else {
+            continue;
+        };
+        messages.push((done.stats.requests + done.stats.responses) as f64);
+        if let Outcome::Immutable { value: Some(v) } = done.outcome {
+            found[j] = v == item_value(seed, j);
+        }
+    }
+    Gets {
+        success: found.iter().filter(|&&f| f).count() as f64 / n_items.max(1) as f64,
+        messages: mean(messages.into_iter()),
+        found,
+    }
+}
+
+/// Puts `lookups` immutable items, kills `fail` of the nodes at once, then gets every
+/// item from a surviving node. Returns (put success, gets).
+fn fail_phase(
+    sim: &mut Sim,
+    exp: &Experiment,
+    fail: f64,
+    progress: &mut impl FnMut(&str),
+) -> (f64, Gets) {
+    let put_ok = put_items(sim, exp, progress);
 
     // Kill a random fraction at once: a partial Fisher-Yates over the live nodes.
     let mut live = sim.live();
@@ -480,30 +649,88 @@ fn fail_phase(
         "killed {kill} nodes; getting every item from {} survivors",
         survivors.len()
     ));
-    if survivors.is_empty() {
-        return (put_ok as f64 / n_items.max(1) as f64, 0.0);
+    (put_ok, get_items(sim, exp, &survivors))
+}
+
+/// What the Sybil phase measured.
+struct SybilResult {
+    put_success: f64,
+    stored_honest: f64,
+    get_success_stored: f64,
+    sybil_in_tables: f64,
+    gets: Gets,
+}
+
+/// Time the network runs after adjacent Sybils arrive and before the gets: their
+/// joins take a few round trips and the honest nodes' verifying pings one more
+/// (2 s timeout), far less than this.
+const ADJACENT_SETTLE: Duration = Duration::from_secs(30);
+
+/// Puts `exp.lookups` items from honest nodes; with adjacent placement, inserts the
+/// `sybils` Sybils next to the items' targets; then gets every item from a random
+/// honest node.
+fn sybil_phase(
+    sim: &mut Sim,
+    exp: &Experiment,
+    attack: SybilAttack,
+    sybils: usize,
+    progress: &mut impl FnMut(&str),
+) -> SybilResult {
+    let n_items = exp.lookups;
+    let seed = sim.config().seed;
+    let put_success = put_items(sim, exp, progress);
+    let targets: Vec<Id> = (0..n_items)
+        .map(|j| dht_core::bep44::immutable_target(&item_value(seed, j)))
+        .collect();
+    if attack.placement == SybilPlacement::Adjacent && !targets.is_empty() {
+        progress(&format!(
+            "inserting {sybils} Sybils next to {n_items} targets"
+        ));
+        let start = sim.now();
+        for m in 0..sybils {
+            sim.run_until(start + sim.config().join_interval * m as u32);
+            // The first 128 bits of the target and 32 random ones: closer to it
+            // than any honest node of a network below 2^100 nodes.
+            let mut id = targets[m % targets.len()];
+            let r = sim.rng().next_u32().to_be_bytes();
+            id.0[16..].copy_from_slice(&r);
+            sim.add_sybil(id);
+        }
+        sim.run_for(ADJACENT_SETTLE);
     }
-    let gets = issue(
-        sim,
-        n_items,
-        exp.command_interval,
-        &survivors,
-        |sim, j, src| {
-            let target = dht_core::bep44::immutable_target(&item_value(seed, j));
-            sim.command(src, |node, now| node.get_immutable(now, target))
-        },
-    );
-    sim.run_until_idle(exp.phase_limit);
-    let mut get_ok = 0;
-    for (j, &(src, q)) in gets.iter().enumerate() {
-        if let Some(Outcome::Immutable { value: Some(v) }) =
-            sim.take_done(src, q).map(|d| d.outcome)
-        {
-            if v == item_value(seed, j) {
-                get_ok += 1;
-            }
+    // The global view: did any honest node keep each item? (Sybils store nothing.)
+    let live = sim.live();
+    let stored: Vec<bool> = targets
+        .iter()
+        .map(|t| {
+            live.iter()
+                .any(|&i| sim.node(i).store().get_item(t).is_ok_and(|x| x.is_some()))
+        })
+        .collect();
+    let (mut entries, mut sybil_entries) = (0usize, 0usize);
+    for &i in &live {
+        for e in sim.node(i).routing_table(Family::V4).entries() {
+            entries += 1;
+            sybil_entries += usize::from(sim.is_sybil_addr(&e.node.addr));
         }
     }
-    let n = n_items.max(1) as f64;
-    (put_ok as f64 / n, get_ok as f64 / n)
+    progress(&format!(
+        "getting {n_items} items from {} honest nodes ({} Sybils)",
+        live.len(),
+        sim.sybil_count()
+    ));
+    let gets = get_items(sim, exp, &live);
+    let n_stored = stored.iter().filter(|&&s| s).count();
+    let found_stored = stored
+        .iter()
+        .zip(&gets.found)
+        .filter(|(&s, &f)| s && f)
+        .count();
+    SybilResult {
+        put_success,
+        stored_honest: n_stored as f64 / n_items.max(1) as f64,
+        get_success_stored: found_stored as f64 / n_stored.max(1) as f64,
+        sybil_in_tables: sybil_entries as f64 / entries.max(1) as f64,
+        gets,
+    }
 }

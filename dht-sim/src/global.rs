@@ -41,6 +41,33 @@ fn flip(id: &Id, bit: usize) -> Id {
     Id(b)
 }
 
+/// Index range in `sorted` (ascending ids) of the ids sharing the first `bits` bits with `id`.
+fn prefix_range(sorted: &[(Id, u32)], id: &Id, bits: usize) -> (usize, usize) {
+    let lo = with_suffix(id, bits, false);
+    let hi = with_suffix(id, bits, true);
+    let a = sorted.partition_point(|(x, _)| *x < lo);
+    let b = sorted.partition_point(|(x, _)| *x <= hi);
+    (a, b)
+}
+
+/// The `n` entries of `sorted` (ascending ids) closest to `target` by XOR, closest
+/// first (their indices). Shared by the global view and the Sybil responder.
+pub(crate) fn closest_in(sorted: &[(Id, u32)], target: &Id, n: usize) -> Vec<u32> {
+    // The deepest prefix of the target still shared by at least n nodes: every
+    // node outside that run is farther than every node inside it.
+    let mut run = (0, sorted.len());
+    for bits in 1..=ID_LEN * 8 {
+        let r = prefix_range(sorted, target, bits);
+        if r.1 - r.0 < n {
+            break;
+        }
+        run = r;
+    }
+    let mut v: Vec<(Id, u32)> = sorted[run.0..run.1].to_vec();
+    v.sort_unstable_by_key(|(id, _)| id.distance(target));
+    v.into_iter().take(n).map(|x| x.1).collect()
+}
+
 impl GlobalView {
     /// The live nodes of `sim` as they are now; ideal tables hold up to `k` per bucket.
     pub fn new(sim: &Sim, k: usize) -> GlobalView {
@@ -69,28 +96,12 @@ impl GlobalView {
 
     /// Index range in `sorted` of the ids sharing the first `bits` bits with `id`.
     fn prefix_range(&self, id: &Id, bits: usize) -> (usize, usize) {
-        let lo = with_suffix(id, bits, false);
-        let hi = with_suffix(id, bits, true);
-        let a = self.sorted.partition_point(|(x, _)| *x < lo);
-        let b = self.sorted.partition_point(|(x, _)| *x <= hi);
-        (a, b)
+        prefix_range(&self.sorted, id, bits)
     }
 
     /// The `n` live nodes closest to `target` by XOR, closest first (node indices).
     pub fn closest(&self, target: &Id, n: usize) -> Vec<u32> {
-        // The deepest prefix of the target still shared by at least n nodes: every
-        // node outside that run is farther than every node inside it.
-        let mut run = (0, self.sorted.len());
-        for bits in 1..=ID_LEN * 8 {
-            let r = self.prefix_range(target, bits);
-            if r.1 - r.0 < n {
-                break;
-            }
-            run = r;
-        }
-        let mut v: Vec<(Id, u32)> = self.sorted[run.0..run.1].to_vec();
-        v.sort_unstable_by_key(|(id, _)| id.distance(target));
-        v.into_iter().take(n).map(|x| x.1).collect()
+        closest_in(&self.sorted, target, n)
     }
 
     /// Node `i`'s ideal routing table: for every bucket range (ids sharing exactly d

@@ -30,15 +30,41 @@
 //! cargo run --release -p dht-sim -- --nodes 10000 --lookups 10000 --seed 1
 //! cargo run --release -p dht-sim -- --nodes 1000 --lookups 1000 --seed 1 --loss 0.01 --json
 //! cargo run --release -p dht-sim -- --nodes 1000 --lookups 500 --seed 1 --fail 0.3
+//! cargo run --release -p dht-sim -- --nodes 10000 --lookups 1000 --sybil 0.2 --disjoint 4
 //! ```
 //! Options: `--latency-ms MS` (mean one-way latency), `--loss P`, `--fail F`, `--settle SECS`, `--k K`
 //! (bucket size, default 8), `--alpha A` (requests in flight per lookup, default 3),
+//! `--disjoint D` (`Config::disjoint_paths` of every node: S/Kademlia disjoint paths for
+//! get and get_peers, default 1 = the plain lookup), `--sybil F` and
+//! `--sybil-placement random|adjacent` (below),
 //! `--json` (one JSON object as the last line of stdout; progress goes to stderr).
 //!
 //! After the join, the driver issues one `find_node` every 5 ms, from a random node to
 //! a random target, and waits for all of them. With `--fail F` it then puts as many
 //! immutable items (one every 5 ms, from random nodes), kills a fraction F of the nodes
 //! at once, and gets every item from a random survivor.
+//!
+//! ## Sybil attacks
+//! `--sybil F` makes `round(F N)` of the N nodes adversarial. A Sybil is played by the
+//! simulator, not by dht-core ([`Sim::add_sybil`]): it lives at 172.16.0.1 + s, answers
+//! pings normally (so honest nodes keep it), answers find_node, get_peers and get with
+//! the K Sybils closest to the target (the adversary's global view) and a write token,
+//! never with a value, and acknowledges put and announce_peer while storing nothing: the
+//! realistic attack, in which honest writes go to it and vanish. It joins as a newcomer
+//! does, by an iterative find_node of its own id from the seed nodes, so honest nodes
+//! near its id ping it and take it in; later they also learn Sybils from Sybil replies.
+//! - `random` (S/Kademlia's setting): Sybils at random ids take random arrival slots
+//!   among the honest nodes during the join.
+//! - `adjacent`: the honest nodes join alone; after the puts, the Sybils arrive one per
+//!   millisecond with ids sharing the first 128 bits of an item's target (dealt
+//!   round-robin over the targets, so `F N / L` per target: choose L = F N / K for K per
+//!   target), and the network runs 30 s more.
+//!
+//! With `--sybil` the find_node phase and `--fail` are skipped: the run puts L items
+//! from honest nodes (one every 5 ms), then gets each from a random honest node.
+//! dht-core runs puts over one path whatever `--disjoint` says, so a put whose lookup
+//! meets a Sybil can end among Sybils only: `stored_honest` tells how many items
+//! survived the puts, and `get_success_stored` judges the gets on those alone.
 //!
 //! ## What the figures mean
 //! - `found_k_closest`: for each lookup, the fraction of the true K closest live nodes
@@ -64,8 +90,14 @@
 //! - `wall_seconds`: real time of the whole run (join, lookups, judging, failure phase).
 //! - `event_hash`: hex SHA-1 over (time, source, destination, length, payload) of every
 //!   delivered datagram.
-//! - `put_success`, `get_success` (with `--fail`): the fraction of puts acknowledged by at
-//!   least one node, and of items whose get from a survivor returned the value.
+//! - `put_success`, `get_success` (with `--fail` or `--sybil`): the fraction of puts
+//!   acknowledged by at least one node (a Sybil's acknowledgement counts: the
+//!   publisher cannot tell), and of items whose get from a survivor (an honest node)
+//!   returned the value. `messages_per_get`: requests sent plus replies received per get.
+//! - With `--sybil`: `sybil` (F), `sybil_placement`, `sybil_nodes`, `disjoint` (D);
+//!   `stored_honest`: fraction of the items some honest node held when the gets began
+//!   (from the stores, a global view); `get_success_stored`: fraction of those whose get
+//!   succeeded; `sybil_in_tables`: fraction of the honest tables' entries that are Sybils.
 //!
 //! ## From code
 //! ```
@@ -82,6 +114,6 @@ mod experiment;
 mod global;
 mod sim;
 
-pub use experiment::{item_value, rss_bytes, run, Experiment, Report};
+pub use experiment::{item_value, rss_bytes, run, Experiment, Report, SybilAttack, SybilPlacement};
 pub use global::GlobalView;
-pub use sim::{below, mix64, NetStats, Sim, SimConfig, MTU, PORT, WALL0};
+pub use sim::{below, mix64, NetStats, Sim, SimConfig, MAX_SYBILS, MTU, PORT, WALL0};

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use clap::{value_parser, Arg, ArgAction, Command};
-use dht_sim::{Experiment, SimConfig};
+use dht_sim::{Experiment, SimConfig, SybilAttack, SybilPlacement};
 
 fn fraction(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
@@ -101,6 +101,31 @@ fn cli() -> Command {
                 .value_parser(value_parser!(u32).range(0..=86_400)),
         )
         .arg(
+            Arg::new("sybil")
+                .long("sybil")
+                .value_name("F")
+                .help("Make this fraction of the nodes Sybils; put L items from honest nodes and get each from one (no find_node phase)")
+                .conflicts_with("fail")
+                .value_parser(fraction),
+        )
+        .arg(
+            Arg::new("sybil-placement")
+                .long("sybil-placement")
+                .value_name("WHERE")
+                .help("random: random ids, joining from the start; adjacent: next to the items' targets, after the puts")
+                .requires("sybil")
+                .default_value("random")
+                .value_parser(["random", "adjacent"]),
+        )
+        .arg(
+            Arg::new("disjoint")
+                .long("disjoint")
+                .value_name("D")
+                .help("Disjoint paths of get and get_peers lookups (S/Kademlia); 1 is the plain lookup")
+                .default_value("1")
+                .value_parser(value_parser!(u32).range(1..=16)),
+        )
+        .arg(
             Arg::new("json")
                 .long("json")
                 .help("Print one JSON object as the last line of stdout")
@@ -122,8 +147,16 @@ fn main() {
     sim.k = get_u32("k");
     sim.alpha = get_u32("alpha");
     sim.settle = Duration::from_secs(get_u32("settle") as u64);
+    sim.disjoint_paths = get_u32("disjoint");
     let mut exp = Experiment::new(sim, get_u32("lookups"));
     exp.fail = m.get_one::<f64>("fail").copied();
+    exp.sybil = m.get_one::<f64>("sybil").map(|&fraction| SybilAttack {
+        fraction,
+        placement: match m.get_one::<String>("sybil-placement").map(String::as_str) {
+            Some("adjacent") => SybilPlacement::Adjacent,
+            _ => SybilPlacement::Random,
+        },
+    });
     exp.phase_limit = Duration::from_secs(600);
 
     let report = dht_sim::run(&exp, |line| eprintln!("{line}"));

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use dht_core::{Config, Event, Node, QueryDone, QueryId};
+use dht_core::id::Id;
+use dht_core::krpc::{self, Body, ErrorBody, Message, Method, Query, Response, Want};
+use dht_core::lookup::Candidates;
+use dht_core::{Config, Event, Node, NodeInfo, QueryDone, QueryId};
 use dht_store_mem::MemStore;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,6 +27,22 @@ pub const MTU: usize = 1452;
 
 /// 10.0.0.1: node `i` lives at `FIRST_ADDR + i`. The range is private and never routed.
 const FIRST_ADDR: u32 = 0x0A00_0001;
+
+/// 172.16.0.1: Sybil `s` lives at `SYBIL_FIRST_ADDR + s`. Another private block, so a
+/// Sybil address never collides with an honest one and is exempt from the per-/24
+/// caps exactly as honest addresses are (nothing tells the two kinds apart).
+const SYBIL_FIRST_ADDR: u32 = 0xAC10_0001;
+
+/// Most Sybils: the addresses of 172.16.0.0/12 after 172.16.0.1.
+pub const MAX_SYBILS: usize = (1 << 20) - 2;
+
+/// Sybil `s` is `SYBIL_BIT | s` in the event queue; honest indices stay below 2^24.
+const SYBIL_BIT: u32 = 1 << 31;
+
+/// The write token every Sybil hands out in get and get_peers replies, so that honest
+/// puts and announces are sent to it and vanish (the realistic attack: a Sybil that
+/// withheld tokens would only make itself useless as a storage node).
+const SYBIL_TOKEN: &[u8] = b"syb1";
 
 const NO_TIMER: u64 = u64::MAX;
 
@@ -49,6 +68,11 @@ pub struct SimConfig {
     pub join_interval: Duration,
     /// Time allowed after the last arrival for housekeeping to verify new contacts.
     pub settle: Duration,
+    /// `Config::disjoint_paths` of every node: paths of get and get_peers lookups.
+    pub disjoint_paths: usize,
+    /// Sybil nodes (see [`Sim::add_sybil`]) at random ids that arrive among the honest
+    /// nodes in [`Sim::join_all`], at random arrival slots after the seed nodes.
+    pub sybils: usize,
 }
 
 impl SimConfig {
@@ -65,6 +89,8 @@ impl SimConfig {
             seed_nodes: 4,
             join_interval: Duration::from_millis(1),
             settle: Duration::from_secs(60),
+            disjoint_paths: 1,
+            sybils: 0,
         }
     }
 }
@@ -84,6 +110,8 @@ pub struct NetStats {
     pub oversize: u64,
     /// Datagrams to an address no node has (dropped).
     pub unroutable: u64,
+    /// Of the delivered datagrams, those handed to a Sybil.
+    pub to_sybil: u64,
 }
 
 enum What {
@@ -140,6 +168,17 @@ pub fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
     ((rng.next_u64() as u128 * n as u128) >> 64) as usize
 }
 
+/// An adversarial node, played by the simulator itself rather than by dht-core.
+#[derive(Debug)]
+struct Sybil {
+    id: Id,
+    /// Its join: an iterative find_node of its own id over honest nodes, so that the
+    /// nodes near its id learn it as an honest newcomer's bootstrap would make them.
+    /// Best effort: no timeouts or retries, a lost datagram only shortens it.
+    join: Option<Candidates>,
+    next_tid: u32,
+}
+
 /// N dht-core nodes over a virtual network on virtual time.
 ///
 /// Time is a count of nanoseconds since a base `Instant` captured once in [`Sim::new`];
@@ -160,6 +199,10 @@ pub struct Sim {
     done: BTreeMap<(u32, QueryId), QueryDone>,
     hasher: Sha1,
     stats: NetStats,
+    sybils: Vec<Sybil>,
+    /// Sybil ids in ascending order with their Sybil index: the adversary's global
+    /// view, from which every Sybil answers with the Sybils closest to a target.
+    sybil_sorted: Vec<(Id, u32)>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -189,6 +232,8 @@ impl Sim {
             done: BTreeMap::new(),
             hasher: Sha1::new(),
             stats: NetStats::default(),
+            sybils: Vec::new(),
+            sybil_sorted: Vec::new(),
             cfg,
         }
     }
@@ -247,6 +292,30 @@ impl Sim {
         ))
     }
 
+    /// The address of Sybil `s` (172.16.0.1 + s, port 6881).
+    pub fn sybil_addr(s: usize) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::from(SYBIL_FIRST_ADDR + s as u32),
+            PORT,
+        ))
+    }
+
+    /// Sybils created so far.
+    pub fn sybil_count(&self) -> usize {
+        self.sybils.len()
+    }
+
+    /// The id of Sybil `s`.
+    pub fn sybil_id(&self, s: usize) -> Id {
+        self.sybils[s].id
+    }
+
+    /// Is `addr` a Sybil's?
+    pub fn is_sybil_addr(&self, addr: &SocketAddr) -> bool {
+        self.index_of(addr).is_some_and(|i| i & SYBIL_BIT != 0)
+    }
+
+    /// Event-queue index of `addr`: an honest node's index, or `SYBIL_BIT | s`.
     fn index_of(&self, addr: &SocketAddr) -> Option<u32> {
         let SocketAddr::V4(v4) = addr else {
             return None;
@@ -254,8 +323,23 @@ impl Sim {
         if v4.port() != PORT {
             return None;
         }
-        let i = u32::from(*v4.ip()).checked_sub(FIRST_ADDR)?;
+        let ip = u32::from(*v4.ip());
+        if let Some(s) = ip.checked_sub(SYBIL_FIRST_ADDR) {
+            if (s as usize) < self.sybils.len() {
+                return Some(SYBIL_BIT | s);
+            }
+        }
+        let i = ip.checked_sub(FIRST_ADDR)?;
         ((i as usize) < self.nodes.len()).then_some(i)
+    }
+
+    /// The address of event-queue index `i` (honest or Sybil).
+    fn addr_of_index(i: u32) -> SocketAddr {
+        if i & SYBIL_BIT != 0 {
+            Sim::sybil_addr((i & !SYBIL_BIT) as usize)
+        } else {
+            Sim::addr(i as usize)
+        }
     }
 
     /// Network counters.
@@ -292,6 +376,7 @@ impl Sim {
         let mut config = Config::with_seed(mix64(self.cfg.seed ^ mix64(i as u64 + 1)));
         config.k = self.cfg.k;
         config.alpha = self.cfg.alpha;
+        config.disjoint_paths = self.cfg.disjoint_paths;
         let node = Node::new(
             config,
             MemStore::new(),
@@ -399,7 +484,10 @@ impl Sim {
         };
         if self.cfg.loss > 0.0 && unit(self.rng.next_u64()) < self.cfg.loss {
             self.stats.lost += 1;
-            self.nodes[from as usize].recycle(payload);
+            // Sybils (SYBIL_BIT set) have no buffer pool: theirs is simply dropped.
+            if let Some(n) = self.nodes.get_mut(from as usize) {
+                n.recycle(payload);
+            }
             return;
         }
         let at = self.now + self.link_delay(from, to).as_nanos() as u64;
@@ -421,7 +509,8 @@ impl Sim {
         match e.what {
             What::Deliver { from, to, payload } => {
                 let j = to as usize;
-                if !self.alive[j] {
+                let sybil = to & SYBIL_BIT != 0;
+                if !sybil && !self.alive[j] {
                     self.stats.to_dead += 1;
                     return true;
                 }
@@ -432,7 +521,12 @@ impl Sim {
                 self.hasher.update(to.to_be_bytes());
                 self.hasher.update((payload.len() as u32).to_be_bytes());
                 self.hasher.update(&payload);
-                self.nodes[j].handle_datagram(now, Sim::addr(from as usize), None, &payload);
+                if sybil {
+                    self.stats.to_sybil += 1;
+                    self.sybil_receive(from, (to & !SYBIL_BIT) as usize, &payload);
+                    return true;
+                }
+                self.nodes[j].handle_datagram(now, Sim::addr_of_index(from), None, &payload);
                 // The receiver most likely answers next: its reply reuses this buffer.
                 self.nodes[j].recycle(payload);
                 self.drain(j);
@@ -493,15 +587,189 @@ impl Sim {
             self.command_untracked(i, |node, now| node.bootstrap(now, &others));
         }
         let start = self.now();
-        for i in seeds..n {
-            self.run_until(start + self.cfg.join_interval * (i - seeds + 1) as u32);
-            let j = self.add_node();
-            self.command_untracked(j, |node, now| node.bootstrap(now, &seed_addrs));
-            if i % 10_000 == 0 {
-                progress(i);
+        // Sybils take random arrival slots among the later arrivals: sequential
+        // sampling (a slot is a Sybil's with probability Sybils left / slots left)
+        // gives exactly `sybils` of them. Its own generator, so that a run without
+        // Sybils draws nothing more than before.
+        let mut sybils_left = self.cfg.sybils.min(MAX_SYBILS);
+        let total = n + sybils_left;
+        let mut sybil_rng = ChaCha8Rng::seed_from_u64(mix64(self.cfg.seed ^ 0x5b11_0000_0000_0001));
+        for slot in seeds.min(n)..total {
+            self.run_until(start + self.cfg.join_interval * (slot - seeds + 1) as u32);
+            let slots_left = total - slot;
+            if sybils_left > 0 && below(&mut sybil_rng, slots_left) < sybils_left {
+                sybils_left -= 1;
+                let id = Id::random(&mut sybil_rng);
+                self.add_sybil(id);
+            } else {
+                let j = self.add_node();
+                self.command_untracked(j, |node, now| node.bootstrap(now, &seed_addrs));
+            }
+            if slot % 10_000 == 0 {
+                progress(slot);
             }
         }
         self.run_for(self.cfg.settle);
-        progress(n);
+        progress(total);
+    }
+
+    /// Creates a Sybil with `id` at the current virtual time (at most [`MAX_SYBILS`]).
+    ///
+    /// A Sybil is played by the simulator, not by dht-core. It answers every query at
+    /// once: ping normally (so honest nodes keep it in their tables); find_node,
+    /// get_peers, get and sample_infohashes with the K Sybils closest to the target
+    /// (from the adversary's global view) and a write token, never with values or a
+    /// `v`; put and announce_peer with an OK while storing nothing, so that what honest
+    /// nodes write to it vanishes. It joins like a newcomer: an iterative find_node of
+    /// its own id starting at the seed nodes, which makes the honest nodes near its id
+    /// ping it and take it into their tables.
+    pub fn add_sybil(&mut self, id: Id) -> usize {
+        assert!(self.sybils.len() < MAX_SYBILS, "too many Sybils");
+        let s = self.sybils.len();
+        let pos = self.sybil_sorted.partition_point(|(x, _)| *x < id);
+        self.sybil_sorted.insert(pos, (id, s as u32));
+        let mut join = Candidates::new(id, self.cfg.k, self.cfg.alpha, 64);
+        // A newcomer knows its bootstrap nodes' addresses; the simulator hands over
+        // their ids too, which only saves the Sybil one round trip.
+        let seeds = self.cfg.seed_nodes.clamp(1, self.nodes.len().max(1));
+        for i in 0..seeds.min(self.nodes.len()) {
+            join.add(
+                NodeInfo {
+                    id: self.nodes[i].id(),
+                    addr: Sim::addr(i),
+                },
+                1,
+            );
+        }
+        self.sybils.push(Sybil {
+            id,
+            join: Some(join),
+            next_tid: 0,
+        });
+        self.sybil_drive_join(s);
+        s
+    }
+
+    /// Sends the next find_node requests of Sybil `s`'s join, or ends it.
+    fn sybil_drive_join(&mut self, s: usize) {
+        let Some(join) = self.sybils[s].join.as_mut() else {
+            return;
+        };
+        let next = join.next_to_query();
+        if next.is_empty() && join.is_done() {
+            self.sybils[s].join = None;
+            return;
+        }
+        let id = self.sybils[s].id;
+        for n in next {
+            let method = Method::FindNode {
+                target: id,
+                want: Want::default(),
+            };
+            self.sybil_query(s, n.addr, method);
+        }
+    }
+
+    fn sybil_query(&mut self, s: usize, to: SocketAddr, method: Method) {
+        let sy = &mut self.sybils[s];
+        sy.next_tid = sy.next_tid.wrapping_add(1);
+        let msg = Message {
+            transaction_id: sy.next_tid.to_be_bytes().to_vec(),
+            version: None,
+            read_only: false,
+            requester_ip: None,
+            body: Body::Query(Query { id: sy.id, method }),
+        };
+        self.send(SYBIL_BIT | s as u32, to, msg.to_bytes());
+    }
+
+    /// The K Sybils closest to `target`, other than `except`.
+    fn sybils_closest(&self, target: &Id, except: usize) -> Vec<NodeInfo> {
+        crate::global::closest_in(&self.sybil_sorted, target, self.cfg.k + 1)
+            .into_iter()
+            .filter(|&t| t as usize != except)
+            .take(self.cfg.k)
+            .map(|t| NodeInfo {
+                id: self.sybils[t as usize].id,
+                addr: Sim::sybil_addr(t as usize),
+            })
+            .collect()
+    }
+
+    /// A datagram from event-queue index `from` reached Sybil `s`.
+    fn sybil_receive(&mut self, from: u32, s: usize, payload: &[u8]) {
+        // Whatever does not decode gets silence: a Sybil has no reason to help.
+        let Ok(msg) = krpc::decode(payload) else {
+            return;
+        };
+        let from_addr = Sim::addr_of_index(from);
+        let q = match msg.body {
+            Body::Query(q) => q,
+            Body::Response(r) => {
+                // A reply to the Sybil's join: learn honest nodes only (the Sybil
+                // knows the others already) and go on.
+                let honest: Vec<NodeInfo> = r
+                    .nodes
+                    .into_iter()
+                    .filter(|n| self.index_of(&n.addr).is_some_and(|i| i & SYBIL_BIT == 0))
+                    .collect();
+                let Some(join) = self.sybils[s].join.as_mut() else {
+                    return;
+                };
+                if !join.addr_matches(&r.id, &from_addr) {
+                    return;
+                }
+                let Some(depth) = join.on_response(&r.id, None) else {
+                    return;
+                };
+                for n in honest {
+                    join.add(n, depth + 1);
+                }
+                self.sybil_drive_join(s);
+                return;
+            }
+            Body::Error(_) => return,
+        };
+        let id = self.sybils[s].id;
+        let mut r = Response {
+            id,
+            ..Response::default()
+        };
+        let body = match q.method {
+            Method::Ping | Method::Put(_) | Method::AnnouncePeer { .. } => Body::Response(r),
+            Method::FindNode { target, .. } => {
+                r.nodes = self.sybils_closest(&target, s);
+                Body::Response(r)
+            }
+            Method::GetPeers { info_hash, .. } => {
+                r.nodes = self.sybils_closest(&info_hash, s);
+                r.token = Some(SYBIL_TOKEN.to_vec());
+                Body::Response(r)
+            }
+            Method::Get { target, .. } => {
+                r.nodes = self.sybils_closest(&target, s);
+                r.token = Some(SYBIL_TOKEN.to_vec());
+                Body::Response(r)
+            }
+            Method::SampleInfohashes { target, .. } => {
+                r.nodes = self.sybils_closest(&target, s);
+                r.samples = Some(Vec::new());
+                r.interval = Some(300);
+                r.num = Some(0);
+                Body::Response(r)
+            }
+            Method::Unknown { .. } => Body::Error(ErrorBody {
+                code: krpc::code::METHOD_UNKNOWN,
+                message: "method unknown".into(),
+            }),
+        };
+        let reply = Message {
+            transaction_id: msg.transaction_id,
+            version: None,
+            read_only: false,
+            requester_ip: None,
+            body,
+        };
+        self.send(SYBIL_BIT | s as u32, from_addr, reply.to_bytes());
     }
 }

@@ -1,0 +1,85 @@
+//! Sybil attacks through the simulator's library API: a fifth of a 1,000-node network
+//! played by adversaries (see `Sim::add_sybil`), and what S/Kademlia's disjoint paths
+//! (`Config::disjoint_paths`) buy the gets. Every assertion names its seed;
+//! `cargo run --release -p dht-sim -- --nodes 1000 --lookups 300 --sybil 0.2
+//! --disjoint D --seed S` replays a run.
+
+use dht_sim::{Experiment, Report, SimConfig, SybilAttack, SybilPlacement};
+
+const NODES: usize = 1000;
+const ITEMS: usize = 300;
+
+fn attacked(seed: u64, disjoint: usize, placement: SybilPlacement) -> Report {
+    let mut cfg = SimConfig::new(NODES, seed);
+    cfg.disjoint_paths = disjoint;
+    let mut exp = Experiment::new(cfg, ITEMS);
+    exp.sybil = Some(SybilAttack {
+        fraction: 0.2,
+        placement,
+    });
+    dht_sim::run(&exp, |_| {})
+}
+
+/// 20% Sybils at random ids (S/Kademlia's setting). With d = 4 the gets find 99% of
+/// the items that honest nodes hold, where the plain lookup loses several percent.
+///
+/// The aim "get_success >= 0.99" over *all* items is not asserted here: dht-core runs
+/// puts (and announces) over one path (`disjoint_paths` covers get and get_peers
+/// only), so a put whose lookup runs into a Sybil ends among Sybils only, which ack
+/// it and store nothing; 3 to 7% of the items never reach an honest node and no get
+/// can find them (`stored_honest`). See `aim_every_item_found_with_four_paths`.
+#[test]
+fn four_disjoint_paths_find_what_honest_nodes_hold() {
+    let seed = 31;
+    let plain = attacked(seed, 1, SybilPlacement::Random);
+    let four = attacked(seed, 4, SybilPlacement::Random);
+    for r in [&plain, &four] {
+        assert_eq!(r.sybil_nodes, NODES / 5, "seed {seed}: {r:?}");
+        assert_eq!(r.datagrams_oversize, 0, "seed {seed}");
+        // The Sybils are as well known as honest nodes: about their share of entries.
+        let share = r.sybil_in_tables.unwrap_or(0.0);
+        assert!(
+            (0.1..0.3).contains(&share),
+            "seed {seed}: Sybils hold {share} of the table entries"
+        );
+    }
+    // Same network, same puts: only the gets differ.
+    assert_eq!(plain.stored_honest, four.stored_honest, "seed {seed}");
+    let stored4 = four.get_success_stored.unwrap_or(0.0);
+    let stored1 = plain.get_success_stored.unwrap_or(0.0);
+    assert!(
+        stored4 >= 0.99,
+        "seed {seed}: d = 4 found {stored4} of the items honest nodes hold"
+    );
+    assert!(
+        stored4 > stored1,
+        "seed {seed}: d = 4 ({stored4}) no better than d = 1 ({stored1})"
+    );
+    let (g4, g1) = (
+        four.get_success.unwrap_or(0.0),
+        plain.get_success.unwrap_or(0.0),
+    );
+    assert!(g4 > g1, "seed {seed}: get_success d = 4 {g4}, d = 1 {g1}");
+}
+
+/// The aim as stated: 99% of all gets succeed with d = 4 at 20% random
+/// Sybils. It fails today (seed 31: 0.967, bounded by `stored_honest`) because
+/// dht-core's puts use a single lookup path; un-ignore once puts take disjoint paths.
+#[test]
+#[ignore = "dht-core puts use one path: items lost to Sybils at put time (see module doc)"]
+fn aim_every_item_found_with_four_paths() {
+    let seed = 31;
+    let r = attacked(seed, 4, SybilPlacement::Random);
+    let got = r.get_success.unwrap_or(0.0);
+    assert!(got >= 0.99, "seed {seed}: get_success {got}: {r:?}");
+}
+
+#[test]
+fn one_seed_one_attack() {
+    let a = attacked(32, 4, SybilPlacement::Adjacent);
+    let b = attacked(32, 4, SybilPlacement::Adjacent);
+    assert_eq!(a.event_hash, b.event_hash, "seed 32 twice");
+    assert_eq!(a.get_success, b.get_success, "seed 32 twice");
+    assert_eq!(a.sybil_nodes, NODES / 5, "seed 32");
+    assert_eq!(a.sybil_placement, Some("adjacent"));
+}

@@ -775,7 +775,6 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 Wake::Timer => self.on_timer(),
             }
         }
-        self.rx.close();
         self.node.save_routing(now());
         // A persistent store must hold the final snapshot and every acknowledged
         // write before the process exits, not whenever its background flush runs.
@@ -783,6 +782,9 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             tracing::warn!(error = %e, "cannot flush the store at shutdown");
         }
         self.flush().await;
+        // Closed only now: `Dht::shutdown` returns when it is, and by then what the
+        // node kept must be saved.
+        self.rx.close();
         tracing::debug!("node stopped");
     }
 

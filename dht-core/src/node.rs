@@ -1948,7 +1948,7 @@ impl RttEstimator {
                 self.rttvar = rtt / 2;
             }
             Some(s) => {
-                let dev = if s > rtt { s - rtt } else { rtt - s };
+                let dev = s.abs_diff(rtt);
                 self.rttvar = (self.rttvar * 3 + dev) / 4;
                 self.srtt = Some((s * 7 + rtt) / 8);
             }

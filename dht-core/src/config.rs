@@ -77,8 +77,12 @@ pub struct Config {
     pub read_only: bool,
     /// `v` in our messages (4 bytes by convention).
     pub version: Option<[u8; 4]>,
-    /// How long to wait for a reply before counting a timeout.
+    /// The longest wait for a reply before counting a timeout (also the wait before any
+    /// round trip has been measured).
     pub request_timeout: Duration,
+    /// The shortest wait for a reply, however fast the measured round trips (the wait
+    /// adapts between the two: smoothed RTT + 4 x its deviation).
+    pub min_request_timeout: Duration,
     /// Silence after which a node is questionable (BEP 5: 15 minutes).
     pub questionable_after: Duration,
     /// Failed queries in a row that make a node bad.
@@ -122,6 +126,7 @@ impl Default for Config {
             read_only: false,
             version: Some(*b"RS\x00\x01"),
             request_timeout: Duration::from_secs(2),
+            min_request_timeout: Duration::from_millis(250),
             questionable_after: Duration::from_secs(15 * 60),
             max_failures: 2,
             bucket_refresh: Duration::from_secs(15 * 60),

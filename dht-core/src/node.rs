@@ -194,6 +194,7 @@ struct Pending {
     to: SocketAddr,
     node_id: Option<Id>,
     purpose: Purpose,
+    sent: Instant,
     deadline: Instant,
 }
 
@@ -303,6 +304,7 @@ pub struct Node<S: Store> {
     stats: NodeStats,
     limiter: RateLimiter,
     reply_budget: ByteBudget,
+    rtt: RttEstimator,
     /// BEP 42 votes: our address as responders saw it -> the /24s (/64s) that said so.
     votes: BTreeMap<IpAddr, BTreeSet<[u8; 8]>>,
     external_ip: Option<IpAddr>,
@@ -372,6 +374,7 @@ impl<S: Store> Node<S> {
             stats,
             limiter: RateLimiter::new(),
             reply_budget: ByteBudget::default(),
+            rtt: RttEstimator::default(),
             votes: BTreeMap::new(),
             external_ip: None,
         }
@@ -946,6 +949,16 @@ impl<S: Store> Node<S> {
         })
     }
 
+    /// How long to wait for a reply: adapted to the round trips measured so far
+    /// (smoothed RTT + 4 x deviation, as TCP does), within
+    /// [`Config::min_request_timeout`, `Config::request_timeout`]. A lost datagram then
+    /// costs a few round trips instead of the full timeout.
+    fn request_timeout(&self) -> Duration {
+        let max = self.config.request_timeout;
+        let min = self.config.min_request_timeout.min(max);
+        self.rtt.timeout().map_or(max, |t| t.clamp(min, max))
+    }
+
     fn take_buf(&mut self) -> Vec<u8> {
         self.pool.pop().unwrap_or_else(|| Vec::with_capacity(512))
     }
@@ -983,13 +996,14 @@ impl<S: Store> Node<S> {
         let mut buf = self.take_buf();
         msg.encode(&mut buf);
         self.push_transmit(to, buf);
-        let deadline = now + self.config.request_timeout;
+        let deadline = now + self.request_timeout();
         self.pending.insert(
             tid,
             Pending {
                 to,
                 node_id,
                 purpose,
+                sent: now,
                 deadline,
             },
         );
@@ -1020,6 +1034,7 @@ impl<S: Store> Node<S> {
             return;
         };
         self.timers.remove(&(p.deadline, tid));
+        self.rtt.sample(now.saturating_duration_since(p.sent));
         let resp = match reply {
             Ok(r) => r,
             Err(e) => {
@@ -1915,4 +1930,32 @@ fn merged_closest(paths: &[Candidates], k: usize) -> Vec<(NodeInfo, u32, Option<
     all.dedup_by_key(|(n, _, _)| n.id);
     all.truncate(k);
     all
+}
+
+/// Smoothed round-trip time over every reply (RFC 6298's estimator, one for the node:
+/// a DHT talks to each peer too rarely for per-peer estimates).
+#[derive(Clone, Copy, Debug, Default)]
+struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+}
+
+impl RttEstimator {
+    fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(s) => {
+                let dev = s.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + dev) / 4;
+                self.srtt = Some((s * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.srtt.map(|s| s + self.rttvar * 4)
+    }
 }

@@ -62,9 +62,10 @@
 //!
 //! With `--sybil` the find_node phase and `--fail` are skipped: the run puts L items
 //! from honest nodes (one every 5 ms), then gets each from a random honest node.
-//! dht-core runs puts over one path whatever `--disjoint` says, so a put whose lookup
-//! meets a Sybil can end among Sybils only: `stored_honest` tells how many items
-//! survived the puts, and `get_success_stored` judges the gets on those alone.
+//! Puts take the same `--disjoint` paths as gets (a put over one path that meets a
+//! Sybil can end among Sybils only, which ack it and store nothing): `stored_honest`
+//! tells how many items reached an honest node, and `get_success_stored` judges the
+//! gets on those alone.
 //!
 //! ## What the figures mean
 //! - `found_k_closest`: for each lookup, the fraction of the true K closest live nodes

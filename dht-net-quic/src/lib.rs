@@ -119,6 +119,11 @@ pub struct QuicConfig {
     /// Most incoming connections (in handshake or established) from one IPv4
     /// address or one IPv6 /64 (8: a few nodes behind one NAT, not a flood).
     pub max_connections_per_ip: usize,
+    /// Loopback, private and link-local sources are exempt from
+    /// `max_connections_per_ip` (true), as they are from the core's per-IP defenses
+    /// (`dht_core::defense::Defense::exempt_local`): a testnet on 127.0.0.1 runs every
+    /// node from one address.
+    pub exempt_local: bool,
     /// Most messages to a peer queued behind its handshake (16); more are dropped.
     pub pending_per_peer: usize,
     /// Received messages waiting for [`Transport::recv_batch`] (4096); more are
@@ -145,6 +150,7 @@ impl Default for QuicConfig {
             handshake_timeout: Duration::from_secs(5),
             max_handshakes: 64,
             max_connections_per_ip: 8,
+            exempt_local: true,
             pending_per_peer: 16,
             recv_queue: 4096,
             max_streams_per_connection: 16,
@@ -766,7 +772,8 @@ impl SourceGuard {
         let source = source_of(ip);
         let mut map = shared.per_source.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(source).or_insert(0);
-        if *n >= shared.cfg.max_connections_per_ip {
+        let exempt = shared.cfg.exempt_local && dht_core::defense::is_local(ip);
+        if *n >= shared.cfg.max_connections_per_ip && !exempt {
             return None;
         }
         *n += 1;

@@ -68,8 +68,8 @@ struct Cli {
     /// and everything else with --store sled. Created if missing.
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// QUIC: most connections accepted from one IPv4 address or IPv6 /64. Raise it
-    /// for many nodes behind one address (a test network on loopback).
+    /// QUIC: most connections accepted from one public IPv4 address or IPv6 /64
+    /// (loopback and private sources are exempt, so a loopback testnet needs no change).
     #[arg(long, global = true, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     quic_max_conns_per_ip: u16,
     /// Address to bind (repeatable; at most one IPv4 and one IPv6).

@@ -326,7 +326,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
     let bootstrap_ms = joined.elapsed().as_millis() as u64;
 
-    let mut seed_rng = Rng(cli.seed ^ 0x5eed_0f_d47a);
+    let mut seed_rng = Rng(cli.seed ^ 0x5eed_f00d_d47a);
     let keys = (0..KEYS)
         .map(|_| MutableKey {
             key: ed25519_dalek::SigningKey::from_bytes(&seed_rng.bytes()),
@@ -386,10 +386,11 @@ async fn run(cli: Cli) -> Result<(), String> {
     if !cli.quiet {
         progress(&state, begin.elapsed());
     }
-    let s = lock(&state);
-    write_report(&cli, &s, bootstrap_ms, begin.elapsed())
-        .map_err(|e| format!("cannot write {}: {e}", cli.report.display()))?;
-    drop(s);
+    {
+        let s = lock(&state);
+        write_report(&cli, &s, bootstrap_ms, begin.elapsed())
+            .map_err(|e| format!("cannot write {}: {e}", cli.report.display()))?;
+    }
     let _ = dht.shutdown().await;
     Ok(())
 }

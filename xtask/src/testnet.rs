@@ -322,15 +322,15 @@ fn build(config: &TestnetConfig, root: &Path, target_dir: &Path) -> Result<Bins,
         .wait()
         .map_err(|e| Error::Failed(format!("testnet: cargo: {e}")))?;
     if !status.success() {
-        let missing: Vec<&str> = features
+        let missing: Vec<String> = features
             .iter()
-            .copied()
-            .filter(|f| {
-                let name = f.trim_start_matches("dht-node/");
+            .map(|f| f.trim_start_matches("dht-node/"))
+            .filter(|name| {
                 lines
                     .iter()
                     .any(|l| l.contains("feature") && l.contains(name))
             })
+            .map(|name| format!("`{name}`"))
             .collect();
         if !missing.is_empty() {
             return Err(Error::Failed(format!(

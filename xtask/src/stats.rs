@@ -100,6 +100,16 @@ impl SplitMix64 {
         SplitMix64(hasher.finish())
     }
 
+    /// A generator that replays the same sequence for the same seed (`testnet --seed`).
+    pub fn seeded(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    /// Uniform enough in `0..n` for picking nodes (`n` is far below 2^64); `n` must not be 0.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;

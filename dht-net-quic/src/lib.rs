@@ -105,10 +105,13 @@ pub struct QuicConfig {
     /// 1024: about the routing table of a busy node (160 buckets are never all full)
     /// plus the peers of lookups in flight, at tens of kB of state each.
     pub max_connections: usize,
-    /// A connection with no traffic for this long is closed (and re-handshaken on
-    /// the next message). 30 s covers a lookup and its follow-up writes, while
-    /// routing-table pings every 15 minutes would not keep thousands of idle
-    /// connections alive for nothing.
+    /// A connection that has heard nothing from its peer for this long is closed (and
+    /// re-handshaken on the next message). 10 s covers a lookup and its follow-up
+    /// writes; it is also how long a connection to a peer that died (or restarted at
+    /// the same address without contacting us) swallows messages: in a testnet under
+    /// churn 30 s cost every lookup near a restarted node two timeouts for half a
+    /// minute. Routing-table pings every 15 minutes would not keep connections alive
+    /// anyway, so a new handshake (one round trip) is the usual price either way.
     pub idle_timeout: Duration,
     /// Give up on a handshake (either direction) after this long. 5 s: the core's
     /// request timeout is 2 s, so a slower handshake is useless anyway.
@@ -146,7 +149,7 @@ impl Default for QuicConfig {
     fn default() -> Self {
         QuicConfig {
             max_connections: 1024,
-            idle_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(5),
             max_handshakes: 64,
             max_connections_per_ip: 8,
@@ -559,13 +562,15 @@ impl Shared {
     }
 
     /// Files a connection whose handshake just completed, and sends what waited
-    /// for it. A connection to a peer that already has a live one stays out of the
-    /// cache (both ends opened at once); it still delivers until it idles out.
+    /// for it. The newest handshake wins the cache entry: a peer that restarted at the
+    /// same address (a new process, often a new key) is only reachable on the new
+    /// connection, while the old one would swallow replies until it idled out. The
+    /// replaced connection is not closed: when both ends opened at once it is alive
+    /// and still delivers until it idles out.
     fn established(&self, conn: &Connection) {
         let to = conn.remote_address();
         let mut cache = self.cache();
         let (queued, evicted) = match cache.map.get_mut(&to).map(|e| &mut e.slot) {
-            Some(Slot::Ready(old)) if old.close_reason().is_none() => return,
             Some(Slot::Connecting(queue)) => {
                 let queued = std::mem::take(queue);
                 cache.touch(&to);

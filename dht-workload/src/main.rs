@@ -72,6 +72,9 @@ struct Cli {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Transport of the testnet: `udp`, or `quic` (needs the `quic` feature).
+    #[arg(long, default_value = "udp", value_parser = ["udp", "quic"])]
+    transport: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,9 +288,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// Starts the handle on the testnet's transport.
+fn spawn(builder: dht_node::DhtBuilder, cli: &Cli) -> std::io::Result<Dht> {
+    if cli.transport == "quic" {
+        #[cfg(feature = "quic")]
+        {
+            let key = dht_net_quic::generate_key();
+            let t = dht_net_quic::QuicTransport::bind(
+                &[cli.listen],
+                key,
+                dht_net_quic::QuicConfig::default(),
+            )?;
+            // Over QUIC a node's id must be the one derived from its key.
+            let builder =
+                builder.id_policy(dht_node::dht_core::IdPolicy::PublicKey(t.public_key()));
+            return builder.spawn_with(t, dht_store_mem::MemStore::new());
+        }
+        #[cfg(not(feature = "quic"))]
+        return Err(std::io::Error::other("built without the `quic` feature"));
+    }
+    builder.spawn()
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     let republish = Duration::from_secs(cli.republish);
-    let dht = Dht::builder()
+    let builder = Dht::builder()
         .listen(cli.listen)
         .read_only(true)
         .request_timeout(Duration::from_millis(
@@ -296,9 +321,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         .republish(Some(RepublishIntervals {
             items: republish,
             announces: republish.min(ANNOUNCE_REPUBLISH),
-        }))
-        .spawn()
-        .map_err(|e| format!("cannot bind {}: {e}", cli.listen))?;
+        }));
+    let dht = spawn(builder, &cli).map_err(|e| format!("cannot bind {}: {e}", cli.listen))?;
 
     let joined = Instant::now();
     let mut tries = 0;

@@ -284,6 +284,7 @@ fn build(config: &TestnetConfig, root: &Path, target_dir: &Path) -> Result<Bins,
     let mut features = Vec::new();
     if config.transport == Transport::Quic {
         features.push("dht-node/quic");
+        features.push("dht-workload/quic");
     }
     if config.store == Store::Sled {
         features.push("dht-node/sled");
@@ -589,6 +590,9 @@ impl Testnet {
             None => SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         };
         let mut cmd = Command::new(&self.bins.workload);
+        if config.transport == Transport::Quic {
+            cmd.arg("--transport").arg("quic");
+        }
         cmd.arg("--bootstrap")
             .arg(seeds.join(","))
             .arg("--listen")

@@ -132,6 +132,10 @@ pub struct Report {
     pub latency_us: Histogram,
     /// CPU time this process used during the load phase.
     pub load_cpu: Option<Duration>,
+    /// CPU time the target used during the load phase (with a target pid): per answer,
+    /// the cost of a request on the target, which a busy machine disturbs less than
+    /// the rate.
+    pub target_cpu: Option<Duration>,
     /// Target resident memory before the first connection, after the last, and at the
     /// end of the hold (bytes).
     pub target_rss_before: Option<u64>,
@@ -188,6 +192,13 @@ impl Report {
 
     /// The share of one CPU the load generator used during the load phase. Near 1 it
     /// was the bottleneck (it runs on one thread), and the target may sustain more.
+    /// Target CPU time per answer in the load phase (µs).
+    pub fn target_cpu_us_per_answer(&self) -> Option<f64> {
+        let cpu = self.target_cpu?;
+        (self.answered_in_window > 0)
+            .then(|| cpu.as_secs_f64() * 1e6 / self.answered_in_window as f64)
+    }
+
     pub fn load_cpu_utilisation(&self) -> Option<f64> {
         let secs = self.elapsed.as_secs_f64();
         self.load_cpu
@@ -214,6 +225,7 @@ impl Report {
              first request in round trips  {}\n\
              target RSS MiB  before {}   after {}   after hold {}   per connection {}\n\
              own RSS per connection  {}\n\
+             target cpu  {}\n\
              load cpu    {}",
             config.target,
             config.query,
@@ -247,6 +259,14 @@ impl Report {
             mib(self.target_rss_after_hold),
             opt(self.target_rss_per_connection(), " B"),
             opt(self.own_rss_per_connection(), " B"),
+            match (self.target_cpu, self.target_cpu_us_per_answer()) {
+                (Some(cpu), Some(per)) => format!(
+                    "{:.2} s, {:.0} % of one CPU, {per:.2} µs per answer",
+                    cpu.as_secs_f64(),
+                    100.0 * cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(1e-9)
+                ),
+                _ => "-".to_string(),
+            },
             match (self.load_cpu, self.load_cpu_utilisation()) {
                 (Some(cpu), Some(share)) => format!(
                     "{:.2} s, {:.0} % of one CPU{}",
@@ -285,6 +305,7 @@ impl Report {
              \"target_rss_before_bytes\":{},\"target_rss_after_bytes\":{},\
              \"target_rss_after_hold_bytes\":{},\"target_rss_per_connection_bytes\":{},\
              \"own_rss_per_connection_bytes\":{},\
+             \"target_cpu_s\":{},\"target_cpu_us_per_answer\":{},\
              \"load_cpu_s\":{},\"load_cpu_utilisation\":{}}}",
             config.target,
             config.query,
@@ -317,6 +338,8 @@ impl Report {
             u(self.target_rss_after_hold),
             f(self.target_rss_per_connection(), 0),
             f(self.own_rss_per_connection(), 0),
+            f(self.target_cpu.map(|c| c.as_secs_f64()), 2),
+            f(self.target_cpu_us_per_answer(), 2),
             f(self.load_cpu.map(|c| c.as_secs_f64()), 2),
             f(self.load_cpu_utilisation(), 3),
         )
@@ -604,6 +627,7 @@ async fn load_phase(config: &LoadConfig, conns: &[Rc<Conn>], report: &mut Report
     let start = Instant::now();
     let deadline = start + config.duration;
     let cpu_start = stats::process_cpu_time();
+    let target_cpu_start = config.target_pid.and_then(stats::cpu_time);
     let mut tasks = Vec::with_capacity(n);
     for (i, conn) in conns.iter().enumerate() {
         // Spread the window as evenly as it divides; with more connections than
@@ -655,6 +679,10 @@ async fn load_phase(config: &LoadConfig, conns: &[Rc<Conn>], report: &mut Report
     report.answered_in_window = shared.borrow().answered();
     if let (Some(a), Some(b)) = (cpu_start, stats::process_cpu_time()) {
         report.load_cpu = Some(b.saturating_sub(a));
+    }
+    let target_cpu_end = config.target_pid.and_then(stats::cpu_time);
+    if let (Some(a), Some(b)) = (target_cpu_start, target_cpu_end) {
+        report.target_cpu = Some(b.saturating_sub(a));
     }
     report.elapsed = config.duration;
     for t in tasks {

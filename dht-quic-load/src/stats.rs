@@ -86,11 +86,21 @@ impl Histogram {
     }
 }
 
-/// CPU time (user + system) this process has used, from `/proc/self/stat`; `None` off
-/// Linux. std has no getrusage and the workspace forbids unsafe code, so /proc it is.
-/// Resolution 10 ms.
+/// CPU time (user + system) this process has used; `None` off Linux.
 pub fn process_cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    cpu_time_of("self")
+}
+
+/// CPU time (user + system) process `pid` has used, all threads together; `None` off
+/// Linux or for a process that is gone.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    cpu_time_of(&pid.to_string())
+}
+
+/// Reads `/proc/PID/stat`: std has no getrusage and the workspace forbids unsafe code,
+/// and another process's time is only in /proc anyway. Resolution 10 ms.
+fn cpu_time_of(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces or ')': count fields after the last ')'.
     let mut rest = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
     // utime and stime are fields 14 and 15 of proc(5): the 12th and 13th after the name.
@@ -156,6 +166,8 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(rss_bytes(std::process::id()).unwrap() > 0);
             assert!(rss_bytes(u32::MAX).is_err());
+            assert!(cpu_time(std::process::id()).is_some());
+            assert!(process_cpu_time().is_some());
         }
     }
 }

@@ -87,6 +87,7 @@ fn loads_a_quic_node_and_every_request_is_accounted_for() {
     assert_eq!(report.latency_us.len(), report.answered(), "{text}");
     assert!(report.answered_in_window <= report.answered(), "{text}");
     assert!(report.target_rss_per_connection().is_some(), "{text}");
+    assert!(report.target_cpu.is_some(), "{text}");
     let json = report.to_json(&config);
     assert!(json.starts_with("{\"transport\":\"quic\"") && json.ends_with('}'));
     assert!(!json.contains('\n'));

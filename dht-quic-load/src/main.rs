@@ -113,6 +113,10 @@ fn main() -> ExitCode {
         target_pid: cli.target_pid,
         progress: !cli.quiet,
     };
+    // Checked before the banner, so that a bad flag's line is the first on stderr.
+    if let Err(e) = dht_quic_load::validate(&config) {
+        return fail(e);
+    }
     if !cli.quiet {
         eprintln!(
             "quic-load: {} {} for {:.1} s, {} in flight over {} QUIC connections",
@@ -133,11 +137,17 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(LoadError::Invalid(m)) => {
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: LoadError) -> ExitCode {
+    match e {
+        LoadError::Invalid(m) => {
             eprintln!("error: {m}\nRun `dht-quic-load --help` for the options.");
             ExitCode::from(EXIT_USAGE)
         }
-        Err(LoadError::Failed(m)) => {
+        LoadError::Failed(m) => {
             eprintln!("error: {m}");
             ExitCode::FAILURE
         }

@@ -9,6 +9,7 @@
 //! match arm in `main`.
 
 mod echo;
+mod fill;
 mod krpc;
 mod load;
 mod stats;
@@ -43,6 +44,7 @@ COMMANDS:
     testnet Run many DHT nodes on this machine under churn, with a workload through them
     load    Send KRPC queries to one DHT node and report its rate and latency
     echo    Run a bare UDP echo server, the baseline that `load` is measured against
+    fill    Give a node under test a full routing table (contacts on this machine)
     help    Print this text, or `help <COMMAND>` for that command's options
 
 `cargo xtask <COMMAND> --help` prints the options of a command.";
@@ -62,6 +64,8 @@ reported apart), y=q our own query returned by `cargo xtask echo` (answered, rep
 
 OPTIONS:
     --target HOST:PORT   The node to load (required). Use loopback or a node you run.
+    --transport KIND     udp | quic. quic runs the dht-quic-load binary (built on first
+                         use): --sockets are then QUIC connections      [default: udp]
     --query KIND         ping | find_node | get_peers | get (BEP 44)     [default: ping]
     --concurrency C      Requests in flight, over all sockets            [default: 256]
     --duration SECS      How long to send; then in-flight requests are
@@ -90,6 +94,26 @@ PINNING:
         taskset -c 0 target/release/xtask echo --listen 127.0.0.1:7000 &
         taskset -c 1 cargo xtask load --target 127.0.0.1:7000 --duration 10
     --threads defaults to the CPUs allowed by taskset, so this runs one load thread.";
+
+const FILL_USAGE: &str = "\
+cargo xtask fill: give one DHT node a routing table like one on the live DHT
+
+USAGE:
+    cargo xtask fill --target HOST:PORT [--buckets B] [--per-bucket K] [--seconds S]
+
+Opens B x K UDP sockets on loopback, each a contact whose id shares 0, 1, ..., B-1 leading
+bits with the target's id (K per bucket), introduces each with one find_node (not read-only),
+and answers the pings the target sends before it admits a contact, for S seconds. The target
+then has about B x K entries (192 by default), as a node on the live DHT does, so that
+`cargo xtask load` measures find_node and get_peers with real replies. The target must
+exempt loopback from its per-IP caps (dht-node does by default).
+
+OPTIONS:
+    --target HOST:PORT   The node to fill (required; loopback)
+    --buckets B          Buckets to fill, from the farthest                [default: 24]
+    --per-bucket K       Contacts per bucket (the target's k)             [default: 8]
+    --seconds S          How long to answer the target's pings             [default: 10]
+    -h, --help           Print this help";
 
 const TESTNET_USAGE: &str = "\
 cargo xtask testnet: many dht-node processes on this machine, under churn, with a workload
@@ -162,6 +186,7 @@ fn main() -> ExitCode {
                 Some("testnet") => out!("{TESTNET_USAGE}"),
                 Some("load") => out!("{LOAD_USAGE}"),
                 Some("echo") => out!("{ECHO_USAGE}"),
+                Some("fill") => out!("{FILL_USAGE}"),
                 _ => out!("{USAGE}"),
             }
             Ok(())
@@ -169,6 +194,7 @@ fn main() -> ExitCode {
         Some("testnet") => run_testnet(&rest),
         Some("load") => run_load(&rest),
         Some("echo") => run_echo(&rest),
+        Some("fill") => run_fill(&rest),
         Some(other) => Err(Error::Usage(format!("unknown command `{other}`"), "")),
     };
     match result {
@@ -290,7 +316,11 @@ enum Parsed<T> {
 }
 
 fn run_load(args: &[String]) -> Result<(), Error> {
-    let (config, json) = match parse_load(args)? {
+    let (transport, args) = take_transport(args)?;
+    if transport == "quic" {
+        return run_quic_load(&args);
+    }
+    let (config, json) = match parse_load(&args)? {
         Parsed::Run(run) => run,
         Parsed::Help => {
             out!("{LOAD_USAGE}");
@@ -314,6 +344,87 @@ fn run_load(args: &[String]) -> Result<(), Error> {
         out!("{}", report.to_text(&config));
     }
     Ok(())
+}
+
+/// Splits `--transport udp|quic` off the load arguments.
+fn take_transport(args: &[String]) -> Result<(String, Vec<String>), Error> {
+    let mut transport = "udp".to_string();
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if let Some(v) = a.strip_prefix("--transport=") {
+            transport = v.to_string();
+        } else if a == "--transport" {
+            i += 1;
+            transport = args.get(i).cloned().ok_or_else(|| {
+                Error::Usage("--transport needs a value: udp or quic".into(), "load ")
+            })?;
+        } else {
+            rest.push(a.clone());
+        }
+        i += 1;
+    }
+    match transport.as_str() {
+        "udp" | "quic" => Ok((transport, rest)),
+        other => Err(Error::Usage(
+            format!("--transport must be udp or quic, not `{other}`"),
+            "load ",
+        )),
+    }
+}
+
+/// QUIC load needs quinn, which xtask does not link (it must build fast): the work is
+/// done by the `dht-quic-load` binary, built in release mode and run with the same
+/// options (`--sockets` becomes `--connections`; it runs on one thread).
+fn run_quic_load(args: &[String]) -> Result<(), Error> {
+    let mut mapped = Vec::new();
+    for a in args {
+        if a == "--threads" || a.starts_with("--threads=") {
+            return Err(Error::Usage(
+                "--threads does not apply to --transport quic (one thread drives every connection)"
+                    .into(),
+                "load ",
+            ));
+        }
+        if a == "--sockets" {
+            mapped.push("--connections".to_string());
+        } else if let Some(v) = a.strip_prefix("--sockets=") {
+            mapped.push(format!("--connections={v}"));
+        } else {
+            mapped.push(a.clone());
+        }
+    }
+    let root = testnet::workspace_root();
+    let target = testnet::target_dir(&root);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("load: building dht-quic-load (release)");
+    let status = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "--quiet", "-p", "dht-quic-load"])
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .map_err(|e| Error::Failed(format!("cannot run cargo: {e}")))?;
+    if !status.success() {
+        return Err(Error::Failed(
+            "building dht-quic-load failed (cargo's output is above)".into(),
+        ));
+    }
+    let bin = target
+        .join("release")
+        .join(format!("dht-quic-load{}", std::env::consts::EXE_SUFFIX));
+    let status = std::process::Command::new(&bin)
+        .args(&mapped)
+        .status()
+        .map_err(|e| Error::Failed(format!("cannot run {}: {e}", bin.display())))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(2) => Err(Error::Usage(
+            "dht-quic-load refused the options (above)".into(),
+            "load ",
+        )),
+        _ => Err(Error::Failed("the QUIC load failed (above)".into())),
+    }
 }
 
 /// Returns the settings and whether to print JSON.
@@ -357,6 +468,48 @@ fn parse_load(args: &[String]) -> Result<Parsed<(LoadConfig, bool)>, Error> {
     }
     config.target = target.ok_or_else(|| options.usage("--target is required".into()))?;
     Ok(Parsed::Run((config, json)))
+}
+
+fn run_fill(args: &[String]) -> Result<(), Error> {
+    let mut options = Options::new(args, "fill ");
+    let mut target = None;
+    let mut config = fill::FillConfig {
+        target: SocketAddr::from(([127, 0, 0, 1], 0)),
+        buckets: 24,
+        per_bucket: 8,
+        answer_for: Duration::from_secs(10),
+    };
+    while let Some((name, inline)) = options.next_name() {
+        match name {
+            "-h" | "--help" => {
+                out!("{FILL_USAGE}");
+                return Ok(());
+            }
+            "--target" => target = Some(options.address(name, inline)?),
+            "--buckets" => config.buckets = options.positive(name, inline)?,
+            "--per-bucket" => config.per_bucket = options.positive(name, inline)?,
+            "--seconds" => config.answer_for = options.seconds(name, inline)?,
+            other => return Err(options.usage(format!("unknown option `{other}`"))),
+        }
+    }
+    config.target = target.ok_or_else(|| options.usage("--target is required".into()))?;
+    eprintln!(
+        "fill: {} contacts ({} buckets x {}) for {}, answering pings for {:.0} s",
+        config.buckets * config.per_bucket,
+        config.buckets,
+        config.per_bucket,
+        config.target,
+        config.answer_for.as_secs_f64()
+    );
+    let r = fill::run(&config).map_err(|e| Error::Failed(format!("fill: {e}")))?;
+    out!(
+        "target id {}: {} contacts introduced, {} pinged by the target (admitted), {} pings answered",
+        r.target_id.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        r.contacts,
+        r.contacts_pinged,
+        r.pings_answered
+    );
+    Ok(())
 }
 
 fn run_testnet(args: &[String]) -> Result<(), Error> {

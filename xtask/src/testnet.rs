@@ -251,7 +251,7 @@ fn stdout_line(text: &str) {
     let _ = writeln!(std::io::stdout(), "{text}");
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     // xtask lives one level below the workspace root.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
@@ -259,7 +259,7 @@ fn workspace_root() -> PathBuf {
 
 /// Where cargo puts its output for users of this workspace: CARGO_TARGET_DIR if set
 /// (relative to where we were started, as cargo reads it), else `target/` in the workspace.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => {
             let dir = PathBuf::from(dir);

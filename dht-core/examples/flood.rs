@@ -1,0 +1,372 @@
+//! Two figures about a node under hostile traffic, printed (this is a measurement, not a
+//! test):
+//! 1. memory of a node flooded with queries from 10,000 spoofed source addresses
+//!    (defenses on, loopback exemption off so the 127.x.y.z sources count as public);
+//! 2. amplification: bytes out per byte in for each query type, from a node with a full
+//!    routing table, a stored item and a swarm.
+//!
+//! `cargo run --release -p dht-core --example flood`
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use dht_core::bep44::MutableItem;
+use dht_core::id::Id;
+use dht_core::krpc::{Body, Message, Method, PutArgs, Query, Want};
+use dht_core::store::{
+    RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
+};
+use dht_core::{Config, Node, NodeInfo};
+
+/// Minimal in-memory store (dht-store-mem depends on dht-core, so it cannot be used here).
+#[derive(Default)]
+struct Mem {
+    items: BTreeMap<Id, StoredItem>,
+    peers: BTreeMap<Id, BTreeMap<SocketAddr, UnixMillis>>,
+}
+
+impl Store for Mem {
+    fn get_item(&self, t: &Id) -> Result<Option<StoredItem>, StoreError> {
+        Ok(self.items.get(t).cloned())
+    }
+    fn put_item(&mut self, i: StoredItem) -> Result<(), StoreError> {
+        self.items.insert(i.target, i);
+        Ok(())
+    }
+    fn remove_item(&mut self, t: &Id) -> Result<bool, StoreError> {
+        Ok(self.items.remove(t).is_some())
+    }
+    fn put_peer(&mut self, h: &Id, p: StoredPeer) -> Result<(), StoreError> {
+        self.peers
+            .entry(*h)
+            .or_default()
+            .insert(p.addr, p.expires_at);
+        Ok(())
+    }
+    fn get_peers(&self, h: &Id) -> Result<Vec<StoredPeer>, StoreError> {
+        Ok(self
+            .peers
+            .get(h)
+            .map(|m| {
+                m.iter()
+                    .map(|(a, e)| StoredPeer {
+                        addr: *a,
+                        expires_at: *e,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+    fn remove_peer(&mut self, h: &Id, a: &SocketAddr) -> Result<bool, StoreError> {
+        Ok(self.peers.get_mut(h).is_some_and(|m| m.remove(a).is_some()))
+    }
+    fn info_hashes(&self, s: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
+        Ok(self
+            .peers
+            .range(s..)
+            .chain(self.peers.range(..s))
+            .map(|(k, _)| *k)
+            .take(max)
+            .collect())
+    }
+    fn counts(&self) -> Result<StoreCounts, StoreError> {
+        Ok(StoreCounts {
+            items: self.items.len(),
+            info_hashes: self.peers.len(),
+            peers: self.peers.values().map(|m| m.len()).sum(),
+        })
+    }
+    fn expire(&mut self, _: UnixMillis) -> Result<(usize, usize), StoreError> {
+        Ok((0, 0))
+    }
+    fn save_routing(&mut self, _: &RoutingSnapshot) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn load_routing(&self) -> Result<Option<RoutingSnapshot>, StoreError> {
+        Ok(None)
+    }
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn query(id: Id, t: u32, method: Method) -> Vec<u8> {
+    Message {
+        transaction_id: t.to_be_bytes().to_vec(),
+        version: None,
+        read_only: false,
+        requester_ip: None,
+        body: Body::Query(Query { id, method }),
+    }
+    .to_bytes()
+}
+
+fn spoofed(i: u32) -> SocketAddr {
+    SocketAddr::from(([127, 1 + (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881))
+}
+
+fn flood() {
+    let t0 = Instant::now();
+    let mut cfg = Config::with_seed(1);
+    cfg.defense.exempt_local = false;
+    let mut node = Node::new(cfg, Mem::default(), t0, 1_800_000_000_000);
+    let before = rss_bytes();
+    let mut sent_back = 0usize;
+    // Each source sends a burst: find_node, get_peers, an announce with a bad token and
+    // a ping, 10 rounds, all within one second (the node sees a new address each time).
+    for round in 0..10u32 {
+        for i in 0..10_000u32 {
+            let now = t0 + Duration::from_micros((round * 10_000 + i) as u64 * 10);
+            let from = spoofed(i);
+            let id = Id::sha1(&i.to_be_bytes());
+            let m = match i % 4 {
+                0 => Method::FindNode {
+                    target: id,
+                    want: Want::default(),
+                },
+                1 => Method::GetPeers {
+                    info_hash: id,
+                    want: Want::default(),
+                },
+                2 => Method::AnnouncePeer {
+                    info_hash: id,
+                    port: 1,
+                    token: b"bad".to_vec(),
+                    implied_port: false,
+                },
+                _ => Method::Ping,
+            };
+            node.handle_datagram(now, from, None, &query(id, round, m));
+            while let Some(t) = node.poll_transmit() {
+                sent_back += t.payload.len();
+            }
+        }
+        node.handle_timeout(t0 + Duration::from_millis(100 * (round as u64 + 1)));
+        while node.poll_transmit().is_some() {}
+    }
+    let after = rss_bytes();
+    let s = node.stats();
+    println!("flood from 10,000 spoofed addresses, 100,000 queries in 1 s:");
+    println!(
+        "  node memory growth {:.1} KiB (RSS {} -> {} bytes); routing entries v4 {}, replacement cache {}",
+        (after.saturating_sub(before)) as f64 / 1024.0,
+        before,
+        after,
+        node.routing_table(dht_core::Family::V4).len(),
+        node.routing_table(dht_core::Family::V4).replacement_len()
+    );
+    println!(
+        "  answered {} queries, rate-limited {}, banned {}, reply budget dropped {}, bytes sent {}",
+        s.queries_answered, s.rate_limited, s.banned, s.budget_dropped, sent_back
+    );
+}
+
+fn amplification() {
+    let t0 = Instant::now();
+    let mut node = Node::new(Config::with_seed(2), Mem::default(), t0, 1_800_000_000_000);
+    // A full table: 8 contacts in each of 24 buckets, admitted by answering pings.
+    let own = node.id();
+    let mut rng_state = 7u64;
+    let mut next = || {
+        rng_state = rng_state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        rng_state
+    };
+    let mut contacts = Vec::new();
+    for b in 0..24 {
+        for j in 0..8u32 {
+            let mut raw = [0u8; 20];
+            for chunk in raw.chunks_mut(8) {
+                let v = next().to_be_bytes();
+                chunk.copy_from_slice(&v[..chunk.len()]);
+            }
+            let mut id = Id(raw);
+            for bit in 0..=b {
+                let (byte, mask) = (bit / 8, 0x80u8 >> (bit % 8));
+                let want = if bit == b {
+                    !own.0[byte] & mask
+                } else {
+                    own.0[byte] & mask
+                };
+                id.0[byte] = (id.0[byte] & !mask) | want;
+            }
+            contacts.push(NodeInfo {
+                id,
+                addr: SocketAddr::from(([10, 9, b as u8, j as u8 + 1], 6881)),
+            });
+        }
+    }
+    for c in &contacts {
+        node.handle_datagram(t0, c.addr, None, &query(c.id, 1, Method::Ping));
+        while let Some(t) = node.poll_transmit() {
+            if let Ok(m) = dht_core::krpc::decode(&t.payload) {
+                if let Body::Query(_) = m.body {
+                    let r = Message {
+                        transaction_id: m.transaction_id,
+                        version: None,
+                        read_only: false,
+                        requester_ip: None,
+                        body: Body::Response(dht_core::krpc::Response {
+                            id: c.id,
+                            ..Default::default()
+                        }),
+                    };
+                    node.handle_datagram(t0, t.to, None, &r.to_bytes());
+                }
+            }
+        }
+    }
+    // A swarm of 100 peers and a mutable item with a 1000-byte value.
+    let ih = Id::sha1(b"swarm");
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let mut value = b"996:".to_vec();
+    value.extend(std::iter::repeat_n(b'v', 996));
+    let item = MutableItem::sign(&key, b"", 1, &value);
+    for i in 0..100u32 {
+        let from = SocketAddr::from(([10, 8, (i >> 8) as u8, i as u8], 7000));
+        node.handle_datagram(
+            t0,
+            from,
+            None,
+            &query(
+                Id([1; 20]),
+                1,
+                Method::GetPeers {
+                    info_hash: ih,
+                    want: Want::default(),
+                },
+            ),
+        );
+        let token = match node
+            .poll_transmit()
+            .and_then(|t| dht_core::krpc::decode(&t.payload).ok())
+        {
+            Some(Message {
+                body: Body::Response(r),
+                ..
+            }) => r.token.unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        node.handle_datagram(
+            t0,
+            from,
+            None,
+            &query(
+                Id([1; 20]),
+                2,
+                Method::AnnouncePeer {
+                    info_hash: ih,
+                    port: 7000,
+                    token: token.clone(),
+                    implied_port: false,
+                },
+            ),
+        );
+        if i == 0 {
+            let put = Method::Put(PutArgs {
+                token,
+                value: item.value.clone(),
+                mutable: Some(dht_core::krpc::MutablePut {
+                    key: item.key,
+                    signature: item.signature,
+                    seq: 1,
+                    salt: Vec::new(),
+                    cas: None,
+                }),
+            });
+            node.handle_datagram(t0, from, None, &query(Id([1; 20]), 3, put));
+        }
+        while node.poll_transmit().is_some() {}
+    }
+    println!(
+        "amplification (a node with {} contacts, a 100-peer swarm, a 1000-byte item), bytes in -> bytes out:",
+        node.routing_table(dht_core::Family::V4).len()
+    );
+    let stranger = SocketAddr::from(([10, 7, 7, 7], 6881));
+    let cases: Vec<(&str, Method)> = vec![
+        ("ping", Method::Ping),
+        (
+            "find_node",
+            Method::FindNode {
+                target: Id([0x55; 20]),
+                want: Want::default(),
+            },
+        ),
+        (
+            "find_node want n4+n6",
+            Method::FindNode {
+                target: Id([0x55; 20]),
+                want: Want { v4: true, v6: true },
+            },
+        ),
+        (
+            "get_peers (swarm)",
+            Method::GetPeers {
+                info_hash: ih,
+                want: Want::default(),
+            },
+        ),
+        (
+            "get_peers (unknown)",
+            Method::GetPeers {
+                info_hash: Id([0x66; 20]),
+                want: Want::default(),
+            },
+        ),
+        (
+            "get (1000-byte item)",
+            Method::Get {
+                target: item.target(),
+                seq: None,
+                want: Want::default(),
+            },
+        ),
+        (
+            "sample_infohashes",
+            Method::SampleInfohashes {
+                target: Id([0x77; 20]),
+                want: Want::default(),
+            },
+        ),
+        (
+            "announce_peer (bad token)",
+            Method::AnnouncePeer {
+                info_hash: ih,
+                port: 1,
+                token: b"x".to_vec(),
+                implied_port: false,
+            },
+        ),
+    ];
+    for (name, m) in cases {
+        let q = query(Id([9; 20]), 9, m);
+        node.handle_datagram(t0, stranger, None, &q);
+        let mut out = 0;
+        while let Some(t) = node.poll_transmit() {
+            if t.to == stranger {
+                out += t.payload.len();
+            }
+        }
+        println!(
+            "  {name:<28} {:>4} -> {:>5} bytes  x{:.1}",
+            q.len(),
+            out,
+            out as f64 / q.len() as f64
+        );
+    }
+}
+
+fn main() {
+    flood();
+    amplification();
+}

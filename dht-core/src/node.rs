@@ -1827,11 +1827,18 @@ impl<S: Store> Node<S> {
         Ok(())
     }
 
-    /// Replies to non-exempt addresses draw on the global reply budget.
+    /// Replies to non-exempt addresses draw on the global reply budget, except replies
+    /// to nodes in our routing table: they have answered our queries, so a flood from
+    /// many spoofed sources that spends the budget cannot starve them.
     fn push_reply(&mut self, now: Instant, to: SocketAddr, buf: Vec<u8>) {
         let d = &self.config.defense;
         if let Some(rate) = d.reply_bytes_per_sec {
-            if !d.is_exempt(to.ip()) && !self.reply_budget.take(buf.len(), rate, now) {
+            if !d.is_exempt(to.ip())
+                && !self.reply_budget.take(buf.len(), rate, now)
+                && !self.tables[Family::of(&to).index()]
+                    .entries()
+                    .any(|e| e.node.addr == to)
+            {
                 self.stats.budget_dropped += 1;
                 self.recycle(buf);
                 return;

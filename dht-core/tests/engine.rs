@@ -746,3 +746,89 @@ fn bep42_node_learns_its_address_by_vote_and_takes_a_fitting_id() {
     assert_ne!(n.id(), first_id);
     assert!(dht_core::bep42::is_valid(&n.id(), public.ip()));
 }
+
+#[test]
+fn a_flood_from_many_spoofed_sources_does_not_starve_a_known_peer() {
+    // A node whose table holds an honest peer (it answered our query); a flood of
+    // queries from 5,000 spoofed addresses spends the reply budget.
+    let mut net = Net::new(2, 41, false, |c| {
+        c.defense.exempt_local = false;
+        c.defense.reply_bytes_per_sec = Some(20_000);
+    });
+    let a1 = net.addrs[1];
+    let q = net.nodes[0].bootstrap(net.now, &[a1]);
+    net.wait(0, q);
+    assert_eq!(net.nodes[0].routing_table(Family::V4).len(), 1);
+    let honest = net.addrs[1];
+    let honest_id = net.nodes[1].id();
+    let now = net.now;
+    let (mut honest_answered, mut honest_asked) = (0, 0);
+    for i in 0..5000u32 {
+        let spoofed = SocketAddr::from(([127, 200, (i >> 8) as u8, i as u8], 6881));
+        let target = Id::sha1(&i.to_be_bytes());
+        let q = raw_query(
+            target,
+            Method::FindNode {
+                target,
+                want: Default::default(),
+            },
+        );
+        net.nodes[0].handle_datagram(now, spoofed, None, &q);
+        // (Fewer than the per-IP burst: that limit is not what is tested here.)
+        if i % 100 == 0 {
+            honest_asked += 1;
+            net.nodes[0].handle_datagram(now, honest, None, &raw_query(honest_id, Method::Ping));
+        }
+        while let Some(t) = net.nodes[0].poll_transmit() {
+            if t.to == honest && !matches!(krpc::decode(&t.payload).unwrap().body, Body::Query(_)) {
+                honest_answered += 1;
+            }
+        }
+    }
+    assert!(
+        net.nodes[0].stats().budget_dropped > 4000,
+        "{:?}",
+        net.nodes[0].stats()
+    );
+    assert_eq!(
+        honest_answered, honest_asked,
+        "every query of the known peer was answered"
+    );
+}
+
+#[test]
+fn a_node_answering_with_another_id_is_evicted() {
+    let mut net = Net::new(12, 42, false, |_| {});
+    net.bootstrap_all();
+    // Node 5 is replaced, at the same address, by a node with another id.
+    let old_id = net.nodes[5].id();
+    let holders: Vec<usize> = (0..12)
+        .filter(|&i| {
+            i != 5
+                && net.nodes[i]
+                    .routing_table(Family::V4)
+                    .get(&old_id)
+                    .is_some()
+        })
+        .collect();
+    assert!(!holders.is_empty());
+    net.nodes[5] = Node::new(
+        Config::with_seed(4242),
+        TestStore::default(),
+        net.now,
+        WALL0,
+    );
+    assert_ne!(net.nodes[5].id(), old_id);
+    // Each holder looks up the old id: the impostor answers under its own id.
+    for &h in &holders {
+        let q = net.nodes[h].find_node(net.now, old_id);
+        net.wait(h, q);
+        assert!(
+            net.nodes[h]
+                .routing_table(Family::V4)
+                .get(&old_id)
+                .is_none(),
+            "node {h} kept the stale entry"
+        );
+    }
+}

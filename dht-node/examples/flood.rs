@@ -5,88 +5,17 @@
 //! 2. amplification: bytes out per byte in for each query type, from a node with a full
 //!    routing table, a stored item and a swarm.
 //!
-//! `cargo run --release -p dht-core --example flood`
+//! `cargo run --release -p dht-node --example flood`
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dht_core::bep44::MutableItem;
 use dht_core::id::Id;
 use dht_core::krpc::{Body, Message, Method, PutArgs, Query, Want};
-use dht_core::store::{
-    RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
-};
 use dht_core::{Config, Node, NodeInfo};
-
-/// Minimal in-memory store (dht-store-mem depends on dht-core, so it cannot be used here).
-#[derive(Default)]
-struct Mem {
-    items: BTreeMap<Id, StoredItem>,
-    peers: BTreeMap<Id, BTreeMap<SocketAddr, UnixMillis>>,
-}
-
-impl Store for Mem {
-    fn get_item(&self, t: &Id) -> Result<Option<StoredItem>, StoreError> {
-        Ok(self.items.get(t).cloned())
-    }
-    fn put_item(&mut self, i: StoredItem) -> Result<(), StoreError> {
-        self.items.insert(i.target, i);
-        Ok(())
-    }
-    fn remove_item(&mut self, t: &Id) -> Result<bool, StoreError> {
-        Ok(self.items.remove(t).is_some())
-    }
-    fn put_peer(&mut self, h: &Id, p: StoredPeer) -> Result<(), StoreError> {
-        self.peers
-            .entry(*h)
-            .or_default()
-            .insert(p.addr, p.expires_at);
-        Ok(())
-    }
-    fn get_peers(&self, h: &Id) -> Result<Vec<StoredPeer>, StoreError> {
-        Ok(self
-            .peers
-            .get(h)
-            .map(|m| {
-                m.iter()
-                    .map(|(a, e)| StoredPeer {
-                        addr: *a,
-                        expires_at: *e,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
-    fn remove_peer(&mut self, h: &Id, a: &SocketAddr) -> Result<bool, StoreError> {
-        Ok(self.peers.get_mut(h).is_some_and(|m| m.remove(a).is_some()))
-    }
-    fn info_hashes(&self, s: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
-        Ok(self
-            .peers
-            .range(s..)
-            .chain(self.peers.range(..s))
-            .map(|(k, _)| *k)
-            .take(max)
-            .collect())
-    }
-    fn counts(&self) -> Result<StoreCounts, StoreError> {
-        Ok(StoreCounts {
-            items: self.items.len(),
-            info_hashes: self.peers.len(),
-            peers: self.peers.values().map(|m| m.len()).sum(),
-        })
-    }
-    fn expire(&mut self, _: UnixMillis) -> Result<(usize, usize), StoreError> {
-        Ok((0, 0))
-    }
-    fn save_routing(&mut self, _: &RoutingSnapshot) -> Result<(), StoreError> {
-        Ok(())
-    }
-    fn load_routing(&self) -> Result<Option<RoutingSnapshot>, StoreError> {
-        Ok(None)
-    }
-}
+use dht_node::dht_core;
+use dht_store_mem::MemStore as Mem;
 
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -118,7 +47,7 @@ fn flood() {
     let t0 = Instant::now();
     let mut cfg = Config::with_seed(1);
     cfg.defense.exempt_local = false;
-    let mut node = Node::new(cfg, Mem::default(), t0, 1_800_000_000_000);
+    let mut node = Node::new(cfg, Mem::new(), t0, 1_800_000_000_000);
     let before = rss_bytes();
     let mut sent_back = 0usize;
     // Each source sends a burst: find_node, get_peers, an announce with a bad token and
@@ -172,7 +101,7 @@ fn flood() {
 
 fn amplification() {
     let t0 = Instant::now();
-    let mut node = Node::new(Config::with_seed(2), Mem::default(), t0, 1_800_000_000_000);
+    let mut node = Node::new(Config::with_seed(2), Mem::new(), t0, 1_800_000_000_000);
     // A full table: 8 contacts in each of 24 buckets, admitted by answering pings.
     let own = node.id();
     let mut rng_state = 7u64;

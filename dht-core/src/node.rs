@@ -429,8 +429,8 @@ impl<S: Store> Node<S> {
         let mut nodes = Vec::new();
         for t in &self.tables {
             for e in t.entries() {
-                let last_seen = e
-                    .last_response
+                let last_seen = t
+                    .instant_of(e.last_response)
                     .map(|r| {
                         wall.saturating_sub(now.saturating_duration_since(r).as_millis() as u64)
                     })

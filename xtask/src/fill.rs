@@ -130,21 +130,16 @@ pub fn run(config: &FillConfig) -> io::Result<FillReport> {
             contacts.push((s, id_in_bucket(&target_id, b, &mut rng)));
         }
     }
-    // Introduce each contact with a find_node that is *not* read-only (the template
-    // sets ro=1, which would keep it out of the table, so the flag is cleared), and
-    // answer pings as they come: the target bounds the pings it has in flight.
+    // Introduce each contact with a find_node that is *not* read-only (ro=1 would keep
+    // it out of the table), and answer pings as they come: the target bounds the pings
+    // it has in flight.
     let mut pinged = vec![false; contacts.len()];
     let mut answered = 0;
     for i in 0..contacts.len() {
         let (s, id) = &contacts[i];
         let t = (i as u32).to_be_bytes();
-        let q = QueryTemplate::with(QueryKind::FindNode, id, &t, &target_id);
-        let bytes = q.as_bytes();
-        let plain: Vec<u8> = match bytes.windows(7).position(|w| w == b"2:roi1e") {
-            Some(at) => [&bytes[..at], &bytes[at + 7..]].concat(),
-            None => bytes.to_vec(),
-        };
-        s.send_to(&plain, config.target)?;
+        let q = QueryTemplate::with_read_only(QueryKind::FindNode, id, &t, &target_id, false);
+        s.send_to(q.as_bytes(), config.target)?;
         std::thread::sleep(Duration::from_millis(2));
         answered += serve(&contacts, config.target, &mut pinged, &mut buf);
     }

@@ -70,6 +70,7 @@ pub struct QueryTemplate {
 }
 
 impl QueryTemplate {
+    #[cfg(test)]
     pub fn new(kind: QueryKind, id: &[u8; 20]) -> QueryTemplate {
         Self::with(kind, id, &[0; TRANSACTION_ID_LEN], &[0; 20])
     }
@@ -84,6 +85,18 @@ impl QueryTemplate {
         transaction_id: &[u8; TRANSACTION_ID_LEN],
         key: &[u8; 20],
     ) -> QueryTemplate {
+        Self::with_read_only(kind, id, transaction_id, key, true)
+    }
+
+    /// As [`QueryTemplate::with`]; `read_only: false` leaves out `ro` = 1, so the target
+    /// treats the sender as a node it may add to its table (and pings it).
+    pub fn with_read_only(
+        kind: QueryKind,
+        id: &[u8; 20],
+        transaction_id: &[u8; TRANSACTION_ID_LEN],
+        key: &[u8; 20],
+        read_only: bool,
+    ) -> QueryTemplate {
         let mut bytes = Vec::with_capacity(128);
         bytes.extend_from_slice(b"d1:ad2:id20:");
         bytes.extend_from_slice(id);
@@ -97,7 +110,10 @@ impl QueryTemplate {
         bytes.extend_from_slice(b"e1:q");
         push_string(&mut bytes, kind.method().as_bytes());
         // BEP 43: without `ro` the target would add each of our many source ports to its table.
-        bytes.extend_from_slice(b"2:roi1e1:t4:");
+        if read_only {
+            bytes.extend_from_slice(b"2:roi1e");
+        }
+        bytes.extend_from_slice(b"1:t4:");
         let transaction_id_at = bytes.len();
         bytes.extend_from_slice(transaction_id);
         bytes.extend_from_slice(b"1:y1:qe");

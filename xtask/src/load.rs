@@ -40,6 +40,9 @@ pub struct LoadConfig {
     pub timeout: Duration,
     /// Print a line per second to stderr.
     pub progress: bool,
+    /// Mark queries read-only (BEP 43 `ro` = 1), so the target keeps our source ports
+    /// out of its routing table.
+    pub read_only: bool,
 }
 
 /// Counters from one run; every sent request ends up in exactly one of `responses`, `errors`,
@@ -254,7 +257,13 @@ pub fn run(config: &LoadConfig) -> io::Result<Report> {
         let socket = UdpSocket::bind(bind)?;
         socket.connect(config.target)?;
         socket.set_nonblocking(true)?;
-        per_thread[i % threads].push(Flow::new(socket, config.query, &node_id, window));
+        per_thread[i % threads].push(Flow::new(
+            socket,
+            config.query,
+            &node_id,
+            window,
+            config.read_only,
+        ));
     }
 
     let cpu_at_start = process_cpu_time();
@@ -316,10 +325,16 @@ struct Flow {
 }
 
 impl Flow {
-    fn new(socket: UdpSocket, kind: QueryKind, node_id: &[u8; 20], window: usize) -> Flow {
+    fn new(
+        socket: UdpSocket,
+        kind: QueryKind,
+        node_id: &[u8; 20],
+        window: usize,
+        read_only: bool,
+    ) -> Flow {
         Flow {
             socket,
-            query: QueryTemplate::new(kind, node_id),
+            query: QueryTemplate::with_read_only(kind, node_id, &[0; 4], &[0; 20], read_only),
             slots: vec![
                 Slot {
                     generation: 0,
@@ -536,6 +551,7 @@ mod tests {
             threads: 2,
             timeout: Duration::from_millis(500),
             progress: false,
+            read_only: true,
         };
         let report = run(&config).unwrap();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -564,6 +580,7 @@ mod tests {
             threads: 1,
             timeout: Duration::from_millis(50),
             progress: false,
+            read_only: true,
         };
         let report = run(&config).unwrap();
         assert!(report.sent >= 4);

@@ -77,6 +77,8 @@ OPTIONS:
                          context switches                                 may run on]
     --timeout MS         A request unanswered after this is counted as
                          unanswered and its slot reused                  [default: 1000]
+    --no-ro              Leave out ro=1: the target then pings and may add our source
+                         ports to its table, as it would real peers
     --json               Print the report as one JSON object on the last line of stdout
     --quiet              No per-second progress on stderr
     -h, --help           Print this help
@@ -440,6 +442,7 @@ fn parse_load(args: &[String]) -> Result<Parsed<(LoadConfig, bool)>, Error> {
         threads: cpus(),
         timeout: Duration::from_secs(1),
         progress: true,
+        read_only: true,
     };
     let mut json = false;
     while let Some((name, inline)) = options.next_name() {
@@ -463,6 +466,7 @@ fn parse_load(args: &[String]) -> Result<Parsed<(LoadConfig, bool)>, Error> {
             }
             "--json" => json = true,
             "--quiet" => config.progress = false,
+            "--no-ro" => config.read_only = false,
             other => return Err(options.usage(format!("unknown option `{other}`"))),
         }
     }

@@ -74,7 +74,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dht_core::transport::{OutDatagram, RecvSlot, Transport, RECV_BUF_LEN};
@@ -230,7 +230,17 @@ struct Entry {
     slot: Slot,
     /// Position in `Cache::order`.
     tick: u64,
+    /// Datagrams the connection had received when we last looked, and since when we
+    /// have been sending without it receiving anything (not even an acknowledgement).
+    heard: u64,
+    silent_since: Option<Instant>,
 }
+
+/// A live peer acknowledges within a round trip plus its ack delay (25 ms), so a
+/// connection that has received nothing for this long while we kept sending leads to a
+/// peer that died or restarted: it is replaced by a new handshake instead of
+/// swallowing messages until the idle timeout.
+const DEAD_AFTER: Duration = Duration::from_millis(1500);
 
 /// Connections by peer address, with least-recently-used order.
 #[derive(Debug, Default)]
@@ -273,6 +283,8 @@ impl Cache {
             Entry {
                 slot,
                 tick: self.tick,
+                heard: 0,
+                silent_since: None,
             },
         );
         evicted
@@ -479,9 +491,37 @@ impl Shared {
             return;
         }
         let mut cache = self.cache();
-        let ready = match cache.map.get_mut(&to).map(|e| &mut e.slot) {
-            Some(Slot::Ready(conn)) if conn.close_reason().is_none() => Some(conn.clone()),
-            Some(Slot::Connecting(queue)) => {
+        let ready = match cache.map.get_mut(&to) {
+            Some(Entry {
+                slot: Slot::Ready(conn),
+                heard,
+                silent_since,
+                ..
+            }) if conn.close_reason().is_none() => {
+                let now = Instant::now();
+                let rx = conn.stats().udp_rx.datagrams;
+                if rx != *heard {
+                    *heard = rx;
+                    *silent_since = None;
+                }
+                match *silent_since {
+                    Some(t) if now.duration_since(t) > DEAD_AFTER => {
+                        tracing::debug!(%to, "connection silent while sending; reconnecting");
+                        bump(&self.counters.evicted);
+                        conn.close(VarInt::from_u32(0), b"silent");
+                        None
+                    }
+                    Some(_) => Some(conn.clone()),
+                    None => {
+                        *silent_since = Some(now);
+                        Some(conn.clone())
+                    }
+                }
+            }
+            Some(Entry {
+                slot: Slot::Connecting(queue),
+                ..
+            }) => {
                 if queue.len() < self.cfg.pending_per_peer {
                     queue.push(payload.to_vec());
                 } else {

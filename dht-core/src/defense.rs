@@ -51,6 +51,12 @@ pub struct Defense {
     pub max_per_prefix_in_bucket: usize,
     /// Most nodes from the same /24 (IPv6: /64) in a whole table.
     pub max_per_prefix_in_table: usize,
+    /// Replies to an address with no earlier exchange (not in our routing table) are
+    /// trimmed to this many bytes: nodes, peers and samples go first, so a spoofed
+    /// query reflects at most about 512 bytes (×5 a typical query). A BEP 44 value is
+    /// never trimmed: gets reach holders from nodes they never met, by design, so a get
+    /// of a 1000-byte item still reflects about ×16. `None`: no limit but the sizes.
+    pub stranger_reply_bytes: Option<usize>,
     /// BEP 42 for others' ids. `Prefer` by default: most of the live DHT does not use
     /// secure ids yet, so enforcing would shrink tables for little gain.
     pub bep42: Bep42Mode,
@@ -69,6 +75,7 @@ impl Default for Defense {
             max_per_ip: 1,
             max_per_prefix_in_bucket: 2,
             max_per_prefix_in_table: 8,
+            stranger_reply_bytes: Some(512),
             bep42: Bep42Mode::Prefer,
         }
     }

@@ -1827,6 +1827,14 @@ impl<S: Store> Node<S> {
         Ok(())
     }
 
+    /// True for a non-exempt address with no earlier exchange (not in our table).
+    fn is_stranger(&self, to: &SocketAddr) -> bool {
+        !self.config.defense.is_exempt(to.ip())
+            && !self.tables[Family::of(to).index()]
+                .entries()
+                .any(|e| e.node.addr == *to)
+    }
+
     /// Replies to non-exempt addresses draw on the global reply budget, except replies
     /// to nodes in our routing table: they have answered our queries, so a flood from
     /// many spoofed sources that spends the budget cannot starve them.
@@ -1868,36 +1876,35 @@ impl<S: Store> Node<S> {
             body: Body::Response(r),
         };
         let mut buf = self.take_buf();
+        // Looked up only for replies above the stranger limit (rare): None = not yet.
+        let mut stranger: Option<bool> = None;
         loop {
             buf.clear();
             msg.encode(&mut buf);
-            if buf.len() <= limit {
+            let soft = self.config.defense.stranger_reply_bytes;
+            let soft_over = soft.is_some_and(|s| buf.len() > s)
+                && *stranger.get_or_insert_with(|| self.is_stranger(&to));
+            if buf.len() <= limit && !soft_over {
                 break;
             }
-            // Too big: drop nodes6, then nodes, then peers, a few at a time.
+            let hard_over = buf.len() > limit;
+            let target = if hard_over {
+                limit
+            } else {
+                soft.unwrap_or(limit)
+            };
             let Body::Response(r) = &mut msg.body else {
                 break;
             };
-            let over = buf.len() - limit;
-            if !r.nodes6.is_empty() {
-                let n = over.div_ceil(38).min(r.nodes6.len());
-                r.nodes6.truncate(r.nodes6.len() - n);
-            } else if !r.nodes.is_empty() {
-                let n = over.div_ceil(26).min(r.nodes.len());
-                r.nodes.truncate(r.nodes.len() - n);
-            } else if !r.values.is_empty() {
-                let n = over.div_ceil(8).min(r.values.len());
-                r.values.truncate(r.values.len() - n);
-            } else if !r.samples.as_ref().is_none_or(|s| s.is_empty()) {
-                if let Some(s) = r.samples.as_mut() {
-                    let n = over.div_ceil(20).min(s.len());
-                    s.truncate(s.len() - n);
+            if !trim_reply(r, buf.len() - target) {
+                if hard_over {
+                    // Nothing left to trim: it cannot be made to fit (should not happen
+                    // with a value <= 1000 bytes); refuse rather than send oversize.
+                    self.pool.push(buf);
+                    return;
                 }
-            } else {
-                // Nothing left to trim: it cannot be made to fit (should not happen
-                // with a value <= 1000 bytes); refuse rather than send oversize.
-                self.pool.push(buf);
-                return;
+                // A stranger's reply keeps its BEP 44 value: only lists are trimmed.
+                break;
             }
         }
         self.push_reply(now, to, buf);
@@ -1965,4 +1972,25 @@ impl RttEstimator {
     fn timeout(&self) -> Option<Duration> {
         self.srtt.map(|s| s + self.rttvar * 4)
     }
+}
+
+/// Trims a reply by about `over` bytes: nodes6, then nodes, then peers, then samples, a
+/// few at a time. False when none of them is left to trim.
+fn trim_reply(r: &mut Response, over: usize) -> bool {
+    if !r.nodes6.is_empty() {
+        let n = over.div_ceil(38).min(r.nodes6.len());
+        r.nodes6.truncate(r.nodes6.len() - n);
+    } else if !r.nodes.is_empty() {
+        let n = over.div_ceil(26).min(r.nodes.len());
+        r.nodes.truncate(r.nodes.len() - n);
+    } else if !r.values.is_empty() {
+        let n = over.div_ceil(8).min(r.values.len());
+        r.values.truncate(r.values.len() - n);
+    } else if let Some(s) = r.samples.as_mut().filter(|s| !s.is_empty()) {
+        let n = over.div_ceil(20).min(s.len());
+        s.truncate(s.len() - n);
+    } else {
+        return false;
+    }
+    true
 }

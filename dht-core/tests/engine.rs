@@ -832,3 +832,198 @@ fn a_node_answering_with_another_id_is_evicted() {
         );
     }
 }
+
+/// The largest get_peers reply a stranger gets from a node holding a 100-peer swarm.
+fn swarm_reply_to_stranger(limit: Option<usize>) -> usize {
+    let (mut n, t0) = strict_node(|c| c.defense.stranger_reply_bytes = limit);
+    let ih = Id::sha1(b"big swarm");
+    for i in 0..100u32 {
+        let from = SocketAddr::from(([127, 8, (i >> 8) as u8, i as u8], 7000));
+        n.handle_datagram(
+            t0,
+            from,
+            None,
+            &raw_query(
+                Id([1; 20]),
+                Method::GetPeers {
+                    info_hash: ih,
+                    want: Default::default(),
+                },
+            ),
+        );
+        let token = match &drain(&mut n)[0].1.body {
+            Body::Response(r) => r.token.clone().unwrap(),
+            b => panic!("{b:?}"),
+        };
+        n.handle_datagram(
+            t0,
+            from,
+            None,
+            &raw_query(
+                Id([1; 20]),
+                Method::AnnouncePeer {
+                    info_hash: ih,
+                    port: 7000,
+                    token,
+                    implied_port: false,
+                },
+            ),
+        );
+        drain(&mut n);
+    }
+    let stranger: SocketAddr = "127.9.9.9:6881".parse().unwrap();
+    n.handle_datagram(
+        t0,
+        stranger,
+        None,
+        &raw_query(
+            Id([2; 20]),
+            Method::GetPeers {
+                info_hash: ih,
+                want: Default::default(),
+            },
+        ),
+    );
+    drain(&mut n)
+        .into_iter()
+        .map(|(_, m)| m.to_bytes().len())
+        .max()
+        .unwrap()
+}
+
+#[test]
+fn replies_to_strangers_are_trimmed_but_keep_values() {
+    // (This node has no contacts, so its reply is mostly peers: a 300-byte limit
+    // exercises the trimming that 512 does on a node with a full table.)
+    let full = swarm_reply_to_stranger(None);
+    assert!(
+        full > 300,
+        "the test swarm reply must need trimming: {full}"
+    );
+    assert!(swarm_reply_to_stranger(Some(300)) <= 300);
+    let (mut n, t0) = strict_node(|_| {});
+    let ih = Id::sha1(b"big swarm");
+    // 100 peers announce, each from its own address.
+    for i in 0..100u32 {
+        let from = SocketAddr::from(([127, 8, (i >> 8) as u8, i as u8], 7000));
+        n.handle_datagram(
+            t0,
+            from,
+            None,
+            &raw_query(
+                Id([1; 20]),
+                Method::GetPeers {
+                    info_hash: ih,
+                    want: Default::default(),
+                },
+            ),
+        );
+        let token = match &drain(&mut n)[0].1.body {
+            Body::Response(r) => r.token.clone().unwrap(),
+            b => panic!("{b:?}"),
+        };
+        n.handle_datagram(
+            t0,
+            from,
+            None,
+            &raw_query(
+                Id([1; 20]),
+                Method::AnnouncePeer {
+                    info_hash: ih,
+                    port: 7000,
+                    token,
+                    implied_port: false,
+                },
+            ),
+        );
+        drain(&mut n);
+    }
+    let stranger: SocketAddr = "127.9.9.9:6881".parse().unwrap();
+    n.handle_datagram(
+        t0,
+        stranger,
+        None,
+        &raw_query(
+            Id([2; 20]),
+            Method::GetPeers {
+                info_hash: ih,
+                want: Default::default(),
+            },
+        ),
+    );
+    let mut sizes = Vec::new();
+    while let Some(t) = n.poll_transmit() {
+        if t.to == stranger {
+            sizes.push(t.payload.len());
+            match krpc::decode(&t.payload).unwrap().body {
+                Body::Response(r) => assert!(!r.values.is_empty(), "peers are still handed out"),
+                Body::Query(_) => {}
+                b => panic!("{b:?}"),
+            }
+        }
+    }
+    let reply = *sizes.iter().max().unwrap();
+    assert!(reply <= 512, "a stranger got {reply} bytes");
+    // A 1000-byte value still reaches a stranger.
+    let k = key(9);
+    let mut v = b"996:".to_vec();
+    v.extend(std::iter::repeat_n(b'v', 996));
+    let item = MutableItem::sign(&k, b"", 1, &v);
+    let from: SocketAddr = "127.8.200.1:7000".parse().unwrap();
+    n.handle_datagram(
+        t0,
+        from,
+        None,
+        &raw_query(
+            Id([1; 20]),
+            Method::Get {
+                target: item.target(),
+                seq: None,
+                want: Default::default(),
+            },
+        ),
+    );
+    let token = match &drain(&mut n)[0].1.body {
+        Body::Response(r) => r.token.clone().unwrap(),
+        b => panic!("{b:?}"),
+    };
+    let put = krpc::MutablePut {
+        key: item.key,
+        signature: item.signature,
+        seq: 1,
+        salt: vec![],
+        cas: None,
+    };
+    n.handle_datagram(
+        t0,
+        from,
+        None,
+        &raw_query(
+            Id([1; 20]),
+            Method::Put(PutArgs {
+                token,
+                value: v.clone(),
+                mutable: Some(put),
+            }),
+        ),
+    );
+    drain(&mut n);
+    n.handle_datagram(
+        t0,
+        stranger,
+        None,
+        &raw_query(
+            Id([2; 20]),
+            Method::Get {
+                target: item.target(),
+                seq: None,
+                want: Default::default(),
+            },
+        ),
+    );
+    let got = drain(&mut n).into_iter().find_map(|(_, m)| match m.body {
+        Body::Response(r) => r.value,
+        _ => None,
+    });
+    assert_eq!(got, Some(v));
+}

@@ -97,7 +97,9 @@ pub struct Config {
     pub item_ttl: Duration,
     /// How often housekeeping runs (expiry, refresh checks, routing snapshot).
     pub maintenance_interval: Duration,
-    /// How often the routing table is saved to the store.
+    /// How often the routing table is saved to the store. A minute: a snapshot is a few
+    /// kilobytes, and a node killed without a clean stop restarts from contacts at most
+    /// this old.
     pub routing_save_interval: Duration,
     /// BEP 51 `interval` we advertise (seconds).
     pub sample_interval_secs: i64,
@@ -134,7 +136,7 @@ impl Default for Config {
             peer_ttl: Duration::from_secs(30 * 60),
             item_ttl: Duration::from_secs(2 * 60 * 60),
             maintenance_interval: Duration::from_secs(30),
-            routing_save_interval: Duration::from_secs(5 * 60),
+            routing_save_interval: Duration::from_secs(60),
             sample_interval_secs: 300,
             limits: Limits::default(),
             max_lookup_candidates: 64,

@@ -377,6 +377,9 @@ impl Sim {
         config.k = self.cfg.k;
         config.alpha = self.cfg.alpha;
         config.disjoint_paths = self.cfg.disjoint_paths;
+        // Simulated nodes never restart from a store: a routing snapshot per node would
+        // only cost memory (kilobytes each, gigabytes at 100,000 nodes).
+        config.routing_save_interval = std::time::Duration::from_secs(30 * 24 * 3600);
         let node = Node::new(
             config,
             MemStore::new(),

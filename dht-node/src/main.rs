@@ -41,7 +41,7 @@ Data dir: with --store sled (feature `sled`), the node keeps its id, routing tab
 items and peers in --data-dir DIR and, restarted on DIR, rejoins through the saved table
 (even with --no-bootstrap) and serves what it stored. A put or announce the node has
 answered is on disk within T = 1 s (the store flushes every 500 ms); the table is saved
-every 5 minutes and on SIGINT/SIGTERM. A missing or empty DIR is initialised; a DIR that
+every minute and on SIGINT/SIGTERM. A missing or empty DIR is initialised; a DIR that
 is not a dht data dir, is corrupt, is in use by another process, or is of a newer format
 is refused (exit 3, one line on stderr) and left untouched. With --store mem, --data-dir
 only keeps the QUIC node key (a DIR used so cannot later become a sled data dir).

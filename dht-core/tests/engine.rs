@@ -361,23 +361,7 @@ fn put_errors_come_in_the_documented_order() {
         code::PROTOCOL
     );
     // With a good token: bad signature.
-    n.handle_datagram(
-        now,
-        from,
-        None,
-        &raw_query(
-            Id([3; 20]),
-            Method::Get {
-                target: Id::ZERO,
-                seq: None,
-                want: Default::default(),
-            },
-        ),
-    );
-    let token = match &drain(&mut n)[0].1.body {
-        Body::Response(r) => r.token.clone().unwrap(),
-        b => panic!("{b:?}"),
-    };
+    let token = token_for(&mut n, now, from);
     assert_eq!(
         put(
             &mut n,
@@ -645,23 +629,7 @@ fn puts_from_many_addresses_cannot_pass_the_item_cap() {
     let mut codes = std::collections::BTreeMap::new();
     for i in 0..200u32 {
         let from = SocketAddr::from(([127, 6, (i >> 8) as u8, i as u8], 6000));
-        n.handle_datagram(
-            t0,
-            from,
-            None,
-            &raw_query(
-                Id([7; 20]),
-                Method::Get {
-                    target: Id::ZERO,
-                    seq: None,
-                    want: Default::default(),
-                },
-            ),
-        );
-        let token = match &drain(&mut n)[0].1.body {
-            Body::Response(r) => r.token.clone().unwrap(),
-            b => panic!("{b:?}"),
-        };
+        let token = token_for(&mut n, t0, from);
         let value = format!("i{i}e").into_bytes();
         n.handle_datagram(
             t0,
@@ -833,160 +801,79 @@ fn a_node_answering_with_another_id_is_evicted() {
     }
 }
 
-/// The largest get_peers reply a stranger gets from a node holding a 100-peer swarm.
-fn swarm_reply_to_stranger(limit: Option<usize>) -> usize {
+/// A write token for `from` (asked with a get, as a putter or announcer would).
+fn token_for(n: &mut Node<TestStore>, now: std::time::Instant, from: SocketAddr) -> Vec<u8> {
+    let get = Method::Get {
+        target: Id::ZERO,
+        seq: None,
+        want: Default::default(),
+    };
+    n.handle_datagram(now, from, None, &raw_query(Id([1; 20]), get));
+    match &drain(n)[0].1.body {
+        Body::Response(r) => r.token.clone().unwrap(),
+        b => panic!("{b:?}"),
+    }
+}
+
+const STRANGER: &str = "127.9.9.9:6881";
+
+/// A strict node holding a 100-peer swarm (each peer announced from its own address),
+/// and its get_peers reply to a stranger with its size in bytes.
+fn swarm_reply_to_stranger(
+    limit: Option<usize>,
+) -> (Node<TestStore>, std::time::Instant, Response, usize) {
     let (mut n, t0) = strict_node(|c| c.defense.stranger_reply_bytes = limit);
     let ih = Id::sha1(b"big swarm");
     for i in 0..100u32 {
         let from = SocketAddr::from(([127, 8, (i >> 8) as u8, i as u8], 7000));
-        n.handle_datagram(
-            t0,
-            from,
-            None,
-            &raw_query(
-                Id([1; 20]),
-                Method::GetPeers {
-                    info_hash: ih,
-                    want: Default::default(),
-                },
-            ),
-        );
-        let token = match &drain(&mut n)[0].1.body {
-            Body::Response(r) => r.token.clone().unwrap(),
-            b => panic!("{b:?}"),
+        let token = token_for(&mut n, t0, from);
+        let announce = Method::AnnouncePeer {
+            info_hash: ih,
+            port: 7000,
+            token,
+            implied_port: false,
         };
-        n.handle_datagram(
-            t0,
-            from,
-            None,
-            &raw_query(
-                Id([1; 20]),
-                Method::AnnouncePeer {
-                    info_hash: ih,
-                    port: 7000,
-                    token,
-                    implied_port: false,
-                },
-            ),
-        );
+        n.handle_datagram(t0, from, None, &raw_query(Id([1; 20]), announce));
         drain(&mut n);
     }
-    let stranger: SocketAddr = "127.9.9.9:6881".parse().unwrap();
-    n.handle_datagram(
-        t0,
-        stranger,
-        None,
-        &raw_query(
-            Id([2; 20]),
-            Method::GetPeers {
-                info_hash: ih,
-                want: Default::default(),
-            },
-        ),
-    );
-    drain(&mut n)
-        .into_iter()
-        .map(|(_, m)| m.to_bytes().len())
-        .max()
-        .unwrap()
+    let stranger: SocketAddr = STRANGER.parse().unwrap();
+    let get_peers = Method::GetPeers {
+        info_hash: ih,
+        want: Default::default(),
+    };
+    n.handle_datagram(t0, stranger, None, &raw_query(Id([2; 20]), get_peers));
+    let (to, reply) = drain(&mut n).pop().expect("a reply");
+    assert_eq!(to, stranger);
+    let size = reply.to_bytes().len();
+    match reply.body {
+        Body::Response(r) => (n, t0, r, size),
+        b => panic!("{b:?}"),
+    }
 }
 
 #[test]
 fn replies_to_strangers_are_trimmed_but_keep_values() {
     // (This node has no contacts, so its reply is mostly peers: a 300-byte limit
     // exercises the trimming that 512 does on a node with a full table.)
-    let full = swarm_reply_to_stranger(None);
+    let (_, _, _, full) = swarm_reply_to_stranger(None);
     assert!(
         full > 300,
         "the test swarm reply must need trimming: {full}"
     );
-    assert!(swarm_reply_to_stranger(Some(300)) <= 300);
-    let (mut n, t0) = strict_node(|_| {});
-    let ih = Id::sha1(b"big swarm");
-    // 100 peers announce, each from its own address.
-    for i in 0..100u32 {
-        let from = SocketAddr::from(([127, 8, (i >> 8) as u8, i as u8], 7000));
-        n.handle_datagram(
-            t0,
-            from,
-            None,
-            &raw_query(
-                Id([1; 20]),
-                Method::GetPeers {
-                    info_hash: ih,
-                    want: Default::default(),
-                },
-            ),
-        );
-        let token = match &drain(&mut n)[0].1.body {
-            Body::Response(r) => r.token.clone().unwrap(),
-            b => panic!("{b:?}"),
-        };
-        n.handle_datagram(
-            t0,
-            from,
-            None,
-            &raw_query(
-                Id([1; 20]),
-                Method::AnnouncePeer {
-                    info_hash: ih,
-                    port: 7000,
-                    token,
-                    implied_port: false,
-                },
-            ),
-        );
-        drain(&mut n);
-    }
-    let stranger: SocketAddr = "127.9.9.9:6881".parse().unwrap();
-    n.handle_datagram(
-        t0,
-        stranger,
-        None,
-        &raw_query(
-            Id([2; 20]),
-            Method::GetPeers {
-                info_hash: ih,
-                want: Default::default(),
-            },
-        ),
-    );
-    let mut sizes = Vec::new();
-    while let Some(t) = n.poll_transmit() {
-        if t.to == stranger {
-            sizes.push(t.payload.len());
-            match krpc::decode(&t.payload).unwrap().body {
-                Body::Response(r) => assert!(!r.values.is_empty(), "peers are still handed out"),
-                Body::Query(_) => {}
-                b => panic!("{b:?}"),
-            }
-        }
-    }
-    let reply = *sizes.iter().max().unwrap();
+    let (_, _, r, trimmed) = swarm_reply_to_stranger(Some(300));
+    assert!(trimmed <= 300, "a stranger got {trimmed} bytes");
+    assert!(!r.values.is_empty(), "peers are still handed out");
+    let (mut n, t0, r, reply) = swarm_reply_to_stranger(Some(512));
     assert!(reply <= 512, "a stranger got {reply} bytes");
+    assert!(!r.values.is_empty());
+    let stranger: SocketAddr = STRANGER.parse().unwrap();
     // A 1000-byte value still reaches a stranger.
     let k = key(9);
     let mut v = b"996:".to_vec();
     v.extend(std::iter::repeat_n(b'v', 996));
     let item = MutableItem::sign(&k, b"", 1, &v);
     let from: SocketAddr = "127.8.200.1:7000".parse().unwrap();
-    n.handle_datagram(
-        t0,
-        from,
-        None,
-        &raw_query(
-            Id([1; 20]),
-            Method::Get {
-                target: item.target(),
-                seq: None,
-                want: Default::default(),
-            },
-        ),
-    );
-    let token = match &drain(&mut n)[0].1.body {
-        Body::Response(r) => r.token.clone().unwrap(),
-        b => panic!("{b:?}"),
-    };
+    let token = token_for(&mut n, t0, from);
     let put = krpc::MutablePut {
         key: item.key,
         signature: item.signature,

@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use dht_core::krpc::{
-    self, Body, ErrorBody, Message, Method, MutablePut, PutArgs, Query, Response, Want,
+    self, Body, ErrorBody, Message, Method, PutArgs, Query, Response, Want,
 };
-use dht_core::{Id, NodeInfo};
+use dht_core::{Id, Item, MutableItem, NodeInfo};
 
 fn id(b: u8) -> Id {
     Id([b; 20])
@@ -120,14 +120,14 @@ fn messages() -> Vec<(&'static str, Message)> {
             "put_mutable_query_1000",
             query(Method::Put(PutArgs {
                 token: vec![7; 20],
-                value,
-                mutable: Some(MutablePut {
+                item: Item::Mutable(MutableItem {
                     key: [5; 32],
                     signature: [6; 64],
                     seq: 12345,
                     salt: b"salt".to_vec(),
-                    cas: Some(12344),
+                    value,
                 }),
+                cas: Some(12344),
             })),
         ),
         (

@@ -11,7 +11,8 @@
 //! The encoder appends to a `Vec<u8>`; [`DictWriter`] emits keys in the order it is
 //! given them and checks, in debug builds, that this order is sorted, as bencode requires.
 
-use crate::krpc::MAX_DEPTH;
+/// Deepest nesting the decoder accepts (the protocol needs 3; a BEP 44 value may nest more).
+pub const MAX_DEPTH: usize = 32;
 
 /// Why a byte string is not one valid bencoded value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -20,6 +20,55 @@ pub struct MutableItem {
     pub value: Vec<u8>,
 }
 
+/// A BEP 44 item: what a `put` carries and what a store keeps.
+///
+/// This is the one item type of the workspace: the wire (`put` arguments), the
+/// engine and every store use it, so no code converts between look-alike structs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// An immutable item: its target is the SHA-1 of the value.
+    Immutable {
+        /// The value, bencoded.
+        value: Vec<u8>,
+    },
+    /// A mutable item, signed by its key.
+    Mutable(MutableItem),
+}
+
+impl Item {
+    /// The bencoded value.
+    pub fn value(&self) -> &[u8] {
+        match self {
+            Item::Immutable { value } => value,
+            Item::Mutable(m) => &m.value,
+        }
+    }
+
+    /// The bencoded value, owned.
+    pub fn into_value(self) -> Vec<u8> {
+        match self {
+            Item::Immutable { value } => value,
+            Item::Mutable(m) => m.value,
+        }
+    }
+
+    /// The signed item, for a mutable item.
+    pub fn as_mutable(&self) -> Option<&MutableItem> {
+        match self {
+            Item::Immutable { .. } => None,
+            Item::Mutable(m) => Some(m),
+        }
+    }
+
+    /// The item's target: SHA-1 of the value, or of `k || salt`.
+    pub fn target(&self) -> Id {
+        match self {
+            Item::Immutable { value } => immutable_target(value),
+            Item::Mutable(m) => m.target(),
+        }
+    }
+}
+
 /// Target of an immutable item: SHA-1 of the bencoded value.
 pub fn immutable_target(bencoded_value: &[u8]) -> Id {
     Id::sha1(bencoded_value)

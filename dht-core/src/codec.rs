@@ -33,9 +33,10 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use crate::bencode::{self, write_bytes, write_int, write_len, Cursor, DictWriter, Value};
+use crate::bep44::{Item, MutableItem};
 use crate::id::{Id, NodeInfo, ID_LEN};
 use crate::krpc::{
-    Body, DecodeError, ErrorBody, Message, Method, MutablePut, PutArgs, Query, Response, Want,
+    Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query, Response, Want,
 };
 
 /// Bytes of one compact IPv4 node (`nodes`).
@@ -300,24 +301,23 @@ fn decode_query(q: Option<Value<'_>>, a: Option<Nested<Args<'_>>>) -> Result<Que
         b"put" => {
             let token = string(args.token, "missing token", "token is not a string")?.to_vec();
             let value = required(args.v, "missing value v")?.raw().to_vec();
-            let mutable = match args.k {
-                None => None,
-                Some(k) => Some(MutablePut {
-                    key: fixed(Some(k), "missing k", "k is not 32 bytes")?,
-                    signature: fixed(args.sig, "missing sig", "sig is not 64 bytes")?,
-                    seq: opt_int(args.seq, "seq is not an integer")?.ok_or("missing seq")?,
-                    salt: match args.salt {
-                        None => Vec::new(),
-                        Some(s) => s.as_bytes().ok_or("salt is not a string")?.to_vec(),
-                    },
-                    cas: opt_int(args.cas, "cas is not an integer")?,
-                }),
+            let (item, cas) = match args.k {
+                None => (Item::Immutable { value }, None),
+                Some(k) => (
+                    Item::Mutable(MutableItem {
+                        key: fixed(Some(k), "missing k", "k is not 32 bytes")?,
+                        signature: fixed(args.sig, "missing sig", "sig is not 64 bytes")?,
+                        seq: opt_int(args.seq, "seq is not an integer")?.ok_or("missing seq")?,
+                        salt: match args.salt {
+                            None => Vec::new(),
+                            Some(s) => s.as_bytes().ok_or("salt is not a string")?.to_vec(),
+                        },
+                        value,
+                    }),
+                    opt_int(args.cas, "cas is not an integer")?,
+                ),
             };
-            Method::Put(PutArgs {
-                token,
-                value,
-                mutable,
-            })
+            Method::Put(PutArgs { token, item, cas })
         }
         b"sample_infohashes" => Method::SampleInfohashes {
             target: target()?,
@@ -580,8 +580,8 @@ fn encode_args(out: &mut Vec<u8>, q: &Query) {
             encode_want(&mut d, want);
         }
         Method::Put(put) => {
-            let m = put.mutable.as_ref();
-            if let Some(cas) = m.and_then(|m| m.cas) {
+            let m = put.item.as_mutable();
+            if let Some(cas) = put.cas.filter(|_| m.is_some()) {
                 d.int(b"cas", cas);
             }
             d.bytes(b"id", &q.id.0);
@@ -594,7 +594,7 @@ fn encode_args(out: &mut Vec<u8>, q: &Query) {
                 d.bytes(b"sig", &m.signature);
             }
             d.bytes(b"token", &put.token);
-            d.raw(b"v", &put.value);
+            d.raw(b"v", put.item.value());
         }
     }
     d.finish();

@@ -69,8 +69,10 @@ pub struct Config {
     /// Requests in flight per lookup (Kademlia's alpha: 3).
     pub alpha: usize,
     /// Seed of the node's ChaCha8 RNG (ids, tokens, transaction ids, refresh targets).
-    /// Runtimes seed it from the OS: tokens must be unpredictable.
-    pub seed: [u8; 32],
+    /// There is no default: runtimes seed it from the OS (tokens and transaction ids
+    /// must be unpredictable), simulations and tests from a number
+    /// ([`Config::with_seed`]). A node refuses to start without one.
+    pub seed: Option<[u8; 32]>,
     /// How the node id is chosen.
     pub id_policy: IdPolicy,
     /// BEP 43: answer no queries and mark ours with `ro` = 1.
@@ -123,7 +125,7 @@ impl Default for Config {
         Config {
             k: 8,
             alpha: 3,
-            seed: [0; 32],
+            seed: None,
             id_policy: IdPolicy::Random,
             read_only: false,
             version: Some(*b"RS\x00\x01"),
@@ -153,8 +155,61 @@ impl Config {
         let mut s = [0u8; 32];
         s[..8].copy_from_slice(&seed.to_le_bytes());
         Config {
-            seed: s,
+            seed: Some(s),
             ..Config::default()
         }
     }
+
+    /// Checks that the settings can work together; [`crate::Node::new`] calls it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |what: &str| Err(ConfigError::Invalid(what.to_string()));
+        if self.seed.is_none() {
+            return Err(ConfigError::NoSeed);
+        }
+        if self.k == 0 {
+            return bad("k (bucket size) must be at least 1");
+        }
+        if self.alpha == 0 || self.alpha > self.k {
+            return bad(&format!(
+                "alpha ({}) must be between 1 and k ({})",
+                self.alpha, self.k
+            ));
+        }
+        if self.disjoint_paths == 0 || self.disjoint_paths > 16 {
+            return bad(&format!(
+                "disjoint_paths ({}) must be between 1 and 16",
+                self.disjoint_paths
+            ));
+        }
+        if self.request_timeout.is_zero() {
+            return bad("request_timeout must be above zero");
+        }
+        if self.min_request_timeout > self.request_timeout {
+            return bad("min_request_timeout must not exceed request_timeout");
+        }
+        if self.max_lookup_candidates < self.k {
+            return bad("max_lookup_candidates must be at least k");
+        }
+        if self.maintenance_interval.is_zero() || self.routing_save_interval.is_zero() {
+            return bad("maintenance_interval and routing_save_interval must be above zero");
+        }
+        if self.token_rotation.is_zero() {
+            return bad("token_rotation must be above zero");
+        }
+        if self.max_failures == 0 {
+            return bad("max_failures must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`Config`] cannot run a node.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// [`Config::seed`] was never set.
+    #[error("Config::seed is not set: seed the RNG from the OS in a runtime, or use Config::with_seed in a simulation")]
+    NoSeed,
+    /// Settings that cannot work (the message says which).
+    #[error("invalid config: {0}")]
+    Invalid(String),
 }

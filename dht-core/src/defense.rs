@@ -162,6 +162,7 @@ impl RateLimiter {
     }
 
     /// Sources currently tracked.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.sources.len()
     }

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 
+use crate::bep44::Item;
 use crate::id::{Id, NodeInfo};
 
 /// Largest UDP payload we send for ordinary messages (BEP 32).
@@ -16,8 +17,7 @@ pub const MAX_SEND_BEP44: usize = 1452;
 pub const MAX_VALUE_LEN: usize = 1000;
 /// Largest BEP 44 salt (error 207 above it).
 pub const MAX_SALT_LEN: usize = 64;
-/// Deepest nesting the decoder accepts (the protocol needs 3; a BEP 44 value may nest more).
-pub const MAX_DEPTH: usize = 32;
+pub use crate::bencode::MAX_DEPTH;
 
 /// KRPC error codes (BEP 5, BEP 44).
 pub mod code {
@@ -168,24 +168,10 @@ impl Method {
 pub struct PutArgs {
     /// `token` from an earlier get.
     pub token: Vec<u8>,
-    /// `v`: the value, exactly as bencoded on the wire.
-    pub value: Vec<u8>,
-    /// Present for a mutable put.
-    pub mutable: Option<MutablePut>,
-}
-
-/// The mutable part of a `put`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MutablePut {
-    /// `k`: ed25519 public key.
-    pub key: [u8; 32],
-    /// `sig`: ed25519 signature.
-    pub signature: [u8; 64],
-    /// `seq`.
-    pub seq: i64,
-    /// `salt` (empty = none).
-    pub salt: Vec<u8>,
-    /// `cas`: expected current seq.
+    /// `v` (exactly as bencoded on the wire) and, for a mutable put, `k`, `sig`,
+    /// `seq` and `salt`.
+    pub item: Item,
+    /// `cas`: the seq the putter expects to replace (mutable puts only).
     pub cas: Option<i64>,
 }
 

@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 
+use crate::bep44::Item;
 use crate::id::{Id, NodeInfo};
 
 /// Wall-clock time in milliseconds since the Unix epoch.
@@ -29,27 +30,12 @@ impl StoreError {
 /// A BEP 44 item as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredItem {
-    /// The item's target (SHA-1 of v, or of k || salt).
+    /// The item's target (SHA-1 of v, or of k || salt): the store's key.
     pub target: Id,
-    /// The value, bencoded.
-    pub value: Vec<u8>,
-    /// Present for mutable items.
-    pub mutable: Option<StoredMutable>,
+    /// The item itself.
+    pub item: Item,
     /// When the item expires unless refreshed.
     pub expires_at: UnixMillis,
-}
-
-/// The signed part of a stored mutable item.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredMutable {
-    /// ed25519 public key.
-    pub key: [u8; 32],
-    /// Signature.
-    pub signature: [u8; 64],
-    /// Sequence number.
-    pub seq: i64,
-    /// Salt (empty = none).
-    pub salt: Vec<u8>,
 }
 
 /// A peer announced for an info_hash.

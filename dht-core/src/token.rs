@@ -79,10 +79,6 @@ impl Tokens {
         token == Self::compute(&self.current, ip) || token == Self::compute(&self.previous, ip)
     }
 
-    /// When the next rotation is due.
-    pub fn next_rotation(&self) -> Instant {
-        self.next_rotation
-    }
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use dht_core::bencode::{self, Kind, Value};
-use dht_core::id::from_hex;
+use dht_core::from_hex;
 use dht_core::krpc::{
-    self, code, Body, DecodeError, ErrorBody, Message, Method, MutablePut, PutArgs, Query,
+    self, code, Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query,
     Response, Want,
 };
-use dht_core::{Id, NodeInfo};
+use dht_core::{Id, Item, MutableItem, NodeInfo};
 use proptest::prelude::*;
 
 mod common;
@@ -72,12 +72,12 @@ fn nodes6(n: u8) -> Vec<NodeInfo> {
 /// One message of every kind, with every optional field exercised somewhere.
 fn corpus() -> Vec<Message> {
     let both = Want { v4: true, v6: true };
-    let mutable = MutablePut {
+    let mutable = MutableItem {
         key: [7; 32],
         signature: [8; 64],
         seq: 42,
         salt: b"salt".to_vec(),
-        cas: Some(41),
+        value: b"d1:ai1e1:bl1:xee".to_vec(),
     };
     let mut out = vec![
         query(Method::Ping),
@@ -123,23 +123,25 @@ fn corpus() -> Vec<Message> {
         }),
         query(Method::Put(PutArgs {
             token: b"tok".to_vec(),
-            value: b"12:Hello World!".to_vec(),
-            mutable: None,
+            item: Item::Immutable {
+                value: b"12:Hello World!".to_vec(),
+            },
+            cas: None,
         })),
         query(Method::Put(PutArgs {
             token: b"tok".to_vec(),
-            value: b"d1:ai1e1:bl1:xee".to_vec(),
-            mutable: Some(mutable.clone()),
+            item: Item::Mutable(mutable.clone()),
+            cas: Some(41),
         })),
         query(Method::Put(PutArgs {
             token: b"tok".to_vec(),
-            value: b"i-3e".to_vec(),
-            mutable: Some(MutablePut {
+            item: Item::Mutable(MutableItem {
                 salt: Vec::new(),
-                cas: None,
                 seq: 0,
+                value: b"i-3e".to_vec(),
                 ..mutable.clone()
             }),
+            cas: None,
         })),
         query(Method::SampleInfohashes {
             target: id(5),
@@ -489,14 +491,14 @@ fn oversized_bep44_fields_are_left_to_the_engine() {
     let salt = vec![b's'; 100];
     let m = query(Method::Put(PutArgs {
         token: b"tok".to_vec(),
-        value: value.clone(),
-        mutable: Some(MutablePut {
+        item: Item::Mutable(MutableItem {
             key: [1; 32],
             signature: [2; 64],
             seq: -7,
             salt: salt.clone(),
-            cas: None,
+            value: value.clone(),
         }),
+        cas: None,
     }));
     let decoded = krpc::decode(&m.to_bytes()).expect("oversized put decodes");
     let Body::Query(Query {
@@ -506,8 +508,8 @@ fn oversized_bep44_fields_are_left_to_the_engine() {
     else {
         panic!("not a put");
     };
-    assert_eq!(put.value, value);
-    assert_eq!(put.mutable.map(|m| m.salt), Some(salt));
+    assert_eq!(put.item.value(), &value[..]);
+    assert_eq!(put.item.as_mutable().map(|m| m.salt.clone()), Some(salt));
 }
 
 fn bencode_bytes(b: &[u8]) -> Vec<u8> {
@@ -695,13 +697,7 @@ fn arb_method() -> impl Strategy<Value = Method> {
         bytes(80),
         any::<Option<i64>>(),
     )
-        .prop_map(|(key, sig, seq, salt, cas)| MutablePut {
-            key,
-            signature: [sig; 64],
-            seq,
-            salt,
-            cas,
-        });
+        .prop_map(|(key, sig, seq, salt, cas)| ((key, sig, seq, salt), cas));
     prop_oneof![
         Just(Method::Ping),
         (arb_id(), arb_want()).prop_map(|(target, want)| Method::FindNode { target, want }),
@@ -720,11 +716,22 @@ fn arb_method() -> impl Strategy<Value = Method> {
             want
         }),
         (bytes(30), arb_bencoded(), prop::option::of(mutable)).prop_map(
-            |(token, value, mutable)| Method::Put(PutArgs {
-                token,
-                value,
-                mutable,
-            })
+            |(token, value, mutable)| {
+                let (item, cas) = match mutable {
+                    None => (Item::Immutable { value }, None),
+                    Some(((key, sig, seq, salt), cas)) => (
+                        Item::Mutable(MutableItem {
+                            key,
+                            signature: [sig; 64],
+                            seq,
+                            salt,
+                            value,
+                        }),
+                        cas,
+                    ),
+                };
+                Method::Put(PutArgs { token, item, cas })
+            }
         ),
         (arb_id(), arb_want()).prop_map(|(target, want)| Method::SampleInfohashes { target, want }),
         "[a-z_]{0,20}"

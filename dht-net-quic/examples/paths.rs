@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dht_core::transport::{OutDatagram, RecvSlot, Transport};
+use dht_core::{OutDatagram, RecvSlot, Transport};
 use dht_net_quic::{generate_key, QuicConfig, QuicTransport};
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -12,7 +12,7 @@
 //! with it. Client authentication is mandatory, so both ends learn each other's key,
 //! and every received message is handed up with it ([`RecvSlot::peer_key`]).
 //!
-//! A node's DHT id is [`dht_core::config::key_derived_id`] of its key (run the node
+//! A node's DHT id is [`dht_core::key_derived_id`] of its key (run the node
 //! with `IdPolicy::PublicKey`); `dht_core::Node` drops any message whose id is not
 //! the one derived from the sending peer's key and counts it in
 //! `stats().key_id_mismatch`.
@@ -53,7 +53,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use dht_core::transport::{RecvSlot, Transport};
+//! use dht_core::{RecvSlot, Transport};
 //! use dht_net_quic::{load_or_generate_key, QuicConfig, QuicTransport};
 //!
 //! let key = load_or_generate_key(std::path::Path::new("/var/lib/dht/node.key"))?;
@@ -77,7 +77,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dht_core::transport::{OutDatagram, RecvSlot, Transport, RECV_BUF_LEN};
+use dht_core::{OutDatagram, RecvSlot, Transport, RECV_BUF_LEN};
 use dht_core::Id;
 use ed25519_dalek::SigningKey;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
@@ -124,7 +124,7 @@ pub struct QuicConfig {
     pub max_connections_per_ip: usize,
     /// Loopback, private and link-local sources are exempt from
     /// `max_connections_per_ip` (true), as they are from the core's per-IP defenses
-    /// (`dht_core::defense::Defense::exempt_local`): a testnet on 127.0.0.1 runs every
+    /// (`dht_core::Defense::exempt_local`): a testnet on 127.0.0.1 runs every
     /// node from one address.
     pub exempt_local: bool,
     /// Most messages to a peer queued behind its handshake (16); more are dropped.
@@ -385,7 +385,7 @@ impl QuicTransport {
     /// The DHT id bound to [`QuicTransport::public_key`]: configure the node with
     /// `IdPolicy::PublicKey(public_key())`, which yields this id.
     pub fn node_id(&self) -> Id {
-        dht_core::config::key_derived_id(&self.public_key)
+        dht_core::key_derived_id(&self.public_key)
     }
 
     /// The counters since bind.
@@ -817,7 +817,7 @@ impl SourceGuard {
         let source = source_of(ip);
         let mut map = shared.per_source.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(source).or_insert(0);
-        let exempt = shared.cfg.exempt_local && dht_core::defense::is_local(ip);
+        let exempt = shared.cfg.exempt_local && dht_core::is_local(ip);
         if *n >= shared.cfg.max_connections_per_ip && !exempt {
             return None;
         }

@@ -10,8 +10,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dht_core::transport::{OutDatagram, RecvSlot, Transport};
-use dht_core::{Config, Event, Family, Id, IdPolicy, Node, Outcome, QueryDone, QueryId, Store};
+use dht_core::{OutDatagram, RecvSlot, Transport};
+use dht_core::{Config, Event, Family, Id, IdPolicy, Node, Outcome, QueryDone, QueryId, Request, Store};
 use dht_net_quic::{generate_key, QuicConfig, QuicStats, QuicTransport};
 use dht_store_mem::MemStore;
 use tokio::sync::mpsc;
@@ -41,7 +41,8 @@ impl Driver {
         let mut cfg = Config::with_seed(seed);
         cfg.id_policy = id_policy.unwrap_or(IdPolicy::PublicKey(transport.public_key()));
         cfg.request_timeout = Duration::from_secs(1);
-        let node = Node::new(cfg, MemStore::new(), Instant::now(), 1_800_000_000_000);
+        let node = Node::new(cfg, MemStore::new(), Instant::now(), 1_800_000_000_000)
+.expect("valid config");
         let (jobs, jobs_rx) = mpsc::unbounded_channel();
         let (done_tx, done) = mpsc::unbounded_channel();
         tokio::spawn(run(node, transport.clone(), jobs_rx, done_tx));
@@ -158,7 +159,7 @@ async fn an_id_not_derived_from_the_key_is_dropped_counted_and_stores_nothing() 
     let seed = honest[0].addr;
 
     for d in honest.iter_mut().skip(1) {
-        d.run_query(move |n, now| n.bootstrap(now, &[seed])).await;
+        d.run_query(move |n, now| n.start(now, Request::Bootstrap { seeds: [seed].to_vec() }).expect("request")).await;
     }
     // Each honest node's id is the one bound to its key, and they found each other.
     for d in &honest {
@@ -172,7 +173,7 @@ async fn an_id_not_derived_from_the_key_is_dropped_counted_and_stores_nothing() 
 
     // The impostor bootstraps and puts; nobody answers it.
     let done = impostor
-        .run_query(move |n, now| n.bootstrap(now, &[seed]))
+        .run_query(move |n, now| n.start(now, Request::Bootstrap { seeds: [seed].to_vec() }).expect("request"))
         .await;
     match done.outcome {
         Outcome::Nodes { closest } => assert!(closest.is_empty(), "{closest:?}"),
@@ -181,7 +182,7 @@ async fn an_id_not_derived_from_the_key_is_dropped_counted_and_stores_nothing() 
     let bogus = b"12:impostor put".to_vec();
     let bogus_target = Id::sha1(&bogus);
     let done = impostor
-        .run_query(move |n, now| n.put_immutable(now, bogus))
+        .run_query(move |n, now| n.start(now, Request::PutImmutable { value: bogus }).expect("request"))
         .await;
     match done.outcome {
         Outcome::Stored { stored_at, .. } => assert!(stored_at.is_empty(), "{stored_at:?}"),
@@ -195,7 +196,7 @@ async fn an_id_not_derived_from_the_key_is_dropped_counted_and_stores_nothing() 
     let target = Id::sha1(&value);
     let v = value.clone();
     let done = honest[1]
-        .run_query(move |n, now| n.put_immutable(now, v))
+        .run_query(move |n, now| n.start(now, Request::PutImmutable { value: v }).expect("request"))
         .await;
     match done.outcome {
         Outcome::Stored { stored_at, .. } => {
@@ -206,10 +207,10 @@ async fn an_id_not_derived_from_the_key_is_dropped_counted_and_stores_nothing() 
     // A node that joins after the put holds no copy, so the value reaches it in a
     // reply (value, token and nodes: over a datagram at MTU 1200, so on a stream).
     let mut late = Driver::start(3, None);
-    late.run_query(move |n, now| n.bootstrap(now, &[seed]))
+    late.run_query(move |n, now| n.start(now, Request::Bootstrap { seeds: [seed].to_vec() }).expect("request"))
         .await;
     let done = late
-        .run_query(move |n, now| n.get_immutable(now, target))
+        .run_query(move |n, now| n.start(now, Request::GetImmutable { target }).expect("request"))
         .await;
     match done.outcome {
         Outcome::Immutable { value: got } => assert_eq!(got.as_deref(), Some(&value[..])),

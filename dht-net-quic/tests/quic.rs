@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dht_core::transport::{OutDatagram, RecvSlot, Transport, RECV_BUF_LEN};
+use dht_core::{OutDatagram, RecvSlot, Transport, RECV_BUF_LEN};
 use dht_net_quic::{generate_key, QuicConfig, QuicTransport, ALPN};
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -15,7 +15,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use dht_core::transport::{OutDatagram, RecvSlot, Transport};
+//! use dht_core::{OutDatagram, RecvSlot, Transport};
 //! use dht_net_udp::UdpTransport;
 //!
 //! let t = UdpTransport::bind(&["0.0.0.0:6881".parse().unwrap(), "[::]:6881".parse().unwrap()])?;
@@ -35,7 +35,7 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::task::Poll;
 
-use dht_core::transport::{OutDatagram, RecvSlot, Transport};
+use dht_core::{OutDatagram, RecvSlot, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 

@@ -6,7 +6,7 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use dht_core::transport::{OutDatagram, RecvSlot, Transport, RECV_BUF_LEN};
+use dht_core::{OutDatagram, RecvSlot, Transport, RECV_BUF_LEN};
 use dht_net_udp::UdpTransport;
 
 const WAIT: Duration = Duration::from_secs(5);

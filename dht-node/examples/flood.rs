@@ -10,8 +10,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::bep44::MutableItem;
-use dht_core::id::Id;
+use dht_core::MutableItem;
+use dht_core::Id;
 use dht_core::krpc::{Body, Message, Method, PutArgs, Query, Want};
 use dht_core::{Config, Node, NodeInfo};
 use dht_node::dht_core;
@@ -47,7 +47,8 @@ fn flood() {
     let t0 = Instant::now();
     let mut cfg = Config::with_seed(1);
     cfg.defense.exempt_local = false;
-    let mut node = Node::new(cfg, Mem::new(), t0, 1_800_000_000_000);
+    let mut node = Node::new(cfg, Mem::new(), t0, 1_800_000_000_000)
+.expect("valid config");
     let before = rss_bytes();
     let mut sent_back = 0usize;
     // Each source sends a burst: find_node, get_peers, an announce with a bad token and
@@ -104,7 +105,8 @@ fn amplification() {
     // Defenses as on the public DHT: the 10.x addresses below count as public.
     let mut cfg = Config::with_seed(2);
     cfg.defense.exempt_local = false;
-    let mut node = Node::new(cfg, Mem::new(), t0, 1_800_000_000_000);
+    let mut node = Node::new(cfg, Mem::new(), t0, 1_800_000_000_000)
+.expect("valid config");
     // A full table: 8 contacts in each of 24 buckets, admitted by answering pings.
     let own = node.id();
     let mut rng_state = 7u64;
@@ -207,14 +209,8 @@ fn amplification() {
         if i == 0 {
             let put = Method::Put(PutArgs {
                 token,
-                value: item.value.clone(),
-                mutable: Some(dht_core::krpc::MutablePut {
-                    key: item.key,
-                    signature: item.signature,
-                    seq: 1,
-                    salt: Vec::new(),
-                    cas: None,
-                }),
+                item: dht_core::Item::Mutable(item.clone()),
+                cas: None,
             });
             node.handle_datagram(t0, from, None, &query(Id([1; 20]), 3, put));
         }

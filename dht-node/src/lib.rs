@@ -40,12 +40,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dht_core::bep44::MutableItem;
-use dht_core::krpc::{self, code, ErrorBody};
-use dht_core::transport::{OutDatagram, RecvSlot, Transport};
+use dht_core::MutableItem;
+use dht_core::krpc::{code, ErrorBody};
+use dht_core::{OutDatagram, RecvSlot, Transport};
 use dht_core::{
     Config, Event, Family, Id, IdPolicy, Node, NodeInfo, NodeStats, Outcome, QueryDone, QueryId,
-    QueryStats, Store,
+    QueryStats, Request, RequestError, Store,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
@@ -105,9 +105,22 @@ pub enum Error {
         /// Its message, as the first node that sent it put it.
         message: String,
     },
+    /// Refused before anything was sent: the value is not bencode.
+    #[error("invalid request: {0}")]
+    Invalid(RequestError),
     /// A socket or other I/O failure.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+}
+
+impl From<RequestError> for Error {
+    fn from(e: RequestError) -> Error {
+        match e {
+            RequestError::ValueTooBig { .. } => Error::ValueTooBig,
+            RequestError::SaltTooBig { .. } => Error::SaltTooBig,
+            e => Error::Invalid(e),
+        }
+    }
 }
 
 impl Error {
@@ -236,40 +249,23 @@ pub async fn resolve(names: &[String]) -> Vec<SocketAddr> {
     out
 }
 
-#[derive(Debug, Clone)]
-enum Op {
-    Bootstrap(Vec<SocketAddr>),
-    FindNode(Id),
-    GetPeers(Id),
-    Announce(Id, Option<u16>),
-    GetImmutable(Id),
-    GetMutable([u8; 32], Vec<u8>, Option<i64>),
-    PutImmutable(Vec<u8>),
-    PutMutable(MutableItem, Option<i64>),
-    Samples(Id),
-    Ping(SocketAddr),
-}
-
-impl Op {
-    /// What to republish if this write succeeds, and how often.
-    fn republish(&self, every: RepublishIntervals) -> Option<(Id, Op, Duration)> {
-        match self {
-            Op::Announce(ih, port) => Some((*ih, Op::Announce(*ih, *port), every.announces)),
-            Op::PutImmutable(v) => Some((
-                dht_core::bep44::immutable_target(v),
-                Op::PutImmutable(v.clone()),
-                every.items,
-            )),
-            // A republish re-puts the same seq and value, which refreshes the item;
-            // a cas would fail once the first put has landed.
-            Op::PutMutable(item, _) => Some((
-                item.target(),
-                Op::PutMutable(item.clone(), None),
-                every.items,
-            )),
-            _ => None,
-        }
-    }
+/// What to republish if `request` (a write) succeeds, and how often.
+fn republish_of(request: &Request, every: RepublishIntervals) -> Option<(Id, Request, Duration)> {
+    let target = request.write_target()?;
+    let (again, every) = match request {
+        Request::AnnouncePeer { .. } => (request.clone(), every.announces),
+        // A republish re-puts the same seq and value, which refreshes the item;
+        // a cas would fail once the first put has landed.
+        Request::PutMutable { item, .. } => (
+            Request::PutMutable {
+                item: item.clone(),
+                cas: None,
+            },
+            every.items,
+        ),
+        _ => (request.clone(), every.items),
+    };
+    Some((target, again, every))
 }
 
 /// How often the handle republishes what the application published; `None` in
@@ -294,8 +290,8 @@ impl Default for RepublishIntervals {
 #[derive(Debug)]
 enum Command {
     Query {
-        op: Op,
-        reply: oneshot::Sender<QueryDone>,
+        request: Request,
+        reply: oneshot::Sender<Result<QueryDone, RequestError>>,
     },
     Info(oneshot::Sender<RoutingInfo>),
     StopRepublishing(Id, oneshot::Sender<bool>),
@@ -304,13 +300,13 @@ enum Command {
 
 #[derive(Debug)]
 struct Waiter {
-    reply: Option<oneshot::Sender<QueryDone>>,
-    republish: Option<(Id, Op, Duration)>,
+    reply: Option<oneshot::Sender<Result<QueryDone, RequestError>>>,
+    republish: Option<(Id, Request, Duration)>,
 }
 
 #[derive(Debug)]
 struct Republish {
-    op: Op,
+    request: Request,
     every: Duration,
     next: std::time::Instant,
 }
@@ -388,8 +384,9 @@ impl DhtBuilder {
         S: Store + Send + 'static,
     {
         let mut config = self.config;
-        config.seed = os_seed()?;
-        let (runtime, dht) = Runtime::new(transport, store, config, self.republish);
+        // Tokens and transaction ids must be unpredictable: always from the OS.
+        config.seed = Some(os_seed()?);
+        let (runtime, dht) = Runtime::new(transport, store, config, self.republish)?;
         tokio::spawn(runtime.run());
         Ok(dht)
     }
@@ -456,20 +453,22 @@ impl Dht {
         &self.local_addrs
     }
 
-    async fn query(&self, op: Op) -> Result<QueryDone, Error> {
+    async fn query(&self, request: Request) -> Result<QueryDone, Error> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Command::Query { op, reply })
+            .send(Command::Query { request, reply })
             .await
             .map_err(|_| Error::Shutdown)?;
-        rx.await.map_err(|_| Error::Shutdown)
+        rx.await.map_err(|_| Error::Shutdown)?.map_err(Error::from)
     }
 
     /// Joins the DHT through `addrs` (routers or known nodes) by looking up our own id.
     /// Returns the closest nodes that answered; [`Error::NoResponse`] if none did.
     /// The addresses are also kept as seeds for when the routing table empties.
     pub async fn bootstrap(&self, addrs: &[SocketAddr]) -> Result<Answer<Vec<NodeInfo>>, Error> {
-        let done = self.query(Op::Bootstrap(addrs.to_vec())).await?;
+        let done = self.query(Request::Bootstrap {
+                seeds: addrs.to_vec(),
+            }).await?;
         match done.outcome {
             Outcome::Nodes { closest } if !closest.is_empty() => Ok(Answer {
                 value: closest,
@@ -481,7 +480,7 @@ impl Dht {
 
     /// Iterative `find_node`: the closest nodes to `target` that answered.
     pub async fn find_node(&self, target: Id) -> Result<Answer<Vec<NodeInfo>>, Error> {
-        let done = self.query(Op::FindNode(target)).await?;
+        let done = self.query(Request::FindNode { target }).await?;
         match done.outcome {
             Outcome::Nodes { closest } => Ok(Answer {
                 value: closest,
@@ -493,7 +492,7 @@ impl Dht {
 
     /// Iterative `get_peers`: peers announced for `info_hash`.
     pub async fn get_peers(&self, info_hash: Id) -> Result<Answer<Peers>, Error> {
-        let done = self.query(Op::GetPeers(info_hash)).await?;
+        let done = self.query(Request::GetPeers { info_hash }).await?;
         match done.outcome {
             Outcome::Peers { peers, closest } => Ok(Answer {
                 value: Peers { peers, closest },
@@ -511,13 +510,13 @@ impl Dht {
         info_hash: Id,
         port: Option<u16>,
     ) -> Result<Answer<Stored>, Error> {
-        stored(self.query(Op::Announce(info_hash, port)).await?)
+        stored(self.query(Request::AnnouncePeer { info_hash, port }).await?)
     }
 
     /// BEP 44 immutable get: the bencoded value stored under `target`, checked
     /// against it, or `None`.
     pub async fn get_immutable(&self, target: Id) -> Result<Answer<Option<Vec<u8>>>, Error> {
-        let done = self.query(Op::GetImmutable(target)).await?;
+        let done = self.query(Request::GetImmutable { target }).await?;
         match done.outcome {
             Outcome::Immutable { value } => Ok(Answer {
                 value,
@@ -530,10 +529,9 @@ impl Dht {
     /// BEP 44 immutable put of a bencoded value (see [`bencode_bytes`]); the target is
     /// its SHA-1. Republished every [`ITEM_REPUBLISH`] until [`Dht::stop_republishing`].
     pub async fn put_immutable(&self, bencoded_value: Vec<u8>) -> Result<Answer<Stored>, Error> {
-        if bencoded_value.len() > krpc::MAX_VALUE_LEN {
-            return Err(Error::ValueTooBig);
-        }
-        stored(self.query(Op::PutImmutable(bencoded_value)).await?)
+        stored(self.query(Request::PutImmutable {
+            value: bencoded_value,
+        }).await?)
     }
 
     /// BEP 44 mutable get: the valid item of `key` and `salt` with the highest seq
@@ -545,7 +543,11 @@ impl Dht {
         min_seq: Option<i64>,
     ) -> Result<Answer<Option<MutableItem>>, Error> {
         let done = self
-            .query(Op::GetMutable(key, salt.to_vec(), min_seq))
+            .query(Request::GetMutable {
+                key,
+                salt: salt.to_vec(),
+                min_seq,
+            })
             .await?;
         match done.outcome {
             Outcome::Mutable { item } => Ok(Answer {
@@ -563,7 +565,7 @@ impl Dht {
     ///
     /// ```no_run
     /// # async fn demo(dht: dht_node::Dht) -> Result<(), dht_node::Error> {
-    /// use dht_node::dht_core::bep44::MutableItem;
+    /// use dht_node::dht_core::MutableItem;
     ///
     /// let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
     /// let item = MutableItem::sign(&key, b"salt", 1, &dht_node::bencode_bytes(b"v1"));
@@ -577,18 +579,12 @@ impl Dht {
         item: MutableItem,
         cas: Option<i64>,
     ) -> Result<Answer<Stored>, Error> {
-        if item.value.len() > krpc::MAX_VALUE_LEN {
-            return Err(Error::ValueTooBig);
-        }
-        if item.salt.len() > krpc::MAX_SALT_LEN {
-            return Err(Error::SaltTooBig);
-        }
-        stored(self.query(Op::PutMutable(item, cas)).await?)
+        stored(self.query(Request::PutMutable { item, cas }).await?)
     }
 
     /// BEP 51: info_hash samples from nodes near `target`.
     pub async fn sample_infohashes(&self, target: Id) -> Result<Answer<Samples>, Error> {
-        let done = self.query(Op::Samples(target)).await?;
+        let done = self.query(Request::SampleInfohashes { target }).await?;
         match done.outcome {
             Outcome::Samples { samples, num_max } => Ok(Answer {
                 value: Samples { samples, num_max },
@@ -600,7 +596,7 @@ impl Dht {
 
     /// Pings `addr`: the node that answered, or [`Error::NoResponse`].
     pub async fn ping(&self, addr: SocketAddr) -> Result<Answer<NodeInfo>, Error> {
-        let done = self.query(Op::Ping(addr)).await?;
+        let done = self.query(Request::Ping { addr }).await?;
         match done.outcome {
             Outcome::Ping { node: Some(node) } => Ok(Answer {
                 value: node,
@@ -713,9 +709,10 @@ impl<T: Transport, S: Store> Runtime<T, S> {
         store: S,
         config: Config,
         republish: Option<RepublishIntervals>,
-    ) -> (Runtime<T, S>, Dht) {
+    ) -> io::Result<(Runtime<T, S>, Dht)> {
         let t = now();
-        let node = Node::new(config, store, t, unix_ms());
+        let node = Node::new(config, store, t, unix_ms())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let dht = Dht {
             tx,
@@ -732,7 +729,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             slots: (0..RECV_BATCH).map(|_| RecvSlot::new()).collect(),
             next_wall_clock: t + WALL_CLOCK_EVERY,
         };
-        (runtime, dht)
+        Ok((runtime, dht))
     }
 
     /// Runs until [`Dht::shutdown`] or until every handle is dropped.
@@ -817,9 +814,12 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 continue;
             };
             r.next = t + r.every;
-            let op = r.op.clone();
+            let request = r.request.clone();
             tracing::debug!(%target, "republishing");
-            let qid = self.start(t, op);
+            let Ok(qid) = self.node.start(t, request) else {
+                // Checked when it was first put; cannot be refused now.
+                continue;
+            };
             // Nobody waits for a republish; its outcome is only logged.
             self.waiters.insert(
                 qid,
@@ -831,28 +831,20 @@ impl<T: Transport, S: Store> Runtime<T, S> {
         }
     }
 
-    fn start(&mut self, t: std::time::Instant, op: Op) -> QueryId {
-        let n = &mut self.node;
-        match op {
-            Op::Bootstrap(addrs) => n.bootstrap(t, &addrs),
-            Op::FindNode(id) => n.find_node(t, id),
-            Op::GetPeers(id) => n.get_peers(t, id),
-            Op::Announce(id, port) => n.announce_peer(t, id, port),
-            Op::GetImmutable(id) => n.get_immutable(t, id),
-            Op::GetMutable(key, salt, min_seq) => n.get_mutable(t, key, &salt, min_seq),
-            Op::PutImmutable(v) => n.put_immutable(t, v),
-            Op::PutMutable(item, cas) => n.put_mutable(t, item, cas),
-            Op::Samples(id) => n.sample_infohashes(t, id),
-            Op::Ping(addr) => n.ping(t, addr),
-        }
-    }
-
     fn on_command(&mut self, c: Command) {
         let t = now();
         match c {
-            Command::Query { op, reply } => {
-                let republish = self.republish.and_then(|every| op.republish(every));
-                let qid = self.start(t, op);
+            Command::Query { request, reply } => {
+                let republish = self
+                    .republish
+                    .and_then(|every| republish_of(&request, every));
+                let qid = match self.node.start(t, request) {
+                    Ok(qid) => qid,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                };
                 self.waiters.insert(
                     qid,
                     Waiter {
@@ -909,14 +901,14 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             let Some(waiter) = self.waiters.remove(&done.id) else {
                 continue;
             };
-            if let (Some((target, op, every)), Outcome::Stored { stored_at, .. }) =
+            if let (Some((target, request, every)), Outcome::Stored { stored_at, .. }) =
                 (waiter.republish, &done.outcome)
             {
                 if !stored_at.is_empty() {
                     self.republished.insert(
                         target,
                         Republish {
-                            op,
+                            request,
                             every,
                             next: now() + every,
                         },
@@ -925,7 +917,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             }
             match waiter.reply {
                 Some(reply) => {
-                    let _ = reply.send(done);
+                    let _ = reply.send(Ok(done));
                 }
                 None => tracing::debug!(outcome = ?done.outcome, "republish done"),
             }

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use dht_core::bep44::MutableItem;
-use dht_core::id::{from_hex, to_hex};
-use dht_core::transport::Transport;
+use dht_core::MutableItem;
+use dht_core::{from_hex, to_hex};
+use dht_core::Transport;
 use dht_core::IdPolicy;
 use dht_core::{Config, Id, QueryStats};
 use dht_node::{
@@ -443,7 +443,7 @@ fn open_sled(cli: &Cli) -> Result<Opened, Fail> {
     };
     let mut store = dht_store_sled::SledStore::open(dir)
         .map_err(|e| Fail::other(format!("cannot open the data dir: {e}")))?;
-    let read_err = |e: dht_core::store::StoreError| {
+    let read_err = |e: dht_core::StoreError| {
         Fail::other(format!("cannot read the data dir {}: {e}", dir.display()))
     };
     let snapshot = store.load_routing().map_err(read_err)?;
@@ -973,7 +973,7 @@ async fn run_op(
         }
         Task::GetMutable(key, salt) => {
             let a = dht.get_mutable(key, &salt, None).await?;
-            let target = dht_core::bep44::mutable_target(&key, &salt);
+            let target = dht_core::mutable_target(&key, &salt);
             let Some(item) = a.value else {
                 return Err(not_found(&a.stats, format!("no value found for {target}")));
             };

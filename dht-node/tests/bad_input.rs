@@ -4,8 +4,8 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use dht_core::bep44::MutableItem;
-use dht_core::krpc::{self, Body, Message, Method, MutablePut, PutArgs, Query, Want};
+use dht_core::MutableItem;
+use dht_core::krpc::{self, Body, Message, Method, PutArgs, Query, Want};
 use dht_core::Id;
 use dht_node::{bencode_bytes, Dht};
 
@@ -82,14 +82,8 @@ impl Client {
             b"pt",
             Method::Put(PutArgs {
                 token,
-                value: item.value.clone(),
-                mutable: Some(MutablePut {
-                    key: item.key,
-                    signature: item.signature,
-                    seq: item.seq,
-                    salt: item.salt.clone(),
-                    cas: None,
-                }),
+                item: dht_core::Item::Mutable(item.clone()),
+                cas: None,
             }),
         )
         .expect("put answered")

@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use dht_core::bep44::MutableItem;
+use dht_core::MutableItem;
 use dht_core::Id;
 use dht_node::{bencode_bytes, Dht};
 

@@ -31,7 +31,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use dht_core::transport::{OutDatagram, RecvSlot, Transport};
+use dht_core::{OutDatagram, RecvSlot, Transport};
 use dht_net_quic::{generate_key, QuicConfig, QuicTransport};
 use rand_chacha::rand_core::{OsRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use dht_core::transport::Transport;
+use dht_core::Transport;
 use dht_core::{Config, IdPolicy};
 use dht_net_quic::{generate_key, QuicConfig, QuicTransport};
 use dht_quic_load::{run, validate, LoadConfig, LoadError, QueryKind};

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use dht_core::id::Id;
-use dht_core::{Family, Outcome, QueryId, Store as _};
+use dht_core::Id;
+use dht_core::{Family, Outcome, QueryId, Request, Store as _};
 use rand_chacha::rand_core::RngCore as _;
 
 use crate::global::GlobalView;
@@ -431,7 +431,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         |sim, _, src| {
             let target = Id::random(sim.rng());
             targets.push(target);
-            sim.command(src, |node, now| node.find_node(now, target))
+            sim.command(src, |node, now| node.start(now, Request::FindNode { target }).expect("request"))
         },
     );
     sim.run_until_idle(exp.phase_limit);
@@ -565,7 +565,7 @@ fn put_items(sim: &mut Sim, exp: &Experiment, progress: &mut impl FnMut(&str)) -
     let live = sim.live();
     let puts = issue(sim, n_items, exp.command_interval, &live, |sim, j, src| {
         let v = item_value(seed, j);
-        sim.command(src, move |node, now| node.put_immutable(now, v))
+        sim.command(src, move |node, now| node.start(now, Request::PutImmutable { value: v }).expect("request"))
     });
     sim.run_until_idle(exp.phase_limit);
     let mut put_ok = 0;
@@ -603,8 +603,8 @@ fn get_items(sim: &mut Sim, exp: &Experiment, sources: &[usize]) -> Gets {
         exp.command_interval,
         sources,
         |sim, j, src| {
-            let target = dht_core::bep44::immutable_target(&item_value(seed, j));
-            sim.command(src, |node, now| node.get_immutable(now, target))
+            let target = dht_core::immutable_target(&item_value(seed, j));
+            sim.command(src, |node, now| node.start(now, Request::GetImmutable { target }).expect("request"))
         },
     );
     sim.run_until_idle(exp.phase_limit);
@@ -680,7 +680,7 @@ fn sybil_phase(
     let seed = sim.config().seed;
     let put_success = put_items(sim, exp, progress);
     let targets: Vec<Id> = (0..n_items)
-        .map(|j| dht_core::bep44::immutable_target(&item_value(seed, j)))
+        .map(|j| dht_core::immutable_target(&item_value(seed, j)))
         .collect();
     if attack.placement == SybilPlacement::Adjacent && !targets.is_empty() {
         progress(&format!(

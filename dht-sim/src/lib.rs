@@ -74,7 +74,7 @@
 //! - `hops_mean`, `hops_p50`, `hops_p99`: hops as dht-core counts them (the depth of the
 //!   closest responder: 1 for a contact from the node's own table, d + 1 for a node
 //!   learned from a depth-d node). `hops_ideal_mean`: the same lookups (same source,
-//!   same target, same algorithm: [`dht_core::lookup::Candidates`] with the same K and
+//!   same target, same algorithm: [`dht_core::Candidates`] with the same K and
 //!   alpha) over ideal routing tables built from the global view, every bucket holding K
 //!   nodes drawn at random from its range (or all there are), answers instantaneous.
 //! - `messages_per_lookup`: requests the lookup sent plus replies it received.
@@ -106,7 +106,7 @@
 //! let mut sim = Sim::new(SimConfig::new(50, 7));
 //! sim.join_all(|_| {});
 //! let target = dht_core::Id([0x42; 20]);
-//! let q = sim.command(3, |node, now| node.find_node(now, target));
+//! let q = sim.command(3, |node, now| node.start(now, Request::FindNode { target }).expect("request"));
 //! assert!(sim.run_until_idle(std::time::Duration::from_secs(60)));
 //! assert!(sim.take_done(3, q).is_some());
 //! ```

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use dht_core::id::Id;
+use dht_core::Id;
 use dht_core::krpc::{self, Body, ErrorBody, Message, Method, Query, Response, Want};
-use dht_core::lookup::Candidates;
-use dht_core::{Config, Event, Node, NodeInfo, QueryDone, QueryId};
+use dht_core::Candidates;
+use dht_core::{Config, Event, Node, NodeInfo, QueryDone, QueryId, Request};
 use dht_store_mem::MemStore;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -351,7 +351,7 @@ impl Sim {
     /// delivered so far: two runs with equal hashes exchanged the same bytes at the same
     /// virtual times.
     pub fn event_hash(&self) -> String {
-        dht_core::id::to_hex(&self.hasher.clone().finalize())
+        dht_core::to_hex(&self.hasher.clone().finalize())
     }
 
     /// The one-way delay of one datagram from `a` to `b`.
@@ -385,7 +385,8 @@ impl Sim {
             MemStore::new(),
             self.now_instant(),
             WALL0 + self.now / 1_000_000,
-        );
+        )
+.expect("valid config");
         self.nodes.push(node);
         self.alive.push(true);
         self.timer_at.push(NO_TIMER);
@@ -587,7 +588,7 @@ impl Sim {
                 .copied()
                 .filter(|a| *a != Sim::addr(i))
                 .collect();
-            self.command_untracked(i, |node, now| node.bootstrap(now, &others));
+            self.command_untracked(i, |node, now| node.start(now, Request::Bootstrap { seeds: others.to_vec() }).expect("request"));
         }
         let start = self.now();
         // Sybils take random arrival slots among the later arrivals: sequential
@@ -606,7 +607,7 @@ impl Sim {
                 self.add_sybil(id);
             } else {
                 let j = self.add_node();
-                self.command_untracked(j, |node, now| node.bootstrap(now, &seed_addrs));
+                self.command_untracked(j, |node, now| node.start(now, Request::Bootstrap { seeds: seed_addrs.to_vec() }).expect("request"));
             }
             if slot % 10_000 == 0 {
                 progress(slot);

@@ -16,7 +16,7 @@
 //! index in step at O(log n).
 //!
 //! ```
-//! use dht_core::store::{Store, StoredPeer};
+//! use dht_core::{Store, StoredPeer};
 //! use dht_core::Id;
 //! use dht_store_mem::MemStore;
 //!
@@ -31,7 +31,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
-use dht_core::store::{
+use dht_core::{
     RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
 };
 use dht_core::Id;
@@ -200,8 +200,9 @@ mod tests {
         for d in [5, 50, 500] {
             s.put_item(StoredItem {
                 target: Id([1; 20]),
-                value: b"1:x".to_vec(),
-                mutable: None,
+                item: dht_core::Item::Immutable {
+                    value: b"1:x".to_vec(),
+                },
                 expires_at: d,
             })
             .unwrap();

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dht_core::store::{Store, StoredItem, StoredMutable, StoredPeer, UnixMillis};
+use dht_core::{Item, MutableItem, Store, StoredItem, StoredPeer, UnixMillis};
 use dht_core::Id;
 use dht_store_mem::MemStore;
 use dht_store_sled::SledStore;
@@ -33,12 +33,12 @@ fn addr(i: u32) -> SocketAddr {
 fn item(i: u32, expires_at: UnixMillis) -> StoredItem {
     StoredItem {
         target: id(i),
-        value: vec![b'x'; 200],
-        mutable: Some(StoredMutable {
+        item: Item::Mutable(MutableItem {
             key: [1; 32],
             signature: [2; 64],
             seq: i64::from(i),
             salt: Vec::new(),
+            value: vec![b'x'; 200],
         }),
         expires_at,
     }

@@ -11,8 +11,8 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use dht_core::id::{Id, NodeInfo, ID_LEN};
-use dht_core::store::{RoutingSnapshot, SnapshotNode, StoredItem, StoredMutable, UnixMillis};
+use dht_core::{Id, NodeInfo, ID_LEN};
+use dht_core::{Item, MutableItem, RoutingSnapshot, SnapshotNode, StoredItem, UnixMillis};
 
 /// First byte of every record value written by this version.
 pub(crate) const RECORD_V1: u8 = 1;
@@ -210,15 +210,16 @@ pub(crate) fn decode_deadline_key(key: &[u8]) -> Result<(UnixMillis, Deadline), 
 /// `[value len u32][value]`; the target is the key.
 pub(crate) fn encode_item(item: &StoredItem) -> Vec<u8> {
     let extra = item
-        .mutable
-        .as_ref()
+        .item
+        .as_mutable()
         .map_or(0, |m| 32 + 64 + 8 + 4 + m.salt.len());
-    let mut out = Vec::with_capacity(1 + 8 + 1 + extra + 4 + item.value.len());
+    let value = item.item.value();
+    let mut out = Vec::with_capacity(1 + 8 + 1 + extra + 4 + value.len());
     out.push(RECORD_V1);
     out.extend_from_slice(&item.expires_at.to_be_bytes());
-    match &item.mutable {
-        None => out.push(0),
-        Some(m) => {
+    match &item.item {
+        Item::Immutable { .. } => out.push(0),
+        Item::Mutable(m) => {
             out.push(1);
             out.extend_from_slice(&m.key);
             out.extend_from_slice(&m.signature);
@@ -227,8 +228,8 @@ pub(crate) fn encode_item(item: &StoredItem) -> Vec<u8> {
             out.extend_from_slice(&m.salt);
         }
     }
-    put_len(&mut out, item.value.len());
-    out.extend_from_slice(&item.value);
+    put_len(&mut out, value.len());
+    out.extend_from_slice(value);
     out
 }
 
@@ -243,7 +244,7 @@ pub(crate) fn decode_item(target: Id, bytes: &[u8]) -> Result<StoredItem, Decode
     let mut r = Reader::new(bytes, "item record");
     r.version()?;
     let expires_at = r.u64()?;
-    let mutable = match r.u8()? {
+    let signed = match r.u8()? {
         0 => None,
         1 => {
             let key = r.array::<32>()?;
@@ -251,22 +252,26 @@ pub(crate) fn decode_item(target: Id, bytes: &[u8]) -> Result<StoredItem, Decode
             let seq = i64::from_be_bytes(r.array()?);
             let salt_len = r.u32()? as usize;
             let salt = r.take(salt_len)?.to_vec();
-            Some(StoredMutable {
-                key,
-                signature,
-                seq,
-                salt,
-            })
+            Some((key, signature, seq, salt))
         }
         _ => return Err(r.err("unknown item kind")),
     };
     let value_len = r.u32()? as usize;
     let value = r.take(value_len)?.to_vec();
     r.end()?;
+    let item = match signed {
+        None => Item::Immutable { value },
+        Some((key, signature, seq, salt)) => Item::Mutable(MutableItem {
+            key,
+            signature,
+            seq,
+            salt,
+            value,
+        }),
+    };
     Ok(StoredItem {
         target,
-        value,
-        mutable,
+        item,
         expires_at,
     })
 }
@@ -423,12 +428,12 @@ mod tests {
     fn records_round_trip() {
         let item = StoredItem {
             target: Id([3; 20]),
-            value: b"4:spam".to_vec(),
-            mutable: Some(StoredMutable {
+            item: Item::Mutable(MutableItem {
                 key: [1; 32],
                 signature: [2; 64],
                 seq: -5,
                 salt: b"salt".to_vec(),
+                value: b"4:spam".to_vec(),
             }),
             expires_at: 42,
         };
@@ -452,12 +457,12 @@ mod tests {
     fn corrupt_records_never_panic() {
         let item = encode_item(&StoredItem {
             target: Id::ZERO,
-            value: vec![7; 40],
-            mutable: Some(StoredMutable {
+            item: Item::Mutable(MutableItem {
                 key: [1; 32],
                 signature: [2; 64],
                 seq: 1,
                 salt: vec![3; 8],
+                value: vec![7; 40],
             }),
             expires_at: 1,
         });

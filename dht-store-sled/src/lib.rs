@@ -48,7 +48,7 @@
 //! with SIGKILL at random points, `tests/crash.rs`).
 //!
 //! ```
-//! use dht_core::store::{Store, StoredPeer};
+//! use dht_core::{Store, StoredPeer};
 //! use dht_core::Id;
 //! use dht_store_sled::SledStore;
 //!
@@ -73,7 +73,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dht_core::store::{
+use dht_core::{
     RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
 };
 use dht_core::Id;
@@ -181,8 +181,10 @@ pub struct SledStore {
     /// not flush on drop, or it would write a new generation over the evidence.
     opened: bool,
     dir: PathBuf,
-    // Declared last so that it is dropped after the database is closed.
+    // Declared after the database so that it is dropped after the database is closed.
     _lock: File,
+    /// For [`SledStore::open_temporary`]: removed after everything above is dropped.
+    _temporary: Option<tempfile::TempDir>,
 }
 
 const META_ROUTING: &[u8] = b"routing";
@@ -213,6 +215,18 @@ impl SledStore {
     /// initialising it if it is missing or empty.
     pub fn open(dir: &Path) -> Result<SledStore, OpenError> {
         SledStore::open_with(dir, &SledOptions::default())
+    }
+
+    /// A store in a new temporary data directory, removed when the store is dropped:
+    /// for tests and benchmarks (the conformance suite runs on it).
+    pub fn open_temporary() -> Result<SledStore, OpenError> {
+        let temp = tempfile::tempdir().map_err(|source| OpenError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+        let mut store = SledStore::open(temp.path())?;
+        store._temporary = Some(temp);
+        Ok(store)
     }
 
     /// Opens the data directory `dir` with `options`.
@@ -261,6 +275,7 @@ impl SledStore {
             opened: false,
             dir: dir.to_path_buf(),
             _lock: lock,
+            _temporary: None,
         };
         // sled recovers a damaged log silently, as the prefix before the damage, as if
         // the tail had been torn by a crash. If that prefix ends before the last

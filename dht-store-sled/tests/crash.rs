@@ -20,9 +20,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dht_core::id::NodeInfo;
-use dht_core::store::{
-    RoutingSnapshot, SnapshotNode, Store, StoreCounts, StoredItem, StoredMutable, StoredPeer,
+use dht_core::NodeInfo;
+use dht_core::{
+    RoutingSnapshot, SnapshotNode, Store, StoreCounts, StoredItem, StoredPeer, Item, MutableItem,
     UnixMillis,
 };
 use dht_core::Id;
@@ -96,16 +96,20 @@ impl Ops {
                 let target = self.pick(&self.targets.clone());
                 let mut value = vec![0u8; (self.rng.next_u32() % 300) as usize];
                 self.rng.fill_bytes(&mut value);
-                let mutable = (self.rng.next_u32() & 1 == 0).then(|| StoredMutable {
-                    key: [self.rng.next_u32() as u8; 32],
-                    signature: [self.rng.next_u32() as u8; 64],
-                    seq: i64::from(self.rng.next_u32()),
-                    salt: vec![7; (self.rng.next_u32() % 3) as usize * 8],
-                });
+                let item = if self.rng.next_u32() & 1 == 0 {
+                    Item::Mutable(MutableItem {
+                        key: [self.rng.next_u32() as u8; 32],
+                        signature: [self.rng.next_u32() as u8; 64],
+                        seq: i64::from(self.rng.next_u32()),
+                        salt: vec![7; (self.rng.next_u32() % 3) as usize * 8],
+                        value,
+                    })
+                } else {
+                    Item::Immutable { value }
+                };
                 Op::PutItem(StoredItem {
                     target,
-                    value,
-                    mutable,
+                    item,
                     expires_at: deadline,
                 })
             }

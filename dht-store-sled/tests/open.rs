@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use dht_core::store::{Store, StoredItem, StoredPeer};
+use dht_core::{Item, Store, StoredItem, StoredPeer};
 use dht_core::Id;
 use dht_store_sled::{OpenError, SledStore, FORMAT_VERSION, MARKER};
 
@@ -21,8 +21,9 @@ fn filled() -> tempfile::TempDir {
     for i in 0..2000 {
         s.put_item(StoredItem {
             target: id(i),
-            value: vec![7; 100],
-            mutable: None,
+            item: Item::Immutable {
+                value: vec![7; 100],
+            },
             expires_at: 5,
         })
         .unwrap();

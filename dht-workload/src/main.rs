@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use dht_node::dht_core::bep44::MutableItem;
+use dht_node::dht_core::MutableItem;
 use dht_node::dht_core::{Id, QueryStats};
 use dht_node::{bencode_bytes, Dht, RepublishIntervals, ANNOUNCE_REPUBLISH, ITEM_REPUBLISH};
 
@@ -593,6 +593,7 @@ fn error_word(e: &dht_node::Error) -> &'static str {
         E::CasMismatch => "cas_mismatch",
         E::SeqTooLow => "seq_too_low",
         E::Refused { .. } => "refused",
+        E::Invalid(_) => "invalid",
         E::Io(_) => "io",
     }
 }

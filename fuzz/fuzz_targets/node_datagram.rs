@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::id::Id;
-use dht_core::store::{RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis};
+use dht_core::Id;
+use dht_core::{RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis};
 use dht_core::{Config, Node};
 use libfuzzer_sys::fuzz_target;
 
@@ -59,7 +59,8 @@ impl Store for Mem {
 thread_local! {
     static NODE: RefCell<(Node<Mem>, Instant)> = {
         let now = Instant::now();
-        RefCell::new((Node::new(Config::with_seed(1), Mem::default(), now, 1_800_000_000_000), now))
+        RefCell::new((Node::new(Config::with_seed(1), Mem::default(), now, 1_800_000_000_000)
+.expect("valid config"), now))
     };
 }
 

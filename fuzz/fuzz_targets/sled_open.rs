@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use dht_core::id::Id;
-use dht_core::store::{Store, StoredItem};
+use dht_core::Id;
+use dht_core::{Item, Store, StoredItem};
 use dht_store_sled::SledStore;
 use libfuzzer_sys::fuzz_target;
 
@@ -47,7 +47,7 @@ fn template() -> &'static (PathBuf, Vec<Id>) {
         for i in 0..50u32 {
             let value = format!("i{i}e").into_bytes();
             let target = Id::sha1(&value);
-            s.put_item(StoredItem { target, value, mutable: None, expires_at: 1 << 50 }).unwrap();
+            s.put_item(StoredItem { target, item: Item::Immutable { value }, expires_at: 1 << 50 }).unwrap();
             ids.push(target);
         }
         s.flush().unwrap();

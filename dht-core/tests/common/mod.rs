@@ -5,97 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::id::Id;
-use dht_core::store::{
-    RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
-};
-use dht_core::{Config, Event, Node, QueryDone, QueryId};
+use dht_core::UnixMillis;
+use dht_core::{Config, Event, Node, QueryDone, QueryId, Request};
 use proptest::prelude::*;
 
-/// The smallest correct store: BTreeMaps, no limits of its own.
-#[derive(Debug, Default)]
-pub struct TestStore {
-    items: BTreeMap<Id, StoredItem>,
-    peers: BTreeMap<Id, BTreeMap<SocketAddr, UnixMillis>>,
-    routing: Option<RoutingSnapshot>,
-}
-
-impl Store for TestStore {
-    fn get_item(&self, target: &Id) -> Result<Option<StoredItem>, StoreError> {
-        Ok(self.items.get(target).cloned())
-    }
-    fn put_item(&mut self, item: StoredItem) -> Result<(), StoreError> {
-        self.items.insert(item.target, item);
-        Ok(())
-    }
-    fn remove_item(&mut self, target: &Id) -> Result<bool, StoreError> {
-        Ok(self.items.remove(target).is_some())
-    }
-    fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
-        self.peers
-            .entry(*info_hash)
-            .or_default()
-            .insert(peer.addr, peer.expires_at);
-        Ok(())
-    }
-    fn get_peers(&self, info_hash: &Id) -> Result<Vec<StoredPeer>, StoreError> {
-        Ok(self
-            .peers
-            .get(info_hash)
-            .map(|m| {
-                m.iter()
-                    .map(|(a, e)| StoredPeer {
-                        addr: *a,
-                        expires_at: *e,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
-    fn remove_peer(&mut self, info_hash: &Id, addr: &SocketAddr) -> Result<bool, StoreError> {
-        let Some(m) = self.peers.get_mut(info_hash) else {
-            return Ok(false);
-        };
-        let r = m.remove(addr).is_some();
-        if m.is_empty() {
-            self.peers.remove(info_hash);
-        }
-        Ok(r)
-    }
-    fn info_hashes(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
-        Ok(self
-            .peers
-            .range(start..)
-            .chain(self.peers.range(..start))
-            .map(|(k, _)| *k)
-            .take(max)
-            .collect())
-    }
-    fn counts(&self) -> Result<StoreCounts, StoreError> {
-        Ok(StoreCounts {
-            items: self.items.len(),
-            info_hashes: self.peers.len(),
-            peers: self.peers.values().map(|m| m.len()).sum(),
-        })
-    }
-    fn expire(&mut self, now: UnixMillis) -> Result<(usize, usize), StoreError> {
-        let before = self.counts()?;
-        self.items.retain(|_, i| i.expires_at > now);
-        for m in self.peers.values_mut() {
-            m.retain(|_, e| *e > now);
-        }
-        self.peers.retain(|_, m| !m.is_empty());
-        let after = self.counts()?;
-        Ok((before.items - after.items, before.peers - after.peers))
-    }
-    fn save_routing(&mut self, snapshot: &RoutingSnapshot) -> Result<(), StoreError> {
-        self.routing = Some(snapshot.clone());
-        Ok(())
-    }
-    fn load_routing(&self) -> Result<Option<RoutingSnapshot>, StoreError> {
-        Ok(self.routing.clone())
-    }
-}
+/// The nodes' store: the workspace's one in-memory store (dht-store-mem).
+pub type TestStore = dht_store_mem::MemStore;
 
 /// Nodes at 127.0.0.x / ::1 ports, a fixed one-way latency, virtual time.
 pub struct Net {
@@ -148,7 +63,8 @@ impl Net {
         } else {
             SocketAddr::from(([127, 0, (i / 250) as u8, (i % 250) as u8 + 1], 6881))
         };
-        self.nodes.push(Node::new(cfg, store, self.now, WALL0));
+        self.nodes.push(Node::new(cfg, store, self.now, WALL0)
+.expect("valid config"));
         self.addrs.push(addr);
         self.alive.push(true);
         self.by_addr.insert(addr, i);
@@ -233,7 +149,7 @@ impl Net {
         let seed = self.addrs[0];
         for i in 1..self.nodes.len() {
             let now = self.now;
-            let q = self.nodes[i].bootstrap(now, &[seed]);
+            let q = self.nodes[i].start(now, Request::Bootstrap { seeds: [seed].to_vec() }).expect("request");
             self.wait(i, q);
         }
         // Node 0 learns of the others through their queries; let housekeeping ping them.

@@ -1,0 +1,418 @@
+//! The node: one DHT participant as a state machine.
+//!
+//! Inputs: [`Node::handle_datagram`], [`Node::handle_timeout`], [`Node::handle_wall_clock`]
+//! and [`Node::start`] with a [`Request`], each stamped with the caller's `now`.
+//! Outputs, drained after every input in this order: [`Node::poll_transmit`] (datagrams
+//! to send), [`Node::poll_timeout`] (when to call `handle_timeout` next) and
+//! [`Node::poll_event`] (finished requests). Time only moves forward; an early or extra
+//! `handle_timeout` is harmless.
+//!
+//! One room per concern: this file holds the struct, its inputs and outputs;
+//! `request.rs` the request and outcome types; `kind.rs` what differs between kinds of
+//! request; `query.rs` lookup driving; `outgoing.rs` our requests in flight and reply
+//! matching; `serve.rs` answering queries; `housekeeping.rs` the maintenance timer;
+//! `external_ip.rs` BEP 42 address votes; `stats.rs` the counters.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{key_derived_id, Config, ConfigError, IdPolicy};
+use crate::defense::{ByteBudget, RateLimiter, Verdict};
+use crate::id::{Id, NodeInfo};
+use crate::krpc::{self, code, Body, Method};
+use crate::routing::RoutingTable;
+use crate::store::{RoutingSnapshot, SnapshotNode, Store, UnixMillis};
+use crate::token::Tokens;
+
+mod external_ip;
+mod housekeeping;
+mod kind;
+mod outgoing;
+mod query;
+mod request;
+mod serve;
+mod stats;
+
+pub use external_ip::MIN_IP_VOTERS;
+pub use request::{Event, Outcome, QueryDone, QueryId, QueryStats, Request, RequestError};
+pub use stats::NodeStats;
+
+use external_ip::IpVotes;
+use kind::Kind;
+use outgoing::{Outgoing, Purpose};
+use query::QueryState;
+
+/// Address family: BEP 32 keeps IPv4 and IPv6 as separate DHTs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// The family of `addr`.
+    pub fn of(addr: &SocketAddr) -> Family {
+        match addr.ip() {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+    fn index(self) -> usize {
+        match self {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        }
+    }
+}
+
+/// A datagram the node wants sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Bencoded KRPC message.
+    pub payload: Vec<u8>,
+}
+
+/// Send buffers kept for reuse.
+const MAX_POOLED_BUFFERS: usize = 8;
+
+/// A DHT node over a [`Store`].
+#[derive(Debug)]
+pub struct Node<S: Store> {
+    config: Config,
+    rng: ChaCha8Rng,
+    id: Id,
+    /// One routing table per family (BEP 32), indexed by [`Family::index`].
+    tables: [RoutingTable; 2],
+    tokens: Tokens,
+    store: S,
+    /// An instant and the wall-clock time at it: wall time is derived, never read.
+    anchor: (Instant, UnixMillis),
+    /// Seeds given to bootstrap (routers; ids unknown).
+    bootstrap_addrs: Vec<SocketAddr>,
+    /// Contacts from the saved routing table, used while a table is empty.
+    restored: Vec<NodeInfo>,
+    /// Our requests in flight.
+    outgoing: Outgoing,
+    /// Requests in progress.
+    queries: BTreeMap<QueryId, QueryState>,
+    next_query: u64,
+    transmits: VecDeque<Transmit>,
+    pool: Vec<Vec<u8>>,
+    events: VecDeque<Event>,
+    next_maintenance: Instant,
+    next_routing_save: Instant,
+    stats: NodeStats,
+    limiter: RateLimiter,
+    reply_budget: ByteBudget,
+    ip_votes: IpVotes,
+}
+
+impl<S: Store> Node<S> {
+    /// A node at `now`, with wall-clock time `wall` (ms since the Unix epoch) at that
+    /// instant. A routing-table snapshot found in `store` seeds the first lookups.
+    ///
+    /// Refused when `config` does not pass [`Config::validate`] (for instance a seed
+    /// that was never set).
+    pub fn new(
+        config: Config,
+        store: S,
+        now: Instant,
+        wall: UnixMillis,
+    ) -> Result<Node<S>, ConfigError> {
+        config.validate()?;
+        let seed = config.seed.ok_or(ConfigError::NoSeed)?;
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        let id = match config.id_policy {
+            IdPolicy::Random => Id::random(&mut rng),
+            IdPolicy::Fixed(id) => id,
+            IdPolicy::Bep42(ip) => {
+                let mut filler = [0u8; 20];
+                rng.fill_bytes(&mut filler);
+                let r = (rng.next_u32() & 0xff) as u8;
+                crate::bep42::secure_id(ip, r, filler)
+            }
+            IdPolicy::PublicKey(key) => key_derived_id(&key),
+        };
+        let mk = || {
+            RoutingTable::new(
+                id,
+                config.k,
+                config.questionable_after,
+                config.max_failures,
+                now,
+            )
+        };
+        let tables = [mk(), mk()];
+        let tokens = Tokens::new(now, config.token_rotation, &mut rng);
+        let mut stats = NodeStats::default();
+        let restored = match store.load_routing() {
+            Ok(Some(snap)) => snap
+                .nodes
+                .into_iter()
+                .map(|n| n.node)
+                .filter(|n| n.id != id)
+                .collect(),
+            Ok(None) => Vec::new(),
+            Err(_) => {
+                stats.store_errors += 1;
+                Vec::new()
+            }
+        };
+        Ok(Node {
+            next_maintenance: now + config.maintenance_interval,
+            next_routing_save: now + config.routing_save_interval,
+            config,
+            rng,
+            id,
+            tables,
+            tokens,
+            store,
+            anchor: (now, wall),
+            bootstrap_addrs: Vec::new(),
+            restored,
+            outgoing: Outgoing::default(),
+            queries: BTreeMap::new(),
+            next_query: 0,
+            transmits: VecDeque::new(),
+            pool: Vec::new(),
+            events: VecDeque::new(),
+            stats,
+            limiter: RateLimiter::new(),
+            reply_budget: ByteBudget::default(),
+            ip_votes: IpVotes::default(),
+        })
+    }
+
+    // ---- getters ----
+
+    /// Our node id.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The routing table of a family.
+    pub fn routing_table(&self, family: Family) -> &RoutingTable {
+        &self.tables[family.index()]
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The store, mutably (e.g. to flush it).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Our public IP as most responders report it (BEP 42 `ip` votes), once
+    /// [`external_ip::MIN_IP_VOTERS`] distinct networks agree.
+    pub fn external_ip(&self) -> Option<IpAddr> {
+        self.ip_votes.external_ip
+    }
+
+    /// Commands not finished yet.
+    pub fn queries_in_progress(&self) -> usize {
+        self.queries.values().filter(|q| !q.internal).count()
+    }
+
+    /// The current routing tables as a snapshot (what the store persists).
+    pub fn routing_snapshot(&self, now: Instant) -> RoutingSnapshot {
+        let wall = self.wall(now);
+        let mut nodes = Vec::new();
+        for t in &self.tables {
+            for e in t.entries() {
+                let last_seen = t
+                    .instant_of(e.last_response)
+                    .map(|r| {
+                        wall.saturating_sub(now.saturating_duration_since(r).as_millis() as u64)
+                    })
+                    .unwrap_or(0);
+                nodes.push(SnapshotNode {
+                    node: e.node,
+                    last_seen,
+                });
+            }
+        }
+        RoutingSnapshot {
+            node_id: Some(self.id),
+            nodes,
+        }
+    }
+
+    fn wall(&self, now: Instant) -> UnixMillis {
+        self.anchor.1 + now.saturating_duration_since(self.anchor.0).as_millis() as u64
+    }
+
+    // ---- outputs ----
+
+    /// The next datagram to send, as an owned buffer.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Gives a sent payload's buffer back for reuse (saves an allocation per datagram).
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        // A few buffers cover a burst of replies; more would cost every node in a
+        // large simulation tens of kilobytes for nothing.
+        if self.pool.len() < MAX_POOLED_BUFFERS && buf.capacity() <= 2 * krpc::MAX_SEND_BEP44 {
+            buf.clear();
+            self.pool.push(buf);
+        }
+    }
+
+    /// When `handle_timeout` should next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = self.outgoing.next_deadline();
+        Some(match t {
+            Some(t) => t.min(self.next_maintenance),
+            None => self.next_maintenance,
+        })
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---- inputs ----
+
+    /// Re-anchors wall-clock time (runtimes call this now and then; the core never reads a clock).
+    pub fn handle_wall_clock(&mut self, now: Instant, wall: UnixMillis) {
+        self.anchor = (now, wall);
+    }
+
+    /// Timers due at `now`: request timeouts and housekeeping.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_requests(now);
+        if now >= self.next_maintenance {
+            self.next_maintenance = now + self.config.maintenance_interval;
+            self.maintenance(now);
+        }
+    }
+
+    /// A datagram from `from`. `peer_key` is the sender's verified ed25519 key when
+    /// the transport authenticates peers (QUIC), else `None`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer_key: Option<&[u8; 32]>,
+        bytes: &[u8],
+    ) {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += bytes.len() as u64;
+        if from.port() == 0 {
+            return;
+        }
+        if self.limiter.is_banned(from.ip(), now) {
+            self.stats.banned += 1;
+            return;
+        }
+        let msg = match krpc::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed += 1;
+                if let Some(t) = e.query_transaction_id {
+                    if !self.config.read_only {
+                        self.send_error(now, from, t, code::PROTOCOL, e.reason);
+                    }
+                }
+                return;
+            }
+        };
+        let sender_id = match &msg.body {
+            Body::Query(q) => Some(q.id),
+            Body::Response(r) => Some(r.id),
+            Body::Error(_) => None,
+        };
+        if let (Some(key), Some(id)) = (peer_key, sender_id) {
+            if key_derived_id(key) != id {
+                self.stats.key_id_mismatch += 1;
+                return;
+            }
+        }
+        match msg.body {
+            Body::Query(q) => {
+                if self.config.read_only {
+                    return;
+                }
+                match self.limiter.check(from.ip(), now, &self.config.defense) {
+                    Verdict::Allow => {}
+                    Verdict::Drop => {
+                        self.stats.rate_limited += 1;
+                        return;
+                    }
+                    Verdict::Banned => {
+                        self.stats.banned += 1;
+                        return;
+                    }
+                }
+                self.on_query(now, from, msg.transaction_id, msg.read_only, q);
+            }
+            Body::Response(r) => {
+                self.on_reply(now, from, &msg.transaction_id, msg.requester_ip, Ok(r))
+            }
+            Body::Error(e) => self.on_reply(now, from, &msg.transaction_id, None, Err(e)),
+        }
+    }
+
+    // ---- requests ----
+
+    /// Starts a request. What every node would refuse (a value that is too big or
+    /// not bencode, a salt that is too long) is refused here, before any packet
+    /// leaves; otherwise the request ends with an [`Event::QueryDone`] carrying its id.
+    pub fn start(&mut self, now: Instant, request: Request) -> Result<QueryId, RequestError> {
+        request.check()?;
+        Ok(match request {
+            Request::Bootstrap { seeds } => self.bootstrap(now, &seeds),
+            Request::Ping { addr } => {
+                let ping = Kind::Ping { answer: None };
+                let qid = self.new_query(now, ping, Id::ZERO, Family::of(&addr), false);
+                if let Some(q) = self.queries.get_mut(&qid) {
+                    q.stats.requests = 1;
+                }
+                self.send_request(now, addr, None, Purpose::Ping(Some(qid)), Method::Ping);
+                qid
+            }
+            lookup => {
+                let (kind, target) = Kind::of(lookup).expect("bootstrap and ping handled above");
+                self.start_lookup(now, kind, target)
+            }
+        })
+    }
+
+    // ---- output helpers ----
+
+    fn take_buf(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_else(|| Vec::with_capacity(512))
+    }
+
+    fn push_transmit(&mut self, to: SocketAddr, payload: Vec<u8>) {
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += payload.len() as u64;
+        self.transmits.push_back(Transmit { to, payload });
+    }
+}

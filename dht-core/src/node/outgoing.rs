@@ -1,0 +1,337 @@
+//! Our requests on the wire: the table of requests in flight, their timeouts, matching
+//! a reply to the request it answers, and the round-trip estimate that sets timeouts.
+//!
+//! A reply counts only when it comes from the address we asked, under a live 4-byte
+//! transaction id; anything else is counted as unexpected and dropped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand_chacha::rand_core::RngCore;
+
+use crate::id::{Id, NodeInfo};
+use crate::krpc::{Body, ErrorBody, Message, Method, Query, Response};
+use crate::routing::Insert;
+use crate::store::Store;
+
+use super::request::QueryId;
+use super::{Family, Node};
+
+/// Most housekeeping pings in flight at once, so that a flood of queries from many
+/// (possibly spoofed) sources cannot make us ping each.
+const MAX_HOUSEKEEPING_PINGS: usize = 64;
+
+/// Why a request was sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// A lookup request on one of the query's disjoint paths.
+    Lookup(QueryId, u8),
+    /// A put or announce of the query's write phase.
+    Write(QueryId),
+    /// A ping: of a request, or of housekeeping (`None`).
+    Ping(Option<QueryId>),
+}
+
+#[derive(Clone, Debug)]
+struct Pending {
+    to: SocketAddr,
+    node_id: Option<Id>,
+    purpose: Purpose,
+    sent: Instant,
+    deadline: Instant,
+}
+
+/// Requests in flight, by transaction id, with their deadlines.
+#[derive(Debug, Default)]
+pub(super) struct Outgoing {
+    pending: BTreeMap<u32, Pending>,
+    timers: BTreeSet<(Instant, u32)>,
+    /// Addresses with a housekeeping ping in flight.
+    pinging: BTreeSet<SocketAddr>,
+    rtt: RttEstimator,
+}
+
+impl Outgoing {
+    /// The earliest request deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+}
+
+impl<S: Store> Node<S> {
+    /// How long to wait for a reply: adapted to the round trips measured so far
+    /// (smoothed RTT + 4 x deviation, as TCP does), within
+    /// [`crate::Config::min_request_timeout`, `crate::Config::request_timeout`]. A lost
+    /// datagram then costs a few round trips instead of the full timeout.
+    fn request_timeout(&self) -> Duration {
+        let max = self.config.request_timeout;
+        let min = self.config.min_request_timeout.min(max);
+        self.outgoing.rtt.timeout().map_or(max, |t| t.clamp(min, max))
+    }
+
+    pub(super) fn send_request(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        node_id: Option<Id>,
+        purpose: Purpose,
+        method: Method,
+    ) {
+        let tid = loop {
+            let t = self.rng.next_u32();
+            if !self.outgoing.pending.contains_key(&t) {
+                break t;
+            }
+        };
+        let msg = Message {
+            transaction_id: tid.to_be_bytes().to_vec(),
+            version: self.config.version.map(|v| v.to_vec()),
+            read_only: self.config.read_only,
+            requester_ip: None,
+            body: Body::Query(Query {
+                id: self.id,
+                method,
+            }),
+        };
+        let mut buf = self.take_buf();
+        msg.encode(&mut buf);
+        self.push_transmit(to, buf);
+        let deadline = now + self.request_timeout();
+        self.outgoing.pending.insert(
+            tid,
+            Pending {
+                to,
+                node_id,
+                purpose,
+                sent: now,
+                deadline,
+            },
+        );
+        self.outgoing.timers.insert((deadline, tid));
+    }
+
+    /// Requests whose deadline has passed at `now` fail as timeouts.
+    pub(super) fn expire_requests(&mut self, now: Instant) {
+        while let Some(&(t, tid)) = self.outgoing.timers.first() {
+            if t > now {
+                break;
+            }
+            self.outgoing.timers.pop_first();
+            if let Some(p) = self.outgoing.pending.remove(&tid) {
+                self.on_request_failed(now, p, None);
+            }
+        }
+    }
+
+    /// Forgets the requests in flight of a finished query: late replies are then
+    /// counted as unexpected and ignored.
+    pub(super) fn forget_requests_of(&mut self, qid: QueryId) {
+        let o = &mut self.outgoing;
+        let stale: Vec<u32> = o
+            .pending
+            .iter()
+            .filter(
+                |(_, p)| matches!(p.purpose, Purpose::Lookup(x, _) | Purpose::Write(x) if x == qid),
+            )
+            .map(|(t, _)| *t)
+            .collect();
+        for t in stale {
+            if let Some(p) = o.pending.remove(&t) {
+                o.timers.remove(&(p.deadline, t));
+            }
+        }
+    }
+
+    /// A response or an error from `from` under transaction id `t`.
+    pub(super) fn on_reply(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        t: &[u8],
+        seen_as: Option<SocketAddr>,
+        reply: Result<Response, ErrorBody>,
+    ) {
+        let Ok(tid) = <[u8; 4]>::try_from(t).map(u32::from_be_bytes) else {
+            self.stats.unexpected_replies += 1;
+            return;
+        };
+        // Only the address we asked may answer: anything else is late or spoofed.
+        match self.outgoing.pending.get(&tid) {
+            Some(p) if p.to == from => {}
+            _ => {
+                self.stats.unexpected_replies += 1;
+                return;
+            }
+        }
+        let Some(p) = self.outgoing.pending.remove(&tid) else {
+            return;
+        };
+        self.outgoing.timers.remove(&(p.deadline, tid));
+        self.outgoing
+            .rtt
+            .sample(now.saturating_duration_since(p.sent));
+        let resp = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                self.on_request_failed(now, p, Some(e));
+                return;
+            }
+        };
+        if resp.id == self.id {
+            self.on_request_failed(now, p, None);
+            return;
+        }
+        if let Some(seen) = seen_as {
+            self.vote_external_ip(now, from, seen.ip());
+        }
+        if let Some(expected) = p.node_id {
+            if expected != resp.id {
+                // The node on record answers with another id: it is not who we knew.
+                self.tables[Family::of(&from).index()].remove(&expected);
+                self.on_request_failed(now, p, None);
+                return;
+            }
+        }
+        let node = NodeInfo {
+            id: resp.id,
+            addr: from,
+        };
+        self.note_response(now, node);
+        match p.purpose {
+            Purpose::Ping(qid) => {
+                self.outgoing.pinging.remove(&from);
+                if let Some(qid) = qid {
+                    if let Some(q) = self.queries.get_mut(&qid) {
+                        q.stats.responses += 1;
+                        q.stats.hops = 1;
+                        if let super::kind::Kind::Ping { answer } = &mut q.kind {
+                            *answer = Some(node);
+                        }
+                    }
+                    self.finish(now, qid);
+                }
+            }
+            Purpose::Lookup(qid, path) => {
+                self.on_lookup_response(now, qid, path as usize, p.node_id.is_none(), node, resp)
+            }
+            Purpose::Write(qid) => {
+                if let Some(q) = self.queries.get_mut(&qid) {
+                    q.stats.responses += 1;
+                    q.writes_in_flight = q.writes_in_flight.saturating_sub(1);
+                    if let Some(w) = q.kind.writes_mut() {
+                        w.stored_at.push(from);
+                    }
+                }
+                self.drive(now, qid);
+            }
+        }
+    }
+
+    fn note_response(&mut self, now: Instant, node: NodeInfo) {
+        let fam = Family::of(&node.addr).index();
+        if let Insert::Cached(Some(stale)) = self.tables[fam].on_response(node, now) {
+            self.ping_node(now, stale);
+        }
+    }
+
+    /// A housekeeping ping, unless one is in flight to that address or too many are.
+    pub(super) fn ping_node(&mut self, now: Instant, n: NodeInfo) {
+        if self.outgoing.pinging.len() >= MAX_HOUSEKEEPING_PINGS {
+            return;
+        }
+        if self.outgoing.pinging.insert(n.addr) {
+            self.send_request(now, n.addr, Some(n.id), Purpose::Ping(None), Method::Ping);
+        }
+    }
+
+    fn on_request_failed(&mut self, now: Instant, p: Pending, error: Option<ErrorBody>) {
+        let timed_out = error.is_none();
+        if let Some(id) = p.node_id {
+            if timed_out {
+                let fam = Family::of(&p.to).index();
+                self.tables[fam].on_timeout(&id, &p.to, now);
+            }
+        }
+        match p.purpose {
+            Purpose::Ping(qid) => {
+                self.outgoing.pinging.remove(&p.to);
+                if let Some(qid) = qid {
+                    if let Some(q) = self.queries.get_mut(&qid) {
+                        if timed_out {
+                            q.stats.timeouts += 1;
+                        } else {
+                            q.stats.responses += 1;
+                        }
+                    }
+                    self.finish(now, qid);
+                }
+            }
+            Purpose::Lookup(qid, path) => {
+                if let Some(q) = self.queries.get_mut(&qid) {
+                    if timed_out {
+                        q.stats.timeouts += 1;
+                    } else {
+                        q.stats.responses += 1;
+                    }
+                    match p.node_id {
+                        Some(id) => {
+                            if let Some(c) = q.paths.get_mut(path as usize) {
+                                if timed_out {
+                                    c.on_timeout(&id);
+                                } else {
+                                    c.on_failure(&id);
+                                }
+                            }
+                        }
+                        None => q.seeds_in_flight = q.seeds_in_flight.saturating_sub(1),
+                    }
+                }
+                self.drive(now, qid);
+            }
+            Purpose::Write(qid) => {
+                if let Some(q) = self.queries.get_mut(&qid) {
+                    q.writes_in_flight = q.writes_in_flight.saturating_sub(1);
+                    match error {
+                        Some(e) => {
+                            q.stats.responses += 1;
+                            if let Some(w) = q.kind.writes_mut() {
+                                w.errors.push((p.to, e));
+                            }
+                        }
+                        None => q.stats.timeouts += 1,
+                    }
+                }
+                self.drive(now, qid);
+            }
+        }
+    }
+}
+
+/// Smoothed round-trip time over every reply (RFC 6298's estimator, one for the node:
+/// a DHT talks to each peer too rarely for per-peer estimates).
+#[derive(Clone, Copy, Debug, Default)]
+struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+}
+
+impl RttEstimator {
+    fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(s) => {
+                let dev = s.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + dev) / 4;
+                self.srtt = Some((s * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        self.srtt.map(|s| s + self.rttvar * 4)
+    }
+}

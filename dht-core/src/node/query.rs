@@ -1,0 +1,382 @@
+//! Driving our own requests: starting a lookup, moving it along as replies come in,
+//! the write phase of puts and announces, and the end that reports a [`QueryDone`].
+//!
+//! A lookup runs one or more disjoint candidate sets (`paths`) toward its target in
+//! one address family; what differs between kinds is asked of [`Kind`].
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::id::{Id, NodeInfo};
+use crate::krpc::Response;
+use crate::lookup::Candidates;
+use crate::store::Store;
+
+use super::kind::Kind;
+use super::outgoing::Purpose;
+use super::request::{Event, QueryDone, QueryId, QueryStats};
+use super::{Family, Node};
+
+/// Most refresh lookups started when a bootstrap ends.
+const MAX_BOOTSTRAP_REFRESHES: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Lookup,
+    Write,
+}
+
+/// One request in progress.
+#[derive(Debug)]
+pub(super) struct QueryState {
+    pub kind: Kind,
+    pub family: Family,
+    pub target: Id,
+    /// Started by the node itself (refresh, a dual-stack bootstrap): no event.
+    pub internal: bool,
+    phase: Phase,
+    started: Instant,
+    pub stats: QueryStats,
+    /// One candidate set per disjoint path (one for plain lookups).
+    pub paths: Vec<Candidates>,
+    /// Nodes some path has queried (disjoint lookups only).
+    claimed: BTreeSet<Id>,
+    /// Requests to seeds (bootstrap routers, ids unknown) in flight.
+    pub seeds_in_flight: usize,
+    pub writes_in_flight: usize,
+    /// A bootstrap: when it ends, buckets it left sparse are refreshed.
+    refresh_after: bool,
+}
+
+impl<S: Store> Node<S> {
+    pub(super) fn new_query(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        target: Id,
+        family: Family,
+        internal: bool,
+    ) -> QueryId {
+        let qid = QueryId(self.next_query);
+        self.next_query += 1;
+        let cfg = &self.config;
+        let paths = kind.paths(cfg);
+        self.queries.insert(
+            qid,
+            QueryState {
+                kind,
+                family,
+                target,
+                internal,
+                phase: Phase::Lookup,
+                started: now,
+                stats: QueryStats::default(),
+                paths: (0..paths)
+                    .map(|_| Candidates::new(target, cfg.k, cfg.alpha, cfg.max_lookup_candidates))
+                    .collect(),
+                claimed: BTreeSet::new(),
+                seeds_in_flight: 0,
+                writes_in_flight: 0,
+                refresh_after: false,
+            },
+        );
+        qid
+    }
+
+    /// The family a lookup runs in: the one whose table has more nodes (IPv4 on a tie),
+    /// or the family of the seeds when both tables are empty.
+    fn pick_family(&self) -> Family {
+        let v4 = self.tables[0].len();
+        let v6 = self.tables[1].len();
+        if v4 == 0 && v6 == 0 {
+            let seeds_v6 = self
+                .bootstrap_addrs
+                .iter()
+                .chain(self.restored.iter().map(|n| &n.addr))
+                .all(|a| Family::of(a) == Family::V6);
+            let any = !self.bootstrap_addrs.is_empty() || !self.restored.is_empty();
+            return if any && seeds_v6 {
+                Family::V6
+            } else {
+                Family::V4
+            };
+        }
+        if v6 > v4 {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+
+    pub(super) fn start_lookup(&mut self, now: Instant, kind: Kind, target: Id) -> QueryId {
+        let family = self.pick_family();
+        self.start_lookup_in(now, kind, target, family, false)
+    }
+
+    pub(super) fn start_lookup_in(
+        &mut self,
+        now: Instant,
+        kind: Kind,
+        target: Id,
+        family: Family,
+        internal: bool,
+    ) -> QueryId {
+        let qid = self.new_query(now, kind, target, family, internal);
+        let k = self.config.k;
+        let from_table = self.tables[family.index()].closest(&target, k, now);
+        let use_seeds = from_table.len() < k;
+        let wall = self.wall(now);
+        let q = self.queries.get_mut(&qid).expect("just inserted");
+        q.kind
+            .seed_from_store(&self.store, &target, family, wall, &self.config);
+        let d = q.paths.len();
+        // Deal the closest known nodes round-robin, so each path starts near the target.
+        for (i, n) in from_table.into_iter().enumerate() {
+            q.paths[i % d].add(n, 1);
+        }
+        if use_seeds {
+            for n in self
+                .restored
+                .iter()
+                .filter(|n| Family::of(&n.addr) == family)
+            {
+                q.paths[0].add(*n, 1);
+            }
+            // Bootstrap routers have no known id: ask them directly; their replies
+            // make them (and what they return) candidates.
+            let seeds: Vec<SocketAddr> = self
+                .bootstrap_addrs
+                .iter()
+                .filter(|a| Family::of(a) == family)
+                .copied()
+                .collect();
+            let method = q.kind.lookup_method(target);
+            if let Some(method) = method {
+                for (i, addr) in seeds.into_iter().enumerate() {
+                    if let Some(q) = self.queries.get_mut(&qid) {
+                        q.seeds_in_flight += 1;
+                        q.stats.requests += 1;
+                    }
+                    let path = (i % d) as u8;
+                    self.send_request(now, addr, None, Purpose::Lookup(qid, path), method.clone());
+                }
+            }
+        }
+        self.drive(now, qid);
+        qid
+    }
+
+    /// Looks up our own id from the seeds and the routing table, in the family with
+    /// more nodes, and quietly in the other family too when it has seeds.
+    pub(super) fn bootstrap(&mut self, now: Instant, addrs: &[SocketAddr]) -> QueryId {
+        for a in addrs {
+            if !self.bootstrap_addrs.contains(a) {
+                self.bootstrap_addrs.push(*a);
+            }
+        }
+        let family = self.pick_family();
+        let qid = self.start_bootstrap(now, family, false);
+        let other = match family {
+            Family::V4 => Family::V6,
+            Family::V6 => Family::V4,
+        };
+        let other_has_seeds = self.bootstrap_addrs.iter().any(|a| Family::of(a) == other)
+            || self.restored.iter().any(|n| Family::of(&n.addr) == other)
+            || !self.tables[other.index()].is_empty();
+        if other_has_seeds {
+            self.start_bootstrap(now, other, true);
+        }
+        qid
+    }
+
+    pub(super) fn start_bootstrap(&mut self, now: Instant, family: Family, internal: bool) -> QueryId {
+        let own = self.id;
+        // (A lookup that ends at once, with nobody to ask, has nothing to refresh.)
+        let qid = self.start_lookup_in(now, Kind::FindNode, own, family, internal);
+        if let Some(q) = self.queries.get_mut(&qid) {
+            q.refresh_after = true;
+        }
+        qid
+    }
+
+    /// After a bootstrap, one lookup into each bucket that holds fewer than k nodes
+    /// (the own-id lookup only fills the buckets near us; waiting 15 minutes for the
+    /// regular refresh would leave a young node's table a third full).
+    fn refresh_sparse_buckets(&mut self, now: Instant, family: Family) {
+        let i = family.index();
+        let t = &self.tables[i];
+        let last = t.bucket_count().saturating_sub(1);
+        let sparse: Vec<usize> = (0..last)
+            .filter(|b| t.bucket_len(*b) < t.k())
+            .take(MAX_BOOTSTRAP_REFRESHES)
+            .collect();
+        for b in sparse {
+            self.tables[i].touch_bucket(b, now);
+            let target = self.id.random_in_bucket(b, &mut self.rng);
+            self.start_lookup_in(now, Kind::FindNode, target, family, true);
+        }
+    }
+
+    /// A reply to a lookup request on `path`; `was_seed` when we asked a bootstrap
+    /// address whose id we did not know.
+    pub(super) fn on_lookup_response(
+        &mut self,
+        now: Instant,
+        qid: QueryId,
+        path: usize,
+        was_seed: bool,
+        node: NodeInfo,
+        mut resp: Response,
+    ) {
+        let Some(q) = self.queries.get_mut(&qid) else {
+            return;
+        };
+        if q.phase != Phase::Lookup || path >= q.paths.len() {
+            return;
+        }
+        q.stats.responses += 1;
+        let depth = if was_seed {
+            q.seeds_in_flight = q.seeds_in_flight.saturating_sub(1);
+            q.paths[path].add(node, 1);
+            // Mark it answered: it is now a known, responsive candidate.
+            q.paths[path].force_responded(&node.id, resp.token.clone());
+            1
+        } else {
+            match q.paths[path].on_response(&node.id, resp.token.clone()) {
+                Some(d) => d,
+                None => return,
+            }
+        };
+        let learned = match q.family {
+            Family::V4 => &resp.nodes,
+            Family::V6 => &resp.nodes6,
+        };
+        for n in learned {
+            if n.id != self.id && Family::of(&n.addr) == q.family && n.addr.port() != 0 {
+                q.paths[path].add(*n, depth + 1);
+            }
+        }
+        q.kind.absorb(&q.target, &mut resp, depth, &self.config);
+        self.drive(now, qid);
+    }
+
+    /// Moves a query along: sends what its window allows, starts the write phase,
+    /// or finishes it.
+    pub(super) fn drive(&mut self, now: Instant, qid: QueryId) {
+        let Some(q) = self.queries.get_mut(&qid) else {
+            return;
+        };
+        match q.phase {
+            Phase::Lookup => {
+                if q.kind.is_satisfied() {
+                    self.finish(now, qid);
+                    return;
+                }
+                let mut next = Vec::new();
+                let disjoint = q.paths.len() > 1;
+                for (i, c) in q.paths.iter_mut().enumerate() {
+                    let claimed = &q.claimed;
+                    for n in c.next_to_query_skipping(|id| disjoint && claimed.contains(id)) {
+                        next.push((i as u8, n));
+                    }
+                    if disjoint {
+                        for (_, n) in next.iter().filter(|(p, _)| *p == i as u8) {
+                            q.claimed.insert(n.id);
+                        }
+                    }
+                }
+                q.stats.requests += next.len() as u32;
+                if !next.is_empty() {
+                    if let Some(method) = q.kind.lookup_method(q.target) {
+                        for (path, n) in next {
+                            self.send_request(
+                                now,
+                                n.addr,
+                                Some(n.id),
+                                Purpose::Lookup(qid, path),
+                                method.clone(),
+                            );
+                        }
+                    }
+                    return;
+                }
+                if q.seeds_in_flight > 0 || !q.paths.iter().all(|c| c.is_done()) {
+                    return;
+                }
+                if q.kind.writes() {
+                    self.start_writes(now, qid);
+                } else {
+                    self.finish(now, qid);
+                }
+            }
+            Phase::Write => {
+                if q.writes_in_flight == 0 {
+                    self.finish(now, qid);
+                }
+            }
+        }
+    }
+
+    fn start_writes(&mut self, now: Instant, qid: QueryId) {
+        let Some(q) = self.queries.get_mut(&qid) else {
+            return;
+        };
+        q.phase = Phase::Write;
+        let targets: Vec<(NodeInfo, Vec<u8>)> = merged_closest(&q.paths, self.config.k)
+            .into_iter()
+            .filter_map(|(n, _, tok)| tok.map(|t| (n, t)))
+            .collect();
+        let mut sends = Vec::with_capacity(targets.len());
+        for (n, token) in targets {
+            if let Some(method) = q.kind.write_method(q.target, token) {
+                q.writes_in_flight += 1;
+                q.stats.requests += 1;
+                sends.push((n, method));
+            }
+        }
+        for (n, method) in sends {
+            self.send_request(now, n.addr, Some(n.id), Purpose::Write(qid), method);
+        }
+        self.drive(now, qid);
+    }
+
+    /// Ends a query: forgets its requests in flight and reports its outcome.
+    pub(super) fn finish(&mut self, now: Instant, qid: QueryId) {
+        let Some(mut q) = self.queries.remove(&qid) else {
+            return;
+        };
+        // Requests still in flight for this query are forgotten: late replies are
+        // then counted as unexpected and ignored.
+        self.forget_requests_of(qid);
+        if q.refresh_after {
+            self.refresh_sparse_buckets(now, q.family);
+        }
+        if q.internal {
+            return;
+        }
+        let closest = merged_closest(&q.paths, self.config.k);
+        q.stats.hops = closest.first().map(|c| c.1).unwrap_or(0).max(q.stats.hops);
+        let nodes: Vec<NodeInfo> = closest.iter().map(|c| c.0).collect();
+        q.stats.duration = now.saturating_duration_since(q.started);
+        let outcome = q.kind.into_outcome(q.target, nodes, &mut q.stats);
+        self.events.push_back(Event::QueryDone(QueryDone {
+            id: qid,
+            outcome,
+            stats: q.stats,
+        }));
+    }
+}
+
+/// The `k` closest responders over every path of a lookup, closest first.
+fn merged_closest(paths: &[Candidates], k: usize) -> Vec<(NodeInfo, u32, Option<Vec<u8>>)> {
+    if let [only] = paths {
+        return only.closest_responded();
+    }
+    let mut all: Vec<_> = paths.iter().flat_map(|c| c.closest_responded()).collect();
+    let target = paths.first().map(|c| c.target()).unwrap_or_default();
+    all.sort_by_key(|(n, _, _)| n.id.distance(&target));
+    all.dedup_by_key(|(n, _, _)| n.id);
+    all.truncate(k);
+    all
+}

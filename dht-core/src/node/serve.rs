@@ -1,0 +1,427 @@
+//! Serving the KRPC queries other nodes send us: ping, find_node, get_peers,
+//! announce_peer, BEP 44 get and put, BEP 51 sample_infohashes, and the replies'
+//! size rules (hard limits, trimming for strangers, the reply byte budget).
+//!
+//! A query reaches `on_query` only after the rate limiter and ban list let it
+//! through (see `Node::handle_datagram`). Storage limits are enforced here, before the
+//! store is asked to keep anything.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rand_chacha::rand_core::RngCore;
+
+use crate::bep44::{self, Item};
+use crate::id::{Id, NodeInfo};
+use crate::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Query, Response, Want};
+use crate::store::{Store, StoreError, StoredItem, StoredPeer};
+
+use super::{Family, Node};
+
+/// Most peers returned in one get_peers reply: 50 compact IPv4 peers fill 400 of the
+/// 1024 bytes, leaving room for the token and nodes.
+const MAX_VALUES_PER_REPLY: usize = 50;
+/// Most info_hashes in one BEP 51 sample (20 x 20 bytes).
+const MAX_SAMPLES: usize = 20;
+
+impl<S: Store> Node<S> {
+    pub(super) fn on_query(&mut self, now: Instant, from: SocketAddr, t: Vec<u8>, sender_ro: bool, q: Query) {
+        self.stats.queries_answered += 1;
+        let fam = Family::of(&from);
+        if !sender_ro && q.id != self.id {
+            let node = NodeInfo {
+                id: q.id,
+                addr: from,
+            };
+            if self.tables[fam.index()].on_query(node, now) {
+                self.ping_node(now, node);
+            }
+        }
+        let mut r = Response {
+            id: self.id,
+            ..Response::default()
+        };
+        let mut big = false;
+        let result: Result<(), (i64, &'static str)> = match q.method {
+            Method::Ping => Ok(()),
+            Method::FindNode { target, want } => {
+                self.fill_nodes(&mut r, &target, want, fam, now);
+                Ok(())
+            }
+            Method::GetPeers { info_hash, want } => {
+                self.serve_get_peers(now, from, info_hash, want, &mut r)
+            }
+            Method::AnnouncePeer {
+                info_hash,
+                port,
+                token,
+                implied_port,
+            } => self.serve_announce(now, from, info_hash, port, &token, implied_port),
+            Method::Get { target, seq, want } => {
+                big = true;
+                self.serve_get(now, from, target, seq, want, &mut r)
+            }
+            Method::Put(args) => self.serve_put(now, from, args),
+            Method::SampleInfohashes { target, want } => {
+                self.serve_samples(now, target, want, fam, &mut r)
+            }
+            Method::Unknown { .. } => Err((code::METHOD_UNKNOWN, "method unknown")),
+        };
+        match result {
+            Ok(()) => self.send_response(now, from, t, r, big),
+            Err((c, m)) => self.send_error(now, from, t, c, m),
+        }
+    }
+
+    fn fill_nodes(&mut self, r: &mut Response, target: &Id, want: Want, fam: Family, now: Instant) {
+        let k = self.config.k;
+        let (v4, v6) = if want.is_empty() {
+            (fam == Family::V4, fam == Family::V6)
+        } else {
+            (want.v4, want.v6)
+        };
+        if v4 {
+            r.nodes = self.tables[0].closest(target, k, now);
+        }
+        if v6 {
+            r.nodes6 = self.tables[1].closest(target, k, now);
+        }
+    }
+
+    fn store_err(&mut self, _e: StoreError) -> (i64, &'static str) {
+        self.stats.store_errors += 1;
+        (code::SERVER, "store error")
+    }
+
+    fn serve_get_peers(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        info_hash: Id,
+        want: Want,
+        r: &mut Response,
+    ) -> Result<(), (i64, &'static str)> {
+        r.token = Some(self.tokens.issue(now, from.ip(), &mut self.rng).to_vec());
+        let wall = self.wall(now);
+        let mut peers: Vec<SocketAddr> = match self.store.get_peers(&info_hash) {
+            Ok(p) => p
+                .into_iter()
+                .filter(|p| p.expires_at > wall)
+                .map(|p| p.addr)
+                .collect(),
+            Err(e) => return Err(self.store_err(e)),
+        };
+        let fam = Family::of(&from);
+        peers.retain(|p| Family::of(p) == fam);
+        if peers.len() > MAX_VALUES_PER_REPLY {
+            // A random subset, so that every peer of a big swarm gets handed out.
+            for i in 0..MAX_VALUES_PER_REPLY {
+                let j = i + (self.rng.next_u32() as usize) % (peers.len() - i);
+                peers.swap(i, j);
+            }
+            peers.truncate(MAX_VALUES_PER_REPLY);
+        }
+        r.values = peers;
+        self.fill_nodes(r, &info_hash, want, fam, now);
+        Ok(())
+    }
+
+    fn serve_announce(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        info_hash: Id,
+        port: u16,
+        token: &[u8],
+        implied_port: bool,
+    ) -> Result<(), (i64, &'static str)> {
+        if !self.tokens.check(now, from.ip(), token, &mut self.rng) {
+            return Err((code::PROTOCOL, "bad token"));
+        }
+        let port = if implied_port { from.port() } else { port };
+        if port == 0 {
+            return Err((code::PROTOCOL, "invalid port"));
+        }
+        let addr = SocketAddr::new(from.ip(), port);
+        let wall = self.wall(now);
+        let peers = match self.store.get_peers(&info_hash) {
+            Ok(p) => p,
+            Err(e) => return Err(self.store_err(e)),
+        };
+        let lim = self.config.limits;
+        if peers.is_empty() {
+            match self.store.counts() {
+                Ok(c) if c.info_hashes >= lim.max_info_hashes => {
+                    return Err((code::SERVER, "storage full"))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(self.store_err(e)),
+            }
+        } else if peers.len() >= lim.max_peers_per_info_hash
+            && !peers.iter().any(|p| p.addr == addr)
+        {
+            if let Some(oldest) = peers.iter().min_by_key(|p| (p.expires_at, p.addr)) {
+                if let Err(e) = self.store.remove_peer(&info_hash, &oldest.addr) {
+                    return Err(self.store_err(e));
+                }
+            }
+        }
+        let peer = StoredPeer {
+            addr,
+            expires_at: wall + self.config.peer_ttl.as_millis() as u64,
+        };
+        self.store
+            .put_peer(&info_hash, peer)
+            .map_err(|e| self.store_err(e))
+    }
+
+    fn serve_get(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        target: Id,
+        seq: Option<i64>,
+        want: Want,
+        r: &mut Response,
+    ) -> Result<(), (i64, &'static str)> {
+        r.token = Some(self.tokens.issue(now, from.ip(), &mut self.rng).to_vec());
+        let wall = self.wall(now);
+        let item = match self.store.get_item(&target) {
+            Ok(i) => i.filter(|i| i.expires_at > wall),
+            Err(e) => return Err(self.store_err(e)),
+        };
+        if let Some(stored) = item {
+            match stored.item {
+                Item::Immutable { value } => r.value = Some(value),
+                Item::Mutable(m) => {
+                    r.seq = Some(m.seq);
+                    // BEP 44: with `seq` given and nothing newer, k, v and sig are omitted.
+                    if seq.is_none_or(|s| m.seq > s) {
+                        r.value = Some(m.value);
+                        r.key = Some(m.key);
+                        r.signature = Some(m.signature);
+                    }
+                }
+            }
+        }
+        self.fill_nodes(r, &target, want, Family::of(&from), now);
+        Ok(())
+    }
+
+    fn serve_put(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        args: PutArgs,
+    ) -> Result<(), (i64, &'static str)> {
+        // Checked in this order: 205, 207, 203 (token), 206, 301, 302.
+        if args.item.value().len() > krpc::MAX_VALUE_LEN {
+            return Err((code::VALUE_TOO_BIG, "message (v field) too big"));
+        }
+        if let Item::Mutable(m) = &args.item {
+            if m.salt.len() > krpc::MAX_SALT_LEN {
+                return Err((code::SALT_TOO_BIG, "salt (salt field) too big"));
+            }
+        }
+        if !self
+            .tokens
+            .check(now, from.ip(), &args.token, &mut self.rng)
+        {
+            return Err((code::PROTOCOL, "bad token"));
+        }
+        let wall = self.wall(now);
+        let expires_at = wall + self.config.item_ttl.as_millis() as u64;
+        let target = match &args.item {
+            Item::Immutable { value } => bep44::immutable_target(value),
+            Item::Mutable(m) => {
+                if !m.verify() {
+                    return Err((code::INVALID_SIGNATURE, "invalid signature"));
+                }
+                m.target()
+            }
+        };
+        let existing = match self.store.get_item(&target) {
+            Ok(i) => i.filter(|i| i.expires_at > wall),
+            Err(e) => return Err(self.store_err(e)),
+        };
+        if let (Item::Mutable(m), Some(Item::Mutable(old))) =
+            (&args.item, existing.as_ref().map(|e| &e.item))
+        {
+            if args.cas.is_some_and(|c| c != old.seq) {
+                return Err((
+                    code::CAS_MISMATCH,
+                    "the CAS hash mismatched, re-read value and try again",
+                ));
+            }
+            let same_value = old.value == m.value;
+            if m.seq < old.seq || (m.seq == old.seq && !same_value) {
+                return Err((code::SEQ_TOO_LOW, "sequence number less than current"));
+            }
+        }
+        if existing.is_none() {
+            match self.store.counts() {
+                Ok(c) if c.items >= self.config.limits.max_items => {
+                    return Err((code::SERVER, "storage full"))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(self.store_err(e)),
+            }
+        }
+        let item = StoredItem {
+            target,
+            item: args.item,
+            expires_at,
+        };
+        self.store.put_item(item).map_err(|e| self.store_err(e))
+    }
+
+    fn serve_samples(
+        &mut self,
+        now: Instant,
+        target: Id,
+        want: Want,
+        fam: Family,
+        r: &mut Response,
+    ) -> Result<(), (i64, &'static str)> {
+        let start = Id::random(&mut self.rng);
+        let samples = match self.store.info_hashes(&start, MAX_SAMPLES) {
+            Ok(s) => s,
+            Err(e) => return Err(self.store_err(e)),
+        };
+        let num = match self.store.counts() {
+            Ok(c) => c.info_hashes as i64,
+            Err(e) => return Err(self.store_err(e)),
+        };
+        r.samples = Some(samples);
+        r.num = Some(num);
+        r.interval = Some(self.config.sample_interval_secs);
+        self.fill_nodes(r, &target, want, fam, now);
+        Ok(())
+    }
+
+    /// True for a non-exempt address with no earlier exchange (not in our table).
+    fn is_stranger(&self, to: &SocketAddr) -> bool {
+        !self.config.defense.is_exempt(to.ip())
+            && !self.tables[Family::of(to).index()]
+                .entries()
+                .any(|e| e.node.addr == *to)
+    }
+
+    /// Replies to non-exempt addresses draw on the global reply budget, except replies
+    /// to nodes in our routing table: they have answered our queries, so a flood from
+    /// many spoofed sources that spends the budget cannot starve them.
+    fn push_reply(&mut self, now: Instant, to: SocketAddr, buf: Vec<u8>) {
+        let d = &self.config.defense;
+        if let Some(rate) = d.reply_bytes_per_sec {
+            if !d.is_exempt(to.ip())
+                && !self.reply_budget.take(buf.len(), rate, now)
+                && !self.tables[Family::of(&to).index()]
+                    .entries()
+                    .any(|e| e.node.addr == to)
+            {
+                self.stats.budget_dropped += 1;
+                self.recycle(buf);
+                return;
+            }
+        }
+        self.push_transmit(to, buf);
+    }
+
+    fn send_response(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        t: Vec<u8>,
+        r: Response,
+        carries_value: bool,
+    ) {
+        let limit = if carries_value && r.value.is_some() {
+            krpc::MAX_SEND_BEP44
+        } else {
+            krpc::MAX_SEND
+        };
+        let mut msg = Message {
+            transaction_id: t,
+            version: self.config.version.map(|v| v.to_vec()),
+            read_only: false,
+            requester_ip: Some(to),
+            body: Body::Response(r),
+        };
+        let mut buf = self.take_buf();
+        // Looked up only for replies above the stranger limit (rare): None = not yet.
+        let mut stranger: Option<bool> = None;
+        loop {
+            buf.clear();
+            msg.encode(&mut buf);
+            let soft = self.config.defense.stranger_reply_bytes;
+            let soft_over = soft.is_some_and(|s| buf.len() > s)
+                && *stranger.get_or_insert_with(|| self.is_stranger(&to));
+            if buf.len() <= limit && !soft_over {
+                break;
+            }
+            let hard_over = buf.len() > limit;
+            let target = if hard_over {
+                limit
+            } else {
+                soft.unwrap_or(limit)
+            };
+            let Body::Response(r) = &mut msg.body else {
+                break;
+            };
+            if !trim_reply(r, buf.len() - target) {
+                if hard_over {
+                    // Nothing left to trim: it cannot be made to fit (should not happen
+                    // with a value <= 1000 bytes); refuse rather than send oversize.
+                    self.pool.push(buf);
+                    return;
+                }
+                // A stranger's reply keeps its BEP 44 value: only lists are trimmed.
+                break;
+            }
+        }
+        self.push_reply(now, to, buf);
+    }
+
+    pub(super) fn send_error(&mut self, now: Instant, to: SocketAddr, t: Vec<u8>, code: i64, message: &str) {
+        self.stats.errors_sent += 1;
+        let msg = Message {
+            transaction_id: t,
+            version: self.config.version.map(|v| v.to_vec()),
+            read_only: false,
+            requester_ip: None,
+            body: Body::Error(ErrorBody {
+                code,
+                message: message.to_string(),
+            }),
+        };
+        let mut buf = self.take_buf();
+        msg.encode(&mut buf);
+        if buf.len() <= krpc::MAX_SEND {
+            self.push_reply(now, to, buf);
+        } else {
+            // A peer's over-long transaction id must not make us send oversize.
+            self.pool.push(buf);
+        }
+    }
+}
+
+/// Trims a reply by about `over` bytes: nodes6, then nodes, then peers, then samples, a
+/// few at a time. False when none of them is left to trim.
+fn trim_reply(r: &mut Response, over: usize) -> bool {
+    if !r.nodes6.is_empty() {
+        let n = over.div_ceil(38).min(r.nodes6.len());
+        r.nodes6.truncate(r.nodes6.len() - n);
+    } else if !r.nodes.is_empty() {
+        let n = over.div_ceil(26).min(r.nodes.len());
+        r.nodes.truncate(r.nodes.len() - n);
+    } else if !r.values.is_empty() {
+        let n = over.div_ceil(8).min(r.values.len());
+        r.values.truncate(r.values.len() - n);
+    } else if let Some(s) = r.samples.as_mut().filter(|s| !s.is_empty()) {
+        let n = over.div_ceil(20).min(s.len());
+        s.truncate(s.len() - n);
+    } else {
+        return false;
+    }
+    true
+}

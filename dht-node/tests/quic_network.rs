@@ -221,3 +221,15 @@ fn node_key_kept_in_data_dir() {
         b"short"
     );
 }
+
+/// The library API the binary uses: the key in DIR/node.key is created once
+/// (and DIR with it) and loaded the same afterwards.
+#[test]
+fn library_keeps_the_node_key_in_the_data_dir() {
+    let dir = Scratch::new("quic-key-lib");
+    let data = dir.0.join("data");
+    let created = dht_node::identity::load_node_key(&data).expect("created");
+    let loaded = dht_node::identity::load_node_key(&data).expect("loaded");
+    assert_eq!(created.to_bytes(), loaded.to_bytes());
+    assert!(data.join(dht_node::identity::NODE_KEY_FILE).is_file());
+}

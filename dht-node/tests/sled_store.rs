@@ -201,3 +201,21 @@ fn unusable_data_dirs_are_refused() {
         .expect("run dht-node");
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
 }
+
+/// The library API the binary uses: the UDP node id kept in a sled data dir is
+/// the same after the store is closed and reopened.
+#[test]
+fn library_keeps_the_node_id_in_the_data_dir() {
+    let scratch = Scratch::new("sled-keep-id");
+    let data = scratch.0.join("data");
+    let first = {
+        let mut store = dht_store_sled::SledStore::open(&data).expect("open");
+        dht_node::identity::kept_node_id(&mut store).expect("kept id")
+    };
+    let mut store = dht_store_sled::SledStore::open(&data).expect("reopen");
+    assert_eq!(store.node_id().expect("read"), Some(first));
+    assert_eq!(
+        dht_node::identity::kept_node_id(&mut store).expect("kept id"),
+        first
+    );
+}

@@ -1,0 +1,189 @@
+//! The command line: the clap definition of `dht-node`'s flags and subcommands, and
+//! the `--help` text. Nothing here runs anything.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dht_node::PUBLIC_ROUTERS;
+
+const AFTER_HELP: &str = "\
+Without a subcommand, runs a DHT node until SIGINT or SIGTERM.
+
+Values: `put VALUE` stores VALUE as a bencoded byte string (<len>:<bytes>); its target
+is the SHA-1 of that bencoding. `get` prints the string's bytes raw when the stored value
+is a bencoded string, and the raw bencode otherwise.
+
+Transports: a QUIC network and a UDP network are separate networks; every node and
+one-shot command of one network must use the same --transport. Over QUIC the node id is
+derived from the node's ed25519 key: with --data-dir the node keeps it in DIR/node.key
+(created on first start), otherwise each start (and every one-shot command) uses a
+fresh key and so a fresh id.
+
+Data dir: with --store sled (feature `sled`), the node keeps its id, routing table,
+items and peers in --data-dir DIR and, restarted on DIR, rejoins through the saved table
+(even with --no-bootstrap) and serves what it stored. A put or announce the node has
+answered is on disk within T = 1 s (the store flushes every 500 ms); the table is saved
+every minute and on SIGINT/SIGTERM. A missing or empty DIR is initialised; a DIR that
+is not a dht data dir, is corrupt, is in use by another process, or is of a newer format
+is refused (exit 3, one line on stderr) and left untouched. With --store mem, --data-dir
+only keeps the QUIC node key (a DIR used so cannot later become a sled data dir).
+One-shot commands ignore --store and --data-dir.
+
+Bootstrap: without --bootstrap, nodes and one-shot commands join through the public
+Mainline routers (router.bittorrent.com:6881, dht.transmissionbt.com:6881,
+router.utorrent.com:6881, dht.libtorrent.org:25401). One-shot commands run a read-only
+node (BEP 43).
+
+Stdout carries only the result; logs (RUST_LOG) go to stderr.
+Exit status: 0 success, 1 not found, 2 bad usage or argument, 3 any other failure.";
+
+#[derive(Debug, Parser)]
+#[command(name = "dht-node", version, about = "A BitTorrent Mainline DHT node and client", after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    /// Datagram transport (a QUIC network and a UDP network do not meet).
+    #[arg(long, global = true, value_enum, default_value_t = TransportKind::Udp)]
+    pub(crate) transport: TransportKind,
+    /// Where the node keeps items, peers and its routing table (sled: in --data-dir).
+    #[arg(long, global = true, value_enum, default_value_t = StoreKind::Mem)]
+    pub(crate) store: StoreKind,
+    /// Directory for the node's state: the QUIC key (DIR/node.key) with any store,
+    /// and everything else with --store sled. Created if missing.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// QUIC: most connections accepted from one public IPv4 address or IPv6 /64
+    /// (loopback and private sources are exempt, so a loopback testnet needs no change).
+    #[arg(long, global = true, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) quic_max_conns_per_ip: u16,
+    /// Address to bind (repeatable; at most one IPv4 and one IPv6).
+    /// Node default: 0.0.0.0:6881 and [::]:6881; one-shot commands use a free port.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub(crate) listen: Vec<SocketAddr>,
+    /// Bootstrap node as HOST:PORT (repeatable). Default: the public Mainline routers.
+    #[arg(long, global = true, value_name = "HOST:PORT")]
+    pub(crate) bootstrap: Vec<String>,
+    /// Do not bootstrap (a node others join, or a test network's first node).
+    #[arg(long, global = true, conflicts_with = "bootstrap")]
+    pub(crate) no_bootstrap: bool,
+    /// Bucket size and replication factor.
+    #[arg(long, global = true, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub(crate) k: u16,
+    /// Run the node read-only (BEP 43): it answers no queries.
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// Write the bound addresses to this file, one per line, once listening.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub(crate) addr_file: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of the bare result.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// How long to wait for each reply, in milliseconds.
+    #[arg(long, global = true, hide = true, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub(crate) request_timeout_ms: u64,
+    /// Tests: housekeeping period in milliseconds (default: the core's, 30 s).
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub(crate) maintenance_ms: Option<u64>,
+    /// Tests: silence after which a node is pinged, in milliseconds (default: the
+    /// core's, BEP 5's 15 minutes).
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub(crate) questionable_after_ms: Option<u64>,
+    /// Tests: period of the status log line and of --routing-file, in milliseconds.
+    #[arg(long, hide = true, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub(crate) status_interval_ms: u64,
+    /// Tests: rewrite this file with the routing table ("id addr" a line) at every status.
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub(crate) routing_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TransportKind {
+    /// Plain UDP (BEP 5).
+    Udp,
+    /// QUIC (needs the `quic` feature).
+    Quic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StoreKind {
+    /// In memory: lost on exit.
+    Mem,
+    /// On disk in --data-dir (needs the `sled` feature).
+    Sled,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Store VALUE (immutable, or --mutable with --key); prints the target in hex.
+    Put {
+        /// The value, stored as a bencoded byte string.
+        value: String,
+        /// Store a mutable item signed with --key (BEP 44).
+        #[arg(long, requires = "key")]
+        mutable: bool,
+        /// File holding the ed25519 secret key (64 hex characters, from `keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Salt of a mutable item (at most 64 bytes).
+        #[arg(long, requires = "mutable")]
+        salt: Option<String>,
+        /// Sequence number. Default: one more than the highest found (1 if none).
+        #[arg(long, requires = "mutable")]
+        seq: Option<i64>,
+        /// Only replace an item whose seq is this (compare-and-swap).
+        #[arg(long, requires = "mutable")]
+        cas: Option<i64>,
+    },
+    /// Fetch an item: prints its value (and, for --mutable, its seq on a last line).
+    Get {
+        /// The immutable target, or with --mutable the public key, in hex.
+        target: String,
+        /// TARGET is the public key of a mutable item.
+        #[arg(long)]
+        mutable: bool,
+        /// Salt of a mutable item.
+        #[arg(long, requires = "mutable")]
+        salt: Option<String>,
+    },
+    /// Write a new ed25519 secret key to FILE (mode 0600); prints the public key in hex.
+    Keygen {
+        /// Where to write the key; an existing file is not overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Announce that we accept BitTorrent connections for INFO_HASH on --port.
+    Announce {
+        /// The info_hash in hex.
+        info_hash: String,
+        /// The BitTorrent port to announce.
+        #[arg(long)]
+        port: u16,
+    },
+    /// List peers announced for INFO_HASH, one ip:port a line.
+    Peers {
+        /// The info_hash in hex.
+        info_hash: String,
+    },
+    /// Ping a node at ADDR (HOST:PORT); prints its id.
+    Ping {
+        /// The node's address.
+        addr: String,
+    },
+    /// Find the nodes closest to ID; prints "id ip:port" a line.
+    FindNode {
+        /// The target id in hex.
+        id: String,
+    },
+}
+
+impl Cli {
+    /// The bootstrap names: --bootstrap, or the public routers without it.
+    pub(crate) fn bootstrap_names(&self) -> Vec<String> {
+        if self.bootstrap.is_empty() {
+            PUBLIC_ROUTERS.iter().map(|s| s.to_string()).collect()
+        } else {
+            self.bootstrap.clone()
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The `dht-node` binary, split by concern (as rust-analyzer's `cli` is): `flags`
+//! (the clap definition and `--help`), `backend` (transport and store choice, the
+//! data dir, the node key, binding), `serve` (node mode), `oneshot` (one-shot
+//! commands) and `output` (what goes to stdout, text or `--json`, and files).
+//!
+//! Every failure is a [`Fail`]: one line on stderr and an exit status that scripts
+//! rely on (0 success, 1 not found, 2 usage, 3 anything else).
+
+mod backend;
+mod flags;
+mod oneshot;
+mod output;
+mod serve;
+
+pub(crate) use flags::Cli;
+use flags::{Command, StoreKind, TransportKind};
+
+/// Exit status: the operation found nothing (no value, no peers).
+pub(crate) const EXIT_NOT_FOUND: u8 = 1;
+/// Exit status: bad usage or a bad argument.
+pub(crate) const EXIT_USAGE: u8 = 2;
+/// Exit status: any other failure (no node answered, I/O).
+pub(crate) const EXIT_FAILURE: u8 = 3;
+
+/// A failure with the exit status it maps to; printed as one line on stderr.
+#[derive(Debug)]
+pub(crate) struct Fail {
+    pub(crate) status: u8,
+    pub(crate) message: String,
+}
+
+impl Fail {
+    pub(crate) fn usage(message: impl Into<String>) -> Fail {
+        Fail {
+            status: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+    pub(crate) fn other(message: impl Into<String>) -> Fail {
+        Fail {
+            status: EXIT_FAILURE,
+            message: message.into(),
+        }
+    }
+    pub(crate) fn not_found(message: impl Into<String>) -> Fail {
+        Fail {
+            status: EXIT_NOT_FOUND,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<dht_node::Error> for Fail {
+    fn from(e: dht_node::Error) -> Fail {
+        Fail::other(e.to_string())
+    }
+}
+
+/// Runs what the command line asks: a node without a subcommand, else one command.
+pub(crate) async fn run(cli: Cli) -> Result<(), Fail> {
+    #[cfg(not(feature = "quic"))]
+    if cli.transport == TransportKind::Quic {
+        return Err(Fail::usage(
+            "this build has no QUIC transport (build with --features quic)",
+        ));
+    }
+    #[cfg(not(feature = "sled"))]
+    if cli.store == StoreKind::Sled {
+        return Err(Fail::usage(
+            "this build has no sled store (build with --features sled)",
+        ));
+    }
+    match &cli.command {
+        None => serve::run_node(&cli).await,
+        Some(Command::Keygen { out }) => oneshot::keygen(&cli, out),
+        Some(cmd) => oneshot::one_shot(&cli, cmd).await,
+    }
+}

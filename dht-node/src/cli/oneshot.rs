@@ -1,0 +1,306 @@
+//! One-shot commands (`put`, `get`, `announce`, `peers`, `ping`, `find-node`,
+//! `keygen`): arguments checked before any network activity, a read-only node on a
+//! free port, one operation, its result printed, and the exit status it maps to.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use dht_core::MutableItem;
+use dht_core::{from_hex, to_hex};
+use dht_core::{Id, QueryStats};
+use dht_node::{bencode_bytes, resolve, Dht, Error};
+use serde_json::json;
+
+use super::backend::{builder, spawn_node, Net, NodeStore};
+use super::output::{self, write_addr_file};
+use super::{Cli, Command, Fail};
+
+pub(crate) fn keygen(cli: &Cli, out: &Path) -> Result<(), Fail> {
+    let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // A secret key: readable by its owner only.
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(out)
+        .map_err(|e| Fail::other(format!("cannot create {}: {e}", out.display())))?;
+    writeln!(f, "{}", to_hex(key.as_bytes()))
+        .map_err(|e| Fail::other(format!("cannot write {}: {e}", out.display())))?;
+    let public = to_hex(key.verifying_key().as_bytes());
+    output::keygen(cli.json, &public, out);
+    Ok(())
+}
+
+fn read_key(path: &Path) -> Result<ed25519_dalek::SigningKey, Fail> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Fail::other(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = from_hex(text.trim())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            Fail::usage(format!(
+                "{}: expected 64 hex characters (an ed25519 seed)",
+                path.display()
+            ))
+        })?;
+    Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
+}
+
+fn parse_id(what: &str, s: &str) -> Result<Id, Fail> {
+    Id::from_hex(s)
+        .ok_or_else(|| Fail::usage(format!("{what}: expected 40 hex characters, got {s:?}")))
+}
+
+fn parse_key(s: &str) -> Result<[u8; 32], Fail> {
+    from_hex(s)
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| Fail::usage(format!("public key: expected 64 hex characters, got {s:?}")))
+}
+
+/// One checked one-shot operation.
+enum Task {
+    PutImmutable(Vec<u8>),
+    PutMutable {
+        key: Box<ed25519_dalek::SigningKey>,
+        value: Vec<u8>,
+        salt: Vec<u8>,
+        seq: Option<i64>,
+        cas: Option<i64>,
+    },
+    GetImmutable(Id),
+    GetMutable([u8; 32], Vec<u8>),
+    Announce(Id, u16),
+    Peers(Id),
+    Ping(String),
+    FindNode(Id),
+}
+
+pub(crate) async fn one_shot(cli: &Cli, cmd: &Command) -> Result<(), Fail> {
+    // Arguments are checked before any network activity, so that a typo costs nothing.
+    let op = match cmd {
+        Command::Put {
+            value,
+            mutable,
+            key,
+            salt,
+            seq,
+            cas,
+        } => {
+            let bencoded = bencode_bytes(value.as_bytes());
+            if bencoded.len() > dht_core::krpc::MAX_VALUE_LEN {
+                return Err(Fail::usage(format!(
+                    "value too big: {} bytes bencoded, at most {}",
+                    bencoded.len(),
+                    dht_core::krpc::MAX_VALUE_LEN
+                )));
+            }
+            let salt = salt.clone().unwrap_or_default().into_bytes();
+            if salt.len() > dht_core::krpc::MAX_SALT_LEN {
+                return Err(Fail::usage(format!(
+                    "salt too big: {} bytes, at most {}",
+                    salt.len(),
+                    dht_core::krpc::MAX_SALT_LEN
+                )));
+            }
+            match (mutable, key) {
+                (true, Some(path)) => Task::PutMutable {
+                    key: Box::new(read_key(path)?),
+                    value: bencoded,
+                    salt,
+                    seq: *seq,
+                    cas: *cas,
+                },
+                (false, Some(_)) => return Err(Fail::usage("--key needs --mutable")),
+                _ => Task::PutImmutable(bencoded),
+            }
+        }
+        Command::Get {
+            target,
+            mutable,
+            salt,
+        } => {
+            if *mutable {
+                Task::GetMutable(
+                    parse_key(target)?,
+                    salt.clone().unwrap_or_default().into_bytes(),
+                )
+            } else {
+                Task::GetImmutable(parse_id("target", target)?)
+            }
+        }
+        Command::Announce { info_hash, port } => {
+            if *port == 0 {
+                return Err(Fail::usage("--port must be between 1 and 65535"));
+            }
+            Task::Announce(parse_id("info_hash", info_hash)?, *port)
+        }
+        Command::Peers { info_hash } => Task::Peers(parse_id("info_hash", info_hash)?),
+        Command::Ping { addr } => Task::Ping(addr.clone()),
+        Command::FindNode { id } => Task::FindNode(parse_id("id", id)?),
+        Command::Keygen { out } => return keygen(cli, out),
+    };
+
+    let (seeds, ping_addr) = match &op {
+        Task::Ping(addr) => {
+            let resolved = resolve(std::slice::from_ref(addr)).await;
+            let Some(a) = resolved.first().copied() else {
+                return Err(Fail::usage(format!(
+                    "cannot resolve {addr:?} (expected HOST:PORT)"
+                )));
+            };
+            (vec![a], Some(a))
+        }
+        _ if cli.no_bootstrap => (Vec::new(), None),
+        _ => {
+            let names = cli.bootstrap_names();
+            let seeds = resolve(&names).await;
+            if seeds.is_empty() {
+                return Err(Fail::other(format!(
+                    "cannot resolve any bootstrap node of {names:?}"
+                )));
+            }
+            (seeds, None)
+        }
+    };
+
+    let b = builder(cli).read_only(true).republish(None);
+    let mut listen = cli.listen.clone();
+    if listen.is_empty() {
+        // A free port in each family we need to reach.
+        if seeds.iter().any(|a| a.is_ipv4()) || seeds.is_empty() {
+            listen.push(([0, 0, 0, 0], 0).into());
+        }
+        if seeds.iter().any(|a| a.is_ipv6()) {
+            listen.push((std::net::Ipv6Addr::UNSPECIFIED, 0).into());
+        }
+    }
+    // A one-shot client keeps nothing: a fresh key (a fresh id) and a memory store.
+    let net = Net::new(cli, None);
+    let store = NodeStore::Mem(dht_store_mem::MemStore::new());
+    let dht = spawn_node(b, &net, &listen, &mut Some(store))
+        .map_err(|e| Fail::other(format!("cannot bind: {e}")))?;
+    if let Some(path) = &cli.addr_file {
+        write_addr_file(path, dht.local_addrs())?;
+    }
+    let result = run_op(cli, &dht, op, &seeds, ping_addr).await;
+    let _ = dht.shutdown().await;
+    result
+}
+
+async fn run_op(
+    cli: &Cli,
+    dht: &Dht,
+    task: Task,
+    seeds: &[SocketAddr],
+    ping_addr: Option<SocketAddr>,
+) -> Result<(), Fail> {
+    if let (Task::Ping(_), Some(addr)) = (&task, ping_addr) {
+        let a = dht
+            .ping(addr)
+            .await
+            .map_err(|e| Fail::other(format!("{addr} did not answer: {e}")))?;
+        output::ping(cli.json, &a);
+        return Ok(());
+    }
+    if !seeds.is_empty() {
+        dht.bootstrap(seeds).await.map_err(|e| match e {
+            Error::NoResponse => Fail::other(format!(
+                "no bootstrap node answered ({} tried)",
+                seeds.len()
+            )),
+            e => e.into(),
+        })?;
+    }
+    match task {
+        Task::PutImmutable(value) => {
+            let a = dht.put_immutable(value).await.map_err(put_failure)?;
+            output::stored(cli.json, &a.value.target, &a, &[]);
+        }
+        Task::PutMutable {
+            key,
+            value,
+            salt,
+            seq,
+            cas,
+        } => {
+            let public = key.verifying_key().to_bytes();
+            let seq = match seq {
+                Some(s) => s,
+                None => {
+                    let found = dht.get_mutable(public, &salt, None).await?;
+                    match found.value {
+                        Some(item) => item.seq.checked_add(1).ok_or_else(|| {
+                            Fail::other("the stored seq is already the largest possible")
+                        })?,
+                        None => 1,
+                    }
+                }
+            };
+            let item = MutableItem::sign(&key, &salt, seq, &value);
+            let a = dht.put_mutable(item, cas).await.map_err(put_failure)?;
+            let extra = [("seq", json!(seq)), ("public_key", json!(to_hex(&public)))];
+            output::stored(cli.json, &a.value.target, &a, &extra);
+        }
+        Task::GetImmutable(target) => {
+            let a = dht.get_immutable(target).await?;
+            let Some(value) = a.value else {
+                return Err(not_found(&a.stats, format!("no value found for {target}")));
+            };
+            output::immutable(cli.json, &target, &value, &a.stats);
+        }
+        Task::GetMutable(key, salt) => {
+            let a = dht.get_mutable(key, &salt, None).await?;
+            let target = dht_core::mutable_target(&key, &salt);
+            let Some(item) = a.value else {
+                return Err(not_found(&a.stats, format!("no value found for {target}")));
+            };
+            output::mutable(cli.json, &target, &key, &item, &a.stats);
+        }
+        Task::Announce(info_hash, port) => {
+            let a = dht
+                .announce_peer(info_hash, Some(port))
+                .await
+                .map_err(put_failure)?;
+            output::stored(cli.json, &info_hash, &a, &[("port", json!(port))]);
+        }
+        Task::Peers(info_hash) => {
+            let a = dht.get_peers(info_hash).await?;
+            if a.value.peers.is_empty() {
+                return Err(not_found(
+                    &a.stats,
+                    format!("no peers found for {info_hash}"),
+                ));
+            }
+            output::peers(cli.json, &info_hash, &a);
+        }
+        Task::FindNode(id) => {
+            let a = dht.find_node(id).await?;
+            if a.value.is_empty() {
+                return Err(Fail::other("no node answered"));
+            }
+            output::nodes(cli.json, &id, &a);
+        }
+        Task::Ping(addr) => return Err(Fail::usage(format!("cannot resolve {addr:?}"))),
+    }
+    Ok(())
+}
+
+/// "Not found" only when some node was asked and answered; silence is a failure.
+fn not_found(stats: &QueryStats, message: String) -> Fail {
+    if stats.responses == 0 {
+        Fail::other("no node answered")
+    } else {
+        Fail::not_found(message)
+    }
+}
+
+fn put_failure(e: Error) -> Fail {
+    match e {
+        Error::NoResponse => Fail::other("no node stored it (none answered)"),
+        e => Fail::other(format!("no node stored it: {e}")),
+    }
+}

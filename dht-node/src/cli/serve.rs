@@ -1,0 +1,113 @@
+//! Node mode (`dht-node` without a subcommand): open the store, bind, join (retrying
+//! until some node answers, or rejoining through the saved table), log a status
+//! line periodically, and stop cleanly on SIGINT or SIGTERM.
+
+use std::time::Duration;
+
+use dht_node::Backoff;
+
+use super::backend::{bind_node, builder, node_key, open_store, Net};
+use super::output::{write_addr_file, write_file_atomically};
+use super::{Cli, Fail};
+
+pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
+    // The store first: it creates and claims the data dir, where the key then goes.
+    let opened = open_store(cli, builder(cli))?;
+    let net = Net::new(cli, node_key(cli)?);
+    let dht = bind_node(cli, &net, opened.store, opened.builder)?;
+    let addrs: Vec<String> = dht.local_addrs().iter().map(|a| a.to_string()).collect();
+    // A stable line for scripts and tests, whatever RUST_LOG says.
+    eprintln!(
+        "dht-node listening id={} addrs={}",
+        dht.id(),
+        addrs.join(",")
+    );
+    if let Some(path) = &cli.addr_file {
+        write_addr_file(path, dht.local_addrs())?;
+    }
+    tracing::info!(id = %dht.id(), addrs = %addrs.join(","), read_only = cli.read_only, "node running");
+
+    if !cli.no_bootstrap {
+        let dht = dht.clone();
+        let names = cli.bootstrap_names();
+        tokio::spawn(async move {
+            // Backs off up to five minutes: a node started before its network (or
+            // offline for a while) joins once it can.
+            if let Ok(a) = dht.bootstrap_until_joined(&names, Backoff::default()).await {
+                tracing::info!(nodes = a.value.len(), "bootstrapped");
+            }
+        });
+    } else if opened.saved_contacts > 0 {
+        // The saved table is the node's own bootstrap list: rejoin through it now
+        // rather than at the next housekeeping tick.
+        let dht = dht.clone();
+        let saved = opened.saved_contacts;
+        tokio::spawn(async move {
+            match dht.bootstrap(&[]).await {
+                Ok(a) => tracing::info!(saved, nodes = a.value.len(), "rejoined"),
+                Err(e) => tracing::warn!(saved, error = %e, "no saved contact answered"),
+            }
+        });
+    }
+    let status = {
+        let dht = dht.clone();
+        let every = Duration::from_millis(cli.status_interval_ms);
+        let routing_file = cli.routing_file.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Ok(info) = dht.routing_table().await else {
+                    break;
+                };
+                tracing::info!(
+                    ipv4_nodes = info.nodes_v4,
+                    ipv6_nodes = info.nodes_v6,
+                    republishing = info.republishing,
+                    datagrams_in = info.stats.datagrams_in,
+                    datagrams_out = info.stats.datagrams_out,
+                    key_id_mismatch = info.stats.key_id_mismatch,
+                    "status"
+                );
+                if let Some(path) = &routing_file {
+                    let text: String = info
+                        .nodes
+                        .iter()
+                        .map(|n| format!("{} {}\n", n.id, n.addr))
+                        .collect();
+                    if let Err(f) = write_file_atomically(path, &text) {
+                        tracing::warn!("{}", f.message);
+                    }
+                }
+            }
+        })
+    };
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    status.abort();
+    dht.shutdown().await?;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the node");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

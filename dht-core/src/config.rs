@@ -83,7 +83,8 @@ pub struct Config {
     /// round trip has been measured).
     pub request_timeout: Duration,
     /// The shortest wait for a reply, however fast the measured round trips (the wait
-    /// adapts between the two: smoothed RTT + 4 x its deviation).
+    /// adapts between the two: smoothed RTT + 4 x its deviation). A value above
+    /// `request_timeout` is capped at it.
     pub min_request_timeout: Duration,
     /// Silence after which a node is questionable (BEP 5: 15 minutes).
     pub questionable_after: Duration,
@@ -183,9 +184,6 @@ impl Config {
         }
         if self.request_timeout.is_zero() {
             return bad("request_timeout must be above zero");
-        }
-        if self.min_request_timeout > self.request_timeout {
-            return bad("min_request_timeout must not exceed request_timeout");
         }
         if self.max_lookup_candidates < self.k {
             return bad("max_lookup_candidates must be at least k");

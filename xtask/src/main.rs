@@ -10,9 +10,8 @@
 
 mod echo;
 mod fill;
-mod krpc;
 mod load;
-mod stats;
+mod rng;
 mod testnet;
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
@@ -21,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use krpc::QueryKind;
+use dht_measure::krpc::QueryKind;
 use load::LoadConfig;
 use testnet::{Store, TestnetConfig, Transport, Verdict};
 
@@ -305,11 +304,6 @@ impl<'a> Options<'a> {
     }
 }
 
-/// CPUs this process may run on. Honours the affinity mask, so under `taskset -c 1` it is 1.
-fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
 /// What a command line asked for: run with these settings, or only print the help.
 #[derive(Debug)]
 enum Parsed<T> {
@@ -439,7 +433,7 @@ fn parse_load(args: &[String]) -> Result<Parsed<(LoadConfig, bool)>, Error> {
         concurrency: 256,
         duration: Duration::from_secs(10),
         sockets: 64,
-        threads: cpus(),
+        threads: dht_measure::cpus(),
         timeout: Duration::from_secs(1),
         progress: true,
         read_only: true,
@@ -617,10 +611,10 @@ fn run_echo(args: &[String]) -> Result<(), Error> {
             stop.store(true, Ordering::Relaxed);
         });
     }
-    let cpu_at_start = stats::process_cpu_time();
+    let cpu_at_start = dht_measure::proc::process_cpu_time();
     let echoed =
         echo::serve(socket, threads, &stop).map_err(|e| Error::Failed(format!("echo: {e}")))?;
-    match (cpu_at_start, stats::process_cpu_time()) {
+    match (cpu_at_start, dht_measure::proc::process_cpu_time()) {
         (Some(begin), Some(end)) if end > begin => {
             let cpu = (end - begin).as_secs_f64();
             eprintln!(

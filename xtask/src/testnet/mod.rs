@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::stats::SplitMix64;
+use crate::rng::SplitMix64;
 use crate::Error;
 
 pub(crate) use binaries::{target_dir, workspace_root};

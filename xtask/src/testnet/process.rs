@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::binaries::Bins;
 use super::netns::{Netns, NETNS_PORT};
 use super::{interrupted, Store, TestnetConfig, Transport, POLL};
-use crate::stats::SplitMix64;
+use crate::rng::SplitMix64;
 use crate::Error;
 
 /// Nodes each node bootstraps through (at start and after a restart).

@@ -3,13 +3,14 @@
 
 use std::fmt::Write as _;
 
-use super::report::{Op, KINDS};
+use dht_measure::workload::{OpKind, OpRecord};
+
 use super::TestnetConfig;
 
 /// A cumulative distribution of the successful operations' latency, one line per operation
 /// type, on a log-scaled axis (DHT latencies span sub-millisecond hits to multi-second
 /// timeouts).
-pub(super) fn latency_svg(config: &TestnetConfig, ops: &[Op]) -> String {
+pub(super) fn latency_svg(config: &TestnetConfig, ops: &[OpRecord]) -> String {
     const W: f64 = 860.0;
     const H: f64 = 480.0;
     const LEFT: f64 = 70.0;
@@ -19,16 +20,16 @@ pub(super) fn latency_svg(config: &TestnetConfig, ops: &[Op]) -> String {
     const COLOURS: [&str; 6] = [
         "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
     ];
-    let series: Vec<(&str, Vec<f64>)> = KINDS
+    let series: Vec<(&str, Vec<f64>)> = OpKind::ALL
         .iter()
-        .map(|k| {
+        .map(|&k| {
             let mut v: Vec<f64> = ops
                 .iter()
-                .filter(|o| o.ok && o.kind == *k)
+                .filter(|o| o.ok && o.op == k)
                 .map(|o| (o.latency_us.max(1) as f64) / 1000.0)
                 .collect();
             v.sort_by(f64::total_cmp);
-            (*k, v)
+            (k.name(), v)
         })
         .filter(|(_, v)| !v.is_empty())
         .collect();

@@ -6,72 +6,47 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+use dht_measure::round;
+
+use dht_measure::workload::{Line, OpKind, OpRecord};
+use serde::{Serialize, Serializer};
+
 use super::churn::ChurnLog;
 use super::TestnetConfig;
 use crate::Error;
 
-/// One operation of the workload's report.
-#[derive(Debug, Clone)]
-pub(super) struct Op {
-    pub(super) kind: String,
-    pub(super) ok: bool,
-    pub(super) latency_us: u64,
-    pub(super) hops: u64,
-    pub(super) requests: u64,
-    pub(super) error: String,
-}
-
 #[derive(Debug, Default)]
 pub(super) struct WorkloadReport {
-    pub(super) ops: Vec<Op>,
+    pub(super) ops: Vec<OpRecord>,
     pub(super) republish_s: Option<u64>,
     pub(super) skipped: u64,
 }
 
-/// The value of `key` in one flat JSON object as the workload writes it (see its crate doc:
-/// no nesting, no commas or quotes inside strings), so no JSON parser is needed.
-fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let pattern = format!("\"{key}\":");
-    let start = line.find(&pattern)? + pattern.len();
-    let rest = &line[start..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    Some(rest[..end].trim().trim_matches('"'))
-}
-
+/// Reads the workload's JSON Lines with the types it wrote them with. A line that does not
+/// parse is an error: writer and reader share one type, so it means a broken file.
 pub(super) fn read_report(path: &Path) -> Result<WorkloadReport, Error> {
     let text = fs::read_to_string(path)
         .map_err(|e| Error::Failed(format!("testnet: cannot read {}: {e}", path.display())))?;
+    parse_report(&text).map_err(|e| Error::Failed(format!("testnet: {}: {e}", path.display())))
+}
+
+fn parse_report(text: &str) -> Result<WorkloadReport, String> {
     let mut report = WorkloadReport::default();
-    for line in text.lines() {
-        let num = |key| field(line, key).and_then(|v| v.parse::<u64>().ok());
-        match field(line, "kind") {
-            Some("op") => report.ops.push(Op {
-                kind: field(line, "op").unwrap_or("?").to_string(),
-                ok: field(line, "ok") == Some("true"),
-                latency_us: num("latency_us").unwrap_or(0),
-                hops: num("hops").unwrap_or(0),
-                requests: num("requests").unwrap_or(0),
-                error: field(line, "error").unwrap_or("").to_string(),
-            }),
-            Some("meta") => {
-                report.republish_s = num("republish_s");
-                report.skipped = num("skipped").unwrap_or(0);
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))? {
+            Line::Op(op) => report.ops.push(op),
+            Line::Meta(meta) => {
+                report.republish_s = meta.republish_s;
+                report.skipped = meta.skipped;
             }
-            _ => {}
         }
     }
     Ok(report)
 }
-
-/// The operation types in the order the table shows them.
-pub(super) const KINDS: [&str; 6] = [
-    "put_immutable",
-    "get_immutable",
-    "put_mutable",
-    "get_mutable",
-    "announce",
-    "get_peers",
-];
 
 #[derive(Debug, Clone)]
 pub(super) struct Figures {
@@ -90,11 +65,11 @@ pub(super) struct Figures {
 }
 
 impl Figures {
-    fn new(name: &str, ops: &[&Op]) -> Figures {
+    fn new(name: &str, ops: &[&OpRecord]) -> Figures {
         let mut latencies: Vec<u64> = ops.iter().filter(|o| o.ok).map(|o| o.latency_us).collect();
         latencies.sort_unstable();
-        let answered: Vec<&&Op> = ops.iter().filter(|o| o.requests > 0).collect();
-        let mean = |f: fn(&Op) -> u64| {
+        let answered: Vec<&&OpRecord> = ops.iter().filter(|o| o.requests > 0).collect();
+        let mean = |f: fn(&OpRecord) -> u32| {
             if answered.is_empty() {
                 0.0
             } else {
@@ -130,46 +105,60 @@ impl Figures {
         }
     }
 
-    fn to_json(&self) -> String {
-        let errors: Vec<String> = self
-            .errors
-            .iter()
-            .map(|(e, n)| format!("\"{}\":{n}", json_escape(e)))
-            .collect();
-        format!(
-            "{{\"count\":{},\"ok\":{},\"success_rate\":{:.6},\"latency_ms\":{{\"p50\":{:.3},\
-             \"p95\":{:.3},\"p99\":{:.3}}},\"hops\":{:.2},\"messages\":{:.2},\"errors\":{{{}}}}}",
-            self.count,
-            self.ok,
-            self.success_rate(),
-            self.p50,
-            self.p95,
-            self.p99,
-            self.hops,
-            self.requests,
-            errors.join(",")
-        )
+    /// The object `report.json` shows for one operation type.
+    fn to_json(&self) -> FiguresJson<'_> {
+        FiguresJson {
+            count: self.count,
+            ok: self.ok,
+            success_rate: round(self.success_rate(), 6),
+            latency_ms: LatencyJson {
+                p50: round(self.p50, 3),
+                p95: round(self.p95, 3),
+                p99: round(self.p99, 3),
+            },
+            hops: round(self.hops, 2),
+            messages: round(self.requests, 2),
+            errors: InOrder(&self.errors),
+        }
     }
 }
 
-/// Nearest-rank quantile of sorted microseconds, in milliseconds (0 when empty).
+/// `report.json`'s figures of one operation type. Field names are published: add, never
+/// rename.
+#[derive(Debug, Serialize)]
+struct FiguresJson<'a> {
+    count: usize,
+    ok: usize,
+    success_rate: f64,
+    latency_ms: LatencyJson,
+    hops: f64,
+    messages: f64,
+    /// Reason → count, most common first.
+    errors: InOrder<'a, usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct LatencyJson {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+}
+
+/// Pairs written as one JSON object in their order (a serde_json map would sort the keys):
+/// operation types in table order, failure reasons most common first.
+#[derive(Debug)]
+struct InOrder<'a, V>(&'a [(String, V)]);
+
+impl<V: Serialize> Serialize for InOrder<'_, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// The nearest-rank quantile of sorted microseconds (the rule every tool here reports
+/// with), in milliseconds; 0 when empty.
 fn quantile_ms(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1] as f64 / 1000.0
-}
-
-fn json_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| match c {
-            '"' => vec!['\\', '"'],
-            '\\' => vec!['\\', '\\'],
-            c if (c as u32) < 0x20 => vec![' '],
-            c => vec![c],
-        })
-        .collect()
+    dht_measure::quantile(sorted, q).map_or(0.0, |us| us as f64 / 1000.0)
 }
 
 #[derive(Debug)]
@@ -197,18 +186,18 @@ impl Summary {
         rejoined: (usize, usize),
         ready_after: Duration,
     ) -> Summary {
-        let of = |pred: &dyn Fn(&Op) -> bool| -> Vec<&Op> {
+        let of = |pred: &dyn Fn(&OpRecord) -> bool| -> Vec<&OpRecord> {
             report.ops.iter().filter(|o| pred(o)).collect()
         };
-        let ops = KINDS
+        let ops = OpKind::ALL
             .iter()
-            .map(|k| Figures::new(k, &of(&|o: &Op| o.kind == *k)))
+            .map(|&k| Figures::new(k.name(), &of(&|o: &OpRecord| o.op == k)))
             .filter(|f| f.count > 0)
             .collect();
         let all = Figures::new("all", &of(&|_| true));
         let item_gets = Figures::new(
             "gets of earlier puts",
-            &of(&|o: &Op| o.kind == "get_immutable" || o.kind == "get_mutable"),
+            &of(&|o: &OpRecord| o.op.is_item_get()),
         );
         Summary {
             config: config.clone(),
@@ -312,46 +301,77 @@ impl Summary {
         t
     }
 
+    /// `report.json`, one line.
     pub(super) fn to_json(&self) -> String {
         let c = &self.config;
-        let ops: Vec<String> = self
+        let ops: Vec<(String, FiguresJson<'_>)> = self
             .ops
             .iter()
-            .map(|f| format!("\"{}\":{}", f.name, f.to_json()))
+            .map(|f| (f.name.clone(), f.to_json()))
             .collect();
-        format!(
-            "{{\"success_rate\":{:.6},\"threshold\":{},\"passed\":{},\"nodes\":{},\
-             \"transport\":\"{}\",\"store\":\"{}\",\"netns\":{},\"duration_s\":{},\
-             \"ops_per_sec\":{},\"seed\":{},\"churn\":{{\"fraction\":{},\"per_round\":{},\
-             \"every_s\":{},\"rounds\":{},\"restarts\":{},\"rejoined\":{},\"crashes\":{}}},\
-             \"republish_s\":{},\"ready_s\":{:.2},\"skipped\":{},\"ops\":{{{}}},\
-             \"gets_of_earlier_puts\":{},\"all\":{}}}",
-            self.success_rate,
-            c.threshold,
-            self.success_rate >= c.threshold && self.all.count > 0,
-            c.nodes,
-            c.transport.name(),
-            c.store.name(),
-            c.netns,
-            c.duration.as_secs_f64(),
-            c.ops_per_sec,
-            c.seed,
-            c.churn,
-            c.churn_count(),
-            c.churn_every().0.as_secs_f64(),
-            self.churn_rounds,
-            self.restarts,
-            self.rejoined.0,
-            self.crashes,
-            self.republish_s
-                .map_or("null".to_string(), |s| s.to_string()),
-            self.ready_after.as_secs_f64(),
-            self.skipped,
-            ops.join(","),
-            self.item_gets.to_json(),
-            self.all.to_json()
-        )
+        let json = SummaryJson {
+            success_rate: round(self.success_rate, 6),
+            threshold: c.threshold,
+            passed: self.success_rate >= c.threshold && self.all.count > 0,
+            nodes: c.nodes,
+            transport: c.transport.name(),
+            store: c.store.name(),
+            netns: c.netns,
+            duration_s: c.duration.as_secs_f64(),
+            ops_per_sec: c.ops_per_sec,
+            seed: c.seed,
+            churn: ChurnJson {
+                fraction: c.churn,
+                per_round: c.churn_count(),
+                every_s: c.churn_every().0.as_secs_f64(),
+                rounds: self.churn_rounds,
+                restarts: self.restarts,
+                rejoined: self.rejoined.0,
+                crashes: self.crashes,
+            },
+            republish_s: self.republish_s,
+            ready_s: round(self.ready_after.as_secs_f64(), 2),
+            skipped: self.skipped,
+            ops: InOrder(&ops),
+            gets_of_earlier_puts: self.item_gets.to_json(),
+            all: self.all.to_json(),
+        };
+        // Plain fields and numbers (a non-finite one becomes null): this cannot fail.
+        serde_json::to_string(&json).unwrap_or_default()
     }
+}
+
+/// `report.json`. Field names are published: add, never rename.
+#[derive(Debug, Serialize)]
+struct SummaryJson<'a> {
+    success_rate: f64,
+    threshold: f64,
+    passed: bool,
+    nodes: usize,
+    transport: &'static str,
+    store: &'static str,
+    netns: bool,
+    duration_s: f64,
+    ops_per_sec: f64,
+    seed: u64,
+    churn: ChurnJson,
+    republish_s: Option<u64>,
+    ready_s: f64,
+    skipped: u64,
+    ops: InOrder<'a, FiguresJson<'a>>,
+    gets_of_earlier_puts: FiguresJson<'a>,
+    all: FiguresJson<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChurnJson {
+    fraction: f64,
+    per_round: usize,
+    every_s: f64,
+    rounds: u32,
+    restarts: u32,
+    rejoined: usize,
+    crashes: u32,
 }
 
 #[cfg(test)]
@@ -360,16 +380,26 @@ mod tests {
     use crate::testnet::plot::latency_svg;
 
     #[test]
-    fn fields_of_a_flat_object() {
-        let line = "{\"age_ms\":12,\"error\":\"\",\"hops\":2,\"kind\":\"op\",\"latency_us\":345,\
-                    \"ok\":true,\"op\":\"get_mutable\",\"requests\":9,\"t_ms\":5}";
-        assert_eq!(field(line, "kind"), Some("op"));
-        assert_eq!(field(line, "op"), Some("get_mutable"));
-        assert_eq!(field(line, "ok"), Some("true"));
-        assert_eq!(field(line, "latency_us"), Some("345"));
-        assert_eq!(field(line, "error"), Some(""));
-        assert_eq!(field(line, "t_ms"), Some("5"));
-        assert_eq!(field(line, "missing"), None);
+    fn reads_the_lines_the_workload_writes() {
+        // An op line as the workload wrote it with json! (keys sorted), then a meta line.
+        let text = "{\"age_ms\":12,\"error\":\"\",\"hops\":2,\"kind\":\"op\",\"latency_us\":345,\
+                    \"ok\":true,\"op\":\"get_mutable\",\"requests\":9,\"t_ms\":5}\n\
+                    {\"kind\":\"meta\",\"seed\":1,\"duration_s\":10.0,\"elapsed_ms\":10100,\
+                    \"ops_per_sec\":20.0,\"republish_s\":3000,\"bootstrap_ms\":40,\
+                    \"skipped\":3,\"ops\":1}\n";
+        let report = parse_report(text).unwrap();
+        assert_eq!(report.ops.len(), 1);
+        let op = &report.ops[0];
+        assert_eq!(op.op, OpKind::GetMutable);
+        assert!(op.ok);
+        assert_eq!(
+            (op.latency_us, op.hops, op.requests, op.t_ms),
+            (345, 2, 9, 5)
+        );
+        assert_eq!(op.error, "");
+        assert_eq!((report.republish_s, report.skipped), (Some(3000), 3));
+        let bad = parse_report("{\"kind\":\"op\",\"op\":\"no_such_op\"}").unwrap_err();
+        assert!(bad.starts_with("line 1:"), "{bad}");
     }
 
     #[test]
@@ -383,8 +413,9 @@ mod tests {
 
     #[test]
     fn summary_and_svg_from_a_report() {
-        let op = |kind: &str, ok: bool, us: u64| Op {
-            kind: kind.into(),
+        let op = |op: OpKind, ok: bool, us: u64| OpRecord {
+            op,
+            t_ms: 0,
             ok,
             latency_us: us,
             hops: 2,
@@ -394,13 +425,14 @@ mod tests {
             } else {
                 "not_found".into()
             },
+            age_ms: None,
         };
         let report = WorkloadReport {
             ops: vec![
-                op("put_immutable", true, 3000),
-                op("get_immutable", true, 1500),
-                op("get_immutable", false, 9000),
-                op("get_peers", true, 700),
+                op(OpKind::PutImmutable, true, 3000),
+                op(OpKind::GetImmutable, true, 1500),
+                op(OpKind::GetImmutable, false, 9000),
+                op(OpKind::GetPeers, true, 700),
             ],
             republish_s: Some(3000),
             skipped: 0,
@@ -416,12 +448,24 @@ mod tests {
         assert_eq!(s.success_rate, 0.75);
         assert_eq!(s.item_gets.count, 2);
         let json = s.to_json();
-        assert!(json.starts_with("{\"success_rate\":0.750000,"), "{json}");
+        // serde_json writes the shortest form of a number: 0.75, where format! wrote 0.750000.
+        assert!(json.starts_with("{\"success_rate\":0.75,"), "{json}");
         assert!(
             json.contains("\"get_immutable\":{\"count\":2,\"ok\":1,"),
             "{json}"
         );
         assert!(!json.contains('\n'));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["ops"]["get_immutable"]["errors"]["not_found"], 1);
+        assert_eq!(value["all"]["latency_ms"]["p50"], 1.5);
+        assert_eq!(value["passed"], false);
+        assert_eq!(value["churn"]["per_round"], 2);
+        // Operation types in table order, as before (a serde_json map would sort them).
+        let order: Vec<usize> = ["put_immutable", "get_immutable", "get_peers"]
+            .iter()
+            .map(|k| json.find(&format!("\"{k}\":{{")).unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{json}");
         assert!(s.to_text().contains("FAIL"));
         let svg = latency_svg(&config, &report.ops);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));

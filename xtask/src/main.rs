@@ -4,6 +4,8 @@
 //! (a KRPC load generator for one DHT node) and `echo` (a bare UDP echo, the baseline `load` is
 //! measured against). Arguments are parsed by hand to keep this crate almost free of
 //! dependencies: it is rebuilt in release mode whenever the alias runs, so it must build fast.
+//! What it shares with the other measuring tools (histogram, quantiles, query templates, the
+//! load report, the workload's records) is in `dht-measure`, std only but for serde.
 //!
 //! Adding a subcommand: a module with a `run`, a `Command` variant with its own help text, and a
 //! match arm in `main`.

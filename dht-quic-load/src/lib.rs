@@ -3,7 +3,9 @@
 //! Opens `connections` QUIC connections to one DHT node and keeps `concurrency` read-only
 //! KRPC queries in flight over them (a closed loop: each answer or timeout sends the next
 //! query at once), then reports the rate and latency in the same terms as `cargo xtask
-//! load` over UDP, so the two can be compared on one machine.
+//! load` over UDP, so the two can be compared on one machine: both send
+//! `dht_measure::krpc` query templates and report through `dht_measure::LoadReport` (one
+//! histogram, one quantile rule, the same `--json` names).
 //!
 //! Each connection is a [`QuicTransport`] of its own: the transport caches one connection
 //! per peer address, so N connections to one target need N endpoints (N source ports).
@@ -23,8 +25,8 @@
 //! Everything runs on one thread ([`run`] builds a current-thread runtime): pinned with
 //! `taskset`, the load generator then takes one CPU, as `cargo xtask load` does.
 
-pub mod query;
-pub mod stats;
+#[cfg(test)]
+mod query_tests;
 
 use std::cell::RefCell;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -36,9 +38,11 @@ use dht_net_quic::{generate_key, QuicConfig, QuicTransport};
 use rand_chacha::rand_core::{OsRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use query::{parse_envelope, QueryEncoder};
-pub use query::{MessageKind, QueryKind, TRANSACTION_ID_LEN};
-pub use stats::Histogram;
+use dht_measure::krpc::{parse_envelope, QueryTemplate};
+pub use dht_measure::krpc::{MessageKind, QueryKind, TRANSACTION_ID_LEN};
+use dht_measure::proc::{cpu_time, process_cpu_time, rss_bytes};
+pub use dht_measure::{Histogram, LoadReport, LoadSummary};
+use serde::Serialize;
 
 /// What a run does.
 #[derive(Clone, Debug)]
@@ -93,10 +97,14 @@ const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 /// Most connections: each is an endpoint with a socket (a file descriptor).
 pub const MAX_CONNECTIONS: usize = 10_000;
 
-/// Counters of a run. Every request sent in the load phase ends in exactly one of
-/// `responses`, `errors`, `echoed` or `timeouts`.
+/// A run: the figures every load generator reports ([`LoadReport`], the load phase), and
+/// what only QUIC has: connections, first requests with their handshakes, memory.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
+    /// The load phase: rate, answers, losses, latency, this process's CPU. Its
+    /// `send_errors` / `receive_errors` are the messages the transports dropped on the way
+    /// out / in (`QuicStats::send_dropped` / `recv_dropped`).
+    pub load: LoadReport,
     /// Connections asked for, and those whose first request was answered (the others
     /// are not used).
     pub connections: usize,
@@ -108,30 +116,6 @@ pub struct Report {
     pub first_request_us: Histogram,
     /// Sequential pings on an established idle connection (µs).
     pub idle_rtt_us: Histogram,
-    /// Load phase length.
-    pub elapsed: Duration,
-    pub concurrency: usize,
-    pub sent: u64,
-    pub responses: u64,
-    pub errors: u64,
-    pub echoed: u64,
-    pub timeouts: u64,
-    /// Answers after their request timed out, or duplicates.
-    pub late: u64,
-    /// Messages that were not KRPC, carried an unknown transaction id, or came from
-    /// another address than the target.
-    pub malformed: u64,
-    /// Messages the transports dropped on the way out (`QuicStats::send_dropped`).
-    pub send_errors: u64,
-    /// Messages the transports dropped on the way in (`QuicStats::recv_dropped`).
-    pub receive_errors: u64,
-    /// Answers received before the load phase ended; the rate is computed from these so
-    /// that waiting for the last window does not dilute it.
-    pub answered_in_window: u64,
-    /// Load phase latency, send to receive of each answered request (µs).
-    pub latency_us: Histogram,
-    /// CPU time this process used during the load phase.
-    pub load_cpu: Option<Duration>,
     /// CPU time the target used during the load phase (with a target pid): per answer,
     /// the cost of a request on the target, which a busy machine disturbs less than
     /// the rate.
@@ -147,28 +131,34 @@ pub struct Report {
     pub own_rss_after: Option<u64>,
 }
 
+/// `--json`: the fields of `cargo xtask load --json` (with `transport`, and `connections`
+/// in place of `sockets`) and the QUIC-only figures. The names are published: add, never
+/// rename.
+#[derive(Debug, Serialize)]
+struct Json {
+    transport: &'static str,
+    target: String,
+    query: &'static str,
+    connections: usize,
+    established: usize,
+    connect_failures: usize,
+    #[serde(flatten)]
+    load: LoadSummary,
+    first_request_p50_us: Option<u64>,
+    first_request_p99_us: Option<u64>,
+    first_request_max_us: Option<u64>,
+    idle_rtt_p50_us: Option<u64>,
+    first_request_rtts: Option<f64>,
+    target_rss_before_bytes: Option<u64>,
+    target_rss_after_bytes: Option<u64>,
+    target_rss_after_hold_bytes: Option<u64>,
+    target_rss_per_connection_bytes: Option<f64>,
+    own_rss_per_connection_bytes: Option<f64>,
+    target_cpu_s: Option<f64>,
+    target_cpu_us_per_answer: Option<f64>,
+}
+
 impl Report {
-    pub fn answered(&self) -> u64 {
-        self.responses + self.errors + self.echoed
-    }
-
-    pub fn answered_per_second(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.answered_in_window as f64 / secs
-        } else {
-            0.0
-        }
-    }
-
-    pub fn unanswered_fraction(&self) -> f64 {
-        if self.sent == 0 {
-            0.0
-        } else {
-            self.timeouts as f64 / self.sent as f64
-        }
-    }
-
     /// The median first request in idle round trips.
     pub fn first_request_rtts(&self) -> Option<f64> {
         let first = self.first_request_us.quantile(0.5)?;
@@ -190,20 +180,11 @@ impl Report {
         per_connection(self.own_rss_before, self.own_rss_after, self.established)
     }
 
-    /// The share of one CPU the load generator used during the load phase. Near 1 it
-    /// was the bottleneck (it runs on one thread), and the target may sustain more.
     /// Target CPU time per answer in the load phase (µs).
     pub fn target_cpu_us_per_answer(&self) -> Option<f64> {
         let cpu = self.target_cpu?;
-        (self.answered_in_window > 0)
-            .then(|| cpu.as_secs_f64() * 1e6 / self.answered_in_window as f64)
-    }
-
-    pub fn load_cpu_utilisation(&self) -> Option<f64> {
-        let secs = self.elapsed.as_secs_f64();
-        self.load_cpu
-            .filter(|_| secs > 0.0)
-            .map(|c| c.as_secs_f64() / secs)
+        (self.load.answered_in_window > 0)
+            .then(|| cpu.as_secs_f64() * 1e6 / self.load.answered_in_window as f64)
     }
 
     pub fn to_text(&self, config: &LoadConfig) -> String {
@@ -214,40 +195,22 @@ impl Report {
             |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{:.1}", v as f64 / 1048576.0));
         format!(
             "target {} (quic) query {} connections {} (established {}, failed {}) concurrency {} duration {:.2} s\n\
-             answered/s  {:.0}\n\
-             sent        {}\n\
-             answered    {} (responses {}, errors {}, echoed {})\n\
-             unanswered  {} ({:.4} of sent)\n\
-             late        {}   malformed {}   send errors {}   receive errors {}\n\
-             latency µs  p50 {}   p99 {}\n\
+             {}\n\
              first request µs (handshake included)  p50 {}   p99 {}   max {}\n\
              idle round trip µs  p50 {}   p99 {}\n\
              first request in round trips  {}\n\
              target RSS MiB  before {}   after {}   after hold {}   per connection {}\n\
              own RSS per connection  {}\n\
              target cpu  {}\n\
-             load cpu    {}",
+             {}",
             config.target,
             config.query,
             self.connections,
             self.established,
             self.connect_failures,
-            self.concurrency,
-            self.elapsed.as_secs_f64(),
-            self.answered_per_second(),
-            self.sent,
-            self.answered(),
-            self.responses,
-            self.errors,
-            self.echoed,
-            self.timeouts,
-            self.unanswered_fraction(),
-            self.late,
-            self.malformed,
-            self.send_errors,
-            self.receive_errors,
-            q(&self.latency_us, 0.5),
-            q(&self.latency_us, 0.99),
+            self.load.concurrency,
+            self.load.elapsed.as_secs_f64(),
+            self.load.text_lines(),
             q(&self.first_request_us, 0.5),
             q(&self.first_request_us, 0.99),
             q(&self.first_request_us, 1.0),
@@ -263,86 +226,40 @@ impl Report {
                 (Some(cpu), Some(per)) => format!(
                     "{:.2} s, {:.0} % of one CPU, {per:.2} µs per answer",
                     cpu.as_secs_f64(),
-                    100.0 * cpu.as_secs_f64() / self.elapsed.as_secs_f64().max(1e-9)
+                    100.0 * cpu.as_secs_f64() / self.load.elapsed.as_secs_f64().max(1e-9)
                 ),
                 _ => "-".to_string(),
             },
-            match (self.load_cpu, self.load_cpu_utilisation()) {
-                (Some(cpu), Some(share)) => format!(
-                    "{:.2} s, {:.0} % of one CPU{}",
-                    cpu.as_secs_f64(),
-                    share * 100.0,
-                    if share > 0.9 {
-                        ": the load generator was busy all along, the target may sustain more"
-                    } else {
-                        ""
-                    }
-                ),
-                _ => "unknown".to_string(),
-            }
+            self.load.load_cpu_line(),
         )
     }
 
-    /// One line of JSON with the fields of `cargo xtask load --json` (and `transport`,
-    /// `connections` in place of `sockets`, and the QUIC-only figures). Hand-formatted:
-    /// every value is a number, `null`, or a string we produced with nothing to escape.
+    /// One line of JSON.
     pub fn to_json(&self, config: &LoadConfig) -> String {
-        let q = |h: &Histogram, q| h.quantile(q).map_or("null".to_string(), |v| v.to_string());
-        let u = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
-        let f = |v: Option<f64>, digits: usize| {
-            v.filter(|v| v.is_finite())
-                .map_or("null".to_string(), |v| format!("{v:.digits$}"))
+        let round = |v: Option<f64>, digits| v.map(|v| dht_measure::round(v, digits));
+        let json = Json {
+            transport: "quic",
+            target: config.target.to_string(),
+            query: config.query.method(),
+            connections: self.connections,
+            established: self.established,
+            connect_failures: self.connect_failures,
+            load: self.load.summary(),
+            first_request_p50_us: self.first_request_us.quantile(0.5),
+            first_request_p99_us: self.first_request_us.quantile(0.99),
+            first_request_max_us: self.first_request_us.quantile(1.0),
+            idle_rtt_p50_us: self.idle_rtt_us.quantile(0.5),
+            first_request_rtts: round(self.first_request_rtts(), 2),
+            target_rss_before_bytes: self.target_rss_before,
+            target_rss_after_bytes: self.target_rss_after,
+            target_rss_after_hold_bytes: self.target_rss_after_hold,
+            target_rss_per_connection_bytes: round(self.target_rss_per_connection(), 0),
+            own_rss_per_connection_bytes: round(self.own_rss_per_connection(), 0),
+            target_cpu_s: round(self.target_cpu.map(|c| c.as_secs_f64()), 2),
+            target_cpu_us_per_answer: round(self.target_cpu_us_per_answer(), 2),
         };
-        format!(
-            "{{\"transport\":\"quic\",\"target\":\"{}\",\"query\":\"{}\",\"connections\":{},\
-             \"established\":{},\"connect_failures\":{},\"threads\":1,\"concurrency\":{},\
-             \"duration_s\":{:.3},\"answered_per_s\":{:.1},\"sent\":{},\"answered\":{},\
-             \"responses\":{},\"errors\":{},\"echoed\":{},\"unanswered\":{},\
-             \"unanswered_fraction\":{:.6},\"late\":{},\"malformed\":{},\"send_errors\":{},\
-             \"receive_errors\":{},\"latency_p50_us\":{},\"latency_p99_us\":{},\
-             \"first_request_p50_us\":{},\"first_request_p99_us\":{},\"first_request_max_us\":{},\
-             \"idle_rtt_p50_us\":{},\"first_request_rtts\":{},\
-             \"target_rss_before_bytes\":{},\"target_rss_after_bytes\":{},\
-             \"target_rss_after_hold_bytes\":{},\"target_rss_per_connection_bytes\":{},\
-             \"own_rss_per_connection_bytes\":{},\
-             \"target_cpu_s\":{},\"target_cpu_us_per_answer\":{},\
-             \"load_cpu_s\":{},\"load_cpu_utilisation\":{}}}",
-            config.target,
-            config.query,
-            self.connections,
-            self.established,
-            self.connect_failures,
-            self.concurrency,
-            self.elapsed.as_secs_f64(),
-            self.answered_per_second(),
-            self.sent,
-            self.answered(),
-            self.responses,
-            self.errors,
-            self.echoed,
-            self.timeouts,
-            self.unanswered_fraction(),
-            self.late,
-            self.malformed,
-            self.send_errors,
-            self.receive_errors,
-            q(&self.latency_us, 0.5),
-            q(&self.latency_us, 0.99),
-            q(&self.first_request_us, 0.5),
-            q(&self.first_request_us, 0.99),
-            q(&self.first_request_us, 1.0),
-            q(&self.idle_rtt_us, 0.5),
-            f(self.first_request_rtts(), 2),
-            u(self.target_rss_before),
-            u(self.target_rss_after),
-            u(self.target_rss_after_hold),
-            f(self.target_rss_per_connection(), 0),
-            f(self.own_rss_per_connection(), 0),
-            f(self.target_cpu.map(|c| c.as_secs_f64()), 2),
-            f(self.target_cpu_us_per_answer(), 2),
-            f(self.load_cpu.map(|c| c.as_secs_f64()), 2),
-            f(self.load_cpu_utilisation(), 3),
-        )
+        // Plain fields and numbers (a non-finite one becomes null): this cannot fail.
+        serde_json::to_string(&json).unwrap_or_default()
     }
 }
 
@@ -397,7 +314,7 @@ pub fn validate(config: &LoadConfig) -> Result<(), LoadError> {
         ));
     }
     if let Some(pid) = config.target_pid {
-        stats::rss_bytes(pid).map_err(|e| {
+        rss_bytes(pid).map_err(|e| {
             LoadError::Invalid(format!("--target-pid {pid}: cannot read its memory: {e}"))
         })?;
     }
@@ -422,16 +339,22 @@ pub fn run(config: &LoadConfig) -> Result<Report, LoadError> {
 #[derive(Debug)]
 struct Conn {
     transport: QuicTransport,
-    encoder_id: dht_core::Id,
+    /// Over QUIC the target drops a query whose id is not the one derived from the key.
+    id: [u8; 20],
 }
 
 async fn run_local(config: &LoadConfig) -> Result<Report, LoadError> {
     let mut report = Report {
         connections: config.connections,
-        concurrency: config.concurrency,
+        load: LoadReport {
+            concurrency: config.concurrency,
+            // One thread: see the crate doc.
+            threads: 1,
+            ..LoadReport::default()
+        },
         ..Report::default()
     };
-    let rss = |pid: Option<u32>| pid.and_then(|p| stats::rss_bytes(p).ok());
+    let rss = |pid: Option<u32>| pid.and_then(|p| rss_bytes(p).ok());
     let me = Some(std::process::id());
     report.target_rss_before = rss(config.target_pid);
     report.own_rss_before = rss(me);
@@ -463,8 +386,8 @@ async fn run_local(config: &LoadConfig) -> Result<Report, LoadError> {
     }
     for c in &conns {
         let s = c.transport.stats();
-        report.send_errors += s.send_dropped;
-        report.receive_errors += s.recv_dropped;
+        report.load.send_errors += s.send_dropped;
+        report.load.receive_errors += s.recv_dropped;
     }
     drop(conns);
     // Dropping a transport closes its endpoint; give the endpoint drivers a moment to
@@ -493,7 +416,7 @@ async fn connect_all(config: &LoadConfig, report: &mut Report) -> Result<Vec<Con
             LoadError::Failed(format!("cannot bind a QUIC endpoint on {bind}: {e}"))
         })?;
         let conn = Conn {
-            encoder_id: transport.node_id(),
+            id: transport.node_id().0,
             transport,
         };
         match ping(&conn, config.target, first_timeout, &mut rng).await {
@@ -529,18 +452,18 @@ async fn ping(
     timeout: Duration,
     rng: &mut ChaCha8Rng,
 ) -> Option<Duration> {
-    let mut encoder = QueryEncoder::new(QueryKind::Ping, conn.encoder_id);
     let generation = (rng.next_u32() as u16).to_be_bytes();
     let t = [PING_SLOT[0], PING_SLOT[1], generation[0], generation[1]];
-    let mut payload = Vec::with_capacity(64);
-    encoder.encode(t, rng, &mut payload);
+    let mut query = QueryTemplate::new(QueryKind::Ping, &conn.id);
+    query.set_transaction_id(&t);
+    let payload = query.as_bytes();
     let mut slots = vec![RecvSlot::new()];
     let start = Instant::now();
     let deadline = start + timeout;
     conn.transport
         .send_batch(&[OutDatagram {
             to: target,
-            payload: &payload,
+            payload,
         }])
         .await
         .ok()?;
@@ -550,9 +473,9 @@ async fn ping(
             .ok()?
             .ok()?;
         let took = start.elapsed();
-        let answered = slots[..n].iter().any(|s| {
-            s.from == target && parse_envelope(s.payload()).is_some_and(|(got, _)| got == t)
-        });
+        let answered = slots[..n]
+            .iter()
+            .any(|s| s.from == target && envelope(s.payload()).is_some_and(|(got, _)| got == t));
         if answered {
             return Some(took);
         }
@@ -602,32 +525,21 @@ async fn hold(config: &LoadConfig, conns: &[Rc<Conn>], rng: &mut ChaCha8Rng) {
     }
 }
 
-/// Counters the connection tasks share during the load phase.
-#[derive(Debug, Default)]
-struct Shared {
-    sent: u64,
-    responses: u64,
-    errors: u64,
-    echoed: u64,
-    timeouts: u64,
-    late: u64,
-    malformed: u64,
-    latency_us: Histogram,
-}
-
-impl Shared {
-    fn answered(&self) -> u64 {
-        self.responses + self.errors + self.echoed
-    }
+/// The transaction id and kind of a reply, or `None` if it is not KRPC or its `t` is not
+/// 4 bytes (ours always are). Never panics and never allocates.
+fn envelope(bytes: &[u8]) -> Option<([u8; TRANSACTION_ID_LEN], MessageKind)> {
+    let e = parse_envelope(bytes).ok()?;
+    Some((e.transaction_id.try_into().ok()?, e.kind))
 }
 
 async fn load_phase(config: &LoadConfig, conns: &[Rc<Conn>], report: &mut Report) {
-    let shared = Rc::new(RefCell::new(Shared::default()));
+    // The connection tasks count into one LoadReport; its settings are the run's.
+    let shared = Rc::new(RefCell::new(LoadReport::default()));
     let n = conns.len();
     let start = Instant::now();
     let deadline = start + config.duration;
-    let cpu_start = stats::process_cpu_time();
-    let target_cpu_start = config.target_pid.and_then(stats::cpu_time);
+    let cpu_start = process_cpu_time();
+    let target_cpu_start = config.target_pid.and_then(cpu_time);
     let mut tasks = Vec::with_capacity(n);
     for (i, conn) in conns.iter().enumerate() {
         // Spread the window as evenly as it divides; with more connections than
@@ -644,7 +556,7 @@ async fn load_phase(config: &LoadConfig, conns: &[Rc<Conn>], report: &mut Report
             deadline,
             shared: shared.clone(),
             rng: ChaCha8Rng::seed_from_u64(OsRng.next_u64()),
-            encoder: QueryEncoder::new(config.query, conn.encoder_id),
+            query: QueryTemplate::new(config.query, &conn.id),
         };
         tasks.push(tokio::task::spawn_local(drive.run()));
     }
@@ -676,30 +588,25 @@ async fn load_phase(config: &LoadConfig, conns: &[Rc<Conn>], report: &mut Report
             last = (now, s.answered());
         }
     }
-    report.answered_in_window = shared.borrow().answered();
-    if let (Some(a), Some(b)) = (cpu_start, stats::process_cpu_time()) {
-        report.load_cpu = Some(b.saturating_sub(a));
+    {
+        let mut s = shared.borrow_mut();
+        s.answered_in_window = s.answered();
     }
-    let target_cpu_end = config.target_pid.and_then(stats::cpu_time);
+    if let (Some(a), Some(b)) = (cpu_start, process_cpu_time()) {
+        report.load.load_cpu = Some(b.saturating_sub(a));
+    }
+    let target_cpu_end = config.target_pid.and_then(cpu_time);
     if let (Some(a), Some(b)) = (target_cpu_start, target_cpu_end) {
         report.target_cpu = Some(b.saturating_sub(a));
     }
-    report.elapsed = config.duration;
+    report.load.elapsed = config.duration;
     for t in tasks {
         // A task only ends by returning; a panic in one would be a bug worth seeing.
         if let Err(e) = t.await {
             eprintln!("quic-load: a connection task failed: {e}");
         }
     }
-    let s = shared.borrow();
-    report.sent = s.sent;
-    report.responses = s.responses;
-    report.errors = s.errors;
-    report.echoed = s.echoed;
-    report.timeouts = s.timeouts;
-    report.late = s.late;
-    report.malformed = s.malformed;
-    report.latency_us = s.latency_us.clone();
+    report.load.merge(&shared.borrow());
 }
 
 /// One connection's share of the load: a window of request slots.
@@ -710,9 +617,10 @@ struct Drive {
     window: usize,
     timeout: Duration,
     deadline: Instant,
-    shared: Rc<RefCell<Shared>>,
+    shared: Rc<RefCell<LoadReport>>,
     rng: ChaCha8Rng,
-    encoder: QueryEncoder,
+    /// The connection's query, its transaction id and key rewritten for each request.
+    query: QueryTemplate,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -735,7 +643,9 @@ impl Drive {
         ];
         // validate() keeps every window within 65536, so each index fits a u16.
         let mut idle: Vec<u16> = (0..self.window).rev().map(|i| i as u16).collect();
-        let mut payloads: Vec<Vec<u8>> = vec![Vec::with_capacity(128); self.window];
+        // One copy of the query per request of a batch: the batch borrows them all at once.
+        let mut payloads: Vec<QueryTemplate> = vec![self.query.clone(); self.window];
+        let mut key = [0u8; 20];
         let mut recv: Vec<RecvSlot> = (0..self.window.min(64)).map(|_| RecvSlot::new()).collect();
         // Timeouts are looked for every eighth of a timeout, as `cargo xtask load` does:
         // cheaper than a timer per request and precise enough for a count.
@@ -753,15 +663,21 @@ impl Drive {
                     let slot = &mut slots[usize::from(index)];
                     let g = slot.generation.to_be_bytes();
                     let i = index.to_be_bytes();
-                    self.encoder
-                        .encode([i[0], i[1], g[0], g[1]], &mut self.rng, &mut payloads[k]);
+                    let query = &mut payloads[k];
+                    query.set_transaction_id(&[i[0], i[1], g[0], g[1]]);
+                    // A random target makes every find_node / get_peers / get a fresh
+                    // lookup in the target's table and store, as real lookups would be.
+                    if query.has_key() {
+                        self.rng.fill_bytes(&mut key);
+                        query.set_key(&key);
+                    }
                     slot.sent_at = Some(now);
                 }
                 let batch: Vec<OutDatagram<'_>> = payloads[..count]
                     .iter()
                     .map(|p| OutDatagram {
                         to: self.target,
-                        payload: p,
+                        payload: p.as_bytes(),
                     })
                     .collect();
                 // QuicTransport::send_batch never fails (drops are counted in its
@@ -824,9 +740,9 @@ fn answer(
     at: Instant,
     slots: &mut [Slot],
     idle: &mut Vec<u16>,
-    s: &mut Shared,
+    s: &mut LoadReport,
 ) {
-    let Some((t, kind)) = parse_envelope(r.payload()).filter(|_| r.from == target) else {
+    let Some((t, kind)) = envelope(r.payload()).filter(|_| r.from == target) else {
         s.malformed += 1;
         return;
     };

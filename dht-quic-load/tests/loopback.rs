@@ -80,17 +80,63 @@ fn loads_a_quic_node_and_every_request_is_accounted_for() {
     assert_eq!(report.first_request_us.len(), 4, "{text}");
     assert!(!report.idle_rtt_us.is_empty(), "{text}");
     assert!(report.first_request_rtts().is_some(), "{text}");
-    assert!(report.responses > 100, "{text}");
-    assert_eq!(report.echoed, 0, "{text}");
-    assert_eq!(report.malformed, 0, "{text}");
-    assert_eq!(report.sent, report.answered() + report.timeouts, "{text}");
-    assert_eq!(report.latency_us.len(), report.answered(), "{text}");
-    assert!(report.answered_in_window <= report.answered(), "{text}");
+    let load = &report.load;
+    assert!(load.responses > 100, "{text}");
+    assert_eq!(load.echoed, 0, "{text}");
+    assert_eq!(load.malformed, 0, "{text}");
+    assert_eq!(load.sent, load.answered() + load.timeouts, "{text}");
+    assert_eq!(load.latency_us.len(), load.answered(), "{text}");
+    assert!(load.answered_in_window <= load.answered(), "{text}");
     assert!(report.target_rss_per_connection().is_some(), "{text}");
     assert!(report.target_cpu.is_some(), "{text}");
     let json = report.to_json(&config);
     assert!(json.starts_with("{\"transport\":\"quic\"") && json.ends_with('}'));
     assert!(!json.contains('\n'));
+    // Every field `--json` published before the report type was shared is still there.
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for name in [
+        "transport",
+        "target",
+        "query",
+        "connections",
+        "established",
+        "connect_failures",
+        "threads",
+        "concurrency",
+        "duration_s",
+        "answered_per_s",
+        "sent",
+        "answered",
+        "responses",
+        "errors",
+        "echoed",
+        "unanswered",
+        "unanswered_fraction",
+        "late",
+        "malformed",
+        "send_errors",
+        "receive_errors",
+        "latency_p50_us",
+        "latency_p99_us",
+        "first_request_p50_us",
+        "first_request_p99_us",
+        "first_request_max_us",
+        "idle_rtt_p50_us",
+        "first_request_rtts",
+        "target_rss_before_bytes",
+        "target_rss_after_bytes",
+        "target_rss_after_hold_bytes",
+        "target_rss_per_connection_bytes",
+        "own_rss_per_connection_bytes",
+        "target_cpu_s",
+        "target_cpu_us_per_answer",
+        "load_cpu_s",
+        "load_cpu_utilisation",
+    ] {
+        assert!(value.get(name).is_some(), "{name} missing from {json}");
+    }
+    assert_eq!(value["threads"], 1);
+    assert_eq!(value["sent"], load.sent);
 }
 
 #[test]

@@ -14,8 +14,8 @@
 //! `--republish` seconds, as any application using the handle would.
 //!
 //! The report (`--report`) is JSON Lines: one `{"kind":"op",...}` object per operation, then
-//! one `{"kind":"meta",...}` object. Every object is flat (numbers, booleans and strings
-//! without commas or quotes), so that the std-only xtask reads it without a JSON parser.
+//! one `{"kind":"meta",...}` object, written with `dht_measure::workload`'s types, which
+//! `cargo xtask testnet` reads back with the same types.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use dht_measure::workload::{Line, MetaRecord, OpKind, OpRecord};
 use dht_node::dht_core::MutableItem;
 use dht_node::dht_core::{Id, QueryStats};
 use dht_node::{bencode_bytes, Dht, RepublishIntervals, ANNOUNCE_REPUBLISH, ITEM_REPUBLISH};
@@ -77,50 +78,28 @@ struct Cli {
     transport: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    PutImmutable,
-    GetImmutable,
-    PutMutable,
-    GetMutable,
-    Announce,
-    GetPeers,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::PutImmutable => "put_immutable",
-            Kind::GetImmutable => "get_immutable",
-            Kind::PutMutable => "put_mutable",
-            Kind::GetMutable => "get_mutable",
-            Kind::Announce => "announce",
-            Kind::GetPeers => "get_peers",
-        }
-    }
-}
-
 /// The mix, in parts per 100: reads of earlier writes dominate, as they do in real use.
-const MIX: [(Kind, u64); 6] = [
-    (Kind::PutImmutable, 15),
-    (Kind::GetImmutable, 30),
-    (Kind::PutMutable, 10),
-    (Kind::GetMutable, 20),
-    (Kind::Announce, 10),
-    (Kind::GetPeers, 15),
+const MIX: [(OpKind, u64); 6] = [
+    (OpKind::PutImmutable, 15),
+    (OpKind::GetImmutable, 30),
+    (OpKind::PutMutable, 10),
+    (OpKind::GetMutable, 20),
+    (OpKind::Announce, 10),
+    (OpKind::GetPeers, 15),
 ];
 
 /// One finished operation.
 #[derive(Debug, Clone)]
 struct Record {
-    kind: Kind,
+    kind: OpKind,
     /// When it started, from the start of the workload.
     start: Duration,
     ok: bool,
     latency: Duration,
     hops: u32,
     requests: u32,
-    /// Why it failed; empty on success. A word, never a sentence: see the crate doc.
+    /// Why it failed; empty on success. One snake_case word, so that the testnet report
+    /// groups failures by it.
     error: &'static str,
     /// For gets: how long before the get the item's write was acknowledged.
     age: Option<Duration>,
@@ -200,7 +179,7 @@ enum Planned {
 impl State {
     fn plan(&mut self) -> Planned {
         let mut roll = self.rng.below(100) as u64;
-        let mut kind = Kind::PutImmutable;
+        let mut kind = OpKind::PutImmutable;
         for (k, weight) in MIX {
             if roll < weight {
                 kind = k;
@@ -209,13 +188,13 @@ impl State {
             roll -= weight;
         }
         match kind {
-            Kind::GetImmutable if !self.immutable.is_empty() => {
+            OpKind::GetImmutable if !self.immutable.is_empty() => {
                 let (target, value, at) = &self.immutable[self.rng.below(self.immutable.len())];
                 Planned::GetImmutable(*target, value.clone(), *at)
             }
-            Kind::GetMutable | Kind::PutMutable => {
+            OpKind::GetMutable | OpKind::PutMutable => {
                 let acked: Vec<usize> = (0..KEYS).filter(|&i| self.keys[i].acked > 0).collect();
-                if kind == Kind::GetMutable && !acked.is_empty() {
+                if kind == OpKind::GetMutable && !acked.is_empty() {
                     let i = acked[self.rng.below(acked.len())];
                     let k = &self.keys[i];
                     let at = k.acked_at.unwrap_or_else(Instant::now);
@@ -232,16 +211,16 @@ impl State {
                 let value = mutable_value(self.seed, i, k.issued);
                 Planned::PutMutable(i, MutableItem::sign(&k.key, SALT, k.issued, &value))
             }
-            Kind::GetPeers if !self.announced.is_empty() => {
+            OpKind::GetPeers if !self.announced.is_empty() => {
                 let (ih, port, at) = self.announced[self.rng.below(self.announced.len())];
                 Planned::GetPeers(ih, port, at)
             }
-            Kind::Announce | Kind::GetPeers => {
+            OpKind::Announce | OpKind::GetPeers => {
                 let ih = Id(self.rng.bytes());
                 let port = 10_000 + self.rng.below(50_000) as u16;
                 Planned::Announce(ih, port)
             }
-            Kind::PutImmutable | Kind::GetImmutable => self.put_immutable(),
+            OpKind::PutImmutable | OpKind::GetImmutable => self.put_immutable(),
         }
     }
 
@@ -452,7 +431,7 @@ fn progress(state: &Mutex<State>, elapsed: Duration) {
 async fn execute(dht: &Dht, state: &Mutex<State>, planned: Planned, start: Duration) -> Record {
     let began = Instant::now();
     let mut record = Record {
-        kind: Kind::PutImmutable,
+        kind: OpKind::PutImmutable,
         start,
         ok: false,
         latency: Duration::ZERO,
@@ -467,7 +446,7 @@ async fn execute(dht: &Dht, state: &Mutex<State>, planned: Planned, start: Durat
     };
     let outcome: Result<(), &'static str> = match planned {
         Planned::PutImmutable(value) => {
-            record.kind = Kind::PutImmutable;
+            record.kind = OpKind::PutImmutable;
             match timed(dht.put_immutable(value.clone())).await {
                 Ok(Ok(a)) => {
                     note(&a.stats);
@@ -481,7 +460,7 @@ async fn execute(dht: &Dht, state: &Mutex<State>, planned: Planned, start: Durat
             }
         }
         Planned::GetImmutable(target, value, at) => {
-            record.kind = Kind::GetImmutable;
+            record.kind = OpKind::GetImmutable;
             record.age = Some(began.saturating_duration_since(at));
             match timed(dht.get_immutable(target)).await {
                 Ok(Ok(a)) => {
@@ -497,7 +476,7 @@ async fn execute(dht: &Dht, state: &Mutex<State>, planned: Planned, start: Durat
             }
         }
         Planned::PutMutable(index, item) => {
-            record.kind = Kind::PutMutable;
+            record.kind = OpKind::PutMutable;
             let seq = item.seq;
             let result = timed(dht.put_mutable(item, None)).await;
             let mut s = lock(state);
@@ -517,7 +496,7 @@ async fn execute(dht: &Dht, state: &Mutex<State>, planned: Planned, start: Durat
             }
         }
         Planned::GetMutable(index, key, min_seq, at) => {
-            record.kind = Kind::GetMutable;
+            record.kind = OpKind::GetMutable;
             record.age = Some(began.saturating_duration_since(at));
             let seed = lock(state).seed;
             match timed(dht.get_mutable(key, SALT, None)).await {
@@ -540,7 +519,7 @@ async fn execute(dht: &Dht, state: &Mutex<State>, planned: Planned, start: Durat
             }
         }
         Planned::Announce(info_hash, port) => {
-            record.kind = Kind::Announce;
+            record.kind = OpKind::Announce;
             match timed(dht.announce_peer(info_hash, Some(port))).await {
                 Ok(Ok(a)) => {
                     note(&a.stats);
@@ -554,7 +533,7 @@ async fn execute(dht: &Dht, state: &Mutex<State>, planned: Planned, start: Durat
             }
         }
         Planned::GetPeers(info_hash, port, at) => {
-            record.kind = Kind::GetPeers;
+            record.kind = OpKind::GetPeers;
             record.age = Some(began.saturating_duration_since(at));
             match timed(dht.get_peers(info_hash)).await {
                 Ok(Ok(a)) => {
@@ -600,33 +579,32 @@ fn error_word(e: &dht_node::Error) -> &'static str {
 
 fn write_report(cli: &Cli, s: &State, bootstrap_ms: u64, elapsed: Duration) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(&cli.report)?);
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let mut line = |l: &Line| -> std::io::Result<()> {
+        serde_json::to_writer(&mut out, l)?;
+        writeln!(out)
+    };
     for r in &s.records {
-        let mut line = serde_json::json!({
-            "kind": "op",
-            "op": r.kind.name(),
-            "t_ms": r.start.as_millis() as u64,
-            "ok": r.ok,
-            "latency_us": r.latency.as_micros() as u64,
-            "hops": r.hops,
-            "requests": r.requests,
-            "error": r.error,
-        });
-        if let Some(age) = r.age {
-            line["age_ms"] = serde_json::json!(age.as_millis() as u64);
-        }
-        writeln!(out, "{line}")?;
+        line(&Line::Op(OpRecord {
+            op: r.kind,
+            t_ms: millis(r.start),
+            ok: r.ok,
+            latency_us: u64::try_from(r.latency.as_micros()).unwrap_or(u64::MAX),
+            hops: r.hops,
+            requests: r.requests,
+            error: r.error.to_string(),
+            age_ms: r.age.map(millis),
+        }))?;
     }
-    let meta = serde_json::json!({
-        "kind": "meta",
-        "seed": cli.seed,
-        "duration_s": cli.duration,
-        "elapsed_ms": elapsed.as_millis() as u64,
-        "ops_per_sec": cli.ops_per_sec,
-        "republish_s": cli.republish,
-        "bootstrap_ms": bootstrap_ms,
-        "skipped": s.skipped,
-        "ops": s.records.len(),
-    });
-    writeln!(out, "{meta}")?;
+    line(&Line::Meta(MetaRecord {
+        seed: cli.seed,
+        duration_s: cli.duration,
+        elapsed_ms: millis(elapsed),
+        ops_per_sec: cli.ops_per_sec,
+        republish_s: Some(cli.republish),
+        bootstrap_ms,
+        skipped: s.skipped,
+        ops: s.records.len() as u64,
+    }))?;
     out.flush()
 }

@@ -11,8 +11,8 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crate::krpc::{parse_envelope, MessageKind, QueryKind, QueryTemplate};
-use crate::stats::SplitMix64;
+use crate::rng::SplitMix64;
+use dht_measure::krpc::{parse_envelope, MessageKind, QueryKind, QueryTemplate};
 
 /// Settings of one fill.
 #[derive(Clone, Debug)]

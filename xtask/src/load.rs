@@ -23,8 +23,14 @@ use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crate::krpc::{parse_envelope, MessageKind, QueryKind, QueryTemplate, TRANSACTION_ID_LEN};
-use crate::stats::{process_cpu_time, Histogram, SplitMix64};
+use dht_measure::krpc::{
+    parse_envelope, MessageKind, QueryKind, QueryTemplate, TRANSACTION_ID_LEN,
+};
+use dht_measure::proc::process_cpu_time;
+use dht_measure::{LoadReport, LoadSummary};
+use serde::Serialize;
+
+use crate::rng::SplitMix64;
 
 /// What `cargo xtask load` was asked to do.
 #[derive(Clone, Debug)]
@@ -45,174 +51,50 @@ pub struct LoadConfig {
     pub read_only: bool,
 }
 
-/// Counters from one run; every sent request ends up in exactly one of `responses`, `errors`,
-/// `echoed` or `timeouts`.
+/// A run: the figures every load generator reports ([`LoadReport`]), and the sockets.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
-    pub elapsed: Duration,
+    /// Source ports the requests went out of (`--sockets`, capped at the concurrency).
     pub sockets: usize,
-    pub threads: usize,
-    pub concurrency: usize,
-    pub sent: u64,
-    pub responses: u64,
-    pub errors: u64,
-    pub echoed: u64,
-    pub timeouts: u64,
-    /// Answers that came after their request had timed out (or duplicates).
-    pub late: u64,
-    /// Datagrams that were not a KRPC message, or carried a transaction id we never sent.
-    pub malformed: u64,
-    pub send_errors: u64,
-    pub receive_errors: u64,
-    /// Answers received before the sending phase ended; the rate is computed from these so that
-    /// draining the last window does not dilute it.
-    pub answered_in_window: u64,
-    pub latency_us: Histogram,
-    /// CPU time this process used during the sending phase, if the OS tells.
-    pub load_cpu: Option<Duration>,
-    /// Taken by the first thread when it ends the sending phase.
-    cpu_at_deadline: Option<Duration>,
+    pub load: LoadReport,
+}
+
+/// `--json`: the shared figures next to what only the UDP tool has. The field names are
+/// published: add, never rename.
+#[derive(Debug, Serialize)]
+struct Json {
+    target: String,
+    query: &'static str,
+    sockets: usize,
+    #[serde(flatten)]
+    load: LoadSummary,
 }
 
 impl Report {
-    pub fn answered(&self) -> u64 {
-        self.responses + self.errors + self.echoed
-    }
-
-    pub fn answered_per_second(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            self.answered_in_window as f64 / secs
-        } else {
-            0.0
-        }
-    }
-
-    pub fn unanswered_fraction(&self) -> f64 {
-        if self.sent == 0 {
-            0.0
-        } else {
-            self.timeouts as f64 / self.sent as f64
-        }
-    }
-
-    /// The share of the CPU time available to the load threads that they used. Near 1, the
-    /// load generator itself was the bottleneck and the target may sustain more.
-    pub fn load_cpu_utilisation(&self) -> Option<f64> {
-        let usable = self.elapsed.as_secs_f64() * self.threads.min(crate::cpus()) as f64;
-        self.load_cpu
-            .filter(|_| usable > 0.0)
-            .map(|cpu| cpu.as_secs_f64() / usable)
-    }
-
-    fn merge(&mut self, other: &Report) {
-        self.sent += other.sent;
-        self.responses += other.responses;
-        self.errors += other.errors;
-        self.echoed += other.echoed;
-        self.timeouts += other.timeouts;
-        self.late += other.late;
-        self.malformed += other.malformed;
-        self.send_errors += other.send_errors;
-        self.receive_errors += other.receive_errors;
-        self.answered_in_window += other.answered_in_window;
-        self.latency_us.merge(&other.latency_us);
-        self.cpu_at_deadline = self.cpu_at_deadline.or(other.cpu_at_deadline);
-    }
-
     pub fn to_text(&self, config: &LoadConfig) -> String {
-        let p = |q| {
-            self.latency_us
-                .quantile(q)
-                .map_or_else(|| "-".to_string(), |v| v.to_string())
-        };
         format!(
-            "target {} query {} sockets {} threads {} concurrency {} duration {:.2} s\n\
-             answered/s  {:.0}\n\
-             sent        {}\n\
-             answered    {} (responses {}, errors {}, echoed {})\n\
-             unanswered  {} ({:.4} of sent)\n\
-             late        {}   malformed {}   send errors {}   receive errors {}\n\
-             latency µs  p50 {}   p99 {}\n\
-             load cpu    {}",
+            "target {} query {} sockets {} threads {} concurrency {} duration {:.2} s\n{}\n{}",
             config.target,
             config.query,
             self.sockets,
-            self.threads,
-            self.concurrency,
-            self.elapsed.as_secs_f64(),
-            self.answered_per_second(),
-            self.sent,
-            self.answered(),
-            self.responses,
-            self.errors,
-            self.echoed,
-            self.timeouts,
-            self.unanswered_fraction(),
-            self.late,
-            self.malformed,
-            self.send_errors,
-            self.receive_errors,
-            p(0.5),
-            p(0.99),
-            match (self.load_cpu, self.load_cpu_utilisation()) {
-                (Some(cpu), Some(share)) => format!(
-                    "{:.2} s, {:.0} % of what {} thread(s) could use, {:.0} answered per CPU s{}",
-                    cpu.as_secs_f64(),
-                    share * 100.0,
-                    self.threads,
-                    self.answered_in_window as f64 / cpu.as_secs_f64().max(0.01),
-                    if share > 0.9 {
-                        ": the load generator was busy all along, the target may sustain more"
-                    } else {
-                        ""
-                    }
-                ),
-                _ => "unknown".to_string(),
-            }
+            self.load.threads,
+            self.load.concurrency,
+            self.load.elapsed.as_secs_f64(),
+            self.load.text_lines(),
+            self.load.load_cpu_line(),
         )
     }
 
-    /// One line of JSON. Hand-formatted: every value is a number or a string we produced (the
-    /// socket address and method name contain nothing that needs escaping).
+    /// One line of JSON.
     pub fn to_json(&self, config: &LoadConfig) -> String {
-        let p = |q| {
-            self.latency_us
-                .quantile(q)
-                .map_or_else(|| "null".to_string(), |v| v.to_string())
+        let json = Json {
+            target: config.target.to_string(),
+            query: config.query.method(),
+            sockets: self.sockets,
+            load: self.load.summary(),
         };
-        format!(
-            "{{\"target\":\"{}\",\"query\":\"{}\",\"sockets\":{},\"threads\":{},\"concurrency\":{},\
-             \"duration_s\":{:.3},\"answered_per_s\":{:.1},\"sent\":{},\"answered\":{},\
-             \"responses\":{},\"errors\":{},\"echoed\":{},\"unanswered\":{},\
-             \"unanswered_fraction\":{:.6},\"late\":{},\"malformed\":{},\"send_errors\":{},\
-             \"receive_errors\":{},\"latency_p50_us\":{},\"latency_p99_us\":{},\
-             \"load_cpu_s\":{},\"load_cpu_utilisation\":{}}}",
-            config.target,
-            config.query,
-            self.sockets,
-            self.threads,
-            self.concurrency,
-            self.elapsed.as_secs_f64(),
-            self.answered_per_second(),
-            self.sent,
-            self.answered(),
-            self.responses,
-            self.errors,
-            self.echoed,
-            self.timeouts,
-            self.unanswered_fraction(),
-            self.late,
-            self.malformed,
-            self.send_errors,
-            self.receive_errors,
-            p(0.5),
-            p(0.99),
-            self.load_cpu
-                .map_or_else(|| "null".to_string(), |c| format!("{:.2}", c.as_secs_f64())),
-            self.load_cpu_utilisation()
-                .map_or_else(|| "null".to_string(), |u| format!("{u:.3}")),
-        )
+        // Plain fields and numbers: serializing cannot fail.
+        serde_json::to_string(&json).unwrap_or_default()
     }
 }
 
@@ -282,7 +164,8 @@ pub fn run(config: &LoadConfig) -> io::Result<Report> {
                         flows,
                         rng: SplitMix64::from_entropy(i as u64 + 1),
                         timeout,
-                        report: Report::default(),
+                        report: LoadReport::default(),
+                        cpu_at_deadline: None,
                     };
                     worker.run(start, deadline, i == 0, progress)
                 })
@@ -290,20 +173,26 @@ pub fn run(config: &LoadConfig) -> io::Result<Report> {
         .collect::<io::Result<_>>()?;
 
     let mut report = Report {
-        elapsed: config.duration,
         sockets,
-        threads,
-        concurrency: config.concurrency,
-        ..Report::default()
+        load: LoadReport {
+            elapsed: config.duration,
+            threads,
+            concurrency: config.concurrency,
+            ..LoadReport::default()
+        },
     };
+    let mut cpu_at_deadline = None;
     for handle in handles {
         match handle.join() {
-            Ok(part) => report.merge(&part),
+            Ok((part, cpu)) => {
+                report.load.merge(&part);
+                cpu_at_deadline = cpu_at_deadline.or(cpu);
+            }
             Err(_) => return Err(io::Error::other("a load thread panicked")),
         }
     }
-    if let (Some(begin), Some(end)) = (cpu_at_start, report.cpu_at_deadline) {
-        report.load_cpu = Some(end.saturating_sub(begin));
+    if let (Some(begin), Some(end)) = (cpu_at_start, cpu_at_deadline) {
+        report.load.load_cpu = Some(end.saturating_sub(begin));
     }
     Ok(report)
 }
@@ -357,7 +246,9 @@ struct Worker {
     flows: Vec<Flow>,
     rng: SplitMix64,
     timeout: Duration,
-    report: Report,
+    report: LoadReport,
+    /// Taken by the first thread when it ends the sending phase.
+    cpu_at_deadline: Option<Duration>,
 }
 
 /// How many consecutive passes with nothing sent or received before the worker sleeps. Only an
@@ -365,8 +256,15 @@ struct Worker {
 const IDLE_PASSES_BEFORE_SLEEP: u32 = 256;
 
 impl Worker {
-    /// `first` marks the one thread that reports progress and reads the process CPU time.
-    fn run(mut self, start: Instant, deadline: Instant, first: bool, progress: bool) -> Report {
+    /// `first` marks the one thread that reports progress and reads the process CPU time
+    /// (returned with the counters).
+    fn run(
+        mut self,
+        start: Instant,
+        deadline: Instant,
+        first: bool,
+        progress: bool,
+    ) -> (LoadReport, Option<Duration>) {
         // Big enough for any datagram a DHT node sends (BEP 32 asks receivers to take > 1024).
         let mut buf = [0u8; 4096];
         let mut key = [0u8; 20];
@@ -389,7 +287,7 @@ impl Worker {
                 sending = false;
                 self.report.answered_in_window = self.report.answered();
                 if first {
-                    self.report.cpu_at_deadline = process_cpu_time();
+                    self.cpu_at_deadline = process_cpu_time();
                 }
             }
             if now >= next_scan {
@@ -423,7 +321,7 @@ impl Worker {
                 }
             }
         }
-        self.report
+        (self.report, self.cpu_at_deadline)
     }
 
     fn expire(&mut self, now: Instant) {
@@ -444,7 +342,7 @@ impl Worker {
 }
 
 /// Reads every datagram queued on the socket. Returns whether anything arrived.
-fn receive(flow: &mut Flow, buf: &mut [u8], report: &mut Report) -> bool {
+fn receive(flow: &mut Flow, buf: &mut [u8], report: &mut LoadReport) -> bool {
     let mut any = false;
     loop {
         let len = match flow.socket.recv(buf) {
@@ -496,7 +394,12 @@ fn receive(flow: &mut Flow, buf: &mut [u8], report: &mut Report) -> bool {
 }
 
 /// Sends a query from every idle slot. Returns whether anything was sent.
-fn fill(flow: &mut Flow, rng: &mut SplitMix64, key: &mut [u8; 20], report: &mut Report) -> bool {
+fn fill(
+    flow: &mut Flow,
+    rng: &mut SplitMix64,
+    key: &mut [u8; 20],
+    report: &mut LoadReport,
+) -> bool {
     let mut any = false;
     while let Some(&index) = flow.idle.last() {
         let slot = &mut flow.slots[usize::from(index)];
@@ -553,18 +456,48 @@ mod tests {
             progress: false,
             read_only: true,
         };
-        let report = run(&config).unwrap();
+        let full = run(&config).unwrap();
+        let report = &full.load;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let echoed = echo.join().unwrap().unwrap();
 
-        assert!(report.echoed > 1000, "{}", report.to_text(&config));
+        assert!(report.echoed > 1000, "{}", full.to_text(&config));
         assert_eq!(report.responses + report.errors, 0);
         assert_eq!(report.malformed, 0);
         assert_eq!(report.sent, report.answered() + report.timeouts);
         assert!(report.latency_us.len() == report.answered());
         assert!(echoed >= report.answered());
-        let json = report.to_json(&config);
+        let json = full.to_json(&config);
         assert!(json.starts_with('{') && json.ends_with('}') && !json.contains('\n'));
+        // Every field `--json` published before the report type was shared is still there.
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        for name in [
+            "target",
+            "query",
+            "sockets",
+            "threads",
+            "concurrency",
+            "duration_s",
+            "answered_per_s",
+            "sent",
+            "answered",
+            "responses",
+            "errors",
+            "echoed",
+            "unanswered",
+            "unanswered_fraction",
+            "late",
+            "malformed",
+            "send_errors",
+            "receive_errors",
+            "latency_p50_us",
+            "latency_p99_us",
+            "load_cpu_s",
+            "load_cpu_utilisation",
+        ] {
+            assert!(value.get(name).is_some(), "{name} missing from {json}");
+        }
+        assert_eq!(value["echoed"], report.echoed);
     }
 
     #[test]
@@ -582,7 +515,7 @@ mod tests {
             progress: false,
             read_only: true,
         };
-        let report = run(&config).unwrap();
+        let report = run(&config).unwrap().load;
         assert!(report.sent >= 4);
         assert_eq!(report.answered(), 0);
         assert_eq!(report.timeouts, report.sent);

@@ -4,15 +4,16 @@
 //! (a KRPC load generator for one DHT node) and `echo` (a bare UDP echo, the baseline `load` is
 //! measured against). Arguments are parsed by hand to keep this crate almost free of
 //! dependencies: it is rebuilt in release mode whenever the alias runs, so it must build fast.
+//! What it shares with the other measuring tools (histogram, quantiles, query templates, the
+//! load report, the workload's records) is in `dht-measure`, std only but for serde.
 //!
 //! Adding a subcommand: a module with a `run`, a `Command` variant with its own help text, and a
 //! match arm in `main`.
 
 mod echo;
 mod fill;
-mod krpc;
 mod load;
-mod stats;
+mod rng;
 mod testnet;
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use krpc::QueryKind;
+use dht_measure::krpc::QueryKind;
 use load::LoadConfig;
 use testnet::{Store, TestnetConfig, Transport, Verdict};
 
@@ -305,11 +306,6 @@ impl<'a> Options<'a> {
     }
 }
 
-/// CPUs this process may run on. Honours the affinity mask, so under `taskset -c 1` it is 1.
-fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
 /// What a command line asked for: run with these settings, or only print the help.
 #[derive(Debug)]
 enum Parsed<T> {
@@ -439,7 +435,7 @@ fn parse_load(args: &[String]) -> Result<Parsed<(LoadConfig, bool)>, Error> {
         concurrency: 256,
         duration: Duration::from_secs(10),
         sockets: 64,
-        threads: cpus(),
+        threads: dht_measure::cpus(),
         timeout: Duration::from_secs(1),
         progress: true,
         read_only: true,
@@ -617,10 +613,10 @@ fn run_echo(args: &[String]) -> Result<(), Error> {
             stop.store(true, Ordering::Relaxed);
         });
     }
-    let cpu_at_start = stats::process_cpu_time();
+    let cpu_at_start = dht_measure::proc::process_cpu_time();
     let echoed =
         echo::serve(socket, threads, &stop).map_err(|e| Error::Failed(format!("echo: {e}")))?;
-    match (cpu_at_start, stats::process_cpu_time()) {
+    match (cpu_at_start, dht_measure::proc::process_cpu_time()) {
         (Some(begin), Some(end)) if end > begin => {
             let cpu = (end - begin).as_secs_f64();
             eprintln!(

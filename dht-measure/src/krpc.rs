@@ -1,26 +1,36 @@
-//! Just enough KRPC (BEP 5) for a load generator: build the four read-only queries, and read
+//! The KRPC queries the load generators send, and the little they read of a reply.
+//!
+//! Both `cargo xtask load` (UDP) and `dht-quic-load` (QUIC) send these templates, so they
+//! send the same bytes and their rates compare. Each builds the four read-only queries
+//! once and rewrites the transaction id and the random target in place, and reads only
 //! the transaction id and message type out of whatever comes back.
 //!
-//! Hand-written rather than taken from dht-core so that the load generator measures a node from
-//! the outside with an encoder that shares no code (and no bugs) with it.
+//! Hand-written rather than taken from dht-core, so that a load generator measures a node
+//! from the outside with an encoder that shares no code (and no bugs) with it. Over QUIC
+//! the target also checks that the querier's id is the one derived from the key its
+//! handshake proved: the template takes any id, so `dht-quic-load` passes that one.
 
 use std::fmt;
 
 /// Transaction ids are always 4 bytes: the `mainline` crate answers no other length, and 4
-/// bytes leave room for a slot index plus a generation counter (see `load`).
+/// bytes leave room for a slot index plus a generation counter, 2 bytes each, big-endian.
 pub const TRANSACTION_ID_LEN: usize = 4;
 
 /// The query methods the load generator can send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueryKind {
+    /// `ping`.
     Ping,
+    /// `find_node` with a fresh random target per request.
     FindNode,
+    /// `get_peers` with a fresh random info_hash per request.
     GetPeers,
-    /// BEP 44 `get`.
+    /// BEP 44 `get` with a fresh random target per request.
     Get,
 }
 
 impl QueryKind {
+    /// Every kind, in the order the help texts list them.
     pub const ALL: [QueryKind; 4] = [
         QueryKind::Ping,
         QueryKind::FindNode,
@@ -47,6 +57,7 @@ impl QueryKind {
         }
     }
 
+    /// The kind named `name` (the method name), if any.
     pub fn parse(name: &str) -> Option<QueryKind> {
         QueryKind::ALL
             .into_iter()
@@ -70,7 +81,7 @@ pub struct QueryTemplate {
 }
 
 impl QueryTemplate {
-    #[cfg(test)]
+    /// A read-only query with a zero transaction id and key, to be set before sending.
     pub fn new(kind: QueryKind, id: &[u8; 20]) -> QueryTemplate {
         Self::with(kind, id, &[0; TRANSACTION_ID_LEN], &[0; 20])
     }
@@ -154,8 +165,11 @@ fn push_string(out: &mut Vec<u8>, s: &[u8]) {
 /// The top-level `y` of a KRPC message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MessageKind {
+    /// `y` = `q`: our query sent back (an echo server), or a query of the target's own.
     Query,
+    /// `y` = `r`.
     Response,
+    /// `y` = `e`: a KRPC error, still an answer.
     Error,
 }
 

@@ -1,0 +1,245 @@
+//! The guard that owns every process of a run, and the node processes: starting them,
+//! waiting until they have joined, and reading their logs.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::binaries::Bins;
+use super::netns::{Netns, NETNS_PORT};
+use super::{interrupted, Store, TestnetConfig, Transport, POLL};
+use crate::rng::SplitMix64;
+use crate::Error;
+
+/// Nodes each node bootstraps through (at start and after a restart).
+pub(super) const SEEDS: usize = 3;
+
+#[derive(Debug)]
+pub(super) struct NodeProc {
+    pub(super) addr: SocketAddr,
+    /// `ip netns exec` target, with `--netns`.
+    pub(super) namespace: Option<String>,
+    pub(super) child: Option<Child>,
+    pub(super) log: PathBuf,
+    /// Where the log of the current incarnation starts: readiness is read from there.
+    pub(super) log_from: u64,
+    pub(super) data_dir: PathBuf,
+    pub(super) restarts: u32,
+}
+
+/// Everything the run started; dropping it stops the processes, then (through `netns`'s own
+/// `Drop`) removes the namespaces.
+#[derive(Debug)]
+pub(super) struct Testnet {
+    pub(super) config: TestnetConfig,
+    pub(super) bins: Bins,
+    pub(super) out: PathBuf,
+    pub(super) nodes: Vec<NodeProc>,
+    pub(super) workload: Option<Child>,
+    pub(super) rng: SplitMix64,
+    pub(super) crashes: u32,
+    pub(super) netns: Option<Netns>,
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.workload.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        for node in &mut self.nodes {
+            if let Some(mut c) = node.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Testnet {
+    pub(super) fn start_nodes(&mut self) -> Result<(), Error> {
+        let n = self.config.nodes;
+        let addrs: Vec<SocketAddr> = match &self.netns {
+            Some(ns) => (0..n)
+                .map(|i| SocketAddr::from((ns.node_ip(i), NETNS_PORT)))
+                .collect(),
+            None => free_ports(n)?
+                .into_iter()
+                .map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)))
+                .collect(),
+        };
+        for (i, addr) in addrs.iter().enumerate() {
+            self.nodes.push(NodeProc {
+                addr: *addr,
+                namespace: self.netns.as_ref().map(|ns| ns.namespaces[i].clone()),
+                child: None,
+                log: self.out.join("logs").join(format!("node-{i}.log")),
+                log_from: 0,
+                data_dir: self.out.join("data").join(format!("node-{i}")),
+                restarts: 0,
+            });
+        }
+        for i in 0..n {
+            // The first nodes join through each other, the others through node 0, their
+            // predecessor and one earlier node: the network is connected from the start and
+            // node 0 is not the only way in. Node 0's seeds come up after it: it retries.
+            let mut seeds = vec![];
+            if i == 0 {
+                seeds.extend((1..n.min(SEEDS)).map(|j| addrs[j]));
+            } else {
+                seeds.push(addrs[0]);
+                if i > 1 {
+                    seeds.push(addrs[i - 1]);
+                    seeds.push(addrs[self.rng.below(i)]);
+                }
+            }
+            seeds.dedup();
+            self.spawn_node(i, &seeds)?;
+            interrupted()?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    pub(super) fn spawn_node(&mut self, i: usize, seeds: &[SocketAddr]) -> Result<(), Error> {
+        let config = &self.config;
+        let node = &mut self.nodes[i];
+        let mut cmd = match &node.namespace {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.bins.node);
+                c
+            }
+            None => Command::new(&self.bins.node),
+        };
+        cmd.arg("--listen").arg(node.addr.to_string());
+        if seeds.is_empty() {
+            cmd.arg("--no-bootstrap");
+        }
+        for s in seeds {
+            cmd.arg("--bootstrap").arg(s.to_string());
+        }
+        if config.transport != Transport::Udp {
+            cmd.args(["--transport", config.transport.name()]);
+        }
+        if config.store != Store::Mem {
+            cmd.args(["--store", config.store.name()]);
+            cmd.arg("--data-dir").arg(&node.data_dir);
+            fs::create_dir_all(&node.data_dir).map_err(|e| {
+                Error::Failed(format!(
+                    "testnet: cannot create {}: {e}",
+                    node.data_dir.display()
+                ))
+            })?;
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .map_err(|e| Error::Failed(format!("testnet: {}: {e}", node.log.display())))?;
+        node.log_from = log.metadata().map(|m| m.len()).unwrap_or(0);
+        // The readiness check reads the node's "bootstrapped" line, an info-level log: a
+        // RUST_LOG of the user's must not hide it.
+        cmd.env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let child = cmd.spawn().map_err(|e| {
+            Error::Failed(format!(
+                "testnet: cannot start {}: {e}",
+                self.bins.node.display()
+            ))
+        })?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until every node has joined (its log says "bootstrapped": some node answered, so
+    /// its routing table is not empty), then a moment for the last joins to reach the tables.
+    pub(super) fn wait_ready(&mut self, started: Instant) -> Result<(), Error> {
+        let limit = Duration::from_secs(30) + Duration::from_millis(500) * self.config.nodes as u32;
+        let mut ready = vec![false; self.nodes.len()];
+        let mut last_report = Instant::now();
+        loop {
+            interrupted()?;
+            for (i, node) in self.nodes.iter_mut().enumerate() {
+                if let Some(status) = node
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    return Err(Error::Failed(format!(
+                        "testnet: node {i} ({}) exited at start ({status}): {}",
+                        node.addr,
+                        last_lines(&node.log, 3)
+                    )));
+                }
+                if !ready[i] {
+                    ready[i] = log_since(&node.log, node.log_from).contains(" bootstrapped");
+                }
+            }
+            let count = ready.iter().filter(|r| **r).count();
+            if count == ready.len() {
+                break;
+            }
+            if started.elapsed() > limit {
+                let missing: Vec<String> = (0..ready.len())
+                    .filter(|&i| !ready[i])
+                    .map(|i| i.to_string())
+                    .collect();
+                return Err(Error::Failed(format!(
+                    "testnet: nodes {} did not join within {} s (logs in {})",
+                    missing.join(", "),
+                    limit.as_secs(),
+                    self.out.join("logs").display()
+                )));
+            }
+            if last_report.elapsed() >= Duration::from_secs(5) {
+                last_report = Instant::now();
+                eprintln!("testnet: {count} of {} nodes joined", ready.len());
+            }
+            std::thread::sleep(POLL);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        Ok(())
+    }
+}
+
+/// `n` distinct free UDP ports on loopback. The sockets that found them are closed just
+/// before the nodes bind, so another program could take one meanwhile; the node would then
+/// fail to bind and the run would say so.
+fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
+    let sockets: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Failed(format!("testnet: cannot find free ports: {e}")))?;
+    sockets
+        .iter()
+        .map(|s| s.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Failed(format!("testnet: cannot find free ports: {e}")))
+}
+
+pub(super) fn log_since(path: &Path, from: u64) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = File::open(path) {
+        if f.seek(SeekFrom::Start(from)).is_ok() {
+            let _ = f.read_to_string(&mut text);
+        }
+    }
+    text
+}
+
+pub(super) fn last_lines(path: &Path, n: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(n)..].join(" | ");
+    if tail.is_empty() {
+        format!("no output (log {})", path.display())
+    } else {
+        tail
+    }
+}

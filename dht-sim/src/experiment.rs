@@ -82,6 +82,8 @@ impl Experiment {
 /// What an experiment measured. See the crate docs for what each figure means.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
+    /// The overlay: `kademlia` or `chord`.
+    pub overlay: &'static str,
     /// Nodes.
     pub nodes: usize,
     /// Lookups run.
@@ -102,6 +104,9 @@ pub struct Report {
     pub found_k_closest: f64,
     /// Fraction of lookups that returned all of the true K closest.
     pub exact_k_closest: f64,
+    /// Fraction of lookups that found the node responsible for the target: Chord's
+    /// key successor; for Kademlia the closest live node other than the source.
+    pub lookup_success: Option<f64>,
     /// Mean hops of the lookups.
     pub hops_mean: f64,
     /// Median hops.
@@ -243,6 +248,8 @@ impl Report {
         field("get_success_stored", json_opt(self.get_success_stored));
         field("sybil_in_tables", json_opt(self.sybil_in_tables));
         field("messages_per_get", json_opt(self.messages_per_get));
+        field("overlay", format!("\"{}\"", self.overlay));
+        field("lookup_success", json_opt(self.lookup_success));
         s.push('}');
         s
     }
@@ -251,6 +258,7 @@ impl Report {
     pub fn to_table(&self) -> String {
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
         let rows: Vec<(&str, String)> = vec![
+            ("overlay", self.overlay.to_string()),
             ("nodes", self.nodes.to_string()),
             ("lookups", self.lookups.to_string()),
             ("seed", self.seed.to_string()),
@@ -260,6 +268,7 @@ impl Report {
             ("fail", opt(self.fail)),
             ("found_k_closest", format!("{:.4}", self.found_k_closest)),
             ("exact_k_closest", format!("{:.4}", self.exact_k_closest)),
+            ("lookup_success", opt(self.lookup_success)),
             ("hops_mean", format!("{:.3}", self.hops_mean)),
             (
                 "hops_p50 / p99",
@@ -352,7 +361,7 @@ pub fn rss_bytes() -> (u64, u64) {
 }
 
 /// The `p`-th percentile (nearest rank) of sorted values.
-fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+pub(crate) fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     if sorted.is_empty() {
         return T::default();
     }
@@ -360,7 +369,7 @@ fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn mean(v: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn mean(v: impl Iterator<Item = f64>) -> f64 {
     let (n, s) = v.fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
     if n == 0 {
         0.0
@@ -442,6 +451,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
 
     let mut view = GlobalView::new(&sim, cfg.k);
     let mut found = Vec::new();
+    let mut success = Vec::new();
     let mut hops = Vec::new();
     let mut ideal = Vec::new();
     let mut messages = Vec::new();
@@ -453,6 +463,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         let Some(done) = sim.take_done(src, q) else {
             unfinished += 1;
             found.push(0.0);
+            success.push(0.0);
             continue;
         };
         // A node never returns itself, so the truth is the K closest others.
@@ -471,6 +482,10 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
             .filter(|&&j| got.contains(&sim.node(j as usize).id()))
             .count();
         found.push(hits as f64 / truth.len().max(1) as f64);
+        let closest = truth.first().map(|&j| sim.node(j as usize).id());
+        success.push(f64::from(u8::from(
+            closest.is_some_and(|c| got.contains(&c)),
+        )));
         hops.push(done.stats.hops);
         ideal.push(view.ideal_hops(src as u32, target, cfg.alpha, max_candidates) as f64);
         messages.push((done.stats.requests + done.stats.responses) as f64);
@@ -482,6 +497,8 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
     let rtt = 2.0 * cfg.latency_ms;
 
     let mut report = Report {
+        overlay: "kademlia",
+        lookup_success: Some(mean(success.iter().copied())),
         nodes: total_nodes,
         lookups: exp.lookups,
         seed: cfg.seed,

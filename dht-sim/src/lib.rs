@@ -111,6 +111,7 @@
 //! assert!(sim.take_done(3, q).is_some());
 //! ```
 
+pub mod chord;
 mod experiment;
 mod global;
 mod sim;

@@ -126,6 +126,15 @@ fn cli() -> Command {
                 .value_parser(value_parser!(u32).range(1..=16)),
         )
         .arg(
+            Arg::new("overlay")
+                .long("overlay")
+                .value_name("OVERLAY")
+                .help("kademlia (dht-core) or chord (dht-chord; --k is then r, the successor-list length and copies per key)")
+                .default_value("kademlia")
+                .conflicts_with("sybil")
+                .value_parser(["kademlia", "chord"]),
+        )
+        .arg(
             Arg::new("json")
                 .long("json")
                 .help("Print one JSON object as the last line of stdout")
@@ -159,7 +168,10 @@ fn main() {
     });
     exp.phase_limit = Duration::from_secs(600);
 
-    let report = dht_sim::run(&exp, |line| eprintln!("{line}"));
+    let report = match m.get_one::<String>("overlay").map(String::as_str) {
+        Some("chord") => dht_sim::chord::run(&exp, |line| eprintln!("{line}")),
+        _ => dht_sim::run(&exp, |line| eprintln!("{line}")),
+    };
     let mut out = std::io::stdout().lock();
     let text = if m.get_flag("json") {
         format!("{}\n", report.to_json())

@@ -1,0 +1,61 @@
+//! # dht-chord: a sans-IO Chord node, for research and comparison
+//!
+//! Chord (Stoica, Morris, Karger, Kaashoek and Balakrishnan, SIGCOMM 2001) beside the
+//! Kademlia of `dht-core`, so that the two designs can be measured on the same
+//! simulated network with the same workload. It is **not** for the public BitTorrent
+//! DHT, which speaks Kademlia only.
+//!
+//! Like `dht-core`, this crate contains no networking code, reads no clock and uses
+//! no global RNG: a [`ChordNode`] is fed datagrams ([`ChordNode::handle_datagram`]),
+//! time ([`ChordNode::handle_timeout`]) and commands, each stamped with the caller's
+//! `now`, and is drained with [`ChordNode::poll_transmit`], then
+//! [`ChordNode::poll_timeout`], then [`ChordNode::poll_event`]. Its randomness is a
+//! ChaCha8 RNG seeded from [`Config::seed`], and its collections are BTreeMaps, so one
+//! seed replays one run. It reuses dht-core's 160-bit [`dht_core::Id`], its
+//! [`dht_core::Store`] trait and its bencode codec.
+//!
+//! ## The protocol, as in the paper
+//! - Identifiers are 160-bit (SHA-1, m = 160) on a circle; a key lives at its
+//!   *successor*, the first node at or after it clockwise ([`ring`]).
+//! - Each node keeps a finger table (finger i is the successor of n + 2^i), a
+//!   successor list of r entries ([`Config::successors`]) and a predecessor.
+//! - `stabilize`, `notify`, `fix_fingers` and `check_predecessor` run on jittered
+//!   timers ([`Config`]).
+//! - Lookups are iterative: the querying node asks one node at a time and
+//!   measures the latency itself, as Kademlia's lookups do.
+//! - A key is stored at its successor, which copies it to its next r - 1 successors;
+//!   a joining node receives the keys it now owns from its successor; a node that
+//!   leaves hands its keys to its successor and tells its neighbours of each other.
+//!
+//! ## Wire messages
+//! KRPC-shaped bencoded dictionaries (`t`, `y`, `q`, `a`, `r`, `e`, as in BEP 5).
+//! Every query's `a` holds the sender's `id`; every response's `r` holds the
+//! responder's `id`. A node is a byte string of 26 bytes (id, IPv4, port) or 38
+//! (id, IPv6, port); a list of nodes is a bencoded list of such strings.
+//!
+//! | `q` | arguments `a` | response `r` |
+//! | --- | --- | --- |
+//! | `ping` | `id` | `id` |
+//! | `find_successor` | `id`, `target` | `found` = 1 and `nodes` = the responder's successor list when `target` lies in (responder, successor]; else `nodes` = the nodes closest preceding `target`, closest first |
+//! | `get_predecessor` | `id` | `predecessor` (if known), `successors` |
+//! | `notify` | `id` (the sender may be the responder's predecessor) | `id` |
+//! | `get` | `id`, `target` | `v` when held |
+//! | `put` | `id`, `v` (a bencoded value of at most 1000 bytes, key SHA-1(v)), `replica` (1 when the owner copies it to a successor) | `id` |
+//! | `leave` | `id`, `predecessor` (to the successor), `successors` (to the predecessor) | `id` |
+//!
+//! Errors are `e` = `[code, message]`: 203 for a malformed query, 204 for an
+//! unknown method, 202 when the store fails. Only queries are answered; replies are
+//! accepted only from the address asked, under a live 4-byte transaction id.
+
+mod config;
+mod maintenance;
+mod node;
+mod ops;
+pub mod ring;
+pub mod wire;
+
+pub use config::Config;
+pub use node::{
+    BadValue, ChordNode, Event, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Transmit,
+};
+pub use wire::Peer;

@@ -1,0 +1,633 @@
+//! The Chord node: its state, its outputs, and how it serves the queries it receives.
+//!
+//! Commands and lookups live in `ops.rs`; `stabilize`, `notify`, `fix_fingers`,
+//! `check_predecessor`, replication and leaving in `maintenance.rs`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use dht_core::{StoredItem, UnixMillis};
+use dht_core::{Id, Store};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::Config;
+use crate::ops::{Op, OpId};
+use crate::ring::{self, M};
+use crate::wire::{self, code, Body, Peer, Query, Reply};
+
+/// Handle to a command in progress; reported back in its [`QueryDone`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QueryId(pub u64);
+
+/// A datagram the node wants sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// Bencoded message.
+    pub payload: Vec<u8>,
+}
+
+/// Figures about one finished command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueryStats {
+    /// Nodes that answered a `find_successor` step, up to and including the one that
+    /// knew the target's successor: the paper's path length (0 when this node knew).
+    pub hops: u32,
+    /// Requests sent (lookup steps, gets and puts).
+    pub requests: u32,
+    /// Replies received.
+    pub responses: u32,
+    /// Requests that timed out.
+    pub timeouts: u32,
+    /// Time from the command to its end.
+    pub duration: Duration,
+}
+
+/// What a finished command found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `find_successor` and `join`: the target's successor first, then the nodes
+    /// that follow it; empty if the lookup ran out of live nodes.
+    Successors {
+        /// Successor list of the node preceding the target.
+        successors: Vec<Peer>,
+    },
+    /// `get`: the value, if a node of the key's successor list held it.
+    Value {
+        /// The bencoded value (its SHA-1 is the key).
+        value: Option<Vec<u8>>,
+    },
+    /// `put`: the node that took the value (it replicates it to its successors).
+    Stored {
+        /// The key, SHA-1 of the value.
+        target: Id,
+        /// Who acknowledged; `None` if nobody did.
+        stored_at: Option<Peer>,
+    },
+}
+
+/// A finished command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryDone {
+    /// The command's handle.
+    pub id: QueryId,
+    /// What it found.
+    pub outcome: Outcome,
+    /// How it went.
+    pub stats: QueryStats,
+}
+
+/// Something the application should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A command finished.
+    QueryDone(QueryDone),
+}
+
+/// Counters since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Datagrams handed to `handle_datagram`.
+    pub datagrams_in: u64,
+    /// Datagrams queued for sending.
+    pub datagrams_out: u64,
+    /// Datagrams that did not decode.
+    pub malformed: u64,
+    /// Replies under no live transaction id or from an address we did not ask.
+    pub unexpected: u64,
+    /// Queries answered.
+    pub queries_served: u64,
+    /// Requests that got no reply in time.
+    pub timeouts: u64,
+}
+
+/// A `put` whose value is over [`wire::MAX_VALUE`] bytes or not one bencoded value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadValue;
+
+impl std::fmt::Display for BadValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a value must be one bencoded value of at most {} bytes",
+            wire::MAX_VALUE
+        )
+    }
+}
+
+impl std::error::Error for BadValue {}
+
+/// What a request in flight waits for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Waiting {
+    /// A `find_successor` step of op `op`, to the node `node` (unknown for a bootstrap address).
+    Step { op: OpId, node: Option<Id> },
+    /// A `get` or `put` of op `op` to the `index`-th node of its successor list.
+    Fetch { op: OpId },
+    /// `stabilize`'s `get_predecessor` to our successor.
+    Stabilize { successor: Id },
+    /// `check_predecessor`'s ping.
+    CheckPredecessor { predecessor: Id },
+}
+
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) to: SocketAddr,
+    pub(crate) deadline: Instant,
+    pub(crate) waiting: Waiting,
+}
+
+/// One Chord node as a state machine.
+///
+/// Inputs: [`ChordNode::handle_datagram`], [`ChordNode::handle_timeout`] and the
+/// commands ([`ChordNode::join`], [`ChordNode::find_successor`], [`ChordNode::get`],
+/// [`ChordNode::put`], [`ChordNode::leave`]), each stamped with the caller's `now`.
+/// Outputs, drained after every input in this order: [`ChordNode::poll_transmit`],
+/// [`ChordNode::poll_timeout`], [`ChordNode::poll_event`]. Time only moves forward; an
+/// early or extra `handle_timeout` is harmless.
+pub struct ChordNode<S: Store> {
+    pub(crate) config: Config,
+    pub(crate) id: Id,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) store: S,
+    /// Keys held (owned or replicas): the store has no listing, and replication and
+    /// key transfer must know what to send.
+    pub(crate) keys: BTreeSet<Id>,
+    pub(crate) predecessor: Option<Peer>,
+    /// The next r nodes clockwise; empty means this node is its own successor.
+    pub(crate) successors: Vec<Peer>,
+    /// Finger `i` (the successor of `id + 2^i`) where a lookup set it; fingers whose
+    /// start lies before the successor are the successor and are not kept.
+    pub(crate) fingers: BTreeMap<u8, Peer>,
+    pub(crate) next_finger: usize,
+    pub(crate) joined: bool,
+    pub(crate) left: bool,
+    pub(crate) pending: BTreeMap<[u8; 4], Pending>,
+    pub(crate) deadlines: BTreeSet<(Instant, [u8; 4])>,
+    pub(crate) ops: BTreeMap<OpId, Op>,
+    pub(crate) next_op: u64,
+    pub(crate) next_stabilize: Instant,
+    pub(crate) next_fix_fingers: Instant,
+    pub(crate) next_check_predecessor: Instant,
+    pub(crate) stabilizing: bool,
+    pub(crate) fixing: Option<OpId>,
+    pub(crate) checking: bool,
+    /// Replica set and predecessor when owned keys were last pushed to the successors.
+    pub(crate) replicated_to: Vec<Id>,
+    pub(crate) replicated_since: Option<Id>,
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) stats: NodeStats,
+}
+
+impl<S: Store> std::fmt::Debug for ChordNode<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChordNode")
+            .field("id", &self.id)
+            .field("successor", &self.successor())
+            .field("predecessor", &self.predecessor)
+            .field("joined", &self.joined)
+            .field("stabilizing", &self.stabilizing)
+            .field("fixing", &self.fixing)
+            .field("pending", &self.pending.len())
+            .field("ops", &self.ops.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stored items never expire: the paper's store has no lifetimes, and every
+/// experiment here ends long before any lifetime would matter.
+pub(crate) const NEVER: UnixMillis = UnixMillis::MAX;
+
+impl<S: Store> ChordNode<S> {
+    /// A node that is not on a ring yet: call [`ChordNode::join`]. Its id is drawn
+    /// from its seeded RNG (SHA-1 is uniform, so a random id is what hashing the
+    /// address gives, without tying ids to the simulator's addresses).
+    pub fn new(config: Config, store: S, now: Instant) -> ChordNode<S> {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let id = Id::random(&mut rng);
+        ChordNode::with_id(config, store, now, id)
+    }
+
+    /// Like [`ChordNode::new`] with a chosen id (virtual nodes, tests).
+    pub fn with_id(config: Config, store: S, now: Instant, id: Id) -> ChordNode<S> {
+        let rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0xc407_d000_0000_0001);
+        ChordNode {
+            config,
+            id,
+            rng,
+            store,
+            keys: BTreeSet::new(),
+            predecessor: None,
+            successors: Vec::new(),
+            fingers: BTreeMap::new(),
+            next_finger: 0,
+            joined: false,
+            left: false,
+            pending: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            ops: BTreeMap::new(),
+            next_op: 0,
+            next_stabilize: now,
+            next_fix_fingers: now,
+            next_check_predecessor: now,
+            stabilizing: false,
+            fixing: None,
+            checking: false,
+            replicated_to: Vec::new(),
+            replicated_since: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: NodeStats::default(),
+        }
+    }
+
+    // ---- getters ----
+
+    /// This node's id.
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// This node as others name it.
+    pub fn peer(&self) -> Peer {
+        Peer {
+            id: self.id,
+            addr: self.config.addr,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The next node clockwise (this node itself in a ring of one).
+    pub fn successor(&self) -> Peer {
+        self.successors
+            .first()
+            .copied()
+            .unwrap_or_else(|| self.peer())
+    }
+
+    /// The successor list (at most r nodes, never this node).
+    pub fn successor_list(&self) -> &[Peer] {
+        &self.successors
+    }
+
+    /// The predecessor, if known.
+    pub fn predecessor(&self) -> Option<Peer> {
+        self.predecessor
+    }
+
+    /// Finger `i` (`i` < 160): the node this node takes for the successor of `id + 2^i`.
+    pub fn finger(&self, i: usize) -> Peer {
+        let succ = self.successor();
+        if ring::in_half_open(&ring::finger_start(&self.id, i), &self.id, &succ.id) {
+            return succ;
+        }
+        // A finger never set yet is taken to be the farthest lower one: still correct
+        // routing (it precedes the true finger), only slower.
+        (0..=i)
+            .rev()
+            .find_map(|j| self.fingers.get(&(j as u8)).copied())
+            .unwrap_or(succ)
+    }
+
+    /// True once a join finished (or the node created a ring), until it leaves.
+    pub fn is_joined(&self) -> bool {
+        self.joined && !self.left
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Keys this node holds, as owner or replica.
+    pub fn keys(&self) -> &BTreeSet<Id> {
+        &self.keys
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    /// Commands and internal lookups in progress.
+    pub fn ops_in_progress(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Every node this node routes by: successors, fingers and predecessor.
+    pub(crate) fn known(&self) -> impl Iterator<Item = &Peer> {
+        self.successors
+            .iter()
+            .chain(self.fingers.values())
+            .chain(self.predecessor.iter())
+    }
+
+    /// The known node with `id`, if any.
+    pub(crate) fn known_peer(&self, id: &Id) -> Option<Peer> {
+        self.known().find(|p| p.id == *id).copied()
+    }
+
+    /// The nodes most closely preceding `target`, closest first.
+    pub(crate) fn closest_preceding(&self, target: &Id, max: usize) -> Vec<Peer> {
+        let ids: Vec<Id> = self.known().map(|p| p.id).collect();
+        ring::closest_preceding(&self.id, target, ids.iter(), max)
+            .into_iter()
+            .filter_map(|id| self.known_peer(&id))
+            .collect()
+    }
+
+    // ---- outputs ----
+
+    /// The next datagram to send.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// When `handle_timeout` should next be called; `None` after leaving.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.left {
+            return None;
+        }
+        let request = self.deadlines.first().map(|(t, _)| *t);
+        if !self.joined {
+            return request;
+        }
+        let housekeeping = self
+            .next_stabilize
+            .min(self.next_fix_fingers)
+            .min(self.next_check_predecessor);
+        Some(request.map_or(housekeeping, |r| r.min(housekeeping)))
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---- inputs ----
+
+    /// Timers due at `now`: request timeouts, then housekeeping.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        while let Some(&(t, tid)) = self.deadlines.first() {
+            if t > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(p) = self.pending.remove(&tid) {
+                self.stats.timeouts += 1;
+                self.on_timeout(now, p);
+            }
+        }
+        if self.joined {
+            self.housekeeping(now);
+        }
+    }
+
+    /// A datagram from `from`. `peer_key` is the sender's verified key on
+    /// authenticated transports; Chord ids are not bound to keys, so it is unused.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer_key: Option<&[u8; 32]>,
+        bytes: &[u8],
+    ) {
+        let _ = peer_key;
+        self.stats.datagrams_in += 1;
+        if self.left || from.port() == 0 {
+            return;
+        }
+        let msg = match wire::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed += 1;
+                if let Some(t) = e.t {
+                    self.send_error(from, &t, e.code, e.reason);
+                }
+                return;
+            }
+        };
+        match msg.body {
+            Body::Query { id, query } => {
+                self.serve(now, from, &msg.t, Peer { id, addr: from }, query)
+            }
+            Body::Reply(reply) => {
+                let Some(p) = self.take_pending(&msg.t, from) else {
+                    return;
+                };
+                self.on_reply(now, p, Some(reply));
+            }
+            Body::Error(..) => {
+                let Some(p) = self.take_pending(&msg.t, from) else {
+                    return;
+                };
+                // An error is an answer: the node lives but did not do what we asked.
+                self.on_reply(now, p, None);
+            }
+        }
+    }
+
+    /// The pending request answered by a message with transaction id `t` from `from`.
+    fn take_pending(&mut self, t: &[u8], from: SocketAddr) -> Option<Pending> {
+        let tid: Option<[u8; 4]> = t.try_into().ok();
+        match tid.and_then(|tid| self.pending.get(&tid).map(|p| (tid, p.to))) {
+            Some((tid, to)) if to == from => {
+                let p = self.pending.remove(&tid)?;
+                self.deadlines.remove(&(p.deadline, tid));
+                Some(p)
+            }
+            _ => {
+                self.stats.unexpected += 1;
+                None
+            }
+        }
+    }
+
+    // ---- sending ----
+
+    pub(crate) fn send_query(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        query: &Query,
+        waiting: Option<Waiting>,
+    ) {
+        let mut tid = [0u8; 4];
+        loop {
+            self.rng.fill_bytes(&mut tid);
+            if !self.pending.contains_key(&tid) {
+                break;
+            }
+        }
+        let mut payload = Vec::with_capacity(128);
+        wire::encode_query(&mut payload, &tid, &self.id, query);
+        self.push(to, payload);
+        if let Some(waiting) = waiting {
+            let deadline = now + self.config.request_timeout;
+            self.pending.insert(
+                tid,
+                Pending {
+                    to,
+                    deadline,
+                    waiting,
+                },
+            );
+            self.deadlines.insert((deadline, tid));
+        }
+    }
+
+    fn send_error(&mut self, to: SocketAddr, t: &[u8], code: i64, reason: &str) {
+        let mut payload = Vec::with_capacity(64);
+        wire::encode_error(&mut payload, t, code, reason);
+        self.push(to, payload);
+    }
+
+    fn push(&mut self, to: SocketAddr, payload: Vec<u8>) {
+        self.stats.datagrams_out += 1;
+        self.transmits.push_back(Transmit { to, payload });
+    }
+
+    // ---- serving ----
+
+    fn serve(&mut self, now: Instant, from: SocketAddr, t: &[u8], sender: Peer, query: Query) {
+        // A node that has not joined has no ring to answer for.
+        if !self.joined {
+            return;
+        }
+        self.stats.queries_served += 1;
+        let mut reply = Reply {
+            id: self.id,
+            ..Reply::default()
+        };
+        match query {
+            Query::Ping => {}
+            Query::Notify => self.on_notify(now, sender),
+            Query::FindSuccessor { target } => {
+                let succ = self.successor();
+                if ring::in_half_open(&target, &self.id, &succ.id) {
+                    reply.found = true;
+                    reply.nodes = self.successor_list_or_self();
+                } else {
+                    reply.nodes = self.closest_preceding(&target, self.config.fallbacks);
+                }
+            }
+            Query::GetPredecessor => {
+                reply.predecessor = self.predecessor;
+                reply.successors = self.successor_list_or_self();
+            }
+            Query::Get { target } => match self.store.get_item(&target) {
+                Ok(item) => reply.v = item.map(|i| i.item.into_value()),
+                Err(e) => return self.send_error(from, t, code::SERVER, &e.to_string()),
+            },
+            Query::Put { v, replica } => {
+                if let Err(e) = self.store_value(now, v, replica) {
+                    return self.send_error(from, t, code::SERVER, &e.to_string());
+                }
+            }
+            Query::Leave {
+                predecessor,
+                successors,
+            } => self.on_leave(now, sender, predecessor, successors),
+        }
+        let mut payload = Vec::with_capacity(256);
+        wire::encode_reply(&mut payload, t, &reply);
+        self.push(from, payload);
+    }
+
+    /// The successor list, or this node alone in a ring of one.
+    pub(crate) fn successor_list_or_self(&self) -> Vec<Peer> {
+        if self.successors.is_empty() {
+            vec![self.peer()]
+        } else {
+            self.successors.clone()
+        }
+    }
+
+    /// Keeps `v` under SHA-1(v); the key's owner copies it to its successor list.
+    pub(crate) fn store_value(
+        &mut self,
+        now: Instant,
+        v: Vec<u8>,
+        replica: bool,
+    ) -> Result<(), dht_core::StoreError> {
+        let target = Id::sha1(&v);
+        if !replica && self.owns(&target) {
+            let copies = self.config.successors.saturating_sub(1);
+            let to: Vec<SocketAddr> = self
+                .successors
+                .iter()
+                .take(copies)
+                .map(|p| p.addr)
+                .collect();
+            for addr in to {
+                let q = Query::Put {
+                    v: v.clone(),
+                    replica: true,
+                };
+                self.send_query(now, addr, &q, None);
+            }
+        }
+        self.store.put_item(StoredItem {
+            target,
+            item: dht_core::Item::Immutable { value: v },
+            expires_at: NEVER,
+        })?;
+        self.keys.insert(target);
+        Ok(())
+    }
+
+    /// Is this node the key's successor, as far as it knows?
+    pub(crate) fn owns(&self, key: &Id) -> bool {
+        match &self.predecessor {
+            Some(p) => ring::in_half_open(key, &p.id, &self.id),
+            // Without a predecessor a node cannot tell; taking every key as its own
+            // errs towards more copies, never fewer.
+            None => true,
+        }
+    }
+
+    /// Forgets a node that failed to answer: it leaves every list and finger.
+    pub(crate) fn forget(&mut self, id: &Id) {
+        self.successors.retain(|p| p.id != *id);
+        self.fingers.retain(|_, p| p.id != *id);
+        if self.predecessor.is_some_and(|p| p.id == *id) {
+            self.predecessor = None;
+        }
+    }
+
+    /// Sets finger `i` and every later finger whose start `s` also succeeds.
+    pub(crate) fn set_fingers_from(&mut self, i: usize, s: Peer) -> usize {
+        let mut j = i;
+        while j < M && ring::in_half_open(&ring::finger_start(&self.id, j), &self.id, &s.id) {
+            self.fingers.insert(j as u8, s);
+            j += 1;
+        }
+        if j == i {
+            // `s` precedes the finger's start (a stale answer): keep it anyway, as
+            // routing through a preceding node is still correct, and move on.
+            self.fingers.insert(i as u8, s);
+            j += 1;
+        }
+        j
+    }
+
+    /// A random delay around `mean`: uniform in [0.5, 1.5] × mean.
+    pub(crate) fn jitter(&mut self, mean: Duration) -> Duration {
+        let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        mean.mul_f64(0.5 + u)
+    }
+}

@@ -1,0 +1,474 @@
+//! Commands and the lookups that serve them, driven by the querying node.
+//!
+//! A lookup is iterative, as the issue asks and unlike the paper's pseudocode (which
+//! forwards recursively): the querier asks one node at a time for the target's
+//! successor; a node that does not know it answers with the nodes that most closely
+//! precede the target, and the querier asks the closest of all it has heard of next.
+//! A node that times out is dropped and the next closest asked, which is the paper's
+//! fault-tolerant lookup. Latency is then measured where it is felt, at the querier,
+//! exactly as for the Kademlia lookups beside it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use dht_core::{Id, Store};
+
+use crate::node::{
+    BadValue, ChordNode, Event, Outcome, Pending, QueryDone, QueryId, QueryStats, Waiting,
+};
+use crate::ring;
+use crate::wire::{self, Peer, Query, Reply};
+
+/// Handle of an op (a command or an internal lookup such as a finger fix).
+pub(crate) type OpId = u64;
+
+/// Most candidates a lookup keeps; the farthest from the target go first.
+const MAX_CANDIDATES: usize = 32;
+
+/// What an op is for.
+#[derive(Clone, Debug)]
+pub(crate) enum Purpose {
+    FindSuccessor,
+    Join,
+    Get,
+    Put(Vec<u8>),
+    /// `fix_fingers` for finger `i`.
+    Finger(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Fresh,
+    Asked,
+}
+
+/// The nodes a lookup may ask next, by clockwise distance to the target.
+#[derive(Debug)]
+struct Candidates {
+    from: Id,
+    target: Id,
+    by_distance: BTreeMap<Id, (Peer, State)>,
+    /// Addresses to ask first, whose ids are unknown (a join's bootstrap nodes).
+    bootstrap: Vec<SocketAddr>,
+}
+
+impl Candidates {
+    fn add(&mut self, p: Peer) {
+        // Only nodes strictly between the querier and the target bring it closer.
+        if !ring::in_open(&p.id, &self.from, &self.target) {
+            return;
+        }
+        let d = ring::sub(&self.target, &p.id);
+        self.by_distance.entry(d).or_insert((p, State::Fresh));
+        while self.by_distance.len() > MAX_CANDIDATES {
+            self.by_distance.pop_last();
+        }
+    }
+
+    /// The next node to ask: a bootstrap address, else the closest fresh candidate.
+    fn next(&mut self) -> Option<(SocketAddr, Option<Id>)> {
+        if let Some(a) = self.bootstrap.pop() {
+            return Some((a, None));
+        }
+        let (_, (p, state)) = self
+            .by_distance
+            .iter_mut()
+            .find(|(_, (_, s))| *s == State::Fresh)?;
+        *state = State::Asked;
+        Some((p.addr, Some(p.id)))
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// `find_successor` steps.
+    Routing,
+    /// Getting or putting at the key's successor list, its `index`-th node now.
+    AtSuccessors { list: Vec<Peer>, index: usize },
+}
+
+/// A command or an internal lookup in progress.
+#[derive(Debug)]
+pub(crate) struct Op {
+    query: Option<QueryId>,
+    purpose: Purpose,
+    target: Id,
+    candidates: Candidates,
+    phase: Phase,
+    stats: QueryStats,
+    started: Instant,
+}
+
+impl<S: Store> ChordNode<S> {
+    // ---- commands ----
+
+    /// Joins the ring through any of `bootstrap` (their ids need not be known), by a
+    /// lookup of this node's own id; with no address, creates a ring of one. Ends
+    /// with [`Outcome::Successors`], the new successor list (empty: the join failed).
+    pub fn join(&mut self, now: Instant, bootstrap: &[SocketAddr]) -> QueryId {
+        let q = self.new_query();
+        if bootstrap.is_empty() {
+            self.joined = true;
+            self.events.push_back(Event::QueryDone(QueryDone {
+                id: q,
+                outcome: Outcome::Successors {
+                    successors: vec![self.peer()],
+                },
+                stats: QueryStats::default(),
+            }));
+            return q;
+        }
+        let op = self.new_op(now, Some(q), Purpose::Join, self.id);
+        if let Some(o) = self.ops.get_mut(&op) {
+            // Reversed: `next` pops from the end, and the first address is asked first.
+            o.candidates.bootstrap = bootstrap.iter().rev().copied().collect();
+        }
+        self.advance(now, op);
+        q
+    }
+
+    /// Looks up `target`'s successor. Ends with [`Outcome::Successors`].
+    pub fn find_successor(&mut self, now: Instant, target: Id) -> QueryId {
+        self.start(now, Purpose::FindSuccessor, target)
+    }
+
+    /// Gets the value stored under `target` from its successor, or from the nodes
+    /// that follow it when the successor lacks it or is dead. Ends with [`Outcome::Value`].
+    pub fn get(&mut self, now: Instant, target: Id) -> QueryId {
+        self.start(now, Purpose::Get, target)
+    }
+
+    /// Stores the bencoded value `v` under SHA-1(v) at the key's successor, which
+    /// copies it to its successor list. Ends with [`Outcome::Stored`].
+    pub fn put(&mut self, now: Instant, v: Vec<u8>) -> Result<QueryId, BadValue> {
+        if v.len() > wire::MAX_VALUE || !dht_core::bencode::is_valid(&v) {
+            return Err(BadValue);
+        }
+        let target = Id::sha1(&v);
+        Ok(self.start(now, Purpose::Put(v), target))
+    }
+
+    fn new_query(&mut self) -> QueryId {
+        self.next_op += 1;
+        QueryId(self.next_op)
+    }
+
+    fn start(&mut self, now: Instant, purpose: Purpose, target: Id) -> QueryId {
+        let q = self.new_query();
+        let op = self.new_op(now, Some(q), purpose, target);
+        self.route(now, op);
+        q
+    }
+
+    /// Starts `fix_fingers`' lookup of finger `i`.
+    pub(crate) fn start_finger_lookup(&mut self, now: Instant, i: usize) -> OpId {
+        let target = ring::finger_start(&self.id, i);
+        let op = self.new_op(now, None, Purpose::Finger(i), target);
+        self.route(now, op);
+        op
+    }
+
+    fn new_op(
+        &mut self,
+        now: Instant,
+        query: Option<QueryId>,
+        purpose: Purpose,
+        target: Id,
+    ) -> OpId {
+        self.next_op += 1;
+        let op = self.next_op;
+        self.ops.insert(
+            op,
+            Op {
+                query,
+                purpose,
+                target,
+                candidates: Candidates {
+                    from: self.id,
+                    target,
+                    by_distance: BTreeMap::new(),
+                    bootstrap: Vec::new(),
+                },
+                phase: Phase::Routing,
+                stats: QueryStats::default(),
+                started: now,
+            },
+        );
+        op
+    }
+
+    /// The first step: answered here when the target lies between us and our
+    /// successor, else from our closest preceding nodes.
+    fn route(&mut self, now: Instant, op: OpId) {
+        let Some(target) = self.ops.get(&op).map(|o| o.target) else {
+            return;
+        };
+        let succ = self.successor();
+        if ring::in_half_open(&target, &self.id, &succ.id) {
+            let list = self.successor_list_or_self();
+            return self.routed(now, op, list);
+        }
+        let first = self.closest_preceding(&target, self.config.fallbacks);
+        if let Some(o) = self.ops.get_mut(&op) {
+            for p in first {
+                o.candidates.add(p);
+            }
+        }
+        self.advance(now, op);
+    }
+
+    /// Asks the next candidate, or ends the op if none is left.
+    fn advance(&mut self, now: Instant, op: OpId) {
+        let Some(o) = self.ops.get_mut(&op) else {
+            return;
+        };
+        let target = o.target;
+        match o.candidates.next() {
+            Some((addr, node)) => {
+                o.stats.requests += 1;
+                let q = Query::FindSuccessor { target };
+                self.send_query(now, addr, &q, Some(Waiting::Step { op, node }));
+            }
+            None => self.routed(now, op, Vec::new()),
+        }
+    }
+
+    /// Routing ended with `list`, the target's successor first (empty: it failed).
+    fn routed(&mut self, now: Instant, op: OpId, list: Vec<Peer>) {
+        let Some(o) = self.ops.get_mut(&op) else {
+            return;
+        };
+        match &o.purpose {
+            Purpose::Get | Purpose::Put(_) if !list.is_empty() => {
+                o.phase = Phase::AtSuccessors { list, index: 0 };
+                self.fetch(now, op);
+            }
+            Purpose::Get => self.finish(now, op, Outcome::Value { value: None }),
+            Purpose::Put(_) => {
+                let target = o.target;
+                self.finish(
+                    now,
+                    op,
+                    Outcome::Stored {
+                        target,
+                        stored_at: None,
+                    },
+                )
+            }
+            Purpose::FindSuccessor => {
+                self.finish(now, op, Outcome::Successors { successors: list })
+            }
+            Purpose::Join => {
+                if !list.is_empty() {
+                    self.joined = true;
+                    self.adopt_successors(list.clone());
+                    // Stabilize at once: our successor learns of us a period sooner.
+                    self.next_stabilize = now;
+                }
+                self.finish(now, op, Outcome::Successors { successors: list })
+            }
+            &Purpose::Finger(i) => {
+                self.fixing = None;
+                self.next_finger = match list.first() {
+                    Some(&s) if s.id != self.id => self.set_fingers_from(i, s),
+                    _ => i + 1,
+                } % ring::M;
+                self.ops.remove(&op);
+            }
+        }
+    }
+
+    /// Sends the get or put to the current node of the successor list (handled
+    /// here when that node is this one), or ends the op when the list is used up.
+    fn fetch(&mut self, now: Instant, op: OpId) {
+        loop {
+            let Some(o) = self.ops.get_mut(&op) else {
+                return;
+            };
+            let Phase::AtSuccessors { list, index } = &mut o.phase else {
+                return;
+            };
+            let Some(&to) = list.get(*index) else {
+                let outcome = match o.purpose {
+                    Purpose::Put(_) => Outcome::Stored {
+                        target: o.target,
+                        stored_at: None,
+                    },
+                    _ => Outcome::Value { value: None },
+                };
+                return self.finish(now, op, outcome);
+            };
+            *index += 1;
+            let target = o.target;
+            if to.id == self.id {
+                let done = match &o.purpose {
+                    Purpose::Put(v) => {
+                        let v = v.clone();
+                        self.store_value(now, v, false)
+                            .is_ok()
+                            .then_some(Outcome::Stored {
+                                target,
+                                stored_at: Some(to),
+                            })
+                    }
+                    _ => self
+                        .store
+                        .get_item(&target)
+                        .ok()
+                        .flatten()
+                        .map(|i| Outcome::Value {
+                            value: Some(i.item.into_value()),
+                        }),
+                };
+                match done {
+                    Some(outcome) => return self.finish(now, op, outcome),
+                    None => continue,
+                }
+            }
+            let q = match &o.purpose {
+                Purpose::Put(v) => Query::Put {
+                    v: v.clone(),
+                    replica: false,
+                },
+                _ => Query::Get { target },
+            };
+            o.stats.requests += 1;
+            return self.send_query(now, to.addr, &q, Some(Waiting::Fetch { op }));
+        }
+    }
+
+    fn finish(&mut self, now: Instant, op: OpId, outcome: Outcome) {
+        let Some(o) = self.ops.remove(&op) else {
+            return;
+        };
+        if let Some(id) = o.query {
+            let mut stats = o.stats;
+            stats.duration = now.saturating_duration_since(o.started);
+            self.events
+                .push_back(Event::QueryDone(QueryDone { id, outcome, stats }));
+        }
+    }
+
+    /// Ends every op at once (the node is leaving).
+    pub(crate) fn abandon_ops(&mut self, now: Instant) {
+        let ops: Vec<OpId> = self.ops.keys().copied().collect();
+        for op in ops {
+            let outcome = match self.ops.get(&op).map(|o| (&o.purpose, o.target)) {
+                Some((Purpose::Get, _)) => Outcome::Value { value: None },
+                Some((Purpose::Put(_), target)) => Outcome::Stored {
+                    target,
+                    stored_at: None,
+                },
+                _ => Outcome::Successors {
+                    successors: Vec::new(),
+                },
+            };
+            self.finish(now, op, outcome);
+        }
+        self.fixing = None;
+    }
+
+    // ---- replies and timeouts ----
+
+    /// A reply (`Some`) or a KRPC error (`None`) to a pending request.
+    pub(crate) fn on_reply(&mut self, now: Instant, p: Pending, reply: Option<Reply>) {
+        match p.waiting {
+            Waiting::Step { op, node } => {
+                let Some(o) = self.ops.get_mut(&op) else {
+                    return;
+                };
+                o.stats.responses += 1;
+                let Some(reply) = reply else {
+                    return self.advance(now, op);
+                };
+                // A bootstrap node's id was unknown: exclude it from our own candidates
+                // only by what it says of itself.
+                let _ = node;
+                o.stats.hops += 1;
+                if reply.found {
+                    let list: Vec<Peer> = reply
+                        .nodes
+                        .into_iter()
+                        .take(self.config.successors)
+                        .collect();
+                    return self.routed(now, op, list);
+                }
+                for n in reply.nodes {
+                    o.candidates.add(n);
+                }
+                self.advance(now, op);
+            }
+            Waiting::Fetch { op } => {
+                let Some(o) = self.ops.get_mut(&op) else {
+                    return;
+                };
+                o.stats.responses += 1;
+                let (target, to) = match &o.phase {
+                    Phase::AtSuccessors { list, index } => {
+                        (o.target, list.get(index.wrapping_sub(1)).copied())
+                    }
+                    Phase::Routing => return,
+                };
+                let outcome = match (&o.purpose, reply) {
+                    (Purpose::Put(_), Some(_)) => Some(Outcome::Stored {
+                        target,
+                        stored_at: to,
+                    }),
+                    (Purpose::Get, Some(Reply { v: Some(v), .. })) if Id::sha1(&v) == target => {
+                        Some(Outcome::Value { value: Some(v) })
+                    }
+                    _ => None,
+                };
+                match outcome {
+                    Some(outcome) => self.finish(now, op, outcome),
+                    None => self.fetch(now, op),
+                }
+            }
+            Waiting::Stabilize { successor } => self.on_stabilize_reply(now, successor, reply),
+            Waiting::CheckPredecessor { .. } => self.checking = false,
+        }
+    }
+
+    /// A request that got no answer in time: its node is taken for dead.
+    pub(crate) fn on_timeout(&mut self, now: Instant, p: Pending) {
+        match p.waiting {
+            Waiting::Step { op, node } => {
+                if let Some(id) = node {
+                    self.forget(&id);
+                }
+                if let Some(o) = self.ops.get_mut(&op) {
+                    o.stats.timeouts += 1;
+                }
+                self.advance(now, op);
+            }
+            Waiting::Fetch { op } => {
+                let dead = self.ops.get_mut(&op).and_then(|o| {
+                    o.stats.timeouts += 1;
+                    match &o.phase {
+                        Phase::AtSuccessors { list, index } => {
+                            list.get(index.wrapping_sub(1)).map(|p| p.id)
+                        }
+                        Phase::Routing => None,
+                    }
+                });
+                if let Some(id) = dead {
+                    self.forget(&id);
+                }
+                self.fetch(now, op);
+            }
+            Waiting::Stabilize { successor } => {
+                self.forget(&successor);
+                self.stabilizing = false;
+                // Repair at once: the next successor in the list takes over.
+                self.next_stabilize = now;
+            }
+            Waiting::CheckPredecessor { predecessor } => {
+                self.checking = false;
+                if self.predecessor.is_some_and(|p| p.id == predecessor) {
+                    self.predecessor = None;
+                }
+            }
+        }
+    }
+}

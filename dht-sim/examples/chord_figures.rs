@@ -1,0 +1,320 @@
+//! Chord beside Kademlia: writes the figures of issue 15 under `dht-sim/results/`.
+//!
+//! ```text
+//! cargo run --release -p dht-sim --example chord_figures -- path-length 12   # N = 2^3 .. 2^12
+//! cargo run --release -p dht-sim --example chord_figures -- load             # N = 10,000, 1e5 .. 1e6 keys
+//! cargo run --release -p dht-sim --example chord_figures -- failure 2000     # 0 .. 50 % failing at once
+//! ```
+//! Each writes `results/<name>.md` (a table) and `results/<name>.svg` (a plot).
+
+use std::fmt::Write as _;
+
+use dht_core::Id;
+use dht_sim::chord::Ring;
+use dht_sim::{Experiment, Report, SimConfig};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn run(overlay: &str, exp: &Experiment) -> Report {
+    eprintln!("{overlay}: {} nodes, fail {:?}", exp.sim.nodes, exp.fail);
+    if overlay == "chord" {
+        dht_sim::chord::run(exp, |_| {})
+    } else {
+        dht_sim::run(exp, |_| {})
+    }
+}
+
+/// A line plot: x on a log2 or linear axis, one polyline per series, optional error bars.
+struct Series {
+    name: &'static str,
+    color: &'static str,
+    points: Vec<(f64, f64, f64, f64)>, // x, y, low, high
+}
+
+fn svg(title: &str, xlabel: &str, ylabel: &str, log_x: bool, series: &[Series]) -> String {
+    let (w, h, m) = (640.0, 400.0, 60.0);
+    let fx = |x: f64| if log_x { x.log2() } else { x };
+    let all: Vec<&(f64, f64, f64, f64)> = series.iter().flat_map(|s| &s.points).collect();
+    let x0 = all.iter().map(|p| fx(p.0)).fold(f64::MAX, f64::min);
+    let x1 = all.iter().map(|p| fx(p.0)).fold(f64::MIN, f64::max);
+    let y1 = all.iter().map(|p| p.3.max(p.1)).fold(0.0, f64::max) * 1.1;
+    let px = |x: f64| m + (fx(x) - x0) / (x1 - x0).max(1e-9) * (w - 2.0 * m);
+    let py = |y: f64| h - m - y / y1.max(1e-9) * (h - 2.0 * m);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"20\" text-anchor=\"middle\">{title}</text>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{xlabel}</text>\n<text x=\"15\" y=\"{}\" transform=\"rotate(-90 15 {})\" text-anchor=\"middle\">{ylabel}</text>\n<line x1=\"{m}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{}\" stroke=\"black\"/>\n",
+        w / 2.0, w / 2.0, h - 15.0, h / 2.0, h / 2.0, h - m, w - m, h - m, h - m
+    );
+    for k in 0..=5 {
+        let y = y1 * k as f64 / 5.0;
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{y:.1}</text>",
+            m - 5.0,
+            py(y) + 4.0
+        );
+    }
+    for p in series.first().map(|s| s.points.as_slice()).unwrap_or(&[]) {
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            px(p.0),
+            h - m + 15.0,
+            p.0
+        );
+    }
+    for (k, ser) in series.iter().enumerate() {
+        let pts: Vec<String> = ser
+            .points
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>",
+            ser.color,
+            pts.join(" ")
+        );
+        for p in &ser.points {
+            let _ = writeln!(
+                s,
+                "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"{3}\"/>",
+                px(p.0),
+                py(p.2),
+                py(p.3),
+                ser.color
+            );
+        }
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\" fill=\"{}\">{}</text>",
+            m + 10.0,
+            m + 15.0 * k as f64,
+            ser.color,
+            ser.name
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn write(name: &str, md: &str, plot: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    std::fs::create_dir_all(&dir).expect("results dir");
+    std::fs::write(dir.join(format!("{name}.md")), md).expect("write md");
+    std::fs::write(dir.join(format!("{name}.svg")), plot).expect("write svg");
+    eprintln!("wrote results/{name}.md and .svg");
+}
+
+fn path_length(max_exp: u32) {
+    let mut md = String::from("# Path length against N (seed 1, 1,000 lookups, no loss)\n\nChord: SIGCOMM 2001 Figure 10(a) (mean about ½ log2 N); Kademlia: k = 8, alpha = 3, hops as dht-core counts them.\n\n| N | ½ log2 N | Chord mean | p50 | p99 | ideal | success | Kademlia mean | p50 | p99 | ideal |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    let (mut c, mut k, mut half) = (Vec::new(), Vec::new(), Vec::new());
+    for e in 3..=max_exp {
+        let n = 1usize << e;
+        let exp = Experiment::new(SimConfig::new(n, 1), 1000);
+        let rc = run("chord", &exp);
+        let rk = run("kademlia", &exp);
+        let _ = writeln!(
+            md,
+            "| {n} | {:.2} | {:.3} | {} | {} | {:.3} | {:.4} | {:.3} | {} | {} | {:.3} |",
+            e as f64 / 2.0,
+            rc.hops_mean,
+            rc.hops_p50,
+            rc.hops_p99,
+            rc.hops_ideal_mean,
+            rc.lookup_success.unwrap_or(0.0),
+            rk.hops_mean,
+            rk.hops_p50,
+            rk.hops_p99,
+            rk.hops_ideal_mean
+        );
+        c.push((
+            n as f64,
+            rc.hops_mean,
+            rc.hops_p50 as f64,
+            rc.hops_p99 as f64,
+        ));
+        k.push((
+            n as f64,
+            rk.hops_mean,
+            rk.hops_p50 as f64,
+            rk.hops_p99 as f64,
+        ));
+        half.push((n as f64, e as f64 / 2.0, e as f64 / 2.0, e as f64 / 2.0));
+    }
+    md.push_str("\nBars span p50 to p99 (the report keeps no 1st percentile).\n");
+    let plot = svg(
+        "Path length (mean; bars p50..p99)",
+        "N (log scale)",
+        "hops",
+        true,
+        &[
+            Series {
+                name: "Chord",
+                color: "#c0392b",
+                points: c,
+            },
+            Series {
+                name: "Kademlia k=8 a=3",
+                color: "#2471a3",
+                points: k,
+            },
+            Series {
+                name: "½ log2 N",
+                color: "#777777",
+                points: half,
+            },
+        ],
+    );
+    write("path-length", &md, &plot);
+}
+
+/// Mean, 1st and 99th percentile of per-node key counts.
+fn spread(mut counts: Vec<u64>) -> (f64, u64, u64) {
+    counts.sort_unstable();
+    let n = counts.len();
+    let mean = counts.iter().sum::<u64>() as f64 / n as f64;
+    (
+        mean,
+        counts[(n / 100).min(n - 1)],
+        counts[(n * 99 / 100).min(n - 1)],
+    )
+}
+
+/// The XOR-closest of the sorted ids to `key`: descend bit by bit through the range
+/// sharing the key's prefix.
+fn xor_closest(sorted: &[(Id, u32)], key: &Id) -> u32 {
+    let (mut lo, mut hi) = (0, sorted.len());
+    for bit in 0..160 {
+        if hi - lo <= 1 {
+            break;
+        }
+        let mid = lo + sorted[lo..hi].partition_point(|(id, _)| !id.bit(bit));
+        let (a, b) = if key.bit(bit) { (mid, hi) } else { (lo, mid) };
+        if a < b {
+            (lo, hi) = (a, b);
+        }
+    }
+    sorted[lo].1
+}
+
+fn load() {
+    let nodes = 10_000usize;
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let ids: Vec<Id> = (0..nodes).map(|_| Id::random(&mut rng)).collect();
+    let mut md = String::from("# Keys per node, N = 10,000 (seed 1)\n\nChord: SIGCOMM 2001 Figure 8(a) (keys at their successor) and Figure 9 (virtual nodes, 10^6 keys). Kademlia: each key counted once, at its XOR-closest node (a store keeps it at the k = 8 closest, multiplying every figure by 8, as r copies multiply Chord's).\n\n| keys | Chord mean | p1 | p99 | p99/mean | Kademlia mean | p1 | p99 | p99/mean |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    let ring = Ring::from_ids(ids.iter().enumerate().map(|(i, id)| (*id, i as u32)));
+    let mut xs: Vec<(Id, u32)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i as u32))
+        .collect();
+    xs.sort_unstable();
+    let (mut c, mut k) = (Vec::new(), Vec::new());
+    for keys in [100_000usize, 250_000, 500_000, 750_000, 1_000_000] {
+        let (mut cc, mut kc) = (vec![0u64; nodes], vec![0u64; nodes]);
+        let mut krng = ChaCha8Rng::seed_from_u64(keys as u64);
+        for _ in 0..keys {
+            let key = Id::random(&mut krng);
+            cc[ring.successor(&key).1 as usize] += 1;
+            kc[xor_closest(&xs, &key) as usize] += 1;
+        }
+        let (cm, c1, c99) = spread(cc);
+        let (km, k1, k99) = spread(kc);
+        let _ = writeln!(
+            md,
+            "| {keys} | {cm:.0} | {c1} | {c99} | {:.2} | {km:.0} | {k1} | {k99} | {:.2} |",
+            c99 as f64 / cm,
+            k99 as f64 / km
+        );
+        c.push((keys as f64 / 1e5, cm, c1 as f64, c99 as f64));
+        k.push((keys as f64 / 1e5, km, k1 as f64, k99 as f64));
+    }
+    md.push_str("\n## Chord with virtual nodes (10^6 keys; a real node's load is the sum over its v virtual ids)\n\n| v | mean | p1 | p99 | p99/mean |\n| --- | --- | --- | --- | --- |\n");
+    for v in [1usize, 2, 5, 10, 20] {
+        let mut vrng = ChaCha8Rng::seed_from_u64(100 + v as u64);
+        let vring = Ring::from_ids((0..nodes * v).map(|j| (Id::random(&mut vrng), (j / v) as u32)));
+        let mut cc = vec![0u64; nodes];
+        let mut krng = ChaCha8Rng::seed_from_u64(1_000_000);
+        for _ in 0..1_000_000 {
+            cc[vring.successor(&Id::random(&mut krng)).1 as usize] += 1;
+        }
+        let (m, p1, p99) = spread(cc);
+        let _ = writeln!(
+            md,
+            "| {v} | {m:.0} | {p1} | {p99} | {:.2} |",
+            p99 as f64 / m
+        );
+    }
+    let plot = svg(
+        "Keys per node, N = 10,000 (mean; bars p1..p99)",
+        "keys (x 100,000)",
+        "keys per node",
+        false,
+        &[
+            Series {
+                name: "Chord",
+                color: "#c0392b",
+                points: c,
+            },
+            Series {
+                name: "Kademlia (closest node)",
+                color: "#2471a3",
+                points: k,
+            },
+        ],
+    );
+    write("load-balance", &md, &plot);
+}
+
+fn failure(nodes: usize) {
+    let mut md = format!("# Simultaneous failure, N = {nodes} (seed 1, {nodes} items; gets start right after the failure, before any repair)\n\nChord: SIGCOMM 2001 Figure 11 (failed lookups against failed nodes). Chord r = 8 copies; Kademlia k = 8.\n\n| failed | Chord failed gets | msgs/get | Kademlia failed gets | msgs/get |\n| --- | --- | --- | --- | --- |\n");
+    let (mut c, mut k) = (Vec::new(), Vec::new());
+    for f in [0.0, 0.1, 0.2, 0.3, 0.4, 0.5] {
+        let mut exp = Experiment::new(SimConfig::new(nodes, 1), nodes.min(1000));
+        exp.fail = Some(f);
+        let rc = run("chord", &exp);
+        let rk = run("kademlia", &exp);
+        let (fc, fk) = (
+            1.0 - rc.get_success.unwrap_or(0.0),
+            1.0 - rk.get_success.unwrap_or(0.0),
+        );
+        let _ = writeln!(
+            md,
+            "| {f:.1} | {fc:.4} | {:.1} | {fk:.4} | {:.1} |",
+            rc.messages_per_get.unwrap_or(0.0),
+            rk.messages_per_get.unwrap_or(0.0)
+        );
+        c.push((f, fc, fc, fc));
+        k.push((f, fk, fk, fk));
+    }
+    let plot = svg(
+        "Failed gets after simultaneous failure",
+        "fraction of nodes failed",
+        "fraction of gets failed",
+        false,
+        &[
+            Series {
+                name: "Chord r=8",
+                color: "#c0392b",
+                points: c,
+            },
+            Series {
+                name: "Kademlia k=8",
+                color: "#2471a3",
+                points: k,
+            },
+        ],
+    );
+    write("failure", &md, &plot);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+    match args.first().map(String::as_str) {
+        Some("path-length") => path_length(num(1, 12) as u32),
+        Some("load") => load(),
+        Some("failure") => failure(num(1, 2000) as usize),
+        _ => eprintln!("usage: chord_figures path-length [MAX_LOG2_N] | load | failure [N]"),
+    }
+}

@@ -133,9 +133,13 @@ async fn we_find_what_mainline_nodes_store() {
     let b = boot.clone();
     let target = blocking(move || {
         let client = mainline_client(&b);
-        let target = client.put_immutable(b"put by mainline").expect("mainline put");
+        let target = client
+            .put_immutable(b"put by mainline")
+            .expect("mainline put");
         let item = mainline::MutableItem::new(signer, b"mutable by mainline", 4, Some(b"s"));
-        client.put_mutable(item, None).expect("mainline mutable put");
+        client
+            .put_mutable(item, None)
+            .expect("mainline mutable put");
         let info_hash = mainline::Id::from_bytes(ih).expect("id");
         client
             .announce_peer(info_hash, Some(7474))

@@ -593,6 +593,9 @@ fn encode_args(out: &mut Vec<u8>, q: &Query) {
                 d.int(b"seq", m.seq);
                 d.bytes(b"sig", &m.signature);
             }
+            // Not in BEP 44, but the `mainline` crate (behind pkarr and iroh) drops a
+            // put without `target`, silently; every other implementation ignores it.
+            d.bytes(b"target", &put.item.target().0);
             d.bytes(b"token", &put.token);
             d.raw(b"v", put.item.value());
         }

@@ -66,8 +66,8 @@ pub use defense::{is_local, prefix_of, Bep42Mode, Defense};
 pub use id::{from_hex, to_hex, Distance, Id, NodeId, NodeInfo, ParseIdError, ID_LEN};
 pub use lookup::{Candidates, MAX_ATTEMPTS};
 pub use node::{
-    Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Request,
-    RequestError, Transmit, MIN_IP_VOTERS,
+    Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Request, RequestError,
+    Transmit,
 };
 pub use routing::{Entry, Health, Insert, RoutingTable, Stamp};
 pub use store::{

@@ -31,10 +31,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
+use dht_core::Id;
 use dht_core::{
     RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
 };
-use dht_core::Id;
 
 /// A [`Store`] held in memory, with deterministic iteration order and
 /// deadline-indexed expiry (see the crate docs).

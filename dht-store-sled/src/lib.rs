@@ -73,10 +73,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dht_core::Id;
 use dht_core::{
     RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
 };
-use dht_core::Id;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 

@@ -25,7 +25,14 @@ const MAX_VALUES_PER_REPLY: usize = 50;
 const MAX_SAMPLES: usize = 20;
 
 impl<S: Store> Node<S> {
-    pub(super) fn on_query(&mut self, now: Instant, from: SocketAddr, t: Vec<u8>, sender_ro: bool, q: Query) {
+    pub(super) fn on_query(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        t: Vec<u8>,
+        sender_ro: bool,
+        q: Query,
+    ) {
         self.stats.queries_answered += 1;
         let fam = Family::of(&from);
         if !sender_ro && q.id != self.id {
@@ -382,7 +389,14 @@ impl<S: Store> Node<S> {
         self.push_reply(now, to, buf);
     }
 
-    pub(super) fn send_error(&mut self, now: Instant, to: SocketAddr, t: Vec<u8>, code: i64, message: &str) {
+    pub(super) fn send_error(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        t: Vec<u8>,
+        code: i64,
+        message: &str,
+    ) {
         self.stats.errors_sent += 1;
         let msg = Message {
             transaction_id: t,

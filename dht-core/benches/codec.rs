@@ -100,6 +100,7 @@ fn messages() -> Vec<(&'static str, Message)> {
                 port: 6881,
                 token: vec![7; 20],
                 implied_port: true,
+                seed: false,
             }),
         ),
         (

@@ -88,6 +88,7 @@ fn two_nodes_complete_every_command() {
             Request::AnnouncePeer {
                 info_hash: ih,
                 port: Some(51413),
+                seed: false,
             },
         )
         .expect("request");
@@ -117,6 +118,7 @@ fn two_nodes_complete_every_command() {
             Request::AnnouncePeer {
                 info_hash: ih2,
                 port: None,
+                seed: false,
             },
         )
         .expect("request");
@@ -633,6 +635,7 @@ fn network_of_64_nodes_put_get_announce_over_ipv4_and_ipv6() {
                     Request::AnnouncePeer {
                         info_hash: ih,
                         port: Some(6000 + i as u16),
+                        seed: false,
                     },
                 )
                 .expect("request");
@@ -1007,6 +1010,7 @@ fn swarm_reply_to_stranger(
             port: 7000,
             token,
             implied_port: false,
+            seed: false,
         };
         n.handle_datagram(t0, from, None, &raw_query(Id([1; 20]), announce));
         drain(&mut n);
@@ -1015,6 +1019,8 @@ fn swarm_reply_to_stranger(
     let get_peers = Method::GetPeers {
         info_hash: ih,
         want: Default::default(),
+        scrape: false,
+        noseed: false,
     };
     n.handle_datagram(t0, stranger, None, &raw_query(Id([2; 20]), get_peers));
     let (to, reply) = drain(&mut n).pop().expect("a reply");

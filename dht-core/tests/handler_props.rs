@@ -40,6 +40,7 @@ fn corpus() -> &'static Vec<Vec<u8>> {
                 Request::AnnouncePeer {
                     info_hash: Id::sha1(b"t"),
                     port: Some(7000),
+                    seed: false,
                 },
             )
             .expect("request");

@@ -125,7 +125,13 @@ impl Dht {
         info_hash: Id,
         port: Option<u16>,
     ) -> Result<Answer<Stored>, Error> {
-        self.run(Request::AnnouncePeer { info_hash, port }).await
+        let seed = false;
+        self.run(Request::AnnouncePeer {
+            info_hash,
+            port,
+            seed,
+        })
+        .await
     }
 
     /// BEP 44 immutable get: the bencoded value stored under `target`, checked

@@ -180,6 +180,7 @@ fn items_and_peers_travel_across_the_network() {
             Request::AnnouncePeer {
                 info_hash,
                 port: Some(51413),
+                seed: false,
             },
         )
         .expect("request")
@@ -195,6 +196,7 @@ fn items_and_peers_travel_across_the_network() {
             Request::AnnouncePeer {
                 info_hash,
                 port: None,
+                seed: false,
             },
         )
         .expect("request")

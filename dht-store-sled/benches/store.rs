@@ -48,6 +48,7 @@ fn peer(i: u32, expires_at: UnixMillis) -> StoredPeer {
     StoredPeer {
         addr: addr(i),
         expires_at,
+        seed: false,
     }
 }
 

@@ -122,6 +122,8 @@ impl Ops {
                     StoredPeer {
                         addr,
                         expires_at: deadline,
+                        // Seeds too: their records are a byte longer (BEP 33 flags).
+                        seed: deadline % 2 == 0,
                     },
                 )
             }

@@ -32,6 +32,7 @@ fn filled() -> tempfile::TempDir {
             StoredPeer {
                 addr: "1.2.3.4:5".parse().unwrap(),
                 expires_at: 9,
+                seed: false,
             },
         )
         .unwrap();

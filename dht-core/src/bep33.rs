@@ -14,9 +14,10 @@ pub const SCRAPE_FILTER_LEN: usize = 256;
 /// Bits of a filter.
 const M: usize = SCRAPE_FILTER_LEN * 8;
 
-/// A BEP 33 bloom filter of IP addresses (`BFsd` for seeds, `BFpe` for peers).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct ScrapeFilter(pub [u8; SCRAPE_FILTER_LEN]);
+/// A BEP 33 bloom filter of IP addresses (`BFsd` for seeds, `BFpe` for peers). Boxed:
+/// replies and lookups carry it rarely, and 256 bytes inline would bloat every one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScrapeFilter(Box<[u8; SCRAPE_FILTER_LEN]>);
 
 impl std::fmt::Debug for ScrapeFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -26,7 +27,7 @@ impl std::fmt::Debug for ScrapeFilter {
 
 impl Default for ScrapeFilter {
     fn default() -> Self {
-        ScrapeFilter([0; SCRAPE_FILTER_LEN])
+        ScrapeFilter(Box::new([0; SCRAPE_FILTER_LEN]))
     }
 }
 
@@ -38,7 +39,19 @@ impl ScrapeFilter {
 
     /// The filter in `bytes`, when they are exactly 256 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<ScrapeFilter> {
-        bytes.try_into().ok().map(ScrapeFilter)
+        <[u8; SCRAPE_FILTER_LEN]>::try_from(bytes)
+            .ok()
+            .map(ScrapeFilter::from_bytes)
+    }
+
+    /// The filter with these bits.
+    pub fn from_bytes(bytes: [u8; SCRAPE_FILTER_LEN]) -> ScrapeFilter {
+        ScrapeFilter(Box::new(bytes))
+    }
+
+    /// The filter's bits, as sent on the wire.
+    pub fn as_bytes(&self) -> &[u8; SCRAPE_FILTER_LEN] {
+        &self.0
     }
 
     /// Adds an IP (IPv4 as 4 bytes, IPv6 as 16; an IPv4-mapped IPv6 address counts

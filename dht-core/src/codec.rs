@@ -637,10 +637,10 @@ fn encode_response(out: &mut Vec<u8>, r: &Response) {
     let mut d = DictWriter::new(out);
     // Upper case sorts first: "BFpe" < "BFsd" < "id".
     if let Some(f) = &r.bf_peers {
-        d.bytes(b"BFpe", &f.0);
+        d.bytes(b"BFpe", f.as_bytes());
     }
     if let Some(f) = &r.bf_seeds {
-        d.bytes(b"BFsd", &f.0);
+        d.bytes(b"BFsd", f.as_bytes());
     }
     d.bytes(b"id", &r.id.0);
     if let Some(interval) = r.interval {

@@ -161,8 +161,8 @@ fn corpus() -> Vec<Message> {
         response(Response {
             id: id(9),
             token: Some(b"tk".to_vec()),
-            bf_seeds: Some(ScrapeFilter([0x5a; SCRAPE_FILTER_LEN])),
-            bf_peers: Some(ScrapeFilter([0xa5; SCRAPE_FILTER_LEN])),
+            bf_seeds: Some(ScrapeFilter::from_bytes([0x5a; SCRAPE_FILTER_LEN])),
+            bf_peers: Some(ScrapeFilter::from_bytes([0xa5; SCRAPE_FILTER_LEN])),
             ..Response::default()
         }),
         response(Response {
@@ -821,8 +821,8 @@ fn arb_response() -> impl Strategy<Value = Response> {
                     samples,
                     interval,
                     num,
-                    bf_seeds: bf_seeds.map(|b| ScrapeFilter([b; SCRAPE_FILTER_LEN])),
-                    bf_peers: bf_peers.map(|b| ScrapeFilter([b; SCRAPE_FILTER_LEN])),
+                    bf_seeds: bf_seeds.map(|b| ScrapeFilter::from_bytes([b; SCRAPE_FILTER_LEN])),
+                    bf_peers: bf_peers.map(|b| ScrapeFilter::from_bytes([b; SCRAPE_FILTER_LEN])),
                 }
             },
         )

@@ -33,7 +33,7 @@ pub(crate) enum State {
     /// Our marker with the current version.
     Ours,
     /// Our marker with an older version this build migrates (by rewriting the marker).
-    Older(u32),
+    Older,
     /// Empty (or holding only our own leftovers): to be initialised.
     Fresh,
 }
@@ -63,7 +63,7 @@ pub(crate) fn inspect(dir: &Path) -> Result<State, OpenError> {
                 });
             }
             if found < FORMAT_VERSION {
-                return Ok(State::Older(found));
+                return Ok(State::Older);
             }
             Ok(State::Ours)
         }

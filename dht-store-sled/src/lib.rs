@@ -294,7 +294,7 @@ impl SledStore {
             )));
         }
         store.check().map_err(|e| corrupt(e.0))?;
-        if let dir::State::Older(_) = state {
+        if let dir::State::Older = state {
             // Everything of an older format reads as the current one (see
             // FORMAT_VERSION): once the directory checked out, only the marker changes.
             dir::write_marker(dir)?;

@@ -123,7 +123,7 @@ impl Ops {
                         addr,
                         expires_at: deadline,
                         // Seeds too: their records are a byte longer (BEP 33 flags).
-                        seed: deadline % 2 == 0,
+                        seed: deadline.is_multiple_of(2),
                     },
                 )
             }

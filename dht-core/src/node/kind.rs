@@ -332,8 +332,12 @@ impl Kind {
                 responders,
             } => {
                 if resp.bf_seeds.is_some() || resp.bf_peers.is_some() {
-                    seeds.union(&resp.bf_seeds.unwrap_or_default());
-                    peers.union(&resp.bf_peers.unwrap_or_default());
+                    if let Some(f) = &resp.bf_seeds {
+                        seeds.union(f);
+                    }
+                    if let Some(f) = &resp.bf_peers {
+                        peers.union(f);
+                    }
                     *responders += 1;
                 } else if !resp.values.is_empty() {
                     // BEP 33's legacy rule: a node that sent values without filters

@@ -243,6 +243,7 @@ impl SledStore {
         let flush_ms = u64::try_from(options.flush_every.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
+        dir::discard_unfinished_snapshots(dir)?;
         let config = sled::Config::new()
             .path(dir::db_path(dir))
             .cache_capacity(options.cache_capacity)

@@ -234,3 +234,36 @@ fn torn_deadline_index_is_rebuilt() {
     assert_eq!(s.expire(5).unwrap(), (2000, 0));
     assert_eq!(s.expire(9).unwrap(), (0, 2000));
 }
+
+/// A process killed while sled wrote a snapshot leaves `snap.<lsn>.generating`; sled
+/// 0.34 would take the torn file for the newest snapshot and refuse the directory.
+/// The store removes it before opening: every flushed record comes back.
+#[test]
+fn a_torn_snapshot_file_does_not_make_the_dir_unopenable() {
+    let dir = filled();
+    let db = dir.path().join("db");
+    // The highest lsn sorts last, as the newest snapshot would.
+    fs::write(db.join("snap.7FFFFFFFFFFFFFFF.generating"), [0xde; 40]).unwrap();
+    let s = SledStore::open(dir.path()).expect("opens past a torn snapshot");
+    let counts = s.counts().unwrap();
+    assert_eq!((counts.items, counts.peers), (2000, 2000));
+    assert!(!db.join("snap.7FFFFFFFFFFFFFFF.generating").exists());
+}
+
+/// The format 1 marker (before BEP 33 seed flags) is read and migrated, not refused.
+#[test]
+fn a_format_1_dir_is_migrated() {
+    let dir = filled();
+    let marker = dir.path().join(MARKER);
+    let text = fs::read_to_string(&marker).unwrap();
+    fs::write(
+        &marker,
+        text.replace(&format!("format {FORMAT_VERSION}"), "format 1"),
+    )
+    .unwrap();
+    let s = SledStore::open(dir.path()).expect("a format 1 dir opens");
+    assert_eq!(s.counts().unwrap().items, 2000);
+    drop(s);
+    let text = fs::read_to_string(&marker).unwrap();
+    assert!(text.contains(&format!("format {FORMAT_VERSION}")), "{text}");
+}

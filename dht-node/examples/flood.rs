@@ -10,9 +10,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::MutableItem;
-use dht_core::Id;
 use dht_core::krpc::{Body, Message, Method, PutArgs, Query, Want};
+use dht_core::Id;
+use dht_core::MutableItem;
 use dht_core::{Config, Node, NodeInfo};
 use dht_node::dht_core;
 use dht_store_mem::MemStore as Mem;
@@ -47,8 +47,7 @@ fn flood() {
     let t0 = Instant::now();
     let mut cfg = Config::with_seed(1);
     cfg.defense.exempt_local = false;
-    let mut node = Node::new(cfg, Mem::new(), t0, 1_800_000_000_000)
-.expect("valid config");
+    let mut node = Node::new(cfg, Mem::new(), t0, 1_800_000_000_000).expect("valid config");
     let before = rss_bytes();
     let mut sent_back = 0usize;
     // Each source sends a burst: find_node, get_peers, an announce with a bad token and
@@ -105,8 +104,7 @@ fn amplification() {
     // Defenses as on the public DHT: the 10.x addresses below count as public.
     let mut cfg = Config::with_seed(2);
     cfg.defense.exempt_local = false;
-    let mut node = Node::new(cfg, Mem::new(), t0, 1_800_000_000_000)
-.expect("valid config");
+    let mut node = Node::new(cfg, Mem::new(), t0, 1_800_000_000_000).expect("valid config");
     // A full table: 8 contacts in each of 24 buckets, admitted by answering pings.
     let own = node.id();
     let mut rng_state = 7u64;

@@ -47,8 +47,8 @@
 //! # }
 //! ```
 
-mod bootstrap;
 mod answer;
+mod bootstrap;
 mod builder;
 mod error;
 mod handle;
@@ -58,10 +58,10 @@ mod value;
 
 pub use dht_core;
 
+pub use answer::{Answer, Peers, Samples, Stored};
 pub use bootstrap::{resolve, Backoff, PUBLIC_ROUTERS};
 pub use builder::DhtBuilder;
 pub use error::Error;
-pub use answer::{Answer, Peers, Samples, Stored};
 pub use handle::{Dht, RoutingInfo};
 pub use identity::os_seed;
 pub use runtime::{RepublishIntervals, Runtime, ANNOUNCE_REPUBLISH, ITEM_REPUBLISH};

@@ -160,6 +160,21 @@ impl<T: Transport, S: Store> Runtime<T, S> {
         loop {
             self.flush().await;
             let deadline = self.next_deadline();
+            // Due timers before anything else: with a biased select a flood keeps the
+            // socket ready and the timer branch never wins (a 2 s request timeout once
+            // fired after 19 s). Receives are bounded per turn (one batch of
+            // RECV_BATCH), so a timer waits at most one batch behind a flood.
+            if now() >= deadline {
+                self.on_timer();
+                // Commands still get their turn under a flood of expiring timers.
+                if let Ok(c) = self.rx.try_recv() {
+                    if matches!(c, Command::Shutdown) {
+                        break;
+                    }
+                    self.on_command(c);
+                }
+                continue;
+            }
             let wake = tokio::select! {
                 // Commands first: a shutdown must not wait behind a flood of datagrams.
                 biased;

@@ -4,9 +4,9 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use dht_core::MutableItem;
 use dht_core::krpc::{self, Body, Message, Method, PutArgs, Query, Want};
 use dht_core::Id;
+use dht_core::MutableItem;
 use dht_node::{bencode_bytes, Dht};
 
 struct Client {

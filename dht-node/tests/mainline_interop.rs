@@ -5,8 +5,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use dht_core::MutableItem;
 use dht_core::Id;
+use dht_core::MutableItem;
 use dht_node::{bencode_bytes, Dht};
 
 fn mainline_server(bootstrap: &[SocketAddr]) -> mainline::Dht {

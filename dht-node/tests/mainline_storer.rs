@@ -12,8 +12,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use dht_core::MutableItem;
 use dht_core::Id;
+use dht_core::MutableItem;
 use dht_node::{bencode_bytes, Dht, Error};
 
 /// `mainline` server nodes whose routing tables know each other; nobody else.

@@ -6,8 +6,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dht_core::Transport;
 use dht_core::Config;
+use dht_core::Transport;
 use dht_node::{Dht, DhtBuilder};
 
 use super::{Cli, Fail, StoreKind, TransportKind};

@@ -7,8 +7,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use dht_core::MutableItem;
 use dht_core::to_hex;
+use dht_core::MutableItem;
 use dht_core::{Id, NodeInfo, QueryStats};
 use dht_node::{bencoded_string, Answer, Peers, Stored};
 use serde_json::{json, Value};

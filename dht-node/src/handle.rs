@@ -10,6 +10,7 @@ use dht_core::{Id, MutableItem, NodeInfo, NodeStats, Request};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::answer::{Answer, FromOutcome, Peers, Samples, Stored};
+use crate::metrics::NodeMetrics;
 use crate::runtime::Command;
 use crate::{DhtBuilder, Error};
 
@@ -193,6 +194,17 @@ impl Dht {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Info(reply))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Counters, routing tables by health and bucket, and store counts: what
+    /// `/metrics` and `/readyz` report.
+    pub async fn metrics(&self) -> Result<NodeMetrics, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Metrics(reply))
             .await
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)

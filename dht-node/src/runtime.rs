@@ -13,6 +13,7 @@ use dht_core::{OutDatagram, RecvSlot, Request, RequestError, Transport};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 
+use crate::metrics::{kind_of, record_query, record_republish, NodeMetrics};
 use crate::{Dht, RoutingInfo};
 
 /// How often items published through a [`Dht`] are put again: well inside the two
@@ -73,12 +74,14 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<QueryDone, RequestError>>,
     },
     Info(oneshot::Sender<RoutingInfo>),
+    Metrics(oneshot::Sender<NodeMetrics>),
     StopRepublishing(Id, oneshot::Sender<bool>),
     Shutdown,
 }
 
 #[derive(Debug)]
 struct Waiter {
+    kind: &'static str,
     reply: Option<oneshot::Sender<Result<QueryDone, RequestError>>>,
     republish: Option<(Id, Request, Duration)>,
 }
@@ -247,7 +250,9 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             };
             r.next = t + r.every;
             let request = r.request.clone();
+            let kind = kind_of(&request);
             tracing::debug!(%target, "republishing");
+            record_republish();
             let Ok(qid) = self.node.start(t, request) else {
                 // It was accepted when first put, so it cannot be refused now.
                 continue;
@@ -256,6 +261,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             self.waiters.insert(
                 qid,
                 Waiter {
+                    kind,
                     reply: None,
                     republish: None,
                 },
@@ -270,6 +276,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 let republish = self
                     .republish
                     .and_then(|every| republish_of(&request, every));
+                let kind = kind_of(&request);
                 let qid = match self.node.start(t, request) {
                     Ok(qid) => qid,
                     Err(refused) => {
@@ -280,6 +287,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 self.waiters.insert(
                     qid,
                     Waiter {
+                        kind,
                         reply: Some(reply),
                         republish,
                     },
@@ -298,6 +306,9 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                     republishing: self.republished.len(),
                     stats: self.node.stats(),
                 });
+            }
+            Command::Metrics(reply) => {
+                let _ = reply.send(NodeMetrics::of(&self.node, self.republished.len(), t));
             }
             Command::StopRepublishing(target, reply) => {
                 let _ = reply.send(self.republished.remove(&target).is_some());
@@ -333,6 +344,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             let Some(waiter) = self.waiters.remove(&done.id) else {
                 continue;
             };
+            record_query(waiter.kind, &done);
             if let (Some((target, request, every)), Outcome::Stored { stored_at, .. }) =
                 (waiter.republish, &done.outcome)
             {

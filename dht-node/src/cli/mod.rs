@@ -6,13 +6,17 @@
 //! Every failure is a [`Fail`]: one line on stderr and an exit status that scripts
 //! rely on (0 success, 1 not found, 2 usage, 3 anything else).
 
+mod api;
 mod backend;
+pub(crate) mod config;
 mod flags;
+mod http;
 mod oneshot;
 mod output;
 mod serve;
+mod watch;
 
-pub(crate) use flags::Cli;
+pub(crate) use flags::{Cli, LogFormat};
 use flags::{Command, StoreKind, TransportKind};
 
 /// Exit status: the operation found nothing (no value, no peers).
@@ -73,6 +77,17 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Fail> {
     match &cli.command {
         None => serve::run_node(&cli).await,
         Some(Command::Keygen { out }) => oneshot::keygen(&cli, out),
+        Some(Command::Config { .. }) => {
+            config::print_default();
+            Ok(())
+        }
+        Some(Command::Sign {
+            value,
+            key,
+            salt,
+            seq,
+            cas,
+        }) => oneshot::sign(value, key, salt.as_deref(), *seq, *cas),
         Some(cmd) => oneshot::one_shot(&cli, cmd).await,
     }
 }

@@ -46,6 +46,16 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
+/// A refused request before any DHT work: small, turned into [`error`]'s answer.
+#[derive(Debug)]
+pub(crate) struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
 /// The status a failed DHT call maps to.
 fn dht_error(e: &Error) -> Response {
     let status = match e {
@@ -78,7 +88,7 @@ async fn op<T>(http: &Http, f: impl Future<Output = Result<T, Error>>) -> Result
 }
 
 /// Writes need `Authorization: Bearer TOKEN` when a token is set.
-fn authorize(http: &Http, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(http: &Http, headers: &HeaderMap) -> Result<(), Refused> {
     let Some(token) = &http.token else {
         return Ok(());
     };
@@ -97,22 +107,22 @@ fn authorize(http: &Http, headers: &HeaderMap) -> Result<(), Response> {
     if ok {
         Ok(())
     } else {
-        Err(error(
+        Err(Refused(
             StatusCode::UNAUTHORIZED,
-            "this write needs Authorization: Bearer <token>",
+            "this write needs Authorization: Bearer <token>".into(),
         ))
     }
 }
 
-fn bad(message: String) -> Response {
-    error(StatusCode::BAD_REQUEST, &message)
+fn bad(message: String) -> Refused {
+    Refused(StatusCode::BAD_REQUEST, message)
 }
 
-fn parse_id(what: &str, s: &str) -> Result<Id, Response> {
+fn parse_id(what: &str, s: &str) -> Result<Id, Refused> {
     Id::from_hex(s).ok_or_else(|| bad(format!("{what}: expected 40 hex characters, got {s:?}")))
 }
 
-pub(crate) fn parse_key(s: &str) -> Result<[u8; 32], Response> {
+pub(crate) fn parse_key(s: &str) -> Result<[u8; 32], Refused> {
     from_hex(s)
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .ok_or_else(|| bad(format!("public key: expected 64 hex characters, got {s:?}")))
@@ -129,7 +139,7 @@ pub(crate) fn query_param(query: &Option<String>, name: &str) -> Option<Vec<u8>>
     })
 }
 
-pub(crate) fn salt_of(query: &Option<String>) -> Result<Vec<u8>, Response> {
+pub(crate) fn salt_of(query: &Option<String>) -> Result<Vec<u8>, Refused> {
     let salt = query_param(query, "salt").unwrap_or_default();
     if salt.len() > dht_core::krpc::MAX_SALT_LEN {
         return Err(bad(format!(
@@ -193,7 +203,7 @@ async fn node(State(http): Shared) -> Response {
 
 async fn put_immutable(State(http): Shared, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = authorize(&http, &headers) {
-        return r;
+        return r.into_response();
     }
     let bencoded = bencode_bytes(&body);
     if bencoded.len() > dht_core::krpc::MAX_VALUE_LEN {
@@ -215,7 +225,7 @@ async fn put_immutable(State(http): Shared, headers: HeaderMap, body: Bytes) -> 
 async fn get_immutable(State(http): Shared, Path(target): Path<String>) -> Response {
     let target = match parse_id("target", &target) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match op(&http, http.dht.get_immutable(target)).await {
         Ok(Answer { value: Some(v), .. }) => {
@@ -234,7 +244,7 @@ async fn get_mutable(
 ) -> Response {
     let (key, salt) = match (parse_key(&key), salt_of(&q)) {
         (Ok(k), Ok(s)) => (k, s),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     match op(&http, http.dht.get_mutable(key, &salt, None)).await {
         Ok(Answer {
@@ -254,18 +264,18 @@ async fn put_mutable(
     body: Bytes,
 ) -> Response {
     if let Err(r) = authorize(&http, &headers) {
-        return r;
+        return r.into_response();
     }
     let (key, salt) = match (parse_key(&key), salt_of(&q)) {
         (Ok(k), Ok(s)) => (k, s),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     let body: MutableBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
-        Err(e) => return bad(format!("body: {e}")),
+        Err(e) => return bad(format!("body: {e}")).into_response(),
     };
     let Ok(value) = base64::engine::general_purpose::STANDARD.decode(&body.value_base64) else {
-        return bad("value_base64: not base64".into());
+        return bad("value_base64: not base64".into()).into_response();
     };
     if value.len() > dht_core::krpc::MAX_VALUE_LEN {
         return error(
@@ -275,7 +285,7 @@ async fn put_mutable(
     }
     let Some(signature) = from_hex(&body.signature).and_then(|b| <[u8; 64]>::try_from(b).ok())
     else {
-        return bad("signature: expected 128 hex characters".into());
+        return bad("signature: expected 128 hex characters".into()).into_response();
     };
     let item = MutableItem {
         key,
@@ -303,7 +313,7 @@ async fn put_mutable(
 async fn peers(State(http): Shared, Path(info_hash): Path<String>) -> Response {
     let info_hash = match parse_id("info_hash", &info_hash) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match op(&http, http.dht.get_peers(info_hash)).await {
         Ok(a) => Json(json!({
@@ -324,17 +334,17 @@ async fn announce(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = authorize(&http, &headers) {
-        return r;
+        return r.into_response();
     }
     let info_hash = match parse_id("info_hash", &info_hash) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let port = query_param(&q, "port")
         .and_then(|p| String::from_utf8(p).ok())
         .and_then(|p| p.parse::<u16>().ok());
     let Some(port) = port else {
-        return bad("?port=P (1 to 65535) is required".into());
+        return bad("?port=P (1 to 65535) is required".into()).into_response();
     };
     match op(&http, http.dht.announce_peer(info_hash, Some(port))).await {
         Ok(a) => {

@@ -69,8 +69,11 @@ fn config_path(args: &[OsString]) -> Option<OsString> {
     None
 }
 
-/// The flags of a config file: (name, values), `None` for a switch.
-fn flags_of(text: &str) -> Result<Vec<(String, Vec<Option<String>>)>, String> {
+/// A flag from the file: its name and its values (`None` for a switch).
+type FileFlag = (String, Vec<Option<String>>);
+
+/// The flags of a config file.
+fn flags_of(text: &str) -> Result<Vec<FileFlag>, String> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
     let cmd = Cli::command();
     let mut out = Vec::new();

@@ -59,7 +59,7 @@ pub(crate) async fn watch(
 ) -> Response {
     let (key, salt) = match (parse_key(&key), salt_of(&q)) {
         (Ok(k), Ok(s)) => (k, s),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     let (rx, last) = {
         // A poisoned lock means a handler panicked mid-update; the map is still usable.

@@ -62,6 +62,11 @@ impl From<dht_node::Error> for Fail {
 
 /// Runs what the command line asks: a node without a subcommand, else one command.
 pub(crate) async fn run(cli: Cli) -> Result<(), Fail> {
+    // Prints the file whatever this build can run.
+    if let Some(Command::Config { .. }) = &cli.command {
+        config::print_default();
+        return Ok(());
+    }
     #[cfg(not(feature = "quic"))]
     if cli.transport == TransportKind::Quic {
         return Err(Fail::usage(
@@ -76,11 +81,8 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Fail> {
     }
     match &cli.command {
         None => serve::run_node(&cli).await,
+        Some(Command::Config { .. }) => Ok(()),
         Some(Command::Keygen { out }) => oneshot::keygen(&cli, out),
-        Some(Command::Config { .. }) => {
-            config::print_default();
-            Ok(())
-        }
         Some(Command::Sign {
             value,
             key,

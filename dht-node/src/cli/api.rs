@@ -228,9 +228,29 @@ async fn get_immutable(State(http): Shared, Path(target): Path<String>) -> Respo
         Err(r) => return r.into_response(),
     };
     match op(&http, http.dht.get_immutable(target)).await {
-        Ok(Answer { value: Some(v), .. }) => {
+        Ok(Answer {
+            value: Some(v),
+            stats,
+        }) => {
             let raw = bencoded_string(&v).unwrap_or(&v).to_vec();
-            ([(header::CONTENT_TYPE, "application/octet-stream")], raw).into_response()
+            // The raw body has no room for the query's figures: they go in headers.
+            let micros = stats.duration.as_micros().to_string();
+            (
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::HeaderName::from_static("x-dht-duration-us"), micros),
+                    (
+                        header::HeaderName::from_static("x-dht-hops"),
+                        stats.hops.to_string(),
+                    ),
+                    (
+                        header::HeaderName::from_static("x-dht-requests"),
+                        stats.requests.to_string(),
+                    ),
+                ],
+                raw,
+            )
+                .into_response()
         }
         Ok(_) => error(StatusCode::NOT_FOUND, "no node holds this item"),
         Err(r) => r,

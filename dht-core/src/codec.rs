@@ -33,11 +33,10 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use crate::bencode::{self, write_bytes, write_int, write_len, Cursor, DictWriter, Value};
+use crate::bep33::ScrapeFilter;
 use crate::bep44::{Item, MutableItem};
 use crate::id::{Id, NodeInfo, ID_LEN};
-use crate::krpc::{
-    Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query, Response, Want,
-};
+use crate::krpc::{Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query, Response, Want};
 
 /// Bytes of one compact IPv4 node (`nodes`).
 const NODE4_LEN: usize = ID_LEN + 4 + 2;
@@ -179,6 +178,9 @@ struct Args<'a> {
     sig: Option<Value<'a>>,
     salt: Option<Value<'a>>,
     cas: Option<Value<'a>>,
+    seed: Option<Value<'a>>,
+    scrape: Option<Value<'a>>,
+    noseed: Option<Value<'a>>,
 }
 
 fn walk_args<'a>(c: &mut Cursor<'a>, args: &mut Args<'a>) -> Result<(), bencode::Error> {
@@ -198,6 +200,9 @@ fn walk_args<'a>(c: &mut Cursor<'a>, args: &mut Args<'a>) -> Result<(), bencode:
             b"sig" => &mut args.sig,
             b"salt" => &mut args.salt,
             b"cas" => &mut args.cas,
+            b"seed" => &mut args.seed,
+            b"scrape" => &mut args.scrape,
+            b"noseed" => &mut args.noseed,
             _ => continue,
         };
         *slot = Some(value);
@@ -220,6 +225,8 @@ struct Reply<'a> {
     samples: Option<Value<'a>>,
     interval: Option<Value<'a>>,
     num: Option<Value<'a>>,
+    bf_seeds: Option<Value<'a>>,
+    bf_peers: Option<Value<'a>>,
 }
 
 fn walk_reply<'a>(c: &mut Cursor<'a>, r: &mut Reply<'a>) -> Result<(), bencode::Error> {
@@ -238,6 +245,8 @@ fn walk_reply<'a>(c: &mut Cursor<'a>, r: &mut Reply<'a>) -> Result<(), bencode::
             b"samples" => &mut r.samples,
             b"interval" => &mut r.interval,
             b"num" => &mut r.num,
+            b"BFsd" => &mut r.bf_seeds,
+            b"BFpe" => &mut r.bf_peers,
             _ => continue,
         };
         *slot = Some(value);
@@ -276,6 +285,8 @@ fn decode_query(q: Option<Value<'_>>, a: Option<Nested<Args<'_>>>) -> Result<Que
         b"get_peers" => Method::GetPeers {
             info_hash: info_hash()?,
             want: want(),
+            scrape: opt_int(args.scrape, "scrape is not an integer")?.is_some_and(|i| i == 1),
+            noseed: opt_int(args.noseed, "noseed is not an integer")?.is_some_and(|i| i == 1),
         },
         b"announce_peer" => {
             let implied_port = opt_int(args.implied_port, "implied_port is not an integer")?
@@ -291,6 +302,7 @@ fn decode_query(q: Option<Value<'_>>, a: Option<Nested<Args<'_>>>) -> Result<Que
                 port,
                 token: string(args.token, "missing token", "token is not a string")?.to_vec(),
                 implied_port,
+                seed: opt_int(args.seed, "seed is not an integer")?.is_some_and(|i| i == 1),
             }
         }
         b"get" => Method::Get {
@@ -387,6 +399,9 @@ fn decode_response(r: Option<Nested<Reply<'_>>>) -> Result<Response, Reason> {
         }),
         interval: opt_int(r.interval, "interval is not an integer")?,
         num: opt_int(r.num, "num is not an integer")?,
+        // A filter of the wrong size is ignored, not an error: it is advisory.
+        bf_seeds: opt_bytes(r.bf_seeds, "BFsd is not a string")?.and_then(ScrapeFilter::from_slice),
+        bf_peers: opt_bytes(r.bf_peers, "BFpe is not a string")?.and_then(ScrapeFilter::from_slice),
     })
 }
 
@@ -552,9 +567,20 @@ fn encode_args(out: &mut Vec<u8>, q: &Query) {
             d.bytes(b"target", &target.0);
             encode_want(&mut d, want);
         }
-        Method::GetPeers { info_hash, want } => {
+        Method::GetPeers {
+            info_hash,
+            want,
+            scrape,
+            noseed,
+        } => {
             d.bytes(b"id", &q.id.0);
             d.bytes(b"info_hash", &info_hash.0);
+            if *noseed {
+                d.int(b"noseed", 1);
+            }
+            if *scrape {
+                d.int(b"scrape", 1);
+            }
             encode_want(&mut d, want);
         }
         Method::AnnouncePeer {
@@ -562,6 +588,7 @@ fn encode_args(out: &mut Vec<u8>, q: &Query) {
             port,
             token,
             implied_port,
+            seed,
         } => {
             d.bytes(b"id", &q.id.0);
             if *implied_port {
@@ -569,6 +596,9 @@ fn encode_args(out: &mut Vec<u8>, q: &Query) {
             }
             d.bytes(b"info_hash", &info_hash.0);
             d.int(b"port", i64::from(*port));
+            if *seed {
+                d.int(b"seed", 1);
+            }
             d.bytes(b"token", token);
         }
         Method::Get { target, seq, want } => {
@@ -605,6 +635,13 @@ fn encode_args(out: &mut Vec<u8>, q: &Query) {
 
 fn encode_response(out: &mut Vec<u8>, r: &Response) {
     let mut d = DictWriter::new(out);
+    // Upper case sorts first: "BFpe" < "BFsd" < "id".
+    if let Some(f) = &r.bf_peers {
+        d.bytes(b"BFpe", f.as_bytes());
+    }
+    if let Some(f) = &r.bf_seeds {
+        d.bytes(b"BFsd", f.as_bytes());
+    }
     d.bytes(b"id", &r.id.0);
     if let Some(interval) = r.interval {
         d.int(b"interval", interval);

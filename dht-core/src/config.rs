@@ -90,6 +90,15 @@ pub struct Config {
     pub questionable_after: Duration,
     /// Failed queries in a row that make a node bad.
     pub max_failures: u8,
+    /// Distinct /24s (IPv6: /64s) that must report the same address in their `ip`
+    /// field before the node believes it is its public address (BEP 42). 5: one
+    /// network cannot move us, and a new node learns its address within its first
+    /// lookups.
+    pub min_ip_voters: usize,
+    /// Most housekeeping pings in flight at once (of questionable contacts and of
+    /// queriers waiting for a place), so that queries from many spoofed sources cannot
+    /// make us ping each.
+    pub max_housekeeping_pings: usize,
     /// Refresh a bucket not changed for this long (BEP 5: 15 minutes).
     pub bucket_refresh: Duration,
     /// Token secret rotation (BEP 5 reference: 5 minutes; tokens live 5 to 10 minutes).
@@ -134,6 +143,8 @@ impl Default for Config {
             min_request_timeout: Duration::from_millis(250),
             questionable_after: Duration::from_secs(15 * 60),
             max_failures: 2,
+            min_ip_voters: 5,
+            max_housekeeping_pings: 64,
             bucket_refresh: Duration::from_secs(15 * 60),
             token_rotation: Duration::from_secs(5 * 60),
             peer_ttl: Duration::from_secs(30 * 60),
@@ -193,6 +204,9 @@ impl Config {
         }
         if self.token_rotation.is_zero() {
             return bad("token_rotation must be above zero");
+        }
+        if self.min_ip_voters == 0 {
+            return bad("min_ip_voters must be at least 1");
         }
         if self.max_failures == 0 {
             return bad("max_failures must be at least 1");

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 
+use crate::bep33::ScrapeFilter;
 use crate::bep44::Item;
 use crate::id::{Id, NodeInfo};
 
@@ -104,12 +105,16 @@ pub enum Method {
         /// `want`.
         want: Want,
     },
-    /// `get_peers` {info_hash, want?}.
+    /// `get_peers` {info_hash, want?, scrape?, noseed?}.
     GetPeers {
         /// `info_hash`.
         info_hash: Id,
         /// `want`.
         want: Want,
+        /// BEP 33 `scrape` = 1: return the `BFsd` / `BFpe` bloom filters.
+        scrape: bool,
+        /// BEP 33 `noseed` = 1: fill `values` with non-seeds first.
+        noseed: bool,
     },
     /// `announce_peer` {info_hash, port, token, implied_port?}.
     AnnouncePeer {
@@ -121,6 +126,8 @@ pub enum Method {
         token: Vec<u8>,
         /// `implied_port` = 1: use the UDP source port.
         implied_port: bool,
+        /// BEP 33 `seed` = 1: the announcer is a seed.
+        seed: bool,
     },
     /// BEP 44 `get` {target, seq?, want?}.
     Get {
@@ -203,6 +210,10 @@ pub struct Response {
     pub interval: Option<i64>,
     /// BEP 51 `num`.
     pub num: Option<i64>,
+    /// BEP 33 `BFsd`: bloom filter of the stored seeds' IPs.
+    pub bf_seeds: Option<ScrapeFilter>,
+    /// BEP 33 `BFpe`: bloom filter of the stored peers' (non-seeds') IPs.
+    pub bf_peers: Option<ScrapeFilter>,
 }
 
 /// `e` = [code, message].

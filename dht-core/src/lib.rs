@@ -8,7 +8,7 @@
 //! socket, over QUIC, and inside a deterministic simulator.
 //!
 //! Protocol: BEP 5 (KRPC, routing, tokens), BEP 32 (IPv6), BEP 42 (secure ids),
-//! BEP 43 (read-only nodes), BEP 44 (arbitrary data), BEP 51 (sampling).
+//! BEP 33 (scrapes), BEP 43 (read-only nodes), BEP 44 (arbitrary data), BEP 51 (sampling).
 //!
 //! The API is what this root exports. Two modules are public as namespaces because
 //! they are the wire: [`bencode`] (the codec, which another overlay reuses) and
@@ -43,6 +43,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 pub mod bencode;
+mod bep33;
 mod bep42;
 mod bep44;
 mod codec;
@@ -59,6 +60,7 @@ mod store;
 mod token;
 mod transport;
 
+pub use bep33::{ScrapeFilter, SCRAPE_FILTER_LEN};
 pub use bep42::{is_exempt as is_bep42_exempt, is_valid as is_secure_id, secure_id};
 pub use bep44::{immutable_target, mutable_target, signing_buffer, verify, Item, MutableItem};
 pub use config::{key_derived_id, Config, ConfigError, IdPolicy, Limits, KEY_ID_DOMAIN};
@@ -66,8 +68,8 @@ pub use defense::{is_local, prefix_of, Bep42Mode, Defense};
 pub use id::{from_hex, to_hex, Distance, Id, NodeId, NodeInfo, ParseIdError, ID_LEN};
 pub use lookup::{Candidates, MAX_ATTEMPTS};
 pub use node::{
-    Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Request,
-    RequestError, Transmit, MIN_IP_VOTERS,
+    Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Request, RequestError,
+    Transmit,
 };
 pub use routing::{Entry, Health, Insert, RoutingTable, Stamp};
 pub use store::{

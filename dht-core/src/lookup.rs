@@ -2,9 +2,10 @@
 //!
 //! Candidates are kept sorted by XOR distance to the target. At most `alpha`
 //! requests are in flight; the lookup ends when the `k` closest candidates that
-//! have not failed have all answered. A request that times out marks its
-//! candidate failed, which lets the next candidate into the window (replacement
-//! rather than retry: a silent node is rarely silent only once).
+//! have not failed have all answered. A request that times out is sent once more
+//! ([`MAX_ATTEMPTS`]: a datagram lost on the way is common); a second timeout marks
+//! the candidate failed, which lets the next candidate into the window (a node
+//! silent twice is not worth a third wait).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

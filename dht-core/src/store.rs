@@ -45,6 +45,8 @@ pub struct StoredPeer {
     pub addr: SocketAddr,
     /// When the announcement expires unless renewed.
     pub expires_at: UnixMillis,
+    /// BEP 33: the peer announced itself as a seed.
+    pub seed: bool,
 }
 
 /// One routing-table entry as persisted.

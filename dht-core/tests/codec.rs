@@ -5,10 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use dht_core::bencode::{self, Kind, Value};
 use dht_core::from_hex;
 use dht_core::krpc::{
-    self, code, Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query,
-    Response, Want,
+    self, code, Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query, Response, Want,
 };
-use dht_core::{Id, Item, MutableItem, NodeInfo};
+use dht_core::{Id, Item, MutableItem, NodeInfo, ScrapeFilter, SCRAPE_FILTER_LEN};
 use proptest::prelude::*;
 
 mod common;
@@ -95,18 +94,22 @@ fn corpus() -> Vec<Message> {
                 v4: false,
                 v6: true,
             },
+            scrape: true,
+            noseed: true,
         }),
         query(Method::AnnouncePeer {
             info_hash: id(3),
             port: 6881,
             token: b"tok".to_vec(),
             implied_port: false,
+            seed: true,
         }),
         query(Method::AnnouncePeer {
             info_hash: id(3),
             port: 0,
             token: vec![0; 20],
             implied_port: true,
+            seed: false,
         }),
         query(Method::Get {
             target: id(4),
@@ -152,6 +155,14 @@ fn corpus() -> Vec<Message> {
         }),
         response(Response {
             id: id(9),
+            ..Response::default()
+        }),
+        // BEP 33 scrape reply: both filters (keys sorted before `id`).
+        response(Response {
+            id: id(9),
+            token: Some(b"tk".to_vec()),
+            bf_seeds: Some(ScrapeFilter::from_bytes([0x5a; SCRAPE_FILTER_LEN])),
+            bf_peers: Some(ScrapeFilter::from_bytes([0xa5; SCRAPE_FILTER_LEN])),
             ..Response::default()
         }),
         response(Response {
@@ -701,15 +712,30 @@ fn arb_method() -> impl Strategy<Value = Method> {
     prop_oneof![
         Just(Method::Ping),
         (arb_id(), arb_want()).prop_map(|(target, want)| Method::FindNode { target, want }),
-        (arb_id(), arb_want()).prop_map(|(info_hash, want)| Method::GetPeers { info_hash, want }),
-        (arb_id(), any::<u16>(), bytes(30), any::<bool>()).prop_map(
-            |(info_hash, port, token, implied_port)| Method::AnnouncePeer {
+        (arb_id(), arb_want(), any::<bool>(), any::<bool>()).prop_map(
+            |(info_hash, want, scrape, noseed)| Method::GetPeers {
                 info_hash,
-                port,
-                token,
-                implied_port,
+                want,
+                scrape,
+                noseed
             }
         ),
+        (
+            arb_id(),
+            any::<u16>(),
+            bytes(30),
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(info_hash, port, token, implied_port, seed)| {
+                Method::AnnouncePeer {
+                    info_hash,
+                    port,
+                    token,
+                    implied_port,
+                    seed,
+                }
+            }),
         (arb_id(), any::<Option<i64>>(), arb_want()).prop_map(|(target, seq, want)| Method::Get {
             target,
             seq,
@@ -773,12 +799,14 @@ fn arb_response() -> impl Strategy<Value = Response> {
             any::<Option<i64>>(),
             any::<Option<i64>>(),
         ),
+        (any::<Option<u8>>(), any::<Option<u8>>()),
     )
         .prop_map(
             |(
                 (id, nodes, nodes6, token),
                 (values, value, key, sig),
                 (seq, samples, interval, num),
+                (bf_seeds, bf_peers),
             )| {
                 Response {
                     id,
@@ -793,6 +821,8 @@ fn arb_response() -> impl Strategy<Value = Response> {
                     samples,
                     interval,
                     num,
+                    bf_seeds: bf_seeds.map(|b| ScrapeFilter::from_bytes([b; SCRAPE_FILTER_LEN])),
+                    bf_peers: bf_peers.map(|b| ScrapeFilter::from_bytes([b; SCRAPE_FILTER_LEN])),
                 }
             },
         )

@@ -163,14 +163,17 @@ fn run(impls: &[Impl], nodes: usize) -> Result<Vec<Cell>, String> {
                 ("stored_immutable", holds.immutable),
                 ("stored_mutable", holds.mutable),
                 ("stored_peer", holds.peer),
+                ("scrape", holds.scrape),
             ] {
                 let outcome = if held > 0 {
                     Outcome::Pass
                 } else {
-                    expected_quirk(putter, storer).map_or_else(
-                        || Outcome::Fail(format!("none of {} nodes holds it", addrs.len())),
-                        Outcome::Quirk,
-                    )
+                    expected_quirk(putter, storer)
+                        .or_else(|| (check == "scrape").then(|| no_bep33(storer)).flatten())
+                        .map_or_else(
+                            || Outcome::Fail(format!("none of {} nodes holds it", addrs.len())),
+                            Outcome::Quirk,
+                        )
                 };
                 cells.push(Cell {
                     putter: putter.clone(),
@@ -208,6 +211,13 @@ fn run(impls: &[Impl], nodes: usize) -> Result<Vec<Cell>, String> {
     }
     drop(peers);
     Ok(cells)
+}
+
+/// Implementations that do not serve BEP 33 scrapes: their scrape cell is a quirk.
+fn no_bep33(storer: &str) -> Option<String> {
+    ["mainline", "bittorrent-dht"]
+        .contains(&storer)
+        .then(|| format!("{storer} does not implement BEP 33 (no BFsd / BFpe)"))
 }
 
 /// A cell that failed because of a documented quirk of another implementation.

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dht_core::MutableItem;
 use dht_core::Id;
+use dht_core::MutableItem;
 use dht_interop::{hex, Command, PeerArgs};
 use dht_node::{bencode_bytes, bencoded_string, Dht};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

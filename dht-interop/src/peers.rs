@@ -77,13 +77,17 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
         .is_ok_and(|o| o.stdout.starts_with(b"0"));
     let mut args = vec!["install", "-y", "--no-install-recommends"];
     args.extend_from_slice(packages);
-    if root {
-        run_loud("apt-get", &args, None)
-    } else {
-        let mut sudo = vec!["-n", "apt-get"];
-        sudo.extend_from_slice(&args);
-        run_loud("sudo", &sudo, None)
-    }
+    let apt = |args: &[&str]| {
+        if root {
+            run_loud("apt-get", args, None)
+        } else {
+            let mut sudo = vec!["-n", "apt-get"];
+            sudo.extend_from_slice(args);
+            run_loud("sudo", &sudo, None)
+        }
+    };
+    // A fresh machine has no package lists yet: update once, then try again.
+    apt(&args).or_else(|_| apt(&["update"]).and_then(|()| apt(&args)))
 }
 
 impl Impl {

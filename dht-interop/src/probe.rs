@@ -16,6 +16,9 @@ pub struct Holdings {
     pub mutable: usize,
     /// Nodes whose `get_peers` reply lists the announced port.
     pub peer: usize,
+    /// Nodes whose `get_peers` reply to `scrape` = 1 carries BEP 33 bloom filters that
+    /// count at least one IP.
+    pub scrape: usize,
 }
 
 const WAIT: Duration = Duration::from_millis(800);
@@ -46,6 +49,9 @@ pub fn holdings(
         ) {
             h.peer += usize::from(lists_port(&r, port));
         }
+        if let Some(r) = ask(&socket, *node, &scrape_query(&info_hash, 4)) {
+            h.scrape += usize::from(scrape_counts_someone(&r));
+        }
     }
     h
 }
@@ -64,6 +70,32 @@ fn query(method: &[u8], key: &[u8], target: &[u8; 20], tid: u8) -> Vec<u8> {
     q.push(tid);
     q.extend_from_slice(b"1:y1:qe");
     q
+}
+
+/// `get_peers` with BEP 33's `scrape` = 1 (keys in sorted order).
+fn scrape_query(info_hash: &[u8; 20], tid: u8) -> Vec<u8> {
+    let mut q = Vec::new();
+    q.extend_from_slice(b"d1:ad2:id20:interop-probe-node-09:info_hash20:");
+    q.extend_from_slice(info_hash);
+    q.extend_from_slice(b"6:scrapei1ee1:q9:get_peers1:t4:prb");
+    q.push(tid);
+    q.extend_from_slice(b"1:y1:qe");
+    q
+}
+
+/// True when the reply's `BFsd` and `BFpe` together count at least one IP.
+fn scrape_counts_someone(bytes: &[u8]) -> bool {
+    let Ok(msg) = dht_core::krpc::decode(bytes) else {
+        return false;
+    };
+    let dht_core::krpc::Body::Response(r) = msg.body else {
+        return false;
+    };
+    let mut all = dht_core::ScrapeFilter::new();
+    for f in [r.bf_seeds, r.bf_peers].into_iter().flatten() {
+        all.union(&f);
+    }
+    all.estimate() >= 0.5
 }
 
 /// Sends `q` and returns the first reply from `node` carrying our transaction id.

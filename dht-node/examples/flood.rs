@@ -65,12 +65,15 @@ fn flood() {
                 1 => Method::GetPeers {
                     info_hash: id,
                     want: Want::default(),
+                    scrape: false,
+                    noseed: false,
                 },
                 2 => Method::AnnouncePeer {
                     info_hash: id,
                     port: 1,
                     token: b"bad".to_vec(),
                     implied_port: false,
+                    seed: false,
                 },
                 _ => Method::Ping,
             };
@@ -176,6 +179,8 @@ fn amplification() {
                 Method::GetPeers {
                     info_hash: ih,
                     want: Want::default(),
+                    scrape: false,
+                    noseed: false,
                 },
             ),
         );
@@ -201,6 +206,7 @@ fn amplification() {
                     port: 7000,
                     token: token.clone(),
                     implied_port: false,
+                    seed: false,
                 },
             ),
         );
@@ -240,6 +246,8 @@ fn amplification() {
             Method::GetPeers {
                 info_hash: ih,
                 want: Want::default(),
+                scrape: false,
+                noseed: false,
             },
         ),
         (
@@ -247,6 +255,8 @@ fn amplification() {
             Method::GetPeers {
                 info_hash: Id([0x66; 20]),
                 want: Want::default(),
+                scrape: false,
+                noseed: false,
             },
         ),
         (
@@ -271,6 +281,7 @@ fn amplification() {
                 port: 1,
                 token: b"x".to_vec(),
                 implied_port: false,
+                seed: false,
             },
         ),
     ];

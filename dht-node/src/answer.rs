@@ -50,6 +50,18 @@ pub struct Samples {
     pub num_max: i64,
 }
 
+/// What a BEP 33 scrape estimated: distinct IPs of the swarm at the nodes near the
+/// info_hash, from the union of their bloom filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scrape {
+    /// Seeds.
+    pub seeds: u32,
+    /// Peers that are not seeds.
+    pub peers: u32,
+    /// Nodes that sent filters (or, without them, values counted as peers).
+    pub responders: u32,
+}
+
 /// An answer type built from the outcome of the request that asked for it.
 pub(crate) trait FromOutcome: Sized {
     /// The answer, or the error the outcome means (no node answered, every node refused).
@@ -96,6 +108,23 @@ impl FromOutcome for Samples {
     fn from_outcome(outcome: Outcome) -> Result<Self, Error> {
         match outcome {
             Outcome::Samples { samples, num_max } => Ok(Samples { samples, num_max }),
+            _ => Err(Error::NoResponse),
+        }
+    }
+}
+
+impl FromOutcome for Scrape {
+    fn from_outcome(outcome: Outcome) -> Result<Self, Error> {
+        match outcome {
+            Outcome::Scrape {
+                seeds,
+                peers,
+                responders,
+            } => Ok(Scrape {
+                seeds,
+                peers,
+                responders,
+            }),
             _ => Err(Error::NoResponse),
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use dht_core::{Id, MutableItem, NodeInfo, NodeStats, Request};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::answer::{Answer, FromOutcome, Peers, Samples, Stored};
+use crate::answer::{Answer, FromOutcome, Peers, Samples, Scrape, Stored};
 use crate::metrics::NodeMetrics;
 use crate::runtime::Command;
 use crate::{DhtBuilder, Error};
@@ -126,7 +126,37 @@ impl Dht {
         info_hash: Id,
         port: Option<u16>,
     ) -> Result<Answer<Stored>, Error> {
-        self.run(Request::AnnouncePeer { info_hash, port }).await
+        let seed = false;
+        self.run(Request::AnnouncePeer {
+            info_hash,
+            port,
+            seed,
+        })
+        .await
+    }
+
+    /// [`Dht::announce_peer`] as a seed (BEP 33 `seed` = 1: we have the whole torrent),
+    /// so that scrapes count us among the seeds. Republished the same way.
+    pub async fn announce_seed(
+        &self,
+        info_hash: Id,
+        port: Option<u16>,
+    ) -> Result<Answer<Stored>, Error> {
+        let seed = true;
+        self.run(Request::AnnouncePeer {
+            info_hash,
+            port,
+            seed,
+        })
+        .await
+    }
+
+    /// BEP 33 scrape: the estimated number of seeds and peers announced for
+    /// `info_hash`, from the bloom filters of the nodes closest to it. Nodes that do not
+    /// implement BEP 33 (the `mainline` crate, bittorrent-dht) contribute the peers they
+    /// return, counted as non-seeds.
+    pub async fn scrape(&self, info_hash: Id) -> Result<Answer<Scrape>, Error> {
+        self.run(Request::Scrape { info_hash }).await
     }
 
     /// BEP 44 immutable get: the bencoded value stored under `target`, checked

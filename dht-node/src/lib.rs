@@ -60,7 +60,7 @@ mod value;
 
 pub use dht_core;
 
-pub use answer::{Answer, Peers, Samples, Stored};
+pub use answer::{Answer, Peers, Samples, Scrape, Stored};
 pub use bootstrap::{resolve, Backoff, PUBLIC_ROUTERS};
 pub use builder::DhtBuilder;
 pub use error::Error;

@@ -104,7 +104,7 @@ impl NodeMetrics {
 }
 
 /// The request kinds, as `kind` label values.
-pub const KINDS: [&str; 10] = [
+pub const KINDS: [&str; 11] = [
     "bootstrap",
     "ping",
     "find_node",
@@ -115,6 +115,7 @@ pub const KINDS: [&str; 10] = [
     "put_immutable",
     "put_mutable",
     "sample_infohashes",
+    "scrape",
 ];
 
 /// The `kind` label of a request.
@@ -130,6 +131,7 @@ pub(crate) fn kind_of(request: &Request) -> &'static str {
         Request::PutImmutable { .. } => KINDS[7],
         Request::PutMutable { .. } => KINDS[8],
         Request::SampleInfohashes { .. } => KINDS[9],
+        Request::Scrape { .. } => KINDS[10],
         #[allow(unreachable_patterns)]
         _ => "other",
     }
@@ -149,6 +151,7 @@ fn outcome_of(done: &QueryDone) -> &'static str {
         Outcome::Immutable { value } => value.is_some(),
         Outcome::Mutable { item } => item.is_some(),
         Outcome::Samples { samples, .. } => !samples.is_empty(),
+        Outcome::Scrape { responders, .. } => *responders > 0,
         #[allow(unreachable_patterns)]
         _ => false,
     };

@@ -23,7 +23,7 @@
 //! let mut store = MemStore::new();
 //! let info_hash = Id([7; 20]);
 //! let addr = "127.0.0.1:6881".parse().unwrap();
-//! store.put_peer(&info_hash, StoredPeer { addr, expires_at: 1_000 }).unwrap();
+//! store.put_peer(&info_hash, StoredPeer { addr, expires_at: 1_000, seed: false }).unwrap();
 //! assert_eq!(store.get_peers(&info_hash).unwrap().len(), 1);
 //! assert_eq!(store.expire(1_000).unwrap(), (0, 1));
 //! ```
@@ -31,10 +31,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
+use dht_core::Id;
 use dht_core::{
     RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
 };
-use dht_core::Id;
 
 /// A [`Store`] held in memory, with deterministic iteration order and
 /// deadline-indexed expiry (see the crate docs).
@@ -45,7 +45,7 @@ pub struct MemStore {
     item_deadlines: BTreeSet<(UnixMillis, Id)>,
     /// Invariant: no info_hash maps to an empty set of peers, so `peers.len()` is the
     /// number of info_hashes with peers and `info_hashes` needs no filtering.
-    peers: BTreeMap<Id, BTreeMap<SocketAddr, UnixMillis>>,
+    peers: BTreeMap<Id, BTreeMap<SocketAddr, (UnixMillis, bool)>>,
     /// `(expires_at, info_hash, addr)` for every peer.
     peer_deadlines: BTreeSet<(UnixMillis, Id, SocketAddr)>,
     /// Kept so that `counts` does not walk every info_hash.
@@ -61,7 +61,7 @@ impl MemStore {
 
     fn remove_peer_entry(&mut self, info_hash: &Id, addr: &SocketAddr) -> Option<UnixMillis> {
         let peers = self.peers.get_mut(info_hash)?;
-        let expires_at = peers.remove(addr)?;
+        let (expires_at, _) = peers.remove(addr)?;
         if peers.is_empty() {
             self.peers.remove(info_hash);
         }
@@ -97,8 +97,8 @@ impl Store for MemStore {
 
     fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
         let peers = self.peers.entry(*info_hash).or_default();
-        match peers.insert(peer.addr, peer.expires_at) {
-            Some(old) => {
+        match peers.insert(peer.addr, (peer.expires_at, peer.seed)) {
+            Some((old, _)) => {
                 self.peer_deadlines.remove(&(old, *info_hash, peer.addr));
             }
             None => self.peer_count += 1,
@@ -115,9 +115,10 @@ impl Store for MemStore {
             .map(|peers| {
                 peers
                     .iter()
-                    .map(|(addr, expires_at)| StoredPeer {
+                    .map(|(addr, (expires_at, seed))| StoredPeer {
                         addr: *addr,
                         expires_at: *expires_at,
+                        seed: *seed,
                     })
                     .collect()
             })
@@ -211,6 +212,7 @@ mod tests {
                 StoredPeer {
                     addr: a,
                     expires_at: d,
+                    seed: false,
                 },
             )
             .unwrap();

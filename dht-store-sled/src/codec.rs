@@ -283,21 +283,38 @@ pub(crate) fn item_deadline(bytes: &[u8]) -> Result<UnixMillis, DecodeError> {
     r.u64()
 }
 
-/// `[v1][expires_at u64]`
-pub(crate) fn encode_peer(expires_at: UnixMillis) -> [u8; 9] {
-    let mut out = [0u8; 9];
-    out[0] = RECORD_V1;
-    out[1..].copy_from_slice(&expires_at.to_be_bytes());
+/// `[v1][expires_at u64]` for a peer, `[v1][expires_at u64][flags u8]` with bit 0 set
+/// for a seed (BEP 33). Format 1 data dirs hold only the short form, which still
+/// decodes (as a peer that is not a seed).
+pub(crate) fn encode_peer(expires_at: UnixMillis, seed: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10);
+    out.push(RECORD_V1);
+    out.extend_from_slice(&expires_at.to_be_bytes());
+    if seed {
+        out.push(PEER_SEED);
+    }
     out
 }
 
-/// Decodes a peer record into its deadline.
-pub(crate) fn decode_peer(bytes: &[u8]) -> Result<UnixMillis, DecodeError> {
+/// Bit 0 of a peer record's flags: the peer is a seed.
+const PEER_SEED: u8 = 1;
+
+/// Decodes a peer record into its deadline and seed status.
+pub(crate) fn decode_peer(bytes: &[u8]) -> Result<(UnixMillis, bool), DecodeError> {
     let mut r = Reader::new(bytes, "peer record");
     r.version()?;
     let at = r.u64()?;
+    let seed = if r.buf.is_empty() {
+        false
+    } else {
+        match r.u8()? {
+            0 => false,
+            PEER_SEED => true,
+            _ => return Err(r.err("unknown peer flags")),
+        }
+    };
     r.end()?;
-    Ok(at)
+    Ok((at, seed))
 }
 
 /// `[v1][has id u8][id 20 if any][count u32][count x (id 20, addr, last_seen u64)]`
@@ -364,7 +381,10 @@ pub(crate) fn decode_node_id(bytes: &[u8]) -> Result<Id, DecodeError> {
 
 /// `[v1][generation u64]`
 pub(crate) fn encode_generation(g: u64) -> [u8; 9] {
-    encode_peer(g)
+    let mut out = [0u8; 9];
+    out[0] = RECORD_V1;
+    out[1..].copy_from_slice(&g.to_be_bytes());
+    out
 }
 
 /// Decodes the flush generation record.
@@ -440,7 +460,13 @@ mod tests {
         let enc = encode_item(&item);
         assert_eq!(decode_item(item.target, &enc), Ok(item));
         assert_eq!(item_deadline(&enc), Ok(42));
-        assert_eq!(decode_peer(&encode_peer(u64::MAX)), Ok(u64::MAX));
+        assert_eq!(
+            decode_peer(&encode_peer(u64::MAX, false)),
+            Ok((u64::MAX, false))
+        );
+        assert_eq!(decode_peer(&encode_peer(7, true)), Ok((7, true)));
+        // A format 1 record (no flags byte) is a peer that is not a seed.
+        assert_eq!(encode_peer(7, false).len(), 9);
         let k = deadline_key(
             9,
             KIND_PEER,

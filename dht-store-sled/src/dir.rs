@@ -12,8 +12,11 @@ pub const MARKER: &str = "DHT-DATA-DIR";
 pub const LOCK: &str = "LOCK";
 /// Name of the sled database directory inside the data dir.
 pub const DB: &str = "db";
-/// The data format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The data format this build writes and reads. 2: peer records may carry a flags
+/// byte (BEP 33 seed status). Format 1 dirs are read as they are (their records are
+/// format 2 records without flags) and their marker is rewritten on open, so that an
+/// older build refuses the directory instead of misreading a seed's record.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Written first and renamed into place, so a crash mid-write leaves no half marker.
 const MARKER_TMP: &str = "DHT-DATA-DIR.tmp";
@@ -27,8 +30,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
 
 /// What the directory holds before we lock it.
 pub(crate) enum State {
-    /// Our marker with a supported version.
+    /// Our marker with the current version.
     Ours,
+    /// Our marker with an older version this build migrates (by rewriting the marker).
+    Older,
     /// Empty (or holding only our own leftovers): to be initialised.
     Fresh,
 }
@@ -56,6 +61,9 @@ pub(crate) fn inspect(dir: &Path) -> Result<State, OpenError> {
                     dir: dir.to_path_buf(),
                     reason: "format version 0 was never written".into(),
                 });
+            }
+            if found < FORMAT_VERSION {
+                return Ok(State::Older);
             }
             Ok(State::Ours)
         }

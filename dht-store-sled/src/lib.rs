@@ -57,7 +57,7 @@
 //! let addr = "127.0.0.1:6881".parse().unwrap();
 //! {
 //!     let mut store = SledStore::open(dir.path()).unwrap();
-//!     store.put_peer(&info_hash, StoredPeer { addr, expires_at: 1_000 }).unwrap();
+//!     store.put_peer(&info_hash, StoredPeer { addr, expires_at: 1_000, seed: false }).unwrap();
 //!     store.flush().unwrap();
 //! }
 //! let store = SledStore::open(dir.path()).unwrap();
@@ -73,10 +73,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dht_core::Id;
 use dht_core::{
     RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
 };
-use dht_core::Id;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
@@ -294,6 +294,11 @@ impl SledStore {
             )));
         }
         store.check().map_err(|e| corrupt(e.0))?;
+        if let dir::State::Older = state {
+            // Everything of an older format reads as the current one (see
+            // FORMAT_VERSION): once the directory checked out, only the marker changes.
+            dir::write_marker(dir)?;
+        }
         if let dir::State::Fresh = state {
             // Generation 1 from the start, so that even a database lost before the
             // first write is told from a new one.
@@ -348,7 +353,7 @@ impl SledStore {
         for kv in self.peers.iter() {
             let (k, v) = kv.map_err(store_err)?;
             let (ih, _) = codec::decode_peer_key(&k).map_err(store_err)?;
-            let at = codec::decode_peer(&v).map_err(store_err)?;
+            let (at, _) = codec::decode_peer(&v).map_err(store_err)?;
             counts.peers += 1;
             if last_ih != Some(ih) {
                 counts.info_hashes += 1;
@@ -383,7 +388,7 @@ impl SledStore {
         }
         for kv in self.peers.iter() {
             let (k, v) = kv.map_err(store_err)?;
-            let at = codec::decode_peer(&v).map_err(store_err)?;
+            let (at, _) = codec::decode_peer(&v).map_err(store_err)?;
             self.deadlines
                 .insert(codec::deadline_key(at, KIND_PEER, &k), &[])
                 .map_err(store_err)?;
@@ -498,13 +503,13 @@ impl Store for SledStore {
         // `&mut self`, so nothing changes in between.
         let had_peers = self.has_peers(info_hash)?;
         let key = codec::peer_key(info_hash, &peer.addr);
-        let value = codec::encode_peer(peer.expires_at);
+        let value = codec::encode_peer(peer.expires_at, peer.seed);
         let new_deadline = codec::deadline_key(peer.expires_at, KIND_PEER, &key);
         let replaced = (&self.peers, &self.deadlines)
             .transaction(|(peers, deadlines)| {
-                let old = peers.insert(key.as_slice(), &value)?;
+                let old = peers.insert(key.as_slice(), value.as_slice())?;
                 if let Some(old) = &old {
-                    let at = codec::decode_peer(old).map_err(abort)?;
+                    let (at, _) = codec::decode_peer(old).map_err(abort)?;
                     deadlines.remove(codec::deadline_key(at, KIND_PEER, &key))?;
                 }
                 deadlines.insert(new_deadline.as_slice(), &[])?;
@@ -526,8 +531,12 @@ impl Store for SledStore {
             .map(|kv| {
                 let (k, v) = kv.map_err(store_err)?;
                 let (_, addr) = codec::decode_peer_key(&k).map_err(store_err)?;
-                let expires_at = codec::decode_peer(&v).map_err(store_err)?;
-                Ok(StoredPeer { addr, expires_at })
+                let (expires_at, seed) = codec::decode_peer(&v).map_err(store_err)?;
+                Ok(StoredPeer {
+                    addr,
+                    expires_at,
+                    seed,
+                })
             })
             .collect()
     }
@@ -539,7 +548,7 @@ impl Store for SledStore {
                 let Some(old) = peers.remove(key.as_slice())? else {
                     return Ok(false);
                 };
-                let at = codec::decode_peer(&old).map_err(abort)?;
+                let (at, _) = codec::decode_peer(&old).map_err(abort)?;
                 deadlines.remove(codec::deadline_key(at, KIND_PEER, &key))?;
                 Ok(true)
             })

@@ -4,8 +4,8 @@
 use std::fs;
 use std::path::Path;
 
-use dht_core::{Item, Store, StoredItem, StoredPeer};
 use dht_core::Id;
+use dht_core::{Item, Store, StoredItem, StoredPeer};
 use dht_store_sled::{OpenError, SledStore, FORMAT_VERSION, MARKER};
 
 fn id(i: u32) -> Id {
@@ -32,6 +32,7 @@ fn filled() -> tempfile::TempDir {
             StoredPeer {
                 addr: "1.2.3.4:5".parse().unwrap(),
                 expires_at: 9,
+                seed: false,
             },
         )
         .unwrap();

@@ -1,8 +1,9 @@
 //! `cargo xtask`: workspace tasks that are programs rather than tests.
 //!
 //! Subcommands: `testnet` (many node processes under churn and a workload through them), `load`
-//! (a KRPC load generator for one DHT node) and `echo` (a bare UDP echo, the baseline `load` is
-//! measured against). Arguments are parsed by hand to keep this crate almost free of
+//! (a KRPC load generator for one DHT node), `echo` (a bare UDP echo, the baseline `load` is
+//! measured against), `fill` (a full routing table for a node under test) and `interop` (a
+//! forward to the `dht-interop` runner). Arguments are parsed by hand to keep this crate almost free of
 //! dependencies: it is rebuilt in release mode whenever the alias runs, so it must build fast.
 //! What it shares with the other measuring tools (histogram, quantiles, query templates, the
 //! load report, the workload's records) is in `dht-measure`, std only but for serde.
@@ -12,6 +13,7 @@
 
 mod echo;
 mod fill;
+mod interop;
 mod load;
 mod rng;
 mod testnet;
@@ -46,6 +48,7 @@ COMMANDS:
     load    Send KRPC queries to one DHT node and report its rate and latency
     echo    Run a bare UDP echo server, the baseline that `load` is measured against
     fill    Give a node under test a full routing table (contacts on this machine)
+    interop Our nodes and other Mainline implementations in one loopback network: a matrix
     help    Print this text, or `help <COMMAND>` for that command's options
 
 `cargo xtask <COMMAND> --help` prints the options of a command.";
@@ -190,6 +193,7 @@ fn main() -> ExitCode {
                 Some("load") => out!("{LOAD_USAGE}"),
                 Some("echo") => out!("{ECHO_USAGE}"),
                 Some("fill") => out!("{FILL_USAGE}"),
+                Some("interop") => out!("{}", interop::USAGE),
                 _ => out!("{USAGE}"),
             }
             Ok(())
@@ -198,6 +202,7 @@ fn main() -> ExitCode {
         Some("load") => run_load(&rest),
         Some("echo") => run_echo(&rest),
         Some("fill") => run_fill(&rest),
+        Some("interop") => return interop::run(&rest),
         Some(other) => Err(Error::Usage(format!("unknown command `{other}`"), "")),
     };
     match result {

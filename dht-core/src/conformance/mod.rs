@@ -138,8 +138,14 @@ pub(super) fn v6(prefix: u16, last: u16, port: u16) -> SocketAddr {
     SocketAddr::from((Ipv6Addr::new(prefix, 0xdb8, 0, 0, 0, 0, 0, last), port))
 }
 
+/// A peer; its seed status follows from its deadline, so that re-puts with another
+/// deadline also change it and every check covers the BEP 33 flag's round trip.
 pub(super) fn peer(addr: SocketAddr, expires_at: UnixMillis) -> StoredPeer {
-    StoredPeer { addr, expires_at }
+    StoredPeer {
+        addr,
+        expires_at,
+        seed: expires_at % 3 == 0,
+    }
 }
 
 pub(super) fn immutable(target: Id, value: &[u8], expires_at: UnixMillis) -> StoredItem {

@@ -1,6 +1,6 @@
 //! Learning our public address from the `ip` field of replies (BEP 42): each /24
 //! (IPv6: /64) of responders votes once per address, and an address that
-//! [`MIN_IP_VOTERS`] distinct networks agree on, and that leads, becomes ours. A node
+//! [`crate::Config::min_ip_voters`] distinct networks agree on, and that leads, becomes ours. A node
 //! whose id derives from its address then takes an id that fits it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,8 +15,6 @@ use crate::store::Store;
 
 use super::{Family, Node};
 
-/// Distinct /24s (/64s) that must report the same address before we believe it.
-pub const MIN_IP_VOTERS: usize = 5;
 /// Most distinct addresses voted for that are remembered.
 const MAX_VOTED_IPS: usize = 16;
 
@@ -48,10 +46,11 @@ impl<S: Store> Node<S> {
         }
         let voters = self.ip_votes.votes.entry(seen).or_default();
         // Enough voters to decide; more would only cost memory.
-        if voters.len() < 4 * MIN_IP_VOTERS {
+        let min_voters = self.config.min_ip_voters;
+        if voters.len() < 4 * min_voters {
             voters.insert(crate::defense::prefix_of(voter.ip()));
         }
-        if voters.len() < MIN_IP_VOTERS {
+        if voters.len() < min_voters {
             return;
         }
         let leader = self
@@ -85,5 +84,4 @@ impl<S: Store> Node<S> {
             *t = t.rebuilt(id, now);
         }
     }
-
 }

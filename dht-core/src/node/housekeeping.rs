@@ -63,5 +63,4 @@ impl<S: Store> Node<S> {
             self.stats.store_errors += 1;
         }
     }
-
 }

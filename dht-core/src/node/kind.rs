@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
+use crate::bep33::ScrapeFilter;
 use crate::bep44::{self, Item, MutableItem};
 use crate::config::Config;
 use crate::id::{Id, NodeInfo};
@@ -39,7 +40,15 @@ pub(super) enum Kind {
     },
     Announce {
         port: Option<u16>,
+        seed: bool,
         writes: Writes,
+    },
+    Scrape {
+        /// The union of the `BFsd` filters.
+        seeds: ScrapeFilter,
+        /// The union of the `BFpe` filters (and of the IPs of legacy `values`).
+        peers: ScrapeFilter,
+        responders: u32,
     },
     GetImmutable {
         /// The value and the depth it was found at.
@@ -80,10 +89,23 @@ impl Kind {
                 },
                 info_hash,
             ),
-            Request::AnnouncePeer { info_hash, port } => (
+            Request::AnnouncePeer {
+                info_hash,
+                port,
+                seed,
+            } => (
                 Kind::Announce {
                     port,
+                    seed,
                     writes: Writes::default(),
+                },
+                info_hash,
+            ),
+            Request::Scrape { info_hash } => (
+                Kind::Scrape {
+                    seeds: ScrapeFilter::new(),
+                    peers: ScrapeFilter::new(),
+                    responders: 0,
                 },
                 info_hash,
             ),
@@ -137,6 +159,7 @@ impl Kind {
     pub fn paths(&self, config: &Config) -> usize {
         match self {
             Kind::GetPeers { .. }
+            | Kind::Scrape { .. }
             | Kind::GetImmutable { .. }
             | Kind::GetMutable { .. }
             | Kind::Announce { .. }
@@ -155,6 +178,14 @@ impl Kind {
             Kind::GetPeers { .. } | Kind::Announce { .. } => Method::GetPeers {
                 info_hash: target,
                 want,
+                scrape: false,
+                noseed: false,
+            },
+            Kind::Scrape { .. } => Method::GetPeers {
+                info_hash: target,
+                want,
+                scrape: true,
+                noseed: false,
             },
             Kind::GetImmutable { .. }
             | Kind::GetMutable { .. }
@@ -273,12 +304,9 @@ impl Kind {
                 min_seq,
                 best,
             } => {
-                if let (Some(v), Some(k), Some(sig), Some(seq)) = (
-                    resp.value.take(),
-                    resp.key,
-                    resp.signature,
-                    resp.seq,
-                ) {
+                if let (Some(v), Some(k), Some(sig), Some(seq)) =
+                    (resp.value.take(), resp.key, resp.signature, resp.seq)
+                {
                     let item = MutableItem {
                         key: k,
                         signature: sig,
@@ -298,6 +326,28 @@ impl Kind {
                     }
                 }
             }
+            Kind::Scrape {
+                seeds,
+                peers,
+                responders,
+            } => {
+                if resp.bf_seeds.is_some() || resp.bf_peers.is_some() {
+                    if let Some(f) = &resp.bf_seeds {
+                        seeds.union(f);
+                    }
+                    if let Some(f) = &resp.bf_peers {
+                        peers.union(f);
+                    }
+                    *responders += 1;
+                } else if !resp.values.is_empty() {
+                    // BEP 33's legacy rule: a node that sent values without filters
+                    // counts its peers as peers.
+                    for v in &resp.values {
+                        peers.insert(v.ip());
+                    }
+                    *responders += 1;
+                }
+            }
             Kind::Samples { samples, num_max } => {
                 if let Some(s) = &resp.samples {
                     samples.extend(s.iter().copied());
@@ -313,11 +363,12 @@ impl Kind {
     /// The write sent to one of the closest nodes with its `token`.
     pub fn write_method(&self, target: Id, token: Vec<u8>) -> Option<Method> {
         Some(match self {
-            Kind::Announce { port, .. } => Method::AnnouncePeer {
+            Kind::Announce { port, seed, .. } => Method::AnnouncePeer {
                 info_hash: target,
                 port: port.unwrap_or(0),
                 token,
                 implied_port: port.is_none(),
+                seed: *seed,
             },
             Kind::PutImmutable { value, .. } => Method::Put(PutArgs {
                 token,
@@ -336,7 +387,12 @@ impl Kind {
     }
 
     /// The outcome, given the closest responders; a get reports the depth of its value.
-    pub fn into_outcome(self, target: Id, closest: Vec<NodeInfo>, stats: &mut QueryStats) -> Outcome {
+    pub fn into_outcome(
+        self,
+        target: Id,
+        closest: Vec<NodeInfo>,
+        stats: &mut QueryStats,
+    ) -> Outcome {
         match self {
             Kind::Ping { answer } => Outcome::Ping { node: answer },
             Kind::FindNode => Outcome::Nodes { closest },
@@ -367,6 +423,15 @@ impl Kind {
                     item: best.map(|b| b.0),
                 }
             }
+            Kind::Scrape {
+                seeds,
+                peers,
+                responders,
+            } => Outcome::Scrape {
+                seeds: seeds.estimate().round() as u32,
+                peers: peers.estimate().round() as u32,
+                responders,
+            },
             Kind::Samples { samples, num_max } => Outcome::Samples {
                 samples: samples.into_iter().collect(),
                 num_max,

@@ -37,7 +37,6 @@ mod request;
 mod serve;
 mod stats;
 
-pub use external_ip::MIN_IP_VOTERS;
 pub use request::{Event, Outcome, QueryDone, QueryId, QueryStats, Request, RequestError};
 pub use stats::NodeStats;
 
@@ -225,7 +224,7 @@ impl<S: Store> Node<S> {
     }
 
     /// Our public IP as most responders report it (BEP 42 `ip` votes), once
-    /// [`external_ip::MIN_IP_VOTERS`] distinct networks agree.
+    /// [`Config::min_ip_voters`] distinct networks agree.
     pub fn external_ip(&self) -> Option<IpAddr> {
         self.ip_votes.external_ip
     }

@@ -18,10 +18,6 @@ use crate::store::Store;
 use super::request::QueryId;
 use super::{Family, Node};
 
-/// Most housekeeping pings in flight at once, so that a flood of queries from many
-/// (possibly spoofed) sources cannot make us ping each.
-const MAX_HOUSEKEEPING_PINGS: usize = 64;
-
 /// Why a request was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Purpose {
@@ -67,7 +63,10 @@ impl<S: Store> Node<S> {
     fn request_timeout(&self) -> Duration {
         let max = self.config.request_timeout;
         let min = self.config.min_request_timeout.min(max);
-        self.outgoing.rtt.timeout().map_or(max, |t| t.clamp(min, max))
+        self.outgoing
+            .rtt
+            .timeout()
+            .map_or(max, |t| t.clamp(min, max))
     }
 
     pub(super) fn send_request(
@@ -237,7 +236,7 @@ impl<S: Store> Node<S> {
 
     /// A housekeeping ping, unless one is in flight to that address or too many are.
     pub(super) fn ping_node(&mut self, now: Instant, n: NodeInfo) {
-        if self.outgoing.pinging.len() >= MAX_HOUSEKEEPING_PINGS {
+        if self.outgoing.pinging.len() >= self.config.max_housekeeping_pings {
             return;
         }
         if self.outgoing.pinging.insert(n.addr) {

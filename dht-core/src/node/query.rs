@@ -190,7 +190,12 @@ impl<S: Store> Node<S> {
         qid
     }
 
-    pub(super) fn start_bootstrap(&mut self, now: Instant, family: Family, internal: bool) -> QueryId {
+    pub(super) fn start_bootstrap(
+        &mut self,
+        now: Instant,
+        family: Family,
+        internal: bool,
+    ) -> QueryId {
         let own = self.id;
         // (A lookup that ends at once, with nobody to ask, has nothing to refresh.)
         let qid = self.start_lookup_in(now, Kind::FindNode, own, family, internal);

@@ -48,6 +48,15 @@ pub enum Request {
         info_hash: Id,
         /// The BitTorrent port; `None` announces with `implied_port` (the UDP source port).
         port: Option<u16>,
+        /// BEP 33: we are a seed (we have the whole torrent).
+        seed: bool,
+    },
+    /// BEP 33 scrape: `get_peers` with `scrape` = 1, the union of the bloom filters of
+    /// the seeds' and peers' IPs that the nodes near `info_hash` hold. Ends with
+    /// [`Outcome::Scrape`].
+    Scrape {
+        /// The torrent.
+        info_hash: Id,
     },
     /// BEP 44 immutable get. Ends with [`Outcome::Immutable`].
     GetImmutable {
@@ -197,6 +206,17 @@ pub enum Outcome {
     Mutable {
         /// The item.
         item: Option<MutableItem>,
+    },
+    /// [`Request::Scrape`]: how many distinct seeds and peers the nodes near the
+    /// info_hash hold, estimated from the union of their bloom filters (BEP 33;
+    /// accurate to a few percent up to a few thousand).
+    Scrape {
+        /// Estimated seeds (rounded).
+        seeds: u32,
+        /// Estimated peers that are not seeds (rounded).
+        peers: u32,
+        /// Nodes whose reply carried filters (or values, counted as peers).
+        responders: u32,
     },
     /// [`Request::SampleInfohashes`]: the union of samples.
     Samples {

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use rand_chacha::rand_core::RngCore;
 
+use crate::bep33::ScrapeFilter;
 use crate::bep44::{self, Item};
 use crate::id::{Id, NodeInfo};
 use crate::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Query, Response, Want};
@@ -24,8 +25,22 @@ const MAX_VALUES_PER_REPLY: usize = 50;
 /// Most info_hashes in one BEP 51 sample (20 x 20 bytes).
 const MAX_SAMPLES: usize = 20;
 
+/// The BEP 33 flags of a get_peers query.
+#[derive(Clone, Copy, Debug)]
+struct Bep33 {
+    scrape: bool,
+    noseed: bool,
+}
+
 impl<S: Store> Node<S> {
-    pub(super) fn on_query(&mut self, now: Instant, from: SocketAddr, t: Vec<u8>, sender_ro: bool, q: Query) {
+    pub(super) fn on_query(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        t: Vec<u8>,
+        sender_ro: bool,
+        q: Query,
+    ) {
         self.stats.queries_answered += 1;
         let fam = Family::of(&from);
         if !sender_ro && q.id != self.id {
@@ -48,15 +63,25 @@ impl<S: Store> Node<S> {
                 self.fill_nodes(&mut r, &target, want, fam, now);
                 Ok(())
             }
-            Method::GetPeers { info_hash, want } => {
-                self.serve_get_peers(now, from, info_hash, want, &mut r)
+            Method::GetPeers {
+                info_hash,
+                want,
+                scrape,
+                noseed,
+            } => {
+                let bep33 = Bep33 { scrape, noseed };
+                self.serve_get_peers(now, from, info_hash, want, bep33, &mut r)
             }
             Method::AnnouncePeer {
                 info_hash,
                 port,
                 token,
                 implied_port,
-            } => self.serve_announce(now, from, info_hash, port, &token, implied_port),
+                seed,
+            } => {
+                let port = (!implied_port).then_some(port);
+                self.serve_announce(now, from, info_hash, port, seed, &token)
+            }
             Method::Get { target, seq, want } => {
                 big = true;
                 self.serve_get(now, from, target, seq, want, &mut r)
@@ -99,20 +124,40 @@ impl<S: Store> Node<S> {
         from: SocketAddr,
         info_hash: Id,
         want: Want,
+        bep33: Bep33,
         r: &mut Response,
     ) -> Result<(), (i64, &'static str)> {
         r.token = Some(self.tokens.issue(now, from.ip(), &mut self.rng).to_vec());
         let wall = self.wall(now);
-        let mut peers: Vec<SocketAddr> = match self.store.get_peers(&info_hash) {
-            Ok(p) => p
-                .into_iter()
-                .filter(|p| p.expires_at > wall)
-                .map(|p| p.addr)
-                .collect(),
+        let stored: Vec<StoredPeer> = match self.store.get_peers(&info_hash) {
+            Ok(p) => p.into_iter().filter(|p| p.expires_at > wall).collect(),
             Err(e) => return Err(self.store_err(e)),
         };
+        if bep33.scrape && !stored.is_empty() {
+            // BEP 33: every stored IP of both families, seeds in BFsd, the others in
+            // BFpe (as libtorrent fills them, so unions across implementations agree).
+            let (mut seeds, mut others) = (ScrapeFilter::new(), ScrapeFilter::new());
+            for p in &stored {
+                let f = if p.seed { &mut seeds } else { &mut others };
+                f.insert(p.addr.ip());
+            }
+            r.bf_seeds = Some(seeds);
+            r.bf_peers = Some(others);
+        }
         let fam = Family::of(&from);
-        peers.retain(|p| Family::of(p) == fam);
+        let mut peers: Vec<SocketAddr> = Vec::with_capacity(stored.len());
+        if bep33.noseed {
+            // Non-seeds first; seeds only fill what is left (a seed asks for peers
+            // it can upload to).
+            let (seeds, others): (Vec<&StoredPeer>, Vec<&StoredPeer>) =
+                stored.iter().partition(|p| p.seed);
+            peers.extend(others.iter().chain(seeds.iter()).map(|p| p.addr));
+            peers.retain(|p| Family::of(p) == fam);
+            peers.truncate(MAX_VALUES_PER_REPLY);
+        } else {
+            peers.extend(stored.iter().map(|p| p.addr));
+            peers.retain(|p| Family::of(p) == fam);
+        }
         if peers.len() > MAX_VALUES_PER_REPLY {
             // A random subset, so that every peer of a big swarm gets handed out.
             for i in 0..MAX_VALUES_PER_REPLY {
@@ -131,14 +176,15 @@ impl<S: Store> Node<S> {
         now: Instant,
         from: SocketAddr,
         info_hash: Id,
-        port: u16,
+        port: Option<u16>,
+        seed: bool,
         token: &[u8],
-        implied_port: bool,
     ) -> Result<(), (i64, &'static str)> {
         if !self.tokens.check(now, from.ip(), token, &mut self.rng) {
             return Err((code::PROTOCOL, "bad token"));
         }
-        let port = if implied_port { from.port() } else { port };
+        // `None`: implied_port, the UDP source port.
+        let port = port.unwrap_or(from.port());
         if port == 0 {
             return Err((code::PROTOCOL, "invalid port"));
         }
@@ -169,6 +215,7 @@ impl<S: Store> Node<S> {
         let peer = StoredPeer {
             addr,
             expires_at: wall + self.config.peer_ttl.as_millis() as u64,
+            seed,
         };
         self.store
             .put_peer(&info_hash, peer)
@@ -382,7 +429,14 @@ impl<S: Store> Node<S> {
         self.push_reply(now, to, buf);
     }
 
-    pub(super) fn send_error(&mut self, now: Instant, to: SocketAddr, t: Vec<u8>, code: i64, message: &str) {
+    pub(super) fn send_error(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        t: Vec<u8>,
+        code: i64,
+        message: &str,
+    ) {
         self.stats.errors_sent += 1;
         let msg = Message {
             transaction_id: t,

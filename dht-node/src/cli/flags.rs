@@ -209,6 +209,15 @@ pub(crate) enum Command {
         /// The BitTorrent port to announce.
         #[arg(long)]
         port: u16,
+        /// Announce as a seed (BEP 33): scrapes count us among the seeds.
+        #[arg(long)]
+        seed: bool,
+    },
+    /// Estimate the seeds and peers of INFO_HASH (BEP 33 scrape); prints
+    /// "seeds N" and "peers N".
+    Scrape {
+        /// The info_hash in hex.
+        info_hash: String,
     },
     /// List peers announced for INFO_HASH, one ip:port a line.
     Peers {

@@ -100,7 +100,8 @@ enum Task {
     },
     GetImmutable(Id),
     GetMutable([u8; 32], Vec<u8>),
-    Announce(Id, u16),
+    Announce(Id, u16, bool),
+    Scrape(Id),
     Peers(Id),
     Ping(String),
     FindNode(Id),
@@ -159,12 +160,17 @@ pub(crate) async fn one_shot(cli: &Cli, cmd: &Command) -> Result<(), Fail> {
                 Task::GetImmutable(parse_id("target", target)?)
             }
         }
-        Command::Announce { info_hash, port } => {
+        Command::Announce {
+            info_hash,
+            port,
+            seed,
+        } => {
             if *port == 0 {
                 return Err(Fail::usage("--port must be between 1 and 65535"));
             }
-            Task::Announce(parse_id("info_hash", info_hash)?, *port)
+            Task::Announce(parse_id("info_hash", info_hash)?, *port, *seed)
         }
+        Command::Scrape { info_hash } => Task::Scrape(parse_id("info_hash", info_hash)?),
         Command::Peers { info_hash } => Task::Peers(parse_id("info_hash", info_hash)?),
         Command::Ping { addr } => Task::Ping(addr.clone()),
         Command::FindNode { id } => Task::FindNode(parse_id("id", id)?),
@@ -290,12 +296,25 @@ async fn run_op(
             };
             output::mutable(cli.json, &target, &key, &item, &a.stats);
         }
-        Task::Announce(info_hash, port) => {
-            let a = dht
-                .announce_peer(info_hash, Some(port))
-                .await
-                .map_err(put_failure)?;
-            output::stored(cli.json, &info_hash, &a, &[("port", json!(port))]);
+        Task::Announce(info_hash, port, seed) => {
+            let a = if seed {
+                dht.announce_seed(info_hash, Some(port)).await
+            } else {
+                dht.announce_peer(info_hash, Some(port)).await
+            }
+            .map_err(put_failure)?;
+            let extra = [("port", json!(port)), ("seed", json!(seed))];
+            output::stored(cli.json, &info_hash, &a, &extra);
+        }
+        Task::Scrape(info_hash) => {
+            let a = dht.scrape(info_hash).await?;
+            if a.value.responders == 0 {
+                return Err(not_found(
+                    &a.stats,
+                    format!("no node holds peers of {info_hash}"),
+                ));
+            }
+            output::scrape(cli.json, &info_hash, &a);
         }
         Task::Peers(info_hash) => {
             let a = dht.get_peers(info_hash).await?;

@@ -10,7 +10,7 @@ use std::path::Path;
 use dht_core::to_hex;
 use dht_core::MutableItem;
 use dht_core::{Id, NodeInfo, QueryStats};
-use dht_node::{bencoded_string, Answer, Peers, Stored};
+use dht_node::{bencoded_string, Answer, Peers, Scrape, Stored};
 use serde_json::{json, Value};
 
 use super::Fail;
@@ -164,6 +164,22 @@ pub(crate) fn peers(json: bool, info_hash: &Id, a: &Answer<Peers>) {
         for p in &a.value.peers {
             let _ = writeln!(out, "{p}");
         }
+    }
+}
+
+/// `scrape`: "seeds N" and "peers N".
+pub(crate) fn scrape(json: bool, info_hash: &Id, a: &Answer<Scrape>) {
+    if json {
+        print_json(json!({
+            "info_hash": info_hash.to_hex(),
+            "seeds": a.value.seeds,
+            "peers": a.value.peers,
+            "responders": a.value.responders,
+            "stats": stats_json(&a.stats),
+        }));
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "seeds {}\npeers {}", a.value.seeds, a.value.peers);
     }
 }
 

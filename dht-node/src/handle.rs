@@ -240,6 +240,17 @@ impl Dht {
         rx.await.map_err(|_| Error::Shutdown)
     }
 
+    /// The item this node itself holds under `target` (put here by a peer or by
+    /// us), without any network traffic; `None` if it holds none.
+    pub async fn local_item(&self, target: Id) -> Result<Option<dht_core::Item>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::LocalItem(target, reply))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
     /// Stops republishing the item or announce under `target` (an item target or an
     /// info_hash). Returns whether it was being republished.
     pub async fn stop_republishing(&self, target: Id) -> Result<bool, Error> {

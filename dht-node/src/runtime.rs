@@ -75,6 +75,7 @@ pub(crate) enum Command {
     },
     Info(oneshot::Sender<RoutingInfo>),
     Metrics(oneshot::Sender<NodeMetrics>),
+    LocalItem(Id, oneshot::Sender<Option<dht_core::Item>>),
     StopRepublishing(Id, oneshot::Sender<bool>),
     Shutdown,
 }
@@ -306,6 +307,10 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                     republishing: self.republished.len(),
                     stats: self.node.stats(),
                 });
+            }
+            Command::LocalItem(target, reply) => {
+                let item = self.node.store().get_item(&target).ok().flatten();
+                let _ = reply.send(item.map(|s| s.item));
             }
             Command::Metrics(reply) => {
                 let _ = reply.send(NodeMetrics::of(&self.node, self.republished.len(), t));

@@ -349,6 +349,7 @@ fn writes_need_the_token() {
 #[test]
 fn watch_sees_a_put_through_another_node() {
     let dir = Scratch::new("http-watch");
+    // The setting: the put is seen within the poll interval.
     let (_nodes, ha, hb) = network(&dir.0, &["--watch-poll", "5"]);
     let key = dir.0.join("key");
     let key_s = key.to_str().unwrap();
@@ -404,4 +405,50 @@ fn watch_sees_a_put_through_another_node() {
         }
     }
     panic!("no event with seq 2 within 20 s");
+}
+
+#[test]
+fn watch_sees_a_put_that_reaches_this_node_before_the_poll() {
+    let dir = Scratch::new("http-watch-local");
+    // Eight nodes with k = 8: every put reaches node A itself.
+    let (_nodes, ha, hb) = network(&dir.0, &["--watch-poll", "3600"]);
+    let key = dir.0.join("key");
+    let key_s = key.to_str().unwrap();
+    let o = cli(&["keygen", "--out", key_s], &[]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let public = stdout(&o).trim().to_string();
+    let mut stream = TcpStream::connect(ha).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /v1/mutable/{public}/watch HTTP/1.1\r\nHost: {ha}\r\n\r\n"
+    )
+    .unwrap();
+    let mut lines = BufReader::new(stream);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let (s, _, b) = request(
+        hb,
+        "PUT",
+        &format!("/v1/mutable/{public}"),
+        &[],
+        &sign(&dir.0, key_s, "local", "5", &[]),
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    let mut line = String::new();
+    while lines.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(data) = line.strip_prefix("data:") {
+            assert_eq!(json(data.trim().as_bytes())["seq"], 5);
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+            return;
+        }
+        line.clear();
+    }
+    panic!("no event within 10 s although the put reached this node");
 }

@@ -2,8 +2,9 @@
 //! time a higher seq of the item is seen (OpenDHT's listen).
 //!
 //! One poller task per (key, salt), however many clients watch it: it looks the item
-//! up every `--watch-poll` seconds and broadcasts each higher seq; it ends when its
-//! last client leaves. At most [`MAX_WATCHERS`] clients watch at once (503 beyond).
+//! up in the DHT every `--watch-poll` seconds and in this node's own store every
+//! second (a put that reaches this node is seen at once), and broadcasts each higher
+//! seq; it ends when its last client leaves. At most [`MAX_WATCHERS`] clients watch at once (503 beyond).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -107,27 +108,40 @@ fn item_event(v: Value) -> Result<Event, Infallible> {
     Ok(Event::default().event("item").data(v.to_string()))
 }
 
-/// Polls one (key, salt) until nobody watches it (or a newer poller took over).
+/// How often the poller looks into this node's own store: a put that reaches this
+/// node directly is seen within this, not within `--watch-poll`.
+const LOCAL_POLL: Duration = Duration::from_secs(1);
+
+/// Polls one (key, salt) until nobody watches it (or a newer poller took over): the
+/// DHT every `--watch-poll`, this node's store every [`LOCAL_POLL`].
 async fn poll(http: Arc<Http>, key: [u8; 32], salt: Vec<u8>, tx: broadcast::Sender<Value>) {
+    let target = dht_core::mutable_target(&key, &salt);
     let mut seq: Option<i64> = None;
+    let mut next_lookup = tokio::time::Instant::now();
     loop {
-        if let Ok(Ok(a)) = tokio::time::timeout(
-            super::http::REQUEST_DEADLINE,
-            http.dht.get_mutable(key, &salt, seq),
-        )
-        .await
-        {
-            if let Some(item) = a.value.filter(|i| seq.is_none_or(|s| i.seq > s)) {
-                seq = Some(item.seq);
-                let v = mutable_json(&item, None);
-                let mut items = http.watches.items.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(w) = items.get_mut(&(key, salt.clone())) {
-                    w.last = Some(v.clone());
-                    let _ = w.tx.send(v);
-                }
+        let mut seen = None;
+        if tokio::time::Instant::now() >= next_lookup {
+            next_lookup += http.watches.poll;
+            let lookup = http.dht.get_mutable(key, &salt, seq);
+            if let Ok(Ok(a)) = tokio::time::timeout(super::http::REQUEST_DEADLINE, lookup).await {
+                seen = a.value;
             }
         }
-        tokio::time::sleep(http.watches.poll).await;
+        if let Ok(Some(dht_core::Item::Mutable(local))) = http.dht.local_item(target).await {
+            if local.verify() && seen.as_ref().is_none_or(|s| local.seq > s.seq) {
+                seen = Some(local);
+            }
+        }
+        if let Some(item) = seen.filter(|i| seq.is_none_or(|s| i.seq > s)) {
+            seq = Some(item.seq);
+            let v = mutable_json(&item, None);
+            let mut items = http.watches.items.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(w) = items.get_mut(&(key, salt.clone())) {
+                w.last = Some(v.clone());
+                let _ = w.tx.send(v);
+            }
+        }
+        tokio::time::sleep(LOCAL_POLL).await;
         let mut items = http.watches.items.lock().unwrap_or_else(|p| p.into_inner());
         let k = (key, salt.clone());
         match items.get(&k) {

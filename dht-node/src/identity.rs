@@ -124,7 +124,7 @@ pub fn read_bounded(path: &Path, max: usize) -> io::Result<Vec<u8>> {
     if bytes.len() > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{}: larger than {max} bytes", path.display()),
+            format!("larger than {max} bytes"),
         ));
     }
     Ok(bytes)

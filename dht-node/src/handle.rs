@@ -10,6 +10,7 @@ use dht_core::{Id, MutableItem, NodeInfo, NodeStats, Request};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::answer::{Answer, FromOutcome, Peers, Samples, Scrape, Stored};
+use crate::metrics::NodeMetrics;
 use crate::runtime::Command;
 use crate::{DhtBuilder, Error};
 
@@ -223,6 +224,28 @@ impl Dht {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Info(reply))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Counters, routing tables by health and bucket, and store counts: what
+    /// `/metrics` and `/readyz` report.
+    pub async fn metrics(&self) -> Result<NodeMetrics, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Metrics(reply))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// The item this node itself holds under `target` (put here by a peer or by
+    /// us), without any network traffic; `None` if it holds none.
+    pub async fn local_item(&self, target: Id) -> Result<Option<dht_core::Item>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::LocalItem(target, reply))
             .await
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)

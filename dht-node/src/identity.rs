@@ -8,8 +8,7 @@
 //! over QUIC the key decides the id, and `load_node_key` keeps the key in
 //! `DIR/node.key` (feature `quic`).
 
-use std::io;
-#[cfg(feature = "quic")]
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use dht_core::Id;
@@ -85,10 +84,85 @@ pub fn load_node_key(dir: &Path) -> io::Result<ed25519_dalek::SigningKey> {
     std::fs::create_dir_all(dir)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join(NODE_KEY_FILE);
-    dht_net_quic::load_or_generate_key(&path).map_err(|e| {
+    load_or_generate_key(&path).map_err(|e| {
         io::Error::new(
             e.kind(),
             format!("cannot load the node key {}: {e}", path.display()),
         )
     })
+}
+
+/// The QUIC key in `path` (exactly 32 bytes), or a fresh one written there with
+/// [`write_new_secret`] if the file does not exist.
+#[cfg(feature = "quic")]
+fn load_or_generate_key(path: &Path) -> io::Result<ed25519_dalek::SigningKey> {
+    match read_bounded(path, 32) {
+        Ok(bytes) => {
+            let seed = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("a node key file holds 32 bytes, this one {}", bytes.len()),
+                )
+            })?;
+            Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let key = dht_net_quic::generate_key();
+            write_new_secret(path, key.as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a small file whole, refusing one over `max` bytes without reading more than
+/// `max + 1` (a key path of /dev/zero must not exhaust memory).
+pub fn read_bounded(path: &Path, max: usize) -> io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Writes a secret to a new file `path`, owner-only (0600 on Unix), durably and
+/// atomically, and never over an existing file: the bytes go to a temporary file
+/// created exclusively under a name of our own, which is then hard-linked to `path`
+/// (an error if `path` exists) and removed. A crash leaves at most the temporary.
+pub fn write_new_secret(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let nonce = os_seed()?;
+    let name = format!(
+        ".{}.{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("key"),
+        dht_core::to_hex(&nonce[..8])
+    );
+    let tmp = path.with_file_name(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = (|| {
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The new name must survive a crash too.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
 }

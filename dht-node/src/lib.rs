@@ -23,7 +23,8 @@
 //! the persistent `dht_store_sled::SledStore`; a library user passes any transport
 //! and store to [`DhtBuilder::spawn_with`].
 //!
-//! Modules: `handle` (the [`Dht`] handle and its answers), `builder`
+//! Modules: `handle` (the [`Dht`] handle and its answers), `metrics`
+//! ([`NodeMetrics`] and the lookup figures recorded as queries end), `builder`
 //! ([`DhtBuilder`]), `runtime` ([`Runtime`], republishing), `error` ([`Error`] and
 //! the KRPC error mapping), `bootstrap` (routers, resolving, retrying), [`identity`]
 //! and `value` (bencoded byte strings).
@@ -53,6 +54,7 @@ mod builder;
 mod error;
 mod handle;
 pub mod identity;
+mod metrics;
 mod runtime;
 mod value;
 
@@ -64,5 +66,6 @@ pub use builder::DhtBuilder;
 pub use error::Error;
 pub use handle::{Dht, RoutingInfo};
 pub use identity::os_seed;
+pub use metrics::{NodeMetrics, TableMetrics, KINDS};
 pub use runtime::{RepublishIntervals, Runtime, ANNOUNCE_REPUBLISH, ITEM_REPUBLISH};
 pub use value::{bencode_bytes, bencoded_string};

@@ -13,6 +13,7 @@ use dht_core::{OutDatagram, RecvSlot, Request, RequestError, Transport};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 
+use crate::metrics::{kind_of, record_query, record_republish, NodeMetrics};
 use crate::{Dht, RoutingInfo};
 
 /// How often items published through a [`Dht`] are put again: well inside the two
@@ -73,12 +74,15 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<QueryDone, RequestError>>,
     },
     Info(oneshot::Sender<RoutingInfo>),
+    Metrics(oneshot::Sender<NodeMetrics>),
+    LocalItem(Id, oneshot::Sender<Option<dht_core::Item>>),
     StopRepublishing(Id, oneshot::Sender<bool>),
     Shutdown,
 }
 
 #[derive(Debug)]
 struct Waiter {
+    kind: &'static str,
     reply: Option<oneshot::Sender<Result<QueryDone, RequestError>>>,
     republish: Option<(Id, Request, Duration)>,
 }
@@ -160,6 +164,21 @@ impl<T: Transport, S: Store> Runtime<T, S> {
         loop {
             self.flush().await;
             let deadline = self.next_deadline();
+            // Due timers before anything else: with a biased select a flood keeps the
+            // socket ready and the timer branch never wins (a 2 s request timeout once
+            // fired after 19 s). Receives are bounded per turn (one batch of
+            // RECV_BATCH), so a timer waits at most one batch behind a flood.
+            if now() >= deadline {
+                self.on_timer();
+                // Commands still get their turn under a flood of expiring timers.
+                if let Ok(c) = self.rx.try_recv() {
+                    if matches!(c, Command::Shutdown) {
+                        break;
+                    }
+                    self.on_command(c);
+                }
+                continue;
+            }
             let wake = tokio::select! {
                 // Commands first: a shutdown must not wait behind a flood of datagrams.
                 biased;
@@ -232,7 +251,9 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             };
             r.next = t + r.every;
             let request = r.request.clone();
+            let kind = kind_of(&request);
             tracing::debug!(%target, "republishing");
+            record_republish();
             let Ok(qid) = self.node.start(t, request) else {
                 // It was accepted when first put, so it cannot be refused now.
                 continue;
@@ -241,6 +262,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             self.waiters.insert(
                 qid,
                 Waiter {
+                    kind,
                     reply: None,
                     republish: None,
                 },
@@ -255,6 +277,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 let republish = self
                     .republish
                     .and_then(|every| republish_of(&request, every));
+                let kind = kind_of(&request);
                 let qid = match self.node.start(t, request) {
                     Ok(qid) => qid,
                     Err(refused) => {
@@ -265,6 +288,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 self.waiters.insert(
                     qid,
                     Waiter {
+                        kind,
                         reply: Some(reply),
                         republish,
                     },
@@ -283,6 +307,13 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                     republishing: self.republished.len(),
                     stats: self.node.stats(),
                 });
+            }
+            Command::LocalItem(target, reply) => {
+                let item = self.node.store().get_item(&target).ok().flatten();
+                let _ = reply.send(item.map(|s| s.item));
+            }
+            Command::Metrics(reply) => {
+                let _ = reply.send(NodeMetrics::of(&self.node, self.republished.len(), t));
             }
             Command::StopRepublishing(target, reply) => {
                 let _ = reply.send(self.republished.remove(&target).is_some());
@@ -318,6 +349,7 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             let Some(waiter) = self.waiters.remove(&done.id) else {
                 continue;
             };
+            record_query(waiter.kind, &done);
             if let (Some((target, request, every)), Outcome::Stored { stored_at, .. }) =
                 (waiter.republish, &done.outcome)
             {

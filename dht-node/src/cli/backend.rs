@@ -137,11 +137,52 @@ pub(crate) fn node_key(cli: &Cli) -> Result<Option<ed25519_dalek::SigningKey>, F
     Ok(None)
 }
 
+/// The data dir's marker file (`dht_store_sled::MARKER`, named here so that builds
+/// without sled check it too).
+const DATA_DIR_MARKER: &str = "DHT-DATA-DIR";
+
+/// A --data-dir used without sled must be missing, empty, hold only the node key, or
+/// be a dht data dir (its marker present): `--data-dir $HOME` must not get a node.key
+/// written into it, whatever the store.
+fn check_data_dir(dir: &std::path::Path) -> Result<(), Fail> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Fail::other(format!(
+                "cannot read the data dir {}: {e}",
+                dir.display()
+            )))
+        }
+    };
+    let mut foreign = None;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if name == DATA_DIR_MARKER {
+            return Ok(());
+        }
+        if name != dht_node::identity::NODE_KEY_FILE {
+            foreign = Some(name);
+        }
+    }
+    match foreign {
+        None => Ok(()),
+        Some(name) => Err(Fail::other(format!(
+            "{} is not a dht data dir (no {DATA_DIR_MARKER} marker) and holds other files ({}): refused, left untouched",
+            dir.display(),
+            name.to_string_lossy()
+        ))),
+    }
+}
+
 /// Opens the store of a node (one-shot commands always use memory), and sets the
 /// builder's id to the one kept there.
 pub(crate) fn open_store(cli: &Cli, builder: DhtBuilder) -> Result<Opened, Fail> {
     match cli.store {
         StoreKind::Mem => {
+            if let Some(dir) = &cli.data_dir {
+                check_data_dir(dir)?;
+            }
             if cli.data_dir.is_some() && cli.transport == TransportKind::Udp {
                 tracing::warn!(
                     "--data-dir keeps nothing with --store mem over UDP (only the QUIC node key)"

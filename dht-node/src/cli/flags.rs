@@ -93,8 +93,33 @@ pub(crate) struct Cli {
     /// Tests: rewrite this file with the routing table ("id addr" a line) at every status.
     #[arg(long, hide = true, value_name = "PATH")]
     pub(crate) routing_file: Option<PathBuf>,
+    /// Serve /metrics, /healthz, /readyz and the JSON API /v1/ on ADDR (HTTP; off by
+    /// default). Keep it on loopback unless writes are protected by --http-token-file.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<SocketAddr>,
+    /// A file holding the bearer token that --http writes (POST, PUT) require.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub(crate) http_token_file: Option<PathBuf>,
+    /// How often a watched mutable item is looked up, in seconds (at least 5).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=86_400))]
+    pub(crate) watch_poll: u64,
+    /// Read flags from a TOML file (keys are flag names; flags given here override
+    /// it). `dht-node config --print-default` prints every key with its default.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Log format on stderr: human text, or one JSON object a line for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -151,6 +176,31 @@ pub(crate) enum Command {
         /// Where to write the key; an existing file is not overwritten.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// Sign a mutable item offline; prints the JSON body of `PUT /v1/mutable/PUBKEY`
+    /// ({"value_base64", "seq", "signature", "cas"}); the URL takes the public key
+    /// that `keygen` printed and the salt.
+    Sign {
+        /// The value, as a bencoded byte string (as `put` stores it).
+        value: String,
+        /// File holding the ed25519 secret key (64 hex characters, from `keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Salt (at most 64 bytes).
+        #[arg(long)]
+        salt: Option<String>,
+        /// Sequence number.
+        #[arg(long)]
+        seq: i64,
+        /// Only replace an item whose seq is this (compare-and-swap).
+        #[arg(long)]
+        cas: Option<i64>,
+    },
+    /// The configuration file (--config FILE).
+    Config {
+        /// Print a commented file with every key at its default.
+        #[arg(long, required = true)]
+        print_default: bool,
     },
     /// Announce that we accept BitTorrent connections for INFO_HASH on --port.
     Announce {

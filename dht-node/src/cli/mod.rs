@@ -6,13 +6,17 @@
 //! Every failure is a [`Fail`]: one line on stderr and an exit status that scripts
 //! rely on (0 success, 1 not found, 2 usage, 3 anything else).
 
+mod api;
 mod backend;
+pub(crate) mod config;
 mod flags;
+mod http;
 mod oneshot;
 mod output;
 mod serve;
+mod watch;
 
-pub(crate) use flags::Cli;
+pub(crate) use flags::{Cli, LogFormat};
 use flags::{Command, StoreKind, TransportKind};
 
 /// Exit status: the operation found nothing (no value, no peers).
@@ -58,6 +62,11 @@ impl From<dht_node::Error> for Fail {
 
 /// Runs what the command line asks: a node without a subcommand, else one command.
 pub(crate) async fn run(cli: Cli) -> Result<(), Fail> {
+    // Prints the file whatever this build can run.
+    if let Some(Command::Config { .. }) = &cli.command {
+        config::print_default();
+        return Ok(());
+    }
     #[cfg(not(feature = "quic"))]
     if cli.transport == TransportKind::Quic {
         return Err(Fail::usage(
@@ -72,7 +81,15 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Fail> {
     }
     match &cli.command {
         None => serve::run_node(&cli).await,
+        Some(Command::Config { .. }) => Ok(()),
         Some(Command::Keygen { out }) => oneshot::keygen(&cli, out),
+        Some(Command::Sign {
+            value,
+            key,
+            salt,
+            seq,
+            cas,
+        }) => oneshot::sign(value, key, salt.as_deref(), *seq, *cas),
         Some(cmd) => oneshot::one_shot(&cli, cmd).await,
     }
 }

@@ -2,7 +2,6 @@
 //! `keygen`): arguments checked before any network activity, a read-only node on a
 //! free port, one operation, its result printed, and the exit status it maps to.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -18,27 +17,55 @@ use super::{Cli, Command, Fail};
 
 pub(crate) fn keygen(cli: &Cli, out: &Path) -> Result<(), Fail> {
     let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // A secret key: readable by its owner only.
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(out)
+    let text = format!("{}\n", to_hex(key.as_bytes()));
+    dht_node::identity::write_new_secret(out, text.as_bytes())
         .map_err(|e| Fail::other(format!("cannot create {}: {e}", out.display())))?;
-    writeln!(f, "{}", to_hex(key.as_bytes()))
-        .map_err(|e| Fail::other(format!("cannot write {}: {e}", out.display())))?;
     let public = to_hex(key.verifying_key().as_bytes());
     output::keygen(cli.json, &public, out);
     Ok(())
 }
 
-fn read_key(path: &Path) -> Result<ed25519_dalek::SigningKey, Fail> {
-    let text = std::fs::read_to_string(path)
+/// `sign`: the body of `PUT /v1/mutable/PUBKEY?salt=S`, signed here so that the
+/// server never holds the secret key.
+pub(crate) fn sign(
+    value: &str,
+    key: &Path,
+    salt: Option<&str>,
+    seq: i64,
+    cas: Option<i64>,
+) -> Result<(), Fail> {
+    let salt = salt.unwrap_or("").as_bytes();
+    if salt.len() > dht_core::krpc::MAX_SALT_LEN {
+        return Err(Fail::usage(format!(
+            "salt too big: {} bytes, at most {}",
+            salt.len(),
+            dht_core::krpc::MAX_SALT_LEN
+        )));
+    }
+    let bencoded = bencode_bytes(value.as_bytes());
+    if bencoded.len() > dht_core::krpc::MAX_VALUE_LEN {
+        return Err(Fail::usage(format!(
+            "value too big: {} bytes bencoded, at most {}",
+            bencoded.len(),
+            dht_core::krpc::MAX_VALUE_LEN
+        )));
+    }
+    let key = read_key(key)?;
+    let item = MutableItem::sign(&key, salt, seq, &bencoded);
+    let mut body = super::api::MutableBody::of(&item);
+    body.cas = cas;
+    let v = serde_json::to_value(body).map_err(|e| Fail::other(e.to_string()))?;
+    output::json_line(&v);
+    Ok(())
+}
+
+/// A secret key file: 64 hex characters and white space, so a few hundred bytes at most.
+const KEY_FILE_MAX: usize = 1024;
+
+pub(crate) fn read_key(path: &Path) -> Result<ed25519_dalek::SigningKey, Fail> {
+    let bytes = dht_node::identity::read_bounded(path, KEY_FILE_MAX)
         .map_err(|e| Fail::other(format!("cannot read {}: {e}", path.display())))?;
+    let text = String::from_utf8_lossy(&bytes);
     let bytes = from_hex(text.trim())
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .ok_or_else(|| {
@@ -148,6 +175,9 @@ pub(crate) async fn one_shot(cli: &Cli, cmd: &Command) -> Result<(), Fail> {
         Command::Ping { addr } => Task::Ping(addr.clone()),
         Command::FindNode { id } => Task::FindNode(parse_id("id", id)?),
         Command::Keygen { out } => return keygen(cli, out),
+        Command::Sign { .. } | Command::Config { .. } => {
+            return Err(Fail::usage("not a network command"))
+        }
     };
 
     let (seeds, ping_addr) = match &op {

@@ -15,7 +15,14 @@ use serde_json::{json, Value};
 
 use super::Fail;
 
-fn stats_json(s: &QueryStats) -> Value {
+/// One line on stdout. A closed stdout (`| head -c0`) is not an error worth a panic,
+/// as `println!` would make it: the result had nowhere to go, and the exit status says
+/// how the operation went.
+fn say(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+pub(crate) fn stats_json(s: &QueryStats) -> Value {
     json!({
         "hops": s.hops,
         "requests": s.requests,
@@ -26,7 +33,7 @@ fn stats_json(s: &QueryStats) -> Value {
 }
 
 fn print_json(v: Value) {
-    println!("{v}");
+    say(format_args!("{v}"));
 }
 
 /// Prints a value for scripts: a bencoded string's bytes raw, anything else as bencode.
@@ -46,7 +53,7 @@ fn value_json(bencoded: &[u8]) -> (Value, String) {
     (text, to_hex(bencoded))
 }
 
-fn nodes_json(nodes: &[NodeInfo]) -> Value {
+pub(crate) fn nodes_json(nodes: &[NodeInfo]) -> Value {
     Value::Array(
         nodes
             .iter()
@@ -55,7 +62,7 @@ fn nodes_json(nodes: &[NodeInfo]) -> Value {
     )
 }
 
-fn stored_json(target: &Id, a: &Answer<Stored>) -> Value {
+pub(crate) fn stored_json(target: &Id, a: &Answer<Stored>) -> Value {
     json!({
         "target": target.to_hex(),
         "stored_at": a.value.stored_at.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
@@ -64,12 +71,17 @@ fn stored_json(target: &Id, a: &Answer<Stored>) -> Value {
     })
 }
 
+/// One JSON object on a line, whatever --json says (`sign`).
+pub(crate) fn json_line(v: &Value) {
+    print_json(v.clone());
+}
+
 /// `keygen`: the public key in hex.
 pub(crate) fn keygen(json: bool, public: &str, key_file: &Path) {
     if json {
         print_json(json!({ "public_key": public, "key_file": key_file.display().to_string() }));
     } else {
-        println!("{public}");
+        say(format_args!("{public}"));
     }
 }
 
@@ -82,7 +94,7 @@ pub(crate) fn ping(json: bool, a: &Answer<NodeInfo>) {
             "stats": stats_json(&a.stats),
         }));
     } else {
-        println!("{}", a.value.id);
+        say(format_args!("{}", a.value.id));
     }
 }
 
@@ -95,7 +107,7 @@ pub(crate) fn stored(json: bool, target: &Id, a: &Answer<Stored>, extra: &[(&str
         }
         print_json(v);
     } else {
-        println!("{target}");
+        say(format_args!("{target}"));
     }
 }
 
@@ -134,7 +146,7 @@ pub(crate) fn mutable(
         }));
     } else {
         write_value(&item.value);
-        println!("{}", item.seq);
+        say(format_args!("{}", item.seq));
     }
 }
 

@@ -26,6 +26,17 @@ pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
         write_addr_file(path, dht.local_addrs())?;
     }
     tracing::info!(id = %dht.id(), addrs = %addrs.join(","), read_only = cli.read_only, "node running");
+    let http = match cli.http {
+        Some(addr) => {
+            let token = http_token(cli)?;
+            let poll = Duration::from_secs(cli.watch_poll);
+            let (bound, task) = super::http::serve(dht.clone(), addr, token, poll).await?;
+            // A stable line for scripts and tests, like the one above.
+            eprintln!("dht-node http={bound}");
+            Some(task)
+        }
+        None => None,
+    };
 
     if !cli.no_bootstrap {
         let dht = dht.clone();
@@ -86,8 +97,33 @@ pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     status.abort();
+    if let Some(http) = http {
+        http.abort();
+    }
     dht.shutdown().await?;
     Ok(())
+}
+
+/// The bearer token of --http-token-file: its first line, read with a size bound.
+fn http_token(cli: &Cli) -> Result<Option<String>, Fail> {
+    let Some(path) = &cli.http_token_file else {
+        return Ok(None);
+    };
+    let bytes = dht_node::identity::read_bounded(path, 4096)
+        .map_err(|e| Fail::other(format!("cannot read {}: {e}", path.display())))?;
+    let token = String::from_utf8_lossy(&bytes)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    if token.is_empty() {
+        return Err(Fail::usage(format!(
+            "{}: the token file is empty",
+            path.display()
+        )));
+    }
+    Ok(Some(token))
 }
 
 #[cfg(unix)]

@@ -1,0 +1,377 @@
+//! The JSON API under `/v1/` (`--http`): node state, BEP 44 items, peers, announces
+//! and the watch of a mutable item as Server-Sent Events.
+//!
+//! Every DHT operation takes one of [`MAX_DHT_OPS`](super::http::MAX_DHT_OPS)
+//! permits (503 when none is free) and ends within
+//! [`REQUEST_DEADLINE`](super::http::REQUEST_DEADLINE); writes need the bearer token
+//! when `--http-token-file` is given. Errors are `{"error": message}` with the status
+//! that says what went wrong. Mutable items travel as `value_base64` (the bencoded
+//! value, exactly the bytes the signature covers), `seq` and `signature` (hex), so the
+//! server never sees a secret key: `dht-node sign` prints such a body.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use dht_core::{from_hex, to_hex, Id, MutableItem};
+use dht_node::{bencode_bytes, bencoded_string, Answer, Error};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::http::{not_ready, Http, REQUEST_DEADLINE};
+use super::output::{nodes_json, stats_json, stored_json};
+use super::watch;
+
+type Shared = State<Arc<Http>>;
+
+pub(crate) fn routes() -> Router<Arc<Http>> {
+    Router::new()
+        .route("/v1/node", get(node))
+        .route("/v1/immutable", post(put_immutable))
+        .route("/v1/immutable/{target}", get(get_immutable))
+        .route("/v1/mutable/{key}", get(get_mutable).put(put_mutable))
+        .route("/v1/mutable/{key}/watch", get(watch::watch))
+        .route("/v1/peers/{info_hash}", get(peers))
+        .route("/v1/announce/{info_hash}", post(announce))
+}
+
+/// An error answer: `{"error": message}`.
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// A refused request before any DHT work: small, turned into [`error`]'s answer.
+#[derive(Debug)]
+pub(crate) struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
+/// The status a failed DHT call maps to.
+fn dht_error(e: &Error) -> Response {
+    let status = match e {
+        Error::NoResponse | Error::Shutdown | Error::Io(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::ValueTooBig => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::CasMismatch => StatusCode::CONFLICT,
+        Error::InvalidSignature | Error::SeqTooLow => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::SaltTooBig | Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        Error::Refused { .. } => StatusCode::BAD_GATEWAY,
+    };
+    error(status, &e.to_string())
+}
+
+/// Runs one DHT operation under a permit and the request deadline.
+async fn op<T>(http: &Http, f: impl Future<Output = Result<T, Error>>) -> Result<T, Response> {
+    let Ok(_permit) = http.ops.try_acquire() else {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many DHT operations in flight from HTTP; retry later",
+        ));
+    };
+    match tokio::time::timeout(REQUEST_DEADLINE, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(dht_error(&e)),
+        Err(_) => Err(error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "the DHT operation ran past its deadline",
+        )),
+    }
+}
+
+/// Writes need `Authorization: Bearer TOKEN` when a token is set.
+fn authorize(http: &Http, headers: &HeaderMap) -> Result<(), Refused> {
+    let Some(token) = &http.token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compared whole, in constant time over the token's length.
+    let ok = given.is_some_and(|g| {
+        g.len() == token.len()
+            && g.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                == 0
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Refused(
+            StatusCode::UNAUTHORIZED,
+            "this write needs Authorization: Bearer <token>".into(),
+        ))
+    }
+}
+
+fn bad(message: String) -> Refused {
+    Refused(StatusCode::BAD_REQUEST, message)
+}
+
+fn parse_id(what: &str, s: &str) -> Result<Id, Refused> {
+    Id::from_hex(s).ok_or_else(|| bad(format!("{what}: expected 40 hex characters, got {s:?}")))
+}
+
+pub(crate) fn parse_key(s: &str) -> Result<[u8; 32], Refused> {
+    from_hex(s)
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| bad(format!("public key: expected 64 hex characters, got {s:?}")))
+}
+
+/// A query parameter's bytes, percent-decoded (a salt need not be UTF-8).
+pub(crate) fn query_param(query: &Option<String>, name: &str) -> Option<Vec<u8>> {
+    query.as_deref()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            let v = v.replace('+', " ");
+            percent_encoding::percent_decode_str(&v).collect()
+        })
+    })
+}
+
+pub(crate) fn salt_of(query: &Option<String>) -> Result<Vec<u8>, Refused> {
+    let salt = query_param(query, "salt").unwrap_or_default();
+    if salt.len() > dht_core::krpc::MAX_SALT_LEN {
+        return Err(bad(format!(
+            "salt too big: {} bytes, at most {}",
+            salt.len(),
+            dht_core::krpc::MAX_SALT_LEN
+        )));
+    }
+    Ok(salt)
+}
+
+/// The JSON of a mutable item: the body of a PUT and the answer of a GET.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MutableBody {
+    /// The bencoded value, base64 (standard alphabet, padded).
+    pub(crate) value_base64: String,
+    pub(crate) seq: i64,
+    /// 128 hex characters.
+    pub(crate) signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cas: Option<i64>,
+}
+
+impl MutableBody {
+    pub(crate) fn of(item: &MutableItem) -> MutableBody {
+        MutableBody {
+            value_base64: base64::engine::general_purpose::STANDARD.encode(&item.value),
+            seq: item.seq,
+            signature: to_hex(&item.signature),
+            cas: None,
+        }
+    }
+}
+
+pub(crate) fn mutable_json(item: &MutableItem, stats: Option<&dht_core::QueryStats>) -> Value {
+    let mut v = serde_json::to_value(MutableBody::of(item)).unwrap_or_default();
+    if let Some(s) = stats {
+        v["stats"] = stats_json(s);
+    }
+    v
+}
+
+async fn node(State(http): Shared) -> Response {
+    let (info, m) = match (http.dht.routing_table().await, http.dht.metrics().await) {
+        (Ok(i), Ok(m)) => (i, m),
+        (Err(e), _) | (_, Err(e)) => return dht_error(&e),
+    };
+    let table = |t: &dht_node::TableMetrics| json!({ "good": t.good, "questionable": t.questionable, "bad": t.bad, "replacements": t.replacements });
+    Json(json!({
+        "id": info.id.to_hex(),
+        "addrs": info.local_addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        "external_ip": m.external_ip.map(|ip| ip.to_string()),
+        "table": { "ipv4": table(&m.v4), "ipv6": table(&m.v6) },
+        "store": m.store.map(|c| json!({ "items": c.items, "info_hashes": c.info_hashes, "peers": c.peers })),
+        "republishing": m.republishing,
+        "ready": not_ready(&m).is_none(),
+    }))
+    .into_response()
+}
+
+async fn put_immutable(State(http): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = authorize(&http, &headers) {
+        return r.into_response();
+    }
+    let bencoded = bencode_bytes(&body);
+    if bencoded.len() > dht_core::krpc::MAX_VALUE_LEN {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "value too big: {} bytes bencoded, at most {}",
+                bencoded.len(),
+                dht_core::krpc::MAX_VALUE_LEN
+            ),
+        );
+    }
+    match op(&http, http.dht.put_immutable(bencoded)).await {
+        Ok(a) => Json(stored_json(&a.value.target, &a)).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn get_immutable(State(http): Shared, Path(target): Path<String>) -> Response {
+    let target = match parse_id("target", &target) {
+        Ok(t) => t,
+        Err(r) => return r.into_response(),
+    };
+    match op(&http, http.dht.get_immutable(target)).await {
+        Ok(Answer {
+            value: Some(v),
+            stats,
+        }) => {
+            let raw = bencoded_string(&v).unwrap_or(&v).to_vec();
+            // The raw body has no room for the query's figures: they go in headers.
+            let micros = stats.duration.as_micros().to_string();
+            (
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (header::HeaderName::from_static("x-dht-duration-us"), micros),
+                    (
+                        header::HeaderName::from_static("x-dht-hops"),
+                        stats.hops.to_string(),
+                    ),
+                    (
+                        header::HeaderName::from_static("x-dht-requests"),
+                        stats.requests.to_string(),
+                    ),
+                ],
+                raw,
+            )
+                .into_response()
+        }
+        Ok(_) => error(StatusCode::NOT_FOUND, "no node holds this item"),
+        Err(r) => r,
+    }
+}
+
+async fn get_mutable(
+    State(http): Shared,
+    Path(key): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let (key, salt) = match (parse_key(&key), salt_of(&q)) {
+        (Ok(k), Ok(s)) => (k, s),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    match op(&http, http.dht.get_mutable(key, &salt, None)).await {
+        Ok(Answer {
+            value: Some(item),
+            stats,
+        }) => Json(mutable_json(&item, Some(&stats))).into_response(),
+        Ok(_) => error(StatusCode::NOT_FOUND, "no node holds this item"),
+        Err(r) => r,
+    }
+}
+
+async fn put_mutable(
+    State(http): Shared,
+    Path(key): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorize(&http, &headers) {
+        return r.into_response();
+    }
+    let (key, salt) = match (parse_key(&key), salt_of(&q)) {
+        (Ok(k), Ok(s)) => (k, s),
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
+    };
+    let body: MutableBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad(format!("body: {e}")).into_response(),
+    };
+    let Ok(value) = base64::engine::general_purpose::STANDARD.decode(&body.value_base64) else {
+        return bad("value_base64: not base64".into()).into_response();
+    };
+    if value.len() > dht_core::krpc::MAX_VALUE_LEN {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "value too big: over 1000 bytes bencoded",
+        );
+    }
+    let Some(signature) = from_hex(&body.signature).and_then(|b| <[u8; 64]>::try_from(b).ok())
+    else {
+        return bad("signature: expected 128 hex characters".into()).into_response();
+    };
+    let item = MutableItem {
+        key,
+        signature,
+        seq: body.seq,
+        salt,
+        value,
+    };
+    if !item.verify() {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the signature does not verify for this key, salt, seq and value",
+        );
+    }
+    match op(&http, http.dht.put_mutable(item, body.cas)).await {
+        Ok(a) => {
+            let mut v = stored_json(&a.value.target, &a);
+            v["seq"] = json!(body.seq);
+            Json(v).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+async fn peers(State(http): Shared, Path(info_hash): Path<String>) -> Response {
+    let info_hash = match parse_id("info_hash", &info_hash) {
+        Ok(t) => t,
+        Err(r) => return r.into_response(),
+    };
+    match op(&http, http.dht.get_peers(info_hash)).await {
+        Ok(a) => Json(json!({
+            "info_hash": info_hash.to_hex(),
+            "peers": a.value.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "nodes": nodes_json(&a.value.closest),
+            "stats": stats_json(&a.stats),
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn announce(
+    State(http): Shared,
+    Path(info_hash): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&http, &headers) {
+        return r.into_response();
+    }
+    let info_hash = match parse_id("info_hash", &info_hash) {
+        Ok(t) => t,
+        Err(r) => return r.into_response(),
+    };
+    let port = query_param(&q, "port")
+        .and_then(|p| String::from_utf8(p).ok())
+        .and_then(|p| p.parse::<u16>().ok());
+    let Some(port) = port else {
+        return bad("?port=P (1 to 65535) is required".into()).into_response();
+    };
+    match op(&http, http.dht.announce_peer(info_hash, Some(port))).await {
+        Ok(a) => {
+            let mut v = stored_json(&info_hash, &a);
+            v["port"] = json!(port);
+            Json(v).into_response()
+        }
+        Err(r) => r,
+    }
+}

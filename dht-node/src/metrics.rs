@@ -1,0 +1,182 @@
+//! What an operator watches: [`NodeMetrics`], a snapshot of the node's counters,
+//! routing tables and store taken on the node task ([`crate::Dht::metrics`]), and
+//! the lookup figures the runtime records through the `metrics` facade as each
+//! query ends (a no-op unless the application installs a recorder, as the binary's
+//! `--http` does).
+//!
+//! Label values come from fixed sets (the request kinds and outcomes below), so a
+//! peer cannot grow the number of series.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use dht_core::{Family, Health, NodeStats, Outcome, QueryDone, Request, RoutingTable, StoreCounts};
+
+/// One address family's routing table, by health and by bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableMetrics {
+    /// Nodes that answered recently.
+    pub good: usize,
+    /// Nodes silent for a while (pinged before being trusted or replaced).
+    pub questionable: usize,
+    /// Nodes that failed repeatedly.
+    pub bad: usize,
+    /// Nodes waiting in replacement caches.
+    pub replacements: usize,
+    /// Nodes per bucket, the bucket sharing the fewest id bits with ours first.
+    pub buckets: Vec<usize>,
+    /// Bucket size.
+    pub k: usize,
+    /// How long ago the node of this table that answered last did so.
+    pub last_response_ago: Option<Duration>,
+}
+
+impl TableMetrics {
+    fn of(table: &RoutingTable, now: Instant) -> TableMetrics {
+        let mut m = TableMetrics {
+            replacements: table.replacement_len(),
+            buckets: (0..table.bucket_count())
+                .map(|i| table.bucket_len(i))
+                .collect(),
+            k: table.k(),
+            ..TableMetrics::default()
+        };
+        for e in table.entries() {
+            match table.health(e, now) {
+                Health::Good => m.good += 1,
+                Health::Questionable => m.questionable += 1,
+                Health::Bad => m.bad += 1,
+            }
+            if let Some(t) = table.instant_of(e.last_response) {
+                let ago = now.saturating_duration_since(t);
+                m.last_response_ago = Some(m.last_response_ago.map_or(ago, |a| a.min(ago)));
+            }
+        }
+        m
+    }
+}
+
+/// A snapshot of everything `/metrics` and `/readyz` report about the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeMetrics {
+    /// Traffic and drop counters of the core.
+    pub stats: NodeStats,
+    /// The IPv4 table.
+    pub v4: TableMetrics,
+    /// The IPv6 table.
+    pub v6: TableMetrics,
+    /// Items, info_hashes and peers held; `None` when the store could not count.
+    pub store: Option<StoreCounts>,
+    /// Our public IP as peers told us, once enough agree.
+    pub external_ip: Option<IpAddr>,
+    /// Items and announces being republished.
+    pub republishing: usize,
+}
+
+impl NodeMetrics {
+    pub(crate) fn of<S: dht_core::Store>(
+        node: &dht_core::Node<S>,
+        republishing: usize,
+        now: Instant,
+    ) -> NodeMetrics {
+        NodeMetrics {
+            stats: node.stats(),
+            v4: TableMetrics::of(node.routing_table(Family::V4), now),
+            v6: TableMetrics::of(node.routing_table(Family::V6), now),
+            store: node.store().counts().ok(),
+            external_ip: node.external_ip(),
+            republishing,
+        }
+    }
+
+    /// Good nodes over both tables.
+    pub fn good_nodes(&self) -> usize {
+        self.v4.good + self.v6.good
+    }
+
+    /// How long ago any node answered one of our queries.
+    pub fn last_response_ago(&self) -> Option<Duration> {
+        match (self.v4.last_response_ago, self.v6.last_response_ago) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The request kinds, as `kind` label values.
+pub const KINDS: [&str; 11] = [
+    "bootstrap",
+    "ping",
+    "find_node",
+    "get_peers",
+    "announce_peer",
+    "get_immutable",
+    "get_mutable",
+    "put_immutable",
+    "put_mutable",
+    "sample_infohashes",
+    "scrape",
+];
+
+/// The `kind` label of a request.
+pub(crate) fn kind_of(request: &Request) -> &'static str {
+    match request {
+        Request::Bootstrap { .. } => KINDS[0],
+        Request::Ping { .. } => KINDS[1],
+        Request::FindNode { .. } => KINDS[2],
+        Request::GetPeers { .. } => KINDS[3],
+        Request::AnnouncePeer { .. } => KINDS[4],
+        Request::GetImmutable { .. } => KINDS[5],
+        Request::GetMutable { .. } => KINDS[6],
+        Request::PutImmutable { .. } => KINDS[7],
+        Request::PutMutable { .. } => KINDS[8],
+        Request::SampleInfohashes { .. } => KINDS[9],
+        Request::Scrape { .. } => KINDS[10],
+        #[allow(unreachable_patterns)]
+        _ => "other",
+    }
+}
+
+/// The `outcome` label: `found` (a value, peers, nodes, a write acknowledged),
+/// `not_found` (the lookup ended without one), `no_response` (no node answered).
+fn outcome_of(done: &QueryDone) -> &'static str {
+    if done.stats.responses == 0 && !matches!(done.outcome, Outcome::Stored { .. }) {
+        return "no_response";
+    }
+    let found = match &done.outcome {
+        Outcome::Ping { node } => node.is_some(),
+        Outcome::Nodes { closest } => !closest.is_empty(),
+        Outcome::Peers { peers, .. } => !peers.is_empty(),
+        Outcome::Stored { stored_at, .. } => !stored_at.is_empty(),
+        Outcome::Immutable { value } => value.is_some(),
+        Outcome::Mutable { item } => item.is_some(),
+        Outcome::Samples { samples, .. } => !samples.is_empty(),
+        Outcome::Scrape { responders, .. } => *responders > 0,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    };
+    if found {
+        "found"
+    } else if done.stats.responses == 0 {
+        "no_response"
+    } else {
+        "not_found"
+    }
+}
+
+/// Records a finished query: `dht_lookups_total{kind,outcome}` and the duration,
+/// hops and messages histograms by kind.
+pub(crate) fn record_query(kind: &'static str, done: &QueryDone) {
+    let outcome = outcome_of(done);
+    metrics::counter!("dht_lookups_total", "kind" => kind, "outcome" => outcome).increment(1);
+    metrics::histogram!("dht_lookup_duration_seconds", "kind" => kind)
+        .record(done.stats.duration.as_secs_f64());
+    metrics::histogram!("dht_lookup_hops", "kind" => kind).record(f64::from(done.stats.hops));
+    metrics::histogram!("dht_lookup_messages", "kind" => kind)
+        .record(f64::from(done.stats.requests));
+}
+
+/// Counts one item or announce put again by the runtime.
+pub(crate) fn record_republish() {
+    metrics::counter!("dht_republished_total").increment(1);
+}

@@ -1,0 +1,454 @@
+//! `--http` on real node processes on 127.0.0.1: `/metrics` (checked by `promtool
+//! check metrics` when promtool is installed), `/readyz` before and after joining,
+//! the JSON API across two nodes with each error status provoked once, and a watch.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{cli, describe, stdout, NodeProc, Scratch};
+
+/// A node with `--http 127.0.0.1:0`, and the address its HTTP server bound.
+fn http_node(
+    dir: &std::path::Path,
+    name: &str,
+    seeds: &[SocketAddr],
+    extra: &[&str],
+) -> (NodeProc, SocketAddr) {
+    let mut args = vec!["--http", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let node = NodeProc::spawn_args(dir, name, "127.0.0.1:0", seeds, &args);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = node.log_text();
+        if let Some(a) = log.lines().find_map(|l| l.strip_prefix("dht-node http=")) {
+            return (node, a.trim().parse().expect("an address"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no http= line in the log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One HTTP/1.1 request: (status, headers, body).
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read the answer");
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let mut body = out[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, head, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let n =
+            usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap_or(0);
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 2 + n + 2..];
+    }
+}
+
+fn get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let (s, _, b) = request(addr, "GET", path, &[], b"");
+    (s, b)
+}
+
+fn json(b: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(b)
+        .unwrap_or_else(|e| panic!("JSON ({e}): {}", String::from_utf8_lossy(b)))
+}
+
+/// A metric's value (summed over its label sets) in a text exposition.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// promtool, if installed: `promtool check metrics` reads the exposition on stdin.
+fn promtool_check(text: &str) {
+    let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("skipping promtool check metrics: promtool is not installed (apt-get install -y prometheus)");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stdout.is_empty() && o.stderr.is_empty(),
+        "promtool lint: {}{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn metrics_and_readiness() {
+    let dir = Scratch::new("http-ready");
+    let (n0, h0) = http_node(&dir.0, "n0", &[], &[]);
+    assert_eq!(get(h0, "/healthz").0, 200);
+    let (status, body) = get(h0, "/readyz");
+    assert_eq!(status, 503, "a lone node is not ready");
+    let j = json(&body);
+    assert!(j["error"].as_str().unwrap().contains("good nodes"), "{j}");
+
+    let (status, head, body) = request(h0, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200);
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    let before = String::from_utf8(body).unwrap();
+    promtool_check(&before);
+
+    // Nine nodes join through n0 (k = 8).
+    let mut nodes = vec![];
+    for i in 1..10 {
+        let seeds = [n0.addr];
+        nodes.push(NodeProc::spawn(
+            &dir.0,
+            &format!("n{i}"),
+            "127.0.0.1:0",
+            &seeds,
+        ));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = get(h0, "/readyz");
+        if status == 200 {
+            assert_eq!(json(&body)["ready"], true);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never ready: {}",
+            String::from_utf8_lossy(&body)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let o = cli(&["find-node", &"ab".repeat(20)], &[n0.addr]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let (_, after) = get(h0, "/metrics");
+    let after = String::from_utf8(after).unwrap();
+    promtool_check(&after);
+    for name in [
+        "dht_datagrams_received_total",
+        "dht_queries_answered_total",
+        "dht_received_bytes_total",
+    ] {
+        assert!(
+            metric(&after, name) > metric(&before, name),
+            "{name} did not move:\n{after}"
+        );
+    }
+    assert!(metric(&after, "dht_routing_nodes") >= 8.0, "{after}");
+    assert_eq!(metric(&after, "dht_ready"), 1.0);
+    assert!(metric(&after, "process_resident_memory_bytes") > 0.0);
+    drop(nodes);
+}
+
+fn network(dir: &std::path::Path, extra: &[&str]) -> (Vec<NodeProc>, SocketAddr, SocketAddr) {
+    let (a, ha) = http_node(dir, "a", &[], extra);
+    let mut nodes = vec![a];
+    for i in 0..6 {
+        let seeds = [nodes[0].addr];
+        nodes.push(NodeProc::spawn(
+            dir,
+            &format!("n{i}"),
+            "127.0.0.1:0",
+            &seeds,
+        ));
+    }
+    let (b, hb) = http_node(dir, "b", &[nodes[0].addr, nodes[3].addr], extra);
+    nodes.push(b);
+    std::thread::sleep(Duration::from_millis(1000));
+    (nodes, ha, hb)
+}
+
+fn sign(dir: &std::path::Path, key: &str, value: &str, seq: &str, extra: &[&str]) -> Vec<u8> {
+    let mut args = vec!["sign", value, "--key", key, "--seq", seq];
+    args.extend_from_slice(extra);
+    let o = cli(&args, &[]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let _ = dir;
+    o.stdout
+}
+
+#[test]
+fn api_across_two_nodes() {
+    let dir = Scratch::new("http-api");
+    // Immutable: 503 from a node no one answers.
+    let (_lone, hl) = http_node(&dir.0, "lone", &[], &[]);
+    let (s, _, b) = request(hl, "POST", "/v1/immutable", &[], b"nobody");
+    assert_eq!(s, 503, "{}", String::from_utf8_lossy(&b));
+
+    let (_nodes, ha, hb) = network(&dir.0, &[]);
+    let (s, _, b) = request(
+        ha,
+        "POST",
+        "/v1/immutable",
+        &[("Content-Type", "text/plain")],
+        b"hello http",
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    let put = json(&b);
+    let target = put["target"].as_str().unwrap().to_string();
+    assert_eq!(target.len(), 40);
+    assert!(put["stats"]["requests"].as_u64().unwrap() >= 1, "{put}");
+    let (s, b) = get(hb, &format!("/v1/immutable/{target}"));
+    assert_eq!((s, b.as_slice()), (200, &b"hello http"[..]));
+
+    // 404, 400, 413.
+    let (s, b) = get(hb, &format!("/v1/immutable/{}", "ab".repeat(20)));
+    assert_eq!(s, 404, "{}", String::from_utf8_lossy(&b));
+    assert!(json(&b)["error"].is_string());
+    assert_eq!(get(hb, "/v1/immutable/xyz").0, 400);
+    assert_eq!(
+        request(ha, "POST", "/v1/immutable", &[], &[b'x'; 1200]).0,
+        413
+    );
+    assert_eq!(
+        request(ha, "POST", "/v1/immutable", &[], &[b'x'; 64 * 1024]).0,
+        413
+    );
+
+    // Mutable, signed by `dht-node sign`, read back through the other node.
+    let key = dir.0.join("key");
+    let key_s = key.to_str().unwrap();
+    let o = cli(&["keygen", "--out", key_s], &[]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let public = stdout(&o).trim().to_string();
+    let path = format!("/v1/mutable/{public}?salt=s%201");
+    let body = sign(&dir.0, key_s, "v1", "1", &["--salt", "s 1"]);
+    let (s, _, b) = request(ha, "PUT", &path, &[], &body);
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    let (s, b) = get(hb, &path);
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    let got = json(&b);
+    assert_eq!(got["seq"], 1);
+    assert_eq!(got["value_base64"], "Mjp2MQ=="); // "2:v1"
+    assert_eq!(got["signature"].as_str().unwrap().len(), 128);
+
+    // 422: a bad signature, and a stale seq; 409: a cas mismatch; 400: a bad body.
+    let mut bad: serde_json::Value = json(&body);
+    bad["seq"] = 7.into();
+    let (s, _, _) = request(ha, "PUT", &path, &[], bad.to_string().as_bytes());
+    assert_eq!(s, 422);
+    let stale = sign(&dir.0, key_s, "other", "1", &["--salt", "s 1"]);
+    let (s, _, b) = request(ha, "PUT", &path, &[], &stale);
+    assert_eq!(s, 422, "{}", String::from_utf8_lossy(&b));
+    let cas = sign(&dir.0, key_s, "v3", "3", &["--salt", "s 1", "--cas", "2"]);
+    let (s, _, b) = request(ha, "PUT", &path, &[], &cas);
+    assert_eq!(s, 409, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(request(ha, "PUT", &path, &[], b"{").0, 400);
+
+    // Peers and announce.
+    let ih = "cd".repeat(20);
+    let (s, _, b) = request(
+        ha,
+        "POST",
+        &format!("/v1/announce/{ih}?port=6999"),
+        &[],
+        b"",
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    let (s, b) = get(hb, &format!("/v1/peers/{ih}"));
+    assert_eq!(s, 200);
+    let peers = json(&b);
+    assert!(
+        peers["peers"][0].as_str().unwrap().ends_with(":6999"),
+        "{peers}"
+    );
+
+    let (s, b) = get(ha, "/v1/node");
+    assert_eq!(s, 200);
+    assert_eq!(json(&b)["id"].as_str().unwrap().len(), 40);
+}
+
+#[test]
+fn writes_need_the_token() {
+    let dir = Scratch::new("http-token");
+    let token = dir.0.join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let (_n, h) = http_node(
+        &dir.0,
+        "n",
+        &[],
+        &["--http-token-file", token.to_str().unwrap()],
+    );
+    assert_eq!(request(h, "POST", "/v1/immutable", &[], b"x").0, 401);
+    let (s, _, _) = request(
+        h,
+        "POST",
+        "/v1/immutable",
+        &[("Authorization", "Bearer s3cret")],
+        b"x",
+    );
+    assert_eq!(s, 503, "authorized, but no node answers");
+    assert_eq!(get(h, "/healthz").0, 200);
+}
+
+#[test]
+fn watch_sees_a_put_through_another_node() {
+    let dir = Scratch::new("http-watch");
+    // The setting: the put is seen within the poll interval.
+    let (_nodes, ha, hb) = network(&dir.0, &["--watch-poll", "5"]);
+    let key = dir.0.join("key");
+    let key_s = key.to_str().unwrap();
+    let o = cli(&["keygen", "--out", key_s], &[]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let public = stdout(&o).trim().to_string();
+    let (s, _, b) = request(
+        hb,
+        "PUT",
+        &format!("/v1/mutable/{public}"),
+        &[],
+        &sign(&dir.0, key_s, "one", "1", &[]),
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+
+    let mut stream = TcpStream::connect(ha).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(stream, "GET /v1/mutable/{public}/watch HTTP/1.1\r\nHost: {ha}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    let mut lines = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    lines.read_line(&mut line).unwrap();
+    assert!(line.contains(" 200 "), "{line}");
+
+    std::thread::sleep(Duration::from_millis(500));
+    let (s, _, b) = request(
+        hb,
+        "PUT",
+        &format!("/v1/mutable/{public}"),
+        &[],
+        &sign(&dir.0, key_s, "two", "2", &[]),
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut event = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if lines.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        if line.starts_with("event:") {
+            event = line.trim().to_string();
+        }
+        if let Some(data) = line.strip_prefix("data:") {
+            let v = json(data.trim().as_bytes());
+            assert_eq!(event, "event: item");
+            if v["seq"] == 2 {
+                assert_eq!(v["value_base64"], "Mzp0d28="); // "3:two"
+                return;
+            }
+        }
+    }
+    panic!("no event with seq 2 within 20 s");
+}
+
+#[test]
+fn watch_sees_a_put_that_reaches_this_node_before_the_poll() {
+    let dir = Scratch::new("http-watch-local");
+    // Eight nodes with k = 8: every put reaches node A itself.
+    let (_nodes, ha, hb) = network(&dir.0, &["--watch-poll", "3600"]);
+    let key = dir.0.join("key");
+    let key_s = key.to_str().unwrap();
+    let o = cli(&["keygen", "--out", key_s], &[]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let public = stdout(&o).trim().to_string();
+    let mut stream = TcpStream::connect(ha).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /v1/mutable/{public}/watch HTTP/1.1\r\nHost: {ha}\r\n\r\n"
+    )
+    .unwrap();
+    let mut lines = BufReader::new(stream);
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let (s, _, b) = request(
+        hb,
+        "PUT",
+        &format!("/v1/mutable/{public}"),
+        &[],
+        &sign(&dir.0, key_s, "local", "5", &[]),
+    );
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    let mut line = String::new();
+    while lines.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(data) = line.strip_prefix("data:") {
+            assert_eq!(json(data.trim().as_bytes())["seq"], 5);
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{:?}",
+                started.elapsed()
+            );
+            return;
+        }
+        line.clear();
+    }
+    panic!("no event within 10 s although the put reached this node");
+}

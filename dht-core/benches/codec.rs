@@ -6,9 +6,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dht_core::krpc::{
-    self, Body, ErrorBody, Message, Method, PutArgs, Query, Response, Want,
-};
+use dht_core::krpc::{self, Body, ErrorBody, Message, Method, PutArgs, Query, Response, Want};
 use dht_core::{Id, Item, MutableItem, NodeInfo};
 
 fn id(b: u8) -> Id {

@@ -35,9 +35,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use crate::bencode::{self, write_bytes, write_int, write_len, Cursor, DictWriter, Value};
 use crate::bep44::{Item, MutableItem};
 use crate::id::{Id, NodeInfo, ID_LEN};
-use crate::krpc::{
-    Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query, Response, Want,
-};
+use crate::krpc::{Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query, Response, Want};
 
 /// Bytes of one compact IPv4 node (`nodes`).
 const NODE4_LEN: usize = ID_LEN + 4 + 2;

@@ -62,12 +62,14 @@ mod transport;
 pub use bep42::{is_exempt as is_bep42_exempt, is_valid as is_secure_id, secure_id};
 pub use bep44::{immutable_target, mutable_target, signing_buffer, verify, Item, MutableItem};
 pub use config::{key_derived_id, Config, ConfigError, IdPolicy, Limits, KEY_ID_DOMAIN};
-pub use defense::{is_local, prefix_of, Bep42Mode, Defense};
+pub use defense::{
+    is_local, is_unusable, locality, prefix_of, source_of, Bep42Mode, Defense, Locality,
+};
 pub use id::{from_hex, to_hex, Distance, Id, NodeId, NodeInfo, ParseIdError, ID_LEN};
 pub use lookup::{Candidates, MAX_ATTEMPTS};
 pub use node::{
-    Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Request,
-    RequestError, Transmit, MIN_IP_VOTERS,
+    Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Request, RequestError,
+    Transmit, MIN_IP_VOTERS,
 };
 pub use routing::{Entry, Health, Insert, RoutingTable, Stamp};
 pub use store::{

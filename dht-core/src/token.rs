@@ -78,7 +78,6 @@ impl Tokens {
         self.catch_up(now, rng);
         token == Self::compute(&self.current, ip) || token == Self::compute(&self.previous, ip)
     }
-
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use dht_core::bencode::{self, Kind, Value};
 use dht_core::from_hex;
 use dht_core::krpc::{
-    self, code, Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query,
-    Response, Want,
+    self, code, Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query, Response, Want,
 };
 use dht_core::{Id, Item, MutableItem, NodeInfo};
 use proptest::prelude::*;

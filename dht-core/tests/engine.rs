@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{Net, TestStore, WALL0};
-use dht_core::Id;
-use dht_core::{Item, MutableItem, Request, RequestError};
 use dht_core::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Query, Response};
+use dht_core::Id;
 use dht_core::{Config, Family, Node, Outcome};
+use dht_core::{Item, MutableItem, Request, RequestError};
 use ed25519_dalek::SigningKey;
 
 fn key(n: u8) -> SigningKey {
@@ -32,7 +32,9 @@ fn two_nodes_complete_every_command() {
     let now = net.now;
 
     // ping
-    let q = net.nodes[a].start(now, Request::Ping { addr: net.addrs[b] }).expect("request");
+    let q = net.nodes[a]
+        .start(now, Request::Ping { addr: net.addrs[b] })
+        .expect("request");
     let d = net.wait(a, q);
     assert_eq!(
         d.outcome,
@@ -48,7 +50,14 @@ fn two_nodes_complete_every_command() {
 
     // bootstrap: b answered, so it is in a's table; a is in b's after b pings it back.
     let baddr = net.addrs[b];
-    let q = net.nodes[a].start(net.now, Request::Bootstrap { seeds: [baddr].to_vec() }).expect("request");
+    let q = net.nodes[a]
+        .start(
+            net.now,
+            Request::Bootstrap {
+                seeds: [baddr].to_vec(),
+            },
+        )
+        .expect("request");
     let d = net.wait(a, q);
     match &d.outcome {
         Outcome::Nodes { closest } => assert_eq!(closest[0].addr, net.addrs[b]),
@@ -64,21 +73,35 @@ fn two_nodes_complete_every_command() {
 
     // find_node
     let target = Id([0x5a; 20]);
-    let q = net.nodes[a].start(net.now, Request::FindNode { target }).expect("request");
+    let q = net.nodes[a]
+        .start(net.now, Request::FindNode { target })
+        .expect("request");
     let d = net.wait(a, q);
     assert!(matches!(d.outcome, Outcome::Nodes { ref closest } if closest.len() == 1));
     assert_eq!(d.stats.hops, 1);
 
     // announce_peer then get_peers from the other side
     let ih = Id::sha1(b"some torrent");
-    let q = net.nodes[a].start(net.now, Request::AnnouncePeer { info_hash: ih, port: Some(51413) }).expect("request");
+    let q = net.nodes[a]
+        .start(
+            net.now,
+            Request::AnnouncePeer {
+                info_hash: ih,
+                port: Some(51413),
+            },
+        )
+        .expect("request");
     let d = net.wait(a, q);
     assert_eq!(stored(&d.outcome), (1, vec![]));
-    let q = net.nodes[b].start(net.now, Request::GetPeers { info_hash: ih }).expect("request");
+    let q = net.nodes[b]
+        .start(net.now, Request::GetPeers { info_hash: ih })
+        .expect("request");
     let d = net.wait(b, q);
     // b's only contact is a, which holds nothing; b itself stored the peer.
     assert!(matches!(d.outcome, Outcome::Peers { .. }));
-    let q = net.nodes[a].start(net.now, Request::GetPeers { info_hash: ih }).expect("request");
+    let q = net.nodes[a]
+        .start(net.now, Request::GetPeers { info_hash: ih })
+        .expect("request");
     let d = net.wait(a, q);
     match d.outcome {
         Outcome::Peers { peers, .. } => {
@@ -88,9 +111,19 @@ fn two_nodes_complete_every_command() {
     }
     // implied_port uses the UDP source port
     let ih2 = Id::sha1(b"implied");
-    let q = net.nodes[a].start(net.now, Request::AnnouncePeer { info_hash: ih2, port: None }).expect("request");
+    let q = net.nodes[a]
+        .start(
+            net.now,
+            Request::AnnouncePeer {
+                info_hash: ih2,
+                port: None,
+            },
+        )
+        .expect("request");
     net.wait(a, q);
-    let q = net.nodes[a].start(net.now, Request::GetPeers { info_hash: ih2 }).expect("request");
+    let q = net.nodes[a]
+        .start(net.now, Request::GetPeers { info_hash: ih2 })
+        .expect("request");
     match net.wait(a, q).outcome {
         Outcome::Peers { peers, .. } => assert_eq!(peers, vec![net.addrs[a]]),
         o => panic!("{o:?}"),
@@ -98,11 +131,20 @@ fn two_nodes_complete_every_command() {
 
     // immutable put / get
     let value = b"12:Hello World!".to_vec();
-    let q = net.nodes[a].start(net.now, Request::PutImmutable { value: value.clone() }).expect("request");
+    let q = net.nodes[a]
+        .start(
+            net.now,
+            Request::PutImmutable {
+                value: value.clone(),
+            },
+        )
+        .expect("request");
     let d = net.wait(a, q);
     assert_eq!(stored(&d.outcome), (1, vec![]));
     let target = Id::sha1(&value);
-    let q = net.nodes[a].start(net.now, Request::GetImmutable { target }).expect("request");
+    let q = net.nodes[a]
+        .start(net.now, Request::GetImmutable { target })
+        .expect("request");
     assert_eq!(
         net.wait(a, q).outcome,
         Outcome::Immutable {
@@ -113,9 +155,26 @@ fn two_nodes_complete_every_command() {
     // mutable put / get, seq rules and cas
     let k = key(7);
     let item1 = MutableItem::sign(&k, b"salt", 1, b"5:first");
-    let q = net.nodes[a].start(net.now, Request::PutMutable { item: item1.clone(), cas: None }).expect("request");
+    let q = net.nodes[a]
+        .start(
+            net.now,
+            Request::PutMutable {
+                item: item1.clone(),
+                cas: None,
+            },
+        )
+        .expect("request");
     assert_eq!(stored(&net.wait(a, q).outcome), (1, vec![]));
-    let q = net.nodes[a].start(net.now, Request::GetMutable { key: k.verifying_key().to_bytes(), salt: b"salt".to_vec(), min_seq: None }).expect("request");
+    let q = net.nodes[a]
+        .start(
+            net.now,
+            Request::GetMutable {
+                key: k.verifying_key().to_bytes(),
+                salt: b"salt".to_vec(),
+                min_seq: None,
+            },
+        )
+        .expect("request");
     assert_eq!(
         net.wait(a, q).outcome,
         Outcome::Mutable {
@@ -124,38 +183,89 @@ fn two_nodes_complete_every_command() {
     );
     // same seq, other value: 302
     let clash = MutableItem::sign(&k, b"salt", 1, b"5:other");
-    let q = net.nodes[a].start(net.now, Request::PutMutable { item: clash, cas: None }).expect("request");
+    let q = net.nodes[a]
+        .start(
+            net.now,
+            Request::PutMutable {
+                item: clash,
+                cas: None,
+            },
+        )
+        .expect("request");
     assert_eq!(
         stored(&net.wait(a, q).outcome),
         (0, vec![code::SEQ_TOO_LOW])
     );
     // same seq, same value: a refresh, accepted
-    let q = net.nodes[a].start(net.now, Request::PutMutable { item: item1.clone(), cas: None }).expect("request");
+    let q = net.nodes[a]
+        .start(
+            net.now,
+            Request::PutMutable {
+                item: item1.clone(),
+                cas: None,
+            },
+        )
+        .expect("request");
     assert_eq!(stored(&net.wait(a, q).outcome), (1, vec![]));
     // cas mismatch: 301
     let item2 = MutableItem::sign(&k, b"salt", 2, b"6:second");
-    let q = net.nodes[a].start(net.now, Request::PutMutable { item: item2.clone(), cas: Some(5) }).expect("request");
+    let q = net.nodes[a]
+        .start(
+            net.now,
+            Request::PutMutable {
+                item: item2.clone(),
+                cas: Some(5),
+            },
+        )
+        .expect("request");
     assert_eq!(
         stored(&net.wait(a, q).outcome),
         (0, vec![code::CAS_MISMATCH])
     );
     // cas match: accepted
-    let q = net.nodes[a].start(net.now, Request::PutMutable { item: item2.clone(), cas: Some(1) }).expect("request");
+    let q = net.nodes[a]
+        .start(
+            net.now,
+            Request::PutMutable {
+                item: item2.clone(),
+                cas: Some(1),
+            },
+        )
+        .expect("request");
     assert_eq!(stored(&net.wait(a, q).outcome), (1, vec![]));
     // lower seq: 302
-    let q = net.nodes[a].start(net.now, Request::PutMutable { item: item1, cas: None }).expect("request");
+    let q = net.nodes[a]
+        .start(
+            net.now,
+            Request::PutMutable {
+                item: item1,
+                cas: None,
+            },
+        )
+        .expect("request");
     assert_eq!(
         stored(&net.wait(a, q).outcome),
         (0, vec![code::SEQ_TOO_LOW])
     );
-    let q = net.nodes[b].start(net.now, Request::GetMutable { key: k.verifying_key().to_bytes(), salt: b"salt".to_vec(), min_seq: None }).expect("request");
+    let q = net.nodes[b]
+        .start(
+            net.now,
+            Request::GetMutable {
+                key: k.verifying_key().to_bytes(),
+                salt: b"salt".to_vec(),
+                min_seq: None,
+            },
+        )
+        .expect("request");
     assert_eq!(
         net.wait(b, q).outcome,
         Outcome::Mutable { item: Some(item2) }
     );
 
     // sample_infohashes: b holds the two info_hashes a announced
-    let q = net.nodes[a].start(net.now, Request::SampleInfohashes { target: Id::ZERO }).expect("request");
+    let q = net.nodes[a]
+        .start(net.now, Request::SampleInfohashes { target: Id::ZERO })
+        .expect("request");
     match net.wait(a, q).outcome {
         Outcome::Samples { samples, num_max } => {
             let mut want = vec![ih, ih2];
@@ -172,22 +282,34 @@ fn invalid_values_are_refused_before_sending() {
     let mut net = Net::new(2, 11, false, |_| {});
     let now = net.now;
     let n = &mut net.nodes[0];
-    let refused = n.start(now, Request::PutImmutable {
-        value: b"5:abc".to_vec(),
-    });
+    let refused = n.start(
+        now,
+        Request::PutImmutable {
+            value: b"5:abc".to_vec(),
+        },
+    );
     assert_eq!(refused, Err(RequestError::NotBencode));
     let bad = MutableItem::sign(&key(1), b"", 1, b"i1");
-    let refused = n.start(now, Request::PutMutable { item: bad, cas: None });
+    let refused = n.start(
+        now,
+        Request::PutMutable {
+            item: bad,
+            cas: None,
+        },
+    );
     assert_eq!(refused, Err(RequestError::NotBencode));
     let mut big = b"1000:".to_vec();
     big.extend(std::iter::repeat_n(b'x', 1000));
     let refused = n.start(now, Request::PutImmutable { value: big });
     assert_eq!(refused, Err(RequestError::ValueTooBig { len: 1005 }));
     let long_salt = MutableItem::sign(&key(1), &[b's'; 65], 1, b"i1e");
-    let refused = n.start(now, Request::PutMutable {
-        item: long_salt,
-        cas: None,
-    });
+    let refused = n.start(
+        now,
+        Request::PutMutable {
+            item: long_salt,
+            cas: None,
+        },
+    );
     assert_eq!(refused, Err(RequestError::SaltTooBig { len: 65 }));
     // Nothing left the node, and no query is pending.
     assert_eq!(n.poll_transmit(), None);
@@ -198,7 +320,14 @@ fn invalid_values_are_refused_before_sending() {
 #[test]
 fn ping_of_a_silent_address_times_out() {
     let mut net = Net::new(1, 2, false, |_| {});
-    let q = net.nodes[0].start(net.now, Request::Ping { addr: "127.9.9.9:1".parse().unwrap() }).expect("request");
+    let q = net.nodes[0]
+        .start(
+            net.now,
+            Request::Ping {
+                addr: "127.9.9.9:1".parse().unwrap(),
+            },
+        )
+        .expect("request");
     let d = net.wait(0, q);
     assert_eq!(d.outcome, Outcome::Ping { node: None });
     assert_eq!(d.stats.timeouts, 1);
@@ -230,8 +359,7 @@ fn drain(node: &mut Node<TestStore>) -> Vec<(SocketAddr, Message)> {
 fn one_node() -> (Node<TestStore>, std::time::Instant) {
     let now = std::time::Instant::now();
     (
-        Node::new(Config::with_seed(9), TestStore::default(), now, WALL0)
-.expect("valid config"),
+        Node::new(Config::with_seed(9), TestStore::default(), now, WALL0).expect("valid config"),
         now,
     )
 }
@@ -339,10 +467,7 @@ fn put_errors_come_in_the_documented_order() {
     // Too big beats everything else (bad token, bad salt).
     let mut m = signed(1, &[b's'; 65], b"1:x");
     assert_eq!(
-        put(
-            &mut n,
-            args(b"bad".to_vec(), big.clone(), m.clone(), None)
-        ),
+        put(&mut n, args(b"bad".to_vec(), big.clone(), m.clone(), None)),
         code::VALUE_TOO_BIG
     );
     // Then salt.
@@ -368,32 +493,36 @@ fn put_errors_come_in_the_documented_order() {
     // With a good token: bad signature.
     let token = token_for(&mut n, now, from);
     assert_eq!(
-        put(
-            &mut n,
-            args(token.clone(), b"1:x".to_vec(), m, None)
-        ),
+        put(&mut n, args(token.clone(), b"1:x".to_vec(), m, None)),
         code::INVALID_SIGNATURE
     );
     // Good put, then cas mismatch, then stale seq.
     assert_eq!(
         put(
             &mut n,
-            args(token.clone(), b"1:x".to_vec(), signed(5, b"s", b"1:x"), None)
+            args(
+                token.clone(),
+                b"1:x".to_vec(),
+                signed(5, b"s", b"1:x"),
+                None
+            )
         ),
         0
     );
     let cas = signed(6, b"s", b"1:y");
     assert_eq!(
-        put(
-            &mut n,
-            args(token.clone(), b"1:y".to_vec(), cas, Some(4))
-        ),
+        put(&mut n, args(token.clone(), b"1:y".to_vec(), cas, Some(4))),
         code::CAS_MISMATCH
     );
     assert_eq!(
         put(
             &mut n,
-            args(token.clone(), b"1:y".to_vec(), signed(4, b"s", b"1:y"), None)
+            args(
+                token.clone(),
+                b"1:y".to_vec(),
+                signed(4, b"s", b"1:y"),
+                None
+            )
         ),
         code::SEQ_TOO_LOW
     );
@@ -413,9 +542,23 @@ fn read_only_nodes_answer_nothing_and_are_not_added() {
     cfg.read_only = true;
     let ro = net.add_node(cfg, false);
     let a0 = net.addrs[0];
-    let q = net.nodes[1].start(net.now, Request::Bootstrap { seeds: [a0].to_vec() }).expect("request");
+    let q = net.nodes[1]
+        .start(
+            net.now,
+            Request::Bootstrap {
+                seeds: [a0].to_vec(),
+            },
+        )
+        .expect("request");
     net.wait(1, q);
-    let q = net.nodes[ro].start(net.now, Request::Bootstrap { seeds: [a0].to_vec() }).expect("request");
+    let q = net.nodes[ro]
+        .start(
+            net.now,
+            Request::Bootstrap {
+                seeds: [a0].to_vec(),
+            },
+        )
+        .expect("request");
     let d = net.wait(ro, q);
     assert!(
         matches!(d.outcome, Outcome::Nodes { ref closest } if !closest.is_empty()),
@@ -432,7 +575,14 @@ fn read_only_nodes_answer_nothing_and_are_not_added() {
         );
     }
     // And it answers no query.
-    let q = net.nodes[0].start(net.now, Request::Ping { addr: net.addrs[ro] }).expect("request");
+    let q = net.nodes[0]
+        .start(
+            net.now,
+            Request::Ping {
+                addr: net.addrs[ro],
+            },
+        )
+        .expect("request");
     assert_eq!(net.wait(0, q).outcome, Outcome::Ping { node: None });
 }
 
@@ -449,7 +599,14 @@ fn network_of_64_nodes_put_get_announce_over_ipv4_and_ipv6() {
             );
         }
         let value = b"i42e".to_vec();
-        let q = net.nodes[5].start(net.now, Request::PutImmutable { value: value.clone() }).expect("request");
+        let q = net.nodes[5]
+            .start(
+                net.now,
+                Request::PutImmutable {
+                    value: value.clone(),
+                },
+            )
+            .expect("request");
         let (n, errs) = stored(&net.wait(5, q).outcome);
         assert_eq!((n, errs), (8, vec![]), "stored at K nodes");
         // A getter that does not hold the item itself, so the value must travel.
@@ -461,17 +618,29 @@ fn network_of_64_nodes_put_get_announce_over_ipv4_and_ipv6() {
                     .is_none()
             })
             .unwrap();
-        let q = net.nodes[g].start(net.now, Request::GetImmutable { target }).expect("request");
+        let q = net.nodes[g]
+            .start(net.now, Request::GetImmutable { target })
+            .expect("request");
         let d = net.wait(g, q);
         assert_eq!(d.outcome, Outcome::Immutable { value: Some(value) });
         assert!(d.stats.hops >= 1);
 
         let ih = Id::sha1(b"swarm");
         for i in [1, 2, 3] {
-            let q = net.nodes[i].start(net.now, Request::AnnouncePeer { info_hash: ih, port: Some(6000 + i as u16) }).expect("request");
+            let q = net.nodes[i]
+                .start(
+                    net.now,
+                    Request::AnnouncePeer {
+                        info_hash: ih,
+                        port: Some(6000 + i as u16),
+                    },
+                )
+                .expect("request");
             assert_eq!(stored(&net.wait(i, q).outcome).0, 8);
         }
-        let q = net.nodes[60].start(net.now, Request::GetPeers { info_hash: ih }).expect("request");
+        let q = net.nodes[60]
+            .start(net.now, Request::GetPeers { info_hash: ih })
+            .expect("request");
         match net.wait(60, q).outcome {
             Outcome::Peers { peers, .. } => assert_eq!(peers.len(), 3, "{peers:?}"),
             o => panic!("{o:?}"),
@@ -485,7 +654,14 @@ fn one_seed_replays_one_run() {
         let mut net = Net::new(16, seed, false, |_| {});
         net.log = Some(Vec::new());
         net.bootstrap_all();
-        let q = net.nodes[3].start(net.now, Request::PutImmutable { value: b"3:abc".to_vec() }).expect("request");
+        let q = net.nodes[3]
+            .start(
+                net.now,
+                Request::PutImmutable {
+                    value: b"3:abc".to_vec(),
+                },
+            )
+            .expect("request");
         net.wait(3, q);
         let log = net.log.take().unwrap();
         Id::sha1(
@@ -515,7 +691,9 @@ fn restarted_node_rejoins_from_its_saved_table() {
     let mut cfg = Config::with_seed(999);
     cfg.id_policy = dht_core::IdPolicy::Fixed(snap.node_id.unwrap());
     let i = net.add_node_with(cfg, store, false);
-    let q = net.nodes[i].start(net.now, Request::Bootstrap { seeds: [].to_vec() }).expect("request");
+    let q = net.nodes[i]
+        .start(net.now, Request::Bootstrap { seeds: [].to_vec() })
+        .expect("request");
     let d = net.wait(i, q);
     assert!(
         matches!(d.outcome, Outcome::Nodes { ref closest } if closest.len() == 8),
@@ -529,8 +707,10 @@ fn strict_node(tweak: impl Fn(&mut Config)) -> (Node<TestStore>, std::time::Inst
     let mut cfg = Config::with_seed(21);
     cfg.defense.exempt_local = false;
     tweak(&mut cfg);
-    (Node::new(cfg, TestStore::default(), now, WALL0)
-.expect("valid config"), now)
+    (
+        Node::new(cfg, TestStore::default(), now, WALL0).expect("valid config"),
+        now,
+    )
 }
 
 fn replies(node: &mut Node<TestStore>) -> usize {
@@ -643,12 +823,13 @@ fn bep42_node_learns_its_address_by_vote_and_takes_a_fitting_id() {
     let now = std::time::Instant::now();
     let mut cfg = Config::with_seed(5);
     cfg.id_policy = dht_core::IdPolicy::Bep42("0.0.0.0".parse().unwrap());
-    let mut n = Node::new(cfg, TestStore::default(), now, WALL0)
-.expect("valid config");
+    let mut n = Node::new(cfg, TestStore::default(), now, WALL0).expect("valid config");
     let public: SocketAddr = "203.0.113.7:6881".parse().unwrap();
     let first_id = n.id();
     let answer = |n: &mut Node<TestStore>, voter: SocketAddr, seen: SocketAddr| {
-        let q = n.start(now, Request::Ping { addr: voter }).expect("request");
+        let q = n
+            .start(now, Request::Ping { addr: voter })
+            .expect("request");
         let t = n.poll_transmit().unwrap();
         let m = krpc::decode(&t.payload).unwrap();
         let resp = Message {
@@ -708,7 +889,14 @@ fn a_flood_from_many_spoofed_sources_does_not_starve_a_known_peer() {
         c.defense.reply_bytes_per_sec = Some(20_000);
     });
     let a1 = net.addrs[1];
-    let q = net.nodes[0].start(net.now, Request::Bootstrap { seeds: [a1].to_vec() }).expect("request");
+    let q = net.nodes[0]
+        .start(
+            net.now,
+            Request::Bootstrap {
+                seeds: [a1].to_vec(),
+            },
+        )
+        .expect("request");
     net.wait(0, q);
     assert_eq!(net.nodes[0].routing_table(Family::V4).len(), 1);
     let honest = net.addrs[1];
@@ -770,11 +958,13 @@ fn a_node_answering_with_another_id_is_evicted() {
         net.now,
         WALL0,
     )
-.expect("valid config");
+    .expect("valid config");
     assert_ne!(net.nodes[5].id(), old_id);
     // Each holder looks up the old id: the impostor answers under its own id.
     for &h in &holders {
-        let q = net.nodes[h].start(net.now, Request::FindNode { target: old_id }).expect("request");
+        let q = net.nodes[h]
+            .start(net.now, Request::FindNode { target: old_id })
+            .expect("request");
         net.wait(h, q);
         assert!(
             net.nodes[h]
@@ -868,7 +1058,10 @@ fn replies_to_strangers_are_trimmed_but_keep_values() {
             Id([1; 20]),
             Method::Put(PutArgs {
                 token: token,
-                item: Item::Mutable(MutableItem { value: v.clone(), ..put }),
+                item: Item::Mutable(MutableItem {
+                    value: v.clone(),
+                    ..put
+                }),
                 cas: None,
             }),
         ),

@@ -19,17 +19,43 @@ fn corpus() -> &'static Vec<Vec<u8>> {
         let mut net = Net::new(8, 31, false, |_| {});
         net.log = Some(Vec::new());
         net.bootstrap_all();
-        let q = net.nodes[1].start(net.now, Request::PutImmutable { value: b"5:hello".to_vec() }).expect("request");
+        let q = net.nodes[1]
+            .start(
+                net.now,
+                Request::PutImmutable {
+                    value: b"5:hello".to_vec(),
+                },
+            )
+            .expect("request");
         net.wait(1, q);
         let k = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
         let item = dht_core::MutableItem::sign(&k, b"s", 3, b"3:abc");
-        let q = net.nodes[2].start(net.now, Request::PutMutable { item, cas: None }).expect("request");
+        let q = net.nodes[2]
+            .start(net.now, Request::PutMutable { item, cas: None })
+            .expect("request");
         net.wait(2, q);
-        let q = net.nodes[3].start(net.now, Request::AnnouncePeer { info_hash: Id::sha1(b"t"), port: Some(7000) }).expect("request");
+        let q = net.nodes[3]
+            .start(
+                net.now,
+                Request::AnnouncePeer {
+                    info_hash: Id::sha1(b"t"),
+                    port: Some(7000),
+                },
+            )
+            .expect("request");
         net.wait(3, q);
-        let q = net.nodes[4].start(net.now, Request::GetPeers { info_hash: Id::sha1(b"t") }).expect("request");
+        let q = net.nodes[4]
+            .start(
+                net.now,
+                Request::GetPeers {
+                    info_hash: Id::sha1(b"t"),
+                },
+            )
+            .expect("request");
         net.wait(4, q);
-        let q = net.nodes[5].start(net.now, Request::SampleInfohashes { target: Id::ZERO }).expect("request");
+        let q = net.nodes[5]
+            .start(net.now, Request::SampleInfohashes { target: Id::ZERO })
+            .expect("request");
         net.wait(5, q);
         let log = net.log.take().unwrap();
         let mut seen = std::collections::BTreeSet::new();
@@ -47,9 +73,23 @@ fn check(bytes: &[u8]) {
     net.nodes[0].handle_datagram(net.now, from, None, bytes);
     net.run_for(Duration::from_secs(5));
     // Still serving: a fresh get of something stored works.
-    let q = net.nodes[2].start(net.now, Request::PutImmutable { value: b"i7e".to_vec() }).expect("request");
+    let q = net.nodes[2]
+        .start(
+            net.now,
+            Request::PutImmutable {
+                value: b"i7e".to_vec(),
+            },
+        )
+        .expect("request");
     net.wait(2, q);
-    let q = net.nodes[3].start(net.now, Request::GetImmutable { target: Id::sha1(b"i7e") }).expect("request");
+    let q = net.nodes[3]
+        .start(
+            net.now,
+            Request::GetImmutable {
+                target: Id::sha1(b"i7e"),
+            },
+        )
+        .expect("request");
     assert_eq!(
         net.wait(3, q).outcome,
         Outcome::Immutable {

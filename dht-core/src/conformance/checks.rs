@@ -584,4 +584,3 @@ pub fn check_flush<S: Store>(store: &mut S) {
         "flush changed the contents"
     );
 }
-

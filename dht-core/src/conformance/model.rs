@@ -217,4 +217,3 @@ pub fn check_random_model<S: Store>(store: &mut S, seed: u64, steps: usize) {
         }
     }
 }
-

@@ -85,5 +85,4 @@ impl<S: Store> Node<S> {
             *t = t.rebuilt(id, now);
         }
     }
-
 }

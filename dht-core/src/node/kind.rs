@@ -273,12 +273,9 @@ impl Kind {
                 min_seq,
                 best,
             } => {
-                if let (Some(v), Some(k), Some(sig), Some(seq)) = (
-                    resp.value.take(),
-                    resp.key,
-                    resp.signature,
-                    resp.seq,
-                ) {
+                if let (Some(v), Some(k), Some(sig), Some(seq)) =
+                    (resp.value.take(), resp.key, resp.signature, resp.seq)
+                {
                     let item = MutableItem {
                         key: k,
                         signature: sig,
@@ -336,7 +333,12 @@ impl Kind {
     }
 
     /// The outcome, given the closest responders; a get reports the depth of its value.
-    pub fn into_outcome(self, target: Id, closest: Vec<NodeInfo>, stats: &mut QueryStats) -> Outcome {
+    pub fn into_outcome(
+        self,
+        target: Id,
+        closest: Vec<NodeInfo>,
+        stats: &mut QueryStats,
+    ) -> Outcome {
         match self {
             Kind::Ping { answer } => Outcome::Ping { node: answer },
             Kind::FindNode => Outcome::Nodes { closest },

@@ -11,7 +11,8 @@
 //! `request.rs` the request and outcome types; `kind.rs` what differs between kinds of
 //! request; `query.rs` lookup driving; `outgoing.rs` our requests in flight and reply
 //! matching; `serve.rs` answering queries; `housekeeping.rs` the maintenance timer;
-//! `external_ip.rs` BEP 42 address votes; `stats.rs` the counters.
+//! `external_ip.rs` BEP 42 address votes; `quota.rs` per-source storage accounting;
+//! `stats.rs` the counters.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +34,7 @@ mod housekeeping;
 mod kind;
 mod outgoing;
 mod query;
+mod quota;
 mod request;
 mod serve;
 mod stats;
@@ -45,6 +47,7 @@ use external_ip::IpVotes;
 use kind::Kind;
 use outgoing::{Outgoing, Purpose};
 use query::QueryState;
+use quota::Ledger;
 
 /// Address family: BEP 32 keeps IPv4 and IPv6 as separate DHTs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,6 +117,8 @@ pub struct Node<S: Store> {
     limiter: RateLimiter,
     reply_budget: ByteBudget,
     ip_votes: IpVotes,
+    /// Who stored what: per-source storage shares and the bytes held.
+    ledger: Ledger,
 }
 
 impl<S: Store> Node<S> {
@@ -189,6 +194,7 @@ impl<S: Store> Node<S> {
             limiter: RateLimiter::new(),
             reply_budget: ByteBudget::default(),
             ip_votes: IpVotes::default(),
+            ledger: Ledger::default(),
         })
     }
 
@@ -335,8 +341,11 @@ impl<S: Store> Node<S> {
             Ok(m) => m,
             Err(e) => {
                 self.stats.malformed += 1;
+                // A malformed query costs its source like a well-formed one before it
+                // draws a 203: otherwise a 14-byte query reflects a 57-byte error
+                // without limit.
                 if let Some(t) = e.query_transaction_id {
-                    if !self.config.read_only {
+                    if !self.config.read_only && self.admit(now, from) {
                         self.send_error(now, from, t, code::PROTOCOL, e.reason);
                     }
                 }
@@ -356,19 +365,8 @@ impl<S: Store> Node<S> {
         }
         match msg.body {
             Body::Query(q) => {
-                if self.config.read_only {
+                if self.config.read_only || !self.admit(now, from) {
                     return;
-                }
-                match self.limiter.check(from.ip(), now, &self.config.defense) {
-                    Verdict::Allow => {}
-                    Verdict::Drop => {
-                        self.stats.rate_limited += 1;
-                        return;
-                    }
-                    Verdict::Banned => {
-                        self.stats.banned += 1;
-                        return;
-                    }
                 }
                 self.on_query(now, from, msg.transaction_id, msg.read_only, q);
             }
@@ -376,6 +374,22 @@ impl<S: Store> Node<S> {
                 self.on_reply(now, from, &msg.transaction_id, msg.requester_ip, Ok(r))
             }
             Body::Error(e) => self.on_reply(now, from, &msg.transaction_id, None, Err(e)),
+        }
+    }
+
+    /// Runs one query from `from` past the per-source rate limit and ban; false (and
+    /// counted) when it must be dropped unanswered.
+    fn admit(&mut self, now: Instant, from: SocketAddr) -> bool {
+        match self.limiter.check(from.ip(), now, &self.config.defense) {
+            Verdict::Allow => true,
+            Verdict::Drop => {
+                self.stats.rate_limited += 1;
+                false
+            }
+            Verdict::Banned => {
+                self.stats.banned += 1;
+                false
+            }
         }
     }
 

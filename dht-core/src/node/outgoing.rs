@@ -67,7 +67,10 @@ impl<S: Store> Node<S> {
     fn request_timeout(&self) -> Duration {
         let max = self.config.request_timeout;
         let min = self.config.min_request_timeout.min(max);
-        self.outgoing.rtt.timeout().map_or(max, |t| t.clamp(min, max))
+        self.outgoing
+            .rtt
+            .timeout()
+            .map_or(max, |t| t.clamp(min, max))
     }
 
     pub(super) fn send_request(

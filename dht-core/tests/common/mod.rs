@@ -63,8 +63,8 @@ impl Net {
         } else {
             SocketAddr::from(([127, 0, (i / 250) as u8, (i % 250) as u8 + 1], 6881))
         };
-        self.nodes.push(Node::new(cfg, store, self.now, WALL0)
-.expect("valid config"));
+        self.nodes
+            .push(Node::new(cfg, store, self.now, WALL0).expect("valid config"));
         self.addrs.push(addr);
         self.alive.push(true);
         self.by_addr.insert(addr, i);
@@ -149,7 +149,14 @@ impl Net {
         let seed = self.addrs[0];
         for i in 1..self.nodes.len() {
             let now = self.now;
-            let q = self.nodes[i].start(now, Request::Bootstrap { seeds: [seed].to_vec() }).expect("request");
+            let q = self.nodes[i]
+                .start(
+                    now,
+                    Request::Bootstrap {
+                        seeds: [seed].to_vec(),
+                    },
+                )
+                .expect("request");
             self.wait(i, q);
         }
         // Node 0 learns of the others through their queries; let housekeeping ping them.

@@ -464,6 +464,76 @@ mod tests {
     }
 
     #[test]
+    fn private_sources_are_exempt_only_when_we_listen_on_a_private_address() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let lan: IpAddr = "192.168.1.7".parse().unwrap();
+        let ula: IpAddr = "fd00::7".parse().unwrap();
+        let public: IpAddr = "198.51.100.1".parse().unwrap();
+        let public_node = Defense {
+            local_listen: false,
+            ..Defense::default()
+        };
+        assert!(public_node.is_exempt(lo));
+        assert!(!public_node.is_exempt(lan) && !public_node.is_exempt(ula));
+        let lan_node = Defense::default();
+        assert!(lan_node.is_exempt(lan) && lan_node.is_exempt(ula));
+        assert!(!lan_node.is_exempt(public));
+        let none = Defense {
+            exempt_local: false,
+            ..Defense::default()
+        };
+        assert!(!none.is_exempt(lo) && !none.is_exempt(lan));
+        // A private source behind a public node's NAT is limited like any other.
+        let mut rl = RateLimiter::new();
+        let t0 = Instant::now();
+        let limited = (0..1000)
+            .filter(|_| rl.check(lan, t0, &public_node) != Verdict::Allow)
+            .count();
+        assert!(limited > 0);
+    }
+
+    #[test]
+    fn a_full_table_takes_new_sources_in_place_of_idle_ones() {
+        let d = strict();
+        let mut rl = RateLimiter::new();
+        let t0 = Instant::now();
+        for i in 0..4u32 {
+            rl.check(
+                IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
+                t0,
+                &d,
+            );
+        }
+        // Three seconds later every tracked bucket is full again (idle): a newcomer
+        // gets its own bucket, and the table does not grow.
+        let later = t0 + Duration::from_secs(3);
+        let new: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(rl.check(new, later, &d), Verdict::Allow);
+        assert!(rl.sources.contains_key(&new));
+        assert!(rl.tracked() <= d.max_tracked);
+    }
+
+    #[test]
+    fn sources_are_addresses_and_64s() {
+        assert_eq!(
+            source_of("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            source_of("2001:db8:1:2:bbbb::9".parse().unwrap())
+        );
+        assert_ne!(
+            source_of("2001:db8:1:2::1".parse().unwrap()),
+            source_of("2001:db8:1:3::1".parse().unwrap())
+        );
+        assert_eq!(
+            source_of("::ffff:198.51.100.1".parse().unwrap()),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+        assert!(is_unusable("0.0.0.0".parse().unwrap()));
+        assert!(is_unusable("ff02::1".parse().unwrap()));
+        assert!(!is_unusable("198.51.100.1".parse().unwrap()));
+        assert!(locality("::1".parse().unwrap()) < locality("fe80::1".parse().unwrap()));
+    }
+
+    #[test]
     fn byte_budget() {
         let mut b = ByteBudget::default();
         let t0 = Instant::now();

@@ -64,6 +64,7 @@ pub use bep44::{immutable_target, mutable_target, signing_buffer, verify, Item, 
 pub use config::{key_derived_id, Config, ConfigError, IdPolicy, Limits, KEY_ID_DOMAIN};
 pub use defense::{
     is_local, is_unusable, locality, prefix_of, source_of, Bep42Mode, Defense, Locality,
+    RateLimiter, Verdict,
 };
 pub use id::{from_hex, to_hex, Distance, Id, NodeId, NodeInfo, ParseIdError, ID_LEN};
 pub use lookup::{Candidates, MAX_ATTEMPTS};

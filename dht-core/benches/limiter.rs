@@ -43,8 +43,13 @@ fn limiter(c: &mut Criterion) {
 
 fn node_datagram(c: &mut Criterion) {
     let t0 = Instant::now();
-    let mut n = Node::new(Config::with_seed(1), MemStore::default(), t0, 1_800_000_000_000)
-        .expect("valid config");
+    let mut n = Node::new(
+        Config::with_seed(1),
+        MemStore::default(),
+        t0,
+        1_800_000_000_000,
+    )
+    .expect("valid config");
     let ping = Message {
         transaction_id: b"aa".to_vec(),
         version: None,

@@ -434,3 +434,130 @@ fn learned_contacts_more_local_than_their_teller_or_unusable_are_dropped() {
     assert!(asked.contains(&good));
     assert_eq!(n.stats().contacts_dropped, bad.len() as u64);
 }
+
+/// The one request `n` sent, as (destination, transaction id, message).
+fn sent_queries(n: &mut Node<TestStore>) -> Vec<(SocketAddr, Vec<u8>, Message)> {
+    let mut out = Vec::new();
+    while let Some(t) = n.poll_transmit() {
+        let m = krpc::decode(&t.payload).unwrap();
+        if matches!(m.body, Body::Query(_)) {
+            out.push((t.to, m.transaction_id.clone(), m));
+        }
+    }
+    out
+}
+
+fn reply(t: &[u8], id: Id) -> Vec<u8> {
+    Message {
+        transaction_id: t.to_vec(),
+        version: None,
+        read_only: false,
+        requester_ip: None,
+        body: Body::Response(Response {
+            id,
+            ..Response::default()
+        }),
+    }
+    .to_bytes()
+}
+
+fn in_table(n: &Node<TestStore>, id: &Id) -> bool {
+    n.routing_table(dht_core::Family::V4)
+        .entries()
+        .any(|e| e.node.id == *id)
+}
+
+#[test]
+fn a_reply_replayed_with_a_live_transaction_id_from_another_address_is_dropped() {
+    let (mut n, now) = node(|_| {});
+    let asked = addr("198.51.100.1:6881");
+    let spoofer = addr("203.0.113.7:6881");
+    let q = n.start(now, Request::Ping { addr: asked }).unwrap();
+    let sent = sent_queries(&mut n);
+    assert_eq!(sent.len(), 1);
+    let tid = sent[0].1.clone();
+    // The live transaction id, answered from another address.
+    let spoof_id = Id([0x66; 20]);
+    n.handle_datagram(now, spoofer, None, &reply(&tid, spoof_id));
+    assert_eq!(n.stats().unexpected_replies, 1);
+    assert!(!in_table(&n, &spoof_id), "the spoofer was added");
+    assert!(
+        n.poll_event().is_none(),
+        "the spoofed reply finished the ping"
+    );
+    // The real answer still matches: the request was not consumed.
+    let real = Id([0x22; 20]);
+    n.handle_datagram(now, asked, None, &reply(&tid, real));
+    match n.poll_event() {
+        Some(Event::QueryDone(d)) => {
+            assert_eq!(d.id, q);
+            assert_eq!(
+                d.outcome,
+                Outcome::Ping {
+                    node: Some(NodeInfo {
+                        id: real,
+                        addr: asked
+                    })
+                }
+            );
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn a_node_answering_under_another_id_is_evicted_on_that_first_answer() {
+    let (mut n, now) = node(|_| {});
+    let x = addr("198.51.100.3:6881");
+    let id1 = Id([0x31; 20]);
+    // X queries us; we ping it; it answers as id1 and enters the table.
+    n.handle_datagram(now, x, None, &raw_query(id1, Method::Ping));
+    let _ = drain_keep_queries(&mut n);
+    let ping = sent_queries_from(&mut n);
+    let (to, tid) = ping.into_iter().find(|(to, _)| *to == x).expect("pinged X");
+    n.handle_datagram(now, to, None, &reply(&tid, id1));
+    assert!(in_table(&n, &id1));
+    // A lookup asks X (the only node we know) as id1; X answers as someone else.
+    n.start(
+        now,
+        Request::FindNode {
+            target: Id([0x30; 20]),
+        },
+    )
+    .unwrap();
+    let asks = sent_queries_from(&mut n);
+    let (_, tid) = asks.into_iter().find(|(to, _)| *to == x).expect("asked X");
+    n.handle_datagram(now, x, None, &reply(&tid, Id([0x99; 20])));
+    // Evicted at once, no timeout involved.
+    assert!(!in_table(&n, &id1), "X kept its place");
+    assert!(!in_table(&n, &Id([0x99; 20])));
+}
+
+/// Replies the node queued (its own queries are kept for `sent_queries_from`).
+fn drain_keep_queries(n: &mut Node<TestStore>) -> Vec<dht_core::Transmit> {
+    let mut all = Vec::new();
+    while let Some(t) = n.poll_transmit() {
+        all.push(t);
+    }
+    let (queries, replies): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|t| matches!(krpc::decode(&t.payload).map(|m| m.body), Ok(Body::Query(_))));
+    QUEUED.with(|q| q.borrow_mut().extend(queries));
+    replies
+}
+
+std::thread_local! {
+    static QUEUED: std::cell::RefCell<Vec<dht_core::Transmit>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The queries the node sent (including those set aside by `drain_keep_queries`),
+/// as (destination, transaction id).
+fn sent_queries_from(n: &mut Node<TestStore>) -> Vec<(SocketAddr, Vec<u8>)> {
+    let mut out: Vec<(SocketAddr, Vec<u8>)> = QUEUED
+        .with(|q| std::mem::take(&mut *q.borrow_mut()))
+        .into_iter()
+        .map(|t| (t.to, krpc::decode(&t.payload).unwrap().transaction_id))
+        .collect();
+    out.extend(sent_queries(n).into_iter().map(|(to, t, _)| (to, t)));
+    out
+}

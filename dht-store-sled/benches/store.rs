@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use dht_core::{Item, MutableItem, Store, StoredItem, StoredPeer, UnixMillis};
 use dht_core::Id;
+use dht_core::{Item, MutableItem, Store, StoredItem, StoredPeer, UnixMillis};
 use dht_store_mem::MemStore;
 use dht_store_sled::SledStore;
 use tempfile::TempDir;

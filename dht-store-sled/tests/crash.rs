@@ -20,12 +20,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dht_core::Id;
 use dht_core::NodeInfo;
 use dht_core::{
-    RoutingSnapshot, SnapshotNode, Store, StoreCounts, StoredItem, StoredPeer, Item, MutableItem,
+    Item, MutableItem, RoutingSnapshot, SnapshotNode, Store, StoreCounts, StoredItem, StoredPeer,
     UnixMillis,
 };
-use dht_core::Id;
 use dht_store_mem::MemStore;
 use dht_store_sled::SledStore;
 use rand_chacha::rand_core::{RngCore, SeedableRng};

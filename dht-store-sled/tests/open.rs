@@ -4,8 +4,8 @@
 use std::fs;
 use std::path::Path;
 
-use dht_core::{Item, Store, StoredItem, StoredPeer};
 use dht_core::Id;
+use dht_core::{Item, Store, StoredItem, StoredPeer};
 use dht_store_sled::{OpenError, SledStore, FORMAT_VERSION, MARKER};
 
 fn id(i: u32) -> Id {

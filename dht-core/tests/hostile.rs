@@ -561,3 +561,18 @@ fn sent_queries_from(n: &mut Node<TestStore>) -> Vec<(SocketAddr, Vec<u8>)> {
     out.extend(sent_queries(n).into_iter().map(|(to, t, _)| (to, t)));
     out
 }
+
+#[test]
+fn a_forward_jump_of_the_wall_clock_does_not_expire_everything_at_once() {
+    let (mut n, now) = node(unlimited);
+    let from = addr("198.51.100.4:6881");
+    assert_eq!(put(&mut n, now, from, 1), 0);
+    assert_eq!(n.store().counts().unwrap().items, 1);
+    // Five hours ahead (items live two): followed one minute, counted.
+    let later = now + std::time::Duration::from_secs(1);
+    n.handle_wall_clock(later, WALL0 + 5 * 3_600_000);
+    assert_eq!(n.stats().wall_clock_jumps, 1);
+    let tick = later + std::time::Duration::from_secs(31);
+    n.handle_timeout(tick);
+    assert_eq!(n.store().counts().unwrap().items, 1, "expired by the jump");
+}

@@ -84,6 +84,10 @@ pub struct Transmit {
     pub payload: Vec<u8>,
 }
 
+/// The most one [`Node::handle_wall_clock`] moves wall time away from where the
+/// monotonic clock puts it: a minute covers drift and NTP slews between re-anchors.
+pub const MAX_WALL_SLEW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Send buffers kept for reuse.
 const MAX_POOLED_BUFFERS: usize = 8;
 
@@ -305,9 +309,26 @@ impl<S: Store> Node<S> {
 
     // ---- inputs ----
 
-    /// Re-anchors wall-clock time (runtimes call this now and then; the core never reads a clock).
+    /// Re-anchors wall-clock time (runtimes call this now and then; the core never reads
+    /// a clock). A wall clock that disagrees with the monotonic one by more than
+    /// [`MAX_WALL_SLEW`] (a jump: a fixed RTC, a VM resumed, an NTP step) is followed
+    /// at most that far per call, and the jump is counted (`wall_clock_jumps`): a
+    /// forward jump of hours must not expire everything stored at once, and one call's
+    /// expiry work stays bounded. A runtime that re-anchors every minute thus catches
+    /// up at twice the clock's rate.
     pub fn handle_wall_clock(&mut self, now: Instant, wall: UnixMillis) {
-        self.anchor = (now, wall);
+        let derived = self.wall(now);
+        let max = MAX_WALL_SLEW.as_millis() as u64;
+        let anchored = if wall > derived.saturating_add(max) {
+            self.stats.wall_clock_jumps += 1;
+            derived + max
+        } else if wall < derived.saturating_sub(max) {
+            self.stats.wall_clock_jumps += 1;
+            derived - max
+        } else {
+            wall
+        };
+        self.anchor = (now, anchored);
     }
 
     /// Timers due at `now`: request timeouts and housekeeping.

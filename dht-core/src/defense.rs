@@ -326,7 +326,7 @@ impl RateLimiter {
     fn prune(&mut self, now: Instant, d: &Defense) {
         let full_after = Duration::from_secs_f64(d.query_burst / d.queries_per_sec.max(1e-9));
         let idle = |s: &Source| {
-            !s.banned_until.is_some_and(|t| now < t)
+            s.banned_until.is_none_or(|t| now >= t)
                 && now.saturating_duration_since(s.last) >= full_after
         };
         let mut seen = Vec::with_capacity(SWEEP);

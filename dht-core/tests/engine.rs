@@ -1057,7 +1057,7 @@ fn replies_to_strangers_are_trimmed_but_keep_values() {
         &raw_query(
             Id([1; 20]),
             Method::Put(PutArgs {
-                token: token,
+                token,
                 item: Item::Mutable(MutableItem {
                     value: v.clone(),
                     ..put

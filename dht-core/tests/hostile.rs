@@ -274,8 +274,7 @@ fn run_scripted(
             };
             n.handle_datagram(now, t.to, None, &resp.to_bytes());
         }
-        while let Some(e) = n.poll_event() {
-            let Event::QueryDone(d) = e;
+        if let Some(Event::QueryDone(d)) = n.poll_event() {
             return d.outcome;
         }
         if let Some(t) = n.poll_timeout() {

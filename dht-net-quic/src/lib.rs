@@ -77,8 +77,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dht_core::{OutDatagram, RecvSlot, Transport, RECV_BUF_LEN};
 use dht_core::Id;
+use dht_core::{OutDatagram, RecvSlot, Transport, RECV_BUF_LEN};
 use ed25519_dalek::SigningKey;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, Endpoint, Incoming, VarInt};

@@ -10,8 +10,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use dht_core::{
+    Config, Event, Family, Id, IdPolicy, Node, Outcome, QueryDone, QueryId, Request, Store,
+};
 use dht_core::{OutDatagram, RecvSlot, Transport};
-use dht_core::{Config, Event, Family, Id, IdPolicy, Node, Outcome, QueryDone, QueryId, Request, Store};
 use dht_net_quic::{generate_key, QuicConfig, QuicStats, QuicTransport};
 use dht_store_mem::MemStore;
 use tokio::sync::mpsc;
@@ -42,7 +44,7 @@ impl Driver {
         cfg.id_policy = id_policy.unwrap_or(IdPolicy::PublicKey(transport.public_key()));
         cfg.request_timeout = Duration::from_secs(1);
         let node = Node::new(cfg, MemStore::new(), Instant::now(), 1_800_000_000_000)
-.expect("valid config");
+            .expect("valid config");
         let (jobs, jobs_rx) = mpsc::unbounded_channel();
         let (done_tx, done) = mpsc::unbounded_channel();
         tokio::spawn(run(node, transport.clone(), jobs_rx, done_tx));
@@ -159,7 +161,16 @@ async fn an_id_not_derived_from_the_key_is_dropped_counted_and_stores_nothing() 
     let seed = honest[0].addr;
 
     for d in honest.iter_mut().skip(1) {
-        d.run_query(move |n, now| n.start(now, Request::Bootstrap { seeds: [seed].to_vec() }).expect("request")).await;
+        d.run_query(move |n, now| {
+            n.start(
+                now,
+                Request::Bootstrap {
+                    seeds: [seed].to_vec(),
+                },
+            )
+            .expect("request")
+        })
+        .await;
     }
     // Each honest node's id is the one bound to its key, and they found each other.
     for d in &honest {
@@ -173,7 +184,15 @@ async fn an_id_not_derived_from_the_key_is_dropped_counted_and_stores_nothing() 
 
     // The impostor bootstraps and puts; nobody answers it.
     let done = impostor
-        .run_query(move |n, now| n.start(now, Request::Bootstrap { seeds: [seed].to_vec() }).expect("request"))
+        .run_query(move |n, now| {
+            n.start(
+                now,
+                Request::Bootstrap {
+                    seeds: [seed].to_vec(),
+                },
+            )
+            .expect("request")
+        })
         .await;
     match done.outcome {
         Outcome::Nodes { closest } => assert!(closest.is_empty(), "{closest:?}"),
@@ -182,7 +201,10 @@ async fn an_id_not_derived_from_the_key_is_dropped_counted_and_stores_nothing() 
     let bogus = b"12:impostor put".to_vec();
     let bogus_target = Id::sha1(&bogus);
     let done = impostor
-        .run_query(move |n, now| n.start(now, Request::PutImmutable { value: bogus }).expect("request"))
+        .run_query(move |n, now| {
+            n.start(now, Request::PutImmutable { value: bogus })
+                .expect("request")
+        })
         .await;
     match done.outcome {
         Outcome::Stored { stored_at, .. } => assert!(stored_at.is_empty(), "{stored_at:?}"),
@@ -196,7 +218,10 @@ async fn an_id_not_derived_from_the_key_is_dropped_counted_and_stores_nothing() 
     let target = Id::sha1(&value);
     let v = value.clone();
     let done = honest[1]
-        .run_query(move |n, now| n.start(now, Request::PutImmutable { value: v }).expect("request"))
+        .run_query(move |n, now| {
+            n.start(now, Request::PutImmutable { value: v })
+                .expect("request")
+        })
         .await;
     match done.outcome {
         Outcome::Stored { stored_at, .. } => {
@@ -207,10 +232,21 @@ async fn an_id_not_derived_from_the_key_is_dropped_counted_and_stores_nothing() 
     // A node that joins after the put holds no copy, so the value reaches it in a
     // reply (value, token and nodes: over a datagram at MTU 1200, so on a stream).
     let mut late = Driver::start(3, None);
-    late.run_query(move |n, now| n.start(now, Request::Bootstrap { seeds: [seed].to_vec() }).expect("request"))
-        .await;
+    late.run_query(move |n, now| {
+        n.start(
+            now,
+            Request::Bootstrap {
+                seeds: [seed].to_vec(),
+            },
+        )
+        .expect("request")
+    })
+    .await;
     let done = late
-        .run_query(move |n, now| n.start(now, Request::GetImmutable { target }).expect("request"))
+        .run_query(move |n, now| {
+            n.start(now, Request::GetImmutable { target })
+                .expect("request")
+        })
         .await;
     match done.outcome {
         Outcome::Immutable { value: got } => assert_eq!(got.as_deref(), Some(&value[..])),

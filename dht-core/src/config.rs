@@ -37,26 +37,57 @@ pub fn key_derived_id(key: &[u8; 32]) -> Id {
 ///   items can still be updated and refreshed, so a flood of new items cannot push
 ///   out what honest publishers keep alive;
 /// - info_hashes: an announce for a *new* info_hash is refused the same way;
-/// - peers per info_hash: the peer whose announcement expires first is replaced, so
-///   a swarm's list stays fresh.
+/// - peers per swarm: the peer whose announcement expires first is replaced, so a
+///   swarm's list stays fresh; one IP holds one slot in a swarm (BEP 33: <info_hash,
+///   IP> is unique), a later announce from it updates its port;
+/// - per source (an IPv4 address or an IPv6 /64): a share of items, info_hashes and
+///   bytes; beyond it that source's new puts and announces get 202, and everyone
+///   else is still served. Exempt sources (see [`Defense::is_exempt`]) have no share
+///   and no one-slot rule (a loopback testnet shares 127.0.0.1), only the global caps.
+///
+/// The numbers come from how honest peers behave. libtorrent keeps at most 2,000
+/// torrents (`dht_max_torrents`) and 700 items (`dht_max_dht_items`) per node; we keep
+/// about 8 and 23 times that, so a node of a small or lopsided network never refuses
+/// honest data. An honest source writes each item and announce to the ~8 nodes
+/// closest to its target, so one node receives from one honest IP only the few that
+/// land near its id; 256 per source leaves room for a NAT with many users behind one
+/// address, and it takes 64 sources to fill either cap. Operators map these fields to
+/// the node's `--max-items`, `--max-info-hashes` and `--max-peers-per-swarm` flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Most BEP 44 items held.
+    /// Most BEP 44 items held (`--max-items`).
     pub max_items: usize,
-    /// Most info_hashes with peers.
+    /// Most info_hashes with peers (`--max-info-hashes`).
     pub max_info_hashes: usize,
-    /// Most peers per info_hash.
-    pub max_peers_per_info_hash: usize,
+    /// Most peers per info_hash (`--max-peers-per-swarm`).
+    pub max_peers_per_swarm: usize,
+    /// Most estimated bytes of everything stored (items by size plus a fixed
+    /// overhead, peers at a fixed cost: see the `quota` costs), bounding memory at
+    /// the caps: without it 16,384 swarms of 256 peers at ~400 bytes would allow
+    /// 1.6 GB.
+    pub max_bytes: u64,
+    /// Most items one source may have written (the last writer of an item owns it).
+    pub max_items_per_source: usize,
+    /// Most swarms in which one source may hold a peer slot.
+    pub max_info_hashes_per_source: usize,
+    /// Most estimated bytes charged to one source.
+    pub max_bytes_per_source: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        // A few tens of MB at worst (items are <= ~1.2 kB): a node on the public DHT
-        // stores what the ids near it attract, far below this.
+        // 64 MiB: 16,384 full-size items (~1.5 kB each with overheads, 24 MiB) plus
+        // about 100,000 peers; a node on the public DHT stores what the ids near it
+        // attract, far below this. Per source: 256 items and 256 swarms, and 256 KiB,
+        // enough for ~180 full-size items or all 256 small ones with their swarms.
         Limits {
             max_items: 16_384,
             max_info_hashes: 16_384,
-            max_peers_per_info_hash: 256,
+            max_peers_per_swarm: 256,
+            max_bytes: 64 << 20,
+            max_items_per_source: 256,
+            max_info_hashes_per_source: 256,
+            max_bytes_per_source: 256 << 10,
         }
     }
 }

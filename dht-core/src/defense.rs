@@ -3,12 +3,17 @@
 //!
 //! Both limiters are token buckets refilled from the `now` passed in, so they replay
 //! exactly in a simulation. Memory is bounded: at most `max_tracked` sources are
-//! remembered; when the table is full, idle sources are pruned and, if it is still
-//! full, new sources share one overflow bucket (so a flood from many spoofed
-//! addresses is limited as a whole instead of growing memory).
+//! remembered; when the table is full, a new source looks at a few tracked sources
+//! after a rotating cursor and takes the place of an idle one, and if none of those
+//! is idle it shares one overflow bucket (so a flood from many spoofed addresses is
+//! limited as a whole instead of growing memory). Either way one datagram costs one
+//! map lookup plus a bounded sweep, never a pass over the whole table.
+//!
+//! A source is an IPv4 address or an IPv6 /64 ([`source_of`]): a host is usually
+//! given a whole /64, so keying by full IPv6 address would give one host 2^64 sources.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 /// How BEP 42 secure ids are used when judging other nodes.
@@ -25,10 +30,25 @@ pub enum Bep42Mode {
 /// Settings of the defenses (see [`crate::Config::defense`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Defense {
-    /// Loopback, private and link-local sources are exempt from rate limits, bans, the
-    /// send budget and per-IP or per-prefix caps, so loopback testnets and benchmarks
-    /// work. Turn off to exercise the defenses on such addresses.
+    /// Loopback sources (and private, link-local and unique-local ones when
+    /// [`Defense::local_listen`] is set) are exempt from rate limits, bans, the send
+    /// budget, per-source storage quotas, one-slot-per-IP swarms, lookup diversity
+    /// and per-IP or per-prefix caps, so loopback testnets and benchmarks work, where
+    /// every node shares 127.0.0.1. Turn off to apply every defense to such addresses
+    /// (tests then use distinct 127.x.y.z sources).
     pub exempt_local: bool,
+    /// The node itself listens on a private (or link-local, unique-local) address, so
+    /// its peers are its LAN and private sources are exempt like loopback. A node on a
+    /// public address, or behind a NAT or in a container that forwards a public port,
+    /// must have this off: there, strangers can arrive from private addresses (the
+    /// NAT's, the bridge's). The runtime sets it from the address it binds. True by
+    /// default so that in-memory networks on private addresses (the simulator, tests)
+    /// behave as before; a runtime on a public or unspecified address sets false.
+    pub local_listen: bool,
+    /// Most candidates of one lookup that share an IP (non-exempt addresses), as
+    /// libtorrent's `restrict_search_ips`: one host answering from many ports cannot be
+    /// all of the k closest and receive every put and announce. `None`: no limit.
+    pub lookup_max_per_ip: Option<usize>,
     /// Queries per second allowed from one IP, sustained. A busy honest client sends
     /// a few per second; 50 leaves a wide margin.
     pub queries_per_sec: f64,
@@ -66,6 +86,8 @@ impl Default for Defense {
     fn default() -> Self {
         Defense {
             exempt_local: true,
+            local_listen: true,
+            lookup_max_per_ip: Some(1),
             queries_per_sec: 50.0,
             query_burst: 100.0,
             ban_after_drops: 200,
@@ -82,9 +104,78 @@ impl Default for Defense {
 }
 
 impl Defense {
-    /// True when `ip` is exempt under these settings.
+    /// True when `ip` is exempt under these settings: loopback always (unless
+    /// `exempt_local` is off), private, link-local and unique-local only when the node
+    /// listens on such an address itself.
     pub fn is_exempt(&self, ip: IpAddr) -> bool {
-        self.exempt_local && is_local(ip)
+        self.exempt_local
+            && match locality(ip) {
+                Locality::Loopback => true,
+                Locality::Private => self.local_listen,
+                Locality::Public => false,
+            }
+    }
+}
+
+/// How far an address reaches, from most local to least: a contact learned from a
+/// peer may not be more local than that peer (a public node has no business sending
+/// us to our own loopback or LAN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Locality {
+    /// 127/8, ::1.
+    Loopback,
+    /// 10/8, 172.16/12, 192.168/16, 169.254/16, fc00::/7, fe80::/10.
+    Private,
+    /// Everything else.
+    Public,
+}
+
+/// The [`Locality`] of `ip` (IPv4-mapped IPv6 addresses as their IPv4 address).
+pub fn locality(ip: IpAddr) -> Locality {
+    match ip {
+        IpAddr::V4(a) if a.is_loopback() => Locality::Loopback,
+        IpAddr::V4(a) if a.is_private() || a.is_link_local() => Locality::Private,
+        IpAddr::V4(_) => Locality::Public,
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return locality(IpAddr::V4(v4));
+            }
+            let s = a.segments()[0];
+            if a.is_loopback() {
+                Locality::Loopback
+            } else if (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80 {
+                Locality::Private
+            } else {
+                Locality::Public
+            }
+        }
+    }
+}
+
+/// True for an address no contact can have: unspecified, multicast or broadcast.
+pub fn is_unusable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_unspecified() || a.is_multicast() || a.is_broadcast(),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => is_unusable(IpAddr::V4(v4)),
+            None => a.is_unspecified() || a.is_multicast(),
+        },
+    }
+}
+
+/// The source an address counts as for rate limits, bans, tokens and storage quotas:
+/// an IPv4 address as itself, an IPv6 address as its /64 (the rest zeroed), an
+/// IPv4-mapped IPv6 address as its IPv4 address.
+pub fn source_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = a.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -139,11 +230,18 @@ pub enum Verdict {
     Banned,
 }
 
-/// Per-IP token buckets with bans.
+/// Tracked sources a new source looks at, when the table is full, for an idle one
+/// whose place it can take. A constant, so a datagram's cost does not grow with the
+/// table.
+const SWEEP: usize = 8;
+
+/// Per-source token buckets with bans (sources as [`source_of`] gives them).
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
     sources: BTreeMap<IpAddr, Source>,
     overflow: Option<Source>,
+    /// Where the next sweep for idle sources starts (a clock hand over the keys).
+    cursor: Option<IpAddr>,
 }
 
 impl Default for RateLimiter {
@@ -158,6 +256,7 @@ impl RateLimiter {
         RateLimiter {
             sources: BTreeMap::new(),
             overflow: None,
+            cursor: None,
         }
     }
 
@@ -167,19 +266,20 @@ impl RateLimiter {
         self.sources.len()
     }
 
-    /// True when `ip` is banned at `now`.
+    /// True when `ip`'s source is banned at `now`.
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
         self.sources
-            .get(&ip)
+            .get(&source_of(ip))
             .and_then(|s| s.banned_until)
             .is_some_and(|t| now < t)
     }
 
-    /// Accounts one query from `ip` at `now`.
+    /// Accounts one query from `ip` (its source) at `now`.
     pub fn check(&mut self, ip: IpAddr, now: Instant, d: &Defense) -> Verdict {
         if d.is_exempt(ip) {
             return Verdict::Allow;
         }
+        let ip = source_of(ip);
         if !self.sources.contains_key(&ip) && self.sources.len() >= d.max_tracked {
             self.prune(now, d);
         }
@@ -220,13 +320,34 @@ impl RateLimiter {
         Verdict::Drop
     }
 
-    /// Forgets sources that are idle (bucket full again) and not banned.
+    /// Forgets the idle sources (bucket full again, not banned) among the next
+    /// [`SWEEP`] after the cursor, wrapping around: bounded work whatever the table
+    /// holds, and over successive calls every tracked source is looked at.
     fn prune(&mut self, now: Instant, d: &Defense) {
         let full_after = Duration::from_secs_f64(d.query_burst / d.queries_per_sec.max(1e-9));
-        self.sources.retain(|_, s| {
-            s.banned_until.is_some_and(|t| now < t)
-                || now.saturating_duration_since(s.last) < full_after
-        });
+        let idle = |s: &Source| {
+            s.banned_until.is_none_or(|t| now >= t)
+                && now.saturating_duration_since(s.last) >= full_after
+        };
+        let mut seen = Vec::with_capacity(SWEEP);
+        {
+            use std::ops::Bound::{Excluded, Unbounded};
+            let start = match self.cursor {
+                Some(c) => Excluded(c),
+                None => Unbounded,
+            };
+            let after = self.sources.range((start, Unbounded));
+            let wrapped = self.sources.range(..);
+            for (ip, s) in after.chain(wrapped).take(SWEEP) {
+                seen.push((*ip, idle(s)));
+            }
+        }
+        self.cursor = seen.last().map(|(ip, _)| *ip);
+        for (ip, is_idle) in seen {
+            if is_idle {
+                self.sources.remove(&ip);
+            }
+        }
     }
 }
 
@@ -340,6 +461,76 @@ mod tests {
         assert!(rl.tracked() <= d.max_tracked);
         // 4 tracked sources with a burst of 20 each, plus one shared overflow bucket.
         assert!(allowed <= 5 * 20, "{allowed}");
+    }
+
+    #[test]
+    fn private_sources_are_exempt_only_when_we_listen_on_a_private_address() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let lan: IpAddr = "192.168.1.7".parse().unwrap();
+        let ula: IpAddr = "fd00::7".parse().unwrap();
+        let public: IpAddr = "198.51.100.1".parse().unwrap();
+        let public_node = Defense {
+            local_listen: false,
+            ..Defense::default()
+        };
+        assert!(public_node.is_exempt(lo));
+        assert!(!public_node.is_exempt(lan) && !public_node.is_exempt(ula));
+        let lan_node = Defense::default();
+        assert!(lan_node.is_exempt(lan) && lan_node.is_exempt(ula));
+        assert!(!lan_node.is_exempt(public));
+        let none = Defense {
+            exempt_local: false,
+            ..Defense::default()
+        };
+        assert!(!none.is_exempt(lo) && !none.is_exempt(lan));
+        // A private source behind a public node's NAT is limited like any other.
+        let mut rl = RateLimiter::new();
+        let t0 = Instant::now();
+        let limited = (0..1000)
+            .filter(|_| rl.check(lan, t0, &public_node) != Verdict::Allow)
+            .count();
+        assert!(limited > 0);
+    }
+
+    #[test]
+    fn a_full_table_takes_new_sources_in_place_of_idle_ones() {
+        let d = strict();
+        let mut rl = RateLimiter::new();
+        let t0 = Instant::now();
+        for i in 0..4u32 {
+            rl.check(
+                IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
+                t0,
+                &d,
+            );
+        }
+        // Three seconds later every tracked bucket is full again (idle): a newcomer
+        // gets its own bucket, and the table does not grow.
+        let later = t0 + Duration::from_secs(3);
+        let new: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(rl.check(new, later, &d), Verdict::Allow);
+        assert!(rl.sources.contains_key(&new));
+        assert!(rl.tracked() <= d.max_tracked);
+    }
+
+    #[test]
+    fn sources_are_addresses_and_64s() {
+        assert_eq!(
+            source_of("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            source_of("2001:db8:1:2:bbbb::9".parse().unwrap())
+        );
+        assert_ne!(
+            source_of("2001:db8:1:2::1".parse().unwrap()),
+            source_of("2001:db8:1:3::1".parse().unwrap())
+        );
+        assert_eq!(
+            source_of("::ffff:198.51.100.1".parse().unwrap()),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+        assert!(is_unusable("0.0.0.0".parse().unwrap()));
+        assert!(is_unusable("ff02::1".parse().unwrap()));
+        assert!(!is_unusable("198.51.100.1".parse().unwrap()));
+        assert!(locality("::1".parse().unwrap()) < locality("fe80::1".parse().unwrap()));
     }
 
     #[test]

@@ -64,7 +64,10 @@ pub use bep33::{ScrapeFilter, SCRAPE_FILTER_LEN};
 pub use bep42::{is_exempt as is_bep42_exempt, is_valid as is_secure_id, secure_id};
 pub use bep44::{immutable_target, mutable_target, signing_buffer, verify, Item, MutableItem};
 pub use config::{key_derived_id, Config, ConfigError, IdPolicy, Limits, KEY_ID_DOMAIN};
-pub use defense::{is_local, prefix_of, Bep42Mode, Defense};
+pub use defense::{
+    is_local, is_unusable, locality, prefix_of, source_of, Bep42Mode, Defense, Locality,
+    RateLimiter, Verdict,
+};
 pub use id::{from_hex, to_hex, Distance, Id, NodeId, NodeInfo, ParseIdError, ID_LEN};
 pub use lookup::{Candidates, MAX_ATTEMPTS};
 pub use node::{

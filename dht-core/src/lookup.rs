@@ -70,9 +70,29 @@ impl Candidates {
 
     /// Adds a node unless it is already known (by id) or too far to matter.
     pub fn add(&mut self, node: NodeInfo, depth: u32) {
+        self.add_limited(node, depth, None);
+    }
+
+    /// As [`Candidates::add`], but not when `max_per_ip` candidates already share the
+    /// node's IP: one host answering from many ports (or under many ids) must not
+    /// fill the window of the k closest. The first ones seen stay.
+    pub fn add_limited(&mut self, node: NodeInfo, depth: u32, max_per_ip: Option<usize>) {
         let d = node.id.distance(&self.target);
         if self.by_distance.contains_key(&d) {
             return;
+        }
+        if let Some(m) = max_per_ip {
+            let ip = node.addr.ip();
+            // At most `max` (64) candidates: a linear scan costs less than an index.
+            if self
+                .by_distance
+                .values()
+                .filter(|c| c.node.addr.ip() == ip)
+                .count()
+                >= m
+            {
+                return;
+            }
         }
         if self.by_distance.len() >= self.max {
             // Full: only a node closer than the farthest fresh one gets in.

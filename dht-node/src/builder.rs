@@ -87,6 +87,10 @@ impl DhtBuilder {
         let mut config = self.config;
         // Tokens and transaction ids must be unpredictable: always from the OS.
         config.seed = Some(os_seed()?);
+        // Private sources are exempt from the defenses only on a private network: a
+        // public node (or one on every address) behind a NAT or in a container sees
+        // strangers arrive from private addresses.
+        config.defense.local_listen = listens_only_locally(&transport.local_addrs());
         let (runtime, dht) = Runtime::new(transport, store, config, self.republish)?;
         tokio::spawn(runtime.run());
         Ok(dht)
@@ -138,4 +142,13 @@ impl DhtBuilder {
         let b = self.id_policy(IdPolicy::PublicKey(transport.public_key()));
         b.spawn_with(transport, store)
     }
+}
+
+/// True when every bound address is loopback or private (a node on an unspecified
+/// address listens on public interfaces too).
+fn listens_only_locally(addrs: &[SocketAddr]) -> bool {
+    !addrs.is_empty()
+        && addrs.iter().all(|a| {
+            !a.ip().is_unspecified() && dht_core::locality(a.ip()) != dht_core::Locality::Public
+        })
 }

@@ -71,7 +71,7 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dht_core::Id;
 use dht_core::{
@@ -180,6 +180,12 @@ pub struct SledStore {
     /// False until `open` has checked everything: a store that failed to open must
     /// not flush on drop, or it would write a new generation over the evidence.
     opened: bool,
+    /// Why the last write or flush failed (a full disk, most likely), until a flush
+    /// succeeds again. Meanwhile puts are refused, so nothing is acknowledged that
+    /// may not reach the disk (the core answers them with 202).
+    write_failure: Option<String>,
+    /// When a refused put last tried a flush to see whether the disk has room again.
+    last_retry: Option<Instant>,
     dir: PathBuf,
     // Declared after the database so that it is dropped after the database is closed.
     _lock: File,
@@ -190,6 +196,10 @@ pub struct SledStore {
 const META_ROUTING: &[u8] = b"routing";
 const META_NODE_ID: &[u8] = b"node_id";
 const META_GENERATION: &[u8] = b"flush_generation";
+
+/// How often a refused put may retry a flush while writes are failing: a flush is an
+/// fsync, and a full disk should not cost one per refused datagram.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// How many expired entries one `expire` transaction removes: bounds the memory and
 /// the size of one atomic write however many entries are due.
@@ -274,6 +284,8 @@ impl SledStore {
             counts: StoreCounts::default(),
             generation: 0,
             opened: false,
+            write_failure: None,
+            last_retry: None,
             dir: dir.to_path_buf(),
             _lock: lock,
             _temporary: None,
@@ -331,6 +343,37 @@ impl SledStore {
         self.flush()
     }
 
+    /// Why writes are failing (a full disk, most likely), or `None` when the last
+    /// write and flush succeeded. Runtimes log it; puts are refused meanwhile.
+    pub fn write_failure(&self) -> Option<&str> {
+        self.write_failure.as_deref()
+    }
+
+    /// Refuses a write while an earlier one failed, retrying a flush now and then
+    /// (at most every [`RETRY_EVERY`]) to notice that the disk has room again.
+    fn writable(&mut self) -> Result<(), StoreError> {
+        let Some(why) = self.write_failure.clone() else {
+            return Ok(());
+        };
+        if self.last_retry.is_none_or(|t| t.elapsed() >= RETRY_EVERY) {
+            self.last_retry = Some(Instant::now());
+            if self.flush().is_ok() {
+                return Ok(());
+            }
+        }
+        Err(StoreError(format!(
+            "writes refused until a flush succeeds again: {why}"
+        )))
+    }
+
+    /// Remembers a failed write or flush (see [`SledStore::write_failure`]).
+    fn note<T>(&mut self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &r {
+            self.write_failure = Some(e.0.clone());
+        }
+        r
+    }
+
     /// Checks every record and the deadline index, and rebuilds the counts. A
     /// record that does not decode is corruption; a deadline index that does not
     /// match the records exactly (it cannot, short of damage, since both are written
@@ -366,14 +409,16 @@ impl SledStore {
                     .contains_key(codec::deadline_key(at, KIND_PEER, &k))
                     .map_err(store_err)?;
         }
-        // Every record has its entry; equal sizes then mean there is nothing else.
-        if !index_ok || self.deadlines.len() != counts.items + counts.peers {
-            self.rebuild_index()?;
-        }
         if let Some(b) = self.meta.get(META_ROUTING).map_err(store_err)? {
             codec::decode_routing(&b).map_err(store_err)?;
         }
         self.node_id()?;
+        // Only now, with every record read and nothing found to refuse the directory
+        // for, may the check write: a refused directory is left exactly as found.
+        // Every record has its entry; equal sizes then mean there is nothing else.
+        if !index_ok || self.deadlines.len() != counts.items + counts.peers {
+            self.rebuild_index()?;
+        }
         self.counts = counts;
         Ok(())
     }
@@ -454,15 +499,8 @@ impl Drop for SledStore {
     }
 }
 
-impl Store for SledStore {
-    fn get_item(&self, target: &Id) -> Result<Option<StoredItem>, StoreError> {
-        match self.items.get(target.0).map_err(store_err)? {
-            None => Ok(None),
-            Some(b) => codec::decode_item(*target, &b).map(Some).map_err(store_err),
-        }
-    }
-
-    fn put_item(&mut self, item: StoredItem) -> Result<(), StoreError> {
+impl SledStore {
+    fn put_item_unchecked(&mut self, item: StoredItem) -> Result<(), StoreError> {
         let value = codec::encode_item(&item);
         let new_deadline = codec::deadline_key(item.expires_at, KIND_ITEM, &item.target.0);
         let replaced = (&self.items, &self.deadlines)
@@ -482,24 +520,7 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn remove_item(&mut self, target: &Id) -> Result<bool, StoreError> {
-        let removed = (&self.items, &self.deadlines)
-            .transaction(|(items, deadlines)| {
-                let Some(old) = items.remove(&target.0)? else {
-                    return Ok(false);
-                };
-                let at = codec::item_deadline(&old).map_err(abort)?;
-                deadlines.remove(codec::deadline_key(at, KIND_ITEM, &target.0))?;
-                Ok(true)
-            })
-            .map_err(tx_err)?;
-        if removed {
-            self.counts.items = self.counts.items.saturating_sub(1);
-        }
-        Ok(removed)
-    }
-
-    fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
+    fn put_peer_unchecked(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
         // Read outside the transaction (sled's cannot scan): the store has one writer,
         // `&mut self`, so nothing changes in between.
         let had_peers = self.has_peers(info_hash)?;
@@ -524,6 +545,43 @@ impl Store for SledStore {
             }
         }
         Ok(())
+    }
+}
+
+impl Store for SledStore {
+    fn get_item(&self, target: &Id) -> Result<Option<StoredItem>, StoreError> {
+        match self.items.get(target.0).map_err(store_err)? {
+            None => Ok(None),
+            Some(b) => codec::decode_item(*target, &b).map(Some).map_err(store_err),
+        }
+    }
+
+    fn put_item(&mut self, item: StoredItem) -> Result<(), StoreError> {
+        self.writable()?;
+        let r = self.put_item_unchecked(item);
+        self.note(r)
+    }
+
+    fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
+        self.writable()?;
+        let r = self.put_peer_unchecked(info_hash, peer);
+        self.note(r)
+    }
+    fn remove_item(&mut self, target: &Id) -> Result<bool, StoreError> {
+        let removed = (&self.items, &self.deadlines)
+            .transaction(|(items, deadlines)| {
+                let Some(old) = items.remove(&target.0)? else {
+                    return Ok(false);
+                };
+                let at = codec::item_deadline(&old).map_err(abort)?;
+                deadlines.remove(codec::deadline_key(at, KIND_ITEM, &target.0))?;
+                Ok(true)
+            })
+            .map_err(tx_err)?;
+        if removed {
+            self.counts.items = self.counts.items.saturating_sub(1);
+        }
+        Ok(removed)
     }
 
     fn get_peers(&self, info_hash: &Id) -> Result<Vec<StoredPeer>, StoreError> {
@@ -651,14 +709,20 @@ impl Store for SledStore {
     /// generation number in the database and the same number in `DIR/FLUSHED`. On
     /// open, a database whose generation is behind the file has lost flushed data
     /// (see [`SledStore::open`]).
+    ///
+    /// A failed flush is remembered: puts are refused until a flush succeeds again.
     fn flush(&mut self) -> Result<(), StoreError> {
         let next = self.generation + 1;
-        self.meta
-            .insert(META_GENERATION, &codec::encode_generation(next))
-            .map_err(store_err)?;
-        self.db.flush().map_err(store_err)?;
-        dir::write_flushed(&self.dir, next).map_err(store_err)?;
+        let r = (|| {
+            self.meta
+                .insert(META_GENERATION, &codec::encode_generation(next))
+                .map_err(store_err)?;
+            self.db.flush().map_err(store_err)?;
+            dir::write_flushed(&self.dir, next).map_err(store_err)
+        })();
+        self.note(r)?;
         self.generation = next;
+        self.write_failure = None;
         Ok(())
     }
 }

@@ -10,6 +10,9 @@ use crate::store::Store;
 
 /// Housekeeping pings per tick, so that a large table is not pinged all at once.
 const PINGS_PER_TICK: usize = 8;
+/// Ledger charges released per tick (a tick is 30 s; 65,536 per tick clears any
+/// ledger the caps allow in a few ticks).
+const LEDGER_EXPIRIES_PER_TICK: usize = 65_536;
 /// Bucket refresh lookups started per tick.
 const REFRESHES_PER_TICK: usize = 2;
 
@@ -19,6 +22,9 @@ impl<S: Store> Node<S> {
         if self.store.expire(wall).is_err() {
             self.stats.store_errors += 1;
         }
+        // Bounded per tick, so a jump of the clock costs many ticks, not one long stall;
+        // a charge released late only keeps its source's share spent a little longer.
+        self.ledger.expire(wall, LEDGER_EXPIRIES_PER_TICK);
         for fam in [Family::V4, Family::V6] {
             let i = fam.index();
             for n in self.tables[i].questionable(now, PINGS_PER_TICK) {

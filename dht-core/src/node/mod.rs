@@ -11,7 +11,8 @@
 //! `request.rs` the request and outcome types; `kind.rs` what differs between kinds of
 //! request; `query.rs` lookup driving; `outgoing.rs` our requests in flight and reply
 //! matching; `serve.rs` answering queries; `housekeeping.rs` the maintenance timer;
-//! `external_ip.rs` BEP 42 address votes; `stats.rs` the counters.
+//! `external_ip.rs` BEP 42 address votes; `quota.rs` per-source storage accounting;
+//! `stats.rs` the counters.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +34,7 @@ mod housekeeping;
 mod kind;
 mod outgoing;
 mod query;
+mod quota;
 mod request;
 mod serve;
 mod stats;
@@ -44,6 +46,7 @@ use external_ip::IpVotes;
 use kind::Kind;
 use outgoing::{Outgoing, Purpose};
 use query::QueryState;
+use quota::Ledger;
 
 /// Address family: BEP 32 keeps IPv4 and IPv6 as separate DHTs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,6 +83,10 @@ pub struct Transmit {
     pub payload: Vec<u8>,
 }
 
+/// The most one [`Node::handle_wall_clock`] moves wall time away from where the
+/// monotonic clock puts it: a minute covers drift and NTP slews between re-anchors.
+pub const MAX_WALL_SLEW: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Send buffers kept for reuse.
 const MAX_POOLED_BUFFERS: usize = 8;
 
@@ -113,6 +120,8 @@ pub struct Node<S: Store> {
     limiter: RateLimiter,
     reply_budget: ByteBudget,
     ip_votes: IpVotes,
+    /// Who stored what: per-source storage shares and the bytes held.
+    ledger: Ledger,
 }
 
 impl<S: Store> Node<S> {
@@ -188,6 +197,7 @@ impl<S: Store> Node<S> {
             limiter: RateLimiter::new(),
             reply_budget: ByteBudget::default(),
             ip_votes: IpVotes::default(),
+            ledger: Ledger::default(),
         })
     }
 
@@ -298,9 +308,26 @@ impl<S: Store> Node<S> {
 
     // ---- inputs ----
 
-    /// Re-anchors wall-clock time (runtimes call this now and then; the core never reads a clock).
+    /// Re-anchors wall-clock time (runtimes call this now and then; the core never reads
+    /// a clock). A wall clock that disagrees with the monotonic one by more than
+    /// [`MAX_WALL_SLEW`] (a jump: a fixed RTC, a VM resumed, an NTP step) is followed
+    /// at most that far per call, and the jump is counted (`wall_clock_jumps`): a
+    /// forward jump of hours must not expire everything stored at once, and one call's
+    /// expiry work stays bounded. A runtime that re-anchors every minute thus catches
+    /// up at twice the clock's rate.
     pub fn handle_wall_clock(&mut self, now: Instant, wall: UnixMillis) {
-        self.anchor = (now, wall);
+        let derived = self.wall(now);
+        let max = MAX_WALL_SLEW.as_millis() as u64;
+        let anchored = if wall > derived.saturating_add(max) {
+            self.stats.wall_clock_jumps += 1;
+            derived + max
+        } else if wall < derived.saturating_sub(max) {
+            self.stats.wall_clock_jumps += 1;
+            derived - max
+        } else {
+            wall
+        };
+        self.anchor = (now, anchored);
     }
 
     /// Timers due at `now`: request timeouts and housekeeping.
@@ -334,8 +361,11 @@ impl<S: Store> Node<S> {
             Ok(m) => m,
             Err(e) => {
                 self.stats.malformed += 1;
+                // A malformed query costs its source like a well-formed one before it
+                // draws a 203: otherwise a 14-byte query reflects a 57-byte error
+                // without limit.
                 if let Some(t) = e.query_transaction_id {
-                    if !self.config.read_only {
+                    if !self.config.read_only && self.admit(now, from) {
                         self.send_error(now, from, t, code::PROTOCOL, e.reason);
                     }
                 }
@@ -355,19 +385,8 @@ impl<S: Store> Node<S> {
         }
         match msg.body {
             Body::Query(q) => {
-                if self.config.read_only {
+                if self.config.read_only || !self.admit(now, from) {
                     return;
-                }
-                match self.limiter.check(from.ip(), now, &self.config.defense) {
-                    Verdict::Allow => {}
-                    Verdict::Drop => {
-                        self.stats.rate_limited += 1;
-                        return;
-                    }
-                    Verdict::Banned => {
-                        self.stats.banned += 1;
-                        return;
-                    }
                 }
                 self.on_query(now, from, msg.transaction_id, msg.read_only, q);
             }
@@ -375,6 +394,22 @@ impl<S: Store> Node<S> {
                 self.on_reply(now, from, &msg.transaction_id, msg.requester_ip, Ok(r))
             }
             Body::Error(e) => self.on_reply(now, from, &msg.transaction_id, None, Err(e)),
+        }
+    }
+
+    /// Runs one query from `from` past the per-source rate limit and ban; false (and
+    /// counted) when it must be dropped unanswered.
+    fn admit(&mut self, now: Instant, from: SocketAddr) -> bool {
+        match self.limiter.check(from.ip(), now, &self.config.defense) {
+            Verdict::Allow => true,
+            Verdict::Drop => {
+                self.stats.rate_limited += 1;
+                false
+            }
+            Verdict::Banned => {
+                self.stats.banned += 1;
+                false
+            }
         }
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::defense::{is_unusable, locality};
 use crate::id::{Id, NodeInfo};
 use crate::krpc::Response;
 use crate::lookup::Candidates;
@@ -257,10 +258,26 @@ impl<S: Store> Node<S> {
             Family::V4 => &resp.nodes,
             Family::V6 => &resp.nodes6,
         };
+        let d = self.config.defense;
+        let teller = locality(node.addr.ip());
         for n in learned {
-            if n.id != self.id && Family::of(&n.addr) == q.family && n.addr.port() != 0 {
-                q.paths[path].add(*n, depth + 1);
+            if n.id == self.id || Family::of(&n.addr) != q.family {
+                continue;
             }
+            // A contact no one can have, or one more local than the node that told us
+            // (loopback < private < public): a remote node must not point our queries
+            // at our own host or LAN.
+            let ip = n.addr.ip();
+            if n.addr.port() == 0 || is_unusable(ip) || locality(ip) < teller {
+                self.stats.contacts_dropped += 1;
+                continue;
+            }
+            let per_ip = if d.is_exempt(ip) {
+                None
+            } else {
+                d.lookup_max_per_ip
+            };
+            q.paths[path].add_limited(*n, depth + 1, per_ip);
         }
         q.kind.absorb(&q.target, &mut resp, depth, &self.config);
         self.drive(now, qid);

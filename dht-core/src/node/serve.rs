@@ -3,8 +3,8 @@
 //! size rules (hard limits, trimming for strangers, the reply byte budget).
 //!
 //! A query reaches `on_query` only after the rate limiter and ban list let it
-//! through (see `Node::handle_datagram`). Storage limits are enforced here, before the
-//! store is asked to keep anything.
+//! through (see `Node::handle_datagram`). Storage limits, global and per source (see
+//! `quota.rs`), are enforced here, before the store is asked to keep anything.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -13,11 +13,20 @@ use rand_chacha::rand_core::RngCore;
 
 use crate::bep33::ScrapeFilter;
 use crate::bep44::{self, Item};
+use crate::defense::source_of;
 use crate::id::{Id, NodeInfo};
 use crate::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Query, Response, Want};
 use crate::store::{Store, StoreError, StoredItem, StoredPeer};
 
+use super::quota::{item_cost, Entry, PEER_COST};
 use super::{Family, Node};
+
+/// A refusal: what the query is answered with.
+type Refusal = (i64, &'static str);
+/// The global caps are reached: nobody's new data fits.
+const STORAGE_FULL: Refusal = (code::SERVER, "storage full");
+/// This source has used its share; others are still served.
+const SHARE_USED: Refusal = (code::SERVER, "storage share of this source used up");
 
 /// Most peers returned in one get_peers reply: 50 compact IPv4 peers fill 400 of the
 /// 1024 bytes, leaving room for the token and nodes.
@@ -57,7 +66,7 @@ impl<S: Store> Node<S> {
             ..Response::default()
         };
         let mut big = false;
-        let result: Result<(), (i64, &'static str)> = match q.method {
+        let result: Result<(), Refusal> = match q.method {
             Method::Ping => Ok(()),
             Method::FindNode { target, want } => {
                 self.fill_nodes(&mut r, &target, want, fam, now);
@@ -113,7 +122,7 @@ impl<S: Store> Node<S> {
         }
     }
 
-    fn store_err(&mut self, _e: StoreError) -> (i64, &'static str) {
+    fn store_err(&mut self, _e: StoreError) -> Refusal {
         self.stats.store_errors += 1;
         (code::SERVER, "store error")
     }
@@ -126,8 +135,12 @@ impl<S: Store> Node<S> {
         want: Want,
         bep33: Bep33,
         r: &mut Response,
-    ) -> Result<(), (i64, &'static str)> {
-        r.token = Some(self.tokens.issue(now, from.ip(), &mut self.rng).to_vec());
+    ) -> Result<(), Refusal> {
+        r.token = Some(
+            self.tokens
+                .issue(now, source_of(from.ip()), &mut self.rng)
+                .to_vec(),
+        );
         let wall = self.wall(now);
         let stored: Vec<StoredPeer> = match self.store.get_peers(&info_hash) {
             Ok(p) => p.into_iter().filter(|p| p.expires_at > wall).collect(),
@@ -179,8 +192,11 @@ impl<S: Store> Node<S> {
         port: Option<u16>,
         seed: bool,
         token: &[u8],
-    ) -> Result<(), (i64, &'static str)> {
-        if !self.tokens.check(now, from.ip(), token, &mut self.rng) {
+    ) -> Result<(), Refusal> {
+        if !self
+            .tokens
+            .check(now, source_of(from.ip()), token, &mut self.rng)
+        {
             return Err((code::PROTOCOL, "bad token"));
         }
         // `None`: implied_port, the UDP source port.
@@ -189,26 +205,65 @@ impl<S: Store> Node<S> {
             return Err((code::PROTOCOL, "invalid port"));
         }
         let addr = SocketAddr::new(from.ip(), port);
+        let src = source_of(from.ip());
+        let exempt = self.config.defense.is_exempt(from.ip());
         let wall = self.wall(now);
         let peers = match self.store.get_peers(&info_hash) {
             Ok(p) => p,
             Err(e) => return Err(self.store_err(e)),
         };
         let lim = self.config.limits;
-        if peers.is_empty() {
-            match self.store.counts() {
-                Ok(c) if c.info_hashes >= lim.max_info_hashes => {
-                    return Err((code::SERVER, "storage full"))
+        // BEP 33: <info_hash, IP> is unique, so one host cannot take a swarm over from
+        // many ports; a later announce from the same IP moves its slot to the new port.
+        // Exempt sources keep one slot per address: a loopback testnet shares 127.0.0.1.
+        let previous = peers
+            .iter()
+            .find(|p| {
+                if exempt {
+                    p.addr == addr
+                } else {
+                    p.addr.ip() == addr.ip()
                 }
-                Ok(_) => {}
-                Err(e) => return Err(self.store_err(e)),
-            }
-        } else if peers.len() >= lim.max_peers_per_info_hash
-            && !peers.iter().any(|p| p.addr == addr)
-        {
-            if let Some(oldest) = peers.iter().min_by_key(|p| (p.expires_at, p.addr)) {
-                if let Err(e) = self.store.remove_peer(&info_hash, &oldest.addr) {
+            })
+            .map(|p| p.addr);
+        match previous {
+            Some(prev) if prev != addr => {
+                if let Err(e) = self.store.remove_peer(&info_hash, &prev) {
                     return Err(self.store_err(e));
+                }
+                self.ledger.release(&Entry::Peer(info_hash, prev));
+            }
+            Some(_) => {}
+            None => {
+                if !exempt {
+                    let u = self.ledger.usage(src);
+                    if u.swarms >= lim.max_info_hashes_per_source
+                        || u.bytes + PEER_COST > lim.max_bytes_per_source
+                    {
+                        return Err(self.refuse(SHARE_USED));
+                    }
+                }
+                if peers.len() >= lim.max_peers_per_swarm {
+                    // Full swarm: the soonest-expiring peer makes room (no net bytes).
+                    if let Some(oldest) = peers.iter().min_by_key(|p| (p.expires_at, p.addr)) {
+                        if let Err(e) = self.store.remove_peer(&info_hash, &oldest.addr) {
+                            return Err(self.store_err(e));
+                        }
+                        self.ledger.release(&Entry::Peer(info_hash, oldest.addr));
+                    }
+                } else {
+                    if self.ledger.total_bytes() + PEER_COST > lim.max_bytes {
+                        return Err(self.refuse(STORAGE_FULL));
+                    }
+                    if peers.is_empty() {
+                        match self.store.counts() {
+                            Ok(c) if c.info_hashes >= lim.max_info_hashes => {
+                                return Err(self.refuse(STORAGE_FULL))
+                            }
+                            Ok(_) => {}
+                            Err(e) => return Err(self.store_err(e)),
+                        }
+                    }
                 }
             }
         }
@@ -219,7 +274,20 @@ impl<S: Store> Node<S> {
         };
         self.store
             .put_peer(&info_hash, peer)
-            .map_err(|e| self.store_err(e))
+            .map_err(|e| self.store_err(e))?;
+        self.ledger.charge(
+            Entry::Peer(info_hash, addr),
+            src,
+            PEER_COST,
+            peer.expires_at,
+        );
+        Ok(())
+    }
+
+    /// Counts a refusal for lack of room and hands it back.
+    fn refuse(&mut self, r: Refusal) -> Refusal {
+        self.stats.storage_refused += 1;
+        r
     }
 
     fn serve_get(
@@ -230,8 +298,12 @@ impl<S: Store> Node<S> {
         seq: Option<i64>,
         want: Want,
         r: &mut Response,
-    ) -> Result<(), (i64, &'static str)> {
-        r.token = Some(self.tokens.issue(now, from.ip(), &mut self.rng).to_vec());
+    ) -> Result<(), Refusal> {
+        r.token = Some(
+            self.tokens
+                .issue(now, source_of(from.ip()), &mut self.rng)
+                .to_vec(),
+        );
         let wall = self.wall(now);
         let item = match self.store.get_item(&target) {
             Ok(i) => i.filter(|i| i.expires_at > wall),
@@ -255,12 +327,7 @@ impl<S: Store> Node<S> {
         Ok(())
     }
 
-    fn serve_put(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        args: PutArgs,
-    ) -> Result<(), (i64, &'static str)> {
+    fn serve_put(&mut self, now: Instant, from: SocketAddr, args: PutArgs) -> Result<(), Refusal> {
         // Checked in this order: 205, 207, 203 (token), 206, 301, 302.
         if args.item.value().len() > krpc::MAX_VALUE_LEN {
             return Err((code::VALUE_TOO_BIG, "message (v field) too big"));
@@ -272,7 +339,7 @@ impl<S: Store> Node<S> {
         }
         if !self
             .tokens
-            .check(now, from.ip(), &args.token, &mut self.rng)
+            .check(now, source_of(from.ip()), &args.token, &mut self.rng)
         {
             return Err((code::PROTOCOL, "bad token"));
         }
@@ -305,13 +372,33 @@ impl<S: Store> Node<S> {
                 return Err((code::SEQ_TOO_LOW, "sequence number less than current"));
             }
         }
+        let lim = self.config.limits;
         if existing.is_none() {
             match self.store.counts() {
-                Ok(c) if c.items >= self.config.limits.max_items => {
-                    return Err((code::SERVER, "storage full"))
-                }
+                Ok(c) if c.items >= lim.max_items => return Err(self.refuse(STORAGE_FULL)),
                 Ok(_) => {}
                 Err(e) => return Err(self.store_err(e)),
+            }
+        }
+        let entry = Entry::Item(target);
+        let cost = item_cost(&args.item);
+        let held = self.ledger.charge_of(&entry);
+        let freed = held.map_or(0, |(_, b)| b);
+        if self.ledger.total_bytes() - freed + cost > lim.max_bytes {
+            return Err(self.refuse(STORAGE_FULL));
+        }
+        let src = source_of(from.ip());
+        if !self.config.defense.is_exempt(from.ip()) {
+            let u = self.ledger.usage(src);
+            // What this put replaces of the source's own share is not counted twice.
+            let (own_items, own_bytes) = match held {
+                Some((s, b)) if s == src => (1, b),
+                _ => (0, 0),
+            };
+            if u.items - own_items >= lim.max_items_per_source
+                || u.bytes - own_bytes + cost > lim.max_bytes_per_source
+            {
+                return Err(self.refuse(SHARE_USED));
             }
         }
         let item = StoredItem {
@@ -319,7 +406,9 @@ impl<S: Store> Node<S> {
             item: args.item,
             expires_at,
         };
-        self.store.put_item(item).map_err(|e| self.store_err(e))
+        self.store.put_item(item).map_err(|e| self.store_err(e))?;
+        self.ledger.charge(entry, src, cost, expires_at);
+        Ok(())
     }
 
     fn serve_samples(
@@ -329,7 +418,7 @@ impl<S: Store> Node<S> {
         want: Want,
         fam: Family,
         r: &mut Response,
-    ) -> Result<(), (i64, &'static str)> {
+    ) -> Result<(), Refusal> {
         let start = Id::random(&mut self.rng);
         let samples = match self.store.info_hashes(&start, MAX_SAMPLES) {
             Ok(s) => s,

@@ -32,4 +32,13 @@ pub struct NodeStats {
     pub banned: u64,
     /// Replies not sent because the reply byte budget was spent.
     pub budget_dropped: u64,
+    /// Puts and announces refused with 202 because a global cap or the source's
+    /// share was reached.
+    pub storage_refused: u64,
+    /// Contacts in replies dropped before reaching a lookup: unusable addresses
+    /// (unspecified, multicast, broadcast, port 0) or more local than their teller.
+    pub contacts_dropped: u64,
+    /// Wall-clock re-anchors that disagreed with the monotonic clock by more than
+    /// [`crate::MAX_WALL_SLEW`] and were followed only that far (log them).
+    pub wall_clock_jumps: u64,
 }

@@ -25,6 +25,10 @@ pub(crate) fn builder(cli: &Cli) -> DhtBuilder {
     if let Some(ms) = cli.questionable_after_ms {
         config.questionable_after = Duration::from_millis(ms);
     }
+    config.limits.max_items = cli.max_items;
+    config.limits.max_info_hashes = cli.max_info_hashes;
+    config.limits.max_peers_per_swarm = cli.max_peers_per_swarm;
+    config.defense.exempt_local = !cli.no_local_exemption;
     Dht::builder().config(config)
 }
 

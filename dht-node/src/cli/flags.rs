@@ -68,6 +68,20 @@ pub(crate) struct Cli {
     /// Bucket size and replication factor.
     #[arg(long, global = true, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub(crate) k: u16,
+    /// Most BEP 44 items this node stores (new targets beyond it are refused with 202).
+    #[arg(long, value_name = "N", default_value_t = dht_core::Limits::default().max_items)]
+    pub(crate) max_items: usize,
+    /// Most info_hashes with announced peers this node stores.
+    #[arg(long, value_name = "N", default_value_t = dht_core::Limits::default().max_info_hashes)]
+    pub(crate) max_info_hashes: usize,
+    /// Most peers kept per info_hash (the one expiring first is replaced).
+    #[arg(long, value_name = "N", default_value_t = dht_core::Limits::default().max_peers_per_swarm)]
+    pub(crate) max_peers_per_swarm: usize,
+    /// Apply every defense (rate limits, bans, per-source shares, one slot per IP in a
+    /// swarm, lookup diversity) to loopback and private sources too, so that the
+    /// defenses can be tried on one machine with 127.x.y.z sources.
+    #[arg(long)]
+    pub(crate) no_local_exemption: bool,
     /// Run the node read-only (BEP 43): it answers no queries.
     #[arg(long)]
     pub(crate) read_only: bool,

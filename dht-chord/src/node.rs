@@ -163,6 +163,10 @@ pub struct ChordNode<S: Store> {
     /// start lies before the successor are the successor and are not kept.
     pub(crate) fingers: BTreeMap<u8, Peer>,
     pub(crate) next_finger: usize,
+    /// Finger passes completed (each ends with a self-check lookup).
+    pub(crate) finger_passes: u32,
+    /// True once the current pass asked for a finger.
+    pub(crate) pass_begun: bool,
     pub(crate) joined: bool,
     pub(crate) left: bool,
     pub(crate) pending: BTreeMap<[u8; 4], Pending>,
@@ -225,6 +229,8 @@ impl<S: Store> ChordNode<S> {
             successors: Vec::new(),
             fingers: BTreeMap::new(),
             next_finger: 0,
+            finger_passes: 0,
+            pass_begun: false,
             joined: false,
             left: false,
             pending: BTreeMap::new(),

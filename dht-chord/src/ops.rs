@@ -35,6 +35,9 @@ pub(crate) enum Purpose {
     Put(Vec<u8>),
     /// `fix_fingers` for finger `i`.
     Finger(usize),
+    /// The self-check that ends a finger pass: a lookup of this node's own id from
+    /// its farthest fingers.
+    SelfCheck,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,6 +172,43 @@ impl<S: Store> ChordNode<S> {
         op
     }
 
+    /// Starts the lookup of this node's own id that ends each finger pass, from its
+    /// two farthest fingers rather than from its own successor pointers.
+    ///
+    /// Stabilize repairs a ring from what neighbours say of each other, and that is
+    /// not always enough: joins racing through a young ring can leave a node B whose
+    /// predecessor A points past it to C (with C's predecessor A) while B sits on a
+    /// second chain that skips C, each pointer confirmed by its own successor. The
+    /// paper's join, re-run through the far side of the ring, meets the node that
+    /// holds B in its interval on the main chain, and B takes the closer successor
+    /// it names; stabilize and notify do the rest. One lookup per pass of about
+    /// log2 N finger lookups.
+    pub(crate) fn start_self_check(&mut self, now: Instant) -> Option<OpId> {
+        let succ = self.successor().id;
+        let mut far: Vec<Peer> = Vec::new();
+        for i in (0..ring::M).rev() {
+            let f = self.finger(i);
+            if f.id == succ || f.id == self.id || far.iter().any(|p| p.id == f.id) {
+                continue;
+            }
+            far.push(f);
+            if far.len() == 2 {
+                break;
+            }
+        }
+        if far.is_empty() {
+            return None;
+        }
+        let op = self.new_op(now, None, Purpose::SelfCheck, self.id);
+        if let Some(o) = self.ops.get_mut(&op) {
+            for p in far {
+                o.candidates.add(p);
+            }
+        }
+        self.advance(now, op);
+        Some(op)
+    }
+
     fn new_op(
         &mut self,
         now: Instant,
@@ -267,6 +307,22 @@ impl<S: Store> ChordNode<S> {
                     self.next_stabilize = now;
                 }
                 self.finish(now, op, Outcome::Successors { successors: list })
+            }
+            Purpose::SelfCheck => {
+                self.fixing = None;
+                self.ops.remove(&op);
+                let succ = self.successor();
+                let closer = list
+                    .iter()
+                    .filter(|p| ring::in_open(&p.id, &self.id, &succ.id))
+                    .min_by_key(|p| ring::sub(&p.id, &self.id))
+                    .copied();
+                if let Some(p) = closer {
+                    let mut l = vec![p];
+                    l.extend(self.successors.iter().copied());
+                    self.adopt_successors(l);
+                    self.next_stabilize = now;
+                }
             }
             &Purpose::Finger(i) => {
                 self.fixing = None;

@@ -1,7 +1,7 @@
 //! Chord beside Kademlia: writes the figures of issue 15 under `dht-sim/results/`.
 //!
 //! ```text
-//! cargo run --release -p dht-sim --example chord_figures -- path-length 12   # N = 2^3 .. 2^12
+//! cargo run --release -p dht-sim --example chord_figures -- path-length 14   # N = 2^3 .. 2^14
 //! cargo run --release -p dht-sim --example chord_figures -- load             # N = 10,000, 1e5 .. 1e6 keys
 //! cargo run --release -p dht-sim --example chord_figures -- failure 2000     # 0 .. 50 % failing at once
 //! ```
@@ -14,6 +14,24 @@ use dht_sim::chord::Ring;
 use dht_sim::{Experiment, Report, SimConfig};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+/// Header of `results/path-length.md` (the caption is filled in by hand below the
+/// table only where a run's numbers are discussed).
+const PATH_LENGTH_HEAD: &str = "# Path length against N\n\n\
+`cargo run --release -p dht-sim --example chord_figures -- path-length 14`: for each N, \
+`dht-sim --overlay chord` and `--overlay kademlia` with seed 1, 1,000 lookups from random \
+nodes to random targets after the default join (60 s of settling), no loss, mean one-way \
+latency 50 ms.\n\n\
+| N | ½ log2 N | Chord mean | p1 | p50 | p99 | ideal | vs ideal | vs ½ log2 N | success | wall s | Kademlia mean | p1 | p50 | p99 | ideal |\n\
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+
+/// Footer of `results/path-length.md`.
+const PATH_LENGTH_FOOT: &str = "\n\
+Chord's hops count the nodes the source queried until one answered with the key's \
+successor (0 when the source's own successor is it); `ideal` is the same count over \
+perfect fingers and successor lists on the same ids. Kademlia's hops are dht-core's \
+(k = 8, alpha = 3: the depth of the closest responder). Bars in the plot span p1 to p99. \
+See `path-length-notes.md` for the comparison with the paper.\n";
 
 fn run(overlay: &str, exp: &Experiment) -> Report {
     eprintln!("{overlay}: {} nodes, fail {:?}", exp.sim.nodes, exp.fail);
@@ -106,7 +124,7 @@ fn write(name: &str, md: &str, plot: &str) {
 }
 
 fn path_length(max_exp: u32) {
-    let mut md = String::from("# Path length against N (seed 1, 1,000 lookups, no loss)\n\nChord: SIGCOMM 2001 Figure 10(a) (mean about ½ log2 N); Kademlia: k = 8, alpha = 3, hops as dht-core counts them.\n\n| N | ½ log2 N | Chord mean | p50 | p99 | ideal | success | Kademlia mean | p50 | p99 | ideal |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    let mut md = String::from(PATH_LENGTH_HEAD);
     let (mut c, mut k, mut half) = (Vec::new(), Vec::new(), Vec::new());
     for e in 3..=max_exp {
         let n = 1usize << e;
@@ -115,41 +133,36 @@ fn path_length(max_exp: u32) {
         let rk = run("kademlia", &exp);
         let _ = writeln!(
             md,
-            "| {n} | {:.2} | {:.3} | {} | {} | {:.3} | {:.4} | {:.3} | {} | {} | {:.3} |",
+            "| 2^{e} = {n} | {:.2} | {:.3} | {} | {} | {} | {:.3} | {:+.1} % | {:+.1} % | {:.4} | {:.0} | {:.3} | {} | {} | {} | {:.3} |",
             e as f64 / 2.0,
             rc.hops_mean,
+            rc.hops_p1,
             rc.hops_p50,
             rc.hops_p99,
             rc.hops_ideal_mean,
+            100.0 * (rc.hops_mean / rc.hops_ideal_mean - 1.0),
+            100.0 * (rc.hops_mean / (e as f64 / 2.0) - 1.0),
             rc.lookup_success.unwrap_or(0.0),
+            rc.wall_seconds,
             rk.hops_mean,
+            rk.hops_p1,
             rk.hops_p50,
             rk.hops_p99,
             rk.hops_ideal_mean
         );
-        c.push((
-            n as f64,
-            rc.hops_mean,
-            rc.hops_p50 as f64,
-            rc.hops_p99 as f64,
-        ));
-        k.push((
-            n as f64,
-            rk.hops_mean,
-            rk.hops_p50 as f64,
-            rk.hops_p99 as f64,
-        ));
+        c.push((n as f64, rc.hops_mean, rc.hops_p1 as f64, rc.hops_p99 as f64));
+        k.push((n as f64, rk.hops_mean, rk.hops_p1 as f64, rk.hops_p99 as f64));
         half.push((n as f64, e as f64 / 2.0, e as f64 / 2.0, e as f64 / 2.0));
     }
-    md.push_str("\nBars span p50 to p99 (the report keeps no 1st percentile).\n");
+    md.push_str(PATH_LENGTH_FOOT);
     let plot = svg(
-        "Path length (mean; bars p50..p99)",
+        "Path length (mean; bars p1..p99)",
         "N (log scale)",
         "hops",
         true,
         &[
             Series {
-                name: "Chord",
+                name: "Chord r=8",
                 color: "#c0392b",
                 points: c,
             },
@@ -312,7 +325,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     match args.first().map(String::as_str) {
-        Some("path-length") => path_length(num(1, 12) as u32),
+        Some("path-length") => path_length(num(1, 14) as u32),
         Some("load") => load(),
         Some("failure") => failure(num(1, 2000) as usize),
         _ => eprintln!("usage: chord_figures path-length [MAX_LOG2_N] | load | failure [N]"),

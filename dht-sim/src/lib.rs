@@ -71,7 +71,7 @@
 //! - `found_k_closest`: for each lookup, the fraction of the true K closest live nodes
 //!   other than its source (from the simulator's global view) that the lookup's `closest` list holds; the mean
 //!   over lookups. `exact_k_closest`: the fraction of lookups that returned all K.
-//! - `hops_mean`, `hops_p50`, `hops_p99`: hops as dht-core counts them (the depth of the
+//! - `hops_mean`, `hops_p1`, `hops_p50`, `hops_p99`: hops as dht-core counts them (the depth of the
 //!   closest responder: 1 for a contact from the node's own table, d + 1 for a node
 //!   learned from a depth-d node). `hops_ideal_mean`: the same lookups (same source,
 //!   same target, same algorithm: [`dht_core::Candidates`] with the same K and

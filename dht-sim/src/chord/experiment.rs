@@ -124,6 +124,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         exact_k_closest: mean(found.iter().map(|&f| if f >= 1.0 { 1.0 } else { 0.0 })),
         lookup_success: Some(mean(success.iter().copied())),
         hops_mean: mean(hops.iter().map(|&h| h as f64)),
+        hops_p1: percentile(&hops, 1.0),
         hops_p50: percentile(&hops, 50.0),
         hops_p99: percentile(&hops, 99.0),
         hops_ideal_mean: mean(ideal.iter().copied()),

@@ -444,7 +444,10 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         |sim, _, src| {
             let target = Id::random(sim.rng());
             targets.push(target);
-            sim.command(src, |node, now| node.start(now, Request::FindNode { target }).expect("request"))
+            sim.command(src, |node, now| {
+                node.start(now, Request::FindNode { target })
+                    .expect("request")
+            })
         },
     );
     sim.run_until_idle(exp.phase_limit);
@@ -587,7 +590,10 @@ fn put_items(sim: &mut Sim, exp: &Experiment, progress: &mut impl FnMut(&str)) -
     let live = sim.live();
     let puts = issue(sim, n_items, exp.command_interval, &live, |sim, j, src| {
         let v = item_value(seed, j);
-        sim.command(src, move |node, now| node.start(now, Request::PutImmutable { value: v }).expect("request"))
+        sim.command(src, move |node, now| {
+            node.start(now, Request::PutImmutable { value: v })
+                .expect("request")
+        })
     });
     sim.run_until_idle(exp.phase_limit);
     let mut put_ok = 0;
@@ -626,7 +632,10 @@ fn get_items(sim: &mut Sim, exp: &Experiment, sources: &[usize]) -> Gets {
         sources,
         |sim, j, src| {
             let target = dht_core::immutable_target(&item_value(seed, j));
-            sim.command(src, |node, now| node.start(now, Request::GetImmutable { target }).expect("request"))
+            sim.command(src, |node, now| {
+                node.start(now, Request::GetImmutable { target })
+                    .expect("request")
+            })
         },
     );
     sim.run_until_idle(exp.phase_limit);

@@ -1,8 +1,8 @@
 //! The simulator's global view: every live node's id, sorted, and what a perfect
 //! network would answer.
 
-use dht_core::{Id, NodeInfo, ID_LEN};
 use dht_core::Candidates;
+use dht_core::{Id, NodeInfo, ID_LEN};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

@@ -112,6 +112,7 @@
 //! ```
 
 pub mod chord;
+pub mod churn;
 mod experiment;
 mod global;
 mod sim;

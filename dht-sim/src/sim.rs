@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use dht_core::Id;
 use dht_core::krpc::{self, Body, ErrorBody, Message, Method, Query, Response, Want};
 use dht_core::Candidates;
+use dht_core::Id;
 use dht_core::{Config, Event, Node, NodeInfo, QueryDone, QueryId, Request};
 use dht_store_mem::MemStore;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -386,7 +386,7 @@ impl Sim {
             self.now_instant(),
             WALL0 + self.now / 1_000_000,
         )
-.expect("valid config");
+        .expect("valid config");
         self.nodes.push(node);
         self.alive.push(true);
         self.timer_at.push(NO_TIMER);
@@ -588,7 +588,15 @@ impl Sim {
                 .copied()
                 .filter(|a| *a != Sim::addr(i))
                 .collect();
-            self.command_untracked(i, |node, now| node.start(now, Request::Bootstrap { seeds: others.to_vec() }).expect("request"));
+            self.command_untracked(i, |node, now| {
+                node.start(
+                    now,
+                    Request::Bootstrap {
+                        seeds: others.to_vec(),
+                    },
+                )
+                .expect("request")
+            });
         }
         let start = self.now();
         // Sybils take random arrival slots among the later arrivals: sequential
@@ -607,7 +615,15 @@ impl Sim {
                 self.add_sybil(id);
             } else {
                 let j = self.add_node();
-                self.command_untracked(j, |node, now| node.start(now, Request::Bootstrap { seeds: seed_addrs.to_vec() }).expect("request"));
+                self.command_untracked(j, |node, now| {
+                    node.start(
+                        now,
+                        Request::Bootstrap {
+                            seeds: seed_addrs.to_vec(),
+                        },
+                    )
+                    .expect("request")
+                });
             }
             if slot % 10_000 == 0 {
                 progress(slot);

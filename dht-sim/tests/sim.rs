@@ -75,14 +75,20 @@ fn items_and_peers_travel_across_the_network() {
     let value = b"24:hello from the simulator".to_vec();
     let target = dht_core::immutable_target(&value);
     let v = value.clone();
-    let o = call(&mut sim, 17, move |n, now| n.start(now, Request::PutImmutable { value: v }).expect("request"));
+    let o = call(&mut sim, 17, move |n, now| {
+        n.start(now, Request::PutImmutable { value: v })
+            .expect("request")
+    });
     assert_eq!(
         stored_count(&o),
         k,
         "seed {seed}: immutable put reached the K closest"
     );
     for from in [400, 999] {
-        let o = call(&mut sim, from, |n, now| n.start(now, Request::GetImmutable { target }).expect("request"));
+        let o = call(&mut sim, from, |n, now| {
+            n.start(now, Request::GetImmutable { target })
+                .expect("request")
+        });
         assert_eq!(
             o,
             Outcome::Immutable {
@@ -97,11 +103,28 @@ fn items_and_peers_travel_across_the_network() {
     let pk = key.verifying_key().to_bytes();
     let salt = b"sim".to_vec();
     let item1 = MutableItem::sign(&key, &salt, 1, b"5:first");
-    let o = call(&mut sim, 23, move |n, now| n.start(now, Request::PutMutable { item: item1, cas: None }).expect("request"));
+    let o = call(&mut sim, 23, move |n, now| {
+        n.start(
+            now,
+            Request::PutMutable {
+                item: item1,
+                cas: None,
+            },
+        )
+        .expect("request")
+    });
     assert_eq!(stored_count(&o), k, "seed {seed}: mutable put seq 1: {o:?}");
     let s = salt.clone();
     match call(&mut sim, 800, move |n, now| {
-        n.start(now, Request::GetMutable { key: pk, salt: s.to_vec(), min_seq: None }).expect("request")
+        n.start(
+            now,
+            Request::GetMutable {
+                key: pk,
+                salt: s.to_vec(),
+                min_seq: None,
+            },
+        )
+        .expect("request")
     }) {
         Outcome::Mutable { item: Some(it) } => assert_eq!(
             (it.seq, it.value.as_slice()),
@@ -112,7 +135,14 @@ fn items_and_peers_travel_across_the_network() {
     }
     let item2 = MutableItem::sign(&key, &salt, 2, b"6:second");
     let o = call(&mut sim, 500, move |n, now| {
-        n.start(now, Request::PutMutable { item: item2, cas: Some(1) }).expect("request")
+        n.start(
+            now,
+            Request::PutMutable {
+                item: item2,
+                cas: Some(1),
+            },
+        )
+        .expect("request")
     });
     assert_eq!(
         stored_count(&o),
@@ -120,7 +150,17 @@ fn items_and_peers_travel_across_the_network() {
         "seed {seed}: mutable put seq 2 with cas 1"
     );
     let s = salt.clone();
-    match call(&mut sim, 3, move |n, now| n.start(now, Request::GetMutable { key: pk, salt: s.to_vec(), min_seq: None }).expect("request")) {
+    match call(&mut sim, 3, move |n, now| {
+        n.start(
+            now,
+            Request::GetMutable {
+                key: pk,
+                salt: s.to_vec(),
+                min_seq: None,
+            },
+        )
+        .expect("request")
+    }) {
         Outcome::Mutable { item: Some(it) } => {
             assert_eq!(
                 (it.seq, it.value.as_slice()),
@@ -135,19 +175,38 @@ fn items_and_peers_travel_across_the_network() {
     // announce_peer from two nodes, get_peers from a third.
     let info_hash = Id::sha1(b"a torrent in the simulator");
     let o = call(&mut sim, 42, |n, now| {
-        n.start(now, Request::AnnouncePeer { info_hash, port: Some(51413) }).expect("request")
+        n.start(
+            now,
+            Request::AnnouncePeer {
+                info_hash,
+                port: Some(51413),
+            },
+        )
+        .expect("request")
     });
     assert_eq!(
         stored_count(&o),
         k,
         "seed {seed}: announce reached the K closest"
     );
-    let o = call(&mut sim, 43, |n, now| n.start(now, Request::AnnouncePeer { info_hash, port: None }).expect("request"));
+    let o = call(&mut sim, 43, |n, now| {
+        n.start(
+            now,
+            Request::AnnouncePeer {
+                info_hash,
+                port: None,
+            },
+        )
+        .expect("request")
+    });
     assert!(
         stored_count(&o) >= k - 1,
         "seed {seed}: implied_port announce"
     );
-    match call(&mut sim, 777, |n, now| n.start(now, Request::GetPeers { info_hash }).expect("request")) {
+    match call(&mut sim, 777, |n, now| {
+        n.start(now, Request::GetPeers { info_hash })
+            .expect("request")
+    }) {
         Outcome::Peers { peers, .. } => {
             let want = [SocketAddr::new(Sim::addr(42).ip(), 51413), Sim::addr(43)];
             for w in want {

@@ -99,6 +99,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         let n = sim.node(i);
         let mut ids: Vec<Id> = (0..dht_chord::ring::M).map(|f| n.finger(f).id).collect();
         ids.extend(n.successor_list().iter().map(|p| p.id));
+        ids.extend(n.predecessor().map(|p| p.id));
         ids.sort_unstable();
         ids.dedup();
         ids.retain(|x| *x != n.id());

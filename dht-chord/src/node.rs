@@ -129,6 +129,8 @@ pub(crate) enum Waiting {
     Fetch { op: OpId },
     /// `stabilize`'s `get_predecessor` to our successor.
     Stabilize { successor: Id },
+    /// A lookup's `get_predecessor` to its closest responder, for its successor list.
+    Span { op: OpId },
     /// `check_predecessor`'s ping.
     CheckPredecessor { predecessor: Id },
 }

@@ -101,6 +101,10 @@ pub(crate) struct Op {
     phase: Phase,
     stats: QueryStats,
     started: Instant,
+    /// The responder closest to the target so far, and whether its successor list
+    /// was already asked for (see [`ChordNode::span_fallback`]).
+    closest_responder: Option<Peer>,
+    span_asked: bool,
 }
 
 impl<S: Store> ChordNode<S> {
@@ -233,6 +237,8 @@ impl<S: Store> ChordNode<S> {
                 phase: Phase::Routing,
                 stats: QueryStats::default(),
                 started: now,
+                closest_responder: None,
+                span_asked: false,
             },
         );
         op
@@ -249,7 +255,10 @@ impl<S: Store> ChordNode<S> {
             let list = self.successor_list_or_self();
             return self.routed(now, op, list);
         }
-        let first = self.closest_preceding(&target, self.config.fallbacks);
+        // Every known node that precedes the target, closest first: without failures
+        // only the first is asked, and after many the lookup still has somewhere
+        // to go when the closest few are dead.
+        let first = self.closest_preceding(&target, MAX_CANDIDATES);
         if let Some(o) = self.ops.get_mut(&op) {
             for p in first {
                 o.candidates.add(p);
@@ -270,8 +279,52 @@ impl<S: Store> ChordNode<S> {
                 let q = Query::FindSuccessor { target };
                 self.send_query(now, addr, &q, Some(Waiting::Step { op, node }));
             }
-            None => self.routed(now, op, Vec::new()),
+            None => self.span_fallback(now, op),
         }
+    }
+
+    /// Every candidate is asked and none knew the target's successor: the key's
+    /// predecessor is dead and the ring has not repaired yet, so the live node just
+    /// before it still names it as its successor and nobody answers `found`. The
+    /// paper's lookup "tries the next best predecessor"; here that node is the
+    /// closest responder, and its successor list (from `get_predecessor`) holds the
+    /// key's successor and the nodes after it: the lookup ends with the part of the
+    /// list at or after the target. One round trip, and only after failures.
+    fn span_fallback(&mut self, now: Instant, op: OpId) {
+        let Some(o) = self.ops.get_mut(&op) else {
+            return;
+        };
+        match o.closest_responder {
+            Some(q) if !o.span_asked => {
+                o.span_asked = true;
+                o.stats.requests += 1;
+                self.send_query(
+                    now,
+                    q.addr,
+                    &Query::GetPredecessor,
+                    Some(Waiting::Span { op }),
+                );
+            }
+            _ => self.routed(now, op, Vec::new()),
+        }
+    }
+
+    /// The closest responder's successor list (`None`: it did not answer).
+    pub(crate) fn on_span_reply(&mut self, now: Instant, op: OpId, reply: Option<Reply>) {
+        let Some(o) = self.ops.get_mut(&op) else {
+            return;
+        };
+        let (from, target) = (o.closest_responder.map(|p| p.id), o.target);
+        let list: Vec<Peer> = match (reply, from) {
+            (Some(r), Some(from)) => r
+                .successors
+                .into_iter()
+                .filter(|p| !ring::in_open(&p.id, &from, &target))
+                .take(self.config.successors)
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.routed(now, op, list)
     }
 
     /// Routing ended with `list`, the target's successor first (empty: it failed).
@@ -450,6 +503,14 @@ impl<S: Store> ChordNode<S> {
                         .collect();
                     return self.routed(now, op, list);
                 }
+                if let Some(id) = node {
+                    let closer = o
+                        .closest_responder
+                        .is_none_or(|c| ring::sub(&o.target, &id) < ring::sub(&o.target, &c.id));
+                    if closer && ring::in_open(&id, &self.id, &o.target) {
+                        o.closest_responder = Some(Peer { id, addr: p.to });
+                    }
+                }
                 for n in reply.nodes {
                     o.candidates.add(n);
                 }
@@ -483,6 +544,12 @@ impl<S: Store> ChordNode<S> {
             }
             Waiting::Stabilize { successor } => self.on_stabilize_reply(now, successor, reply),
             Waiting::CheckPredecessor { .. } => self.checking = false,
+            Waiting::Span { op } => {
+                if let Some(o) = self.ops.get_mut(&op) {
+                    o.stats.responses += 1;
+                }
+                self.on_span_reply(now, op, reply)
+            }
         }
     }
 
@@ -518,6 +585,12 @@ impl<S: Store> ChordNode<S> {
                 self.stabilizing = false;
                 // Repair at once: the next successor in the list takes over.
                 self.next_stabilize = now;
+            }
+            Waiting::Span { op } => {
+                if let Some(o) = self.ops.get_mut(&op) {
+                    o.stats.timeouts += 1;
+                }
+                self.on_span_reply(now, op, None)
             }
             Waiting::CheckPredecessor { predecessor } => {
                 self.checking = false;

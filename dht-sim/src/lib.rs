@@ -100,6 +100,12 @@
 //!   (from the stores, a global view); `get_success_stored`: fraction of those whose get
 //!   succeeded; `sybil_in_tables`: fraction of the honest tables' entries that are Sybils.
 //!
+//! ## Chord and churn
+//! `--overlay chord` runs [`chord::ChordSim`] (dht-chord nodes) through the same
+//! experiment and report; [`churn`] runs either overlay under continuous joins and
+//! failures. `cargo run --release -p dht-sim --example chord_figures -- path-length |
+//! load | failure | churn` writes the comparison under `dht-sim/results/`.
+//!
 //! ## From code
 //! ```
 //! use dht_sim::{Sim, SimConfig};

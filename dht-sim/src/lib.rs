@@ -108,6 +108,7 @@
 //!
 //! ## From code
 //! ```
+//! use dht_core::Request;
 //! use dht_sim::{Sim, SimConfig};
 //! let mut sim = Sim::new(SimConfig::new(50, 7));
 //! sim.join_all(|_| {});

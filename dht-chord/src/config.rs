@@ -22,9 +22,17 @@ pub struct Config {
     /// then `notify` it). Each period is drawn uniformly in [0.5, 1.5] times this, as
     /// the paper's simulator does, so that nodes do not stabilize in lockstep.
     pub stabilize_interval: Duration,
-    /// Mean period of `fix_fingers`, which refreshes the next stale finger with one
-    /// lookup (a whole table takes about log2 N periods).
+    /// Mean period of `fix_fingers` once the node is settled, which refreshes the
+    /// next finger with one lookup (a whole table, a *pass*, takes about log2 N
+    /// periods; one lookup sets every finger with the same successor).
     pub fix_fingers_interval: Duration,
+    /// Mean period of `fix_fingers` while the node is young, during its first
+    /// [`Config::young_passes`] passes: a newcomer routes through its successor
+    /// alone until its fingers are set, so it fills them fast, then slows down to
+    /// [`Config::fix_fingers_interval`], which costs a quarter of the traffic.
+    pub young_fix_fingers_interval: Duration,
+    /// Finger passes run at the young pace.
+    pub young_passes: u32,
     /// Mean period of `check_predecessor` (a ping of the predecessor).
     pub check_predecessor_interval: Duration,
     /// The wait for a reply before its node is taken for dead. Fixed, not adaptive:
@@ -39,15 +47,17 @@ pub struct Config {
 
 impl Config {
     /// Defaults for a node at `addr` seeded with `seed`: r = 8, stabilize every 1 s,
-    /// fix_fingers every 0.5 s, check_predecessor every 2 s, 500 ms timeout, 4 nodes
-    /// per lookup step.
+    /// fix_fingers every 0.25 s for the first 2 passes and every 2 s after,
+    /// check_predecessor every 2 s, 500 ms timeout, 4 nodes per lookup step.
     pub fn new(addr: SocketAddr, seed: u64) -> Config {
         Config {
             seed,
             addr,
             successors: 8,
             stabilize_interval: Duration::from_secs(1),
-            fix_fingers_interval: Duration::from_millis(500),
+            fix_fingers_interval: Duration::from_secs(2),
+            young_fix_fingers_interval: Duration::from_millis(250),
+            young_passes: 2,
             check_predecessor_interval: Duration::from_secs(2),
             request_timeout: Duration::from_millis(500),
             fallbacks: 4,

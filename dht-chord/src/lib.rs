@@ -26,6 +26,11 @@
 //! - A key is stored at its successor, which copies it to its next r - 1 successors;
 //!   a joining node receives the keys it now owns from its successor; a node that
 //!   leaves hands its keys to its successor and tells its neighbours of each other.
+//! - Two additions the paper leaves open: every pass of `fix_fingers` ends with a
+//!   lookup of the node's own id from its farthest fingers (the global check of the
+//!   paper's Section 7), which repairs interleaved successor chains that racing joins
+//!   can leave and stabilize never undoes; and a lookup whose key predecessor is dead
+//!   ends with the successor list of the closest node that answered.
 //!
 //! ## Wire messages
 //! KRPC-shaped bencoded dictionaries (`t`, `y`, `q`, `a`, `r`, `e`, as in BEP 5).

@@ -25,7 +25,11 @@ impl<S: Store> ChordNode<S> {
             self.stabilize(now);
         }
         if now >= self.next_fix_fingers {
-            let period = self.config.fix_fingers_interval;
+            let period = if self.finger_passes < self.config.young_passes {
+                self.config.young_fix_fingers_interval
+            } else {
+                self.config.fix_fingers_interval
+            };
             self.next_fix_fingers = now + self.jitter(period);
             self.fix_fingers(now);
         }
@@ -165,6 +169,13 @@ impl<S: Store> ChordNode<S> {
         if self.fixing.is_some() {
             return;
         }
+        if self.next_finger == 0 && self.pass_begun {
+            self.finger_passes = self.finger_passes.saturating_add(1);
+            self.pass_begun = false;
+            self.fixing = self.start_self_check(now);
+            return;
+        }
+        self.pass_begun = true;
         let succ = self.successor();
         // Fingers whose start precedes the successor are the successor: no lookup.
         for _ in 0..ring::M {

@@ -129,6 +129,8 @@ pub(crate) enum Waiting {
     Fetch { op: OpId },
     /// `stabilize`'s `get_predecessor` to our successor.
     Stabilize { successor: Id },
+    /// A lookup's `get_predecessor` to its closest responder, for its successor list.
+    Span { op: OpId },
     /// `check_predecessor`'s ping.
     CheckPredecessor { predecessor: Id },
 }
@@ -163,6 +165,10 @@ pub struct ChordNode<S: Store> {
     /// start lies before the successor are the successor and are not kept.
     pub(crate) fingers: BTreeMap<u8, Peer>,
     pub(crate) next_finger: usize,
+    /// Finger passes completed (each ends with a self-check lookup).
+    pub(crate) finger_passes: u32,
+    /// True once the current pass asked for a finger.
+    pub(crate) pass_begun: bool,
     pub(crate) joined: bool,
     pub(crate) left: bool,
     pub(crate) pending: BTreeMap<[u8; 4], Pending>,
@@ -225,6 +231,8 @@ impl<S: Store> ChordNode<S> {
             successors: Vec::new(),
             fingers: BTreeMap::new(),
             next_finger: 0,
+            finger_passes: 0,
+            pass_begun: false,
             joined: false,
             left: false,
             pending: BTreeMap::new(),

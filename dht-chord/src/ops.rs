@@ -35,6 +35,9 @@ pub(crate) enum Purpose {
     Put(Vec<u8>),
     /// `fix_fingers` for finger `i`.
     Finger(usize),
+    /// The self-check that ends a finger pass: a lookup of this node's own id from
+    /// its farthest fingers.
+    SelfCheck,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +101,10 @@ pub(crate) struct Op {
     phase: Phase,
     stats: QueryStats,
     started: Instant,
+    /// The responder closest to the target so far, and whether its successor list
+    /// was already asked for (see [`ChordNode::span_fallback`]).
+    closest_responder: Option<Peer>,
+    span_asked: bool,
 }
 
 impl<S: Store> ChordNode<S> {
@@ -169,6 +176,43 @@ impl<S: Store> ChordNode<S> {
         op
     }
 
+    /// Starts the lookup of this node's own id that ends each finger pass, from its
+    /// two farthest fingers rather than from its own successor pointers.
+    ///
+    /// Stabilize repairs a ring from what neighbours say of each other, and that is
+    /// not always enough: joins racing through a young ring can leave a node B whose
+    /// predecessor A points past it to C (with C's predecessor A) while B sits on a
+    /// second chain that skips C, each pointer confirmed by its own successor. The
+    /// paper's join, re-run through the far side of the ring, meets the node that
+    /// holds B in its interval on the main chain, and B takes the closer successor
+    /// it names; stabilize and notify do the rest. One lookup per pass of about
+    /// log2 N finger lookups.
+    pub(crate) fn start_self_check(&mut self, now: Instant) -> Option<OpId> {
+        let succ = self.successor().id;
+        let mut far: Vec<Peer> = Vec::new();
+        for i in (0..ring::M).rev() {
+            let f = self.finger(i);
+            if f.id == succ || f.id == self.id || far.iter().any(|p| p.id == f.id) {
+                continue;
+            }
+            far.push(f);
+            if far.len() == 2 {
+                break;
+            }
+        }
+        if far.is_empty() {
+            return None;
+        }
+        let op = self.new_op(now, None, Purpose::SelfCheck, self.id);
+        if let Some(o) = self.ops.get_mut(&op) {
+            for p in far {
+                o.candidates.add(p);
+            }
+        }
+        self.advance(now, op);
+        Some(op)
+    }
+
     fn new_op(
         &mut self,
         now: Instant,
@@ -193,6 +237,8 @@ impl<S: Store> ChordNode<S> {
                 phase: Phase::Routing,
                 stats: QueryStats::default(),
                 started: now,
+                closest_responder: None,
+                span_asked: false,
             },
         );
         op
@@ -209,7 +255,10 @@ impl<S: Store> ChordNode<S> {
             let list = self.successor_list_or_self();
             return self.routed(now, op, list);
         }
-        let first = self.closest_preceding(&target, self.config.fallbacks);
+        // Every known node that precedes the target, closest first: without failures
+        // only the first is asked, and after many the lookup still has somewhere
+        // to go when the closest few are dead.
+        let first = self.closest_preceding(&target, MAX_CANDIDATES);
         if let Some(o) = self.ops.get_mut(&op) {
             for p in first {
                 o.candidates.add(p);
@@ -230,8 +279,52 @@ impl<S: Store> ChordNode<S> {
                 let q = Query::FindSuccessor { target };
                 self.send_query(now, addr, &q, Some(Waiting::Step { op, node }));
             }
-            None => self.routed(now, op, Vec::new()),
+            None => self.span_fallback(now, op),
         }
+    }
+
+    /// Every candidate is asked and none knew the target's successor: the key's
+    /// predecessor is dead and the ring has not repaired yet, so the live node just
+    /// before it still names it as its successor and nobody answers `found`. The
+    /// paper's lookup "tries the next best predecessor"; here that node is the
+    /// closest responder, and its successor list (from `get_predecessor`) holds the
+    /// key's successor and the nodes after it: the lookup ends with the part of the
+    /// list at or after the target. One round trip, and only after failures.
+    fn span_fallback(&mut self, now: Instant, op: OpId) {
+        let Some(o) = self.ops.get_mut(&op) else {
+            return;
+        };
+        match o.closest_responder {
+            Some(q) if !o.span_asked => {
+                o.span_asked = true;
+                o.stats.requests += 1;
+                self.send_query(
+                    now,
+                    q.addr,
+                    &Query::GetPredecessor,
+                    Some(Waiting::Span { op }),
+                );
+            }
+            _ => self.routed(now, op, Vec::new()),
+        }
+    }
+
+    /// The closest responder's successor list (`None`: it did not answer).
+    pub(crate) fn on_span_reply(&mut self, now: Instant, op: OpId, reply: Option<Reply>) {
+        let Some(o) = self.ops.get_mut(&op) else {
+            return;
+        };
+        let (from, target) = (o.closest_responder.map(|p| p.id), o.target);
+        let list: Vec<Peer> = match (reply, from) {
+            (Some(r), Some(from)) => r
+                .successors
+                .into_iter()
+                .filter(|p| !ring::in_open(&p.id, &from, &target))
+                .take(self.config.successors)
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.routed(now, op, list)
     }
 
     /// Routing ended with `list`, the target's successor first (empty: it failed).
@@ -267,6 +360,22 @@ impl<S: Store> ChordNode<S> {
                     self.next_stabilize = now;
                 }
                 self.finish(now, op, Outcome::Successors { successors: list })
+            }
+            Purpose::SelfCheck => {
+                self.fixing = None;
+                self.ops.remove(&op);
+                let succ = self.successor();
+                let closer = list
+                    .iter()
+                    .filter(|p| ring::in_open(&p.id, &self.id, &succ.id))
+                    .min_by_key(|p| ring::sub(&p.id, &self.id))
+                    .copied();
+                if let Some(p) = closer {
+                    let mut l = vec![p];
+                    l.extend(self.successors.iter().copied());
+                    self.adopt_successors(l);
+                    self.next_stabilize = now;
+                }
             }
             &Purpose::Finger(i) => {
                 self.fixing = None;
@@ -394,6 +503,14 @@ impl<S: Store> ChordNode<S> {
                         .collect();
                     return self.routed(now, op, list);
                 }
+                if let Some(id) = node {
+                    let closer = o
+                        .closest_responder
+                        .is_none_or(|c| ring::sub(&o.target, &id) < ring::sub(&o.target, &c.id));
+                    if closer && ring::in_open(&id, &self.id, &o.target) {
+                        o.closest_responder = Some(Peer { id, addr: p.to });
+                    }
+                }
                 for n in reply.nodes {
                     o.candidates.add(n);
                 }
@@ -427,6 +544,12 @@ impl<S: Store> ChordNode<S> {
             }
             Waiting::Stabilize { successor } => self.on_stabilize_reply(now, successor, reply),
             Waiting::CheckPredecessor { .. } => self.checking = false,
+            Waiting::Span { op } => {
+                if let Some(o) = self.ops.get_mut(&op) {
+                    o.stats.responses += 1;
+                }
+                self.on_span_reply(now, op, reply)
+            }
         }
     }
 
@@ -462,6 +585,12 @@ impl<S: Store> ChordNode<S> {
                 self.stabilizing = false;
                 // Repair at once: the next successor in the list takes over.
                 self.next_stabilize = now;
+            }
+            Waiting::Span { op } => {
+                if let Some(o) = self.ops.get_mut(&op) {
+                    o.stats.timeouts += 1;
+                }
+                self.on_span_reply(now, op, None)
             }
             Waiting::CheckPredecessor { predecessor } => {
                 self.checking = false;

@@ -109,6 +109,8 @@ pub struct Report {
     pub lookup_success: Option<f64>,
     /// Mean hops of the lookups.
     pub hops_mean: f64,
+    /// 1st percentile of hops (nearest rank).
+    pub hops_p1: u32,
     /// Median hops.
     pub hops_p50: u32,
     /// 99th percentile of hops.
@@ -250,6 +252,7 @@ impl Report {
         field("messages_per_get", json_opt(self.messages_per_get));
         field("overlay", format!("\"{}\"", self.overlay));
         field("lookup_success", json_opt(self.lookup_success));
+        field("hops_p1", self.hops_p1.to_string());
         s.push('}');
         s
     }
@@ -274,6 +277,7 @@ impl Report {
                 "hops_p50 / p99",
                 format!("{} / {}", self.hops_p50, self.hops_p99),
             ),
+            ("hops_p1", self.hops_p1.to_string()),
             ("hops_ideal_mean", format!("{:.3}", self.hops_ideal_mean)),
             (
                 "messages_per_lookup",
@@ -513,6 +517,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         found_k_closest: mean(found.iter().copied()),
         exact_k_closest: mean(found.iter().map(|&f| if f >= 1.0 { 1.0 } else { 0.0 })),
         hops_mean: mean(hops.iter().map(|&h| h as f64)),
+        hops_p1: percentile(&hops, 1.0),
         hops_p50: percentile(&hops, 50.0),
         hops_p99: percentile(&hops, 99.0),
         hops_ideal_mean: mean(ideal.iter().copied()),

@@ -71,7 +71,7 @@
 //! - `found_k_closest`: for each lookup, the fraction of the true K closest live nodes
 //!   other than its source (from the simulator's global view) that the lookup's `closest` list holds; the mean
 //!   over lookups. `exact_k_closest`: the fraction of lookups that returned all K.
-//! - `hops_mean`, `hops_p50`, `hops_p99`: hops as dht-core counts them (the depth of the
+//! - `hops_mean`, `hops_p1`, `hops_p50`, `hops_p99`: hops as dht-core counts them (the depth of the
 //!   closest responder: 1 for a contact from the node's own table, d + 1 for a node
 //!   learned from a depth-d node). `hops_ideal_mean`: the same lookups (same source,
 //!   same target, same algorithm: [`dht_core::Candidates`] with the same K and
@@ -100,8 +100,15 @@
 //!   (from the stores, a global view); `get_success_stored`: fraction of those whose get
 //!   succeeded; `sybil_in_tables`: fraction of the honest tables' entries that are Sybils.
 //!
+//! ## Chord and churn
+//! `--overlay chord` runs [`chord::ChordSim`] (dht-chord nodes) through the same
+//! experiment and report; [`churn`] runs either overlay under continuous joins and
+//! failures. `cargo run --release -p dht-sim --example chord_figures -- path-length |
+//! load | failure | churn` writes the comparison under `dht-sim/results/`.
+//!
 //! ## From code
 //! ```
+//! use dht_core::Request;
 //! use dht_sim::{Sim, SimConfig};
 //! let mut sim = Sim::new(SimConfig::new(50, 7));
 //! sim.join_all(|_| {});
@@ -112,6 +119,7 @@
 //! ```
 
 pub mod chord;
+pub mod churn;
 mod experiment;
 mod global;
 mod sim;

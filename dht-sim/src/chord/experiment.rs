@@ -99,6 +99,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         let n = sim.node(i);
         let mut ids: Vec<Id> = (0..dht_chord::ring::M).map(|f| n.finger(f).id).collect();
         ids.extend(n.successor_list().iter().map(|p| p.id));
+        ids.extend(n.predecessor().map(|p| p.id));
         ids.sort_unstable();
         ids.dedup();
         ids.retain(|x| *x != n.id());
@@ -124,6 +125,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         exact_k_closest: mean(found.iter().map(|&f| if f >= 1.0 { 1.0 } else { 0.0 })),
         lookup_success: Some(mean(success.iter().copied())),
         hops_mean: mean(hops.iter().map(|&h| h as f64)),
+        hops_p1: percentile(&hops, 1.0),
         hops_p50: percentile(&hops, 50.0),
         hops_p99: percentile(&hops, 99.0),
         hops_ideal_mean: mean(ideal.iter().copied()),

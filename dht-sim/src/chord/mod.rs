@@ -7,12 +7,14 @@
 //! - `hops_*`: nodes the source queried until one answered with the key's successor
 //!   (the paper's path length; 0 when the source's own successor is it), timeouts
 //!   excluded; `hops_ideal_mean`: the same count over perfect finger tables and
-//!   successor lists on the same ids, by the same `closest_preceding` rule.
+//!   successor lists (and predecessors) on the same ids, by the same
+//!   `closest_preceding` rule.
 //! - `lookup_success`: fraction of lookups whose answer begins with the key's true
 //!   successor among the live nodes.
 //! - `found_k_closest` / `exact_k_closest`: mean fraction of the key's true r first
 //!   successors in the answer, and the fraction of answers holding all r.
-//! - `table_entries_mean`: distinct nodes in a node's fingers and successor list;
+//! - `table_entries_mean`: distinct nodes in a node's fingers, successor list and
+//!   predecessor;
 //!   `ideal_table_entries_mean`: the same for perfect tables.
 
 mod experiment;
@@ -69,20 +71,27 @@ impl Ring {
         (0..r.min(n)).map(|k| self.sorted[(p + k) % n]).collect()
     }
 
-    /// What a perfect node `id` routes by: its 160 fingers and next `r` successors.
+    /// What a perfect node `id` routes by: its 160 fingers, next `r` successors and
+    /// predecessor (a real node routes by its predecessor too: a key just before
+    /// itself is one step away, at the predecessor, not a walk around the fingers).
     fn perfect_table(&self, id: &Id, r: usize) -> Vec<Id> {
         let mut known: Vec<Id> = (0..dht_chord::ring::M)
             .map(|i| self.successor(&dht_chord::ring::finger_start(id, i)).0)
             .collect();
         let after = dht_chord::ring::add(id, &dht_chord::ring::pow2(0));
         known.extend(self.successors(&after, r).into_iter().map(|(x, _)| x));
+        let pos = self.successor_pos(id);
+        let n = self.sorted.len();
+        if n > 0 {
+            known.push(self.sorted[(pos + n - 1) % n].0);
+        }
         known.sort_unstable();
         known.dedup();
         known.retain(|x| x != id);
         known
     }
 
-    /// Distinct entries of a perfect table (fingers and r successors) of node `id`.
+    /// Distinct entries of a perfect table (fingers, r successors, predecessor) of node `id`.
     pub fn perfect_entries(&self, id: &Id, r: usize) -> usize {
         self.perfect_table(id, r).len()
     }

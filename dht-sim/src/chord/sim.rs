@@ -25,6 +25,9 @@ const NO_TIMER: u64 = u64::MAX;
 /// Node j arrives at least this long divided by j after node j - 1 (see `join_all`).
 const ARRIVAL_PACE: Duration = Duration::from_secs(2);
 
+/// Time between two seed nodes' joins: a few stabilize periods.
+const SEED_PACE: Duration = Duration::from_secs(3);
+
 enum What {
     Deliver {
         from: u32,
@@ -382,6 +385,9 @@ impl ChordSim {
         let n = self.cfg.nodes;
         let seeds = self.cfg.seed_nodes.clamp(1, n.max(1)).min(n);
         for i in 0..seeds {
+            // One at a time: seeds joining a ring of one together can close a loop
+            // around it twice, which stabilize never undoes.
+            self.run_for(SEED_PACE * u32::from(i > 0));
             self.add_node();
             let via: Vec<SocketAddr> = if i == 0 {
                 Vec::new()

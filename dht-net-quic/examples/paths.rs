@@ -57,12 +57,9 @@ async fn round_trip(a: &QuicTransport, to: SocketAddr, msg: &[u8]) -> Option<Dur
     Some(start.elapsed())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
+/// The nearest-rank quantile every tool of the workspace uses (`dht_measure::quantile`).
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    dht_measure::quantile(sorted, q).unwrap_or_default()
 }
 
 async fn measure(label: &str, force_streams: bool, n: usize) {

@@ -179,82 +179,57 @@ pub struct Report {
     pub messages_per_get: Option<f64>,
 }
 
-fn json_f64(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v}")
-    } else {
-        "null".to_string()
-    }
-}
-
-fn json_opt(v: Option<f64>) -> String {
-    v.map_or_else(|| "null".to_string(), json_f64)
-}
-
 impl Report {
-    /// One JSON object on one line.
+    /// One JSON object on one line (non-finite figures as `null`).
     pub fn to_json(&self) -> String {
-        let mut s = String::from("{");
-        let mut field = |name: &str, value: String| {
-            if s.len() > 1 {
-                s.push(',');
-            }
-            let _ = write!(s, "\"{name}\":{value}");
-        };
-        field("nodes", self.nodes.to_string());
-        field("lookups", self.lookups.to_string());
-        field("seed", self.seed.to_string());
-        field("k", self.k.to_string());
-        field("alpha", self.alpha.to_string());
-        field("latency_ms", json_f64(self.latency_ms));
-        field("loss", json_f64(self.loss));
-        field("fail", json_opt(self.fail));
-        field("found_k_closest", json_f64(self.found_k_closest));
-        field("exact_k_closest", json_f64(self.exact_k_closest));
-        field("hops_mean", json_f64(self.hops_mean));
-        field("hops_p50", self.hops_p50.to_string());
-        field("hops_p99", self.hops_p99.to_string());
-        field("hops_ideal_mean", json_f64(self.hops_ideal_mean));
-        field("messages_per_lookup", json_f64(self.messages_per_lookup));
-        field("timeouts_per_lookup", json_f64(self.timeouts_per_lookup));
-        field("latency_ms_p50", json_f64(self.latency_ms_p50));
-        field("latency_ms_p99", json_f64(self.latency_ms_p99));
-        field("latency_rtt_p50", json_f64(self.latency_rtt_p50));
-        field("latency_rtt_p99", json_f64(self.latency_rtt_p99));
-        field("lookups_unfinished", self.lookups_unfinished.to_string());
-        field("table_entries_mean", json_f64(self.table_entries_mean));
-        field(
-            "ideal_table_entries_mean",
-            json_f64(self.ideal_table_entries_mean),
-        );
-        field("bytes_per_node", json_f64(self.bytes_per_node));
-        field("peak_rss_bytes", self.peak_rss_bytes.to_string());
-        field("join_seconds", json_f64(self.join_seconds));
-        field("sim_seconds", json_f64(self.sim_seconds));
-        field("wall_seconds", json_f64(self.wall_seconds));
-        field("datagrams", self.datagrams.to_string());
-        field("datagrams_lost", self.datagrams_lost.to_string());
-        field("datagrams_oversize", self.datagrams_oversize.to_string());
-        field("event_hash", format!("\"{}\"", self.event_hash));
-        field("put_success", json_opt(self.put_success));
-        field("get_success", json_opt(self.get_success));
-        field("disjoint", self.disjoint.to_string());
-        field("sybil", json_opt(self.sybil));
-        field(
-            "sybil_placement",
-            self.sybil_placement
-                .map_or_else(|| "null".to_string(), |p| format!("\"{p}\"")),
-        );
-        field("sybil_nodes", self.sybil_nodes.to_string());
-        field("stored_honest", json_opt(self.stored_honest));
-        field("get_success_stored", json_opt(self.get_success_stored));
-        field("sybil_in_tables", json_opt(self.sybil_in_tables));
-        field("messages_per_get", json_opt(self.messages_per_get));
-        field("overlay", format!("\"{}\"", self.overlay));
-        field("lookup_success", json_opt(self.lookup_success));
-        field("hops_p1", self.hops_p1.to_string());
-        s.push('}');
-        s
+        serde_json::json!({
+            "nodes": self.nodes,
+            "lookups": self.lookups,
+            "seed": self.seed,
+            "k": self.k,
+            "alpha": self.alpha,
+            "latency_ms": self.latency_ms,
+            "loss": self.loss,
+            "fail": self.fail,
+            "found_k_closest": self.found_k_closest,
+            "exact_k_closest": self.exact_k_closest,
+            "hops_mean": self.hops_mean,
+            "hops_p50": self.hops_p50,
+            "hops_p99": self.hops_p99,
+            "hops_ideal_mean": self.hops_ideal_mean,
+            "messages_per_lookup": self.messages_per_lookup,
+            "timeouts_per_lookup": self.timeouts_per_lookup,
+            "latency_ms_p50": self.latency_ms_p50,
+            "latency_ms_p99": self.latency_ms_p99,
+            "latency_rtt_p50": self.latency_rtt_p50,
+            "latency_rtt_p99": self.latency_rtt_p99,
+            "lookups_unfinished": self.lookups_unfinished,
+            "table_entries_mean": self.table_entries_mean,
+            "ideal_table_entries_mean": self.ideal_table_entries_mean,
+            "bytes_per_node": self.bytes_per_node,
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "join_seconds": self.join_seconds,
+            "sim_seconds": self.sim_seconds,
+            "wall_seconds": self.wall_seconds,
+            "datagrams": self.datagrams,
+            "datagrams_lost": self.datagrams_lost,
+            "datagrams_oversize": self.datagrams_oversize,
+            "event_hash": self.event_hash,
+            "put_success": self.put_success,
+            "get_success": self.get_success,
+            "disjoint": self.disjoint,
+            "sybil": self.sybil,
+            "sybil_placement": self.sybil_placement,
+            "sybil_nodes": self.sybil_nodes,
+            "stored_honest": self.stored_honest,
+            "get_success_stored": self.get_success_stored,
+            "sybil_in_tables": self.sybil_in_tables,
+            "messages_per_get": self.messages_per_get,
+            "overlay": self.overlay,
+            "lookup_success": self.lookup_success,
+            "hops_p1": self.hops_p1,
+        })
+        .to_string()
     }
 
     /// A readable two-column table.
@@ -364,13 +339,10 @@ pub fn rss_bytes() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// The `p`-th percentile (nearest rank) of sorted values.
+/// The `p`-th percentile (nearest rank) of sorted values, by the rule every tool of
+/// the workspace shares (`dht_measure::quantile`); the default when there are none.
 pub(crate) fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
-    if sorted.is_empty() {
-        return T::default();
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    dht_measure::quantile(sorted, p / 100.0).unwrap_or_default()
 }
 
 pub(crate) fn mean(v: impl Iterator<Item = f64>) -> f64 {

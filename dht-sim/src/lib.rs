@@ -117,6 +117,8 @@
 //! assert!(sim.run_until_idle(std::time::Duration::from_secs(60)));
 //! assert!(sim.take_done(3, q).is_some());
 //! ```
+// serde_json::json! of the report's ~45 fields nests deeper than the default 128.
+#![recursion_limit = "256"]
 
 pub mod chord;
 pub mod churn;

@@ -123,8 +123,8 @@ fn path_like(line: &str) -> Vec<String> {
 /// `` - `crate-name`: ``) or a sub-folder the bullet opened (`` - `node/`: ``).
 fn resolves(root: &Path, bases: &[PathBuf], name: &str) -> bool {
     let name = name.trim_start_matches("./");
-    // What programs write at run time, not files of the repository.
-    if name.starts_with("DIR/") || name.starts_with("target/") {
+    // What programs write at run time, and HTTP routes: not files of the repository.
+    if name.starts_with("DIR/") || name.starts_with("target/") || name.starts_with('/') {
         return true;
     }
     if root.join(name).exists() {
@@ -147,6 +147,8 @@ fn tidy_codemap_names_only_paths_that_exist() {
     let mut section: Option<PathBuf> = None;
     let mut bullet: Option<PathBuf> = None;
     let mut sub: Option<PathBuf> = None;
+    // Folders a bullet names (`src/cli/`): later names of the bullet may be in them.
+    let mut named: Vec<PathBuf> = Vec::new();
     let mut missing = Vec::new();
     let mut checked = 0;
     for line in text[start..end].lines() {
@@ -164,6 +166,7 @@ fn tidy_codemap_names_only_paths_that_exist() {
                 bullet = (!first.contains('.') && root.join(first).is_dir())
                     .then(|| PathBuf::from(first));
                 sub = None;
+                named.clear();
             }
             if first.ends_with('/') {
                 let base = section.clone().or(bullet.clone()).unwrap_or_default();
@@ -176,8 +179,18 @@ fn tidy_codemap_names_only_paths_that_exist() {
         bases.extend(sub.clone());
         for name in path_like(line) {
             checked += 1;
-            if !resolves(&root, &bases, &name) {
+            let all: Vec<PathBuf> = bases.iter().chain(named.iter()).cloned().collect();
+            if !resolves(&root, &all, &name) {
                 missing.push(format!("{name} (in: {})", line.trim()));
+            } else if name.ends_with('/') {
+                for b in &bases {
+                    if root.join(b).join(&name).is_dir() {
+                        named.push(b.join(&name));
+                    }
+                }
+                if root.join(&name).is_dir() {
+                    named.push(PathBuf::from(&name));
+                }
             }
         }
     }

@@ -30,21 +30,11 @@ pub struct Transmit {
     pub payload: Vec<u8>,
 }
 
-/// Figures about one finished command.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct QueryStats {
-    /// Nodes that answered a `find_successor` step, up to and including the one that
-    /// knew the target's successor: the paper's path length (0 when this node knew).
-    pub hops: u32,
-    /// Requests sent (lookup steps, gets and puts).
-    pub requests: u32,
-    /// Replies received.
-    pub responses: u32,
-    /// Requests that timed out.
-    pub timeouts: u32,
-    /// Time from the command to its end.
-    pub duration: Duration,
-}
+/// Figures about one finished command: dht-core's type, so that both overlays report
+/// alike. For Chord, `hops` counts the nodes that answered a `find_successor` step, up
+/// to and including the one that knew the target's successor (the paper's path
+/// length; 0 when this node knew).
+pub use dht_core::QueryStats;
 
 /// What a finished command found.
 #[derive(Clone, Debug, PartialEq, Eq)]

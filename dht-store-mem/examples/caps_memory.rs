@@ -100,7 +100,7 @@ fn main() {
     let t0 = Instant::now();
     let mut cfg = Config::with_seed(1);
     cfg.defense.exempt_local = false;
-    let limits = cfg.limits.clone();
+    let limits = cfg.limits;
     let node = Node::new(cfg, MemStore::new(), t0, 1_800_000_000_000).expect("valid config");
     let mut d = Driver {
         node,

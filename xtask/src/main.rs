@@ -161,7 +161,7 @@ OPTIONS:
     --delay MS           With --netns: netem delays each node's outgoing datagrams by its
                          own delay, drawn once uniform in [0.2 MS, 1.8 MS] (the workload's
                          too), so a round trip between two nodes averages 2 MS, as in dht-sim
-                         with --latency MS. Needs `tc` (iproute2)
+                         with --latency-ms MS. Needs `tc` (iproute2)
     --json               Print the report as one JSON object on the last line of stdout, with
                          a top-level success_rate (0 to 1); the table goes to stderr
     -h, --help           Print this help

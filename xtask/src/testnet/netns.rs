@@ -203,6 +203,15 @@ fn tc(ns: Option<&str>, dev: &str, ms: f64) -> Result<(), Error> {
     if out.status.success() {
         return Ok(());
     }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("qdisc kind is unknown") {
+        return Err(Error::Usage(
+            "--delay: this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is not set, or \
+             the sch_netem module cannot be loaded); run without --delay"
+                .into(),
+            "testnet ",
+        ));
+    }
     Err(Error::Failed(format!(
         "testnet: `tc {}` failed: {}",
         args.join(" "),

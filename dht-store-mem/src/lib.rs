@@ -12,7 +12,10 @@
 //! Besides the items and peers themselves, the store keeps a deadline index per kind:
 //! a `BTreeSet` of `(expires_at, key)`. [`Store::expire`] walks that index from its
 //! earliest entry and stops at the first deadline after `now`, so one call costs
-//! O((k + 1) log n) for k expired entries out of n, not O(n). A put or remove keeps the
+//! O((k + 1) log n) for k expired entries out of n, not O(n). It also stops after
+//! [`EXPIRIES_PER_CALL`] entries of each kind: after a forward jump of the clock (or a
+//! node at its caps whose entries all fall due together) the rest goes on the next
+//! calls, one per engine tick, instead of in one long stall. A put or remove keeps the
 //! index in step at O(log n).
 //!
 //! ```
@@ -35,6 +38,11 @@ use dht_core::Id;
 use dht_core::{
     RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
 };
+
+/// Most items, and most peers, one [`Store::expire`] call removes (8,192 of each: about
+/// a millisecond of work). At the default caps (16,384 items, ~110,000 peers) a backlog
+/// clears in 14 calls; an entry removed a few ticks late is only kept a little longer.
+pub const EXPIRIES_PER_CALL: usize = 8_192;
 
 /// A [`Store`] held in memory, with deterministic iteration order and
 /// deadline-indexed expiry (see the crate docs).
@@ -158,7 +166,10 @@ impl Store for MemStore {
 
     fn expire(&mut self, now: UnixMillis) -> Result<(usize, usize), StoreError> {
         let mut items = 0;
-        while let Some(&(expires_at, target)) = self.item_deadlines.first() {
+        while items < EXPIRIES_PER_CALL {
+            let Some(&(expires_at, target)) = self.item_deadlines.first() else {
+                break;
+            };
             if expires_at > now {
                 break;
             }
@@ -167,7 +178,10 @@ impl Store for MemStore {
             items += 1;
         }
         let mut peers = 0;
-        while let Some(&(expires_at, info_hash, addr)) = self.peer_deadlines.first() {
+        while peers < EXPIRIES_PER_CALL {
+            let Some(&(expires_at, info_hash, addr)) = self.peer_deadlines.first() else {
+                break;
+            };
             if expires_at > now {
                 break;
             }

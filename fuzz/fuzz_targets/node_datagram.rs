@@ -1,4 +1,4 @@
-//! A node's datagram handler on arbitrary bytes from two sources: never panics, never
+//! A node's datagram handler on arbitrary bytes from 256 sources: never panics, never
 //! sends more than 1452 bytes, never answers a non-query.
 #![no_main]
 
@@ -22,7 +22,16 @@ fuzz_target!(|data: &[u8]| {
     NODE.with(|n| {
         let (node, now) = &mut *n.borrow_mut();
         *now += Duration::from_millis(10);
-        let from: SocketAddr = if data.first().is_some_and(|b| b & 1 == 1) { "10.0.0.1:6881" } else { "[fd00::1]:6881" }.parse().unwrap();
+        // The first byte picks one of 256 public sources of either family: with two
+        // sources the node (kept across inputs) soon banned both for their rate, and
+        // most inputs then stopped at the ban check. Low values keep a few sources busy
+        // enough that the rate limiter and bans are still reached.
+        let b = data.first().copied().unwrap_or(0);
+        let from = if b & 1 == 1 {
+            SocketAddr::from(([198, 51, 100, b], 6881))
+        } else {
+            SocketAddr::from((std::net::Ipv6Addr::new(0x2001, 0xdb8, u16::from(b), 0, 0, 0, 0, 1), 6881))
+        };
         node.handle_datagram(*now, from, None, data);
         node.handle_timeout(*now);
         let incoming_is_query = matches!(dht_core::krpc::decode(data), Ok(m) if matches!(m.body, dht_core::krpc::Body::Query(_)));

@@ -220,6 +220,10 @@ const META_GENERATION: &[u8] = b"flush_generation";
 /// per refused datagram.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
+/// Free bytes needed before the database is reopened after a failed write: two of
+/// sled's 512 KiB log segments, so that opening and the next writes have room.
+const RECOVER_FREE: u64 = 1024 * 1024;
+
 /// How many expired entries one `expire` transaction removes: bounds the memory and
 /// the size of one atomic write however many entries are due.
 const EXPIRE_CHUNK: usize = 512;
@@ -386,8 +390,14 @@ impl SledStore {
             // Only our own record failed (sled's database did not).
             return Ok(());
         }
-        // A small write first, so that a disk still full costs no reopen.
-        dir::write_flushed(&self.dir, self.generation).map_err(store_err)?;
+        // Closing the database stops reads too until it is open again, and opening
+        // needs room: not while the disk is still (nearly) full.
+        let free = fs2::available_space(&self.dir).map_err(store_err)?;
+        if free < RECOVER_FREE {
+            return Err(StoreError(format!(
+                "{free} bytes free on the data dir's file system; waiting for {RECOVER_FREE}"
+            )));
+        }
         // sled releases its file lock only once its last handle is dropped.
         self.db = None;
         let db = Db::open(&self.dir, &self.options).map_err(store_err)?;

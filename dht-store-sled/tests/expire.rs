@@ -49,7 +49,11 @@ fn expire_is_bounded_per_call_and_repeated_calls_remove_all_that_is_due() {
     // A clock far ahead: everything but the 50 is due.
     let now = 999_999;
     let (items, peers) = s.expire(now).unwrap();
-    assert_eq!(items + peers, PER_CALL, "one call handles at most {PER_CALL}");
+    assert_eq!(
+        items + peers,
+        PER_CALL,
+        "one call handles at most {PER_CALL}"
+    );
     // Soonest first: the 100 earliest deadlines are items 0..100.
     assert_eq!((items, peers), (100, 0));
     assert_eq!(s.get_item(&id(99)).unwrap(), None);

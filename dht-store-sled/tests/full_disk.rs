@@ -83,13 +83,27 @@ fn a_full_disk_refuses_puts_and_loses_none_it_accepted() {
         }
     }
     assert!(refused > 0, "3 MB never filled");
-    assert!(accepted.len() > 100, "only {} puts accepted", accepted.len());
+    assert!(
+        accepted.len() > 100,
+        "only {} puts accepted",
+        accepted.len()
+    );
     assert!(store.write_failure().is_some());
     let first_refused = accepted.len();
     assert!(
         accepted.iter().enumerate().all(|(n, i)| *i == n as u32),
         "a put accepted after one was refused"
     );
+
+    // Reads go on while the disk is full.
+    for i in &accepted {
+        let got = store.get_item(&item(*i).target);
+        assert_eq!(
+            got.as_ref().ok(),
+            Some(&Some(item(*i))),
+            "item {i} while full: {got:?}"
+        );
+    }
 
     // Room again: puts are taken again (after at most the retry interval), with no
     // restart, and the failure clears.

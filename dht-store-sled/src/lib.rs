@@ -41,11 +41,22 @@
 //! the scan that [`SledStore::open`] makes to check every record (O(n) at open).
 //!
 //! ## Durability
-//! sled's flusher makes writes durable every [`DEFAULT_FLUSH_EVERY`] (500 ms), so an
-//! acknowledged put or announce is on disk within 500 ms plus the time of one flush
-//! (a few ms on an idle disk), under 1 s. [`Store::flush`] makes everything durable
-//! before it returns; what was flushed is never lost (tested by killing a writer
-//! with SIGKILL at random points, `tests/crash.rs`).
+//! [`Store::put_item`] and [`Store::put_peer`] return only once the write is on disk
+//! (sled's flush), so what a node acknowledged survives a crash, and a write that
+//! cannot reach the disk is refused instead of acknowledged and lost. Removals,
+//! expiry and the routing snapshot are made durable by sled's flusher every
+//! [`DEFAULT_FLUSH_EVERY`] (500 ms). [`Store::flush`] makes everything durable before
+//! it returns; what was flushed is never lost (tested by killing a writer with
+//! SIGKILL at random points, `tests/crash.rs`).
+//!
+//! ## A full disk
+//! Once a write or flush fails, [`SledStore::write_failure`] says why and puts are
+//! refused (the core answers 202) until writing works again. sled 0.34 fails every
+//! write of a database once one failed, so a refused put now and then (at most every
+//! second, and only with 1 MiB free) reopens the database; reads go on meanwhile.
+//! [`SledStore::health`] is a handle on this for a runtime to log, through a
+//! [`FailureLog`] (once when it starts, at most once a minute, once when it clears):
+//! `dht-node` does. `tests/full_disk.rs` fills a tmpfs.
 //!
 //! ```
 //! use dht_core::{Store, StoredPeer};
@@ -89,16 +100,17 @@ pub use health::{FailureLog, Report, WriteHealth, LOG_FAILURE_EVERY};
 
 /// How often sled's background flusher makes writes durable by default.
 ///
-/// 500 ms bounds what a crash can lose of acknowledged puts and announces to about
-/// half a second, which publishers and peers repair on their next refresh anyway,
-/// while costing at most two fsyncs a second, whatever the write rate.
+/// Puts and announces are durable when they return; this bounds what a crash can
+/// undo of removals, expiry and the routing snapshot to about half a second, which
+/// costs at most two fsyncs a second.
 pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 /// Tunables of a [`SledStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SledOptions {
-    /// Interval of the background flush: the bound on how long an acknowledged write
-    /// may stay volatile (plus one flush). Rounded up to whole milliseconds, at least 1.
+    /// Interval of the background flush: the bound on how long a removal, an expiry
+    /// or the routing snapshot may stay volatile (puts are durable when they return).
+    /// Rounded up to whole milliseconds, at least 1.
     pub flush_every: Duration,
     /// Bytes of sled's page cache. sled's own default (1 GiB) is far more than a
     /// node's store needs.
@@ -561,7 +573,7 @@ impl Store for SledStore {
         }
     }
 
-    /// Returns once the item is on disk (see [`SledStore::sync`]).
+    /// Returns once the item is on disk (sled flushed), or refuses it.
     fn put_item(&mut self, item: StoredItem) -> Result<(), StoreError> {
         self.writable()?;
         let r = self.put_item_unchecked(item).and_then(|()| self.sync());
@@ -573,7 +585,7 @@ impl Store for SledStore {
         self.note(r)
     }
 
-    /// Returns once the peer is on disk (see [`SledStore::sync`]).
+    /// Returns once the peer is on disk (sled flushed), or refuses it.
     fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
         self.writable()?;
         let r = self

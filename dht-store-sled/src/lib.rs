@@ -298,7 +298,8 @@ impl SledStore {
             _lock: lock,
             _temporary: None,
         };
-        store.check_generation().map_err(|e| corrupt(e.0))?;
+        let flushed = dir::read_flushed(dir)?;
+        store.check_generation(flushed).map_err(|e| corrupt(e.0))?;
         store.check().map_err(|e| corrupt(e.0))?;
         if let dir::State::Older = state {
             // Everything of an older format reads as the current one (see
@@ -314,12 +315,12 @@ impl SledStore {
         Ok(store)
     }
 
-    /// Sets the generation from the database; an error if it is behind `DIR/FLUSHED`.
-    fn check_generation(&mut self) -> Result<(), StoreError> {
+    /// Sets the generation from the database; an error if it is behind `flushed`,
+    /// the generation in `DIR/FLUSHED`.
+    fn check_generation(&mut self, flushed: u64) -> Result<(), StoreError> {
         // sled recovers a damaged log silently, as the prefix before the damage, as if
         // the tail had been torn by a crash. If that prefix ends before the last
         // completed flush, flushed data is gone: say so rather than run on without it.
-        let flushed = dir::read_flushed(&self.dir).map_err(store_err)?;
         self.generation = self.db()?.generation()?;
         if self.generation < flushed {
             return Err(StoreError(format!(
@@ -415,7 +416,8 @@ impl SledStore {
         self.db = None;
         let db = Db::open(&self.dir, &self.options).map_err(store_err)?;
         self.db = Some(db);
-        self.check_generation()?;
+        let flushed = dir::read_flushed(&self.dir).map_err(store_err)?;
+        self.check_generation(flushed)?;
         self.check()?;
         self.flush()
     }

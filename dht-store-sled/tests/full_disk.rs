@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dht_core::{Id, Item, Store, StoredItem};
+use dht_core::{Id, Item, Store, StoredItem, StoredPeer};
 use dht_store_sled::SledStore;
 
 /// A tmpfs mounted for the test, unmounted on drop (also when the test fails).
@@ -94,6 +94,15 @@ fn a_full_disk_refuses_puts_and_loses_none_it_accepted() {
         accepted.iter().enumerate().all(|(n, i)| *i == n as u32),
         "a put accepted after one was refused"
     );
+
+    // Announces are refused too.
+    let peer = StoredPeer {
+        addr: "192.0.2.1:6881".parse().unwrap(),
+        expires_at: u64::MAX / 2,
+        seed: false,
+    };
+    assert!(store.put_peer(&Id([9; 20]), peer).is_err());
+    assert_eq!(store.counts().unwrap().peers, 0);
 
     // Reads go on while the disk is full.
     for i in &accepted {

@@ -2,7 +2,8 @@
 //! `cargo bench -p dht-store-sled --bench store -- --warm-up-time 1 --measurement-time 2`.
 //!
 //! The sled store runs as a node runs it: in a data dir on disk, with the default
-//! 500 ms background flush, and never an explicit `flush` in the measured loop.
+//! 500 ms background flush, and never an explicit `flush` in the measured loop; a
+//! put or announce includes sled's flush (it is durable when it returns).
 
 use std::hint::black_box;
 use std::net::SocketAddr;

@@ -41,11 +41,22 @@
 //! the scan that [`SledStore::open`] makes to check every record (O(n) at open).
 //!
 //! ## Durability
-//! sled's flusher makes writes durable every [`DEFAULT_FLUSH_EVERY`] (500 ms), so an
-//! acknowledged put or announce is on disk within 500 ms plus the time of one flush
-//! (a few ms on an idle disk), under 1 s. [`Store::flush`] makes everything durable
-//! before it returns; what was flushed is never lost (tested by killing a writer
-//! with SIGKILL at random points, `tests/crash.rs`).
+//! [`Store::put_item`] and [`Store::put_peer`] return only once the write is on disk
+//! (sled's flush), so what a node acknowledged survives a crash, and a write that
+//! cannot reach the disk is refused instead of acknowledged and lost. Removals,
+//! expiry and the routing snapshot are made durable by sled's flusher every
+//! [`DEFAULT_FLUSH_EVERY`] (500 ms). [`Store::flush`] makes everything durable before
+//! it returns; what was flushed is never lost (tested by killing a writer with
+//! SIGKILL at random points, `tests/crash.rs`).
+//!
+//! ## A full disk
+//! Once a write or flush fails, [`SledStore::write_failure`] says why and puts are
+//! refused (the core answers 202) until writing works again. sled 0.34 fails every
+//! write of a database once one failed, so a refused put now and then (at most every
+//! second, and only with 1 MiB free) reopens the database; reads go on meanwhile.
+//! [`SledStore::health`] is a handle on this for a runtime to log, through a
+//! [`FailureLog`] (once when it starts, at most once a minute, once when it clears):
+//! `dht-node` does. `tests/full_disk.rs` fills a tmpfs.
 //!
 //! ```
 //! use dht_core::{Store, StoredPeer};
@@ -66,6 +77,9 @@
 
 mod codec;
 mod dir;
+mod error;
+mod health;
+mod write;
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -78,90 +92,49 @@ use dht_core::{
     RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
 };
 use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::Transactional;
 
-use codec::{Deadline, KIND_ITEM, KIND_PEER};
+use codec::{KIND_ITEM, KIND_PEER};
 pub use dir::{FLUSHED, FORMAT_VERSION, LOCK, MARKER};
+pub use error::OpenError;
+pub use health::{FailureLog, Report, WriteHealth, LOG_FAILURE_EVERY};
 
 /// How often sled's background flusher makes writes durable by default.
 ///
-/// 500 ms bounds what a crash can lose of acknowledged puts and announces to about
-/// half a second, which publishers and peers repair on their next refresh anyway,
-/// while costing at most two fsyncs a second, whatever the write rate.
+/// Puts and announces are durable when they return; this bounds what a crash can
+/// undo of removals, expiry and the routing snapshot to about half a second, which
+/// costs at most two fsyncs a second.
 pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_millis(500);
 
 /// Tunables of a [`SledStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SledOptions {
-    /// Interval of the background flush: the bound on how long an acknowledged write
-    /// may stay volatile (plus one flush). Rounded up to whole milliseconds, at least 1.
+    /// Interval of the background flush: the bound on how long a removal, an expiry
+    /// or the routing snapshot may stay volatile (puts are durable when they return).
+    /// Rounded up to whole milliseconds, at least 1.
     pub flush_every: Duration,
     /// Bytes of sled's page cache. sled's own default (1 GiB) is far more than a
     /// node's store needs.
     pub cache_capacity: u64,
+    /// Most deadlines one [`Store::expire`] call handles (default
+    /// [`DEFAULT_EXPIRE_PER_CALL`]); the rest wait for the next call.
+    pub expire_per_call: usize,
 }
+
+/// Most deadlines one [`Store::expire`] call handles by default: a clock jump or a
+/// backlog expires over several housekeeping ticks instead of stalling the node for
+/// one long sweep. The same as the core's ledger releases per tick, so the two keep
+/// pace. At about 22 µs an entry (the `expire` bench on a loaded machine) a full
+/// call takes about 1.5 s.
+pub const DEFAULT_EXPIRE_PER_CALL: usize = 65_536;
 
 impl Default for SledOptions {
     fn default() -> SledOptions {
         SledOptions {
             flush_every: DEFAULT_FLUSH_EVERY,
             cache_capacity: 64 * 1024 * 1024,
+            expire_per_call: DEFAULT_EXPIRE_PER_CALL,
         }
     }
-}
-
-/// Why a data directory could not be opened. This crate removes and overwrites
-/// nothing in a directory it refuses.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// The directory holds other files and no marker: it is not ours to touch.
-    #[error(
-        "{} is not a dht data directory: it is not empty and has no {MARKER} file; \
-         refusing to use it (pick an empty or new directory)",
-        dir.display()
-    )]
-    NotADataDir {
-        /// The directory.
-        dir: PathBuf,
-    },
-    /// The directory was written by a newer version of this software.
-    #[error(
-        "{} holds data format {found}, but this build reads format {supported} at most; \
-         use a newer build or another data directory",
-        dir.display()
-    )]
-    NewerFormat {
-        /// The directory.
-        dir: PathBuf,
-        /// The version in its marker.
-        found: u32,
-        /// The newest version this build reads.
-        supported: u32,
-    },
-    /// Another process (or another store in this process) has the directory open.
-    #[error("{} is in use by another process (it holds the lock on {LOCK})", dir.display())]
-    Locked {
-        /// The directory.
-        dir: PathBuf,
-    },
-    /// The database does not open, a record does not decode, or data that was
-    /// flushed is missing.
-    #[error("the data in {} is corrupt: {reason}", dir.display())]
-    Corrupt {
-        /// The directory.
-        dir: PathBuf,
-        /// What failed, with the underlying message.
-        reason: String,
-    },
-    /// The file system refused an operation.
-    #[error("I/O error on {}: {source}", path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// A [`Store`] in a data directory on disk, on sled (see the crate docs).
@@ -169,11 +142,10 @@ pub enum OpenError {
 /// Dropping it flushes and releases the directory's lock.
 #[derive(Debug)]
 pub struct SledStore {
-    db: sled::Db,
-    items: sled::Tree,
-    peers: sled::Tree,
-    deadlines: sled::Tree,
-    meta: sled::Tree,
+    /// `None` only between closing the database after a failed write and opening it
+    /// again (see [`SledStore::recover`]).
+    db: Option<Db>,
+    options: SledOptions,
     counts: StoreCounts,
     /// Generation of the last completed [`Store::flush`] (see there).
     generation: u64,
@@ -181,10 +153,9 @@ pub struct SledStore {
     /// not flush on drop, or it would write a new generation over the evidence.
     opened: bool,
     /// Why the last write or flush failed (a full disk, most likely), until a flush
-    /// succeeds again. Meanwhile puts are refused, so nothing is acknowledged that
-    /// may not reach the disk (the core answers them with 202).
-    write_failure: Option<String>,
-    /// When a refused put last tried a flush to see whether the disk has room again.
+    /// succeeds again. Meanwhile puts are refused (the core answers them with 202).
+    health: WriteHealth,
+    /// When a refused put last tried to recover, to see whether the disk has room again.
     last_retry: Option<Instant>,
     dir: PathBuf,
     // Declared after the database so that it is dropped after the database is closed.
@@ -193,13 +164,78 @@ pub struct SledStore {
     _temporary: Option<tempfile::TempDir>,
 }
 
+/// The database and its trees: closed and opened again to recover from a failed
+/// write, since sled 0.34 fails every later write of a database once one failed.
+#[derive(Debug)]
+struct Db {
+    db: sled::Db,
+    items: sled::Tree,
+    peers: sled::Tree,
+    deadlines: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl Db {
+    fn open(dir: &Path, options: &SledOptions) -> Result<Db, OpenError> {
+        let corrupt = |reason: String| OpenError::Corrupt {
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        let flush_ms = u64::try_from(options.flush_every.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        dir::discard_unfinished_snapshots(dir)?;
+        let config = sled::Config::new()
+            .path(dir::db_path(dir))
+            .cache_capacity(options.cache_capacity)
+            .flush_every_ms(Some(flush_ms));
+        // sled 0.34 reports most damage as an error, but some damaged files make it
+        // panic during recovery; a damaged directory must give an error, not a crash.
+        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
+            Ok(Ok(db)) => db,
+            Ok(Err(sled::Error::Io(source))) => {
+                return Err(OpenError::Io {
+                    path: dir::db_path(dir),
+                    source,
+                })
+            }
+            Ok(Err(e)) => return Err(corrupt(format!("sled: {e}"))),
+            Err(panic) => return Err(corrupt(format!("sled panicked: {}", panic_text(&panic)))),
+        };
+        let tree = |name: &str| {
+            db.open_tree(name)
+                .map_err(|e| corrupt(format!("sled tree {name}: {e}")))
+        };
+        Ok(Db {
+            items: tree("items")?,
+            peers: tree("peers")?,
+            deadlines: tree("deadlines")?,
+            meta: tree("meta")?,
+            db,
+        })
+    }
+
+    /// The generation of the last flush the database holds.
+    fn generation(&self) -> Result<u64, StoreError> {
+        match self.meta.get(META_GENERATION).map_err(store_err)? {
+            None => Ok(0),
+            Some(b) => codec::decode_generation(&b).map_err(store_err),
+        }
+    }
+}
+
 const META_ROUTING: &[u8] = b"routing";
 const META_NODE_ID: &[u8] = b"node_id";
 const META_GENERATION: &[u8] = b"flush_generation";
 
-/// How often a refused put may retry a flush while writes are failing: a flush is an
-/// fsync, and a full disk should not cost one per refused datagram.
+/// How often a refused put may try to recover while writes are failing: recovering
+/// reopens the database and reads it through, and a full disk should not cost that
+/// per refused datagram.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Free bytes needed before the database is reopened after a failed write: two of
+/// sled's 512 KiB log segments, so that opening and the next writes have room.
+const RECOVER_FREE: u64 = 1024 * 1024;
 
 /// How many expired entries one `expire` transaction removes: bounds the memory and
 /// the size of one atomic write however many entries are due.
@@ -250,62 +286,20 @@ impl SledStore {
             dir: dir.to_path_buf(),
             reason,
         };
-        let flush_ms = u64::try_from(options.flush_every.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        dir::discard_unfinished_snapshots(dir)?;
-        let config = sled::Config::new()
-            .path(dir::db_path(dir))
-            .cache_capacity(options.cache_capacity)
-            .flush_every_ms(Some(flush_ms));
-        // sled 0.34 reports most damage as an error, but some damaged files make it
-        // panic during recovery; a damaged directory must give an error, not a crash.
-        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
-            Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(source))) => {
-                return Err(OpenError::Io {
-                    path: dir::db_path(dir),
-                    source,
-                })
-            }
-            Ok(Err(e)) => return Err(corrupt(format!("sled: {e}"))),
-            Err(panic) => return Err(corrupt(format!("sled panicked: {}", panic_text(&panic)))),
-        };
-        let tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| corrupt(format!("sled tree {name}: {e}")))
-        };
         let mut store = SledStore {
-            items: tree("items")?,
-            peers: tree("peers")?,
-            deadlines: tree("deadlines")?,
-            meta: tree("meta")?,
-            db,
+            db: Some(Db::open(dir, options)?),
+            options: options.clone(),
             counts: StoreCounts::default(),
             generation: 0,
             opened: false,
-            write_failure: None,
+            health: WriteHealth::default(),
             last_retry: None,
             dir: dir.to_path_buf(),
             _lock: lock,
             _temporary: None,
         };
-        // sled recovers a damaged log silently, as the prefix before the damage, as if
-        // the tail had been torn by a crash. If that prefix ends before the last
-        // completed flush, flushed data is gone: say so rather than run on without it.
         let flushed = dir::read_flushed(dir)?;
-        store.generation = match store.meta.get(META_GENERATION) {
-            Ok(None) => 0,
-            Ok(Some(b)) => codec::decode_generation(&b).map_err(|e| corrupt(e.to_string()))?,
-            Err(e) => return Err(corrupt(format!("sled: {e}"))),
-        };
-        if store.generation < flushed {
-            return Err(corrupt(format!(
-                "the database ends before the last flush (generation {} of {flushed}): \
-                 flushed data is missing, the db files were damaged or truncated",
-                store.generation
-            )));
-        }
+        store.check_generation(flushed).map_err(|e| corrupt(e.0))?;
         store.check().map_err(|e| corrupt(e.0))?;
         if let dir::State::Older = state {
             // Everything of an older format reads as the current one (see
@@ -321,6 +315,32 @@ impl SledStore {
         Ok(store)
     }
 
+    /// Sets the generation from the database; an error if it is behind `flushed`,
+    /// the generation in `DIR/FLUSHED`.
+    fn check_generation(&mut self, flushed: u64) -> Result<(), StoreError> {
+        // sled recovers a damaged log silently, as the prefix before the damage, as if
+        // the tail had been torn by a crash. If that prefix ends before the last
+        // completed flush, flushed data is gone: say so rather than run on without it.
+        self.generation = self.db()?.generation()?;
+        if self.generation < flushed {
+            return Err(StoreError(format!(
+                "the database ends before the last flush (generation {} of {flushed}): \
+                 flushed data is missing, the db files were damaged or truncated",
+                self.generation
+            )));
+        }
+        Ok(())
+    }
+
+    fn db(&self) -> Result<&Db, StoreError> {
+        self.db.as_ref().ok_or_else(|| {
+            StoreError(format!(
+                "the database is closed after a failed write: {}",
+                self.health.failure().unwrap_or_default()
+            ))
+        })
+    }
+
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -328,7 +348,7 @@ impl SledStore {
 
     /// The node id kept by [`SledStore::set_node_id`], if any.
     pub fn node_id(&self) -> Result<Option<Id>, StoreError> {
-        match self.meta.get(META_NODE_ID).map_err(store_err)? {
+        match self.db()?.meta.get(META_NODE_ID).map_err(store_err)? {
             None => Ok(None),
             Some(b) => codec::decode_node_id(&b).map(Some).map_err(store_err),
         }
@@ -337,41 +357,85 @@ impl SledStore {
     /// Keeps `id` as the node's id, durably: it is flushed before this returns, since
     /// a node that forgets its id after a crash rejoins as a stranger.
     pub fn set_node_id(&mut self, id: Id) -> Result<(), StoreError> {
-        self.meta
+        self.db()?
+            .meta
             .insert(META_NODE_ID, codec::encode_node_id(&id))
             .map_err(store_err)?;
         self.flush()
     }
 
     /// Why writes are failing (a full disk, most likely), or `None` when the last
-    /// write and flush succeeded. Runtimes log it; puts are refused meanwhile.
-    pub fn write_failure(&self) -> Option<&str> {
-        self.write_failure.as_deref()
+    /// write and flush succeeded. Puts are refused meanwhile.
+    pub fn write_failure(&self) -> Option<String> {
+        self.health.failure()
     }
 
-    /// Refuses a write while an earlier one failed, retrying a flush now and then
+    /// A handle on [`SledStore::write_failure`] that stays valid once the store has
+    /// moved into a node task: a runtime logs it through a [`FailureLog`].
+    pub fn health(&self) -> WriteHealth {
+        self.health.clone()
+    }
+
+    /// Refuses a write while an earlier one failed, trying to recover now and then
     /// (at most every [`RETRY_EVERY`]) to notice that the disk has room again.
     fn writable(&mut self) -> Result<(), StoreError> {
-        let Some(why) = self.write_failure.clone() else {
+        let Some(why) = self.health.failure() else {
             return Ok(());
         };
         if self.last_retry.is_none_or(|t| t.elapsed() >= RETRY_EVERY) {
             self.last_retry = Some(Instant::now());
-            if self.flush().is_ok() {
+            if self.recover().is_ok() {
                 return Ok(());
             }
         }
+        self.health.refuse();
         Err(StoreError(format!(
             "writes refused until a flush succeeds again: {why}"
         )))
     }
 
+    /// Tries to leave the failed state: once a write of sled 0.34 failed, every later
+    /// one fails too, so the database is closed and opened again (checked as at
+    /// open), then flushed. Opening drops what sled held in memory and had not
+    /// written; no put among it was acknowledged, since a put returns only once it
+    /// is on disk.
+    fn recover(&mut self) -> Result<(), StoreError> {
+        if self.db.is_some() && self.flush().is_ok() {
+            // Only our own record failed (sled's database did not).
+            return Ok(());
+        }
+        // Closing the database stops reads too until it is open again, and opening
+        // needs room: not while the disk is still (nearly) full.
+        let free = fs2::available_space(&self.dir).map_err(store_err)?;
+        if free < RECOVER_FREE {
+            return Err(StoreError(format!(
+                "{free} bytes free on the data dir's file system; waiting for {RECOVER_FREE}"
+            )));
+        }
+        // sled releases its file lock only once its last handle is dropped.
+        self.db = None;
+        let db = Db::open(&self.dir, &self.options).map_err(store_err)?;
+        self.db = Some(db);
+        let flushed = dir::read_flushed(&self.dir).map_err(store_err)?;
+        self.check_generation(flushed)?;
+        self.check()?;
+        self.flush()
+    }
+
     /// Remembers a failed write or flush (see [`SledStore::write_failure`]).
     fn note<T>(&mut self, r: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(e) = &r {
-            self.write_failure = Some(e.0.clone());
+            self.health.fail(&e.0);
         }
         r
+    }
+
+    /// Makes what sled holds durable (without a new generation): a put returns only
+    /// after this, so that what a node acknowledged survives a crash, and a write
+    /// that cannot reach the disk (a full disk) is refused, not acknowledged and lost.
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db()?.db.flush().map_err(store_err)?;
+        Ok(())
     }
 
     /// Checks every record and the deadline index, and rebuilds the counts. A
@@ -381,7 +445,7 @@ impl SledStore {
     fn check(&mut self) -> Result<(), StoreError> {
         let mut counts = StoreCounts::default();
         let mut index_ok = true;
-        for kv in self.items.iter() {
+        for kv in self.db()?.items.iter() {
             let (k, v) = kv.map_err(store_err)?;
             let target = Id::from_slice(&k)
                 .ok_or_else(|| StoreError("item key of the wrong length".into()))?;
@@ -389,12 +453,13 @@ impl SledStore {
             counts.items += 1;
             index_ok = index_ok
                 && self
+                    .db()?
                     .deadlines
                     .contains_key(codec::deadline_key(item.expires_at, KIND_ITEM, &k))
                     .map_err(store_err)?;
         }
         let mut last_ih = None;
-        for kv in self.peers.iter() {
+        for kv in self.db()?.peers.iter() {
             let (k, v) = kv.map_err(store_err)?;
             let (ih, _) = codec::decode_peer_key(&k).map_err(store_err)?;
             let (at, _) = codec::decode_peer(&v).map_err(store_err)?;
@@ -405,18 +470,19 @@ impl SledStore {
             }
             index_ok = index_ok
                 && self
+                    .db()?
                     .deadlines
                     .contains_key(codec::deadline_key(at, KIND_PEER, &k))
                     .map_err(store_err)?;
         }
-        if let Some(b) = self.meta.get(META_ROUTING).map_err(store_err)? {
+        if let Some(b) = self.db()?.meta.get(META_ROUTING).map_err(store_err)? {
             codec::decode_routing(&b).map_err(store_err)?;
         }
         self.node_id()?;
         // Only now, with every record read and nothing found to refuse the directory
         // for, may the check write: a refused directory is left exactly as found.
         // Every record has its entry; equal sizes then mean there is nothing else.
-        if !index_ok || self.deadlines.len() != counts.items + counts.peers {
+        if !index_ok || self.db()?.deadlines.len() != counts.items + counts.peers {
             self.rebuild_index()?;
         }
         self.counts = counts;
@@ -424,18 +490,20 @@ impl SledStore {
     }
 
     fn rebuild_index(&mut self) -> Result<(), StoreError> {
-        self.deadlines.clear().map_err(store_err)?;
-        for kv in self.items.iter() {
+        self.db()?.deadlines.clear().map_err(store_err)?;
+        for kv in self.db()?.items.iter() {
             let (k, v) = kv.map_err(store_err)?;
             let at = codec::item_deadline(&v).map_err(store_err)?;
-            self.deadlines
+            self.db()?
+                .deadlines
                 .insert(codec::deadline_key(at, KIND_ITEM, &k), &[])
                 .map_err(store_err)?;
         }
-        for kv in self.peers.iter() {
+        for kv in self.db()?.peers.iter() {
             let (k, v) = kv.map_err(store_err)?;
             let (at, _) = codec::decode_peer(&v).map_err(store_err)?;
-            self.deadlines
+            self.db()?
+                .deadlines
                 .insert(codec::deadline_key(at, KIND_PEER, &k), &[])
                 .map_err(store_err)?;
         }
@@ -444,6 +512,7 @@ impl SledStore {
 
     fn has_peers(&self, info_hash: &Id) -> Result<bool, StoreError> {
         Ok(self
+            .db()?
             .peers
             .scan_prefix(info_hash.0)
             .next()
@@ -463,8 +532,8 @@ impl SledStore {
     ) -> Result<(), StoreError> {
         while out.len() < max {
             let next = match to {
-                Some(to) => self.peers.range(from.as_slice()..to).next(),
-                None => self.peers.range(from.as_slice()..).next(),
+                Some(to) => self.db()?.peers.range(from.as_slice()..to).next(),
+                None => self.db()?.peers.range(from.as_slice()..).next(),
             };
             let Some(kv) = next else { break };
             let (k, _) = kv.map_err(store_err)?;
@@ -499,93 +568,38 @@ impl Drop for SledStore {
     }
 }
 
-impl SledStore {
-    fn put_item_unchecked(&mut self, item: StoredItem) -> Result<(), StoreError> {
-        let value = codec::encode_item(&item);
-        let new_deadline = codec::deadline_key(item.expires_at, KIND_ITEM, &item.target.0);
-        let replaced = (&self.items, &self.deadlines)
-            .transaction(|(items, deadlines)| {
-                let old = items.insert(&item.target.0, value.as_slice())?;
-                if let Some(old) = &old {
-                    let at = codec::item_deadline(old).map_err(abort)?;
-                    deadlines.remove(codec::deadline_key(at, KIND_ITEM, &item.target.0))?;
-                }
-                deadlines.insert(new_deadline.as_slice(), &[])?;
-                Ok(old.is_some())
-            })
-            .map_err(tx_err)?;
-        if !replaced {
-            self.counts.items += 1;
-        }
-        Ok(())
-    }
-
-    fn put_peer_unchecked(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
-        // Read outside the transaction (sled's cannot scan): the store has one writer,
-        // `&mut self`, so nothing changes in between.
-        let had_peers = self.has_peers(info_hash)?;
-        let key = codec::peer_key(info_hash, &peer.addr);
-        let value = codec::encode_peer(peer.expires_at, peer.seed);
-        let new_deadline = codec::deadline_key(peer.expires_at, KIND_PEER, &key);
-        let replaced = (&self.peers, &self.deadlines)
-            .transaction(|(peers, deadlines)| {
-                let old = peers.insert(key.as_slice(), value.as_slice())?;
-                if let Some(old) = &old {
-                    let (at, _) = codec::decode_peer(old).map_err(abort)?;
-                    deadlines.remove(codec::deadline_key(at, KIND_PEER, &key))?;
-                }
-                deadlines.insert(new_deadline.as_slice(), &[])?;
-                Ok(old.is_some())
-            })
-            .map_err(tx_err)?;
-        if !replaced {
-            self.counts.peers += 1;
-            if !had_peers {
-                self.counts.info_hashes += 1;
-            }
-        }
-        Ok(())
-    }
-}
-
 impl Store for SledStore {
     fn get_item(&self, target: &Id) -> Result<Option<StoredItem>, StoreError> {
-        match self.items.get(target.0).map_err(store_err)? {
+        match self.db()?.items.get(target.0).map_err(store_err)? {
             None => Ok(None),
             Some(b) => codec::decode_item(*target, &b).map(Some).map_err(store_err),
         }
     }
 
+    /// Returns once the item is on disk (sled flushed), or refuses it.
     fn put_item(&mut self, item: StoredItem) -> Result<(), StoreError> {
         self.writable()?;
-        let r = self.put_item_unchecked(item);
+        let r = self.put_item_unchecked(item).and_then(|()| self.sync());
         self.note(r)
     }
 
-    fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
-        self.writable()?;
-        let r = self.put_peer_unchecked(info_hash, peer);
+    fn remove_item(&mut self, target: &Id) -> Result<bool, StoreError> {
+        let r = self.remove_item_unnoted(target);
         self.note(r)
     }
-    fn remove_item(&mut self, target: &Id) -> Result<bool, StoreError> {
-        let removed = (&self.items, &self.deadlines)
-            .transaction(|(items, deadlines)| {
-                let Some(old) = items.remove(&target.0)? else {
-                    return Ok(false);
-                };
-                let at = codec::item_deadline(&old).map_err(abort)?;
-                deadlines.remove(codec::deadline_key(at, KIND_ITEM, &target.0))?;
-                Ok(true)
-            })
-            .map_err(tx_err)?;
-        if removed {
-            self.counts.items = self.counts.items.saturating_sub(1);
-        }
-        Ok(removed)
+
+    /// Returns once the peer is on disk (sled flushed), or refuses it.
+    fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
+        self.writable()?;
+        let r = self
+            .put_peer_unchecked(info_hash, peer)
+            .and_then(|()| self.sync());
+        self.note(r)
     }
 
     fn get_peers(&self, info_hash: &Id) -> Result<Vec<StoredPeer>, StoreError> {
-        self.peers
+        self.db()?
+            .peers
             .scan_prefix(info_hash.0)
             .map(|kv| {
                 let (k, v) = kv.map_err(store_err)?;
@@ -601,24 +615,8 @@ impl Store for SledStore {
     }
 
     fn remove_peer(&mut self, info_hash: &Id, addr: &SocketAddr) -> Result<bool, StoreError> {
-        let key = codec::peer_key(info_hash, addr);
-        let removed = (&self.peers, &self.deadlines)
-            .transaction(|(peers, deadlines)| {
-                let Some(old) = peers.remove(key.as_slice())? else {
-                    return Ok(false);
-                };
-                let (at, _) = codec::decode_peer(&old).map_err(abort)?;
-                deadlines.remove(codec::deadline_key(at, KIND_PEER, &key))?;
-                Ok(true)
-            })
-            .map_err(tx_err)?;
-        if removed {
-            self.counts.peers = self.counts.peers.saturating_sub(1);
-            if !self.has_peers(info_hash)? {
-                self.counts.info_hashes = self.counts.info_hashes.saturating_sub(1);
-            }
-        }
-        Ok(removed)
+        let r = self.remove_peer_unnoted(info_hash, addr);
+        self.note(r)
     }
 
     fn info_hashes(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
@@ -633,73 +631,29 @@ impl Store for SledStore {
         Ok(self.counts)
     }
 
+    /// Removes what is due, but handles at most [`SledOptions::expire_per_call`]
+    /// deadlines per call (soonest first): a clock jump or a backlog is worked off
+    /// over the next calls rather than in one long stall. What is left over is
+    /// expired: the core checks deadlines on every read, so nobody is served it.
     fn expire(&mut self, now: UnixMillis) -> Result<(usize, usize), StoreError> {
-        let (mut items, mut peers) = (0, 0);
-        loop {
-            let due = match now.checked_add(1) {
-                Some(end) => self.deadlines.range(..end.to_be_bytes()),
-                None => self.deadlines.iter(),
-            };
-            let mut chunk = Vec::new();
-            for kv in due.take(EXPIRE_CHUNK) {
-                let (k, _) = kv.map_err(store_err)?;
-                let (_, what) = codec::decode_deadline_key(&k).map_err(store_err)?;
-                chunk.push((k, what));
-            }
-            if chunk.is_empty() {
-                return Ok((items, peers));
-            }
-            let removed = (&self.items, &self.peers, &self.deadlines)
-                .transaction(|(it, pe, dl)| {
-                    let mut removed = Vec::with_capacity(chunk.len());
-                    for (k, what) in &chunk {
-                        dl.remove(k)?;
-                        let gone = match what {
-                            Deadline::Item(target) => it.remove(&target.0)?.is_some(),
-                            Deadline::Peer(_, key) => pe.remove(key.as_slice())?.is_some(),
-                        };
-                        removed.push(gone);
-                    }
-                    Ok(removed)
-                })
-                .map_err(tx_err)?;
-            let mut emptied: Vec<Id> = Vec::new();
-            for ((_, what), gone) in chunk.iter().zip(removed) {
-                if !gone {
-                    continue;
-                }
-                match what {
-                    Deadline::Item(_) => {
-                        items += 1;
-                        self.counts.items = self.counts.items.saturating_sub(1);
-                    }
-                    Deadline::Peer(ih, _) => {
-                        peers += 1;
-                        self.counts.peers = self.counts.peers.saturating_sub(1);
-                        emptied.push(*ih);
-                    }
-                }
-            }
-            emptied.sort();
-            emptied.dedup();
-            // Each lost a peer in this chunk, so each was counted before it.
-            for ih in emptied {
-                if !self.has_peers(&ih)? {
-                    self.counts.info_hashes = self.counts.info_hashes.saturating_sub(1);
-                }
-            }
-        }
+        let r = self.expire_unnoted(now);
+        self.note(r)
     }
 
     fn save_routing(&mut self, snapshot: &RoutingSnapshot) -> Result<(), StoreError> {
-        self.meta
-            .insert(META_ROUTING, codec::encode_routing(snapshot))
-            .map_err(store_err)?;
-        Ok(())
+        let r = self
+            .db()
+            .and_then(|db| {
+                db.meta
+                    .insert(META_ROUTING, codec::encode_routing(snapshot))
+                    .map_err(store_err)
+            })
+            .map(drop);
+        self.note(r)
     }
 
     fn load_routing(&self) -> Result<Option<RoutingSnapshot>, StoreError> {
-        match self.meta.get(META_ROUTING).map_err(store_err)? {
+        match self.db()?.meta.get(META_ROUTING).map_err(store_err)? {
             None => Ok(None),
             Some(b) => codec::decode_routing(&b).map(Some).map_err(store_err),
         }
@@ -714,15 +668,16 @@ impl Store for SledStore {
     fn flush(&mut self) -> Result<(), StoreError> {
         let next = self.generation + 1;
         let r = (|| {
-            self.meta
+            let db = self.db()?;
+            db.meta
                 .insert(META_GENERATION, &codec::encode_generation(next))
                 .map_err(store_err)?;
-            self.db.flush().map_err(store_err)?;
+            db.db.flush().map_err(store_err)?;
             dir::write_flushed(&self.dir, next).map_err(store_err)
         })();
         self.note(r)?;
         self.generation = next;
-        self.write_failure = None;
+        self.health.clear();
         Ok(())
     }
 }

@@ -91,6 +91,9 @@ pub(crate) struct Opened {
     pub(crate) builder: DhtBuilder,
     /// Contacts saved by a previous run: the node can rejoin through them alone.
     pub(crate) saved_contacts: usize,
+    /// The sled store's write failures (a full disk), for the node to log.
+    #[cfg(feature = "sled")]
+    pub(crate) write_health: Option<dht_store_sled::WriteHealth>,
 }
 
 /// Binds `addrs` on the chosen transport and starts a node there. The store is
@@ -196,6 +199,8 @@ pub(crate) fn open_store(cli: &Cli, builder: DhtBuilder) -> Result<Opened, Fail>
                 store: NodeStore::Mem(dht_store_mem::MemStore::new()),
                 builder,
                 saved_contacts: 0,
+                #[cfg(feature = "sled")]
+                write_health: None,
             })
         }
         #[cfg(feature = "sled")]
@@ -237,6 +242,7 @@ fn open_sled(cli: &Cli, builder: DhtBuilder) -> Result<Opened, Fail> {
         })?,
     };
     Ok(Opened {
+        write_health: Some(store.health()),
         store: NodeStore::Sled(Box::new(store)),
         builder,
         saved_contacts,

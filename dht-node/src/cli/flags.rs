@@ -23,8 +23,9 @@ fresh key and so a fresh id.
 Data dir: with --store sled (feature `sled`), the node keeps its id, routing table,
 items and peers in --data-dir DIR and, restarted on DIR, rejoins through the saved table
 (even with --no-bootstrap) and serves what it stored. A put or announce the node has
-answered is on disk within T = 1 s (the store flushes every 500 ms); the table is saved
-every minute and on SIGINT/SIGTERM. A missing or empty DIR is initialised; a DIR that
+answered is on disk before the answer leaves; on a full disk puts and announces are
+refused with 202 (logged when it starts, at most once a minute, and when it clears)
+until there is room again. The table is saved every minute and on SIGINT/SIGTERM. A missing or empty DIR is initialised; a DIR that
 is not a dht data dir, is corrupt, is in use by another process, or is of a newer format
 is refused (exit 3, one line on stderr) and left untouched. With --store mem, --data-dir
 only keeps the QUIC node key (a DIR used so cannot later become a sled data dir).

@@ -13,6 +13,11 @@ use super::{Cli, Fail};
 pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
     // The store first: it creates and claims the data dir, where the key then goes.
     let opened = open_store(cli, builder(cli))?;
+    #[cfg(feature = "sled")]
+    let write_log = opened
+        .write_health
+        .clone()
+        .map(|h| tokio::spawn(log_write_failures(h)));
     let net = Net::new(cli, node_key(cli)?);
     let dht = bind_node(cli, &net, opened.store, opened.builder)?;
     let addrs: Vec<String> = dht.local_addrs().iter().map(|a| a.to_string()).collect();
@@ -97,11 +102,43 @@ pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     status.abort();
+    #[cfg(feature = "sled")]
+    if let Some(task) = write_log {
+        task.abort();
+    }
     if let Some(http) = http {
         http.abort();
     }
     dht.shutdown().await?;
     Ok(())
+}
+
+/// Logs the sled store's write failures (a full disk, most likely): when they start,
+/// at most once a minute while they last, and once when they clear; never once per
+/// refused put, which a flood of puts would turn into a flood of lines.
+#[cfg(feature = "sled")]
+async fn log_write_failures(health: dht_store_sled::WriteHealth) {
+    use dht_store_sled::{FailureLog, Report};
+    let mut log = FailureLog::new(health);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match log.poll(std::time::Instant::now()) {
+            Some(Report::Failing { why, refused }) => tracing::error!(
+                error = %why,
+                refused,
+                "the store cannot write (is the disk full?): puts and announces are refused \
+                 with 202 until a write succeeds again"
+            ),
+            Some(Report::Recovered { refused }) => {
+                tracing::warn!(
+                    refused,
+                    "the store writes again: puts and announces are accepted"
+                )
+            }
+            None => {}
+        }
+    }
 }
 
 /// The bearer token of --http-token-file: its first line, read with a size bound.

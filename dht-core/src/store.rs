@@ -101,8 +101,11 @@ pub trait Store {
 
     /// How much is held.
     fn counts(&self) -> Result<StoreCounts, StoreError>;
-    /// Removes every item and peer whose deadline is at or before `now`;
-    /// returns how many items and peers were removed.
+    /// Removes items and peers whose deadline is at or before `now`, soonest first;
+    /// returns how many items and peers were removed. A store may stop after a bounded
+    /// number and leave the rest to later calls (the engine calls this every tick), so
+    /// that a jump of the clock or a backlog never stalls the node in one call. Reads
+    /// do not depend on it: the engine checks deadlines on every read.
     fn expire(&mut self, now: UnixMillis) -> Result<(usize, usize), StoreError>;
 
     /// Replaces the persisted routing-table snapshot.

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use dht_core::{Family, Health, NodeStats, Outcome, QueryDone, Request, RoutingTable, StoreCounts};
 
+/// A ready node has had an answer from some node within this long.
+pub const READY_WITHIN: Duration = Duration::from_secs(5 * 60);
+
 /// One address family's routing table, by health and by bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableMetrics {
@@ -92,6 +95,28 @@ impl NodeMetrics {
     /// Good nodes over both tables.
     pub fn good_nodes(&self) -> usize {
         self.v4.good + self.v6.good
+    }
+
+    /// The condition that keeps the node from being ready (`/readyz`), or `None`
+    /// when it is: at least k good nodes, and some node answered within
+    /// [`READY_WITHIN`].
+    pub fn not_ready(&self) -> Option<String> {
+        let k = self.v4.k.max(self.v6.k);
+        let good = self.good_nodes();
+        if good < k {
+            return Some(format!(
+                "{good} good nodes in the routing table, fewer than k = {k}"
+            ));
+        }
+        match self.last_response_ago() {
+            Some(ago) if ago <= READY_WITHIN => None,
+            Some(ago) => Some(format!(
+                "no node answered for {} s (more than {} s)",
+                ago.as_secs(),
+                READY_WITHIN.as_secs()
+            )),
+            None => Some("no node has answered yet".into()),
+        }
     }
 
     /// How long ago any node answered one of our queries.

@@ -1,9 +1,11 @@
 //! The JSON API under `/v1/` (`--http`): node state, BEP 44 items, peers, announces
 //! and the watch of a mutable item as Server-Sent Events.
 //!
-//! Every DHT operation takes one of [`MAX_DHT_OPS`](super::http::MAX_DHT_OPS)
-//! permits (503 when none is free) and ends within
-//! [`REQUEST_DEADLINE`](super::http::REQUEST_DEADLINE); writes need the bearer token
+//! Every DHT operation takes one of `--http-max-ops` permits
+//! ([`MAX_DHT_OPS`](super::http::MAX_DHT_OPS) by default; 503 at once when none is
+//! free) and ends within `--http-deadline-ms`
+//! ([`REQUEST_DEADLINE`](super::http::REQUEST_DEADLINE) by default; 504 when it
+//! passes: the node is up, the DHT was too slow); writes need the bearer token
 //! when `--http-token-file` is given. Errors are `{"error": message}` with the status
 //! that says what went wrong. Mutable items travel as `value_base64` (the bencoded
 //! value, exactly the bytes the signature covers), `seq` and `signature` (hex), so the
@@ -24,7 +26,7 @@ use dht_node::{bencode_bytes, bencoded_string, Answer, Error};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::http::{not_ready, Http, REQUEST_DEADLINE};
+use super::http::Http;
 use super::output::{nodes_json, stats_json, stored_json};
 use super::watch;
 
@@ -77,7 +79,7 @@ async fn op<T>(http: &Http, f: impl Future<Output = Result<T, Error>>) -> Result
             "too many DHT operations in flight from HTTP; retry later",
         ));
     };
-    match tokio::time::timeout(REQUEST_DEADLINE, f).await {
+    match tokio::time::timeout(http.deadline, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(dht_error(&e)),
         Err(_) => Err(error(
@@ -196,7 +198,7 @@ async fn node(State(http): Shared) -> Response {
         "table": { "ipv4": table(&m.v4), "ipv6": table(&m.v6) },
         "store": m.store.map(|c| json!({ "items": c.items, "info_hashes": c.info_hashes, "peers": c.peers })),
         "republishing": m.republishing,
-        "ready": not_ready(&m).is_none(),
+        "ready": m.not_ready().is_none(),
     }))
     .into_response()
 }

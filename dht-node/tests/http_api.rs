@@ -293,7 +293,7 @@ fn api_across_two_nodes() {
     let (s, _, b) = request(hl, "POST", "/v1/immutable", &[], b"nobody");
     assert_eq!(s, 503, "{}", String::from_utf8_lossy(&b));
 
-    let (_nodes, ha, hb) = network(&dir.0, &[]);
+    let (nodes, ha, hb) = network(&dir.0, &[]);
     let (s, _, b) = request(
         ha,
         "POST",
@@ -303,6 +303,18 @@ fn api_across_two_nodes() {
     );
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
     let put = json(&b);
+    // The same answer as `dht-node put --json` (one serde type): the same fields.
+    let o = cli(&["put", "hello http", "--json"], &[nodes[0].addr]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let cli_put = json(&o.stdout);
+    let fields = |v: &serde_json::Value| {
+        let mut f: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        f.sort();
+        f
+    };
+    assert_eq!(fields(&put), fields(&cli_put));
+    assert_eq!(fields(&put["stats"]), fields(&cli_put["stats"]));
+    assert_eq!(put["target"], cli_put["target"]);
     let target = put["target"].as_str().unwrap().to_string();
     assert_eq!(target.len(), 40);
     assert!(put["stats"]["requests"].as_u64().unwrap() >= 1, "{put}");

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::http::Http;
-use super::output::{nodes_json, stats_json, stored_json};
+use super::output::{stats_json, PeersJson, StoredJson};
 use super::watch;
 
 type Shared = State<Arc<Http>>;
@@ -219,7 +219,7 @@ async fn put_immutable(State(http): Shared, headers: HeaderMap, body: Bytes) -> 
         );
     }
     match op(&http, http.dht.put_immutable(bencoded)).await {
-        Ok(a) => Json(stored_json(&a.value.target, &a)).into_response(),
+        Ok(a) => Json(StoredJson::of(&a.value.target, &a)).into_response(),
         Err(r) => r,
     }
 }
@@ -323,11 +323,12 @@ async fn put_mutable(
         );
     }
     match op(&http, http.dht.put_mutable(item, body.cas)).await {
-        Ok(a) => {
-            let mut v = stored_json(&a.value.target, &a);
-            v["seq"] = json!(body.seq);
-            Json(v).into_response()
-        }
+        Ok(a) => Json(StoredJson {
+            seq: Some(body.seq),
+            public_key: Some(to_hex(&key)),
+            ..StoredJson::of(&a.value.target, &a)
+        })
+        .into_response(),
         Err(r) => r,
     }
 }
@@ -338,13 +339,7 @@ async fn peers(State(http): Shared, Path(info_hash): Path<String>) -> Response {
         Err(r) => return r.into_response(),
     };
     match op(&http, http.dht.get_peers(info_hash)).await {
-        Ok(a) => Json(json!({
-            "info_hash": info_hash.to_hex(),
-            "peers": a.value.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-            "nodes": nodes_json(&a.value.closest),
-            "stats": stats_json(&a.stats),
-        }))
-        .into_response(),
+        Ok(a) => Json(PeersJson::of(&info_hash, &a)).into_response(),
         Err(r) => r,
     }
 }
@@ -369,11 +364,13 @@ async fn announce(
         return bad("?port=P (1 to 65535) is required".into()).into_response();
     };
     match op(&http, http.dht.announce_peer(info_hash, Some(port))).await {
-        Ok(a) => {
-            let mut v = stored_json(&info_hash, &a);
-            v["port"] = json!(port);
-            Json(v).into_response()
-        }
+        Ok(a) => Json(StoredJson {
+            port: Some(port),
+            // The API announces as a peer; `dht-node announce --seed` is the CLI's.
+            seed: Some(false),
+            ..StoredJson::of(&info_hash, &a)
+        })
+        .into_response(),
         Err(r) => r,
     }
 }

@@ -71,8 +71,8 @@ pub use defense::{
 pub use id::{from_hex, to_hex, Distance, Id, NodeId, NodeInfo, ParseIdError, ID_LEN};
 pub use lookup::{Candidates, MAX_ATTEMPTS};
 pub use node::{
-    Event, Family, Node, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Request, RequestError,
-    Transmit,
+    ErrorCode, ErrorCounts, Event, Family, KrpcMethod, MethodCounts, Node, NodeStats, Outcome,
+    QueryDone, QueryId, QueryStats, RefusalCounts, RefusalReason, Request, RequestError, Transmit,
 };
 pub use routing::{Entry, Health, Insert, RoutingTable, Stamp};
 pub use store::{

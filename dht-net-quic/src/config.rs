@@ -55,6 +55,16 @@ pub struct QuicConfig {
     /// exceed a datagram at 1200 bytes go on a stream, and off keeps message limits
     /// the same on every path instead of depending on what probing found.
     pub mtu_discovery: bool,
+    /// How long a connection replaced by a newer handshake with the same peer address
+    /// stays open before we close it (2 s). The newest handshake wins the cache (a
+    /// peer that restarted is only reachable on it), but when both ends opened at
+    /// once the replaced one is alive and may still carry replies in flight: a grace
+    /// of a few round trips lets them land; longer only holds state for nothing.
+    pub replaced_grace: Duration,
+    /// Most replaced connections waiting out their grace at once (64); more close the
+    /// oldest at once. With the cache's bound this bounds every connection we hold,
+    /// however often peers reconnect.
+    pub max_replaced: usize,
     /// Send every message on a stream, never as a datagram. For measurements and
     /// tests of the stream path; off in production (see ARCHITECTURE.md).
     pub force_streams: bool,
@@ -75,6 +85,8 @@ impl Default for QuicConfig {
             initial_mtu: 1200,
             mtu_discovery: false,
             force_streams: false,
+            replaced_grace: Duration::from_secs(2),
+            max_replaced: 64,
         }
     }
 }

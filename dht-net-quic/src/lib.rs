@@ -37,7 +37,8 @@
 //! One cache of connections, keyed by the peer's address and bounded by
 //! [`QuicConfig::max_connections`] (the least recently used is closed to make room),
 //! serves both directions: a new peer costs one handshake, later messages none.
-//! Connections close after [`QuicConfig::idle_timeout`] of silence. A handshake runs
+//! Connections close after [`QuicConfig::idle_timeout`] of silence; one replaced by a
+//! newer handshake from its address, after [`QuicConfig::replaced_grace`]. A handshake runs
 //! in a task of its own, so a slow peer never stalls a batch: messages to it wait
 //! behind the handshake (at most [`QuicConfig::pending_per_peer`]) and are dropped if
 //! it fails. Incoming handshakes are bounded in total and per source (an IPv4
@@ -71,7 +72,7 @@ mod config;
 mod identity;
 mod source;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -117,6 +118,12 @@ pub struct QuicStats {
     pub evicted: u64,
     /// Connections in the cache now (established or in handshake).
     pub connections: u64,
+    /// Connections replaced in the cache by a newer handshake with the same peer
+    /// address, and closed after [`QuicConfig::replaced_grace`].
+    pub replaced: u64,
+    /// Replaced connections still inside their grace now (at most
+    /// [`QuicConfig::max_replaced`]).
+    pub replaced_open: u64,
     /// Messages sent as QUIC datagrams.
     pub datagrams_sent: u64,
     /// Messages sent on streams.
@@ -137,6 +144,7 @@ struct Counters {
     handshake_failures: AtomicU64,
     incoming_refused: AtomicU64,
     evicted: AtomicU64,
+    replaced: AtomicU64,
     datagrams_sent: AtomicU64,
     streams_sent: AtomicU64,
     received: AtomicU64,
@@ -245,6 +253,8 @@ pub(crate) struct Shared {
     /// Incoming connections per source (IPv4 address, IPv6 /64).
     per_source: Mutex<HashMap<IpAddr, usize>>,
     handshakes_in_progress: AtomicUsize,
+    /// Replaced connections inside their grace, oldest first.
+    replaced: Mutex<VecDeque<Connection>>,
     tx: mpsc::Sender<Inbound>,
     counters: Counters,
 }
@@ -301,6 +311,7 @@ impl QuicTransport {
             cache: Mutex::new(Cache::default()),
             per_source: Mutex::new(HashMap::new()),
             handshakes_in_progress: AtomicUsize::new(0),
+            replaced: Mutex::new(VecDeque::new()),
             tx,
             counters: Counters::default(),
         });
@@ -337,6 +348,8 @@ impl QuicTransport {
             incoming_refused: get(&c.incoming_refused),
             evicted: get(&c.evicted),
             connections: self.shared.cache().map.len() as u64,
+            replaced: get(&c.replaced),
+            replaced_open: self.shared.replaced_open() as u64,
             datagrams_sent: get(&c.datagrams_sent),
             streams_sent: get(&c.streams_sent),
             received: get(&c.received),
@@ -543,12 +556,14 @@ impl Shared {
     /// for it. The newest handshake wins the cache entry: a peer that restarted at the
     /// same address (a new process, often a new key) is only reachable on the new
     /// connection, while the old one would swallow replies until it idled out. The
-    /// replaced connection is not closed: when both ends opened at once it is alive
-    /// and still delivers until it idles out.
+    /// replaced connection is closed after [`QuicConfig::replaced_grace`], not at
+    /// once: when both ends opened at once it is alive and may carry replies in
+    /// flight; and not at its idle timeout either, since a peer reconnecting from one
+    /// address would otherwise hold a connection of ours per reconnect.
     fn established(&self, conn: &Connection) {
         let to = conn.remote_address();
         let mut cache = self.cache();
-        let (queued, evicted) = match cache.map.get_mut(&to).map(|e| &mut e.slot) {
+        let (queued, mut evicted) = match cache.map.get_mut(&to).map(|e| &mut e.slot) {
             Some(Slot::Connecting(queue)) => {
                 let queued = std::mem::take(queue);
                 cache.touch(&to);
@@ -563,10 +578,45 @@ impl Shared {
             ),
         };
         drop(cache);
+        let replaced = evicted.iter().position(|slot| {
+            matches!(slot, Slot::Ready(old) if old.remote_address() == to && old.close_reason().is_none())
+        });
+        if let Some(i) = replaced {
+            if let Slot::Ready(old) = evicted.swap_remove(i) {
+                self.retire(old);
+            }
+        }
         self.close_evicted(evicted, &to);
         for payload in queued {
             self.send_on(conn, payload);
         }
+    }
+
+    /// Closes a replaced connection once its grace is over, keeping at most
+    /// [`QuicConfig::max_replaced`] of them open (the oldest closes first).
+    fn retire(&self, old: Connection) {
+        bump(&self.counters.replaced);
+        let mut waiting = self.replaced.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.retain(|c| c.close_reason().is_none());
+        waiting.push_back(old.clone());
+        while waiting.len() > self.cfg.max_replaced {
+            if let Some(c) = waiting.pop_front() {
+                c.close(VarInt::from_u32(0), b"replaced");
+            }
+        }
+        drop(waiting);
+        let grace = self.cfg.replaced_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            old.close(VarInt::from_u32(0), b"replaced");
+        });
+    }
+
+    /// Replaced connections still inside their grace.
+    fn replaced_open(&self) -> usize {
+        let mut waiting = self.replaced.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.retain(|c| c.close_reason().is_none());
+        waiting.len()
     }
 
     /// Drops `conn`'s cache entry once it has closed (unless another replaced it).

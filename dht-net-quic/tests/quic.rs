@@ -268,13 +268,8 @@ impl rustls::client::ResolvesClientCert for Fixed {
     }
 }
 
-/// Connects to `server` with a raw quinn client presenting `cert` and signing with
-/// `key`; returns whether the handshake and a first exchange succeeded.
-async fn rogue_connect(
-    server: SocketAddr,
-    cert: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-) -> bool {
+/// A raw quinn client endpoint on 127.0.0.1 presenting `cert` and signing with `key`.
+fn raw_client(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> quinn::Endpoint {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let signer = provider
         .key_provider
@@ -291,6 +286,17 @@ async fn rogue_connect(
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut endpoint = quinn::Endpoint::client(v4()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
+    endpoint
+}
+
+/// Connects to `server` with a raw quinn client presenting `cert` and signing with
+/// `key`; returns whether the handshake and a first exchange succeeded.
+async fn rogue_connect(
+    server: SocketAddr,
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> bool {
+    let endpoint = raw_client(cert, key);
     let attempt = async {
         let conn = endpoint.connect(server, "dht-node").ok()?.await.ok()?;
         // In TLS 1.3 the client may finish before the server has checked its
@@ -304,6 +310,90 @@ async fn rogue_connect(
         .ok()
         .flatten()
         .is_some()
+}
+
+/// `n` connections to `server` from one client address, one after another, each
+/// delivering one datagram (so the server has filed it before the next starts).
+async fn reconnect_n(server: &QuicTransport, n: usize) -> Vec<quinn::Connection> {
+    let key = generate_key();
+    let endpoint = raw_client(
+        ed25519_cert(&key),
+        PrivateKeyDer::Pkcs8(ed25519_pkcs8(&key)),
+    );
+    let mut conns = Vec::new();
+    for i in 0..n {
+        let conn =
+            tokio::time::timeout(WAIT, endpoint.connect(addr_of(server), "dht-node").unwrap())
+                .await
+                .expect("handshake in time")
+                .expect("handshake");
+        conn.send_datagram(bytes::Bytes::from(format!("hello {i}")))
+            .unwrap();
+        let got = recv_n(server, 1).await;
+        assert_eq!(got[0].2, format!("hello {i}").into_bytes());
+        conns.push(conn);
+    }
+    conns
+}
+
+async fn wait_closed(conn: &quinn::Connection, within: Duration) -> bool {
+    tokio::time::timeout(within, conn.closed()).await.is_ok()
+}
+
+#[tokio::test]
+async fn a_replaced_connection_is_closed_after_its_grace() {
+    let cfg = QuicConfig {
+        replaced_grace: Duration::from_millis(300),
+        // Far beyond the test: only the grace can close the replaced connection.
+        idle_timeout: Duration::from_secs(60),
+        ..QuicConfig::default()
+    };
+    let server = bind(v4(), cfg);
+    let conns = reconnect_n(&server, 2).await;
+    assert!(
+        wait_closed(&conns[0], Duration::from_secs(5)).await,
+        "the replaced connection stayed open"
+    );
+    // The newest stays open and carries messages.
+    assert!(conns[1].close_reason().is_none());
+    conns[1]
+        .send_datagram(bytes::Bytes::from_static(b"still here"))
+        .unwrap();
+    assert_eq!(recv_n(&server, 1).await[0].2, b"still here");
+    let s = server.stats();
+    assert_eq!(
+        (s.replaced, s.replaced_open, s.connections),
+        (1, 0, 1),
+        "{s:?}"
+    );
+}
+
+#[tokio::test]
+async fn replaced_connections_inside_their_grace_are_bounded() {
+    let cfg = QuicConfig {
+        replaced_grace: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        max_replaced: 2,
+        ..QuicConfig::default()
+    };
+    let server = bind(v4(), cfg);
+    // Five connections: one current, two waiting out their grace, two closed at once.
+    let conns = reconnect_n(&server, 5).await;
+    for c in &conns[..2] {
+        assert!(
+            wait_closed(c, Duration::from_secs(5)).await,
+            "an oldest replaced connection stayed open"
+        );
+    }
+    for c in &conns[2..] {
+        assert!(c.close_reason().is_none(), "{:?}", c.close_reason());
+    }
+    let s = server.stats();
+    assert_eq!(
+        (s.replaced, s.replaced_open, s.connections),
+        (4, 2, 1),
+        "{s:?}"
+    );
 }
 
 fn ed25519_pkcs8(key: &ed25519_dalek::SigningKey) -> PrivatePkcs8KeyDer<'static> {

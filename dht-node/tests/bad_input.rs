@@ -5,8 +5,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use dht_core::krpc::{self, Body, Message, Method, PutArgs, Query, Want};
-use dht_core::Id;
 use dht_core::MutableItem;
+use dht_core::{Id, RECV_BUF_LEN};
 use dht_node::{bencode_bytes, Dht};
 
 struct Client {
@@ -124,13 +124,33 @@ async fn bad_input_gets_errors_or_silence_and_the_node_keeps_serving() {
         assert_eq!(reply.transaction_id, b"xy");
         assert_eq!(error_code(&reply), Some(krpc::code::PROTOCOL));
 
-        // An oversized datagram: dropped.
-        let mut big = b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaa1:v".to_vec();
-        big.extend_from_slice(format!("{}:", 5000).as_bytes());
-        big.extend(std::iter::repeat_n(b'x', 5000));
-        big.extend_from_slice(b"e1:q4:ping1:t2:zz1:y1:qe");
-        c.send(&big);
+        // An oversized datagram: dropped, never read as the complete message its first
+        // RECV_BUF_LEN bytes would make. Its prefix is a whole valid ping (padded to
+        // exactly the receive buffer with an unknown argument), so a transport that
+        // let the OS cut it short would answer it.
+        let oversized = oversized_ping(b"zz");
+        assert!(oversized.len() > RECV_BUF_LEN);
+        let prefix = &oversized[..RECV_BUF_LEN];
+        assert!(
+            matches!(
+                krpc::decode(prefix).map(|m| m.body),
+                Ok(Body::Query(Query {
+                    method: Method::Ping,
+                    ..
+                }))
+            ),
+            "the prefix must be a complete ping for this check to mean anything"
+        );
+        c.send(&oversized);
         assert!(c.recv().is_none(), "an oversized datagram was answered");
+        // The same ping one byte shorter than the buffer is a valid message and answered,
+        // so the silence above is the size check and nothing else.
+        let largest = ping_of_len(b"zy", RECV_BUF_LEN - 1);
+        c.send(&largest);
+        let reply = c
+            .recv()
+            .expect("a ping just under the receive buffer is answered");
+        assert_eq!(reply.transaction_id, b"zy");
 
         // A mutable put with a bad signature: 206.
         let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
@@ -172,4 +192,30 @@ async fn bad_input_gets_errors_or_silence_and_the_node_keeps_serving() {
     let info = dht.routing_table().await.expect("node alive");
     assert!(info.stats.malformed >= 3, "{:?}", info.stats);
     dht.shutdown().await.expect("shutdown");
+}
+
+/// A ping of exactly `len` bytes: `a` carries an unknown key whose string pads it.
+fn ping_of_len(t: &[u8; 2], len: usize) -> Vec<u8> {
+    let build = |pad: usize| {
+        let mut m = b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaa3:pad".to_vec();
+        m.extend_from_slice(format!("{pad}:").as_bytes());
+        m.extend(std::iter::repeat_n(b'p', pad));
+        m.extend_from_slice(b"e1:q4:ping1:t2:");
+        m.extend_from_slice(t);
+        m.extend_from_slice(b"1:y1:qe");
+        m
+    };
+    // The length prefix's digits change with the pad; search the pad that fits.
+    let pad = (0..len)
+        .find(|&p| build(p).len() == len)
+        .expect("a pad reaches every length this test uses");
+    build(pad)
+}
+
+/// A complete ping exactly as long as the receive buffer, followed by more bytes: a
+/// datagram that a receiver cutting at RECV_BUF_LEN would misread as that ping.
+fn oversized_ping(t: &[u8; 2]) -> Vec<u8> {
+    let mut m = ping_of_len(t, RECV_BUF_LEN);
+    m.extend(std::iter::repeat_n(b'x', 3000));
+    m
 }

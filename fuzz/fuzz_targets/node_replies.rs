@@ -6,59 +6,14 @@
 //! request ends.
 #![no_main]
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use dht_core::krpc::{self, Body};
 use dht_core::{Config, Id, Node, NodeInfo, Request};
-use dht_core::{RoutingSnapshot, SnapshotNode, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis};
+use dht_core::{RoutingSnapshot, SnapshotNode, Store};
+use dht_store_mem::MemStore;
 use libfuzzer_sys::fuzz_target;
-
-#[derive(Default)]
-struct Mem {
-    items: BTreeMap<Id, StoredItem>,
-    peers: BTreeMap<Id, BTreeMap<SocketAddr, UnixMillis>>,
-    routing: Option<RoutingSnapshot>,
-}
-
-impl Store for Mem {
-    fn get_item(&self, t: &Id) -> Result<Option<StoredItem>, StoreError> {
-        Ok(self.items.get(t).cloned())
-    }
-    fn put_item(&mut self, i: StoredItem) -> Result<(), StoreError> {
-        self.items.insert(i.target, i);
-        Ok(())
-    }
-    fn remove_item(&mut self, t: &Id) -> Result<bool, StoreError> {
-        Ok(self.items.remove(t).is_some())
-    }
-    fn put_peer(&mut self, h: &Id, p: StoredPeer) -> Result<(), StoreError> {
-        self.peers.entry(*h).or_default().insert(p.addr, p.expires_at);
-        Ok(())
-    }
-    fn get_peers(&self, h: &Id) -> Result<Vec<StoredPeer>, StoreError> {
-        Ok(self.peers.get(h).map(|m| m.iter().map(|(a, e)| StoredPeer { addr: *a, expires_at: *e }).collect()).unwrap_or_default())
-    }
-    fn remove_peer(&mut self, h: &Id, a: &SocketAddr) -> Result<bool, StoreError> {
-        Ok(self.peers.get_mut(h).is_some_and(|m| m.remove(a).is_some()))
-    }
-    fn info_hashes(&self, _: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
-        Ok(self.peers.keys().take(max).copied().collect())
-    }
-    fn counts(&self) -> Result<StoreCounts, StoreError> {
-        Ok(StoreCounts { items: self.items.len(), info_hashes: self.peers.len(), peers: 0 })
-    }
-    fn expire(&mut self, _: UnixMillis) -> Result<(usize, usize), StoreError> {
-        Ok((0, 0))
-    }
-    fn save_routing(&mut self, _: &RoutingSnapshot) -> Result<(), StoreError> {
-        Ok(())
-    }
-    fn load_routing(&self) -> Result<Option<RoutingSnapshot>, StoreError> {
-        Ok(self.routing.clone())
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let seeds = (0..4u8)
@@ -67,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
             last_seen: 0,
         })
         .collect();
-    let store = Mem { routing: Some(RoutingSnapshot { node_id: None, nodes: seeds }), ..Mem::default() };
+    let mut store = MemStore::new();
+    store.save_routing(&RoutingSnapshot { node_id: None, nodes: seeds }).expect("memory store saves");
     let t0 = Instant::now();
     let mut node = Node::new(Config::with_seed(1), store, t0, 1_800_000_000_000).expect("valid config");
     let requests = [

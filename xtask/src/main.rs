@@ -158,6 +158,10 @@ OPTIONS:
     --netns              One network namespace per node, with its own address (198.18.X.1,
                          one /24 each, veth pairs on a bridge it creates and removes). Needs
                          root and iproute2; exercises the per-IP rules with real addresses
+    --delay MS           With --netns: netem delays each node's outgoing datagrams by its
+                         own delay, drawn once uniform in [0.2 MS, 1.8 MS] (the workload's
+                         too), so a round trip between two nodes averages 2 MS, as in dht-sim
+                         with --latency-ms MS. Needs `tc` (iproute2)
     --json               Print the report as one JSON object on the last line of stdout, with
                          a top-level success_rate (0 to 1); the table goes to stderr
     -h, --help           Print this help
@@ -579,12 +583,26 @@ fn parse_testnet(args: &[String]) -> Result<Parsed<TestnetConfig>, Error> {
             "--republish" => config.republish = Some(options.positive(name, inline)? as u64),
             "--seed" => config.seed = options.parsed(name, inline)?,
             "--netns" => config.netns = true,
+            "--delay" => {
+                let ms: f64 = options.parsed(name, inline)?;
+                if !(ms > 0.0 && ms <= 1000.0) {
+                    return Err(options.usage(format!(
+                        "--delay must be above 0 and at most 1000 ms, not `{ms}`"
+                    )));
+                }
+                config.delay_ms = Some(ms);
+            }
             "--json" => config.json = true,
             other => return Err(options.usage(format!("unknown option `{other}`"))),
         }
     }
     if config.nodes < 2 {
         return Err(options.usage("--nodes must be at least 2: a network needs peers".into()));
+    }
+    if config.delay_ms.is_some() && !config.netns {
+        return Err(options.usage(
+            "--delay needs --netns (netem delays the namespaces' links; loopback has none)".into(),
+        ));
     }
     Ok(Parsed::Run(config))
 }

@@ -40,7 +40,9 @@ mod serve;
 mod stats;
 
 pub use request::{Event, Outcome, QueryDone, QueryId, QueryStats, Request, RequestError};
-pub use stats::NodeStats;
+pub use stats::{
+    ErrorCode, ErrorCounts, KrpcMethod, MethodCounts, NodeStats, RefusalCounts, RefusalReason,
+};
 
 use external_ip::IpVotes;
 use kind::Kind;
@@ -385,6 +387,9 @@ impl<S: Store> Node<S> {
         }
         match msg.body {
             Body::Query(q) => {
+                self.stats
+                    .queries_received
+                    .bump(stats::KrpcMethod::of(&q.method));
                 if self.config.read_only || !self.admit(now, from) {
                     return;
                 }

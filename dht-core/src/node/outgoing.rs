@@ -16,6 +16,7 @@ use crate::routing::Insert;
 use crate::store::Store;
 
 use super::request::QueryId;
+use super::stats::{ErrorCode, KrpcMethod};
 use super::{Family, Node};
 
 /// Why a request was sent.
@@ -83,6 +84,7 @@ impl<S: Store> Node<S> {
                 break t;
             }
         };
+        self.stats.queries_sent.bump(KrpcMethod::of(&method));
         let msg = Message {
             transaction_id: tid.to_be_bytes().to_vec(),
             version: self.config.version.map(|v| v.to_vec()),
@@ -173,6 +175,7 @@ impl<S: Store> Node<S> {
         let resp = match reply {
             Ok(r) => r,
             Err(e) => {
+                self.stats.errors_received.bump(ErrorCode::of(e.code));
                 self.on_request_failed(now, p, Some(e));
                 return;
             }

@@ -19,6 +19,7 @@ use crate::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Query, 
 use crate::store::{Store, StoreError, StoredItem, StoredPeer};
 
 use super::quota::{item_cost, Entry, PEER_COST};
+use super::stats::{ErrorCode, RefusalReason};
 use super::{Family, Node};
 
 /// A refusal: what the query is answered with.
@@ -27,6 +28,8 @@ type Refusal = (i64, &'static str);
 const STORAGE_FULL: Refusal = (code::SERVER, "storage full");
 /// This source has used its share; others are still served.
 const SHARE_USED: Refusal = (code::SERVER, "storage share of this source used up");
+/// A bad or expired write token.
+const BAD_TOKEN: Refusal = (code::PROTOCOL, "bad token");
 
 /// Most peers returned in one get_peers reply: 50 compact IPv4 peers fill 400 of the
 /// 1024 bytes, leaving room for the token and nodes.
@@ -136,11 +139,7 @@ impl<S: Store> Node<S> {
         bep33: Bep33,
         r: &mut Response,
     ) -> Result<(), Refusal> {
-        r.token = Some(
-            self.tokens
-                .issue(now, source_of(from.ip()), &mut self.rng)
-                .to_vec(),
-        );
+        r.token = Some(self.issue_token(now, from));
         let wall = self.wall(now);
         let stored: Vec<StoredPeer> = match self.store.get_peers(&info_hash) {
             Ok(p) => p.into_iter().filter(|p| p.expires_at > wall).collect(),
@@ -193,11 +192,8 @@ impl<S: Store> Node<S> {
         seed: bool,
         token: &[u8],
     ) -> Result<(), Refusal> {
-        if !self
-            .tokens
-            .check(now, source_of(from.ip()), token, &mut self.rng)
-        {
-            return Err((code::PROTOCOL, "bad token"));
+        if !self.check_token(now, from, token) {
+            return Err(BAD_TOKEN);
         }
         // `None`: implied_port, the UDP source port.
         let port = port.unwrap_or(from.port());
@@ -237,10 +233,11 @@ impl<S: Store> Node<S> {
             None => {
                 if !exempt {
                     let u = self.ledger.usage(src);
-                    if u.swarms >= lim.max_info_hashes_per_source
-                        || u.bytes + PEER_COST > lim.max_bytes_per_source
-                    {
-                        return Err(self.refuse(SHARE_USED));
+                    if u.swarms >= lim.max_info_hashes_per_source {
+                        return Err(self.refuse(SHARE_USED, RefusalReason::SourceInfoHashes));
+                    }
+                    if u.bytes + PEER_COST > lim.max_bytes_per_source {
+                        return Err(self.refuse(SHARE_USED, RefusalReason::SourceBytes));
                     }
                 }
                 if peers.len() >= lim.max_peers_per_swarm {
@@ -253,12 +250,12 @@ impl<S: Store> Node<S> {
                     }
                 } else {
                     if self.ledger.total_bytes() + PEER_COST > lim.max_bytes {
-                        return Err(self.refuse(STORAGE_FULL));
+                        return Err(self.refuse(STORAGE_FULL, RefusalReason::ByteCap));
                     }
                     if peers.is_empty() {
                         match self.store.counts() {
                             Ok(c) if c.info_hashes >= lim.max_info_hashes => {
-                                return Err(self.refuse(STORAGE_FULL))
+                                return Err(self.refuse(STORAGE_FULL, RefusalReason::InfoHashCap))
                             }
                             Ok(_) => {}
                             Err(e) => return Err(self.store_err(e)),
@@ -285,9 +282,30 @@ impl<S: Store> Node<S> {
     }
 
     /// Counts a refusal for lack of room and hands it back.
-    fn refuse(&mut self, r: Refusal) -> Refusal {
+    fn refuse(&mut self, r: Refusal, why: RefusalReason) -> Refusal {
         self.stats.storage_refused += 1;
+        self.stats.storage_refused_by.bump(why);
         r
+    }
+
+    /// A write token for `from` (counted).
+    fn issue_token(&mut self, now: Instant, from: SocketAddr) -> Vec<u8> {
+        self.stats.tokens_issued += 1;
+        self.tokens
+            .issue(now, source_of(from.ip()), &mut self.rng)
+            .to_vec()
+    }
+
+    /// Whether `token` is one we issued to `from`'s source and still honour; a
+    /// refusal is counted.
+    fn check_token(&mut self, now: Instant, from: SocketAddr, token: &[u8]) -> bool {
+        let ok = self
+            .tokens
+            .check(now, source_of(from.ip()), token, &mut self.rng);
+        if !ok {
+            self.stats.tokens_refused += 1;
+        }
+        ok
     }
 
     fn serve_get(
@@ -299,11 +317,7 @@ impl<S: Store> Node<S> {
         want: Want,
         r: &mut Response,
     ) -> Result<(), Refusal> {
-        r.token = Some(
-            self.tokens
-                .issue(now, source_of(from.ip()), &mut self.rng)
-                .to_vec(),
-        );
+        r.token = Some(self.issue_token(now, from));
         let wall = self.wall(now);
         let item = match self.store.get_item(&target) {
             Ok(i) => i.filter(|i| i.expires_at > wall),
@@ -337,11 +351,8 @@ impl<S: Store> Node<S> {
                 return Err((code::SALT_TOO_BIG, "salt (salt field) too big"));
             }
         }
-        if !self
-            .tokens
-            .check(now, source_of(from.ip()), &args.token, &mut self.rng)
-        {
-            return Err((code::PROTOCOL, "bad token"));
+        if !self.check_token(now, from, &args.token) {
+            return Err(BAD_TOKEN);
         }
         let wall = self.wall(now);
         let expires_at = wall + self.config.item_ttl.as_millis() as u64;
@@ -375,7 +386,9 @@ impl<S: Store> Node<S> {
         let lim = self.config.limits;
         if existing.is_none() {
             match self.store.counts() {
-                Ok(c) if c.items >= lim.max_items => return Err(self.refuse(STORAGE_FULL)),
+                Ok(c) if c.items >= lim.max_items => {
+                    return Err(self.refuse(STORAGE_FULL, RefusalReason::ItemCap))
+                }
                 Ok(_) => {}
                 Err(e) => return Err(self.store_err(e)),
             }
@@ -385,7 +398,7 @@ impl<S: Store> Node<S> {
         let held = self.ledger.charge_of(&entry);
         let freed = held.map_or(0, |(_, b)| b);
         if self.ledger.total_bytes() - freed + cost > lim.max_bytes {
-            return Err(self.refuse(STORAGE_FULL));
+            return Err(self.refuse(STORAGE_FULL, RefusalReason::ByteCap));
         }
         let src = source_of(from.ip());
         if !self.config.defense.is_exempt(from.ip()) {
@@ -395,10 +408,11 @@ impl<S: Store> Node<S> {
                 Some((s, b)) if s == src => (1, b),
                 _ => (0, 0),
             };
-            if u.items - own_items >= lim.max_items_per_source
-                || u.bytes - own_bytes + cost > lim.max_bytes_per_source
-            {
-                return Err(self.refuse(SHARE_USED));
+            if u.items - own_items >= lim.max_items_per_source {
+                return Err(self.refuse(SHARE_USED, RefusalReason::SourceItems));
+            }
+            if u.bytes - own_bytes + cost > lim.max_bytes_per_source {
+                return Err(self.refuse(SHARE_USED, RefusalReason::SourceBytes));
             }
         }
         let item = StoredItem {
@@ -486,6 +500,7 @@ impl<S: Store> Node<S> {
         let mut buf = self.take_buf();
         // Looked up only for replies above the stranger limit (rare): None = not yet.
         let mut stranger: Option<bool> = None;
+        let mut stranger_trimmed = false;
         loop {
             buf.clear();
             msg.encode(&mut buf);
@@ -504,7 +519,12 @@ impl<S: Store> Node<S> {
             let Body::Response(r) = &mut msg.body else {
                 break;
             };
-            if !trim_reply(r, buf.len() - target) {
+            let trimmed = trim_reply(r, buf.len() - target);
+            if trimmed && !hard_over && !stranger_trimmed {
+                stranger_trimmed = true;
+                self.stats.stranger_trimmed += 1;
+            }
+            if !trimmed {
                 if hard_over {
                     // Nothing left to trim: it cannot be made to fit (should not happen
                     // with a value <= 1000 bytes); refuse rather than send oversize.
@@ -527,6 +547,7 @@ impl<S: Store> Node<S> {
         message: &str,
     ) {
         self.stats.errors_sent += 1;
+        self.stats.errors_sent_by_code.bump(ErrorCode::of(code));
         let msg = Message {
             transaction_id: t,
             version: self.config.version.map(|v| v.to_vec()),

@@ -42,6 +42,8 @@ pub struct TestnetConfig {
     pub ops_per_sec: f64,
     pub churn: f64,
     pub netns: bool,
+    /// With `--netns`: the mean one-way delay in ms that netem adds on each node's link.
+    pub delay_ms: Option<f64>,
     pub json: bool,
     pub threshold: f64,
     pub seed: u64,
@@ -59,6 +61,7 @@ impl Default for TestnetConfig {
             ops_per_sec: 20.0,
             churn: 0.1,
             netns: false,
+            delay_ms: None,
             json: false,
             threshold: 0.99,
             seed: 1,

@@ -18,6 +18,7 @@ mod config;
 mod netns;
 mod plot;
 mod process;
+mod ready;
 mod report;
 
 use std::fs;
@@ -74,7 +75,16 @@ pub fn run(config: &TestnetConfig) -> Result<Verdict, Error> {
             "testnet: creating {} network namespaces, veth pairs and bridge {BRIDGE} (198.18.0.0/15)",
             config.nodes
         );
-        net.netns = Some(Netns::create(config.nodes)?);
+        let ns = Netns::create(config.nodes)?;
+        if let Some(ms) = config.delay_ms {
+            let delays = ns.set_delays(ms, &mut net.rng)?;
+            eprintln!(
+                "testnet: netem one-way delays {:.0}..{:.0} ms (mean {ms} ms, node-to-node round trip 2 x {ms} ms on average)",
+                delays.iter().copied().fold(f64::INFINITY, f64::min),
+                delays.iter().copied().fold(0.0, f64::max),
+            );
+        }
+        net.netns = Some(ns);
     }
     let started = Instant::now();
     net.start_nodes()?;

@@ -3,13 +3,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::binaries::Bins;
-use super::netns::{Netns, NETNS_PORT};
+use super::netns::{Netns, NETNS_HTTP_PORT, NETNS_PORT};
 use super::{interrupted, Store, TestnetConfig, Transport, POLL};
 use crate::rng::SplitMix64;
 use crate::Error;
@@ -20,6 +20,8 @@ pub(super) const SEEDS: usize = 3;
 #[derive(Debug)]
 pub(super) struct NodeProc {
     pub(super) addr: SocketAddr,
+    /// The node's `--http` address, where its readiness is read (`/readyz`).
+    pub(super) http: SocketAddr,
     /// `ip netns exec` target, with `--netns`.
     pub(super) namespace: Option<String>,
     pub(super) child: Option<Child>,
@@ -71,9 +73,19 @@ impl Testnet {
                 .map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)))
                 .collect(),
         };
+        let https: Vec<SocketAddr> = match &self.netns {
+            Some(ns) => (0..n)
+                .map(|i| SocketAddr::from((ns.node_ip(i), NETNS_HTTP_PORT)))
+                .collect(),
+            None => free_tcp_ports(n)?
+                .into_iter()
+                .map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)))
+                .collect(),
+        };
         for (i, addr) in addrs.iter().enumerate() {
             self.nodes.push(NodeProc {
                 addr: *addr,
+                http: https[i],
                 namespace: self.netns.as_ref().map(|ns| ns.namespaces[i].clone()),
                 child: None,
                 log: self.out.join("logs").join(format!("node-{i}.log")),
@@ -116,6 +128,7 @@ impl Testnet {
             None => Command::new(&self.bins.node),
         };
         cmd.arg("--listen").arg(node.addr.to_string());
+        cmd.arg("--http").arg(node.http.to_string());
         if seeds.is_empty() {
             cmd.arg("--no-bootstrap");
         }
@@ -141,8 +154,8 @@ impl Testnet {
             .open(&node.log)
             .map_err(|e| Error::Failed(format!("testnet: {}: {e}", node.log.display())))?;
         node.log_from = log.metadata().map(|m| m.len()).unwrap_or(0);
-        // The readiness check reads the node's "bootstrapped" line, an info-level log: a
-        // RUST_LOG of the user's must not hide it.
+        // The rejoin count after churn reads the node's "bootstrapped" line, an info-level
+        // log: a RUST_LOG of the user's must not hide it.
         cmd.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -157,12 +170,13 @@ impl Testnet {
         Ok(())
     }
 
-    /// Waits until every node has joined (its log says "bootstrapped": some node answered, so
-    /// its routing table is not empty), then a moment for the last joins to reach the tables.
+    /// Waits until every node is ready by its own signal: `/readyz` answers 200 (k good
+    /// nodes in its table and a recent answer; see `ready.rs` for networks under k + 1).
     pub(super) fn wait_ready(&mut self, started: Instant) -> Result<(), Error> {
         let limit = Duration::from_secs(30) + Duration::from_millis(500) * self.config.nodes as u32;
         let mut ready = vec![false; self.nodes.len()];
         let mut last_report = Instant::now();
+        let n = self.nodes.len();
         loop {
             interrupted()?;
             for (i, node) in self.nodes.iter_mut().enumerate() {
@@ -178,7 +192,7 @@ impl Testnet {
                     )));
                 }
                 if !ready[i] {
-                    ready[i] = log_since(&node.log, node.log_from).contains(" bootstrapped");
+                    ready[i] = super::ready::is_ready(node.http, n);
                 }
             }
             let count = ready.iter().filter(|r| **r).count();
@@ -191,7 +205,7 @@ impl Testnet {
                     .map(|i| i.to_string())
                     .collect();
                 return Err(Error::Failed(format!(
-                    "testnet: nodes {} did not join within {} s (logs in {})",
+                    "testnet: nodes {} not ready (/readyz) within {} s (logs in {})",
                     missing.join(", "),
                     limit.as_secs(),
                     self.out.join("logs").display()
@@ -199,13 +213,26 @@ impl Testnet {
             }
             if last_report.elapsed() >= Duration::from_secs(5) {
                 last_report = Instant::now();
-                eprintln!("testnet: {count} of {} nodes joined", ready.len());
+                eprintln!("testnet: {count} of {} nodes ready", ready.len());
             }
             std::thread::sleep(POLL);
         }
-        std::thread::sleep(Duration::from_secs(2));
         Ok(())
     }
+}
+
+/// `n` distinct free TCP ports on loopback, for the nodes' `--http` (the same caveat as
+/// [`free_ports`]: closed just before the nodes bind).
+fn free_tcp_ports(n: usize) -> Result<Vec<u16>, Error> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Failed(format!("testnet: cannot find free TCP ports: {e}")))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Failed(format!("testnet: cannot find free TCP ports: {e}")))
 }
 
 /// `n` distinct free UDP ports on loopback. The sockets that found them are closed just

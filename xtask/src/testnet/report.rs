@@ -317,6 +317,7 @@ impl Summary {
             transport: c.transport.name(),
             store: c.store.name(),
             netns: c.netns,
+            delay_ms: c.delay_ms,
             duration_s: c.duration.as_secs_f64(),
             ops_per_sec: c.ops_per_sec,
             seed: c.seed,
@@ -351,6 +352,8 @@ struct SummaryJson<'a> {
     transport: &'static str,
     store: &'static str,
     netns: bool,
+    /// `--delay`: mean one-way netem delay per link, ms.
+    delay_ms: Option<f64>,
     duration_s: f64,
     ops_per_sec: f64,
     seed: u64,

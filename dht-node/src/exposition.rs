@@ -204,7 +204,31 @@ const COUNTERS: &[(&str, &str)] = &[
         "dht_queries_answered_total",
         "Queries answered, errors included.",
     ),
-    ("dht_errors_sent_total", "KRPC error replies sent."),
+    (
+        "dht_queries_received_total",
+        "Well-formed KRPC queries received, by method.",
+    ),
+    (
+        "dht_queries_sent_total",
+        "KRPC queries sent, retries included, by method.",
+    ),
+    ("dht_errors_sent_total", "KRPC error replies sent, by code."),
+    (
+        "dht_errors_received_total",
+        "KRPC error replies received to our queries, by code.",
+    ),
+    (
+        "dht_replies_trimmed_total",
+        "Replies to nodes outside our table whose node, peer or sample lists were cut.",
+    ),
+    (
+        "dht_tokens_issued_total",
+        "Write tokens handed out in get_peers and get replies.",
+    ),
+    (
+        "dht_tokens_refused_total",
+        "Announces and puts refused for a bad or expired token.",
+    ),
     (
         "dht_unexpected_replies_total",
         "Replies that matched no request in flight.",
@@ -216,7 +240,7 @@ const COUNTERS: &[(&str, &str)] = &[
     ),
     (
         "dht_storage_refused_total",
-        "Puts and announces refused with 202: a global cap or the source's share was reached.",
+        "Puts and announces refused with 202 for lack of room, by reason (a global cap or the source's share).",
     ),
     (
         "dht_contacts_dropped_total",
@@ -279,10 +303,26 @@ fn set_counters(m: &NodeMetrics) {
     counter!("dht_received_bytes_total").absolute(s.bytes_in);
     counter!("dht_sent_bytes_total").absolute(s.bytes_out);
     counter!("dht_queries_answered_total").absolute(s.queries_answered);
-    counter!("dht_errors_sent_total").absolute(s.errors_sent);
+    for (method, n) in s.queries_received.iter() {
+        counter!("dht_queries_received_total", "method" => method.as_str()).absolute(n);
+    }
+    for (method, n) in s.queries_sent.iter() {
+        counter!("dht_queries_sent_total", "method" => method.as_str()).absolute(n);
+    }
+    for (code, n) in s.errors_sent_by_code.iter() {
+        counter!("dht_errors_sent_total", "code" => code.as_str()).absolute(n);
+    }
+    for (code, n) in s.errors_received.iter() {
+        counter!("dht_errors_received_total", "code" => code.as_str()).absolute(n);
+    }
+    for (reason, n) in s.storage_refused_by.iter() {
+        counter!("dht_storage_refused_total", "reason" => reason.as_str()).absolute(n);
+    }
+    counter!("dht_replies_trimmed_total").absolute(s.stranger_trimmed);
+    counter!("dht_tokens_issued_total").absolute(s.tokens_issued);
+    counter!("dht_tokens_refused_total").absolute(s.tokens_refused);
     counter!("dht_unexpected_replies_total").absolute(s.unexpected_replies);
     counter!("dht_store_errors_total").absolute(s.store_errors);
-    counter!("dht_storage_refused_total").absolute(s.storage_refused);
     counter!("dht_contacts_dropped_total").absolute(s.contacts_dropped);
     counter!("dht_wall_clock_jumps_total").absolute(s.wall_clock_jumps);
     for (reason, n) in [

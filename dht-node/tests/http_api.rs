@@ -102,10 +102,12 @@ fn json(b: &[u8]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("JSON ({e}): {}", String::from_utf8_lossy(b)))
 }
 
-/// A metric's value (summed over its label sets) in a text exposition.
+/// A metric's value (summed over its label sets) in a text exposition; `name` may
+/// carry the first labels of the series (`name{a="b"`).
 fn metric(text: &str, name: &str) -> f64 {
+    let name = name.strip_suffix('}').unwrap_or(name);
     text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{', ',', '}']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -190,6 +192,8 @@ fn metrics_and_readiness() {
     }
     let o = cli(&["find-node", &"ab".repeat(20)], &[n0.addr]);
     assert!(o.status.success(), "{}", describe(&o));
+    let o = cli(&["ping", &n0.addr.to_string()], &[]);
+    assert!(o.status.success(), "{}", describe(&o));
     let (_, after) = get(h0, "/metrics");
     let after = String::from_utf8(after).unwrap();
     promtool_check(&after);
@@ -203,6 +207,25 @@ fn metrics_and_readiness() {
             "{name} did not move:\n{after}"
         );
     }
+    // Per method, from the fixed set: the pings and find_nodes we sent moved their
+    // own series and no other.
+    for method in ["ping", "find_node"] {
+        let series = format!("dht_queries_received_total{{method=\"{method}\"}}");
+        assert!(
+            metric(&after, &series) > metric(&before, &series),
+            "{series} did not move:\n{after}"
+        );
+    }
+    for method in ["announce_peer", "get", "put", "sample_infohashes", "other"] {
+        let series = format!("dht_queries_received_total{{method=\"{method}\"}}");
+        assert_eq!(metric(&after, &series), 0.0, "{series}:\n{after}");
+    }
+    assert_eq!(
+        after.matches("dht_queries_received_total{").count(),
+        8,
+        "one series per method of the fixed set:\n{after}"
+    );
+    assert!(metric(&after, "dht_queries_sent_total") > 0.0, "{after}");
     assert!(metric(&after, "dht_routing_nodes") >= 8.0, "{after}");
     assert_eq!(metric(&after, "dht_ready"), 1.0);
     assert!(metric(&after, "process_resident_memory_bytes") > 0.0);

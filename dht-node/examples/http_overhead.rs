@@ -46,19 +46,26 @@ fn spawn(bin: &PathBuf, dir: &std::path::Path, name: &str, args: &[&str]) -> Nod
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("spawn dht-node");
+    // Owned at once, so that a node that fails to start is still killed.
+    let mut node = Node {
+        child,
+        udp: SocketAddr::from(([127, 0, 0, 1], 0)),
+        http: None,
+    };
+    let wants_http = args.contains(&"--http");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let udp = std::fs::read_to_string(&addr_file)
             .ok()
             .and_then(|t| t.lines().next()?.parse().ok());
-        let http = text
+        node.http = text
             .lines()
             .find_map(|l| l.strip_prefix("dht-node http=")?.trim().parse().ok());
-        let wants_http = args.contains(&"--http");
         if let Some(udp) = udp {
-            if http.is_some() || !wants_http {
-                return Node { child, udp, http };
+            if node.http.is_some() || !wants_http {
+                node.udp = udp;
+                return node;
             }
         }
         assert!(Instant::now() < deadline, "{name} did not start:\n{text}");
@@ -119,14 +126,22 @@ fn rss_kib(pid: u32) -> u64 {
 fn quantiles(mut v: Vec<f64>) -> String {
     v.sort_by(f64::total_cmp);
     let q = |p: f64| v[((v.len() - 1) as f64 * p) as usize];
-    format!("p50 {:.0} us, p90 {:.0} us, p99 {:.0} us", q(0.5), q(0.9), q(0.99))
+    format!(
+        "p50 {:.0} us, p90 {:.0} us, p99 {:.0} us",
+        q(0.5),
+        q(0.9),
+        q(0.99)
+    )
 }
 
 fn main() {
-    let bin = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {
-        let exe = std::env::current_exe().expect("current exe");
-        exe.parent().unwrap().parent().unwrap().join("dht-node")
-    });
+    let bin = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("current exe");
+            exe.parent().unwrap().parent().unwrap().join("dht-node")
+        });
     let dir = std::env::temp_dir().join(format!("dht-http-overhead-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -166,7 +181,10 @@ fn main() {
         }
     }
     let after = rss_kib(a.child.id());
-    println!("{GETS} HTTP gets of one immutable item through node A ({} nodes on 127.0.0.1):", NODES + 2);
+    println!(
+        "{GETS} HTTP gets of one immutable item through node A ({} nodes on 127.0.0.1):",
+        NODES + 2
+    );
     println!("  HTTP get, client-timed:        {}", quantiles(total));
     println!("  the lookup (x-dht-duration-us): {}", quantiles(lookup));
     println!("  added by HTTP (per get):        {}", quantiles(added));

@@ -22,7 +22,12 @@ const ROUNDS: usize = 2000;
 fn quantiles(mut d: Vec<Duration>) -> String {
     d.sort();
     let q = |p: f64| d[((d.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e6;
-    format!("p50 {:.0} us, p90 {:.0} us, p99 {:.0} us", q(0.5), q(0.9), q(0.99))
+    format!(
+        "p50 {:.0} us, p90 {:.0} us, p99 {:.0} us",
+        q(0.5),
+        q(0.9),
+        q(0.99)
+    )
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

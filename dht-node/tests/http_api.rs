@@ -241,9 +241,15 @@ fn metrics_and_readiness() {
     );
     let om = String::from_utf8(body).unwrap();
     assert!(om.ends_with("# EOF\n"), "{om}");
-    assert!(om.contains("# TYPE dht_datagrams_received counter\n"), "{om}");
+    assert!(
+        om.contains("# TYPE dht_datagrams_received counter\n"),
+        "{om}"
+    );
     assert!(!om.contains("\n\n"), "{om}");
-    assert!(metric(&om, "dht_datagrams_received_total") >= metric(&after, "dht_datagrams_received_total"));
+    assert!(
+        metric(&om, "dht_datagrams_received_total")
+            >= metric(&after, "dht_datagrams_received_total")
+    );
     openmetrics_check(&om);
     drop(nodes);
 }
@@ -573,12 +579,18 @@ fn in_flight(h: SocketAddr) -> f64 {
 #[test]
 fn http_operations_beyond_the_limit_get_503() {
     let dir = Scratch::new("http-max-ops");
-    let (_seed, _a, h) = silent_network(&dir.0, &["--http-max-ops", "2", "--http-deadline-ms", "5000"]);
+    let (_seed, _a, h) = silent_network(
+        &dir.0,
+        &["--http-max-ops", "2", "--http-deadline-ms", "5000"],
+    );
     let held: Vec<_> = (0..2)
         .map(|i| {
             std::thread::spawn(move || {
                 let started = Instant::now();
-                let (s, _) = get(h, &format!("/v1/immutable/{}", format!("{i:02}").repeat(20)));
+                let (s, _) = get(
+                    h,
+                    &format!("/v1/immutable/{}", format!("{i:02}").repeat(20)),
+                );
                 (s, started.elapsed())
             })
         })
@@ -591,8 +603,16 @@ fn http_operations_beyond_the_limit_get_503() {
     let started = Instant::now();
     let (s, b) = get(h, &format!("/v1/immutable/{}", "ee".repeat(20)));
     assert_eq!(s, 503, "{}", String::from_utf8_lossy(&b));
-    assert!(json(&b)["error"].as_str().unwrap().contains("too many"), "{}", String::from_utf8_lossy(&b));
-    assert!(started.elapsed() < Duration::from_secs(2), "refused at once, not after waiting: {:?}", started.elapsed());
+    assert!(
+        json(&b)["error"].as_str().unwrap().contains("too many"),
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once, not after waiting: {:?}",
+        started.elapsed()
+    );
     for t in held {
         let (s, _) = t.join().unwrap();
         assert_eq!(s, 504, "the held gets end at their deadline");
@@ -611,5 +631,8 @@ fn an_http_operation_past_its_deadline_gets_504() {
     assert_eq!(s, 504, "{}", String::from_utf8_lossy(&b));
     assert!(json(&b)["error"].as_str().unwrap().contains("deadline"));
     // The reply timeout is 20 s: only the deadline ends the request this early.
-    assert!(took >= Duration::from_millis(1000) && took < Duration::from_secs(8), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
 }

@@ -127,13 +127,21 @@ impl NodeProc {
     /// [`NodeProc::resume`] (a node that went silent).
     pub fn pause(&self) {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success());
     }
 
     /// Sends SIGCONT.
     pub fn resume(&self) {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success());
     }
 
     /// Sends SIGTERM and waits for a clean exit (up to 10 s).

@@ -251,6 +251,22 @@ const COUNTERS: &[(&str, &str)] = &[
         "Wall-clock jumps followed only in part.",
     ),
     (
+        "dht_quic_handshakes_total",
+        "QUIC handshakes that completed, by direction.",
+    ),
+    (
+        "dht_quic_handshake_failures_total",
+        "QUIC handshakes that failed or timed out.",
+    ),
+    (
+        "dht_quic_incoming_refused_total",
+        "Incoming QUIC connection attempts refused by the flood bounds.",
+    ),
+    (
+        "dht_quic_evicted_total",
+        "QUIC connections closed to keep the connection cache within its bound.",
+    ),
+    (
         "process_cpu_seconds_total",
         "User and system CPU time of the process.",
     ),
@@ -284,6 +300,10 @@ const GAUGES: &[(&str, &str)] = &[
         "Items and announces this node keeps republishing.",
     ),
     ("dht_ready", "1 when /readyz answers 200."),
+    (
+        "dht_quic_connections",
+        "QUIC connections open (established or in handshake).",
+    ),
     (
         "dht_http_operations_in_flight",
         "DHT operations that HTTP requests are running now.",
@@ -319,6 +339,14 @@ fn set_counters(m: &NodeMetrics) {
         counter!("dht_storage_refused_total", "reason" => reason.as_str()).absolute(n);
     }
     counter!("dht_replies_trimmed_total").absolute(s.stranger_trimmed);
+    if let Some(c) = &m.connections {
+        counter!("dht_quic_handshakes_total", "direction" => "in").absolute(c.handshakes_in);
+        counter!("dht_quic_handshakes_total", "direction" => "out").absolute(c.handshakes_out);
+        counter!("dht_quic_handshake_failures_total").absolute(c.handshake_failures);
+        counter!("dht_quic_incoming_refused_total").absolute(c.incoming_refused);
+        counter!("dht_quic_evicted_total").absolute(c.evicted);
+        metrics::gauge!("dht_quic_connections").set(c.connections as f64);
+    }
     counter!("dht_tokens_issued_total").absolute(s.tokens_issued);
     counter!("dht_tokens_refused_total").absolute(s.tokens_refused);
     counter!("dht_unexpected_replies_total").absolute(s.unexpected_replies);

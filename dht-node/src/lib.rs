@@ -68,6 +68,8 @@ pub use builder::DhtBuilder;
 pub use error::Error;
 pub use handle::{Dht, RoutingInfo};
 pub use identity::os_seed;
-pub use metrics::{NodeMetrics, TableMetrics, KINDS, READY_WITHIN};
+pub use metrics::{
+    ConnectionStats, ConnectionStatsOf, NodeMetrics, TableMetrics, KINDS, READY_WITHIN,
+};
 pub use runtime::{RepublishIntervals, Runtime, ANNOUNCE_REPUBLISH, ITEM_REPUBLISH};
 pub use value::{bencode_bytes, bencoded_string};

@@ -59,6 +59,27 @@ impl TableMetrics {
     }
 }
 
+/// Connection figures of a connection-oriented transport (QUIC), since bind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Connections open now (established or in handshake).
+    pub connections: u64,
+    /// Incoming handshakes that completed.
+    pub handshakes_in: u64,
+    /// Handshakes we initiated that completed.
+    pub handshakes_out: u64,
+    /// Handshakes (either direction) that failed or timed out.
+    pub handshake_failures: u64,
+    /// Incoming connection attempts refused by the flood bounds.
+    pub incoming_refused: u64,
+    /// Connections closed to keep the connection cache within its bound.
+    pub evicted: u64,
+}
+
+/// How a runtime reads its transport's [`ConnectionStats`] (set by
+/// `DhtBuilder::spawn_quic`; UDP has none).
+pub type ConnectionStatsOf<T> = fn(&T) -> ConnectionStats;
+
 /// A snapshot of everything `/metrics` and `/readyz` report about the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeMetrics {
@@ -74,12 +95,15 @@ pub struct NodeMetrics {
     pub external_ip: Option<IpAddr>,
     /// Items and announces being republished.
     pub republishing: usize,
+    /// The transport's connections; `None` over a connectionless transport (UDP).
+    pub connections: Option<ConnectionStats>,
 }
 
 impl NodeMetrics {
     pub(crate) fn of<S: dht_core::Store>(
         node: &dht_core::Node<S>,
         republishing: usize,
+        connections: Option<ConnectionStats>,
         now: Instant,
     ) -> NodeMetrics {
         NodeMetrics {
@@ -89,6 +113,7 @@ impl NodeMetrics {
             store: node.store().counts().ok(),
             external_ip: node.external_ip(),
             republishing,
+            connections,
         }
     }
 

@@ -10,7 +10,7 @@ use dht_core::{Config, IdPolicy, Store};
 
 use crate::identity::os_seed;
 use crate::runtime::{RepublishIntervals, Runtime};
-use crate::Dht;
+use crate::{ConnectionStatsOf, Dht};
 
 /// How a node is set up before it starts.
 #[derive(Debug, Clone)]
@@ -84,6 +84,19 @@ impl DhtBuilder {
         T: Transport,
         S: Store + Send + 'static,
     {
+        self.spawn_runtime(transport, store, None)
+    }
+
+    fn spawn_runtime<T, S>(
+        self,
+        transport: T,
+        store: S,
+        connection_stats: Option<ConnectionStatsOf<T>>,
+    ) -> io::Result<Dht>
+    where
+        T: Transport,
+        S: Store + Send + 'static,
+    {
         let mut config = self.config;
         // Tokens and transaction ids must be unpredictable: always from the OS.
         config.seed = Some(os_seed()?);
@@ -91,7 +104,10 @@ impl DhtBuilder {
         // public node (or one on every address) behind a NAT or in a container sees
         // strangers arrive from private addresses.
         config.defense.local_listen = listens_only_locally(&transport.local_addrs());
-        let (runtime, dht) = Runtime::new(transport, store, config, self.republish)?;
+        let (mut runtime, dht) = Runtime::new(transport, store, config, self.republish)?;
+        if let Some(of) = connection_stats {
+            runtime = runtime.with_connection_stats(of);
+        }
         tokio::spawn(runtime.run());
         Ok(dht)
     }
@@ -140,7 +156,21 @@ impl DhtBuilder {
         S: Store + Send + 'static,
     {
         let b = self.id_policy(IdPolicy::PublicKey(transport.public_key()));
-        b.spawn_with(transport, store)
+        b.spawn_runtime(transport, store, Some(quic_connection_stats))
+    }
+}
+
+/// QUIC's connection figures for `/metrics`.
+#[cfg(feature = "quic")]
+fn quic_connection_stats(t: &dht_net_quic::QuicTransport) -> crate::ConnectionStats {
+    let s = t.stats();
+    crate::ConnectionStats {
+        connections: s.connections,
+        handshakes_in: s.handshakes_in,
+        handshakes_out: s.handshakes_out,
+        handshake_failures: s.handshake_failures,
+        incoming_refused: s.incoming_refused,
+        evicted: s.evicted,
     }
 }
 

@@ -24,7 +24,8 @@
 //! and store to [`DhtBuilder::spawn_with`].
 //!
 //! Modules: `handle` (the [`Dht`] handle and its answers), `metrics`
-//! ([`NodeMetrics`] and the lookup figures recorded as queries end), `builder`
+//! ([`NodeMetrics`] and the lookup figures recorded as queries end), [`exposition`]
+//! (`/metrics` in Prometheus or OpenMetrics text), `builder`
 //! ([`DhtBuilder`]), `runtime` ([`Runtime`], republishing), `error` ([`Error`] and
 //! the KRPC error mapping), `bootstrap` (routers, resolving, retrying), [`identity`]
 //! and `value` (bencoded byte strings).
@@ -52,6 +53,7 @@ mod answer;
 mod bootstrap;
 mod builder;
 mod error;
+pub mod exposition;
 mod handle;
 pub mod identity;
 mod metrics;
@@ -66,6 +68,8 @@ pub use builder::DhtBuilder;
 pub use error::Error;
 pub use handle::{Dht, RoutingInfo};
 pub use identity::os_seed;
-pub use metrics::{NodeMetrics, TableMetrics, KINDS};
+pub use metrics::{
+    ConnectionStats, ConnectionStatsOf, NodeMetrics, TableMetrics, KINDS, READY_WITHIN,
+};
 pub use runtime::{RepublishIntervals, Runtime, ANNOUNCE_REPUBLISH, ITEM_REPUBLISH};
 pub use value::{bencode_bytes, bencoded_string};

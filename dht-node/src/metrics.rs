@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use dht_core::{Family, Health, NodeStats, Outcome, QueryDone, Request, RoutingTable, StoreCounts};
 
+/// A ready node has had an answer from some node within this long.
+pub const READY_WITHIN: Duration = Duration::from_secs(5 * 60);
+
 /// One address family's routing table, by health and by bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableMetrics {
@@ -56,6 +59,27 @@ impl TableMetrics {
     }
 }
 
+/// Connection figures of a connection-oriented transport (QUIC), since bind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Connections open now (established or in handshake).
+    pub connections: u64,
+    /// Incoming handshakes that completed.
+    pub handshakes_in: u64,
+    /// Handshakes we initiated that completed.
+    pub handshakes_out: u64,
+    /// Handshakes (either direction) that failed or timed out.
+    pub handshake_failures: u64,
+    /// Incoming connection attempts refused by the flood bounds.
+    pub incoming_refused: u64,
+    /// Connections closed to keep the connection cache within its bound.
+    pub evicted: u64,
+}
+
+/// How a runtime reads its transport's [`ConnectionStats`] (set by
+/// `DhtBuilder::spawn_quic`; UDP has none).
+pub type ConnectionStatsOf<T> = fn(&T) -> ConnectionStats;
+
 /// A snapshot of everything `/metrics` and `/readyz` report about the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeMetrics {
@@ -71,12 +95,15 @@ pub struct NodeMetrics {
     pub external_ip: Option<IpAddr>,
     /// Items and announces being republished.
     pub republishing: usize,
+    /// The transport's connections; `None` over a connectionless transport (UDP).
+    pub connections: Option<ConnectionStats>,
 }
 
 impl NodeMetrics {
     pub(crate) fn of<S: dht_core::Store>(
         node: &dht_core::Node<S>,
         republishing: usize,
+        connections: Option<ConnectionStats>,
         now: Instant,
     ) -> NodeMetrics {
         NodeMetrics {
@@ -86,12 +113,35 @@ impl NodeMetrics {
             store: node.store().counts().ok(),
             external_ip: node.external_ip(),
             republishing,
+            connections,
         }
     }
 
     /// Good nodes over both tables.
     pub fn good_nodes(&self) -> usize {
         self.v4.good + self.v6.good
+    }
+
+    /// The condition that keeps the node from being ready (`/readyz`), or `None`
+    /// when it is: at least k good nodes, and some node answered within
+    /// [`READY_WITHIN`].
+    pub fn not_ready(&self) -> Option<String> {
+        let k = self.v4.k.max(self.v6.k);
+        let good = self.good_nodes();
+        if good < k {
+            return Some(format!(
+                "{good} good nodes in the routing table, fewer than k = {k}"
+            ));
+        }
+        match self.last_response_ago() {
+            Some(ago) if ago <= READY_WITHIN => None,
+            Some(ago) => Some(format!(
+                "no node answered for {} s (more than {} s)",
+                ago.as_secs(),
+                READY_WITHIN.as_secs()
+            )),
+            None => Some("no node has answered yet".into()),
+        }
     }
 
     /// How long ago any node answered one of our queries.

@@ -13,7 +13,7 @@ use dht_core::{OutDatagram, RecvSlot, Request, RequestError, Transport};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 
-use crate::metrics::{kind_of, record_query, record_republish, NodeMetrics};
+use crate::metrics::{kind_of, record_query, record_republish, ConnectionStatsOf, NodeMetrics};
 use crate::{Dht, RoutingInfo};
 
 /// How often items published through a [`Dht`] are put again: well inside the two
@@ -108,6 +108,7 @@ pub struct Runtime<T: Transport, S: Store> {
     republish: Option<RepublishIntervals>,
     slots: Vec<RecvSlot>,
     next_wall_clock: std::time::Instant,
+    connection_stats: Option<ConnectionStatsOf<T>>,
 }
 
 fn unix_ms() -> u64 {
@@ -149,8 +150,16 @@ impl<T: Transport, S: Store> Runtime<T, S> {
             republish,
             slots: (0..RECV_BATCH).map(|_| RecvSlot::new()).collect(),
             next_wall_clock: t + WALL_CLOCK_EVERY,
+            connection_stats: None,
         };
         Ok((runtime, dht))
+    }
+
+    /// Reads the transport's connection figures into [`Dht::metrics`] with `of`
+    /// (a connection-oriented transport such as QUIC).
+    pub fn with_connection_stats(mut self, of: ConnectionStatsOf<T>) -> Self {
+        self.connection_stats = Some(of);
+        self
     }
 
     /// Runs until [`Dht::shutdown`] or until every handle is dropped.
@@ -313,7 +322,9 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 let _ = reply.send(item.map(|s| s.item));
             }
             Command::Metrics(reply) => {
-                let _ = reply.send(NodeMetrics::of(&self.node, self.republished.len(), t));
+                let connections = self.connection_stats.map(|of| of(&self.transport));
+                let m = NodeMetrics::of(&self.node, self.republished.len(), connections, t);
+                let _ = reply.send(m);
             }
             Command::StopRepublishing(target, reply) => {
                 let _ = reply.send(self.republished.remove(&target).is_some());

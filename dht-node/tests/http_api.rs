@@ -102,10 +102,12 @@ fn json(b: &[u8]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("JSON ({e}): {}", String::from_utf8_lossy(b)))
 }
 
-/// A metric's value (summed over its label sets) in a text exposition.
+/// A metric's value (summed over its label sets) in a text exposition; `name` may
+/// carry the first labels of the series (`name{a="b"`).
 fn metric(text: &str, name: &str) -> f64 {
+    let name = name.strip_suffix('}').unwrap_or(name);
     text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{', ',', '}']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -158,6 +160,10 @@ fn metrics_and_readiness() {
     assert!(head.contains("text/plain; version=0.0.4"), "{head}");
     let before = String::from_utf8(body).unwrap();
     promtool_check(&before);
+    assert!(!before.contains("# EOF"), "{before}");
+    // A scraper that takes anything still gets 0.0.4.
+    let (_, head, _) = request(h0, "GET", "/metrics", &[("Accept", "*/*")], b"");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
 
     // Nine nodes join through n0 (k = 8).
     let mut nodes = vec![];
@@ -186,6 +192,8 @@ fn metrics_and_readiness() {
     }
     let o = cli(&["find-node", &"ab".repeat(20)], &[n0.addr]);
     assert!(o.status.success(), "{}", describe(&o));
+    let o = cli(&["ping", &n0.addr.to_string()], &[]);
+    assert!(o.status.success(), "{}", describe(&o));
     let (_, after) = get(h0, "/metrics");
     let after = String::from_utf8(after).unwrap();
     promtool_check(&after);
@@ -199,10 +207,84 @@ fn metrics_and_readiness() {
             "{name} did not move:\n{after}"
         );
     }
+    // Per method, from the fixed set: the pings and find_nodes we sent moved their
+    // own series and no other.
+    for method in ["ping", "find_node"] {
+        let series = format!("dht_queries_received_total{{method=\"{method}\"}}");
+        assert!(
+            metric(&after, &series) > metric(&before, &series),
+            "{series} did not move:\n{after}"
+        );
+    }
+    for method in ["announce_peer", "get", "put", "sample_infohashes", "other"] {
+        let series = format!("dht_queries_received_total{{method=\"{method}\"}}");
+        assert_eq!(metric(&after, &series), 0.0, "{series}:\n{after}");
+    }
+    assert_eq!(
+        after.matches("dht_queries_received_total{").count(),
+        8,
+        "one series per method of the fixed set:\n{after}"
+    );
+    assert!(metric(&after, "dht_queries_sent_total") > 0.0, "{after}");
     assert!(metric(&after, "dht_routing_nodes") >= 8.0, "{after}");
     assert_eq!(metric(&after, "dht_ready"), 1.0);
     assert!(metric(&after, "process_resident_memory_bytes") > 0.0);
+
+    // OpenMetrics only when asked for, as Prometheus asks by default.
+    let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (status, head, body) = request(h0, "GET", "/metrics", &[("Accept", accept)], b"");
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    let om = String::from_utf8(body).unwrap();
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(
+        om.contains("# TYPE dht_datagrams_received counter\n"),
+        "{om}"
+    );
+    assert!(!om.contains("\n\n"), "{om}");
+    assert!(
+        metric(&om, "dht_datagrams_received_total")
+            >= metric(&after, "dht_datagrams_received_total")
+    );
+    openmetrics_check(&om);
     drop(nodes);
+}
+
+/// Python's prometheus_client, if installed, parses OpenMetrics text strictly.
+fn openmetrics_check(text: &str) {
+    let script = "import sys\nfrom prometheus_client.openmetrics.parser import text_string_to_metric_families as p\nn = len(list(p(sys.stdin.read())))\nprint(n)";
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import prometheus_client"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipping the OpenMetrics parse: python3 with prometheus_client is not installed (pip install prometheus_client)");
+        return;
+    }
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "OpenMetrics parse: {}\n{text}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let families: usize = stdout(&o).trim().parse().unwrap();
+    assert!(families >= 10, "{families} families parsed");
 }
 
 fn network(dir: &std::path::Path, extra: &[&str]) -> (Vec<NodeProc>, SocketAddr, SocketAddr) {
@@ -240,7 +322,7 @@ fn api_across_two_nodes() {
     let (s, _, b) = request(hl, "POST", "/v1/immutable", &[], b"nobody");
     assert_eq!(s, 503, "{}", String::from_utf8_lossy(&b));
 
-    let (_nodes, ha, hb) = network(&dir.0, &[]);
+    let (nodes, ha, hb) = network(&dir.0, &[]);
     let (s, _, b) = request(
         ha,
         "POST",
@@ -250,6 +332,18 @@ fn api_across_two_nodes() {
     );
     assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
     let put = json(&b);
+    // The same answer as `dht-node put --json` (one serde type): the same fields.
+    let o = cli(&["put", "hello http", "--json"], &[nodes[0].addr]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let cli_put = json(&o.stdout);
+    let fields = |v: &serde_json::Value| {
+        let mut f: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        f.sort();
+        f
+    };
+    assert_eq!(fields(&put), fields(&cli_put));
+    assert_eq!(fields(&put["stats"]), fields(&cli_put["stats"]));
+    assert_eq!(put["target"], cli_put["target"]);
     let target = put["target"].as_str().unwrap().to_string();
     assert_eq!(target.len(), 40);
     assert!(put["stats"]["requests"].as_u64().unwrap() >= 1, "{put}");
@@ -451,4 +545,94 @@ fn watch_sees_a_put_that_reaches_this_node_before_the_poll() {
         line.clear();
     }
     panic!("no event within 10 s although the put reached this node");
+}
+
+/// A node A whose only contact is a seed that went silent (SIGSTOP), with replies
+/// awaited 20 s (however fast the seed answered before): every get through A's HTTP
+/// API hangs until the deadline.
+fn silent_network(dir: &std::path::Path, extra: &[&str]) -> (NodeProc, NodeProc, SocketAddr) {
+    let seed = NodeProc::spawn(dir, "seed", "127.0.0.1:0", &[]);
+    let mut args = vec![
+        "--request-timeout-ms",
+        "20000",
+        "--min-request-timeout-ms",
+        "20000",
+    ];
+    args.extend_from_slice(extra);
+    let (a, h) = http_node(dir, "a", &[seed.addr], &args);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json(&get(h, "/v1/node").1)["table"]["ipv4"]["good"] != 1 {
+        assert!(Instant::now() < deadline, "A never added the seed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    seed.pause();
+    (seed, a, h)
+}
+
+fn in_flight(h: SocketAddr) -> f64 {
+    metric(
+        &String::from_utf8(get(h, "/metrics").1).unwrap(),
+        "dht_http_operations_in_flight",
+    )
+}
+
+#[test]
+fn http_operations_beyond_the_limit_get_503() {
+    let dir = Scratch::new("http-max-ops");
+    let (_seed, _a, h) = silent_network(
+        &dir.0,
+        &["--http-max-ops", "2", "--http-deadline-ms", "5000"],
+    );
+    let held: Vec<_> = (0..2)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let (s, _) = get(
+                    h,
+                    &format!("/v1/immutable/{}", format!("{i:02}").repeat(20)),
+                );
+                (s, started.elapsed())
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while in_flight(h) < 2.0 {
+        assert!(Instant::now() < deadline, "the two gets never ran at once");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    let (s, b) = get(h, &format!("/v1/immutable/{}", "ee".repeat(20)));
+    assert_eq!(s, 503, "{}", String::from_utf8_lossy(&b));
+    assert!(
+        json(&b)["error"].as_str().unwrap().contains("too many"),
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once, not after waiting: {:?}",
+        started.elapsed()
+    );
+    for t in held {
+        let (s, _) = t.join().unwrap();
+        assert_eq!(s, 504, "the held gets end at their deadline");
+    }
+    // The permits came back.
+    assert_eq!(in_flight(h), 0.0);
+}
+
+#[test]
+fn an_http_operation_past_its_deadline_gets_504() {
+    let dir = Scratch::new("http-deadline");
+    let (_seed, _a, h) = silent_network(&dir.0, &["--http-deadline-ms", "1000"]);
+    let started = Instant::now();
+    let (s, b) = get(h, &format!("/v1/immutable/{}", "ee".repeat(20)));
+    let took = started.elapsed();
+    assert_eq!(s, 504, "{}", String::from_utf8_lossy(&b));
+    assert!(json(&b)["error"].as_str().unwrap().contains("deadline"));
+    // The reply timeout is 20 s: only the deadline ends the request this early.
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(8),
+        "{took:?}"
+    );
 }

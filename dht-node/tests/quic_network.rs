@@ -233,3 +233,50 @@ fn library_keeps_the_node_key_in_the_data_dir() {
     assert_eq!(created.to_bytes(), loaded.to_bytes());
     assert!(data.join(dht_node::identity::NODE_KEY_FILE).is_file());
 }
+
+/// `/metrics` of a QUIC node counts its connections and handshakes (a UDP node's
+/// exposition has no `dht_quic_` series).
+#[test]
+fn metrics_count_quic_connections() {
+    use std::io::{Read, Write};
+    let dir = Scratch::new("quic-metrics");
+    let mut flags = NODE_FLAGS.to_vec();
+    flags.extend(["--http", "127.0.0.1:0"]);
+    let a = NodeProc::spawn_args(&dir.0, "a", "127.0.0.1:0", &[], &flags);
+    let http: SocketAddr = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = a.log_text();
+            if let Some(h) = log.lines().find_map(|l| l.strip_prefix("dht-node http=")) {
+                break h.trim().parse().unwrap();
+            }
+            assert!(Instant::now() < deadline, "no http= line:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let scrape = || {
+        let mut s = std::net::TcpStream::connect(http).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(series))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(value(&scrape(), "dht_quic_handshakes_total"), 0.0);
+    let _b = spawn(&dir.0, "b", &[a.addr]);
+    let ok = wait_for(10, || {
+        let text = scrape();
+        value(&text, "dht_quic_handshakes_total{direction=\"in\"}") >= 1.0
+            && value(&text, "dht_quic_connections ") >= 1.0
+    });
+    assert!(ok, "no QUIC handshake or connection counted:\n{}", scrape());
+}

@@ -1,9 +1,11 @@
 //! The JSON API under `/v1/` (`--http`): node state, BEP 44 items, peers, announces
 //! and the watch of a mutable item as Server-Sent Events.
 //!
-//! Every DHT operation takes one of [`MAX_DHT_OPS`](super::http::MAX_DHT_OPS)
-//! permits (503 when none is free) and ends within
-//! [`REQUEST_DEADLINE`](super::http::REQUEST_DEADLINE); writes need the bearer token
+//! Every DHT operation takes one of `--http-max-ops` permits
+//! ([`MAX_DHT_OPS`](super::http::MAX_DHT_OPS) by default; 503 at once when none is
+//! free) and ends within `--http-deadline-ms`
+//! ([`REQUEST_DEADLINE`](super::http::REQUEST_DEADLINE) by default; 504 when it
+//! passes: the node is up, the DHT was too slow); writes need the bearer token
 //! when `--http-token-file` is given. Errors are `{"error": message}` with the status
 //! that says what went wrong. Mutable items travel as `value_base64` (the bencoded
 //! value, exactly the bytes the signature covers), `seq` and `signature` (hex), so the
@@ -24,8 +26,8 @@ use dht_node::{bencode_bytes, bencoded_string, Answer, Error};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::http::{not_ready, Http, REQUEST_DEADLINE};
-use super::output::{nodes_json, stats_json, stored_json};
+use super::http::Http;
+use super::output::{stats_json, PeersJson, StoredJson};
 use super::watch;
 
 type Shared = State<Arc<Http>>;
@@ -77,7 +79,7 @@ async fn op<T>(http: &Http, f: impl Future<Output = Result<T, Error>>) -> Result
             "too many DHT operations in flight from HTTP; retry later",
         ));
     };
-    match tokio::time::timeout(REQUEST_DEADLINE, f).await {
+    match tokio::time::timeout(http.deadline, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(dht_error(&e)),
         Err(_) => Err(error(
@@ -196,7 +198,7 @@ async fn node(State(http): Shared) -> Response {
         "table": { "ipv4": table(&m.v4), "ipv6": table(&m.v6) },
         "store": m.store.map(|c| json!({ "items": c.items, "info_hashes": c.info_hashes, "peers": c.peers })),
         "republishing": m.republishing,
-        "ready": not_ready(&m).is_none(),
+        "ready": m.not_ready().is_none(),
     }))
     .into_response()
 }
@@ -217,7 +219,7 @@ async fn put_immutable(State(http): Shared, headers: HeaderMap, body: Bytes) -> 
         );
     }
     match op(&http, http.dht.put_immutable(bencoded)).await {
-        Ok(a) => Json(stored_json(&a.value.target, &a)).into_response(),
+        Ok(a) => Json(StoredJson::of(&a.value.target, &a)).into_response(),
         Err(r) => r,
     }
 }
@@ -321,11 +323,12 @@ async fn put_mutable(
         );
     }
     match op(&http, http.dht.put_mutable(item, body.cas)).await {
-        Ok(a) => {
-            let mut v = stored_json(&a.value.target, &a);
-            v["seq"] = json!(body.seq);
-            Json(v).into_response()
-        }
+        Ok(a) => Json(StoredJson {
+            seq: Some(body.seq),
+            public_key: Some(to_hex(&key)),
+            ..StoredJson::of(&a.value.target, &a)
+        })
+        .into_response(),
         Err(r) => r,
     }
 }
@@ -336,13 +339,7 @@ async fn peers(State(http): Shared, Path(info_hash): Path<String>) -> Response {
         Err(r) => return r.into_response(),
     };
     match op(&http, http.dht.get_peers(info_hash)).await {
-        Ok(a) => Json(json!({
-            "info_hash": info_hash.to_hex(),
-            "peers": a.value.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-            "nodes": nodes_json(&a.value.closest),
-            "stats": stats_json(&a.stats),
-        }))
-        .into_response(),
+        Ok(a) => Json(PeersJson::of(&info_hash, &a)).into_response(),
         Err(r) => r,
     }
 }
@@ -367,11 +364,13 @@ async fn announce(
         return bad("?port=P (1 to 65535) is required".into()).into_response();
     };
     match op(&http, http.dht.announce_peer(info_hash, Some(port))).await {
-        Ok(a) => {
-            let mut v = stored_json(&info_hash, &a);
-            v["port"] = json!(port);
-            Json(v).into_response()
-        }
+        Ok(a) => Json(StoredJson {
+            port: Some(port),
+            // The API announces as a peer; `dht-node announce --seed` is the CLI's.
+            seed: Some(false),
+            ..StoredJson::of(&info_hash, &a)
+        })
+        .into_response(),
         Err(r) => r,
     }
 }

@@ -22,6 +22,9 @@ pub(crate) fn builder(cli: &Cli) -> DhtBuilder {
     if let Some(ms) = cli.maintenance_ms {
         config.maintenance_interval = Duration::from_millis(ms);
     }
+    if let Some(ms) = cli.min_request_timeout_ms {
+        config.min_request_timeout = Duration::from_millis(ms);
+    }
     if let Some(ms) = cli.questionable_after_ms {
         config.questionable_after = Duration::from_millis(ms);
     }

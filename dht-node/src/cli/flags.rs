@@ -95,6 +95,11 @@ pub(crate) struct Cli {
     /// How long to wait for each reply, in milliseconds.
     #[arg(long, global = true, hide = true, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub(crate) request_timeout_ms: u64,
+    /// Tests: the shortest wait for a reply, in milliseconds (default: the core's,
+    /// 250 ms; the wait adapts between it and --request-timeout-ms). Set it to
+    /// --request-timeout-ms to make a silent node cost the full wait.
+    #[arg(long, global = true, hide = true, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub(crate) min_request_timeout_ms: Option<u64>,
     /// Tests: housekeeping period in milliseconds (default: the core's, 30 s).
     #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub(crate) maintenance_ms: Option<u64>,
@@ -115,6 +120,14 @@ pub(crate) struct Cli {
     /// A file holding the bearer token that --http writes (POST, PUT) require.
     #[arg(long, value_name = "FILE", requires = "http")]
     pub(crate) http_token_file: Option<PathBuf>,
+    /// Most DHT operations that --http requests run at once; a request beyond gets
+    /// 503 at once.
+    #[arg(long, value_name = "N", default_value_t = super::http::MAX_DHT_OPS as u32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub(crate) http_max_ops: u32,
+    /// How long the DHT operation of one --http request may take, in milliseconds;
+    /// past it the request gets 504.
+    #[arg(long, value_name = "MS", default_value_t = super::http::REQUEST_DEADLINE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub(crate) http_deadline_ms: u64,
     /// How often a watched mutable item is looked up, in seconds (at least 5).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=86_400))]
     pub(crate) watch_poll: u64,

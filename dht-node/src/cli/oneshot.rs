@@ -9,10 +9,9 @@ use dht_core::MutableItem;
 use dht_core::{from_hex, to_hex};
 use dht_core::{Id, QueryStats};
 use dht_node::{bencode_bytes, resolve, Dht, Error};
-use serde_json::json;
 
 use super::backend::{builder, spawn_node, Net, NodeStore};
-use super::output::{self, write_addr_file};
+use super::output::{self, write_addr_file, StoredJson};
 use super::{Cli, Command, Fail};
 
 pub(crate) fn keygen(cli: &Cli, out: &Path) -> Result<(), Fail> {
@@ -254,7 +253,7 @@ async fn run_op(
     match task {
         Task::PutImmutable(value) => {
             let a = dht.put_immutable(value).await.map_err(put_failure)?;
-            output::stored(cli.json, &a.value.target, &a, &[]);
+            output::stored(cli.json, &StoredJson::of(&a.value.target, &a));
         }
         Task::PutMutable {
             key,
@@ -278,8 +277,12 @@ async fn run_op(
             };
             let item = MutableItem::sign(&key, &salt, seq, &value);
             let a = dht.put_mutable(item, cas).await.map_err(put_failure)?;
-            let extra = [("seq", json!(seq)), ("public_key", json!(to_hex(&public)))];
-            output::stored(cli.json, &a.value.target, &a, &extra);
+            let answer = StoredJson {
+                seq: Some(seq),
+                public_key: Some(to_hex(&public)),
+                ..StoredJson::of(&a.value.target, &a)
+            };
+            output::stored(cli.json, &answer);
         }
         Task::GetImmutable(target) => {
             let a = dht.get_immutable(target).await?;
@@ -303,8 +306,12 @@ async fn run_op(
                 dht.announce_peer(info_hash, Some(port)).await
             }
             .map_err(put_failure)?;
-            let extra = [("port", json!(port)), ("seed", json!(seed))];
-            output::stored(cli.json, &info_hash, &a, &extra);
+            let answer = StoredJson {
+                port: Some(port),
+                seed: Some(seed),
+                ..StoredJson::of(&info_hash, &a)
+            };
+            output::stored(cli.json, &answer);
         }
         Task::Scrape(info_hash) => {
             let a = dht.scrape(info_hash).await?;

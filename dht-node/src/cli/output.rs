@@ -1,7 +1,9 @@
 //! What goes to stdout and to files: each one-shot result as bare text for shells
-//! or, with `--json`, as one JSON object built with `serde_json::json!` (field
-//! names are an interface: scripts read them, so they are only ever added to), and
-//! the address and routing files that tests poll.
+//! or, with `--json`, as one JSON object (field names are an interface: scripts read
+//! them, so they are only ever added to), and the address and routing files that
+//! tests poll. The answers with an HTTP twin are serde types used by both, so that
+//! `put --json` and `POST /v1/immutable` cannot drift apart: [`StoredJson`] (puts and
+//! announces) and [`PeersJson`] (`peers`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -11,6 +13,7 @@ use dht_core::to_hex;
 use dht_core::MutableItem;
 use dht_core::{Id, NodeInfo, QueryStats};
 use dht_node::{bencoded_string, Answer, Peers, Scrape, Stored};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::Fail;
@@ -22,14 +25,110 @@ fn say(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
+/// A query's figures.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StatsJson {
+    pub(crate) hops: u32,
+    pub(crate) requests: u32,
+    pub(crate) responses: u32,
+    pub(crate) timeouts: u32,
+    pub(crate) duration_ms: u64,
+}
+
+impl StatsJson {
+    pub(crate) fn of(s: &QueryStats) -> StatsJson {
+        StatsJson {
+            hops: s.hops,
+            requests: s.requests,
+            responses: s.responses,
+            timeouts: s.timeouts,
+            duration_ms: s.duration.as_millis() as u64,
+        }
+    }
+}
+
 pub(crate) fn stats_json(s: &QueryStats) -> Value {
-    json!({
-        "hops": s.hops,
-        "requests": s.requests,
-        "responses": s.responses,
-        "timeouts": s.timeouts,
-        "duration_ms": s.duration.as_millis() as u64,
-    })
+    json!(StatsJson::of(s))
+}
+
+/// The answer of a put or an announce: what `put --json` and `announce --json`
+/// print and what `POST /v1/immutable`, `PUT /v1/mutable/KEY` and
+/// `POST /v1/announce/INFO_HASH` answer.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StoredJson {
+    /// The target (a put) or the info_hash (an announce), in hex.
+    pub(crate) target: String,
+    /// The nodes that acknowledged the write.
+    pub(crate) stored_at: Vec<String>,
+    /// How many nodes refused it.
+    pub(crate) refused: usize,
+    pub(crate) stats: StatsJson,
+    /// A mutable put: the seq written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) seq: Option<i64>,
+    /// A mutable put: the public key, in hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) public_key: Option<String>,
+    /// An announce: the BitTorrent port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) port: Option<u16>,
+    /// An announce: as a seed (BEP 33).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) seed: Option<bool>,
+}
+
+impl StoredJson {
+    pub(crate) fn of(target: &Id, a: &Answer<Stored>) -> StoredJson {
+        StoredJson {
+            target: target.to_hex(),
+            stored_at: a.value.stored_at.iter().map(|s| s.to_string()).collect(),
+            refused: a.value.refused.len(),
+            stats: StatsJson::of(&a.stats),
+            seq: None,
+            public_key: None,
+            port: None,
+            seed: None,
+        }
+    }
+}
+
+/// A node of a lookup's answer.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct NodeJson {
+    pub(crate) id: String,
+    pub(crate) addr: String,
+}
+
+/// The answer of `peers --json` and `GET /v1/peers/INFO_HASH`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PeersJson {
+    pub(crate) info_hash: String,
+    /// ip:port of each peer.
+    pub(crate) peers: Vec<String>,
+    /// The closest nodes the lookup reached.
+    pub(crate) nodes: Vec<NodeJson>,
+    pub(crate) stats: StatsJson,
+}
+
+impl PeersJson {
+    pub(crate) fn of(info_hash: &Id, a: &Answer<Peers>) -> PeersJson {
+        PeersJson {
+            info_hash: info_hash.to_hex(),
+            peers: a.value.peers.iter().map(|p| p.to_string()).collect(),
+            nodes: nodes_of(&a.value.closest),
+            stats: StatsJson::of(&a.stats),
+        }
+    }
+}
+
+fn nodes_of(nodes: &[NodeInfo]) -> Vec<NodeJson> {
+    nodes
+        .iter()
+        .map(|n| NodeJson {
+            id: n.id.to_hex(),
+            addr: n.addr.to_string(),
+        })
+        .collect()
 }
 
 fn print_json(v: Value) {
@@ -54,21 +153,7 @@ fn value_json(bencoded: &[u8]) -> (Value, String) {
 }
 
 pub(crate) fn nodes_json(nodes: &[NodeInfo]) -> Value {
-    Value::Array(
-        nodes
-            .iter()
-            .map(|n| json!({ "id": n.id.to_hex(), "addr": n.addr.to_string() }))
-            .collect(),
-    )
-}
-
-pub(crate) fn stored_json(target: &Id, a: &Answer<Stored>) -> Value {
-    json!({
-        "target": target.to_hex(),
-        "stored_at": a.value.stored_at.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        "refused": a.value.refused.len(),
-        "stats": stats_json(&a.stats),
-    })
+    json!(nodes_of(nodes))
 }
 
 /// One JSON object on a line, whatever --json says (`sign`).
@@ -98,16 +183,12 @@ pub(crate) fn ping(json: bool, a: &Answer<NodeInfo>) {
     }
 }
 
-/// A put or an announce: the target; `extra` fields are added to the JSON object.
-pub(crate) fn stored(json: bool, target: &Id, a: &Answer<Stored>, extra: &[(&str, Value)]) {
+/// A put or an announce: the target, or with --json the whole answer.
+pub(crate) fn stored(json: bool, answer: &StoredJson) {
     if json {
-        let mut v = stored_json(target, a);
-        for (name, value) in extra {
-            v[*name] = value.clone();
-        }
-        print_json(v);
+        print_json(json!(answer));
     } else {
-        say(format_args!("{target}"));
+        say(format_args!("{}", answer.target));
     }
 }
 
@@ -153,12 +234,7 @@ pub(crate) fn mutable(
 /// `peers`: one ip:port a line.
 pub(crate) fn peers(json: bool, info_hash: &Id, a: &Answer<Peers>) {
     if json {
-        print_json(json!({
-            "info_hash": info_hash.to_hex(),
-            "peers": a.value.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-            "nodes": nodes_json(&a.value.closest),
-            "stats": stats_json(&a.stats),
-        }));
+        print_json(json!(PeersJson::of(info_hash, a)));
     } else {
         let mut out = std::io::stdout().lock();
         for p in &a.value.peers {

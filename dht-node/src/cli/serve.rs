@@ -34,8 +34,14 @@ pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
     let http = match cli.http {
         Some(addr) => {
             let token = http_token(cli)?;
-            let poll = Duration::from_secs(cli.watch_poll);
-            let (bound, task) = super::http::serve(dht.clone(), addr, token, poll).await?;
+            let options = super::http::HttpOptions {
+                addr,
+                token,
+                watch_poll: Duration::from_secs(cli.watch_poll),
+                max_ops: cli.http_max_ops as usize,
+                deadline: Duration::from_millis(cli.http_deadline_ms),
+            };
+            let (bound, task) = super::http::serve(dht.clone(), options).await?;
             // A stable line for scripts and tests, like the one above.
             eprintln!("dht-node http={bound}");
             Some(task)

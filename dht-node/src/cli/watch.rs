@@ -123,7 +123,7 @@ async fn poll(http: Arc<Http>, key: [u8; 32], salt: Vec<u8>, tx: broadcast::Send
         if tokio::time::Instant::now() >= next_lookup {
             next_lookup += http.watches.poll;
             let lookup = http.dht.get_mutable(key, &salt, seq);
-            if let Ok(Ok(a)) = tokio::time::timeout(super::http::REQUEST_DEADLINE, lookup).await {
+            if let Ok(Ok(a)) = tokio::time::timeout(http.deadline, lookup).await {
                 seen = a.value;
             }
         }

@@ -58,15 +58,13 @@ impl NodeProc {
         let addr_file = dir.join(format!("{name}.addr"));
         let log = dir.join(format!("{name}.log"));
         let mut cmd = Command::new(BIN);
-        cmd.args([
-            "--listen",
-            listen,
-            "--request-timeout-ms",
-            TIMEOUT_MS,
-            "--addr-file",
-        ])
-        .arg(&addr_file)
-        .args(extra);
+        cmd.args(["--listen", listen, "--addr-file"])
+            .arg(&addr_file)
+            .args(extra);
+        // Tests that need long reply timeouts give their own.
+        if !extra.contains(&"--request-timeout-ms") {
+            cmd.args(["--request-timeout-ms", TIMEOUT_MS]);
+        }
         if bootstrap.is_empty() {
             cmd.arg("--no-bootstrap");
         }
@@ -123,6 +121,27 @@ impl NodeProc {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends SIGSTOP: the process keeps its socket but answers nothing until
+    /// [`NodeProc::resume`] (a node that went silent).
+    pub fn pause(&self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// Sends SIGCONT.
+    pub fn resume(&self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success());
     }
 
     /// Sends SIGTERM and waits for a clean exit (up to 10 s).

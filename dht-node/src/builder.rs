@@ -171,6 +171,7 @@ fn quic_connection_stats(t: &dht_net_quic::QuicTransport) -> crate::ConnectionSt
         handshake_failures: s.handshake_failures,
         incoming_refused: s.incoming_refused,
         evicted: s.evicted,
+        replaced: s.replaced,
     }
 }
 

@@ -267,6 +267,10 @@ const COUNTERS: &[(&str, &str)] = &[
         "QUIC connections closed to keep the connection cache within its bound.",
     ),
     (
+        "dht_quic_replaced_total",
+        "QUIC connections replaced by a newer handshake from the same peer address, closed after a grace.",
+    ),
+    (
         "process_cpu_seconds_total",
         "User and system CPU time of the process.",
     ),
@@ -345,6 +349,7 @@ fn set_counters(m: &NodeMetrics) {
         counter!("dht_quic_handshake_failures_total").absolute(c.handshake_failures);
         counter!("dht_quic_incoming_refused_total").absolute(c.incoming_refused);
         counter!("dht_quic_evicted_total").absolute(c.evicted);
+        counter!("dht_quic_replaced_total").absolute(c.replaced);
         metrics::gauge!("dht_quic_connections").set(c.connections as f64);
     }
     counter!("dht_tokens_issued_total").absolute(s.tokens_issued);

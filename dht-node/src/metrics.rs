@@ -74,6 +74,9 @@ pub struct ConnectionStats {
     pub incoming_refused: u64,
     /// Connections closed to keep the connection cache within its bound.
     pub evicted: u64,
+    /// Connections replaced by a newer handshake from the same peer address (and
+    /// closed after a grace).
+    pub replaced: u64,
 }
 
 /// How a runtime reads its transport's [`ConnectionStats`] (set by

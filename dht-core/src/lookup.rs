@@ -132,8 +132,9 @@ impl Candidates {
     }
 
     /// As [`Candidates::next_to_query`], but fresh candidates for which `skip` is true
-    /// are set aside as failed (disjoint lookups: another path has claimed them).
-    pub fn next_to_query_skipping(&mut self, skip: impl Fn(&Id) -> bool) -> Vec<NodeInfo> {
+    /// are set aside as failed (disjoint lookups: another path has claimed them; a
+    /// seed asked by address answers for the candidate at that address).
+    pub fn next_to_query_skipping(&mut self, skip: impl Fn(&NodeInfo) -> bool) -> Vec<NodeInfo> {
         let mut out = Vec::new();
         let mut live = 0;
         // Converged when the closest live candidate has already answered: nothing
@@ -144,7 +145,7 @@ impl Candidates {
             .values()
             .find(|c| {
                 c.state != CandidateState::Failed
-                    && !(c.state == CandidateState::Fresh && skip(&c.node.id))
+                    && !(c.state == CandidateState::Fresh && skip(&c.node))
             })
             .is_some_and(|c| matches!(c.state, CandidateState::Responded { .. }));
         let limit = if converged { self.k } else { self.alpha };
@@ -152,7 +153,7 @@ impl Candidates {
             if self.in_flight + out.len() >= limit || live >= self.k {
                 break;
             }
-            if c.state == CandidateState::Fresh && skip(&c.node.id) {
+            if c.state == CandidateState::Fresh && skip(&c.node) {
                 c.state = CandidateState::Failed;
             }
             match c.state {
@@ -263,6 +264,11 @@ impl Candidates {
         self.by_distance
             .get(&id.distance(&self.target))
             .is_some_and(|c| c.node.addr == *addr)
+    }
+
+    /// Is some candidate at `addr`?
+    pub fn has_addr(&self, addr: &SocketAddr) -> bool {
+        self.by_distance.values().any(|c| c.node.addr == *addr)
     }
 
     /// The target.

@@ -286,7 +286,9 @@ impl<S: Store> Node<S> {
                                 }
                             }
                         }
-                        None => q.seeds_in_flight = q.seeds_in_flight.saturating_sub(1),
+                        None => {
+                            q.seeds_in_flight.remove(&p.to);
+                        }
                     }
                 }
                 self.drive(now, qid);

@@ -43,8 +43,9 @@ pub(super) struct QueryState {
     pub paths: Vec<Candidates>,
     /// Nodes some path has queried (disjoint lookups only).
     claimed: BTreeSet<Id>,
-    /// Requests to seeds (bootstrap routers, ids unknown) in flight.
-    pub seeds_in_flight: usize,
+    /// Seeds (bootstrap routers, ids unknown) asked by address, reply pending: a
+    /// candidate at one of these addresses is not asked again by id.
+    pub seeds_in_flight: BTreeSet<SocketAddr>,
     pub writes_in_flight: usize,
     /// A bootstrap: when it ends, buckets it left sparse are refreshed.
     refresh_after: bool,
@@ -77,7 +78,7 @@ impl<S: Store> Node<S> {
                     .map(|_| Candidates::new(target, cfg.k, cfg.alpha, cfg.max_lookup_candidates))
                     .collect(),
                 claimed: BTreeSet::new(),
-                seeds_in_flight: 0,
+                seeds_in_flight: BTreeSet::new(),
                 writes_in_flight: 0,
                 refresh_after: false,
             },
@@ -145,18 +146,20 @@ impl<S: Store> Node<S> {
                 q.paths[0].add(*n, 1);
             }
             // Bootstrap routers have no known id: ask them directly; their replies
-            // make them (and what they return) candidates.
+            // make them (and what they return) candidates. A seed that is a
+            // candidate already (it answered us before) is asked once, by id.
             let seeds: Vec<SocketAddr> = self
                 .bootstrap_addrs
                 .iter()
                 .filter(|a| Family::of(a) == family)
+                .filter(|a| !q.paths.iter().any(|c| c.has_addr(a)))
                 .copied()
                 .collect();
             let method = q.kind.lookup_method(target);
             if let Some(method) = method {
                 for (i, addr) in seeds.into_iter().enumerate() {
                     if let Some(q) = self.queries.get_mut(&qid) {
-                        q.seeds_in_flight += 1;
+                        q.seeds_in_flight.insert(addr);
                         q.stats.requests += 1;
                     }
                     let path = (i % d) as u8;
@@ -243,7 +246,7 @@ impl<S: Store> Node<S> {
         }
         q.stats.responses += 1;
         let depth = if was_seed {
-            q.seeds_in_flight = q.seeds_in_flight.saturating_sub(1);
+            q.seeds_in_flight.remove(&node.addr);
             q.paths[path].add(node, 1);
             // Mark it answered: it is now a known, responsive candidate.
             q.paths[path].force_responded(&node.id, resp.token.clone());
@@ -298,8 +301,13 @@ impl<S: Store> Node<S> {
                 let mut next = Vec::new();
                 let disjoint = q.paths.len() > 1;
                 for (i, c) in q.paths.iter_mut().enumerate() {
-                    let claimed = &q.claimed;
-                    for n in c.next_to_query_skipping(|id| disjoint && claimed.contains(id)) {
+                    let (claimed, seeds) = (&q.claimed, &q.seeds_in_flight);
+                    // A node asked by address as a seed is not asked again by id: its
+                    // pending reply answers for it (a seed learned from another seed).
+                    let skip = |n: &NodeInfo| {
+                        (disjoint && claimed.contains(&n.id)) || seeds.contains(&n.addr)
+                    };
+                    for n in c.next_to_query_skipping(skip) {
                         next.push((i as u8, n));
                     }
                     if disjoint {
@@ -323,7 +331,7 @@ impl<S: Store> Node<S> {
                     }
                     return;
                 }
-                if q.seeds_in_flight > 0 || !q.paths.iter().all(|c| c.is_done()) {
+                if !q.seeds_in_flight.is_empty() || !q.paths.iter().all(|c| c.is_done()) {
                     return;
                 }
                 if q.kind.writes() {

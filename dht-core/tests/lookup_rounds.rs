@@ -1,6 +1,7 @@
-//! Lookups spend no request twice: one lookup asks each node once (issue 16). The
-//! nodes run on the in-memory network of `common`, and the datagrams delivered are
-//! read back from its log.
+//! Lookups spend no request twice: one lookup asks each node once, and a mutable
+//! get asked for any valid item stops at the first (issue 16). The nodes run on the
+//! in-memory network of `common`, and the datagrams delivered are read back from
+//! its log.
 
 mod common;
 
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use common::Net;
 use dht_core::krpc::{self, Body};
-use dht_core::{Id, Outcome, Request};
+use dht_core::{Id, MutableItem, Outcome, Request};
+use ed25519_dalek::SigningKey;
 
 /// The queries `from` sent to `to` among the datagrams delivered, by method name.
 fn queries(net: &Net, from: SocketAddr, to: SocketAddr, method: &[u8]) -> usize {
@@ -95,4 +97,56 @@ fn a_seed_learned_from_another_seed_is_not_asked_again() {
         .expect("find_node");
     let done = net.wait(2, q);
     assert_eq!(done.stats.requests, 2);
+}
+
+/// A mutable get from a node that does not hold the item: its outcome and
+/// figures, in a 64-node network where `first_valid` is the getters' setting.
+fn mutable_get(first_valid: bool) -> dht_core::QueryDone {
+    let mut net = Net::new(64, 6, false, |c| c.mutable_get_first_valid = first_valid);
+    net.bootstrap_all();
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let item = MutableItem::sign(&key, b"", 4, b"5:value");
+    let q = net.nodes[5]
+        .start(
+            net.now,
+            Request::PutMutable {
+                item: item.clone(),
+                cas: None,
+            },
+        )
+        .expect("put");
+    net.wait(5, q);
+    let g = (0..64)
+        .find(|&i| {
+            dht_core::Store::get_item(net.nodes[i].store(), &item.target())
+                .unwrap()
+                .is_none()
+        })
+        .unwrap();
+    let q = net.nodes[g]
+        .start(
+            net.now,
+            Request::GetMutable {
+                key: item.key,
+                salt: Vec::new(),
+                min_seq: None,
+            },
+        )
+        .expect("get");
+    let done = net.wait(g, q);
+    assert_eq!(done.outcome, Outcome::Mutable { item: Some(item) });
+    done
+}
+
+#[test]
+fn a_mutable_get_asked_for_any_valid_item_ends_at_the_first() {
+    let highest = mutable_get(false);
+    let first = mutable_get(true);
+    assert!(
+        first.stats.requests < highest.stats.requests,
+        "first valid: {:?}; highest seq: {:?}",
+        first.stats,
+        highest.stats
+    );
+    assert!(first.stats.duration < highest.stats.duration);
 }

@@ -75,7 +75,10 @@ impl<S: Store> Node<S> {
                 started: now,
                 stats: QueryStats::default(),
                 paths: (0..paths)
-                    .map(|_| Candidates::new(target, cfg.k, cfg.alpha, cfg.max_lookup_candidates))
+                    .map(|_| {
+                        Candidates::new(target, cfg.k, cfg.alpha, cfg.max_lookup_candidates)
+                            .prefer_fast(cfg.rtt_aware_lookups)
+                    })
                     .collect(),
                 claimed: BTreeSet::new(),
                 seeds_in_flight: BTreeSet::new(),
@@ -134,8 +137,16 @@ impl<S: Store> Node<S> {
             .seed_from_store(&self.store, &target, family, wall, &self.config);
         let d = q.paths.len();
         // Deal the closest known nodes round-robin, so each path starts near the target.
+        let hints = self.config.rtt_aware_lookups;
+        let srtt = self.outgoing.srtt();
         for (i, n) in from_table.into_iter().enumerate() {
             q.paths[i % d].add(n, 1);
+            if let Some(rtt) = hints
+                .then(|| self.tables[family.index()].rtt_of(&n).or(srtt))
+                .flatten()
+            {
+                q.paths[i % d].hint_rtt(&n.id, rtt);
+            }
         }
         if use_seeds {
             for n in self
@@ -209,19 +220,29 @@ impl<S: Store> Node<S> {
         qid
     }
 
-    /// After a bootstrap, one lookup into each bucket that holds fewer than k nodes
+    /// After a bootstrap, one lookup into each bucket that is not full
     /// (the own-id lookup only fills the buckets near us; waiting 15 minutes for the
     /// regular refresh would leave a young node's table a third full).
-    fn refresh_sparse_buckets(&mut self, now: Instant, family: Family) {
+    ///
+    /// Buckets are counted down to where the table has split, or with extended
+    /// buckets down to the closest node the bootstrap found (`depth`): an extended
+    /// table splits only when its big first bucket is full, so a young one may
+    /// not have split at all.
+    fn refresh_sparse_buckets(&mut self, now: Instant, family: Family, depth: usize) {
         let i = family.index();
         let t = &self.tables[i];
         let last = t.bucket_count().saturating_sub(1);
-        let sparse: Vec<usize> = (0..last)
-            .filter(|b| t.bucket_len(*b) < t.k())
+        let depth = if self.config.extended_buckets {
+            depth.max(last)
+        } else {
+            last
+        };
+        let sparse: Vec<usize> = (0..depth)
+            .filter(|b| t.prefix_len(*b) < t.bucket_capacity(*b))
             .take(MAX_BOOTSTRAP_REFRESHES)
             .collect();
         for b in sparse {
-            self.tables[i].touch_bucket(b, now);
+            self.tables[i].touch_bucket(b.min(last), now);
             let target = self.id.random_in_bucket(b, &mut self.rng);
             self.start_lookup_in(now, Kind::FindNode, target, family, true);
         }
@@ -263,6 +284,9 @@ impl<S: Store> Node<S> {
         };
         let d = self.config.defense;
         let teller = locality(node.addr.ip());
+        let hints = self.config.rtt_aware_lookups;
+        let srtt = self.outgoing.srtt();
+        let table = &self.tables[q.family.index()];
         for n in learned {
             if n.id == self.id || Family::of(&n.addr) != q.family {
                 continue;
@@ -281,6 +305,10 @@ impl<S: Store> Node<S> {
                 d.lookup_max_per_ip
             };
             q.paths[path].add_limited(*n, depth + 1, per_ip);
+            // What we measured of it ourselves, else the node-wide round trip.
+            if let Some(rtt) = hints.then(|| table.rtt_of(n).or(srtt)).flatten() {
+                q.paths[path].hint_rtt(&n.id, rtt);
+            }
         }
         q.kind.absorb(&q.target, &mut resp, depth, &self.config);
         self.drive(now, qid);
@@ -294,7 +322,7 @@ impl<S: Store> Node<S> {
         };
         match q.phase {
             Phase::Lookup => {
-                if q.kind.is_satisfied() {
+                if q.kind.is_satisfied(&self.config) {
                     self.finish(now, qid);
                     return;
                 }
@@ -380,7 +408,10 @@ impl<S: Store> Node<S> {
         // then counted as unexpected and ignored.
         self.forget_requests_of(qid);
         if q.refresh_after {
-            self.refresh_sparse_buckets(now, q.family);
+            let depth = merged_closest(&q.paths, 1)
+                .first()
+                .map_or(0, |c| c.0.id.common_prefix_len(&self.id));
+            self.refresh_sparse_buckets(now, q.family, depth);
         }
         if q.internal {
             return;

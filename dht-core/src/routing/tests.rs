@@ -266,3 +266,31 @@ fn extended_buckets_hold_16_8_4_2_times_k_far_from_us() {
     // What an entry costs (the figure Config::extended_buckets quotes).
     println!("routing entry: {} bytes", std::mem::size_of::<Entry>());
 }
+
+#[test]
+fn round_trips_are_kept_per_entry_and_smoothed() {
+    let now = Instant::now();
+    let mut t = RoutingTable::new(Id::ZERO, 8, MIN15, 2, now);
+    let a = node(id_with_prefix(0x80, 1), 1);
+    // Not in the table: nothing kept.
+    t.note_rtt(&a, Duration::from_millis(80));
+    assert_eq!(t.rtt_of(&a), None);
+    t.on_response(a, now);
+    assert_eq!(t.rtt_of(&a), None, "no round trip measured yet");
+    t.note_rtt(&a, Duration::from_millis(80));
+    assert_eq!(t.rtt_of(&a), Some(Duration::from_millis(80)));
+    t.note_rtt(&a, Duration::from_millis(40));
+    assert_eq!(
+        t.rtt_of(&a),
+        Some(Duration::from_millis(70)),
+        "3/4 old + 1/4 new"
+    );
+    // Another address under the same id is not that entry.
+    let moved = NodeInfo {
+        addr: SocketAddr::from(([127, 0, 0, 2], 1)),
+        ..a
+    };
+    assert_eq!(t.rtt_of(&moved), None);
+    // Kept in the entry's padding: no bigger than before the field.
+    assert!(std::mem::size_of::<Entry>() <= 64);
+}

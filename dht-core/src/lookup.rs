@@ -6,6 +6,11 @@
 //! ([`MAX_ATTEMPTS`]: a datagram lost on the way is common); a second timeout marks
 //! the candidate failed, which lets the next candidate into the window (a node
 //! silent twice is not worth a third wait).
+//!
+//! With [`Candidates::prefer_fast`], candidates of equal standing (those whose ids
+//! share as many leading bits with the target: the same XOR band) are asked fastest
+//! first, by the round trip the caller hinted ([`Candidates::hint_rtt`]); standing
+//! still comes first, so the lookup converges as before, on faster paths.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -42,6 +47,8 @@ pub struct Candidate {
     pub depth: u32,
     /// Requests sent to it.
     pub attempts: u8,
+    /// Expected round trip in milliseconds (0: unknown), from [`Candidates::hint_rtt`].
+    pub rtt_ms: u16,
 }
 
 /// The candidate set of one lookup.
@@ -53,6 +60,7 @@ pub struct Candidates {
     max: usize,
     by_distance: BTreeMap<Distance, Candidate>,
     in_flight: usize,
+    prefer_fast: bool,
 }
 
 impl Candidates {
@@ -65,6 +73,21 @@ impl Candidates {
             max: max.max(k),
             by_distance: BTreeMap::new(),
             in_flight: 0,
+            prefer_fast: false,
+        }
+    }
+
+    /// Asks candidates of equal standing (the same XOR band: ids sharing as many
+    /// leading bits with the target) fastest first, by their hinted round trips.
+    pub fn prefer_fast(mut self, on: bool) -> Self {
+        self.prefer_fast = on;
+        self
+    }
+
+    /// The expected round trip to candidate `id` (a measured one, or an estimate).
+    pub fn hint_rtt(&mut self, id: &Id, rtt: std::time::Duration) {
+        if let Some(c) = self.get_mut(id) {
+            c.rtt_ms = u16::try_from(rtt.as_millis()).unwrap_or(u16::MAX).max(1);
         }
     }
 
@@ -116,6 +139,7 @@ impl Candidates {
                 state: CandidateState::Fresh,
                 depth,
                 attempts: 0,
+                rtt_ms: 0,
             },
         );
     }
@@ -132,8 +156,9 @@ impl Candidates {
     }
 
     /// As [`Candidates::next_to_query`], but fresh candidates for which `skip` is true
-    /// are set aside as failed (disjoint lookups: another path has claimed them).
-    pub fn next_to_query_skipping(&mut self, skip: impl Fn(&Id) -> bool) -> Vec<NodeInfo> {
+    /// are set aside as failed (disjoint lookups: another path has claimed them; a
+    /// seed asked by address answers for the candidate at that address).
+    pub fn next_to_query_skipping(&mut self, skip: impl Fn(&NodeInfo) -> bool) -> Vec<NodeInfo> {
         let mut out = Vec::new();
         let mut live = 0;
         // Converged when the closest live candidate has already answered: nothing
@@ -144,15 +169,18 @@ impl Candidates {
             .values()
             .find(|c| {
                 c.state != CandidateState::Failed
-                    && !(c.state == CandidateState::Fresh && skip(&c.node.id))
+                    && !(c.state == CandidateState::Fresh && skip(&c.node))
             })
             .is_some_and(|c| matches!(c.state, CandidateState::Responded { .. }));
         let limit = if converged { self.k } else { self.alpha };
+        if self.prefer_fast {
+            return self.next_fastest(limit, skip);
+        }
         for c in self.by_distance.values_mut() {
             if self.in_flight + out.len() >= limit || live >= self.k {
                 break;
             }
-            if c.state == CandidateState::Fresh && skip(&c.node.id) {
+            if c.state == CandidateState::Fresh && skip(&c.node) {
                 c.state = CandidateState::Failed;
             }
             match c.state {
@@ -165,6 +193,48 @@ impl Candidates {
                 _ => {}
             }
             live += 1;
+        }
+        self.in_flight += out.len();
+        out
+    }
+
+    /// [`Candidates::next_to_query_skipping`] with fast candidates first within a
+    /// band: the fresh candidates a plain pass could reach (the window of k live
+    /// ones) are taken band by band, closest band first, fastest first inside one.
+    fn next_fastest(&mut self, limit: usize, skip: impl Fn(&NodeInfo) -> bool) -> Vec<NodeInfo> {
+        let room = limit.saturating_sub(self.in_flight);
+        if room == 0 {
+            return Vec::new();
+        }
+        // (band, rtt or MAX when unknown, distance): sorting this is the order asked.
+        let mut fresh: Vec<(std::cmp::Reverse<usize>, u16, Distance)> = Vec::new();
+        let mut live = 0;
+        for (d, c) in self.by_distance.iter_mut() {
+            if live >= self.k {
+                break;
+            }
+            if c.state == CandidateState::Fresh && skip(&c.node) {
+                c.state = CandidateState::Failed;
+            }
+            match c.state {
+                CandidateState::Failed => continue,
+                CandidateState::Fresh => {
+                    let band = c.node.id.common_prefix_len(&self.target);
+                    let rtt = if c.rtt_ms == 0 { u16::MAX } else { c.rtt_ms };
+                    fresh.push((std::cmp::Reverse(band), rtt, *d));
+                }
+                _ => {}
+            }
+            live += 1;
+        }
+        fresh.sort_unstable();
+        let mut out = Vec::with_capacity(room.min(fresh.len()));
+        for (_, _, d) in fresh.into_iter().take(room) {
+            if let Some(c) = self.by_distance.get_mut(&d) {
+                c.state = CandidateState::InFlight;
+                c.attempts = c.attempts.saturating_add(1);
+                out.push(c.node);
+            }
         }
         self.in_flight += out.len();
         out
@@ -265,6 +335,11 @@ impl Candidates {
             .is_some_and(|c| c.node.addr == *addr)
     }
 
+    /// Is some candidate at `addr`?
+    pub fn has_addr(&self, addr: &SocketAddr) -> bool {
+        self.by_distance.values().any(|c| c.node.addr == *addr)
+    }
+
     /// The target.
     pub fn target(&self) -> Id {
         self.target
@@ -318,5 +393,31 @@ mod tests {
         assert_eq!(c.next_to_query(), vec![n(2)]);
         c.on_response(&n(2).id, None);
         assert!(c.is_done());
+    }
+
+    #[test]
+    fn fast_candidates_first_within_a_band_and_bands_in_order() {
+        use std::time::Duration;
+        // Ids 0x40 | i share one leading bit with the target 0; 0x20 shares two.
+        let mut c = Candidates::new(Id::ZERO, 8, 2, 16).prefer_fast(true);
+        for b in [0x20, 0x41, 0x42, 0x43] {
+            c.add(n(b), 1);
+        }
+        c.hint_rtt(&n(0x20).id, Duration::from_millis(900));
+        c.hint_rtt(&n(0x41).id, Duration::from_millis(300));
+        c.hint_rtt(&n(0x42).id, Duration::from_millis(200));
+        c.hint_rtt(&n(0x43).id, Duration::from_millis(20));
+        // The closer band first however slow, then the fastest of the next band.
+        assert_eq!(c.next_to_query(), vec![n(0x20), n(0x43)]);
+        c.on_response(&n(0x20).id, None);
+        // 0x20 answered and is the closest: converged, the rest go at once, fast first.
+        assert_eq!(c.next_to_query(), vec![n(0x42), n(0x41)]);
+        // Without the preference: by distance alone.
+        let mut plain = Candidates::new(Id::ZERO, 8, 2, 16);
+        for b in [0x20, 0x41, 0x42, 0x43] {
+            plain.add(n(b), 1);
+        }
+        plain.hint_rtt(&n(0x43).id, Duration::from_millis(20));
+        assert_eq!(plain.next_to_query(), vec![n(0x20), n(0x41)]);
     }
 }

@@ -12,6 +12,11 @@
 //! replacement cache. A full bucket of good nodes drops newcomers; questionable
 //! nodes are pinged before they are replaced (the caller sends the pings this
 //! table asks for).
+//!
+//! With extended buckets ([`RoutingTable::with_extended_buckets`], libtorrent's
+//! extended routing table) the four buckets farthest from our id hold 16k, 8k, 4k
+//! and 2k nodes (128, 64, 32, 16 for k = 8): they cover 15/16 of the id space, so a
+//! lookup's first hop lands about four bits closer to any target there.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -46,6 +51,9 @@ pub struct Entry {
     pub last_query: Stamp,
     /// Failed queries in a row.
     pub failures: u8,
+    /// Smoothed round trip of its answers in milliseconds (0: none measured);
+    /// fits the padding of the entry, so it costs no memory.
+    pub rtt_ms: u16,
 }
 
 /// Health of an entry.
@@ -99,6 +107,8 @@ pub struct RoutingTable {
     questionable_after: Duration,
     max_failures: u8,
     defense: Defense,
+    /// Larger far buckets (see the module doc).
+    extended: bool,
     /// What [`Stamp`]s count from.
     epoch: Instant,
 }
@@ -119,7 +129,24 @@ impl RoutingTable {
             questionable_after,
             max_failures: max_failures.max(1),
             defense: Defense::default(),
+            extended: false,
             epoch: now,
+        }
+    }
+
+    /// Gives the four far buckets 16, 8, 4 and 2 times k places (libtorrent's
+    /// extended routing table); bucket 4 onward keep k. An empty table only.
+    pub fn with_extended_buckets(mut self, extended: bool) -> Self {
+        self.extended = extended;
+        self
+    }
+
+    /// How many nodes bucket `i` holds when full.
+    pub fn bucket_capacity(&self, i: usize) -> usize {
+        if self.extended && i < 4 {
+            self.k << (4 - i)
+        } else {
+            self.k
         }
     }
 
@@ -150,6 +177,7 @@ impl RoutingTable {
             questionable_after: self.questionable_after,
             max_failures: self.max_failures,
             defense: self.defense,
+            extended: self.extended,
             epoch: self.epoch,
         };
         for e in self.entries() {
@@ -209,6 +237,20 @@ impl RoutingTable {
         self.buckets.get(i).map_or(0, |b| b.nodes.len())
     }
 
+    /// Nodes whose ids share exactly `b` leading bits with ours (bucket `b`'s
+    /// range, whether or not the table has split that far).
+    pub fn prefix_len(&self, b: usize) -> usize {
+        let last = self.buckets.len() - 1;
+        if b < last {
+            return self.buckets[b].nodes.len();
+        }
+        self.buckets[last]
+            .nodes
+            .iter()
+            .filter(|e| self.own.common_prefix_len(&e.node.id) == b)
+            .count()
+    }
+
     /// Nodes in the main buckets.
     pub fn len(&self) -> usize {
         self.buckets.iter().map(|b| b.nodes.len()).sum()
@@ -242,6 +284,36 @@ impl RoutingTable {
         } else {
             Health::Questionable
         }
+    }
+
+    /// Records a round trip measured to `node` (an entry of the main buckets at that
+    /// address): smoothed as 3/4 of the old value and 1/4 of the new one.
+    pub fn note_rtt(&mut self, node: &NodeInfo, rtt: Duration) {
+        let idx = self.bucket_index(&node.id);
+        let ms = u32::try_from(rtt.as_millis())
+            .unwrap_or(u32::MAX)
+            .clamp(1, 65_535);
+        if let Some(e) = self.buckets[idx]
+            .nodes
+            .iter_mut()
+            .find(|e| e.node.id == node.id && e.node.addr == node.addr)
+        {
+            let old = u32::from(e.rtt_ms);
+            let new = if old == 0 { ms } else { (3 * old + ms) / 4 };
+            e.rtt_ms = new.clamp(1, 65_535) as u16;
+        }
+    }
+
+    /// The smoothed round trip to `node`, if it is in a main bucket at that address
+    /// and has answered.
+    pub fn rtt_of(&self, node: &NodeInfo) -> Option<Duration> {
+        let idx = self.bucket_index(&node.id);
+        self.buckets[idx]
+            .nodes
+            .iter()
+            .find(|e| e.node.id == node.id && e.node.addr == node.addr)
+            .filter(|e| e.rtt_ms > 0)
+            .map(|e| Duration::from_millis(u64::from(e.rtt_ms)))
     }
 
     /// Looks a node up by id.
@@ -289,6 +361,7 @@ impl RoutingTable {
             last_response: stamp,
             last_query: Stamp::NEVER,
             failures: 0,
+            rtt_ms: 0,
         };
         self.insert(entry, now)
     }
@@ -298,9 +371,10 @@ impl RoutingTable {
             let idx = self.bucket_index(&entry.node.id);
             let last = self.buckets.len() - 1;
             let k = self.k;
+            let capacity = self.bucket_capacity(idx);
             let bucket = &mut self.buckets[idx];
             bucket.replacements.retain(|r| r.node.id != entry.node.id);
-            if bucket.nodes.len() < k {
+            if bucket.nodes.len() < capacity {
                 bucket.nodes.push(entry);
                 bucket.last_changed = now;
                 return Insert::Added;
@@ -393,6 +467,7 @@ impl RoutingTable {
         let idx = self.bucket_index(&node.id);
         let last = self.buckets.len() - 1;
         let k = self.k;
+        let capacity = self.bucket_capacity(idx);
         let stamp = self.stamp(now);
         let bucket = &mut self.buckets[idx];
         if let Some(e) = bucket.nodes.iter_mut().find(|e| e.node.id == node.id) {
@@ -401,12 +476,13 @@ impl RoutingTable {
             }
             return false;
         }
-        let room = bucket.nodes.len() < k || idx == last;
+        let room = bucket.nodes.len() < capacity || idx == last;
         let entry = Entry {
             node,
             last_response: Stamp::NEVER,
             last_query: stamp,
             failures: 0,
+            rtt_ms: 0,
         };
         if !bucket.replacements.iter().any(|r| r.node.id == node.id) {
             push_replacement(&mut bucket.replacements, entry, k);
@@ -457,8 +533,8 @@ impl RoutingTable {
     /// has room: candidates to ping so they can enter.
     pub fn unverified_with_room(&self, max: usize) -> Vec<NodeInfo> {
         let mut out = Vec::new();
-        for b in &self.buckets {
-            if b.nodes.len() < self.k {
+        for (i, b) in self.buckets.iter().enumerate() {
+            if b.nodes.len() < self.bucket_capacity(i) {
                 for r in b.replacements.iter().rev() {
                     if out.len() >= max {
                         return out;

@@ -224,9 +224,14 @@ impl Kind {
     }
 
     /// True when the lookup may end now: an immutable value is self-certifying, so
-    /// the first one found ends the get.
-    pub fn is_satisfied(&self) -> bool {
-        matches!(self, Kind::GetImmutable { value: Some(_) })
+    /// the first one found ends the get; a mutable one ends at its first valid item
+    /// when the config says any will do.
+    pub fn is_satisfied(&self, config: &Config) -> bool {
+        match self {
+            Kind::GetImmutable { value } => value.is_some(),
+            Kind::GetMutable { best, .. } => config.mutable_get_first_valid && best.is_some(),
+            _ => false,
+        }
     }
 
     /// This node is part of the DHT too: what it stores itself counts as found (depth 0).

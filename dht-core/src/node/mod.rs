@@ -160,6 +160,7 @@ impl<S: Store> Node<S> {
                 config.max_failures,
                 now,
             )
+            .with_extended_buckets(config.extended_buckets)
         };
         let tables = [mk(), mk()];
         let tokens = Tokens::new(now, config.token_rotation, &mut rng);

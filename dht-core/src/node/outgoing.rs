@@ -54,6 +54,11 @@ impl Outgoing {
     pub fn next_deadline(&self) -> Option<Instant> {
         self.timers.first().map(|(t, _)| *t)
     }
+
+    /// The node-wide smoothed round trip, once one was measured.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.rtt.srtt
+    }
 }
 
 impl<S: Store> Node<S> {
@@ -61,13 +66,24 @@ impl<S: Store> Node<S> {
     /// (smoothed RTT + 4 x deviation, as TCP does), within
     /// [`crate::Config::min_request_timeout`, `crate::Config::request_timeout`]. A lost
     /// datagram then costs a few round trips instead of the full timeout.
-    fn request_timeout(&self) -> Duration {
+    ///
+    /// With [`crate::Config::rtt_aware_lookups`], a node of our table whose round
+    /// trip was measured is given twice that (at least the minimum, at most the
+    /// node-wide wait): a fast node that went silent costs little.
+    fn request_timeout(&self, to: SocketAddr, node_id: Option<Id>) -> Duration {
         let max = self.config.request_timeout;
         let min = self.config.min_request_timeout.min(max);
-        self.outgoing
+        let node_wide = self
+            .outgoing
             .rtt
             .timeout()
-            .map_or(max, |t| t.clamp(min, max))
+            .map_or(max, |t| t.clamp(min, max));
+        match node_id.filter(|_| self.config.rtt_aware_lookups) {
+            Some(id) => self.tables[Family::of(&to).index()]
+                .rtt_of(&NodeInfo { id, addr: to })
+                .map_or(node_wide, |rtt| (rtt * 2).clamp(min, node_wide)),
+            None => node_wide,
+        }
     }
 
     pub(super) fn send_request(
@@ -98,7 +114,7 @@ impl<S: Store> Node<S> {
         let mut buf = self.take_buf();
         msg.encode(&mut buf);
         self.push_transmit(to, buf);
-        let deadline = now + self.request_timeout();
+        let deadline = now + self.request_timeout(to, node_id);
         self.outgoing.pending.insert(
             tid,
             Pending {
@@ -169,9 +185,8 @@ impl<S: Store> Node<S> {
             return;
         };
         self.outgoing.timers.remove(&(p.deadline, tid));
-        self.outgoing
-            .rtt
-            .sample(now.saturating_duration_since(p.sent));
+        let rtt = now.saturating_duration_since(p.sent);
+        self.outgoing.rtt.sample(rtt);
         let resp = match reply {
             Ok(r) => r,
             Err(e) => {
@@ -200,6 +215,7 @@ impl<S: Store> Node<S> {
             addr: from,
         };
         self.note_response(now, node);
+        self.tables[Family::of(&from).index()].note_rtt(&node, rtt);
         match p.purpose {
             Purpose::Ping(qid) => {
                 self.outgoing.pinging.remove(&from);
@@ -286,7 +302,9 @@ impl<S: Store> Node<S> {
                                 }
                             }
                         }
-                        None => q.seeds_in_flight = q.seeds_in_flight.saturating_sub(1),
+                        None => {
+                            q.seeds_in_flight.remove(&p.to);
+                        }
                     }
                 }
                 self.drive(now, qid);

@@ -43,8 +43,9 @@ pub(super) struct QueryState {
     pub paths: Vec<Candidates>,
     /// Nodes some path has queried (disjoint lookups only).
     claimed: BTreeSet<Id>,
-    /// Requests to seeds (bootstrap routers, ids unknown) in flight.
-    pub seeds_in_flight: usize,
+    /// Seeds (bootstrap routers, ids unknown) asked by address, reply pending: a
+    /// candidate at one of these addresses is not asked again by id.
+    pub seeds_in_flight: BTreeSet<SocketAddr>,
     pub writes_in_flight: usize,
     /// A bootstrap: when it ends, buckets it left sparse are refreshed.
     refresh_after: bool,
@@ -74,10 +75,13 @@ impl<S: Store> Node<S> {
                 started: now,
                 stats: QueryStats::default(),
                 paths: (0..paths)
-                    .map(|_| Candidates::new(target, cfg.k, cfg.alpha, cfg.max_lookup_candidates))
+                    .map(|_| {
+                        Candidates::new(target, cfg.k, cfg.alpha, cfg.max_lookup_candidates)
+                            .prefer_fast(cfg.rtt_aware_lookups)
+                    })
                     .collect(),
                 claimed: BTreeSet::new(),
-                seeds_in_flight: 0,
+                seeds_in_flight: BTreeSet::new(),
                 writes_in_flight: 0,
                 refresh_after: false,
             },
@@ -133,8 +137,16 @@ impl<S: Store> Node<S> {
             .seed_from_store(&self.store, &target, family, wall, &self.config);
         let d = q.paths.len();
         // Deal the closest known nodes round-robin, so each path starts near the target.
+        let hints = self.config.rtt_aware_lookups;
+        let srtt = self.outgoing.srtt();
         for (i, n) in from_table.into_iter().enumerate() {
             q.paths[i % d].add(n, 1);
+            if let Some(rtt) = hints
+                .then(|| self.tables[family.index()].rtt_of(&n).or(srtt))
+                .flatten()
+            {
+                q.paths[i % d].hint_rtt(&n.id, rtt);
+            }
         }
         if use_seeds {
             for n in self
@@ -145,18 +157,20 @@ impl<S: Store> Node<S> {
                 q.paths[0].add(*n, 1);
             }
             // Bootstrap routers have no known id: ask them directly; their replies
-            // make them (and what they return) candidates.
+            // make them (and what they return) candidates. A seed that is a
+            // candidate already (it answered us before) is asked once, by id.
             let seeds: Vec<SocketAddr> = self
                 .bootstrap_addrs
                 .iter()
                 .filter(|a| Family::of(a) == family)
+                .filter(|a| !q.paths.iter().any(|c| c.has_addr(a)))
                 .copied()
                 .collect();
             let method = q.kind.lookup_method(target);
             if let Some(method) = method {
                 for (i, addr) in seeds.into_iter().enumerate() {
                     if let Some(q) = self.queries.get_mut(&qid) {
-                        q.seeds_in_flight += 1;
+                        q.seeds_in_flight.insert(addr);
                         q.stats.requests += 1;
                     }
                     let path = (i % d) as u8;
@@ -206,19 +220,29 @@ impl<S: Store> Node<S> {
         qid
     }
 
-    /// After a bootstrap, one lookup into each bucket that holds fewer than k nodes
+    /// After a bootstrap, one lookup into each bucket that is not full
     /// (the own-id lookup only fills the buckets near us; waiting 15 minutes for the
     /// regular refresh would leave a young node's table a third full).
-    fn refresh_sparse_buckets(&mut self, now: Instant, family: Family) {
+    ///
+    /// Buckets are counted down to where the table has split, or with extended
+    /// buckets down to the closest node the bootstrap found (`depth`): an extended
+    /// table splits only when its big first bucket is full, so a young one may
+    /// not have split at all.
+    fn refresh_sparse_buckets(&mut self, now: Instant, family: Family, depth: usize) {
         let i = family.index();
         let t = &self.tables[i];
         let last = t.bucket_count().saturating_sub(1);
-        let sparse: Vec<usize> = (0..last)
-            .filter(|b| t.bucket_len(*b) < t.k())
+        let depth = if self.config.extended_buckets {
+            depth.max(last)
+        } else {
+            last
+        };
+        let sparse: Vec<usize> = (0..depth)
+            .filter(|b| t.prefix_len(*b) < t.bucket_capacity(*b))
             .take(MAX_BOOTSTRAP_REFRESHES)
             .collect();
         for b in sparse {
-            self.tables[i].touch_bucket(b, now);
+            self.tables[i].touch_bucket(b.min(last), now);
             let target = self.id.random_in_bucket(b, &mut self.rng);
             self.start_lookup_in(now, Kind::FindNode, target, family, true);
         }
@@ -243,7 +267,7 @@ impl<S: Store> Node<S> {
         }
         q.stats.responses += 1;
         let depth = if was_seed {
-            q.seeds_in_flight = q.seeds_in_flight.saturating_sub(1);
+            q.seeds_in_flight.remove(&node.addr);
             q.paths[path].add(node, 1);
             // Mark it answered: it is now a known, responsive candidate.
             q.paths[path].force_responded(&node.id, resp.token.clone());
@@ -260,6 +284,9 @@ impl<S: Store> Node<S> {
         };
         let d = self.config.defense;
         let teller = locality(node.addr.ip());
+        let hints = self.config.rtt_aware_lookups;
+        let srtt = self.outgoing.srtt();
+        let table = &self.tables[q.family.index()];
         for n in learned {
             if n.id == self.id || Family::of(&n.addr) != q.family {
                 continue;
@@ -278,6 +305,10 @@ impl<S: Store> Node<S> {
                 d.lookup_max_per_ip
             };
             q.paths[path].add_limited(*n, depth + 1, per_ip);
+            // What we measured of it ourselves, else the node-wide round trip.
+            if let Some(rtt) = hints.then(|| table.rtt_of(n).or(srtt)).flatten() {
+                q.paths[path].hint_rtt(&n.id, rtt);
+            }
         }
         q.kind.absorb(&q.target, &mut resp, depth, &self.config);
         self.drive(now, qid);
@@ -291,15 +322,20 @@ impl<S: Store> Node<S> {
         };
         match q.phase {
             Phase::Lookup => {
-                if q.kind.is_satisfied() {
+                if q.kind.is_satisfied(&self.config) {
                     self.finish(now, qid);
                     return;
                 }
                 let mut next = Vec::new();
                 let disjoint = q.paths.len() > 1;
                 for (i, c) in q.paths.iter_mut().enumerate() {
-                    let claimed = &q.claimed;
-                    for n in c.next_to_query_skipping(|id| disjoint && claimed.contains(id)) {
+                    let (claimed, seeds) = (&q.claimed, &q.seeds_in_flight);
+                    // A node asked by address as a seed is not asked again by id: its
+                    // pending reply answers for it (a seed learned from another seed).
+                    let skip = |n: &NodeInfo| {
+                        (disjoint && claimed.contains(&n.id)) || seeds.contains(&n.addr)
+                    };
+                    for n in c.next_to_query_skipping(skip) {
                         next.push((i as u8, n));
                     }
                     if disjoint {
@@ -323,7 +359,7 @@ impl<S: Store> Node<S> {
                     }
                     return;
                 }
-                if q.seeds_in_flight > 0 || !q.paths.iter().all(|c| c.is_done()) {
+                if !q.seeds_in_flight.is_empty() || !q.paths.iter().all(|c| c.is_done()) {
                     return;
                 }
                 if q.kind.writes() {
@@ -372,7 +408,10 @@ impl<S: Store> Node<S> {
         // then counted as unexpected and ignored.
         self.forget_requests_of(qid);
         if q.refresh_after {
-            self.refresh_sparse_buckets(now, q.family);
+            let depth = merged_closest(&q.paths, 1)
+                .first()
+                .map_or(0, |c| c.0.id.common_prefix_len(&self.id));
+            self.refresh_sparse_buckets(now, q.family, depth);
         }
         if q.internal {
             return;

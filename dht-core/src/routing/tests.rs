@@ -235,3 +235,62 @@ fn closest_matches_brute_force() {
         assert_eq!(t.closest(&target, 8, now), brute);
     }
 }
+
+#[test]
+fn extended_buckets_hold_16_8_4_2_times_k_far_from_us() {
+    let now = Instant::now();
+    let mut t = RoutingTable::new(Id::ZERO, 2, MIN15, 2, now).with_extended_buckets(true);
+    let caps: Vec<usize> = (0..6).map(|i| t.bucket_capacity(i)).collect();
+    assert_eq!(caps, [32, 16, 8, 4, 2, 2]);
+    // One near node splits the table, then 40 nodes sharing no bit with us: bucket
+    // 0 takes 32 of them and caches the rest.
+    for i in 0..8u8 {
+        t.on_response(node(id_with_prefix(0x01, i + 1), 3000 + i as u16), now);
+    }
+    let mut added = 0;
+    for i in 0..40u8 {
+        let r = t.on_response(node(id_with_prefix(0x80 | i, 1), 1000 + i as u16), now);
+        added += usize::from(r == Insert::Added);
+    }
+    assert_eq!(added, 32);
+    assert_eq!(t.bucket_len(0), 32);
+    // A plain table keeps k there.
+    let mut plain = RoutingTable::new(Id::ZERO, 2, MIN15, 2, now);
+    for i in 0..8u8 {
+        plain.on_response(node(id_with_prefix(0x01, i + 1), 3000 + i as u16), now);
+    }
+    for i in 0..40u8 {
+        plain.on_response(node(id_with_prefix(0x80 | i, 1), 1000 + i as u16), now);
+    }
+    assert_eq!(plain.bucket_len(0), 2);
+    // What an entry costs (the figure Config::extended_buckets quotes).
+    println!("routing entry: {} bytes", std::mem::size_of::<Entry>());
+}
+
+#[test]
+fn round_trips_are_kept_per_entry_and_smoothed() {
+    let now = Instant::now();
+    let mut t = RoutingTable::new(Id::ZERO, 8, MIN15, 2, now);
+    let a = node(id_with_prefix(0x80, 1), 1);
+    // Not in the table: nothing kept.
+    t.note_rtt(&a, Duration::from_millis(80));
+    assert_eq!(t.rtt_of(&a), None);
+    t.on_response(a, now);
+    assert_eq!(t.rtt_of(&a), None, "no round trip measured yet");
+    t.note_rtt(&a, Duration::from_millis(80));
+    assert_eq!(t.rtt_of(&a), Some(Duration::from_millis(80)));
+    t.note_rtt(&a, Duration::from_millis(40));
+    assert_eq!(
+        t.rtt_of(&a),
+        Some(Duration::from_millis(70)),
+        "3/4 old + 1/4 new"
+    );
+    // Another address under the same id is not that entry.
+    let moved = NodeInfo {
+        addr: SocketAddr::from(([127, 0, 0, 2], 1)),
+        ..a
+    };
+    assert_eq!(t.rtt_of(&moved), None);
+    // Kept in the entry's padding: no bigger than before the field.
+    assert!(std::mem::size_of::<Entry>() <= 64);
+}

@@ -1092,3 +1092,45 @@ fn replies_to_strangers_are_trimmed_but_keep_values() {
     });
     assert_eq!(got, Some(v));
 }
+
+/// Table admission follows the node's own `Config::defense`: with the local exemption
+/// off, two contacts on one loopback IP (different ports and ids) get one slot, as two
+/// public ones would (`max_per_ip` 1); with it on (the default), both get in.
+#[test]
+fn the_routing_table_applies_the_configured_defense() {
+    let admitted = |exempt_local: bool| {
+        let (mut n, t0) = strict_node(|c| c.defense.exempt_local = exempt_local);
+        for (port, id) in [(7001u16, Id([0x41; 20])), (7002, Id([0x42; 20]))] {
+            let from = SocketAddr::from(([127, 9, 9, 9], port));
+            n.handle_datagram(t0, from, None, &raw_query(id, Method::Ping));
+            // The node pings an unknown querier before trusting it: answer as it.
+            while let Some(t) = n.poll_transmit() {
+                let m = krpc::decode(&t.payload).expect("we send what we decode");
+                if t.to == from && matches!(m.body, Body::Query(_)) {
+                    let pong = Message {
+                        transaction_id: m.transaction_id,
+                        version: None,
+                        read_only: false,
+                        requester_ip: None,
+                        body: Body::Response(krpc::Response {
+                            id,
+                            ..Default::default()
+                        }),
+                    };
+                    n.handle_datagram(t0, from, None, &pong.to_bytes());
+                }
+            }
+        }
+        n.routing_table(Family::V4).len()
+    };
+    assert_eq!(
+        admitted(true),
+        2,
+        "exempt loopback contacts share an IP freely"
+    );
+    assert_eq!(
+        admitted(false),
+        1,
+        "one IP, one slot, when loopback is not exempt"
+    );
+}

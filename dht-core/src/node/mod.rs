@@ -161,6 +161,7 @@ impl<S: Store> Node<S> {
                 now,
             )
             .with_extended_buckets(config.extended_buckets)
+            .with_defense(config.defense)
         };
         let tables = [mk(), mk()];
         let tokens = Tokens::new(now, config.token_rotation, &mut rng);

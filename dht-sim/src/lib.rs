@@ -120,12 +120,15 @@
 // serde_json::json! of the report's ~45 fields nests deeper than the default 128.
 #![recursion_limit = "256"]
 
+mod address;
 pub mod chord;
 pub mod churn;
 mod experiment;
 mod global;
+mod report;
 mod sim;
 
+pub use address::{is_reserved_prefix, AddressPlan, HOSTS_PER_PREFIX, MAX_SYBILS, PORT};
 pub use experiment::{item_value, rss_bytes, run, Experiment, Report, SybilAttack, SybilPlacement};
 pub use global::GlobalView;
-pub use sim::{below, mix64, NetStats, Sim, SimConfig, MAX_SYBILS, MTU, PORT, WALL0};
+pub use sim::{below, mix64, NetStats, Sim, SimConfig, MTU, WALL0};

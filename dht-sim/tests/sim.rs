@@ -210,7 +210,7 @@ fn items_and_peers_travel_across_the_network() {
             .expect("request")
     }) {
         Outcome::Peers { peers, .. } => {
-            let want = [SocketAddr::new(Sim::addr(42).ip(), 51413), Sim::addr(43)];
+            let want = [SocketAddr::new(sim.addr(42).ip(), 51413), sim.addr(43)];
             for w in want {
                 assert!(
                     peers.contains(&w),

@@ -80,27 +80,28 @@ impl AddressPlan {
 /// loopback, link-local, IETF protocol assignments, documentation, benchmarking, 6to4
 /// relay, AS112), multicast and the reserved 240/4 with the broadcast address.
 pub fn is_reserved_prefix(prefix: u32) -> bool {
-    const BLOCKS: [(u32, u32); 18] = [
-        (0x00_00_00, 8),  // 0.0.0.0/8 this network
-        (0x0A_00_00, 8),  // 10.0.0.0/8 private
-        (0x64_40_00, 10), // 100.64.0.0/10 shared address space (carrier NAT)
-        (0x7F_00_00, 8),  // 127.0.0.0/8 loopback
-        (0xA9_FE_00, 16), // 169.254.0.0/16 link-local
-        (0xAC_10_00, 12), // 172.16.0.0/12 private
-        (0xC0_00_00, 24), // 192.0.0.0/24 IETF protocol assignments
-        (0xC0_00_02, 24), // 192.0.2.0/24 documentation (TEST-NET-1)
-        (0xC0_1F_C4, 24), // 192.31.196.0/24 AS112-v4
-        (0xC0_34_C1, 24), // 192.52.193.0/24 AMT
-        (0xC0_58_63, 24), // 192.88.99.0/24 6to4 relay anycast (deprecated)
-        (0xC0_A8_00, 16), // 192.168.0.0/16 private
-        (0xC0_AF_30, 24), // 192.175.48.0/24 direct delegation AS112
-        (0xC6_12_00, 15), // 198.18.0.0/15 benchmarking
-        (0xC6_33_64, 24), // 198.51.100.0/24 documentation (TEST-NET-2)
-        (0xCB_00_71, 24), // 203.0.113.0/24 documentation (TEST-NET-3)
-        (0xE0_00_00, 4),  // 224.0.0.0/4 multicast
-        (0xF0_00_00, 4),  // 240.0.0.0/4 reserved, and 255.255.255.255
+    const BLOCKS: [([u8; 3], u32); 18] = [
+        ([0, 0, 0], 8),       // 0.0.0.0/8 this network
+        ([10, 0, 0], 8),      // 10.0.0.0/8 private
+        ([100, 64, 0], 10),   // 100.64.0.0/10 shared address space (carrier NAT)
+        ([127, 0, 0], 8),     // 127.0.0.0/8 loopback
+        ([169, 254, 0], 16),  // 169.254.0.0/16 link-local
+        ([172, 16, 0], 12),   // 172.16.0.0/12 private
+        ([192, 0, 0], 24),    // 192.0.0.0/24 IETF protocol assignments
+        ([192, 0, 2], 24),    // 192.0.2.0/24 documentation (TEST-NET-1)
+        ([192, 31, 196], 24), // 192.31.196.0/24 AS112-v4
+        ([192, 52, 193], 24), // 192.52.193.0/24 AMT
+        ([192, 88, 99], 24),  // 192.88.99.0/24 6to4 relay anycast (deprecated)
+        ([192, 168, 0], 16),  // 192.168.0.0/16 private
+        ([192, 175, 48], 24), // 192.175.48.0/24 direct delegation AS112
+        ([198, 18, 0], 15),   // 198.18.0.0/15 benchmarking
+        ([198, 51, 100], 24), // 198.51.100.0/24 documentation (TEST-NET-2)
+        ([203, 0, 113], 24),  // 203.0.113.0/24 documentation (TEST-NET-3)
+        ([224, 0, 0], 4),     // 224.0.0.0/4 multicast
+        ([240, 0, 0], 4),     // 240.0.0.0/4 reserved, and 255.255.255.255
     ];
-    BLOCKS.iter().any(|&(block, bits)| {
+    BLOCKS.iter().any(|&([a, b, c], bits)| {
+        let block = u32::from_be_bytes([0, a, b, c]);
         let shift = 24 - bits;
         prefix >> shift == block >> shift
     })

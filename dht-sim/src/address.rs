@@ -35,6 +35,10 @@ pub const MAX_SYBILS: usize = (1 << 20) - 2;
 /// Sybil `s` is `SYBIL_BIT | s` in the event queue; honest indices stay below 2^24.
 pub(crate) const SYBIL_BIT: u32 = 1 << 31;
 
+/// Most /24s the public plan hands out (nodes and Sybils together): about 14.4
+/// million /24s are public, and drawing at random stays cheap while most are free.
+pub const MAX_PUBLIC_PREFIXES: usize = 1 << 22;
+
 /// Hosts a /24 offers in the public plan (.1 to .254: .0 and .255 are the network and
 /// broadcast addresses of a /24 subnet, which no host has).
 pub const HOSTS_PER_PREFIX: usize = 254;
@@ -137,8 +141,13 @@ impl Addresses {
         }
     }
 
-    /// A public /24 nobody has yet.
+    /// A public /24 nobody has yet. Panics beyond [`MAX_PUBLIC_PREFIXES`] (the binary
+    /// refuses such runs before they start).
     fn fresh_prefix(&mut self) -> u32 {
+        assert!(
+            self.used.len() < MAX_PUBLIC_PREFIXES,
+            "the public address plan has no more /24s to give"
+        );
         loop {
             let p = self.rng.next_u32() >> 8;
             if !is_reserved_prefix(p) && self.used.insert(p) {

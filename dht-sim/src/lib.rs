@@ -159,7 +159,9 @@ mod global;
 mod report;
 mod sim;
 
-pub use address::{is_reserved_prefix, AddressPlan, HOSTS_PER_PREFIX, MAX_SYBILS, PORT};
+pub use address::{
+    is_reserved_prefix, AddressPlan, HOSTS_PER_PREFIX, MAX_PUBLIC_PREFIXES, MAX_SYBILS, PORT,
+};
 pub use experiment::{item_value, rss_bytes, run, Experiment, Report, SybilAttack, SybilPlacement};
 pub use global::GlobalView;
 pub use sim::{below, mix64, NetStats, Sim, SimConfig, MTU, WALL0};

@@ -198,7 +198,15 @@ fn main() {
             }
             AddressPlan::Private
         }
-        _ => AddressPlan::Public { sybil_prefixes },
+        _ => {
+            if sim.nodes > dht_sim::MAX_PUBLIC_PREFIXES {
+                fail(&format!(
+                    "the public address plan holds at most {} nodes (--address-plan private: up to 16,000,000)",
+                    dht_sim::MAX_PUBLIC_PREFIXES
+                ));
+            }
+            AddressPlan::Public { sybil_prefixes }
+        }
     };
     let chord = m.get_one::<String>("overlay").map(String::as_str) == Some("chord");
     if chord && get_u32("gets") > 0 {

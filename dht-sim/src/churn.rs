@@ -81,7 +81,7 @@ trait Net {
     fn rng(&mut self) -> &mut ChaCha8Rng;
     fn kill(&mut self, i: usize);
     fn join_new(&mut self, via: Vec<SocketAddr>);
-    fn addr(i: usize) -> SocketAddr;
+    fn addr(&self, i: usize) -> SocketAddr;
     fn lookup(&mut self, src: usize, target: Id) -> Self::Q;
     /// The finished lookup: the ids it returned, hops, timeouts, latency.
     fn take(&mut self, src: usize, q: Self::Q) -> Option<(Vec<Id>, u32, u32, Duration)>;
@@ -113,7 +113,7 @@ impl Net for ChordSim {
             let _ = n.join(now, &via);
         });
     }
-    fn addr(i: usize) -> SocketAddr {
+    fn addr(&self, i: usize) -> SocketAddr {
         ChordSim::addr(i)
     }
     fn lookup(&mut self, src: usize, target: Id) -> Self::Q {
@@ -171,8 +171,8 @@ impl Net for Sim {
                 .unwrap_or(dht_core::QueryId(u64::MAX))
         });
     }
-    fn addr(i: usize) -> SocketAddr {
-        Sim::addr(i)
+    fn addr(&self, i: usize) -> SocketAddr {
+        Sim::addr(self, i)
     }
     fn lookup(&mut self, src: usize, target: Id) -> Self::Q {
         self.command(src, |n, now| {
@@ -256,9 +256,9 @@ fn drive<N: Net>(net: &mut N, c: &Churn) -> ChurnReport {
                 } else {
                     Duration::MAX
                 };
-                let via = (0..4)
-                    .map(|_| N::addr(live[below(net.rng(), live.len())]))
-                    .collect();
+                let picks: Vec<usize> =
+                    (0..4).map(|_| live[below(net.rng(), live.len())]).collect();
+                let via = picks.into_iter().map(|i| net.addr(i)).collect();
                 net.join_new(via);
                 joins += 1;
             } else {

@@ -1,13 +1,14 @@
 //! The experiment the binary runs: join, lookups, and optionally puts, failure and gets.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use dht_core::Id;
 use dht_core::{Family, Outcome, QueryId, Request, Store as _};
 use rand_chacha::rand_core::RngCore as _;
 
+use crate::address::AddressPlan;
 use crate::global::GlobalView;
+pub use crate::report::Report;
 use crate::sim::{below, Sim, SimConfig};
 
 /// Where the Sybils of a [`SybilAttack`] sit.
@@ -55,6 +56,10 @@ pub struct Experiment {
     pub lookups: usize,
     /// Fraction of the nodes killed at once before the gets; `None` skips that phase.
     pub fail: Option<f64>,
+    /// Without `fail` or `sybil`: immutable items put after the lookups and then got,
+    /// each from a random node, for the gets' figures (0: no get phase). `fail` and
+    /// `sybil` have get phases of their own, of `lookups` items.
+    pub gets: usize,
     /// With an attack, `sim.nodes` counts honest nodes and Sybils together; the
     /// find_node phase and `fail` are skipped, and the run puts `lookups` items from
     /// honest nodes and gets each from a random honest node instead.
@@ -72,255 +77,11 @@ impl Experiment {
             sim,
             lookups,
             fail: None,
+            gets: 0,
             sybil: None,
             command_interval: Duration::from_millis(5),
             phase_limit: Duration::from_secs(600),
         }
-    }
-}
-
-/// What an experiment measured. See the crate docs for what each figure means.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Report {
-    /// The overlay: `kademlia` or `chord`.
-    pub overlay: &'static str,
-    /// Nodes.
-    pub nodes: usize,
-    /// Lookups run.
-    pub lookups: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Bucket size.
-    pub k: usize,
-    /// Lookup parallelism.
-    pub alpha: usize,
-    /// Mean one-way latency (ms).
-    pub latency_ms: f64,
-    /// Loss probability per datagram.
-    pub loss: f64,
-    /// Fraction of nodes killed, if any.
-    pub fail: Option<f64>,
-    /// Mean fraction of the true K closest live nodes that a lookup returned.
-    pub found_k_closest: f64,
-    /// Fraction of lookups that returned all of the true K closest.
-    pub exact_k_closest: f64,
-    /// Fraction of lookups that found the node responsible for the target: Chord's
-    /// key successor; for Kademlia the closest live node other than the source.
-    pub lookup_success: Option<f64>,
-    /// Mean hops of the lookups.
-    pub hops_mean: f64,
-    /// 1st percentile of hops (nearest rank).
-    pub hops_p1: u32,
-    /// Median hops.
-    pub hops_p50: u32,
-    /// 99th percentile of hops.
-    pub hops_p99: u32,
-    /// Mean hops of the same lookups over ideal routing tables.
-    pub hops_ideal_mean: f64,
-    /// Requests sent plus replies received, per lookup.
-    pub messages_per_lookup: f64,
-    /// Requests that timed out, per lookup.
-    pub timeouts_per_lookup: f64,
-    /// Median lookup latency (virtual ms).
-    pub latency_ms_p50: f64,
-    /// 99th percentile of lookup latency (virtual ms).
-    pub latency_ms_p99: f64,
-    /// Median latency in mean round trips (2 x `latency_ms`).
-    pub latency_rtt_p50: f64,
-    /// 99th percentile latency in mean round trips.
-    pub latency_rtt_p99: f64,
-    /// Lookups that had not finished within the phase limit.
-    pub lookups_unfinished: usize,
-    /// Mean routing-table entries (main buckets) of the live nodes after the lookups.
-    pub table_entries_mean: f64,
-    /// Mean entries of the ideal tables built for `hops_ideal_mean`.
-    pub ideal_table_entries_mean: f64,
-    /// Growth of the resident set size while the network was built, per node (bytes).
-    pub bytes_per_node: f64,
-    /// Peak resident set size of the process (bytes).
-    pub peak_rss_bytes: u64,
-    /// Virtual time the join took (arrivals plus settling), seconds.
-    pub join_seconds: f64,
-    /// Virtual time of the whole run, seconds.
-    pub sim_seconds: f64,
-    /// Real time of the whole run, seconds.
-    pub wall_seconds: f64,
-    /// Datagrams delivered.
-    pub datagrams: u64,
-    /// Datagrams dropped by the loss model.
-    pub datagrams_lost: u64,
-    /// Datagrams over the MTU (dropped; should be 0).
-    pub datagrams_oversize: u64,
-    /// Fingerprint of every delivered datagram (hex SHA-1).
-    pub event_hash: String,
-    /// With `fail`: fraction of puts that at least one node acknowledged.
-    pub put_success: Option<f64>,
-    /// With `fail` or `sybil`: fraction of the items found by a get from a surviving
-    /// (honest) node.
-    pub get_success: Option<f64>,
-    /// `Config::disjoint_paths` of every node (1: plain lookups).
-    pub disjoint: usize,
-    /// Fraction of Sybil nodes, if any.
-    pub sybil: Option<f64>,
-    /// Sybil placement, with `sybil`.
-    pub sybil_placement: Option<&'static str>,
-    /// Sybil nodes in the network (at the gets).
-    pub sybil_nodes: usize,
-    /// With `sybil`: fraction of the items some honest node stored when the gets
-    /// began (a get cannot succeed otherwise).
-    pub stored_honest: Option<f64>,
-    /// With `sybil`: fraction of the items some honest node stored whose get
-    /// succeeded (the gets' own success, apart from puts lost to Sybils).
-    pub get_success_stored: Option<f64>,
-    /// With `sybil`: fraction of the honest nodes' routing-table entries that are
-    /// Sybils, when the gets began.
-    pub sybil_in_tables: Option<f64>,
-    /// With `fail` or `sybil`: requests sent plus replies received, per get.
-    pub messages_per_get: Option<f64>,
-}
-
-impl Report {
-    /// One JSON object on one line (non-finite figures as `null`).
-    pub fn to_json(&self) -> String {
-        serde_json::json!({
-            "nodes": self.nodes,
-            "lookups": self.lookups,
-            "seed": self.seed,
-            "k": self.k,
-            "alpha": self.alpha,
-            "latency_ms": self.latency_ms,
-            "loss": self.loss,
-            "fail": self.fail,
-            "found_k_closest": self.found_k_closest,
-            "exact_k_closest": self.exact_k_closest,
-            "hops_mean": self.hops_mean,
-            "hops_p50": self.hops_p50,
-            "hops_p99": self.hops_p99,
-            "hops_ideal_mean": self.hops_ideal_mean,
-            "messages_per_lookup": self.messages_per_lookup,
-            "timeouts_per_lookup": self.timeouts_per_lookup,
-            "latency_ms_p50": self.latency_ms_p50,
-            "latency_ms_p99": self.latency_ms_p99,
-            "latency_rtt_p50": self.latency_rtt_p50,
-            "latency_rtt_p99": self.latency_rtt_p99,
-            "lookups_unfinished": self.lookups_unfinished,
-            "table_entries_mean": self.table_entries_mean,
-            "ideal_table_entries_mean": self.ideal_table_entries_mean,
-            "bytes_per_node": self.bytes_per_node,
-            "peak_rss_bytes": self.peak_rss_bytes,
-            "join_seconds": self.join_seconds,
-            "sim_seconds": self.sim_seconds,
-            "wall_seconds": self.wall_seconds,
-            "datagrams": self.datagrams,
-            "datagrams_lost": self.datagrams_lost,
-            "datagrams_oversize": self.datagrams_oversize,
-            "event_hash": self.event_hash,
-            "put_success": self.put_success,
-            "get_success": self.get_success,
-            "disjoint": self.disjoint,
-            "sybil": self.sybil,
-            "sybil_placement": self.sybil_placement,
-            "sybil_nodes": self.sybil_nodes,
-            "stored_honest": self.stored_honest,
-            "get_success_stored": self.get_success_stored,
-            "sybil_in_tables": self.sybil_in_tables,
-            "messages_per_get": self.messages_per_get,
-            "overlay": self.overlay,
-            "lookup_success": self.lookup_success,
-            "hops_p1": self.hops_p1,
-        })
-        .to_string()
-    }
-
-    /// A readable two-column table.
-    pub fn to_table(&self) -> String {
-        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
-        let rows: Vec<(&str, String)> = vec![
-            ("overlay", self.overlay.to_string()),
-            ("nodes", self.nodes.to_string()),
-            ("lookups", self.lookups.to_string()),
-            ("seed", self.seed.to_string()),
-            ("k / alpha", format!("{} / {}", self.k, self.alpha)),
-            ("latency_ms (mean one-way)", format!("{}", self.latency_ms)),
-            ("loss", format!("{}", self.loss)),
-            ("fail", opt(self.fail)),
-            ("found_k_closest", format!("{:.4}", self.found_k_closest)),
-            ("exact_k_closest", format!("{:.4}", self.exact_k_closest)),
-            ("lookup_success", opt(self.lookup_success)),
-            ("hops_mean", format!("{:.3}", self.hops_mean)),
-            (
-                "hops_p50 / p99",
-                format!("{} / {}", self.hops_p50, self.hops_p99),
-            ),
-            ("hops_p1", self.hops_p1.to_string()),
-            ("hops_ideal_mean", format!("{:.3}", self.hops_ideal_mean)),
-            (
-                "messages_per_lookup",
-                format!("{:.1}", self.messages_per_lookup),
-            ),
-            (
-                "timeouts_per_lookup",
-                format!("{:.3}", self.timeouts_per_lookup),
-            ),
-            (
-                "latency_ms p50 / p99",
-                format!("{:.0} / {:.0}", self.latency_ms_p50, self.latency_ms_p99),
-            ),
-            (
-                "latency in RTTs p50 / p99",
-                format!("{:.2} / {:.2}", self.latency_rtt_p50, self.latency_rtt_p99),
-            ),
-            ("lookups_unfinished", self.lookups_unfinished.to_string()),
-            (
-                "table entries: real / ideal",
-                format!(
-                    "{:.1} / {:.1}",
-                    self.table_entries_mean, self.ideal_table_entries_mean
-                ),
-            ),
-            ("bytes_per_node", format!("{:.0}", self.bytes_per_node)),
-            ("peak_rss_bytes", self.peak_rss_bytes.to_string()),
-            (
-                "join_seconds (virtual)",
-                format!("{:.1}", self.join_seconds),
-            ),
-            ("sim_seconds (virtual)", format!("{:.1}", self.sim_seconds)),
-            ("wall_seconds", format!("{:.2}", self.wall_seconds)),
-            (
-                "datagrams delivered / lost / oversize",
-                format!(
-                    "{} / {} / {}",
-                    self.datagrams, self.datagrams_lost, self.datagrams_oversize
-                ),
-            ),
-            ("put_success", opt(self.put_success)),
-            ("get_success", opt(self.get_success)),
-            ("disjoint", self.disjoint.to_string()),
-            (
-                "sybil / placement / nodes",
-                format!(
-                    "{} / {} / {}",
-                    opt(self.sybil),
-                    self.sybil_placement.unwrap_or("-"),
-                    self.sybil_nodes
-                ),
-            ),
-            ("stored_honest", opt(self.stored_honest)),
-            ("get_success_stored", opt(self.get_success_stored)),
-            ("sybil_in_tables", opt(self.sybil_in_tables)),
-            (
-                "messages_per_get",
-                self.messages_per_get
-                    .map_or_else(|| "-".to_string(), |v| format!("{v:.1}")),
-            ),
-            ("event_hash", self.event_hash.clone()),
-        ];
-        let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-        let mut s = String::new();
-        for (name, value) in rows {
-            let _ = writeln!(s, "{name:<w$}  {value}");
-        }
-        s
     }
 }
 
@@ -405,7 +166,8 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         wall.elapsed().as_secs_f64(),
     ));
 
-    // Lookups.
+    // Lookups, with the wire watched: a node counts as found only if it answered.
+    sim.watch_answers(true);
     let live = sim.live();
     let mut targets = Vec::with_capacity(lookups);
     let issued = issue(
@@ -423,6 +185,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         },
     );
     sim.run_until_idle(exp.phase_limit);
+    sim.watch_answers(false);
     progress(&format!(
         "lookups done at {:.1} wall s; judging them",
         wall.elapsed().as_secs_f64()
@@ -456,14 +219,14 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
             Outcome::Nodes { closest } => closest.iter().map(|n| n.id).collect(),
             _ => Vec::new(),
         };
-        let hits = truth
-            .iter()
-            .filter(|&&j| got.contains(&sim.node(j as usize).id()))
-            .count();
+        // Listed by the lookup and seen answering it on the wire.
+        let found_here = |j: u32| {
+            got.contains(&sim.node(j as usize).id()) && sim.answered(src, target, j as usize)
+        };
+        let hits = truth.iter().filter(|&&j| found_here(j)).count();
         found.push(hits as f64 / truth.len().max(1) as f64);
-        let closest = truth.first().map(|&j| sim.node(j as usize).id());
         success.push(f64::from(u8::from(
-            closest.is_some_and(|c| got.contains(&c)),
+            truth.first().is_some_and(|&j| found_here(j)),
         )));
         hops.push(done.stats.hops);
         ideal.push(view.ideal_hops(src as u32, target, cfg.alpha, max_candidates) as f64);
@@ -509,6 +272,11 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         bytes_per_node,
         join_seconds,
         disjoint: cfg.disjoint_paths,
+        address_plan: cfg.address_plan.name(),
+        sybil_prefixes: match cfg.address_plan {
+            AddressPlan::Public { sybil_prefixes } if sybil_nodes > 0 => sybil_prefixes,
+            _ => None,
+        },
         ..Report::default()
     };
     drop(view);
@@ -524,12 +292,18 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         report.get_success = Some(r.gets.success);
         report.get_success_stored = Some(r.get_success_stored);
         report.sybil_in_tables = Some(r.sybil_in_tables);
-        report.messages_per_get = Some(r.gets.messages);
+        report.set_gets(&r.gets, rtt);
     } else if let Some(fail) = exp.fail {
         let (put_ok, gets) = fail_phase(&mut sim, exp, fail, &mut progress);
         report.put_success = Some(put_ok);
-        report.get_success = Some(gets.success);
-        report.messages_per_get = Some(gets.messages);
+        report.set_gets(&gets, rtt);
+    } else if exp.gets > 0 {
+        let put_ok = put_items(&mut sim, exp.gets, exp, &mut progress);
+        let live = sim.live();
+        progress(&format!("getting {} items", exp.gets));
+        let gets = get_items(&mut sim, exp.gets, exp, &live);
+        report.put_success = Some(put_ok);
+        report.set_gets(&gets, rtt);
     }
 
     let net = sim.net_stats();
@@ -553,10 +327,14 @@ pub fn item_value(seed: u64, j: usize) -> Vec<u8> {
     format!("{}:{}", s.len(), s).into_bytes()
 }
 
-/// Puts `exp.lookups` immutable items from random live nodes; returns the fraction
-/// that at least one node acknowledged.
-fn put_items(sim: &mut Sim, exp: &Experiment, progress: &mut impl FnMut(&str)) -> f64 {
-    let n_items = exp.lookups;
+/// Puts `n_items` immutable items from random live nodes; returns the fraction that
+/// at least one node acknowledged.
+fn put_items(
+    sim: &mut Sim,
+    n_items: usize,
+    exp: &Experiment,
+    progress: &mut impl FnMut(&str),
+) -> f64 {
     let seed = sim.config().seed;
     progress(&format!("putting {n_items} immutable items"));
     let live = sim.live();
@@ -581,18 +359,20 @@ fn put_items(sim: &mut Sim, exp: &Experiment, progress: &mut impl FnMut(&str)) -
 
 /// What the gets of every item found.
 #[derive(Clone, Debug, Default)]
-struct Gets {
+pub(crate) struct Gets {
     /// Fraction of the items whose get returned the value.
-    success: f64,
+    pub(crate) success: f64,
     /// Requests sent plus replies received, per get.
-    messages: f64,
+    pub(crate) messages: f64,
     /// For each item, did its get return the value?
     found: Vec<bool>,
+    /// Virtual ms from the command to the result of every finished get (found or
+    /// not), ascending.
+    pub(crate) latency_ms: Vec<f64>,
 }
 
-/// Gets every item put by [`put_items`], each from a random node of `sources`.
-fn get_items(sim: &mut Sim, exp: &Experiment, sources: &[usize]) -> Gets {
-    let n_items = exp.lookups;
+/// Gets the first `n_items` items of [`put_items`], each from a random node of `sources`.
+fn get_items(sim: &mut Sim, n_items: usize, exp: &Experiment, sources: &[usize]) -> Gets {
     if sources.is_empty() {
         return Gets::default();
     }
@@ -613,11 +393,13 @@ fn get_items(sim: &mut Sim, exp: &Experiment, sources: &[usize]) -> Gets {
     sim.run_until_idle(exp.phase_limit);
     let mut found = vec![false; n_items];
     let mut messages = Vec::with_capacity(n_items);
+    let mut latency_ms = Vec::with_capacity(n_items);
     for (j, &(src, q)) in gets.iter().enumerate() {
         let Some(done) = sim.take_done(src, q) else {
             continue;
         };
         messages.push((done.stats.requests + done.stats.responses) as f64);
+        latency_ms.push(done.stats.duration.as_secs_f64() * 1000.0);
         if let Outcome::Immutable { value: Some(v) } = done.outcome {
             found[j] = v == item_value(seed, j);
         }
@@ -626,6 +408,10 @@ fn get_items(sim: &mut Sim, exp: &Experiment, sources: &[usize]) -> Gets {
         success: found.iter().filter(|&&f| f).count() as f64 / n_items.max(1) as f64,
         messages: mean(messages.into_iter()),
         found,
+        latency_ms: {
+            latency_ms.sort_unstable_by(f64::total_cmp);
+            latency_ms
+        },
     }
 }
 
@@ -637,7 +423,7 @@ fn fail_phase(
     fail: f64,
     progress: &mut impl FnMut(&str),
 ) -> (f64, Gets) {
-    let put_ok = put_items(sim, exp, progress);
+    let put_ok = put_items(sim, exp.lookups, exp, progress);
 
     // Kill a random fraction at once: a partial Fisher-Yates over the live nodes.
     let mut live = sim.live();
@@ -652,7 +438,7 @@ fn fail_phase(
         "killed {kill} nodes; getting every item from {} survivors",
         survivors.len()
     ));
-    (put_ok, get_items(sim, exp, &survivors))
+    (put_ok, get_items(sim, exp.lookups, exp, &survivors))
 }
 
 /// What the Sybil phase measured.
@@ -681,7 +467,7 @@ fn sybil_phase(
 ) -> SybilResult {
     let n_items = exp.lookups;
     let seed = sim.config().seed;
-    let put_success = put_items(sim, exp, progress);
+    let put_success = put_items(sim, n_items, exp, progress);
     let targets: Vec<Id> = (0..n_items)
         .map(|j| dht_core::immutable_target(&item_value(seed, j)))
         .collect();
@@ -722,7 +508,7 @@ fn sybil_phase(
         live.len(),
         sim.sybil_count()
     ));
-    let gets = get_items(sim, exp, &live);
+    let gets = get_items(sim, n_items, exp, &live);
     let n_stored = stored.iter().filter(|&&s| s).count();
     let found_stored = stored
         .iter()

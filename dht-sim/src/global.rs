@@ -1,6 +1,8 @@
 //! The simulator's global view: every live node's id, sorted, and what a perfect
 //! network would answer.
 
+use std::net::SocketAddr;
+
 use dht_core::Candidates;
 use dht_core::{Id, NodeInfo, ID_LEN};
 use rand_chacha::rand_core::SeedableRng;
@@ -20,6 +22,7 @@ pub struct GlobalView {
     /// Ideal routing tables, built on first use (node index -> entries as indices).
     ideal: Vec<Option<Box<[u32]>>>,
     ids: Vec<Id>,
+    addrs: Vec<SocketAddr>,
 }
 
 fn with_suffix(id: &Id, prefix_bits: usize, ones: bool) -> Id {
@@ -80,6 +83,7 @@ impl GlobalView {
             k: k.max(1),
             seed: sim.config().seed,
             ideal: vec![None; ids.len()],
+            addrs: (0..sim.len()).map(|i| sim.addr(i)).collect(),
             ids,
         }
     }
@@ -200,7 +204,7 @@ impl GlobalView {
     fn info(&self, j: u32) -> NodeInfo {
         NodeInfo {
             id: self.ids[j as usize],
-            addr: Sim::addr(j as usize),
+            addr: self.addrs[j as usize],
         }
     }
 

@@ -9,8 +9,25 @@
 //! datagram, and [`Sim::event_hash`] proves it.
 //!
 //! ## The network
-//! - Node `i` is at 10.0.0.1 + i, port 6881 (virtual addresses, never used on a real
-//!   network; private, so BEP 42 does not constrain the ids).
+//! - Addresses (`--address-plan`, [`AddressPlan`]), port 6881 for all, virtual (never
+//!   used on a real network):
+//!   - `public` (the default): every node on a random public /24 of its own (never
+//!     in a reserved, private, shared, loopback, link-local, documentation,
+//!     benchmarking, multicast or 240/4 block: [`is_reserved_prefix`]), a random host
+//!     of it, drawn from the seed; every node's `Defense::local_listen` is off, as the
+//!     runtime sets it on a public address. Nothing is exempt, so rate limits, the
+//!     per-IP and per-/24 routing-table caps, lookup diversity and the trimming of
+//!     replies to strangers apply as on the Internet. Ids stay random (BEP 42 in its
+//!     default `Prefer` mode sees every id, honest or Sybil, as unverified).
+//!   - `private`: node `i` at 10.0.0.1 + i, Sybil `s` at 172.16.0.1 + s: a LAN, every
+//!     per-address defense exempt. The plan of every run recorded before the public
+//!     one existed; it replays them (same `event_hash`).
+//!
+//!   Public is the default for every run, not only Sybil runs: a figure should
+//!   describe the engine as deployed, with its defenses on. Without Sybils the two
+//!   plans give the same figures (seeds 1 to 3 at 2,000 nodes), only the addresses
+//!   in the datagrams, and so `event_hash`, differ. `dht-sim/results/sybil.md` has
+//!   both plans side by side.
 //! - Latency, for a mean one-way latency M (`--latency-ms`, default 50): each pair of
 //!   nodes has a base latency drawn once, uniform in [0.2 M, 1.6 M], the same both ways;
 //!   each datagram adds jitter uniform in [0, 0.2 M). Mean one-way M, mean round trip 2 M.
@@ -36,17 +53,21 @@
 //! (bucket size, default 8), `--alpha A` (requests in flight per lookup, default 3),
 //! `--disjoint D` (`Config::disjoint_paths` of every node: S/Kademlia disjoint paths for
 //! get and get_peers, default 1 = the plain lookup), `--sybil F` and
-//! `--sybil-placement random|adjacent` (below),
+//! `--sybil-placement random|adjacent`, `--sybil-prefixes P` (below), `--address-plan
+//! public|private` (above), `--gets G` (below),
 //! `--json` (one JSON object as the last line of stdout; progress goes to stderr).
 //!
 //! After the join, the driver issues one `find_node` every 5 ms, from a random node to
 //! a random target, and waits for all of them. With `--fail F` it then puts as many
 //! immutable items (one every 5 ms, from random nodes), kills a fraction F of the nodes
-//! at once, and gets every item from a random survivor.
+//! at once, and gets every item from a random survivor. With `--gets G` (and no
+//! `--fail`) it puts G items after the lookups and gets each from a random node.
 //!
 //! ## Sybil attacks
 //! `--sybil F` makes `round(F N)` of the N nodes adversarial. A Sybil is played by the
-//! simulator, not by dht-core ([`Sim::add_sybil`]): it lives at 172.16.0.1 + s, answers
+//! simulator, not by dht-core ([`Sim::add_sybil`]): it lives on a public /24 of its own
+//! (`--sybil-prefixes P`: all Sybils share P random public /24s, up to 254 each, an
+//! adversary with few networks; the private plan: at 172.16.0.1 + s), answers
 //! pings normally (so honest nodes keep it), answers find_node, get_peers and get with
 //! the K Sybils closest to the target (the adversary's global view) and a write token,
 //! never with a value, and acknowledges put and announce_peer while storing nothing: the
@@ -69,8 +90,13 @@
 //!
 //! ## What the figures mean
 //! - `found_k_closest`: for each lookup, the fraction of the true K closest live nodes
-//!   other than its source (from the simulator's global view) that the lookup's `closest` list holds; the mean
-//!   over lookups. `exact_k_closest`: the fraction of lookups that returned all K.
+//!   other than its source (from the simulator's global view) that the lookup's
+//!   `closest` list holds and that answered the lookup, as seen on the wire
+//!   ([`Sim::answered`]: a response carrying the transaction id of the source's query
+//!   for that target); the mean over lookups. A lookup that ends before the K closest
+//!   answered does not score on those it only heard of. `exact_k_closest`: the
+//!   fraction of lookups that found all K so. `lookup_success`: the fraction that found
+//!   the closest one so.
 //! - `hops_mean`, `hops_p1`, `hops_p50`, `hops_p99`: hops as dht-core counts them (the depth of the
 //!   closest responder: 1 for a contact from the node's own table, d + 1 for a node
 //!   learned from a depth-d node). `hops_ideal_mean`: the same lookups (same source,
@@ -81,6 +107,9 @@
 //!   `timeouts_per_lookup`: its requests that timed out.
 //! - `latency_ms_p50`, `latency_ms_p99`: virtual time from the command to its result;
 //!   `latency_rtt_*` is the same divided by the mean round trip (2 M).
+//! - `get_latency_rtt_p50`, `get_latency_rtt_p99` (with a get phase: `--gets`,
+//!   `--fail` or `--sybil`): the same for the immutable gets, every finished get
+//!   counted, found or not.
 //! - `bytes_per_node`: growth of the process's resident set size (VmRSS in
 //!   /proc/self/status) from before the first node is created to after the join,
 //!   divided by N. It covers the nodes, their stores and tables, and the simulator's
@@ -95,6 +124,8 @@
 //!   acknowledged by at least one node (a Sybil's acknowledgement counts: the
 //!   publisher cannot tell), and of items whose get from a survivor (an honest node)
 //!   returned the value. `messages_per_get`: requests sent plus replies received per get.
+//!   With `--gets`: `put_success` and `get_success` as here, over all live nodes.
+//! - `address_plan`: `public` or `private`; `sybil_prefixes`: P of `--sybil-prefixes`.
 //! - With `--sybil`: `sybil` (F), `sybil_placement`, `sybil_nodes`, `disjoint` (D);
 //!   `stored_honest`: fraction of the items some honest node held when the gets began
 //!   (from the stores, a global view); `get_success_stored`: fraction of those whose get
@@ -120,12 +151,17 @@
 // serde_json::json! of the report's ~45 fields nests deeper than the default 128.
 #![recursion_limit = "256"]
 
+mod address;
 pub mod chord;
 pub mod churn;
 mod experiment;
 mod global;
+mod report;
 mod sim;
 
+pub use address::{
+    is_reserved_prefix, AddressPlan, HOSTS_PER_PREFIX, MAX_PUBLIC_PREFIXES, MAX_SYBILS, PORT,
+};
 pub use experiment::{item_value, rss_bytes, run, Experiment, Report, SybilAttack, SybilPlacement};
 pub use global::GlobalView;
-pub use sim::{below, mix64, NetStats, Sim, SimConfig, MAX_SYBILS, MTU, PORT, WALL0};
+pub use sim::{below, mix64, NetStats, Sim, SimConfig, MTU, WALL0};

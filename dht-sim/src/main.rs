@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use clap::{value_parser, Arg, ArgAction, Command};
-use dht_sim::{Experiment, SimConfig, SybilAttack, SybilPlacement};
+use dht_sim::{AddressPlan, Experiment, SimConfig, SybilAttack, SybilPlacement};
 
 fn fraction(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
@@ -25,6 +25,13 @@ fn positive_ms(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Refuses a combination of arguments clap cannot express, as clap does: a message
+/// and status 2.
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2);
+}
+
 fn cli() -> Command {
     Command::new("dht-sim")
         .about("Deterministic simulation of a BitTorrent Mainline DHT of N dht-core nodes")
@@ -34,7 +41,8 @@ fn cli() -> Command {
                 .value_name("N")
                 .help("Nodes in the network")
                 .default_value("1000")
-                // Addresses are 10.0.0.1 + i: the 10/8 block holds 2^24 - 1 of them.
+                // Private plan: addresses are 10.0.0.1 + i, and the 10/8 block holds
+                // 2^24 - 1 of them; the public plan has more /24s than that.
                 .value_parser(value_parser!(u32).range(1..16_000_000)),
         )
         .arg(
@@ -118,6 +126,31 @@ fn cli() -> Command {
                 .value_parser(["random", "adjacent"]),
         )
         .arg(
+            Arg::new("sybil-prefixes")
+                .long("sybil-prefixes")
+                .value_name("P")
+                .help("Put all Sybils on P random public /24s (public plan; default: a /24 each)")
+                .requires("sybil")
+                .value_parser(value_parser!(u32).range(1..=1_000_000)),
+        )
+        .arg(
+            Arg::new("address-plan")
+                .long("address-plan")
+                .value_name("PLAN")
+                .help("public: every node on a random public /24 of its own, every per-address defense on; private: 10.0.0.1 + i and Sybils at 172.16.0.1 + s, exempt as a LAN")
+                .default_value("public")
+                .value_parser(["public", "private"]),
+        )
+        .arg(
+            Arg::new("gets")
+                .long("gets")
+                .value_name("G")
+                .help("After the lookups, put G immutable items and get each from a random node (get_success, get latency)")
+                .default_value("0")
+                .conflicts_with_all(["fail", "sybil"])
+                .value_parser(value_parser!(u32).range(0..10_000_000)),
+        )
+        .arg(
             Arg::new("disjoint")
                 .long("disjoint")
                 .value_name("D")
@@ -157,6 +190,28 @@ fn main() {
     sim.alpha = get_u32("alpha");
     sim.settle = Duration::from_secs(get_u32("settle") as u64);
     sim.disjoint_paths = get_u32("disjoint");
+    let sybil_prefixes = m.get_one::<u32>("sybil-prefixes").map(|&p| p as usize);
+    sim.address_plan = match m.get_one::<String>("address-plan").map(String::as_str) {
+        Some("private") => {
+            if sybil_prefixes.is_some() {
+                fail("--sybil-prefixes needs --address-plan public (private Sybils sit at 172.16.0.1 + s)");
+            }
+            AddressPlan::Private
+        }
+        _ => {
+            if sim.nodes > dht_sim::MAX_PUBLIC_PREFIXES {
+                fail(&format!(
+                    "the public address plan holds at most {} nodes (--address-plan private: up to 16,000,000)",
+                    dht_sim::MAX_PUBLIC_PREFIXES
+                ));
+            }
+            AddressPlan::Public { sybil_prefixes }
+        }
+    };
+    let chord = m.get_one::<String>("overlay").map(String::as_str) == Some("chord");
+    if chord && get_u32("gets") > 0 {
+        fail("--gets is for --overlay kademlia (chord: --fail has its own gets)");
+    }
     let mut exp = Experiment::new(sim, get_u32("lookups"));
     exp.fail = m.get_one::<f64>("fail").copied();
     exp.sybil = m.get_one::<f64>("sybil").map(|&fraction| SybilAttack {
@@ -167,10 +222,23 @@ fn main() {
         },
     });
     exp.phase_limit = Duration::from_secs(600);
+    exp.gets = get_u32("gets");
+    if let Some(attack) = exp.sybil {
+        let (want, max) = (
+            attack.count(exp.sim.nodes),
+            exp.sim.address_plan.max_sybils(),
+        );
+        if want > max {
+            fail(&format!(
+                "{want} Sybils do not fit the address plan (at most {max}: 254 hosts per shared /24)"
+            ));
+        }
+    }
 
-    let report = match m.get_one::<String>("overlay").map(String::as_str) {
-        Some("chord") => dht_sim::chord::run(&exp, |line| eprintln!("{line}")),
-        _ => dht_sim::run(&exp, |line| eprintln!("{line}")),
+    let report = if chord {
+        dht_sim::chord::run(&exp, |line| eprintln!("{line}"))
+    } else {
+        dht_sim::run(&exp, |line| eprintln!("{line}"))
     };
     let mut out = std::io::stdout().lock();
     let text = if m.get_flag("json") {

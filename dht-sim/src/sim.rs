@@ -2,47 +2,30 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::krpc::{self, Body, ErrorBody, Message, Method, Query, Response, Want};
-use dht_core::Candidates;
 use dht_core::Id;
-use dht_core::{Config, Event, Node, NodeInfo, QueryDone, QueryId, Request};
+use dht_core::{Config, Event, Node, QueryDone, QueryId, Request};
 use dht_store_mem::MemStore;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 
+use crate::address::{AddressPlan, Addresses, SYBIL_BIT};
+
+mod answers;
+mod sybil;
+use answers::AnswerLog;
+use sybil::Sybil;
+
 /// Wall-clock time (ms since the Unix epoch) the simulation starts at. Fixed, so that
 /// expiry deadlines in the stores do not depend on when the simulation is run.
 pub const WALL0: u64 = 1_800_000_000_000;
 
-/// The UDP port every simulated node listens on.
-pub const PORT: u16 = 6881;
-
 /// Largest datagram the virtual network carries (IPv6 over Ethernet, as PROTOCOL-NOTES
 /// says nobody may exceed); bigger ones are dropped and counted as oversize.
 pub const MTU: usize = 1452;
-
-/// 10.0.0.1: node `i` lives at `FIRST_ADDR + i`. The range is private and never routed.
-const FIRST_ADDR: u32 = 0x0A00_0001;
-
-/// 172.16.0.1: Sybil `s` lives at `SYBIL_FIRST_ADDR + s`. Another private block, so a
-/// Sybil address never collides with an honest one and is exempt from the per-/24
-/// caps exactly as honest addresses are (nothing tells the two kinds apart).
-const SYBIL_FIRST_ADDR: u32 = 0xAC10_0001;
-
-/// Most Sybils: the addresses of 172.16.0.0/12 after 172.16.0.1.
-pub const MAX_SYBILS: usize = (1 << 20) - 2;
-
-/// Sybil `s` is `SYBIL_BIT | s` in the event queue; honest indices stay below 2^24.
-const SYBIL_BIT: u32 = 1 << 31;
-
-/// The write token every Sybil hands out in get and get_peers replies, so that honest
-/// puts and announces are sent to it and vanish (the realistic attack: a Sybil that
-/// withheld tokens would only make itself useless as a storage node).
-const SYBIL_TOKEN: &[u8] = b"syb1";
 
 const NO_TIMER: u64 = u64::MAX;
 
@@ -73,11 +56,14 @@ pub struct SimConfig {
     /// Sybil nodes (see [`Sim::add_sybil`]) at random ids that arrive among the honest
     /// nodes in [`Sim::join_all`], at random arrival slots after the seed nodes.
     pub sybils: usize,
+    /// Where nodes and Sybils sit, and so which per-address defenses apply.
+    pub address_plan: AddressPlan,
 }
 
 impl SimConfig {
     /// Defaults for `nodes` nodes and `seed`: 50 ms mean latency, no loss, K = 8,
-    /// alpha = 3, 4 seed nodes, one arrival per millisecond, 60 s to settle.
+    /// alpha = 3, 4 seed nodes, one arrival per millisecond, 60 s to settle, every
+    /// node on a public /24 of its own.
     pub fn new(nodes: usize, seed: u64) -> SimConfig {
         SimConfig {
             nodes,
@@ -91,6 +77,9 @@ impl SimConfig {
             settle: Duration::from_secs(60),
             disjoint_paths: 1,
             sybils: 0,
+            address_plan: AddressPlan::Public {
+                sybil_prefixes: None,
+            },
         }
     }
 }
@@ -168,17 +157,6 @@ pub fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
     ((rng.next_u64() as u128 * n as u128) >> 64) as usize
 }
 
-/// An adversarial node, played by the simulator itself rather than by dht-core.
-#[derive(Debug)]
-struct Sybil {
-    id: Id,
-    /// Its join: an iterative find_node of its own id over honest nodes, so that the
-    /// nodes near its id learn it as an honest newcomer's bootstrap would make them.
-    /// Best effort: no timeouts or retries, a lost datagram only shortens it.
-    join: Option<Candidates>,
-    next_tid: u32,
-}
-
 /// N dht-core nodes over a virtual network on virtual time.
 ///
 /// Time is a count of nanoseconds since a base `Instant` captured once in [`Sim::new`];
@@ -203,6 +181,8 @@ pub struct Sim {
     /// Sybil ids in ascending order with their Sybil index: the adversary's global
     /// view, from which every Sybil answers with the Sybils closest to a target.
     sybil_sorted: Vec<(Id, u32)>,
+    addrs: Addresses,
+    answers: AnswerLog,
 }
 
 impl std::fmt::Debug for Sim {
@@ -234,6 +214,8 @@ impl Sim {
             stats: NetStats::default(),
             sybils: Vec::new(),
             sybil_sorted: Vec::new(),
+            addrs: Addresses::new(cfg.address_plan, cfg.seed),
+            answers: AnswerLog::default(),
             cfg,
         }
     }
@@ -284,20 +266,14 @@ impl Sim {
         (0..self.nodes.len()).filter(|&i| self.alive[i]).collect()
     }
 
-    /// The address of node `i` (10.0.0.1 + i, port 6881).
-    pub fn addr(i: usize) -> SocketAddr {
-        SocketAddr::V4(SocketAddrV4::new(
-            Ipv4Addr::from(FIRST_ADDR + i as u32),
-            PORT,
-        ))
+    /// The address of node `i` (see [`AddressPlan`]).
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.addrs.honest(i)
     }
 
-    /// The address of Sybil `s` (172.16.0.1 + s, port 6881).
-    pub fn sybil_addr(s: usize) -> SocketAddr {
-        SocketAddr::V4(SocketAddrV4::new(
-            Ipv4Addr::from(SYBIL_FIRST_ADDR + s as u32),
-            PORT,
-        ))
+    /// The address of Sybil `s`.
+    pub fn sybil_addr(&self, s: usize) -> SocketAddr {
+        self.addrs.sybil(s)
     }
 
     /// Sybils created so far.
@@ -317,29 +293,12 @@ impl Sim {
 
     /// Event-queue index of `addr`: an honest node's index, or `SYBIL_BIT | s`.
     fn index_of(&self, addr: &SocketAddr) -> Option<u32> {
-        let SocketAddr::V4(v4) = addr else {
-            return None;
-        };
-        if v4.port() != PORT {
-            return None;
-        }
-        let ip = u32::from(*v4.ip());
-        if let Some(s) = ip.checked_sub(SYBIL_FIRST_ADDR) {
-            if (s as usize) < self.sybils.len() {
-                return Some(SYBIL_BIT | s);
-            }
-        }
-        let i = ip.checked_sub(FIRST_ADDR)?;
-        ((i as usize) < self.nodes.len()).then_some(i)
+        self.addrs.index_of(addr)
     }
 
     /// The address of event-queue index `i` (honest or Sybil).
-    fn addr_of_index(i: u32) -> SocketAddr {
-        if i & SYBIL_BIT != 0 {
-            Sim::sybil_addr((i & !SYBIL_BIT) as usize)
-        } else {
-            Sim::addr(i as usize)
-        }
+    fn addr_of_index(&self, i: u32) -> SocketAddr {
+        self.addrs.of_index(i)
     }
 
     /// Network counters.
@@ -377,6 +336,11 @@ impl Sim {
         config.k = self.cfg.k;
         config.alpha = self.cfg.alpha;
         config.disjoint_paths = self.cfg.disjoint_paths;
+        // As the runtime does for a node bound to a public address: private sources
+        // are strangers, not a LAN, and nothing the plan hands out is exempt.
+        if let AddressPlan::Public { .. } = self.cfg.address_plan {
+            config.defense.local_listen = false;
+        }
         // Simulated nodes never restart from a store: a routing snapshot per node would
         // only cost memory (kilobytes each, gigabytes at 100,000 nodes).
         config.routing_save_interval = std::time::Duration::from_secs(30 * 24 * 3600);
@@ -387,6 +351,7 @@ impl Sim {
             WALL0 + self.now / 1_000_000,
         )
         .expect("valid config");
+        self.addrs.add_honest();
         self.nodes.push(node);
         self.alive.push(true);
         self.timer_at.push(NO_TIMER);
@@ -427,6 +392,31 @@ impl Sim {
     /// Tracked commands not finished yet.
     pub fn outstanding(&self) -> usize {
         self.tracked.len()
+    }
+
+    /// Does event-queue index `i` (an honest node) have a tracked command in progress?
+    fn has_command(&self, i: u32) -> bool {
+        i & SYBIL_BIT == 0
+            && self
+                .tracked
+                .range((i, QueryId(0))..=(i, QueryId(u64::MAX)))
+                .next()
+                .is_some()
+    }
+
+    /// Starts (`true`, forgetting earlier answers) or stops recording which nodes
+    /// answer the queries of tracked commands (see [`Sim::answered`]). Costs a decode
+    /// of those commands' datagrams; off by default.
+    pub fn watch_answers(&mut self, on: bool) {
+        self.answers.watch(on);
+    }
+
+    /// While answers were watched, did node `responder` send node `querier` a
+    /// response to a query for `target` (find_node, get_peers, get or
+    /// sample_infohashes), as seen on the wire?
+    pub fn answered(&self, querier: usize, target: &Id, responder: usize) -> bool {
+        self.answers
+            .answered(querier as u32, target, responder as u32)
     }
 
     /// Kills node `i` at once: it receives nothing more and its timers stop.
@@ -486,6 +476,9 @@ impl Sim {
             self.stats.unroutable += 1;
             return;
         };
+        if self.answers.is_on() && self.has_command(from) {
+            self.answers.on_send(from, to, &payload);
+        }
         if self.cfg.loss > 0.0 && unit(self.rng.next_u64()) < self.cfg.loss {
             self.stats.lost += 1;
             // Sybils (SYBIL_BIT set) have no buffer pool: theirs is simply dropped.
@@ -530,7 +523,11 @@ impl Sim {
                     self.sybil_receive(from, (to & !SYBIL_BIT) as usize, &payload);
                     return true;
                 }
-                self.nodes[j].handle_datagram(now, Sim::addr_of_index(from), None, &payload);
+                if self.answers.is_on() && self.has_command(to) {
+                    self.answers.on_deliver(from, to, &payload);
+                }
+                let from_addr = self.addr_of_index(from);
+                self.nodes[j].handle_datagram(now, from_addr, None, &payload);
                 // The receiver most likely answers next: its reply reuses this buffer.
                 self.nodes[j].recycle(payload);
                 self.drain(j);
@@ -578,15 +575,15 @@ impl Sim {
     pub fn join_all(&mut self, mut progress: impl FnMut(usize)) {
         let n = self.cfg.nodes;
         let seeds = self.cfg.seed_nodes.clamp(1, n.max(1));
-        let seed_addrs: Vec<SocketAddr> = (0..seeds).map(Sim::addr).collect();
         for _ in 0..seeds.min(n) {
             self.add_node();
         }
+        let seed_addrs: Vec<SocketAddr> = (0..seeds.min(n)).map(|i| self.addr(i)).collect();
         for i in 0..seeds.min(n) {
             let others: Vec<SocketAddr> = seed_addrs
                 .iter()
                 .copied()
-                .filter(|a| *a != Sim::addr(i))
+                .filter(|a| *a != seed_addrs[i])
                 .collect();
             self.command_untracked(i, |node, now| {
                 node.start(
@@ -603,7 +600,7 @@ impl Sim {
         // sampling (a slot is a Sybil's with probability Sybils left / slots left)
         // gives exactly `sybils` of them. Its own generator, so that a run without
         // Sybils draws nothing more than before.
-        let mut sybils_left = self.cfg.sybils.min(MAX_SYBILS);
+        let mut sybils_left = self.cfg.sybils.min(self.cfg.address_plan.max_sybils());
         let total = n + sybils_left;
         let mut sybil_rng = ChaCha8Rng::seed_from_u64(mix64(self.cfg.seed ^ 0x5b11_0000_0000_0001));
         for slot in seeds.min(n)..total {
@@ -631,165 +628,5 @@ impl Sim {
         }
         self.run_for(self.cfg.settle);
         progress(total);
-    }
-
-    /// Creates a Sybil with `id` at the current virtual time (at most [`MAX_SYBILS`]).
-    ///
-    /// A Sybil is played by the simulator, not by dht-core. It answers every query at
-    /// once: ping normally (so honest nodes keep it in their tables); find_node,
-    /// get_peers, get and sample_infohashes with the K Sybils closest to the target
-    /// (from the adversary's global view) and a write token, never with values or a
-    /// `v`; put and announce_peer with an OK while storing nothing, so that what honest
-    /// nodes write to it vanishes. It joins like a newcomer: an iterative find_node of
-    /// its own id starting at the seed nodes, which makes the honest nodes near its id
-    /// ping it and take it into their tables.
-    pub fn add_sybil(&mut self, id: Id) -> usize {
-        assert!(self.sybils.len() < MAX_SYBILS, "too many Sybils");
-        let s = self.sybils.len();
-        let pos = self.sybil_sorted.partition_point(|(x, _)| *x < id);
-        self.sybil_sorted.insert(pos, (id, s as u32));
-        let mut join = Candidates::new(id, self.cfg.k, self.cfg.alpha, 64);
-        // A newcomer knows its bootstrap nodes' addresses; the simulator hands over
-        // their ids too, which only saves the Sybil one round trip.
-        let seeds = self.cfg.seed_nodes.clamp(1, self.nodes.len().max(1));
-        for i in 0..seeds.min(self.nodes.len()) {
-            join.add(
-                NodeInfo {
-                    id: self.nodes[i].id(),
-                    addr: Sim::addr(i),
-                },
-                1,
-            );
-        }
-        self.sybils.push(Sybil {
-            id,
-            join: Some(join),
-            next_tid: 0,
-        });
-        self.sybil_drive_join(s);
-        s
-    }
-
-    /// Sends the next find_node requests of Sybil `s`'s join, or ends it.
-    fn sybil_drive_join(&mut self, s: usize) {
-        let Some(join) = self.sybils[s].join.as_mut() else {
-            return;
-        };
-        let next = join.next_to_query();
-        if next.is_empty() && join.is_done() {
-            self.sybils[s].join = None;
-            return;
-        }
-        let id = self.sybils[s].id;
-        for n in next {
-            let method = Method::FindNode {
-                target: id,
-                want: Want::default(),
-            };
-            self.sybil_query(s, n.addr, method);
-        }
-    }
-
-    fn sybil_query(&mut self, s: usize, to: SocketAddr, method: Method) {
-        let sy = &mut self.sybils[s];
-        sy.next_tid = sy.next_tid.wrapping_add(1);
-        let msg = Message {
-            transaction_id: sy.next_tid.to_be_bytes().to_vec(),
-            version: None,
-            read_only: false,
-            requester_ip: None,
-            body: Body::Query(Query { id: sy.id, method }),
-        };
-        self.send(SYBIL_BIT | s as u32, to, msg.to_bytes());
-    }
-
-    /// The K Sybils closest to `target`, other than `except`.
-    fn sybils_closest(&self, target: &Id, except: usize) -> Vec<NodeInfo> {
-        crate::global::closest_in(&self.sybil_sorted, target, self.cfg.k + 1)
-            .into_iter()
-            .filter(|&t| t as usize != except)
-            .take(self.cfg.k)
-            .map(|t| NodeInfo {
-                id: self.sybils[t as usize].id,
-                addr: Sim::sybil_addr(t as usize),
-            })
-            .collect()
-    }
-
-    /// A datagram from event-queue index `from` reached Sybil `s`.
-    fn sybil_receive(&mut self, from: u32, s: usize, payload: &[u8]) {
-        // Whatever does not decode gets silence: a Sybil has no reason to help.
-        let Ok(msg) = krpc::decode(payload) else {
-            return;
-        };
-        let from_addr = Sim::addr_of_index(from);
-        let q = match msg.body {
-            Body::Query(q) => q,
-            Body::Response(r) => {
-                // A reply to the Sybil's join: learn honest nodes only (the Sybil
-                // knows the others already) and go on.
-                let honest: Vec<NodeInfo> = r
-                    .nodes
-                    .into_iter()
-                    .filter(|n| self.index_of(&n.addr).is_some_and(|i| i & SYBIL_BIT == 0))
-                    .collect();
-                let Some(join) = self.sybils[s].join.as_mut() else {
-                    return;
-                };
-                if !join.addr_matches(&r.id, &from_addr) {
-                    return;
-                }
-                let Some(depth) = join.on_response(&r.id, None) else {
-                    return;
-                };
-                for n in honest {
-                    join.add(n, depth + 1);
-                }
-                self.sybil_drive_join(s);
-                return;
-            }
-            Body::Error(_) => return,
-        };
-        let id = self.sybils[s].id;
-        let mut r = Response {
-            id,
-            ..Response::default()
-        };
-        let body = match q.method {
-            Method::Ping | Method::Put(_) | Method::AnnouncePeer { .. } => Body::Response(r),
-            Method::FindNode { target, .. } => {
-                r.nodes = self.sybils_closest(&target, s);
-                Body::Response(r)
-            }
-            Method::GetPeers { info_hash, .. } => {
-                r.nodes = self.sybils_closest(&info_hash, s);
-                r.token = Some(SYBIL_TOKEN.to_vec());
-                Body::Response(r)
-            }
-            Method::Get { target, .. } => {
-                r.nodes = self.sybils_closest(&target, s);
-                r.token = Some(SYBIL_TOKEN.to_vec());
-                Body::Response(r)
-            }
-            Method::SampleInfohashes { target, .. } => {
-                r.nodes = self.sybils_closest(&target, s);
-                r.samples = Some(Vec::new());
-                r.interval = Some(300);
-                r.num = Some(0);
-                Body::Response(r)
-            }
-            Method::Unknown { .. } => Body::Error(ErrorBody {
-                code: krpc::code::METHOD_UNKNOWN,
-                message: "method unknown".into(),
-            }),
-        };
-        let reply = Message {
-            transaction_id: msg.transaction_id,
-            version: None,
-            read_only: false,
-            requester_ip: None,
-            body,
-        };
-        self.send(SYBIL_BIT | s as u32, from_addr, reply.to_bytes());
     }
 }

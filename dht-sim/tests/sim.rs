@@ -210,7 +210,7 @@ fn items_and_peers_travel_across_the_network() {
             .expect("request")
     }) {
         Outcome::Peers { peers, .. } => {
-            let want = [SocketAddr::new(Sim::addr(42).ip(), 51413), Sim::addr(43)];
+            let want = [SocketAddr::new(sim.addr(42).ip(), 51413), sim.addr(43)];
             for w in want {
                 assert!(
                     peers.contains(&w),
@@ -258,4 +258,63 @@ fn one_seed_one_run_two_seeds_two_runs() {
     );
     assert_ne!(a.event_hash, c.event_hash, "seeds 21 and 22");
     assert_eq!(a.event_hash.len(), 40);
+}
+
+/// `found_k_closest` counts a node only when the simulator saw it answer on the wire
+/// (`Sim::answered`); the engine's own list of the closest responders must agree with
+/// the wire, node for node.
+#[test]
+fn every_listed_responder_answered_on_the_wire() {
+    let seed = 13;
+    let mut sim = joined(seed);
+    let k = sim.config().k;
+    let index: std::collections::BTreeMap<Id, usize> =
+        (0..sim.len()).map(|i| (sim.node(i).id(), i)).collect();
+    sim.watch_answers(true);
+    let mut asked = Vec::new();
+    for j in 0..50 {
+        let src = (j * 19 + 5) % NODES;
+        let target = Id::sha1(format!("target {j}").as_bytes());
+        let q = sim.command(src, |n, now| {
+            n.start(now, Request::FindNode { target }).expect("request")
+        });
+        asked.push((src, target, q));
+        sim.run_for(Duration::from_millis(5));
+    }
+    assert!(sim.run_until_idle(LIMIT), "seed {seed}: lookups unfinished");
+    sim.watch_answers(false);
+    for (src, target, q) in asked {
+        let Some(Outcome::Nodes { closest }) = sim.take_done(src, q).map(|d| d.outcome) else {
+            panic!("seed {seed}: lookup from {src} gave no nodes");
+        };
+        assert_eq!(closest.len(), k, "seed {seed}: lookup from {src}");
+        for n in closest {
+            let j = index[&n.id];
+            assert!(
+                sim.answered(src, &target, j),
+                "seed {seed}: node {j} listed by the lookup from {src} never answered it"
+            );
+        }
+    }
+}
+
+/// The get phase (`Experiment::gets`): every item found, and its latency in round trips.
+#[test]
+fn gets_report_their_latency_in_round_trips() {
+    let seed = 14;
+    let mut exp = Experiment::new(SimConfig::new(NODES, seed), 100);
+    exp.gets = 200;
+    let r = dht_sim::run(&exp, |_| {});
+    assert!(r.found_k_closest >= 0.99, "seed {seed}: {r:?}");
+    assert!(r.get_success.unwrap_or(0.0) >= 0.99, "seed {seed}: {r:?}");
+    let (p50, p99) = (
+        r.get_latency_rtt_p50.unwrap_or(0.0),
+        r.get_latency_rtt_p99.unwrap_or(0.0),
+    );
+    // The shortest round trip the latency model allows is 0.2 of the mean; without
+    // loss no get waits for a timeout (2 s, 20 mean round trips).
+    assert!(
+        (0.2..=p99).contains(&p50) && p99 < 20.0,
+        "seed {seed}: get latency p50 {p50}, p99 {p99} RTT"
+    );
 }

@@ -145,6 +145,8 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         bytes_per_node,
         join_seconds,
         disjoint: 1,
+        // ChordSim's nodes sit at 10.0.0.1 + i; dht-chord has no per-address defenses.
+        address_plan: "private",
         ..Report::default()
     };
 

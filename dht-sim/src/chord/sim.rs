@@ -17,7 +17,8 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 
-use crate::sim::{mix64, NetStats, SimConfig, MTU, PORT};
+use crate::address::PORT;
+use crate::sim::{mix64, NetStats, SimConfig, MTU};
 
 const FIRST_ADDR: u32 = 0x0A00_0001;
 const NO_TIMER: u64 = u64::MAX;

@@ -1,0 +1,288 @@
+//! What an experiment measured, and its two renderings: a readable table and one
+//! line of JSON.
+
+use std::fmt::Write as _;
+
+use crate::experiment::Gets;
+
+/// What an experiment measured. See the crate docs for what each figure means.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// The overlay: `kademlia` or `chord`.
+    pub overlay: &'static str,
+    /// Nodes.
+    pub nodes: usize,
+    /// Lookups run.
+    pub lookups: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Bucket size.
+    pub k: usize,
+    /// Lookup parallelism.
+    pub alpha: usize,
+    /// Mean one-way latency (ms).
+    pub latency_ms: f64,
+    /// Loss probability per datagram.
+    pub loss: f64,
+    /// Fraction of nodes killed, if any.
+    pub fail: Option<f64>,
+    /// Mean fraction of the true K closest live nodes that a lookup returned.
+    pub found_k_closest: f64,
+    /// Fraction of lookups that returned all of the true K closest.
+    pub exact_k_closest: f64,
+    /// Fraction of lookups that found the node responsible for the target: Chord's
+    /// key successor; for Kademlia the closest live node other than the source.
+    pub lookup_success: Option<f64>,
+    /// Mean hops of the lookups.
+    pub hops_mean: f64,
+    /// 1st percentile of hops (nearest rank).
+    pub hops_p1: u32,
+    /// Median hops.
+    pub hops_p50: u32,
+    /// 99th percentile of hops.
+    pub hops_p99: u32,
+    /// Mean hops of the same lookups over ideal routing tables.
+    pub hops_ideal_mean: f64,
+    /// Requests sent plus replies received, per lookup.
+    pub messages_per_lookup: f64,
+    /// Requests that timed out, per lookup.
+    pub timeouts_per_lookup: f64,
+    /// Median lookup latency (virtual ms).
+    pub latency_ms_p50: f64,
+    /// 99th percentile of lookup latency (virtual ms).
+    pub latency_ms_p99: f64,
+    /// Median latency in mean round trips (2 x `latency_ms`).
+    pub latency_rtt_p50: f64,
+    /// 99th percentile latency in mean round trips.
+    pub latency_rtt_p99: f64,
+    /// Lookups that had not finished within the phase limit.
+    pub lookups_unfinished: usize,
+    /// Mean routing-table entries (main buckets) of the live nodes after the lookups.
+    pub table_entries_mean: f64,
+    /// Mean entries of the ideal tables built for `hops_ideal_mean`.
+    pub ideal_table_entries_mean: f64,
+    /// Growth of the resident set size while the network was built, per node (bytes).
+    pub bytes_per_node: f64,
+    /// Peak resident set size of the process (bytes).
+    pub peak_rss_bytes: u64,
+    /// Virtual time the join took (arrivals plus settling), seconds.
+    pub join_seconds: f64,
+    /// Virtual time of the whole run, seconds.
+    pub sim_seconds: f64,
+    /// Real time of the whole run, seconds.
+    pub wall_seconds: f64,
+    /// Datagrams delivered.
+    pub datagrams: u64,
+    /// Datagrams dropped by the loss model.
+    pub datagrams_lost: u64,
+    /// Datagrams over the MTU (dropped; should be 0).
+    pub datagrams_oversize: u64,
+    /// Fingerprint of every delivered datagram (hex SHA-1).
+    pub event_hash: String,
+    /// With `fail`: fraction of puts that at least one node acknowledged.
+    pub put_success: Option<f64>,
+    /// With `fail` or `sybil`: fraction of the items found by a get from a surviving
+    /// (honest) node.
+    pub get_success: Option<f64>,
+    /// `Config::disjoint_paths` of every node (1: plain lookups).
+    pub disjoint: usize,
+    /// Fraction of Sybil nodes, if any.
+    pub sybil: Option<f64>,
+    /// Sybil placement, with `sybil`.
+    pub sybil_placement: Option<&'static str>,
+    /// Sybil nodes in the network (at the gets).
+    pub sybil_nodes: usize,
+    /// With `sybil`: fraction of the items some honest node stored when the gets
+    /// began (a get cannot succeed otherwise).
+    pub stored_honest: Option<f64>,
+    /// With `sybil`: fraction of the items some honest node stored whose get
+    /// succeeded (the gets' own success, apart from puts lost to Sybils).
+    pub get_success_stored: Option<f64>,
+    /// With `sybil`: fraction of the honest nodes' routing-table entries that are
+    /// Sybils, when the gets began.
+    pub sybil_in_tables: Option<f64>,
+    /// With a get phase: requests sent plus replies received, per get.
+    pub messages_per_get: Option<f64>,
+    /// With a get phase: median virtual time of the immutable gets (found or not), in
+    /// mean round trips (2 x `latency_ms`), as `latency_rtt_p50` is for lookups.
+    pub get_latency_rtt_p50: Option<f64>,
+    /// With a get phase: 99th percentile of the gets' time, in mean round trips.
+    pub get_latency_rtt_p99: Option<f64>,
+    /// Where the nodes sit: `public` or `private` (see [`crate::AddressPlan`]).
+    pub address_plan: &'static str,
+    /// With Sybils on the public plan: the /24s they share (`None`: one each).
+    pub sybil_prefixes: Option<usize>,
+}
+
+impl Report {
+    /// Takes the figures of a get phase; `rtt` is the mean round trip in ms.
+    pub(crate) fn set_gets(&mut self, gets: &Gets, rtt: f64) {
+        self.get_success = Some(gets.success);
+        self.messages_per_get = Some(gets.messages);
+        // Nearest rank over the finished gets; none finished: no figure.
+        let q = |p: f64| dht_measure::quantile(&gets.latency_ms, p).map(|ms| ms / rtt);
+        self.get_latency_rtt_p50 = q(0.5);
+        self.get_latency_rtt_p99 = q(0.99);
+    }
+
+    /// One JSON object on one line (non-finite figures as `null`).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "nodes": self.nodes,
+            "lookups": self.lookups,
+            "seed": self.seed,
+            "k": self.k,
+            "alpha": self.alpha,
+            "latency_ms": self.latency_ms,
+            "loss": self.loss,
+            "fail": self.fail,
+            "found_k_closest": self.found_k_closest,
+            "exact_k_closest": self.exact_k_closest,
+            "hops_mean": self.hops_mean,
+            "hops_p50": self.hops_p50,
+            "hops_p99": self.hops_p99,
+            "hops_ideal_mean": self.hops_ideal_mean,
+            "messages_per_lookup": self.messages_per_lookup,
+            "timeouts_per_lookup": self.timeouts_per_lookup,
+            "latency_ms_p50": self.latency_ms_p50,
+            "latency_ms_p99": self.latency_ms_p99,
+            "latency_rtt_p50": self.latency_rtt_p50,
+            "latency_rtt_p99": self.latency_rtt_p99,
+            "lookups_unfinished": self.lookups_unfinished,
+            "table_entries_mean": self.table_entries_mean,
+            "ideal_table_entries_mean": self.ideal_table_entries_mean,
+            "bytes_per_node": self.bytes_per_node,
+            "peak_rss_bytes": self.peak_rss_bytes,
+            "join_seconds": self.join_seconds,
+            "sim_seconds": self.sim_seconds,
+            "wall_seconds": self.wall_seconds,
+            "datagrams": self.datagrams,
+            "datagrams_lost": self.datagrams_lost,
+            "datagrams_oversize": self.datagrams_oversize,
+            "event_hash": self.event_hash,
+            "put_success": self.put_success,
+            "get_success": self.get_success,
+            "disjoint": self.disjoint,
+            "sybil": self.sybil,
+            "sybil_placement": self.sybil_placement,
+            "sybil_nodes": self.sybil_nodes,
+            "stored_honest": self.stored_honest,
+            "get_success_stored": self.get_success_stored,
+            "sybil_in_tables": self.sybil_in_tables,
+            "messages_per_get": self.messages_per_get,
+            "overlay": self.overlay,
+            "lookup_success": self.lookup_success,
+            "hops_p1": self.hops_p1,
+            "get_latency_rtt_p50": self.get_latency_rtt_p50,
+            "get_latency_rtt_p99": self.get_latency_rtt_p99,
+            "address_plan": self.address_plan,
+            "sybil_prefixes": self.sybil_prefixes,
+        })
+        .to_string()
+    }
+
+    /// A readable two-column table.
+    pub fn to_table(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+        let rows: Vec<(&str, String)> = vec![
+            ("overlay", self.overlay.to_string()),
+            ("nodes", self.nodes.to_string()),
+            ("lookups", self.lookups.to_string()),
+            ("seed", self.seed.to_string()),
+            ("k / alpha", format!("{} / {}", self.k, self.alpha)),
+            ("latency_ms (mean one-way)", format!("{}", self.latency_ms)),
+            ("loss", format!("{}", self.loss)),
+            ("fail", opt(self.fail)),
+            ("found_k_closest", format!("{:.4}", self.found_k_closest)),
+            ("exact_k_closest", format!("{:.4}", self.exact_k_closest)),
+            ("lookup_success", opt(self.lookup_success)),
+            ("hops_mean", format!("{:.3}", self.hops_mean)),
+            (
+                "hops_p50 / p99",
+                format!("{} / {}", self.hops_p50, self.hops_p99),
+            ),
+            ("hops_p1", self.hops_p1.to_string()),
+            ("hops_ideal_mean", format!("{:.3}", self.hops_ideal_mean)),
+            (
+                "messages_per_lookup",
+                format!("{:.1}", self.messages_per_lookup),
+            ),
+            (
+                "timeouts_per_lookup",
+                format!("{:.3}", self.timeouts_per_lookup),
+            ),
+            (
+                "latency_ms p50 / p99",
+                format!("{:.0} / {:.0}", self.latency_ms_p50, self.latency_ms_p99),
+            ),
+            (
+                "latency in RTTs p50 / p99",
+                format!("{:.2} / {:.2}", self.latency_rtt_p50, self.latency_rtt_p99),
+            ),
+            ("lookups_unfinished", self.lookups_unfinished.to_string()),
+            (
+                "table entries: real / ideal",
+                format!(
+                    "{:.1} / {:.1}",
+                    self.table_entries_mean, self.ideal_table_entries_mean
+                ),
+            ),
+            ("bytes_per_node", format!("{:.0}", self.bytes_per_node)),
+            ("peak_rss_bytes", self.peak_rss_bytes.to_string()),
+            (
+                "join_seconds (virtual)",
+                format!("{:.1}", self.join_seconds),
+            ),
+            ("sim_seconds (virtual)", format!("{:.1}", self.sim_seconds)),
+            ("wall_seconds", format!("{:.2}", self.wall_seconds)),
+            (
+                "datagrams delivered / lost / oversize",
+                format!(
+                    "{} / {} / {}",
+                    self.datagrams, self.datagrams_lost, self.datagrams_oversize
+                ),
+            ),
+            ("address_plan", self.address_plan.to_string()),
+            ("put_success", opt(self.put_success)),
+            ("get_success", opt(self.get_success)),
+            ("disjoint", self.disjoint.to_string()),
+            (
+                "sybil / placement / nodes",
+                format!(
+                    "{} / {} / {}",
+                    opt(self.sybil),
+                    self.sybil_placement.unwrap_or("-"),
+                    self.sybil_nodes
+                ),
+            ),
+            ("stored_honest", opt(self.stored_honest)),
+            ("get_success_stored", opt(self.get_success_stored)),
+            ("sybil_in_tables", opt(self.sybil_in_tables)),
+            (
+                "messages_per_get",
+                self.messages_per_get
+                    .map_or_else(|| "-".to_string(), |v| format!("{v:.1}")),
+            ),
+            (
+                "get latency in RTTs p50 / p99",
+                format!(
+                    "{} / {}",
+                    opt(self.get_latency_rtt_p50),
+                    opt(self.get_latency_rtt_p99)
+                ),
+            ),
+            (
+                "sybil_prefixes (/24s shared)",
+                self.sybil_prefixes
+                    .map_or_else(|| "-".to_string(), |v| v.to_string()),
+            ),
+            ("event_hash", self.event_hash.clone()),
+        ];
+        let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let mut s = String::new();
+        for (name, value) in rows {
+            let _ = writeln!(s, "{name:<w$}  {value}");
+        }
+        s
+    }
+}

@@ -18,6 +18,7 @@ pub struct DhtBuilder {
     config: Config,
     listen: Vec<SocketAddr>,
     republish: Option<RepublishIntervals>,
+    egress_delay: Option<Duration>,
 }
 
 impl Default for DhtBuilder {
@@ -26,6 +27,7 @@ impl Default for DhtBuilder {
             config: Config::default(),
             listen: Vec::new(),
             republish: Some(RepublishIntervals::default()),
+            egress_delay: None,
         }
     }
 }
@@ -78,13 +80,27 @@ impl DhtBuilder {
         self
     }
 
+    /// Holds every datagram the node sends for `delay` ([`crate::EgressDelay`]): a
+    /// stand-in for netem's link delay in testnets (`cargo xtask testnet --delay`), on
+    /// kernels without netem. Not for QUIC ([`DhtBuilder::spawn_quic`] refuses it) and
+    /// never for a node on a real network.
+    pub fn egress_delay(mut self, delay: Option<Duration>) -> Self {
+        self.egress_delay = delay;
+        self
+    }
+
     /// Starts a node over any transport and store on the current tokio runtime.
     pub fn spawn_with<T, S>(self, transport: T, store: S) -> io::Result<Dht>
     where
         T: Transport,
         S: Store + Send + 'static,
     {
-        self.spawn_runtime(transport, store, None)
+        match self.egress_delay {
+            Some(delay) => {
+                self.spawn_runtime(crate::EgressDelay::new(transport, delay), store, None)
+            }
+            None => self.spawn_runtime(transport, store, None),
+        }
     }
 
     fn spawn_runtime<T, S>(
@@ -155,6 +171,12 @@ impl DhtBuilder {
     where
         S: Store + Send + 'static,
     {
+        if self.egress_delay.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an egress delay is for UDP testnets; QUIC does not take one",
+            ));
+        }
         let b = self.id_policy(IdPolicy::PublicKey(transport.public_key()));
         b.spawn_runtime(transport, store, Some(quic_connection_stats))
     }

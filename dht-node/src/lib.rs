@@ -52,6 +52,7 @@
 mod answer;
 mod bootstrap;
 mod builder;
+mod delay;
 mod error;
 pub mod exposition;
 mod handle;
@@ -65,6 +66,7 @@ pub use dht_core;
 pub use answer::{Answer, Peers, Samples, Scrape, Stored};
 pub use bootstrap::{resolve, Backoff, PUBLIC_ROUTERS};
 pub use builder::DhtBuilder;
+pub use delay::EgressDelay;
 pub use error::Error;
 pub use handle::{Dht, RoutingInfo};
 pub use identity::os_seed;

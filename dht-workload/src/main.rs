@@ -76,6 +76,10 @@ struct Cli {
     /// Transport of the testnet: `udp`, or `quic` (needs the `quic` feature).
     #[arg(long, default_value = "udp", value_parser = ["udp", "quic"])]
     transport: String,
+    /// Hold every datagram the handle sends for this many milliseconds, as the
+    /// testnet's nodes do with --delay (a netem stand-in; UDP only).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    egress_delay_ms: Option<u64>,
 }
 
 /// The mix, in parts per 100: reads of earlier writes dominate, as they do in real use.
@@ -300,7 +304,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         .republish(Some(RepublishIntervals {
             items: republish,
             announces: republish.min(ANNOUNCE_REPUBLISH),
-        }));
+        }))
+        .egress_delay(cli.egress_delay_ms.map(Duration::from_millis));
     let dht = spawn(builder, &cli).map_err(|e| format!("cannot bind {}: {e}", cli.listen))?;
 
     let joined = Instant::now();

@@ -100,6 +100,11 @@ pub(crate) struct Cli {
     /// --request-timeout-ms to make a silent node cost the full wait.
     #[arg(long, global = true, hide = true, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub(crate) min_request_timeout_ms: Option<u64>,
+    /// Testnets: hold every datagram this node sends for this many milliseconds, a
+    /// stand-in for a netem link delay on kernels without netem (UDP only; never on a
+    /// real network). `cargo xtask testnet --delay` sets it.
+    #[arg(long, global = true, hide = true, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub(crate) egress_delay_ms: Option<u64>,
     /// Tests: housekeeping period in milliseconds (default: the core's, 30 s).
     #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub(crate) maintenance_ms: Option<u64>,

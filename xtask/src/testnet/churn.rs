@@ -54,6 +54,10 @@ impl Testnet {
         if let Some(r) = config.republish {
             cmd.arg("--republish").arg(r.to_string());
         }
+        if let Some(d) = self.delays.last() {
+            cmd.arg("--egress-delay-ms")
+                .arg(format!("{}", d.round().max(1.0)));
+        }
         let started = Instant::now();
         self.workload = Some(cmd.spawn().map_err(|e| {
             Error::Failed(format!(

@@ -42,7 +42,7 @@ pub struct TestnetConfig {
     pub ops_per_sec: f64,
     pub churn: f64,
     pub netns: bool,
-    /// With `--netns`: the mean one-way delay in ms that netem adds on each node's link.
+    /// `--delay`: the mean one-way delay in ms each process adds to what it sends.
     pub delay_ms: Option<f64>,
     pub json: bool,
     pub threshold: f64,

@@ -69,22 +69,23 @@ pub fn run(config: &TestnetConfig) -> Result<Verdict, Error> {
         rng: SplitMix64::seeded(config.seed),
         crashes: 0,
         netns: None,
+        delays: Vec::new(),
     };
     if config.netns {
         eprintln!(
             "testnet: creating {} network namespaces, veth pairs and bridge {BRIDGE} (198.18.0.0/15)",
             config.nodes
         );
-        let ns = Netns::create(config.nodes)?;
-        if let Some(ms) = config.delay_ms {
-            let delays = ns.set_delays(ms, &mut net.rng)?;
-            eprintln!(
-                "testnet: netem one-way delays {:.0}..{:.0} ms (mean {ms} ms, node-to-node round trip 2 x {ms} ms on average)",
-                delays.iter().copied().fold(f64::INFINITY, f64::min),
-                delays.iter().copied().fold(0.0, f64::max),
-            );
-        }
-        net.netns = Some(ns);
+        net.netns = Some(Netns::create(config.nodes)?);
+    }
+    if let Some(ms) = config.delay_ms {
+        net.draw_delays(ms);
+        let d = &net.delays;
+        eprintln!(
+            "testnet: each process holds what it sends {:.0}..{:.0} ms (mean {ms} ms): a round trip between two nodes takes 2 x {ms} ms on average",
+            d.iter().copied().fold(f64::INFINITY, f64::min),
+            d.iter().copied().fold(0.0, f64::max),
+        );
     }
     let started = Instant::now();
     net.start_nodes()?;

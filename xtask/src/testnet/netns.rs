@@ -5,7 +5,6 @@ use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
 use super::{interrupted, TestnetConfig};
-use crate::rng::SplitMix64;
 use crate::Error;
 
 /// The port every node binds inside its own namespace (addresses differ, so ports need not).
@@ -47,19 +46,6 @@ pub fn check_netns(config: &TestnetConfig) -> Result<(), Error> {
             "--netns needs the `ip` command (iproute2), which was not found".into(),
             "testnet ",
         ));
-    }
-    if config.delay_ms.is_some() {
-        let tc = Command::new("tc")
-            .arg("-V")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        if !matches!(tc, Ok(s) if s.success()) {
-            return Err(Error::Usage(
-                "--delay needs the `tc` command (iproute2) and the netem qdisc".into(),
-                "testnet ",
-            ));
-        }
     }
     if config.nodes > NETNS_MAX_NODES {
         return Err(Error::Usage(
@@ -124,23 +110,6 @@ impl Netns {
         Ok(ns)
     }
 
-    /// Gives each node's link (and the workload's, on the bridge) a netem delay drawn
-    /// uniform in [0.2, 1.8] x `mean_ms`: a datagram from node a to node b waits a's
-    /// delay (b's end of the path is the bridge port, without a qdisc), so a round trip
-    /// takes d(a) + d(b), 2 x `mean_ms` on average. Returns the nodes' delays.
-    pub(super) fn set_delays(&self, mean_ms: f64, rng: &mut SplitMix64) -> Result<Vec<f64>, Error> {
-        let mut draw = || mean_ms * (0.2 + 1.6 * rng.below(1_000_001) as f64 / 1e6);
-        let mut delays = Vec::new();
-        for (i, name) in self.namespaces.iter().enumerate() {
-            let d = draw();
-            let dev = format!("{NETNS_PREFIX}n{i}");
-            tc(Some(name), &dev, d)?;
-            delays.push(d);
-        }
-        tc(None, BRIDGE, draw())?;
-        Ok(delays)
-    }
-
     pub(super) fn node_ip(&self, i: usize) -> Ipv4Addr {
         let subnet = i + 1;
         Ipv4Addr::new(198, 18 + (subnet / 256) as u8, (subnet % 256) as u8, 1)
@@ -181,42 +150,6 @@ fn remove_stale() {
         .args(["link", "del", BRIDGE])
         .stderr(Stdio::null())
         .status();
-}
-
-/// `tc qdisc add dev DEV root netem delay MS` (inside namespace `ns` when given).
-fn tc(ns: Option<&str>, dev: &str, ms: f64) -> Result<(), Error> {
-    let mut cmd = match ns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "tc"]);
-            c
-        }
-        None => Command::new("tc"),
-    };
-    let delay = format!("{:.1}ms", ms);
-    let args = ["qdisc", "add", "dev", dev, "root", "netem", "delay", &delay];
-    let out = cmd
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::Failed(format!("testnet: cannot run tc: {e}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("qdisc kind is unknown") {
-        return Err(Error::Usage(
-            "--delay: this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is not set, or \
-             the sch_netem module cannot be loaded); run without --delay"
-                .into(),
-            "testnet ",
-        ));
-    }
-    Err(Error::Failed(format!(
-        "testnet: `tc {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
 }
 
 fn ip(args: &[&str]) -> Result<(), Error> {

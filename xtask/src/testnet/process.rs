@@ -44,6 +44,8 @@ pub(super) struct Testnet {
     pub(super) rng: SplitMix64,
     pub(super) crashes: u32,
     pub(super) netns: Option<Netns>,
+    /// `--delay`: each node's egress delay in ms (index = node), then the workload's.
+    pub(super) delays: Vec<f64>,
 }
 
 impl Drop for Testnet {
@@ -62,6 +64,16 @@ impl Drop for Testnet {
 }
 
 impl Testnet {
+    /// Draws each node's (and last, the workload's) egress delay uniform in
+    /// [0.2, 1.8] x `mean_ms`, once: a restarted node keeps its delay, as a link would.
+    /// A datagram from a to b waits a's delay, so a round trip takes d(a) + d(b),
+    /// 2 x `mean_ms` on average, as dht-sim's pairs with `--latency-ms mean_ms`.
+    pub(super) fn draw_delays(&mut self, mean_ms: f64) {
+        self.delays = (0..=self.config.nodes)
+            .map(|_| mean_ms * (0.2 + 1.6 * self.rng.below(1_000_001) as f64 / 1e6))
+            .collect();
+    }
+
     pub(super) fn start_nodes(&mut self) -> Result<(), Error> {
         let n = self.config.nodes;
         let addrs: Vec<SocketAddr> = match &self.netns {
@@ -129,6 +141,10 @@ impl Testnet {
         };
         cmd.arg("--listen").arg(node.addr.to_string());
         cmd.arg("--http").arg(node.http.to_string());
+        if let Some(d) = self.delays.get(i) {
+            cmd.arg("--egress-delay-ms")
+                .arg(format!("{}", d.round().max(1.0)));
+        }
         if seeds.is_empty() {
             cmd.arg("--no-bootstrap");
         }

@@ -55,11 +55,12 @@ pub struct QuicConfig {
     /// exceed a datagram at 1200 bytes go on a stream, and off keeps message limits
     /// the same on every path instead of depending on what probing found.
     pub mtu_discovery: bool,
-    /// How long a connection replaced by a newer handshake with the same peer address
-    /// stays open before we close it (2 s). The newest handshake wins the cache (a
-    /// peer that restarted is only reachable on it), but when both ends opened at
-    /// once the replaced one is alive and may still carry replies in flight: a grace
-    /// of a few round trips lets them land; longer only holds state for nothing.
+    /// A connection replaced by a newer handshake with the same peer address is closed
+    /// once this long (2 s) passes with nothing received on it. The newest handshake
+    /// wins the cache (a peer that restarted is only reachable on it), but when both
+    /// ends opened at once the replaced one is alive, may carry replies in flight, and
+    /// may be the one the peer's cache kept: then the peer keeps sending on it and it
+    /// stays open (within [`QuicConfig::max_replaced`]).
     pub replaced_grace: Duration,
     /// Most replaced connections waiting out their grace at once (64); more close the
     /// oldest at once. With the cache's bound this bounds every connection we hold,

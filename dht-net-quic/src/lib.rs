@@ -38,7 +38,8 @@
 //! [`QuicConfig::max_connections`] (the least recently used is closed to make room),
 //! serves both directions: a new peer costs one handshake, later messages none.
 //! Connections close after [`QuicConfig::idle_timeout`] of silence; one replaced by a
-//! newer handshake from its address, after [`QuicConfig::replaced_grace`]. A handshake runs
+//! newer handshake from its address, after [`QuicConfig::replaced_grace`] with nothing
+//! received on it (`replaced.rs`). A handshake runs
 //! in a task of its own, so a slow peer never stalls a batch: messages to it wait
 //! behind the handshake (at most [`QuicConfig::pending_per_peer`]) and are dropped if
 //! it fails. Incoming handshakes are bounded in total and per source (an IPv4
@@ -70,6 +71,7 @@
 
 mod config;
 mod identity;
+mod replaced;
 mod source;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -556,10 +558,11 @@ impl Shared {
     /// for it. The newest handshake wins the cache entry: a peer that restarted at the
     /// same address (a new process, often a new key) is only reachable on the new
     /// connection, while the old one would swallow replies until it idled out. The
-    /// replaced connection is closed after [`QuicConfig::replaced_grace`], not at
-    /// once: when both ends opened at once it is alive and may carry replies in
-    /// flight; and not at its idle timeout either, since a peer reconnecting from one
-    /// address would otherwise hold a connection of ours per reconnect.
+    /// replaced connection is closed once [`QuicConfig::replaced_grace`] passes with
+    /// nothing received on it, not at once: when both ends opened at once it is alive,
+    /// may carry replies in flight, and may be the one the peer kept; and not at its
+    /// idle timeout either, since a peer reconnecting from one address would otherwise
+    /// hold a connection of ours per reconnect.
     fn established(&self, conn: &Connection) {
         let to = conn.remote_address();
         let mut cache = self.cache();
@@ -590,33 +593,6 @@ impl Shared {
         for payload in queued {
             self.send_on(conn, payload);
         }
-    }
-
-    /// Closes a replaced connection once its grace is over, keeping at most
-    /// [`QuicConfig::max_replaced`] of them open (the oldest closes first).
-    fn retire(&self, old: Connection) {
-        bump(&self.counters.replaced);
-        let mut waiting = self.replaced.lock().unwrap_or_else(|e| e.into_inner());
-        waiting.retain(|c| c.close_reason().is_none());
-        waiting.push_back(old.clone());
-        while waiting.len() > self.cfg.max_replaced {
-            if let Some(c) = waiting.pop_front() {
-                c.close(VarInt::from_u32(0), b"replaced");
-            }
-        }
-        drop(waiting);
-        let grace = self.cfg.replaced_grace;
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            old.close(VarInt::from_u32(0), b"replaced");
-        });
-    }
-
-    /// Replaced connections still inside their grace.
-    fn replaced_open(&self) -> usize {
-        let mut waiting = self.replaced.lock().unwrap_or_else(|e| e.into_inner());
-        waiting.retain(|c| c.close_reason().is_none());
-        waiting.len()
     }
 
     /// Drops `conn`'s cache entry once it has closed (unless another replaced it).

@@ -369,6 +369,39 @@ async fn a_replaced_connection_is_closed_after_its_grace() {
 }
 
 #[tokio::test]
+async fn a_replaced_connection_its_peer_still_sends_on_stays_open() {
+    // Both ends opened at once and the peer's cache kept the older connection: it
+    // keeps sending there, so closing it would lose those messages.
+    let cfg = QuicConfig {
+        replaced_grace: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(60),
+        ..QuicConfig::default()
+    };
+    let server = bind(v4(), cfg);
+    let conns = reconnect_n(&server, 2).await;
+    for i in 0..10 {
+        conns[0]
+            .send_datagram(bytes::Bytes::from(format!("old {i}")))
+            .expect("the older connection is open");
+        assert_eq!(
+            recv_n(&server, 1).await[0].2,
+            format!("old {i}").into_bytes()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        conns[0].close_reason().is_none(),
+        "{:?}",
+        conns[0].close_reason()
+    );
+    // Once the peer stops using it, it is closed after a quiet grace.
+    assert!(
+        wait_closed(&conns[0], Duration::from_secs(5)).await,
+        "the replaced connection stayed open after its peer fell silent"
+    );
+}
+
+#[tokio::test]
 async fn replaced_connections_inside_their_grace_are_bounded() {
     let cfg = QuicConfig {
         replaced_grace: Duration::from_secs(60),

@@ -191,7 +191,24 @@ impl Db {
             .flush_every_ms(Some(flush_ms));
         // sled 0.34 reports most damage as an error, but some damaged files make it
         // panic during recovery; a damaged directory must give an error, not a crash.
-        let db = match catch_unwind(AssertUnwindSafe(|| config.open())) {
+        // Our own lock on the directory is held, so sled's lock on its log can only be
+        // held by a sled instance of this process that is still shutting down (its
+        // flusher thread lets go of the files a moment after the last handle drops):
+        // wait for it, up to 2 s, instead of failing a reopen right after a close.
+        let mut attempt = 0;
+        let opened = loop {
+            let result = catch_unwind(AssertUnwindSafe(|| config.open()));
+            match &result {
+                Ok(Err(sled::Error::Io(e)))
+                    if attempt < 100 && e.to_string().contains("could not acquire lock") =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                _ => break result,
+            }
+        };
+        let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(sled::Error::Io(source))) => {
                 return Err(OpenError::Io {

@@ -56,6 +56,7 @@ mod config;
 mod maintenance;
 mod node;
 mod ops;
+mod overlay;
 pub mod ring;
 pub mod wire;
 
@@ -63,4 +64,5 @@ pub use config::Config;
 pub use node::{
     BadValue, ChordNode, Event, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Transmit,
 };
+pub use overlay::Request;
 pub use wire::Peer;

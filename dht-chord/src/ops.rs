@@ -137,13 +137,13 @@ impl<S: Store> ChordNode<S> {
 
     /// Looks up `target`'s successor. Ends with [`Outcome::Successors`].
     pub fn find_successor(&mut self, now: Instant, target: Id) -> QueryId {
-        self.start(now, Purpose::FindSuccessor, target)
+        self.start_op(now, Purpose::FindSuccessor, target)
     }
 
     /// Gets the value stored under `target` from its successor, or from the nodes
     /// that follow it when the successor lacks it or is dead. Ends with [`Outcome::Value`].
     pub fn get(&mut self, now: Instant, target: Id) -> QueryId {
-        self.start(now, Purpose::Get, target)
+        self.start_op(now, Purpose::Get, target)
     }
 
     /// Stores the bencoded value `v` under SHA-1(v) at the key's successor, which
@@ -153,7 +153,7 @@ impl<S: Store> ChordNode<S> {
             return Err(BadValue);
         }
         let target = Id::sha1(&v);
-        Ok(self.start(now, Purpose::Put(v), target))
+        Ok(self.start_op(now, Purpose::Put(v), target))
     }
 
     fn new_query(&mut self) -> QueryId {
@@ -161,7 +161,7 @@ impl<S: Store> ChordNode<S> {
         QueryId(self.next_op)
     }
 
-    fn start(&mut self, now: Instant, purpose: Purpose, target: Id) -> QueryId {
+    fn start_op(&mut self, now: Instant, purpose: Purpose, target: Id) -> QueryId {
         let q = self.new_query();
         let op = self.new_op(now, Some(q), purpose, target);
         self.route(now, op);

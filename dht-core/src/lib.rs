@@ -55,6 +55,7 @@ mod id;
 pub mod krpc;
 mod lookup;
 mod node;
+mod overlay;
 mod routing;
 mod store;
 mod token;
@@ -74,6 +75,7 @@ pub use node::{
     ErrorCode, ErrorCounts, Event, Family, KrpcMethod, MethodCounts, Node, NodeStats, Outcome,
     QueryDone, QueryId, QueryStats, RefusalCounts, RefusalReason, Request, RequestError, Transmit,
 };
+pub use overlay::{Input, Output, Overlay, StreamId};
 pub use routing::{Entry, Health, Insert, RoutingTable, Stamp};
 pub use store::{
     RoutingSnapshot, SnapshotNode, Store, StoreCounts, StoreError, StoredItem, StoredPeer,

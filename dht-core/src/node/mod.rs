@@ -457,3 +457,56 @@ impl<S: Store> Node<S> {
         self.transmits.push_back(Transmit { to, payload });
     }
 }
+
+impl<S: Store> crate::overlay::Overlay for Node<S> {
+    type Peer = SocketAddr;
+    type Request = Request;
+    type Outcome = Outcome;
+    type RequestError = RequestError;
+
+    fn handle_input(&mut self, now: Instant, input: crate::overlay::Input<'_, SocketAddr>) {
+        use crate::overlay::Input;
+        match input {
+            Input::Datagram { from, key, bytes } => self.handle_datagram(now, from, key, bytes),
+            // KRPC is datagrams only: no transport of ours opens streams for it.
+            Input::StreamRequest { .. }
+            | Input::StreamReply { .. }
+            | Input::StreamFailed { .. }
+            | Input::Connected { .. }
+            | Input::Disconnected { .. }
+            | Input::Identified { .. } => {}
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Node::handle_timeout(self, now)
+    }
+
+    fn start(&mut self, now: Instant, request: Request) -> Result<QueryId, RequestError> {
+        Node::start(self, now, request)
+    }
+
+    fn poll_output(&mut self) -> Option<crate::overlay::Output<SocketAddr>> {
+        self.poll_transmit()
+            .map(|t| crate::overlay::Output::Datagram {
+                to: t.to,
+                payload: t.payload,
+            })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Node::poll_timeout(self)
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        Node::poll_event(self)
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        Node::recycle(self, buf)
+    }
+
+    fn handle_wall_clock(&mut self, now: Instant, wall: UnixMillis) {
+        Node::handle_wall_clock(self, now, wall)
+    }
+}

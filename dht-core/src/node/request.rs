@@ -227,20 +227,21 @@ pub enum Outcome {
     },
 }
 
-/// A finished request.
+/// A finished request. Generic over what the overlay's commands find (Mainline's
+/// [`Outcome`] by default), so every overlay reports alike.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueryDone {
+pub struct QueryDone<O = Outcome> {
     /// The request's handle.
     pub id: QueryId,
     /// What it found.
-    pub outcome: Outcome,
+    pub outcome: O,
     /// How it went.
     pub stats: QueryStats,
 }
 
 /// Something the application should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<O = Outcome> {
     /// A request finished.
-    QueryDone(QueryDone),
+    QueryDone(QueryDone<O>),
 }

@@ -1,4 +1,6 @@
-//! 160-bit identifiers and the XOR metric.
+//! Identifiers and the XOR metric: `Id<N>` of N bytes (160-bit ids by default, the
+//! Mainline DHT's; `Id<32>` for 256-bit keyspaces such as libp2p's Kademlia), and the
+//! [`Key`] trait the protocol-neutral routing table and lookups are written against.
 
 use core::fmt;
 use std::net::SocketAddr;
@@ -9,27 +11,91 @@ use sha1::{Digest, Sha1};
 /// Length in bytes of a node id, info_hash or BEP 44 target.
 pub const ID_LEN: usize = 20;
 
-/// A 160-bit Kademlia identifier: a node id, an info_hash or a BEP 44 target.
+/// A Kademlia identifier of `N` bytes; `Id` alone is the 160-bit one of the Mainline
+/// DHT: a node id, an info_hash or a BEP 44 target.
 ///
 /// Ordering is big-endian byte order, so comparing two [`Distance`]s is comparing
 /// XOR distances.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Id(pub [u8; ID_LEN]);
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id<const N: usize = ID_LEN>(pub [u8; N]);
+
+impl<const N: usize> Default for Id<N> {
+    fn default() -> Self {
+        Id([0; N])
+    }
+}
+
+/// A point of a keyspace with the XOR metric: what a routing table, a lookup and a
+/// contact are keyed by. Implemented by [`Id<N>`] for every width.
+pub trait Key: Copy + Eq + Ord + std::hash::Hash + fmt::Debug {
+    /// The XOR of two keys; smaller is closer.
+    type Distance: Copy + Ord + fmt::Debug;
+    /// Width of the keyspace in bits.
+    const BITS: usize;
+    /// XOR distance to `other`.
+    fn distance(&self, other: &Self) -> Self::Distance;
+    /// Leading bits shared with `other` ([`Key::BITS`] when equal).
+    fn common_prefix_len(&self, other: &Self) -> usize;
+    /// A uniformly random key.
+    fn random(rng: &mut impl RngCore) -> Self;
+    /// A random key sharing exactly `prefix_len` leading bits with `self` (one that
+    /// lies in bucket `prefix_len` of a table owned by `self`).
+    fn random_in_bucket(&self, prefix_len: usize, rng: &mut impl RngCore) -> Self;
+}
+
+impl<const N: usize> Key for Id<N> {
+    type Distance = Distance<N>;
+    const BITS: usize = N * 8;
+
+    #[inline]
+    fn distance(&self, other: &Self) -> Distance<N> {
+        Id::distance(self, other)
+    }
+
+    #[inline]
+    fn common_prefix_len(&self, other: &Self) -> usize {
+        Id::common_prefix_len(self, other)
+    }
+
+    fn random(rng: &mut impl RngCore) -> Self {
+        let mut b = [0u8; N];
+        rng.fill_bytes(&mut b);
+        Id(b)
+    }
+
+    fn random_in_bucket(&self, prefix_len: usize, rng: &mut impl RngCore) -> Self {
+        Id::random_in_bucket(self, prefix_len, rng)
+    }
+}
 
 /// Node ids, info_hashes and targets are the same kind of value on the wire.
 pub type NodeId = Id;
 
 /// The XOR of two ids; smaller is closer.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct Distance(pub [u8; ID_LEN]);
+pub struct Distance<const N: usize = ID_LEN>(pub [u8; N]);
 
+/// Constructors of 160-bit ids. Other widths are built with `Id([..])`,
+/// `Id::<N>::default()`, `Id::<N>::try_from(slice)` or [`Key::random`], so that
+/// `Id::random(..)` and `Id::ZERO` need no annotation in Mainline code.
 impl Id {
     /// The all-zero id.
     pub const ZERO: Id = Id([0; ID_LEN]);
 
     /// Builds an id from a slice, which must be exactly 20 bytes long.
     pub fn from_slice(bytes: &[u8]) -> Option<Id> {
-        <[u8; ID_LEN]>::try_from(bytes).ok().map(Id)
+        Id::try_from(bytes).ok()
+    }
+
+    /// A uniformly random id from `rng`.
+    pub fn random(rng: &mut impl RngCore) -> Id {
+        <Id as Key>::random(rng)
+    }
+
+    /// Parses 40 hex characters.
+    pub fn from_hex(s: &str) -> Option<Id> {
+        let v = from_hex(s)?;
+        Id::from_slice(&v)
     }
 
     /// SHA-1 of `data`: the target of an immutable item is `Id::sha1(bencoded v)`.
@@ -45,21 +111,24 @@ impl Id {
         }
         Id(h.finalize().into())
     }
+}
 
-    /// A uniformly random id from `rng`.
-    pub fn random(rng: &mut impl RngCore) -> Id {
-        let mut b = [0u8; ID_LEN];
-        rng.fill_bytes(&mut b);
-        Id(b)
+/// A slice of exactly `N` bytes.
+impl<const N: usize> TryFrom<&[u8]> for Id<N> {
+    type Error = std::array::TryFromSliceError;
+    fn try_from(bytes: &[u8]) -> Result<Id<N>, Self::Error> {
+        <[u8; N]>::try_from(bytes).map(Id)
     }
+}
 
+impl<const N: usize> Id<N> {
     /// A random id that shares exactly the first `prefix_len` bits with `self`
     /// and differs at bit `prefix_len` (so it lies in bucket `prefix_len` of a
-    /// table owned by `self`). `prefix_len` must be below 160.
-    pub fn random_in_bucket(&self, prefix_len: usize, rng: &mut impl RngCore) -> Id {
-        debug_assert!(prefix_len < ID_LEN * 8);
-        let mut out = Id::random(rng).0;
-        for bit in 0..=prefix_len.min(ID_LEN * 8 - 1) {
+    /// table owned by `self`). `prefix_len` must be below `8 * N` (160).
+    pub fn random_in_bucket(&self, prefix_len: usize, rng: &mut impl RngCore) -> Id<N> {
+        debug_assert!(prefix_len < N * 8);
+        let mut out = <Id<N> as Key>::random(rng).0;
+        for bit in 0..=prefix_len.min(N * 8 - 1) {
             let byte = bit / 8;
             let mask = 0x80u8 >> (bit % 8);
             let want = if bit == prefix_len {
@@ -74,17 +143,17 @@ impl Id {
 
     /// XOR distance to `other`.
     #[inline]
-    pub fn distance(&self, other: &Id) -> Distance {
-        let mut d = [0u8; ID_LEN];
+    pub fn distance(&self, other: &Id<N>) -> Distance<N> {
+        let mut d = [0u8; N];
         for (i, b) in d.iter_mut().enumerate() {
             *b = self.0[i] ^ other.0[i];
         }
         Distance(d)
     }
 
-    /// Number of leading bits `self` and `other` share (160 when equal).
+    /// Number of leading bits `self` and `other` share (`8 * N`, 160, when equal).
     #[inline]
-    pub fn common_prefix_len(&self, other: &Id) -> usize {
+    pub fn common_prefix_len(&self, other: &Id<N>) -> usize {
         self.distance(other).leading_zeros()
     }
 
@@ -94,19 +163,13 @@ impl Id {
         self.0[bit / 8] & (0x80 >> (bit % 8)) != 0
     }
 
-    /// Lower-case hex, 40 characters.
+    /// Lower-case hex, `2 * N` (40) characters.
     pub fn to_hex(&self) -> String {
         to_hex(&self.0)
     }
-
-    /// Parses 40 hex characters.
-    pub fn from_hex(s: &str) -> Option<Id> {
-        let v = from_hex(s)?;
-        Id::from_slice(&v)
-    }
 }
 
-impl Distance {
+impl<const N: usize> Distance<N> {
     /// Number of leading zero bits.
     #[inline]
     pub fn leading_zeros(&self) -> usize {
@@ -115,17 +178,17 @@ impl Distance {
                 return i * 8 + b.leading_zeros() as usize;
             }
         }
-        ID_LEN * 8
+        N * 8
     }
 }
 
-impl fmt::Debug for Id {
+impl<const N: usize> fmt::Debug for Id<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Id({})", self.to_hex())
     }
 }
 
-impl fmt::Display for Id {
+impl<const N: usize> fmt::Display for Id<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
     }

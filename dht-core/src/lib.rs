@@ -50,12 +50,16 @@ mod codec;
 mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod contact;
 mod defense;
+mod disjoint;
 mod id;
+pub mod kernel;
 pub mod krpc;
 mod lookup;
 mod node;
 mod overlay;
+mod requests;
 mod routing;
 mod store;
 mod token;

@@ -11,11 +11,18 @@
 //! share as many leading bits with the target: the same XOR band) are asked fastest
 //! first, by the round trip the caller hinted ([`Candidates::hint_rtt`]); standing
 //! still comes first, so the lookup converges as before, on faster paths.
+//!
+//! Protocol-neutral: a candidate is any [`Contact`] (Mainline's [`NodeInfo`] by
+//! default), kept by its key's XOR distance to the target.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::id::{Distance, Id, NodeInfo};
+use crate::contact::Contact;
+use crate::id::{Id, Key, NodeInfo};
+
+/// The distance type of contact `C`'s keys.
+type DistanceOf<C> = <<C as Contact>::Key as Key>::Distance;
 
 /// Requests a lookup sends to one candidate before giving up on it.
 pub const MAX_ATTEMPTS: u8 = 2;
@@ -38,9 +45,9 @@ pub enum CandidateState {
 
 /// A node a lookup knows about.
 #[derive(Clone, Debug)]
-pub struct Candidate {
+pub struct Candidate<C = NodeInfo> {
     /// The node.
-    pub node: NodeInfo,
+    pub node: C,
     /// Where it stands.
     pub state: CandidateState,
     /// 1 for a contact from our table; d + 1 for one learned from a depth-d node.
@@ -53,19 +60,41 @@ pub struct Candidate {
 
 /// The candidate set of one lookup.
 #[derive(Clone, Debug)]
-pub struct Candidates {
-    target: Id,
+pub struct Candidates<C: Contact = NodeInfo> {
+    target: C::Key,
     k: usize,
     alpha: usize,
     max: usize,
-    by_distance: BTreeMap<Distance, Candidate>,
+    by_distance: BTreeMap<DistanceOf<C>, Candidate<C>>,
     in_flight: usize,
     prefer_fast: bool,
 }
 
 impl Candidates {
-    /// An empty set toward `target`.
+    /// An empty set of Mainline contacts toward `target` (see [`Candidates::toward`]).
     pub fn new(target: Id, k: usize, alpha: usize, max: usize) -> Candidates {
+        Candidates::toward(target, k, alpha, max)
+    }
+}
+
+impl Candidates<NodeInfo> {
+    /// Is `addr` the address on record for candidate `id`?
+    pub fn addr_matches(&self, id: &Id, addr: &SocketAddr) -> bool {
+        self.by_distance
+            .get(&id.distance(&self.target))
+            .is_some_and(|c| c.node.addr == *addr)
+    }
+
+    /// Is some candidate at `addr`?
+    pub fn has_addr(&self, addr: &SocketAddr) -> bool {
+        self.by_distance.values().any(|c| c.node.addr == *addr)
+    }
+}
+
+impl<C: Contact> Candidates<C> {
+    /// An empty set toward `target`: at most `alpha` requests in flight, done when the
+    /// `k` closest live candidates answered, at most `max` candidates kept.
+    pub fn toward(target: C::Key, k: usize, alpha: usize, max: usize) -> Candidates<C> {
         Candidates {
             target,
             k: k.max(1),
@@ -85,32 +114,31 @@ impl Candidates {
     }
 
     /// The expected round trip to candidate `id` (a measured one, or an estimate).
-    pub fn hint_rtt(&mut self, id: &Id, rtt: std::time::Duration) {
+    pub fn hint_rtt(&mut self, id: &C::Key, rtt: std::time::Duration) {
         if let Some(c) = self.get_mut(id) {
             c.rtt_ms = u16::try_from(rtt.as_millis()).unwrap_or(u16::MAX).max(1);
         }
     }
 
     /// Adds a node unless it is already known (by id) or too far to matter.
-    pub fn add(&mut self, node: NodeInfo, depth: u32) {
+    pub fn add(&mut self, node: C, depth: u32) {
         self.add_limited(node, depth, None);
     }
 
     /// As [`Candidates::add`], but not when `max_per_ip` candidates already share the
     /// node's IP: one host answering from many ports (or under many ids) must not
     /// fill the window of the k closest. The first ones seen stay.
-    pub fn add_limited(&mut self, node: NodeInfo, depth: u32, max_per_ip: Option<usize>) {
-        let d = node.id.distance(&self.target);
+    pub fn add_limited(&mut self, node: C, depth: u32, max_per_ip: Option<usize>) {
+        let d = node.key().distance(&self.target);
         if self.by_distance.contains_key(&d) {
             return;
         }
-        if let Some(m) = max_per_ip {
-            let ip = node.addr.ip();
+        if let (Some(m), Some(ip)) = (max_per_ip, node.ip()) {
             // At most `max` (64) candidates: a linear scan costs less than an index.
             if self
                 .by_distance
                 .values()
-                .filter(|c| c.node.addr.ip() == ip)
+                .filter(|c| c.node.ip() == Some(ip))
                 .count()
                 >= m
             {
@@ -151,14 +179,14 @@ impl Candidates {
 
     /// The next candidates to ask: fresh ones within the window of the `k` closest
     /// live candidates, while fewer than `alpha` requests are in flight.
-    pub fn next_to_query(&mut self) -> Vec<NodeInfo> {
+    pub fn next_to_query(&mut self) -> Vec<C> {
         self.next_to_query_skipping(|_| false)
     }
 
     /// As [`Candidates::next_to_query`], but fresh candidates for which `skip` is true
     /// are set aside as failed (disjoint lookups: another path has claimed them; a
     /// seed asked by address answers for the candidate at that address).
-    pub fn next_to_query_skipping(&mut self, skip: impl Fn(&NodeInfo) -> bool) -> Vec<NodeInfo> {
+    pub fn next_to_query_skipping(&mut self, skip: impl Fn(&C) -> bool) -> Vec<C> {
         let mut out = Vec::new();
         let mut live = 0;
         // Converged when the closest live candidate has already answered: nothing
@@ -188,7 +216,7 @@ impl Candidates {
                 CandidateState::Fresh => {
                     c.state = CandidateState::InFlight;
                     c.attempts = c.attempts.saturating_add(1);
-                    out.push(c.node);
+                    out.push(c.node.clone());
                 }
                 _ => {}
             }
@@ -201,13 +229,13 @@ impl Candidates {
     /// [`Candidates::next_to_query_skipping`] with fast candidates first within a
     /// band: the fresh candidates a plain pass could reach (the window of k live
     /// ones) are taken band by band, closest band first, fastest first inside one.
-    fn next_fastest(&mut self, limit: usize, skip: impl Fn(&NodeInfo) -> bool) -> Vec<NodeInfo> {
+    fn next_fastest(&mut self, limit: usize, skip: impl Fn(&C) -> bool) -> Vec<C> {
         let room = limit.saturating_sub(self.in_flight);
         if room == 0 {
             return Vec::new();
         }
         // (band, rtt or MAX when unknown, distance): sorting this is the order asked.
-        let mut fresh: Vec<(std::cmp::Reverse<usize>, u16, Distance)> = Vec::new();
+        let mut fresh: Vec<(std::cmp::Reverse<usize>, u16, DistanceOf<C>)> = Vec::new();
         let mut live = 0;
         for (d, c) in self.by_distance.iter_mut() {
             if live >= self.k {
@@ -219,7 +247,7 @@ impl Candidates {
             match c.state {
                 CandidateState::Failed => continue,
                 CandidateState::Fresh => {
-                    let band = c.node.id.common_prefix_len(&self.target);
+                    let band = c.node.key().common_prefix_len(&self.target);
                     let rtt = if c.rtt_ms == 0 { u16::MAX } else { c.rtt_ms };
                     fresh.push((std::cmp::Reverse(band), rtt, *d));
                 }
@@ -233,19 +261,19 @@ impl Candidates {
             if let Some(c) = self.by_distance.get_mut(&d) {
                 c.state = CandidateState::InFlight;
                 c.attempts = c.attempts.saturating_add(1);
-                out.push(c.node);
+                out.push(c.node.clone());
             }
         }
         self.in_flight += out.len();
         out
     }
 
-    fn get_mut(&mut self, id: &Id) -> Option<&mut Candidate> {
+    fn get_mut(&mut self, id: &C::Key) -> Option<&mut Candidate<C>> {
         self.by_distance.get_mut(&id.distance(&self.target))
     }
 
     /// The candidate `id` answered. Returns its depth (so learned nodes get depth + 1).
-    pub fn on_response(&mut self, id: &Id, token: Option<Vec<u8>>) -> Option<u32> {
+    pub fn on_response(&mut self, id: &C::Key, token: Option<Vec<u8>>) -> Option<u32> {
         let c = self.get_mut(id)?;
         if c.state != CandidateState::InFlight {
             return None;
@@ -258,7 +286,7 @@ impl Candidates {
 
     /// Marks `id` as answered without a request of ours through this set (a bootstrap
     /// router asked by address before its id was known).
-    pub fn force_responded(&mut self, id: &Id, token: Option<Vec<u8>>) {
+    pub fn force_responded(&mut self, id: &C::Key, token: Option<Vec<u8>>) {
         let mut was_in_flight = false;
         if let Some(c) = self.get_mut(id) {
             was_in_flight = c.state == CandidateState::InFlight;
@@ -271,7 +299,7 @@ impl Candidates {
 
     /// A request to `id` timed out: the first time it is asked again (a datagram lost
     /// on the way is common, a dead node is not asked a third time), then it fails.
-    pub fn on_timeout(&mut self, id: &Id) {
+    pub fn on_timeout(&mut self, id: &C::Key) {
         if let Some(c) = self.get_mut(id) {
             if c.state == CandidateState::InFlight {
                 c.state = if c.attempts < MAX_ATTEMPTS {
@@ -285,7 +313,7 @@ impl Candidates {
     }
 
     /// The candidate `id` failed (an error reply, or it is not who we thought).
-    pub fn on_failure(&mut self, id: &Id) {
+    pub fn on_failure(&mut self, id: &C::Key) {
         if let Some(c) = self.get_mut(id) {
             if c.state == CandidateState::InFlight {
                 c.state = CandidateState::Failed;
@@ -295,7 +323,7 @@ impl Candidates {
     }
 
     /// A candidate whose reply came from another id than the one we had for it.
-    pub fn on_wrong_id(&mut self, expected: &Id) {
+    pub fn on_wrong_id(&mut self, expected: &C::Key) {
         self.on_failure(expected)
     }
 
@@ -317,31 +345,21 @@ impl Candidates {
     }
 
     /// The `k` closest candidates that answered, closest first, with their depth and token.
-    pub fn closest_responded(&self) -> Vec<(NodeInfo, u32, Option<Vec<u8>>)> {
+    pub fn closest_responded(&self) -> Vec<(C, u32, Option<Vec<u8>>)> {
         self.by_distance
             .values()
             .filter_map(|c| match &c.state {
-                CandidateState::Responded { token } => Some((c.node, c.depth, token.clone())),
+                CandidateState::Responded { token } => {
+                    Some((c.node.clone(), c.depth, token.clone()))
+                }
                 _ => None,
             })
             .take(self.k)
             .collect()
     }
 
-    /// Is `addr` the address on record for candidate `id`?
-    pub fn addr_matches(&self, id: &Id, addr: &SocketAddr) -> bool {
-        self.by_distance
-            .get(&id.distance(&self.target))
-            .is_some_and(|c| c.node.addr == *addr)
-    }
-
-    /// Is some candidate at `addr`?
-    pub fn has_addr(&self, addr: &SocketAddr) -> bool {
-        self.by_distance.values().any(|c| c.node.addr == *addr)
-    }
-
     /// The target.
-    pub fn target(&self) -> Id {
+    pub fn target(&self) -> C::Key {
         self.target
     }
 }

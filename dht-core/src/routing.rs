@@ -17,12 +17,17 @@
 //! extended routing table) the four buckets farthest from our id hold 16k, 8k, 4k
 //! and 2k nodes (128, 64, 32, 16 for k = 8): they cover 15/16 of the id space, so a
 //! lookup's first hop lands about four bits closer to any target there.
+//!
+//! The table is protocol-neutral: it holds any [`Contact`] (Mainline's [`NodeInfo`] by
+//! default) keyed by any [`Key`] width, and asks an [`Admission`] policy (Mainline's
+//! [`Defense`] by default: per-IP and per-prefix diversity, BEP 42) who may enter.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::defense::{prefix_of, Bep42Mode, Defense};
-use crate::id::{Id, NodeInfo, ID_LEN};
+use crate::contact::{Admission, Contact};
+use crate::defense::Defense;
+use crate::id::{Id, Key, NodeInfo};
 
 /// A moment in whole seconds since the table was made, plus one; 0 is "never".
 /// Four bytes instead of an `Option<Instant>`'s sixteen: a simulation holds hundreds
@@ -42,9 +47,9 @@ impl Stamp {
 
 /// A routing-table entry.
 #[derive(Clone, Copy, Debug)]
-pub struct Entry {
+pub struct Entry<C = NodeInfo> {
     /// The node.
-    pub node: NodeInfo,
+    pub node: C,
     /// Last answer to one of our queries ([`RoutingTable::instant_of`] converts it).
     pub last_response: Stamp,
     /// Last query from it.
@@ -68,14 +73,14 @@ pub enum Health {
 }
 
 #[derive(Clone, Debug)]
-struct Bucket {
-    nodes: Vec<Entry>,
-    replacements: Vec<Entry>,
+struct Bucket<C> {
+    nodes: Vec<Entry<C>>,
+    replacements: Vec<Entry<C>>,
     last_changed: Instant,
 }
 
-impl Bucket {
-    fn new(now: Instant) -> Bucket {
+impl<C> Bucket<C> {
+    fn new(now: Instant) -> Bucket<C> {
         Bucket {
             nodes: Vec::new(),
             replacements: Vec::new(),
@@ -86,27 +91,27 @@ impl Bucket {
 
 /// What [`RoutingTable::on_response`] did with a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Insert {
+pub enum Insert<C = NodeInfo> {
     /// Already present: refreshed.
     Updated,
     /// Added to a main bucket.
     Added,
     /// Put in the replacement cache (bucket full); the listed questionable node
     /// should be pinged so that it can be replaced if it is gone.
-    Cached(Option<NodeInfo>),
+    Cached(Option<C>),
     /// Not added (our own id, or an address already in the table under another id).
     Rejected,
 }
 
-/// One address family's table.
+/// One address family's table of contacts `C`, admitted by policy `P`.
 #[derive(Clone, Debug)]
-pub struct RoutingTable {
-    own: Id,
+pub struct RoutingTable<C: Contact = NodeInfo, P = Defense> {
+    own: C::Key,
     k: usize,
-    buckets: Vec<Bucket>,
+    buckets: Vec<Bucket<C>>,
     questionable_after: Duration,
     max_failures: u8,
-    defense: Defense,
+    policy: P,
     /// Larger far buckets (see the module doc).
     extended: bool,
     /// What [`Stamp`]s count from.
@@ -114,7 +119,8 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    /// An empty table for `own` with bucket size `k`.
+    /// An empty Mainline table for `own` with bucket size `k` and the default
+    /// [`Defense`] (see [`RoutingTable::with_defense`]).
     pub fn new(
         own: Id,
         k: usize,
@@ -122,13 +128,56 @@ impl RoutingTable {
         max_failures: u8,
         now: Instant,
     ) -> Self {
+        RoutingTable::with_policy(
+            own,
+            k,
+            questionable_after,
+            max_failures,
+            now,
+            Defense::default(),
+        )
+    }
+}
+
+impl<C: Contact> RoutingTable<C, Defense> {
+    /// Sets the diversity limits (per IP, per /24 or /64), their exemption and the
+    /// BEP 42 mode.
+    pub fn with_defense(mut self, defense: Defense) -> Self {
+        self.policy = defense;
+        self
+    }
+}
+
+impl RoutingTable<NodeInfo, Defense> {
+    /// A query to `id` at `addr` timed out (see [`RoutingTable::on_timeout_of`]).
+    pub fn on_timeout(&mut self, id: &Id, addr: &SocketAddr, now: Instant) -> bool {
+        self.on_timeout_of(
+            &NodeInfo {
+                id: *id,
+                addr: *addr,
+            },
+            now,
+        )
+    }
+}
+
+impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
+    /// An empty table for `own` with bucket size `k`, admitting contacts by `policy`.
+    pub fn with_policy(
+        own: C::Key,
+        k: usize,
+        questionable_after: Duration,
+        max_failures: u8,
+        now: Instant,
+        policy: P,
+    ) -> Self {
         RoutingTable {
             own,
             k: k.max(1),
             buckets: vec![Bucket::new(now)],
             questionable_after,
             max_failures: max_failures.max(1),
-            defense: Defense::default(),
+            policy,
             extended: false,
             epoch: now,
         }
@@ -162,63 +211,48 @@ impl RoutingTable {
             .then(|| self.epoch + Duration::from_secs(u64::from(s.0 - 1)))
     }
 
-    /// Sets the diversity limits (per IP, per /24 or /64) and their exemption.
-    pub fn with_defense(mut self, defense: Defense) -> Self {
-        self.defense = defense;
-        self
+    /// The policy contacts are admitted by.
+    pub fn policy(&self) -> &P {
+        &self.policy
     }
 
     /// The same contacts around a new own id (after a BEP 42 id change).
-    pub fn rebuilt(&self, own: Id, now: Instant) -> RoutingTable {
+    pub fn rebuilt(&self, own: C::Key, now: Instant) -> Self {
         let mut t = RoutingTable {
             own,
             k: self.k,
             buckets: vec![Bucket::new(now)],
             questionable_after: self.questionable_after,
             max_failures: self.max_failures,
-            defense: self.defense,
+            policy: self.policy.clone(),
             extended: self.extended,
             epoch: self.epoch,
         };
         for e in self.entries() {
-            if e.node.id != own {
-                t.insert(*e, now);
+            if *e.node.key() != own {
+                t.insert(e.clone(), now);
             }
         }
         t
     }
 
-    /// True when `node`'s id fits its IP under BEP 42 (exempt addresses always fit).
-    pub fn is_verified(&self, node: &NodeInfo) -> bool {
-        crate::bep42::is_valid(&node.id, node.addr.ip())
+    /// True when `node`'s key fits where it is reached (BEP 42 for Mainline: exempt
+    /// addresses always fit).
+    pub fn is_verified(&self, node: &C) -> bool {
+        node.is_verified()
     }
 
-    /// Would adding `node` break the diversity limits? (Checked for newcomers only.)
-    fn too_concentrated(&self, node: &NodeInfo, bucket: usize) -> bool {
-        let ip = node.addr.ip();
-        let d = &self.defense;
-        if d.is_exempt(ip) {
-            return false;
-        }
-        let prefix = prefix_of(ip);
-        let (mut same_ip, mut same_prefix) = (0, 0);
-        for e in self.entries() {
-            let other = e.node.addr.ip();
-            same_ip += usize::from(other == ip);
-            same_prefix += usize::from(prefix_of(other) == prefix);
-        }
-        let in_bucket = self.buckets[bucket]
-            .nodes
-            .iter()
-            .filter(|e| prefix_of(e.node.addr.ip()) == prefix)
-            .count();
-        same_ip >= d.max_per_ip
-            || same_prefix >= d.max_per_prefix_in_table
-            || in_bucket >= d.max_per_prefix_in_bucket
+    /// May the newcomer `node` enter bucket `bucket` under the policy?
+    fn admitted(&self, node: &C, bucket: usize) -> bool {
+        self.policy.admits(
+            node,
+            self.entries().map(|e| &e.node),
+            self.buckets[bucket].nodes.iter().map(|e| &e.node),
+        )
     }
 
     /// Our id.
-    pub fn own_id(&self) -> Id {
+    pub fn own_id(&self) -> C::Key {
         self.own
     }
 
@@ -247,7 +281,7 @@ impl RoutingTable {
         self.buckets[last]
             .nodes
             .iter()
-            .filter(|e| self.own.common_prefix_len(&e.node.id) == b)
+            .filter(|e| self.own.common_prefix_len(e.node.key()) == b)
             .count()
     }
 
@@ -266,12 +300,12 @@ impl RoutingTable {
         self.buckets.iter().map(|b| b.replacements.len()).sum()
     }
 
-    fn bucket_index(&self, id: &Id) -> usize {
+    fn bucket_index(&self, id: &C::Key) -> usize {
         self.own.common_prefix_len(id).min(self.buckets.len() - 1)
     }
 
     /// Health of `e` at `now`.
-    pub fn health(&self, e: &Entry, now: Instant) -> Health {
+    pub fn health(&self, e: &Entry<C>, now: Instant) -> Health {
         if e.failures >= self.max_failures {
             return Health::Bad;
         }
@@ -288,15 +322,15 @@ impl RoutingTable {
 
     /// Records a round trip measured to `node` (an entry of the main buckets at that
     /// address): smoothed as 3/4 of the old value and 1/4 of the new one.
-    pub fn note_rtt(&mut self, node: &NodeInfo, rtt: Duration) {
-        let idx = self.bucket_index(&node.id);
+    pub fn note_rtt(&mut self, node: &C, rtt: Duration) {
+        let idx = self.bucket_index(node.key());
         let ms = u32::try_from(rtt.as_millis())
             .unwrap_or(u32::MAX)
             .clamp(1, 65_535);
         if let Some(e) = self.buckets[idx]
             .nodes
             .iter_mut()
-            .find(|e| e.node.id == node.id && e.node.addr == node.addr)
+            .find(|e| e.node.key() == node.key() && e.node.same_endpoint(node))
         {
             let old = u32::from(e.rtt_ms);
             let new = if old == 0 { ms } else { (3 * old + ms) / 4 };
@@ -306,54 +340,52 @@ impl RoutingTable {
 
     /// The smoothed round trip to `node`, if it is in a main bucket at that address
     /// and has answered.
-    pub fn rtt_of(&self, node: &NodeInfo) -> Option<Duration> {
-        let idx = self.bucket_index(&node.id);
+    pub fn rtt_of(&self, node: &C) -> Option<Duration> {
+        let idx = self.bucket_index(node.key());
         self.buckets[idx]
             .nodes
             .iter()
-            .find(|e| e.node.id == node.id && e.node.addr == node.addr)
+            .find(|e| e.node.key() == node.key() && e.node.same_endpoint(node))
             .filter(|e| e.rtt_ms > 0)
             .map(|e| Duration::from_millis(u64::from(e.rtt_ms)))
     }
 
-    /// Looks a node up by id.
-    pub fn get(&self, id: &Id) -> Option<&Entry> {
+    /// Looks a node up by key.
+    pub fn get(&self, id: &C::Key) -> Option<&Entry<C>> {
         let b = &self.buckets[self.bucket_index(id)];
-        b.nodes.iter().find(|e| e.node.id == *id)
+        b.nodes.iter().find(|e| e.node.key() == id)
     }
 
-    fn addr_taken_by_other(&self, node: &NodeInfo) -> bool {
-        // Addresses are unique in the table: one endpoint cannot hold two ids.
+    fn endpoint_taken_by_other(&self, node: &C) -> bool {
+        // Endpoints are unique in the table: one endpoint cannot hold two ids.
         self.buckets
             .iter()
             .flat_map(|b| b.nodes.iter())
-            .any(|e| e.node.addr == node.addr && e.node.id != node.id)
+            .any(|e| e.node.same_endpoint(node) && e.node.key() != node.key())
     }
 
     /// `node` answered one of our queries.
-    pub fn on_response(&mut self, node: NodeInfo, now: Instant) -> Insert {
-        if node.id == self.own {
+    pub fn on_response(&mut self, node: C, now: Instant) -> Insert<C> {
+        if *node.key() == self.own {
             return Insert::Rejected;
         }
-        let idx = self.bucket_index(&node.id);
+        let idx = self.bucket_index(node.key());
         let stamp = self.stamp(now);
         if let Some(e) = self.buckets[idx]
             .nodes
             .iter_mut()
-            .find(|e| e.node.id == node.id)
+            .find(|e| e.node.key() == node.key())
         {
-            if e.node.addr != node.addr {
-                // Same id from a new address: keep the one on record until it fails.
+            // Same id at a new endpoint: the contact's rule decides (Mainline keeps
+            // the one on record until it fails).
+            if !e.node.same_endpoint(&node) && !e.node.readdress(&node) {
                 return Insert::Rejected;
             }
             e.last_response = stamp;
             e.failures = 0;
             return Insert::Updated;
         }
-        if self.addr_taken_by_other(&node) || self.too_concentrated(&node, idx) {
-            return Insert::Rejected;
-        }
-        if self.defense.bep42 == Bep42Mode::Enforce && !self.is_verified(&node) {
+        if self.endpoint_taken_by_other(&node) || !self.admitted(&node, idx) {
             return Insert::Rejected;
         }
         let entry = Entry {
@@ -366,20 +398,22 @@ impl RoutingTable {
         self.insert(entry, now)
     }
 
-    fn insert(&mut self, entry: Entry, now: Instant) -> Insert {
+    fn insert(&mut self, entry: Entry<C>, now: Instant) -> Insert<C> {
         loop {
-            let idx = self.bucket_index(&entry.node.id);
+            let idx = self.bucket_index(entry.node.key());
             let last = self.buckets.len() - 1;
             let k = self.k;
             let capacity = self.bucket_capacity(idx);
             let bucket = &mut self.buckets[idx];
-            bucket.replacements.retain(|r| r.node.id != entry.node.id);
+            bucket
+                .replacements
+                .retain(|r| r.node.key() != entry.node.key());
             if bucket.nodes.len() < capacity {
                 bucket.nodes.push(entry);
                 bucket.last_changed = now;
                 return Insert::Added;
             }
-            if idx == last && self.buckets.len() < ID_LEN * 8 {
+            if idx == last && self.buckets.len() < C::Key::BITS {
                 self.split_last(now);
                 continue;
             }
@@ -403,14 +437,11 @@ impl RoutingTable {
             }
             // BEP 42 (prefer): a verified newcomer takes the place of an unverified node,
             // which waits in the replacement cache instead.
-            let unverified = if self.defense.bep42 == Bep42Mode::Prefer
-                && bad.is_none()
-                && self.is_verified(&entry.node)
-            {
+            let unverified = if bad.is_none() {
                 self.buckets[idx]
                     .nodes
                     .iter()
-                    .position(|e| !self.is_verified(&e.node))
+                    .position(|e| self.policy.displaces(&entry.node, &e.node))
             } else {
                 None
             };
@@ -427,7 +458,7 @@ impl RoutingTable {
                 return Insert::Added;
             }
             push_replacement(&mut bucket.replacements, entry, k);
-            return Insert::Cached(questionable.map(|(i, _)| bucket.nodes[i].node));
+            return Insert::Cached(questionable.map(|(i, _)| bucket.nodes[i].node.clone()));
         }
     }
 
@@ -439,14 +470,14 @@ impl RoutingTable {
         near.last_changed = old.last_changed;
         far.last_changed = old.last_changed;
         for e in old.nodes {
-            if self.own.common_prefix_len(&e.node.id) > depth {
+            if self.own.common_prefix_len(e.node.key()) > depth {
                 near.nodes.push(e);
             } else {
                 far.nodes.push(e);
             }
         }
         for e in old.replacements {
-            if self.own.common_prefix_len(&e.node.id) > depth {
+            if self.own.common_prefix_len(e.node.key()) > depth {
                 near.replacements.push(e);
             } else {
                 far.replacements.push(e);
@@ -460,23 +491,27 @@ impl RoutingTable {
     /// go to the replacement cache (they have not answered us yet). Returns true
     /// when the node is unknown and its bucket has room, so the caller should ping
     /// it to let it in.
-    pub fn on_query(&mut self, node: NodeInfo, now: Instant) -> bool {
-        if node.id == self.own {
+    pub fn on_query(&mut self, node: C, now: Instant) -> bool {
+        if *node.key() == self.own {
             return false;
         }
-        let idx = self.bucket_index(&node.id);
+        let idx = self.bucket_index(node.key());
         let last = self.buckets.len() - 1;
         let k = self.k;
         let capacity = self.bucket_capacity(idx);
         let stamp = self.stamp(now);
         let bucket = &mut self.buckets[idx];
-        if let Some(e) = bucket.nodes.iter_mut().find(|e| e.node.id == node.id) {
-            if e.node.addr == node.addr {
+        if let Some(e) = bucket.nodes.iter_mut().find(|e| e.node.key() == node.key()) {
+            if e.node.same_endpoint(&node) {
                 e.last_query = stamp;
             }
             return false;
         }
         let room = bucket.nodes.len() < capacity || idx == last;
+        let known = bucket
+            .replacements
+            .iter()
+            .any(|r| r.node.key() == node.key());
         let entry = Entry {
             node,
             last_response: Stamp::NEVER,
@@ -484,26 +519,26 @@ impl RoutingTable {
             failures: 0,
             rtt_ms: 0,
         };
-        if !bucket.replacements.iter().any(|r| r.node.id == node.id) {
+        if !known {
             push_replacement(&mut bucket.replacements, entry, k);
         }
         room
     }
 
-    /// A query to `id` at `addr` timed out. Returns true if the node became bad and
-    /// was replaced from the cache or removed.
-    pub fn on_timeout(&mut self, id: &Id, addr: &SocketAddr, now: Instant) -> bool {
-        let idx = self.bucket_index(id);
+    /// A query to `node` (its key at its endpoint) timed out. Returns true if the node
+    /// became bad and was replaced from the cache or removed.
+    pub fn on_timeout_of(&mut self, node: &C, now: Instant) -> bool {
+        let idx = self.bucket_index(node.key());
         let max_failures = self.max_failures;
         let bucket = &mut self.buckets[idx];
         let Some(pos) = bucket
             .nodes
             .iter()
-            .position(|e| e.node.id == *id && e.node.addr == *addr)
+            .position(|e| e.node.key() == node.key() && e.node.same_endpoint(node))
         else {
             bucket
                 .replacements
-                .retain(|r| !(r.node.id == *id && r.node.addr == *addr));
+                .retain(|r| !(r.node.key() == node.key() && r.node.same_endpoint(node)));
             return false;
         };
         bucket.nodes[pos].failures = bucket.nodes[pos].failures.saturating_add(1);
@@ -531,7 +566,7 @@ impl RoutingTable {
 
     /// Nodes in the replacement caches that have never answered and whose bucket
     /// has room: candidates to ping so they can enter.
-    pub fn unverified_with_room(&self, max: usize) -> Vec<NodeInfo> {
+    pub fn unverified_with_room(&self, max: usize) -> Vec<C> {
         let mut out = Vec::new();
         for (i, b) in self.buckets.iter().enumerate() {
             if b.nodes.len() < self.bucket_capacity(i) {
@@ -539,7 +574,7 @@ impl RoutingTable {
                     if out.len() >= max {
                         return out;
                     }
-                    out.push(r.node);
+                    out.push(r.node.clone());
                 }
             }
         }
@@ -547,20 +582,20 @@ impl RoutingTable {
     }
 
     /// Removes a node (e.g. it answered with another id).
-    pub fn remove(&mut self, id: &Id) -> bool {
+    pub fn remove(&mut self, id: &C::Key) -> bool {
         let idx = self.bucket_index(id);
         let bucket = &mut self.buckets[idx];
         let before = bucket.nodes.len();
-        bucket.nodes.retain(|e| e.node.id != *id);
+        bucket.nodes.retain(|e| e.node.key() != id);
         before != bucket.nodes.len()
     }
 
     /// Up to `n` non-bad nodes closest to `target`, closest first.
-    pub fn closest(&self, target: &Id, n: usize, now: Instant) -> Vec<NodeInfo> {
+    pub fn closest(&self, target: &C::Key, n: usize, now: Instant) -> Vec<C> {
         if n == 0 {
             return Vec::new();
         }
-        let mut found: Vec<(crate::id::Distance, NodeInfo)> = Vec::with_capacity(n.min(self.len()));
+        let mut found: Vec<(<C::Key as Key>::Distance, C)> = Vec::with_capacity(n.min(self.len()));
         let c = self.bucket_index(target);
         // Buckets ordered by how close their nodes are to the target (see module doc):
         // bucket c holds the closest; buckets above c come next (they share exactly c
@@ -568,12 +603,12 @@ impl RoutingTable {
         // Each group is wholly closer than the next, so only the last group taken
         // needs a partial selection.
         let take = |range: std::ops::Range<usize>,
-                    found: &mut Vec<(crate::id::Distance, NodeInfo)>| {
+                    found: &mut Vec<(<C::Key as Key>::Distance, C)>| {
             let start = found.len();
             for i in range {
                 for e in &self.buckets[i].nodes {
                     if self.health(e, now) != Health::Bad {
-                        found.push((e.node.id.distance(target), e.node));
+                        found.push((e.node.key().distance(target), e.node.clone()));
                     }
                 }
             }
@@ -598,7 +633,7 @@ impl RoutingTable {
     }
 
     /// Every entry in the main buckets.
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> + '_ {
+    pub fn entries(&self) -> impl Iterator<Item = &Entry<C>> + '_ {
         self.buckets.iter().flat_map(|b| b.nodes.iter())
     }
 
@@ -620,7 +655,7 @@ impl RoutingTable {
     }
 
     /// Questionable nodes to ping (stalest first within each bucket), at most `max`.
-    pub fn questionable(&self, now: Instant, max: usize) -> Vec<NodeInfo> {
+    pub fn questionable(&self, now: Instant, max: usize) -> Vec<C> {
         let mut out = Vec::new();
         for b in &self.buckets {
             for e in &b.nodes {
@@ -628,7 +663,7 @@ impl RoutingTable {
                     return out;
                 }
                 if self.health(e, now) == Health::Questionable {
-                    out.push(e.node);
+                    out.push(e.node.clone());
                 }
             }
         }
@@ -636,8 +671,8 @@ impl RoutingTable {
     }
 }
 
-fn push_replacement(cache: &mut Vec<Entry>, entry: Entry, k: usize) {
-    cache.retain(|r| r.node.id != entry.node.id);
+fn push_replacement<C: Contact>(cache: &mut Vec<Entry<C>>, entry: Entry<C>, k: usize) {
+    cache.retain(|r| r.node.key() != entry.node.key());
     if cache.len() >= k {
         // Oldest out: the newest contacts are the likeliest to be alive.
         cache.remove(0);

@@ -1,10 +1,11 @@
-//! Our requests on the wire: the table of requests in flight, their timeouts, matching
-//! a reply to the request it answers, and the round-trip estimate that sets timeouts.
+//! Our KRPC requests on the wire: sending them, and what a reply, an error or a timeout
+//! does to the query that sent them. The table of requests in flight (matching, deadlines,
+//! the round-trip estimate) is the kernel's [`RequestTable`].
 //!
 //! A reply counts only when it comes from the address we asked, under a live 4-byte
 //! transaction id; anything else is counted as unexpected and dropped.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use rand_chacha::rand_core::RngCore;
 
 use crate::id::{Id, NodeInfo};
 use crate::krpc::{Body, ErrorBody, Message, Method, Query, Response};
+use crate::requests::{Pending, RequestTable};
 use crate::routing::Insert;
 use crate::store::Store;
 
@@ -30,34 +32,31 @@ pub(super) enum Purpose {
     Ping(Option<QueryId>),
 }
 
-#[derive(Clone, Debug)]
-struct Pending {
-    to: SocketAddr,
+/// What a request of ours was: whom we meant to ask (unknown for a bootstrap
+/// address) and why.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Asked {
     node_id: Option<Id>,
     purpose: Purpose,
-    sent: Instant,
-    deadline: Instant,
 }
 
 /// Requests in flight, by transaction id, with their deadlines.
 #[derive(Debug, Default)]
 pub(super) struct Outgoing {
-    pending: BTreeMap<u32, Pending>,
-    timers: BTreeSet<(Instant, u32)>,
+    table: RequestTable<Asked>,
     /// Addresses with a housekeeping ping in flight.
     pinging: BTreeSet<SocketAddr>,
-    rtt: RttEstimator,
 }
 
 impl Outgoing {
     /// The earliest request deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
+        self.table.next_deadline()
     }
 
     /// The node-wide smoothed round trip, once one was measured.
     pub fn srtt(&self) -> Option<Duration> {
-        self.rtt.srtt
+        self.table.srtt()
     }
 }
 
@@ -71,19 +70,14 @@ impl<S: Store> Node<S> {
     /// trip was measured is given twice that (at least the minimum, at most the
     /// node-wide wait): a fast node that went silent costs little.
     fn request_timeout(&self, to: SocketAddr, node_id: Option<Id>) -> Duration {
-        let max = self.config.request_timeout;
-        let min = self.config.min_request_timeout.min(max);
-        let node_wide = self
-            .outgoing
-            .rtt
-            .timeout()
-            .map_or(max, |t| t.clamp(min, max));
-        match node_id.filter(|_| self.config.rtt_aware_lookups) {
-            Some(id) => self.tables[Family::of(&to).index()]
-                .rtt_of(&NodeInfo { id, addr: to })
-                .map_or(node_wide, |rtt| (rtt * 2).clamp(min, node_wide)),
-            None => node_wide,
-        }
+        let node_rtt = node_id
+            .filter(|_| self.config.rtt_aware_lookups)
+            .and_then(|id| self.tables[Family::of(&to).index()].rtt_of(&NodeInfo { id, addr: to }));
+        self.outgoing.table.timeout(
+            node_rtt,
+            self.config.min_request_timeout,
+            self.config.request_timeout,
+        )
     }
 
     pub(super) fn send_request(
@@ -94,15 +88,14 @@ impl<S: Store> Node<S> {
         purpose: Purpose,
         method: Method,
     ) {
-        let tid = loop {
-            let t = self.rng.next_u32();
-            if !self.outgoing.pending.contains_key(&t) {
-                break t;
-            }
-        };
+        let rng = &mut self.rng;
+        let tid = self
+            .outgoing
+            .table
+            .unused_id(|| rng.next_u32().to_be_bytes());
         self.stats.queries_sent.bump(KrpcMethod::of(&method));
         let msg = Message {
-            transaction_id: tid.to_be_bytes().to_vec(),
+            transaction_id: tid.to_vec(),
             version: self.config.version.map(|v| v.to_vec()),
             read_only: self.config.read_only,
             requester_ip: None,
@@ -115,49 +108,24 @@ impl<S: Store> Node<S> {
         msg.encode(&mut buf);
         self.push_transmit(to, buf);
         let deadline = now + self.request_timeout(to, node_id);
-        self.outgoing.pending.insert(
-            tid,
-            Pending {
-                to,
-                node_id,
-                purpose,
-                sent: now,
-                deadline,
-            },
-        );
-        self.outgoing.timers.insert((deadline, tid));
+        self.outgoing
+            .table
+            .insert(tid, to, Asked { node_id, purpose }, now, deadline);
     }
 
     /// Requests whose deadline has passed at `now` fail as timeouts.
     pub(super) fn expire_requests(&mut self, now: Instant) {
-        while let Some(&(t, tid)) = self.outgoing.timers.first() {
-            if t > now {
-                break;
-            }
-            self.outgoing.timers.pop_first();
-            if let Some(p) = self.outgoing.pending.remove(&tid) {
-                self.on_request_failed(now, p, None);
-            }
+        while let Some(p) = self.outgoing.table.pop_expired(now) {
+            self.on_request_failed(now, p, None);
         }
     }
 
     /// Forgets the requests in flight of a finished query: late replies are then
     /// counted as unexpected and ignored.
     pub(super) fn forget_requests_of(&mut self, qid: QueryId) {
-        let o = &mut self.outgoing;
-        let stale: Vec<u32> = o
-            .pending
-            .iter()
-            .filter(
-                |(_, p)| matches!(p.purpose, Purpose::Lookup(x, _) | Purpose::Write(x) if x == qid),
-            )
-            .map(|(t, _)| *t)
-            .collect();
-        for t in stale {
-            if let Some(p) = o.pending.remove(&t) {
-                o.timers.remove(&(p.deadline, t));
-            }
-        }
+        self.outgoing
+            .table
+            .forget(|r| matches!(r.purpose, Purpose::Lookup(x, _) | Purpose::Write(x) if x == qid));
     }
 
     /// A response or an error from `from` under transaction id `t`.
@@ -169,24 +137,12 @@ impl<S: Store> Node<S> {
         seen_as: Option<SocketAddr>,
         reply: Result<Response, ErrorBody>,
     ) {
-        let Ok(tid) = <[u8; 4]>::try_from(t).map(u32::from_be_bytes) else {
+        // Only the address we asked may answer: anything else is late or spoofed.
+        let Some(p) = self.outgoing.table.take_reply(now, t, &from) else {
             self.stats.unexpected_replies += 1;
             return;
         };
-        // Only the address we asked may answer: anything else is late or spoofed.
-        match self.outgoing.pending.get(&tid) {
-            Some(p) if p.to == from => {}
-            _ => {
-                self.stats.unexpected_replies += 1;
-                return;
-            }
-        }
-        let Some(p) = self.outgoing.pending.remove(&tid) else {
-            return;
-        };
-        self.outgoing.timers.remove(&(p.deadline, tid));
         let rtt = now.saturating_duration_since(p.sent);
-        self.outgoing.rtt.sample(rtt);
         let resp = match reply {
             Ok(r) => r,
             Err(e) => {
@@ -202,7 +158,7 @@ impl<S: Store> Node<S> {
         if let Some(seen) = seen_as {
             self.vote_external_ip(now, from, seen.ip());
         }
-        if let Some(expected) = p.node_id {
+        if let Some(expected) = p.request.node_id {
             if expected != resp.id {
                 // The node on record answers with another id: it is not who we knew.
                 self.tables[Family::of(&from).index()].remove(&expected);
@@ -216,7 +172,7 @@ impl<S: Store> Node<S> {
         };
         self.note_response(now, node);
         self.tables[Family::of(&from).index()].note_rtt(&node, rtt);
-        match p.purpose {
+        match p.request.purpose {
             Purpose::Ping(qid) => {
                 self.outgoing.pinging.remove(&from);
                 if let Some(qid) = qid {
@@ -231,7 +187,8 @@ impl<S: Store> Node<S> {
                 }
             }
             Purpose::Lookup(qid, path) => {
-                self.on_lookup_response(now, qid, path as usize, p.node_id.is_none(), node, resp)
+                let was_seed = p.request.node_id.is_none();
+                self.on_lookup_response(now, qid, path as usize, was_seed, node, resp)
             }
             Purpose::Write(qid) => {
                 if let Some(q) = self.queries.get_mut(&qid) {
@@ -263,15 +220,15 @@ impl<S: Store> Node<S> {
         }
     }
 
-    fn on_request_failed(&mut self, now: Instant, p: Pending, error: Option<ErrorBody>) {
+    fn on_request_failed(&mut self, now: Instant, p: Pending<Asked>, error: Option<ErrorBody>) {
         let timed_out = error.is_none();
-        if let Some(id) = p.node_id {
+        if let Some(id) = p.request.node_id {
             if timed_out {
                 let fam = Family::of(&p.to).index();
                 self.tables[fam].on_timeout(&id, &p.to, now);
             }
         }
-        match p.purpose {
+        match p.request.purpose {
             Purpose::Ping(qid) => {
                 self.outgoing.pinging.remove(&p.to);
                 if let Some(qid) = qid {
@@ -292,7 +249,7 @@ impl<S: Store> Node<S> {
                     } else {
                         q.stats.responses += 1;
                     }
-                    match p.node_id {
+                    match p.request.node_id {
                         Some(id) => {
                             if let Some(c) = q.paths.get_mut(path as usize) {
                                 if timed_out {
@@ -325,33 +282,5 @@ impl<S: Store> Node<S> {
                 self.drive(now, qid);
             }
         }
-    }
-}
-
-/// Smoothed round-trip time over every reply (RFC 6298's estimator, one for the node:
-/// a DHT talks to each peer too rarely for per-peer estimates).
-#[derive(Clone, Copy, Debug, Default)]
-struct RttEstimator {
-    srtt: Option<Duration>,
-    rttvar: Duration,
-}
-
-impl RttEstimator {
-    fn sample(&mut self, rtt: Duration) {
-        match self.srtt {
-            None => {
-                self.srtt = Some(rtt);
-                self.rttvar = rtt / 2;
-            }
-            Some(s) => {
-                let dev = s.abs_diff(rtt);
-                self.rttvar = (self.rttvar * 3 + dev) / 4;
-                self.srtt = Some((s * 7 + rtt) / 8);
-            }
-        }
-    }
-
-    fn timeout(&self) -> Option<Duration> {
-        self.srtt.map(|s| s + self.rttvar * 4)
     }
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::defense::{is_unusable, locality};
+use crate::disjoint::Paths;
 use crate::id::{Id, NodeInfo};
 use crate::krpc::Response;
 use crate::lookup::Candidates;
@@ -40,9 +41,7 @@ pub(super) struct QueryState {
     started: Instant,
     pub stats: QueryStats,
     /// One candidate set per disjoint path (one for plain lookups).
-    pub paths: Vec<Candidates>,
-    /// Nodes some path has queried (disjoint lookups only).
-    claimed: BTreeSet<Id>,
+    pub paths: Paths,
     /// Seeds (bootstrap routers, ids unknown) asked by address, reply pending: a
     /// candidate at one of these addresses is not asked again by id.
     pub seeds_in_flight: BTreeSet<SocketAddr>,
@@ -74,13 +73,14 @@ impl<S: Store> Node<S> {
                 phase: Phase::Lookup,
                 started: now,
                 stats: QueryStats::default(),
-                paths: (0..paths)
-                    .map(|_| {
-                        Candidates::new(target, cfg.k, cfg.alpha, cfg.max_lookup_candidates)
-                            .prefer_fast(cfg.rtt_aware_lookups)
-                    })
-                    .collect(),
-                claimed: BTreeSet::new(),
+                paths: Paths::new(
+                    (0..paths)
+                        .map(|_| {
+                            Candidates::new(target, cfg.k, cfg.alpha, cfg.max_lookup_candidates)
+                                .prefer_fast(cfg.rtt_aware_lookups)
+                        })
+                        .collect(),
+                ),
                 seeds_in_flight: BTreeSet::new(),
                 writes_in_flight: 0,
                 refresh_after: false,
@@ -326,24 +326,12 @@ impl<S: Store> Node<S> {
                     self.finish(now, qid);
                     return;
                 }
-                let mut next = Vec::new();
-                let disjoint = q.paths.len() > 1;
-                for (i, c) in q.paths.iter_mut().enumerate() {
-                    let (claimed, seeds) = (&q.claimed, &q.seeds_in_flight);
-                    // A node asked by address as a seed is not asked again by id: its
-                    // pending reply answers for it (a seed learned from another seed).
-                    let skip = |n: &NodeInfo| {
-                        (disjoint && claimed.contains(&n.id)) || seeds.contains(&n.addr)
-                    };
-                    for n in c.next_to_query_skipping(skip) {
-                        next.push((i as u8, n));
-                    }
-                    if disjoint {
-                        for (_, n) in next.iter().filter(|(p, _)| *p == i as u8) {
-                            q.claimed.insert(n.id);
-                        }
-                    }
-                }
+                let seeds = &q.seeds_in_flight;
+                // A node asked by address as a seed is not asked again by id: its
+                // pending reply answers for it (a seed learned from another seed).
+                let next = q
+                    .paths
+                    .next_to_query(|n: &NodeInfo| seeds.contains(&n.addr));
                 q.stats.requests += next.len() as u32;
                 if !next.is_empty() {
                     if let Some(method) = q.kind.lookup_method(q.target) {
@@ -359,7 +347,7 @@ impl<S: Store> Node<S> {
                     }
                     return;
                 }
-                if !q.seeds_in_flight.is_empty() || !q.paths.iter().all(|c| c.is_done()) {
+                if !q.seeds_in_flight.is_empty() || !q.paths.all_done() {
                     return;
                 }
                 if q.kind.writes() {
@@ -381,7 +369,9 @@ impl<S: Store> Node<S> {
             return;
         };
         q.phase = Phase::Write;
-        let targets: Vec<(NodeInfo, Vec<u8>)> = merged_closest(&q.paths, self.config.k)
+        let targets: Vec<(NodeInfo, Vec<u8>)> = q
+            .paths
+            .merged_closest(self.config.k)
             .into_iter()
             .filter_map(|(n, _, tok)| tok.map(|t| (n, t)))
             .collect();
@@ -408,7 +398,9 @@ impl<S: Store> Node<S> {
         // then counted as unexpected and ignored.
         self.forget_requests_of(qid);
         if q.refresh_after {
-            let depth = merged_closest(&q.paths, 1)
+            let depth = q
+                .paths
+                .merged_closest(1)
                 .first()
                 .map_or(0, |c| c.0.id.common_prefix_len(&self.id));
             self.refresh_sparse_buckets(now, q.family, depth);
@@ -416,7 +408,7 @@ impl<S: Store> Node<S> {
         if q.internal {
             return;
         }
-        let closest = merged_closest(&q.paths, self.config.k);
+        let closest = q.paths.merged_closest(self.config.k);
         q.stats.hops = closest.first().map(|c| c.1).unwrap_or(0).max(q.stats.hops);
         let nodes: Vec<NodeInfo> = closest.iter().map(|c| c.0).collect();
         q.stats.duration = now.saturating_duration_since(q.started);
@@ -427,17 +419,4 @@ impl<S: Store> Node<S> {
             stats: q.stats,
         }));
     }
-}
-
-/// The `k` closest responders over every path of a lookup, closest first.
-fn merged_closest(paths: &[Candidates], k: usize) -> Vec<(NodeInfo, u32, Option<Vec<u8>>)> {
-    if let [only] = paths {
-        return only.closest_responded();
-    }
-    let mut all: Vec<_> = paths.iter().flat_map(|c| c.closest_responded()).collect();
-    let target = paths.first().map(|c| c.target()).unwrap_or_default();
-    all.sort_by_key(|(n, _, _)| n.id.distance(&target));
-    all.dedup_by_key(|(n, _, _)| n.id);
-    all.truncate(k);
-    all
 }

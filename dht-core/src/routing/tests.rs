@@ -1,5 +1,6 @@
 //! The routing table's rules, one test each.
 use super::*;
+use crate::defense::Bep42Mode;
 
 fn id_with_prefix(first: u8, last: u8) -> Id {
     let mut b = [0u8; 20];

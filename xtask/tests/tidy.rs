@@ -3,7 +3,9 @@
 //!
 //! - every `.rs` file under a crate's `src/` opens with a `//!` doc;
 //! - no file under a crate's `src/` is longer than 800 lines;
-//! - every path that ARCHITECTURE.md's codemap names exists.
+//! - every path that ARCHITECTURE.md's codemap names exists;
+//! - the codemap names every source file (each `.rs` under a crate's `src/` and
+//!   `fuzz/fuzz_targets/`), so a file added without its line fails here.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -121,24 +123,38 @@ fn path_like(line: &str) -> Vec<String> {
 /// Where a name in the codemap may be found: the root, the section's folder (a
 /// heading like ``### `dht-core/src` ``), the bullet's crate (a bullet opening with
 /// `` - `crate-name`: ``) or a sub-folder the bullet opened (`` - `node/`: ``).
-fn resolves(root: &Path, bases: &[PathBuf], name: &str) -> bool {
+///
+/// `Some(paths)`: the files of the repository the name stands for (empty for what
+/// programs write at run time and HTTP routes); `None`: nothing by that name.
+fn resolve(root: &Path, bases: &[PathBuf], name: &str) -> Option<Vec<PathBuf>> {
     let name = name.trim_start_matches("./");
     // What programs write at run time, and HTTP routes: not files of the repository.
     if name.starts_with("DIR/") || name.starts_with("target/") || name.starts_with('/') {
-        return true;
+        return Some(Vec::new());
     }
+    let mut found: Vec<PathBuf> = Vec::new();
     if root.join(name).exists() {
-        return true;
+        found.push(PathBuf::from(name));
     }
-    bases.iter().any(|b| {
-        let b = root.join(b);
-        b.join(name).exists() || b.join("src").join(name).exists()
-    })
+    for b in bases {
+        for p in [b.join(name), b.join("src").join(name)] {
+            if root.join(&p).exists() && !found.contains(&p) {
+                found.push(p);
+            }
+        }
+    }
+    (!found.is_empty()).then_some(found)
 }
 
-#[test]
-fn tidy_codemap_names_only_paths_that_exist() {
-    let root = workspace_root();
+/// What the codemap names: how many names were read, those that resolve to nothing,
+/// and every file of the repository some name resolves to.
+struct Codemap {
+    checked: usize,
+    missing: Vec<String>,
+    covered: std::collections::BTreeSet<PathBuf>,
+}
+
+fn read_codemap(root: &Path) -> Codemap {
     let text = fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
     let start = text.find("## Codemap").expect("a Codemap section");
     let end = text[start + 1..]
@@ -150,6 +166,7 @@ fn tidy_codemap_names_only_paths_that_exist() {
     // Folders a bullet names (`src/cli/`): later names of the bullet may be in them.
     let mut named: Vec<PathBuf> = Vec::new();
     let mut missing = Vec::new();
+    let mut covered = std::collections::BTreeSet::new();
     let mut checked = 0;
     for line in text[start..end].lines() {
         if let Some(h) = line.strip_prefix("### ") {
@@ -180,9 +197,12 @@ fn tidy_codemap_names_only_paths_that_exist() {
         for name in path_like(line) {
             checked += 1;
             let all: Vec<PathBuf> = bases.iter().chain(named.iter()).cloned().collect();
-            if !resolves(&root, &all, &name) {
+            let Some(files) = resolve(root, &all, &name) else {
                 missing.push(format!("{name} (in: {})", line.trim()));
-            } else if name.ends_with('/') {
+                continue;
+            };
+            covered.extend(files);
+            if name.ends_with('/') {
                 for b in &bases {
                     if root.join(b).join(&name).is_dir() {
                         named.push(b.join(&name));
@@ -194,6 +214,19 @@ fn tidy_codemap_names_only_paths_that_exist() {
             }
         }
     }
+    Codemap {
+        checked,
+        missing,
+        covered,
+    }
+}
+
+#[test]
+fn tidy_codemap_names_only_paths_that_exist() {
+    let root = workspace_root();
+    let Codemap {
+        checked, missing, ..
+    } = read_codemap(&root);
     assert!(
         checked > 30,
         "the codemap names only {checked} paths: parsing broke"
@@ -202,6 +235,25 @@ fn tidy_codemap_names_only_paths_that_exist() {
         missing.is_empty(),
         "ARCHITECTURE.md's codemap names paths that do not exist:\n  {}",
         missing.join("\n  ")
+    );
+}
+
+#[test]
+fn tidy_codemap_names_every_source_file() {
+    let root = workspace_root();
+    let covered = read_codemap(&root).covered;
+    let unnamed: Vec<String> = src_files(&root)
+        .into_iter()
+        .filter_map(|p| {
+            let rel = p.strip_prefix(&root).unwrap_or(&p).to_path_buf();
+            (!covered.contains(&rel)).then(|| rel.display().to_string())
+        })
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "ARCHITECTURE.md's codemap does not name these source files (add a line saying \
+         what each is for):\n  {}",
+        unnamed.join("\n  ")
     );
 }
 

@@ -81,8 +81,12 @@ pub trait Admission<C: Contact>: Clone + Debug {
         C: 'a;
 
     /// In a full bucket with no bad contact, may the newcomer `node` take the place of
-    /// `incumbent` (which then waits in the replacement cache)?
-    fn displaces(&self, node: &C, incumbent: &C) -> bool;
+    /// some incumbent for which [`Admission::yields`] is true (the first such one, which
+    /// then waits in the replacement cache)? Asked once per newcomer.
+    fn may_displace(&self, node: &C) -> bool;
+
+    /// May `incumbent` give its place to a newcomer that [`Admission::may_displace`]?
+    fn yields(&self, incumbent: &C) -> bool;
 }
 
 /// The Mainline policy, for any contact with an IP: at most `max_per_ip` contacts per
@@ -123,7 +127,11 @@ impl<C: Contact> Admission<C> for Defense {
             && in_bucket < self.max_per_prefix_in_bucket
     }
 
-    fn displaces(&self, node: &C, incumbent: &C) -> bool {
-        self.bep42 == Bep42Mode::Prefer && node.is_verified() && !incumbent.is_verified()
+    fn may_displace(&self, node: &C) -> bool {
+        self.bep42 == Bep42Mode::Prefer && node.is_verified()
+    }
+
+    fn yields(&self, incumbent: &C) -> bool {
+        !incumbent.is_verified()
     }
 }

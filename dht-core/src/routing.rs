@@ -437,11 +437,11 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
             }
             // BEP 42 (prefer): a verified newcomer takes the place of an unverified node,
             // which waits in the replacement cache instead.
-            let unverified = if bad.is_none() {
+            let unverified = if bad.is_none() && self.policy.may_displace(&entry.node) {
                 self.buckets[idx]
                     .nodes
                     .iter()
-                    .position(|e| self.policy.displaces(&entry.node, &e.node))
+                    .position(|e| self.policy.yields(&e.node))
             } else {
                 None
             };

@@ -77,7 +77,11 @@ fn the_table_splits_past_160_bits_and_returns_the_true_closest() {
         "a 256-bit table splits as deep as its contacts: {} buckets",
         t.bucket_count()
     );
-    assert_eq!(t.prefix_len(250), 3, "bucket 250 holds the three contacts at depth 250");
+    assert_eq!(
+        t.prefix_len(250),
+        3,
+        "bucket 250 holds the three contacts at depth 250"
+    );
     let held: Vec<Peer> = t.entries().map(|e| e.node.clone()).collect();
     for _ in 0..50 {
         let target: Key256 = Key::random(&mut rng);
@@ -115,7 +119,10 @@ impl Admission<Peer> for EvenNetworks {
     ) -> bool {
         matches!(node.ip(), Some(IpAddr::V4(a)) if a.octets()[0] % 2 == 0)
     }
-    fn displaces(&self, _node: &Peer, _incumbent: &Peer) -> bool {
+    fn may_displace(&self, _node: &Peer) -> bool {
+        false
+    }
+    fn yields(&self, _incumbent: &Peer) -> bool {
         false
     }
 }
@@ -172,7 +179,16 @@ fn lookup(
         for (path, p) in &next {
             let tid = requests.unused_id(|| rng.next_u32().to_be_bytes());
             let to = p.addrs[0];
-            requests.insert(tid, to, Asked { path: *path, key: p.key }, now, now + MIN15);
+            requests.insert(
+                tid,
+                to,
+                Asked {
+                    path: *path,
+                    key: p.key,
+                },
+                now,
+                now + MIN15,
+            );
             asked += 1;
             // A forged reply from another address never matches the request.
             let forger: SocketAddr = "127.255.255.1:1".parse().unwrap();
@@ -206,9 +222,7 @@ fn lookup(
 fn lookups_over_256_bit_contacts_find_the_true_20_closest_on_one_and_on_disjoint_paths() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let now = Instant::now();
-    let peers: Vec<Peer> = (0..400)
-        .map(|n| peer(Key::random(&mut rng), n))
-        .collect();
+    let peers: Vec<Peer> = (0..400).map(|n| peer(Key::random(&mut rng), n)).collect();
     let mut net = BTreeMap::new();
     for p in &peers {
         let mut table = RoutingTable::with_policy(p.key, 20, MIN15, 2, now, Defense::default());

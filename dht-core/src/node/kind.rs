@@ -14,9 +14,10 @@ use crate::bep44::{self, Item, MutableItem};
 use crate::config::Config;
 use crate::id::{Id, NodeInfo};
 use crate::krpc::{self, ErrorBody, Method, PutArgs, Response, Want};
-use crate::store::{Store, UnixMillis};
+use crate::store::{Store, StoredPeer, UnixMillis};
 
 use super::request::{Outcome, QueryStats, Request};
+use super::serve::swarm_filters;
 use super::Family;
 
 /// Writes of a put or an announce: where they landed.
@@ -165,7 +166,7 @@ impl Kind {
             | Kind::Announce { .. }
             | Kind::PutImmutable { .. }
             | Kind::PutMutable { .. } => config.disjoint_paths.clamp(1, 16),
-            _ => 1,
+            Kind::Ping { .. } | Kind::FindNode | Kind::Samples { .. } => 1,
         }
     }
 
@@ -209,7 +210,13 @@ impl Kind {
             Kind::Announce { writes, .. }
             | Kind::PutImmutable { writes, .. }
             | Kind::PutMutable { writes, .. } => Some(writes),
-            _ => None,
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::GetPeers { .. }
+            | Kind::Scrape { .. }
+            | Kind::GetImmutable { .. }
+            | Kind::GetMutable { .. }
+            | Kind::Samples { .. } => None,
         }
     }
 
@@ -219,7 +226,13 @@ impl Kind {
             Kind::Announce { writes, .. }
             | Kind::PutImmutable { writes, .. }
             | Kind::PutMutable { writes, .. } => Some(writes),
-            _ => None,
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::GetPeers { .. }
+            | Kind::Scrape { .. }
+            | Kind::GetImmutable { .. }
+            | Kind::GetMutable { .. }
+            | Kind::Samples { .. } => None,
         }
     }
 
@@ -230,7 +243,15 @@ impl Kind {
         match self {
             Kind::GetImmutable { value } => value.is_some(),
             Kind::GetMutable { best, .. } => config.mutable_get_first_valid && best.is_some(),
-            _ => false,
+            // A write's lookup runs to the end: it needs the closest nodes' tokens.
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::GetPeers { .. }
+            | Kind::Announce { .. }
+            | Kind::Scrape { .. }
+            | Kind::PutImmutable { .. }
+            | Kind::PutMutable { .. }
+            | Kind::Samples { .. } => false,
         }
     }
 
@@ -279,7 +300,31 @@ impl Kind {
                     }
                 }
             }
-            _ => {}
+            Kind::Scrape {
+                seeds,
+                peers,
+                responders,
+            } => {
+                if let Ok(found) = store.get_peers(target) {
+                    let live: Vec<StoredPeer> =
+                        found.into_iter().filter(|p| p.expires_at > wall).collect();
+                    // Counted as this node would answer a scrape of it.
+                    if !live.is_empty() {
+                        let (s, p) = swarm_filters(&live);
+                        seeds.union(&s);
+                        peers.union(&p);
+                        *responders += 1;
+                    }
+                }
+            }
+            // A write's lookup only collects tokens; a sampling reports what the nodes it
+            // asks hold (BEP 51), not this node's store.
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::Announce { .. }
+            | Kind::PutImmutable { .. }
+            | Kind::PutMutable { .. }
+            | Kind::Samples { .. } => {}
         }
     }
 
@@ -361,7 +406,12 @@ impl Kind {
                     *num_max = (*num_max).max(n);
                 }
             }
-            _ => {}
+            // Their lookups only bring nodes and tokens.
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::Announce { .. }
+            | Kind::PutImmutable { .. }
+            | Kind::PutMutable { .. } => {}
         }
     }
 
@@ -387,7 +437,13 @@ impl Kind {
                 item: Item::Mutable(item.clone()),
                 cas: *cas,
             }),
-            _ => return None,
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::GetPeers { .. }
+            | Kind::Scrape { .. }
+            | Kind::GetImmutable { .. }
+            | Kind::GetMutable { .. }
+            | Kind::Samples { .. } => return None,
         })
     }
 

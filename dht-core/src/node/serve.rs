@@ -146,13 +146,7 @@ impl<S: Store> Node<S> {
             Err(e) => return Err(self.store_err(e)),
         };
         if bep33.scrape && !stored.is_empty() {
-            // BEP 33: every stored IP of both families, seeds in BFsd, the others in
-            // BFpe (as libtorrent fills them, so unions across implementations agree).
-            let (mut seeds, mut others) = (ScrapeFilter::new(), ScrapeFilter::new());
-            for p in &stored {
-                let f = if p.seed { &mut seeds } else { &mut others };
-                f.insert(p.addr.ip());
-            }
+            let (seeds, others) = swarm_filters(&stored);
             r.bf_seeds = Some(seeds);
             r.bf_peers = Some(others);
         }
@@ -588,4 +582,17 @@ fn trim_reply(r: &mut Response, over: usize) -> bool {
         return false;
     }
     true
+}
+
+/// BEP 33's filters of a swarm (`BFsd`, `BFpe`): every stored IP of both families,
+/// seeds in the first, the others in the second (as libtorrent fills them, so unions
+/// across implementations agree). A scrape reply carries them, and a scrape's own
+/// lookup counts them for the swarm this node holds.
+pub(super) fn swarm_filters(stored: &[StoredPeer]) -> (ScrapeFilter, ScrapeFilter) {
+    let (mut seeds, mut others) = (ScrapeFilter::new(), ScrapeFilter::new());
+    for p in stored {
+        let f = if p.seed { &mut seeds } else { &mut others };
+        f.insert(p.addr.ip());
+    }
+    (seeds, others)
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::Net;
-use dht_core::krpc::{Body, Message, Method, Query, Want};
+use dht_core::krpc::{Body, Message, Method};
 use dht_core::{Id, Outcome, Request};
 
 #[test]
@@ -111,12 +111,7 @@ fn noseed_puts_non_seeds_first_and_scrape_sends_filters() {
     let holder = 1;
     hold_swarm(&mut net, holder, ih, 60, 3);
     let asker = std::net::SocketAddr::from(([127, 8, 0, 1], 7000));
-    let query = raw(Method::GetPeers {
-        info_hash: ih,
-        want: Want::default(),
-        scrape: true,
-        noseed: true,
-    });
+    let query = raw(Method::get_peers(ih).with_scrape(true).with_noseed(true));
     net.nodes[holder].handle_datagram(net.now, asker, None, &query);
     let mut reply = None;
     while let Some(t) = net.nodes[holder].poll_transmit() {
@@ -156,12 +151,7 @@ fn hold_swarm(net: &mut Net, holder: usize, info_hash: Id, seeds: u16, others: u
     for i in 0..seeds + others {
         let from = std::net::SocketAddr::from(([127, 9, (i >> 8) as u8, i as u8 + 1], 7000));
         let token = {
-            let get = raw(Method::GetPeers {
-                info_hash,
-                want: Want::default(),
-                scrape: false,
-                noseed: false,
-            });
+            let get = raw(Method::get_peers(info_hash));
             net.nodes[holder].handle_datagram(net.now, from, None, &get);
             let mut token = None;
             while let Some(t) = net.nodes[holder].poll_transmit() {
@@ -175,28 +165,12 @@ fn hold_swarm(net: &mut Net, holder: usize, info_hash: Id, seeds: u16, others: u
             }
             token.expect("a token")
         };
-        let announce = raw(Method::AnnouncePeer {
-            info_hash,
-            port: 7000,
-            token,
-            implied_port: false,
-            seed: i < seeds,
-        });
+        let announce = raw(Method::announce_peer(info_hash, 7000, token).with_seed(i < seeds));
         net.nodes[holder].handle_datagram(net.now, from, None, &announce);
         while net.nodes[holder].poll_transmit().is_some() {}
     }
 }
 
 fn raw(method: Method) -> Vec<u8> {
-    Message {
-        transaction_id: b"sc".to_vec(),
-        version: None,
-        read_only: false,
-        requester_ip: None,
-        body: Body::Query(Query {
-            id: Id([0x77; 20]),
-            method,
-        }),
-    }
-    .to_bytes()
+    Message::query(b"sc".to_vec(), Id([0x77; 20]), method).to_bytes()
 }

@@ -2,8 +2,12 @@
 //! packet leaves ([`RequestError`]) and what comes back ([`Outcome`] in a [`QueryDone`]).
 //!
 //! One enum for every command (str0m's `Input` shape): a runtime forwards a `Request`
-//! without a `match`, and adding a kind of request adds a variant here, an [`Outcome`]
-//! variant, its lookup step in `kind.rs` and the code that serves it, nothing else.
+//! without a `match`. Every `match` on a kind names each kind, so adding a `Request`
+//! builds only once each site has been visited: here the variant, its
+//! [`Request::KIND_NAMES`] entry, `kind_name`, `write_target`, `check`, the
+//! [`Outcome`] variant and `Outcome::found` (7); the lookup steps in `kind.rs` (11);
+//! the answer in dht-node's `answer.rs` (3) and its `Dht` method (1). ARCHITECTURE.md
+//! lists them, with what a kind that extends the wire adds.
 
 use std::net::SocketAddr;
 use std::time::Duration;

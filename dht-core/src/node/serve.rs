@@ -64,10 +64,7 @@ impl<S: Store> Node<S> {
                 self.ping_node(now, node);
             }
         }
-        let mut r = Response {
-            id: self.id,
-            ..Response::default()
-        };
+        let mut r = Response::new(self.id);
         let mut big = false;
         let result: Result<(), Refusal> = match q.method {
             Method::Ping => Ok(()),
@@ -484,13 +481,9 @@ impl<S: Store> Node<S> {
         } else {
             krpc::MAX_SEND
         };
-        let mut msg = Message {
-            transaction_id: t,
-            version: self.config.version.map(|v| v.to_vec()),
-            read_only: false,
-            requester_ip: Some(to),
-            body: Body::Response(r),
-        };
+        let mut msg = Message::new(t, Body::Response(r))
+            .with_version(self.config.version.map(|v| v.to_vec()))
+            .with_requester_ip(Some(to));
         let mut buf = self.take_buf();
         // Looked up only for replies above the stranger limit (rare): None = not yet.
         let mut stranger: Option<bool> = None;
@@ -542,16 +535,8 @@ impl<S: Store> Node<S> {
     ) {
         self.stats.errors_sent += 1;
         self.stats.errors_sent_by_code.bump(ErrorCode::of(code));
-        let msg = Message {
-            transaction_id: t,
-            version: self.config.version.map(|v| v.to_vec()),
-            read_only: false,
-            requester_ip: None,
-            body: Body::Error(ErrorBody {
-                code,
-                message: message.to_string(),
-            }),
-        };
+        let msg = Message::new(t, Body::Error(ErrorBody::new(code, message)))
+            .with_version(self.config.version.map(|v| v.to_vec()));
         let mut buf = self.take_buf();
         msg.encode(&mut buf);
         if buf.len() <= krpc::MAX_SEND {

@@ -1,8 +1,9 @@
 //! The KRPC message types: the envelope ([`Message`]), its [`Body`], the queries'
 //! methods and arguments, responses and errors, with their constructors.
 //!
-//! Every struct here is `#[non_exhaustive]` outside this crate, and so is each
-//! method's variant with optional arguments: code elsewhere builds them with the
+//! Every struct here but [`Want`] (BEP 32's two families, which is all there is) is
+//! `#[non_exhaustive]` outside this crate, and so is each method's variant with
+//! optional arguments: code elsewhere builds them with the
 //! constructors (`Message::query`, `Method::get_peers(..).with_scrape(true)`,
 //! `Response::new(id).with_nodes(..)`), so that a field a new BEP adds touches this
 //! file and the codec, nothing that builds messages.

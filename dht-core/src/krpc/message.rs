@@ -201,7 +201,7 @@ pub struct Response {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ErrorBody {
-    /// Error code (see [`code`]).
+    /// Error code (see [`super::code`]).
     pub code: i64,
     /// Human-readable message.
     pub message: String,

@@ -14,17 +14,11 @@ fn id(b: u8) -> Id {
 }
 
 fn msg(body: Body) -> Message {
-    Message {
-        transaction_id: b"tx01".to_vec(),
-        version: Some(b"DC\x00\x01".to_vec()),
-        read_only: false,
-        requester_ip: None,
-        body,
-    }
+    Message::new(b"tx01".to_vec(), body).with_version(Some(b"DC\x00\x01".to_vec()))
 }
 
 fn query(method: Method) -> Message {
-    msg(Body::Query(Query { id: id(1), method }))
+    msg(Body::Query(Query::new(id(1), method)))
 }
 
 fn nodes(n: u8) -> Vec<NodeInfo> {
@@ -52,100 +46,77 @@ fn messages() -> Vec<(&'static str, Message)> {
         ("ping_query", query(Method::Ping)),
         (
             "ping_response",
-            Message {
-                requester_ip: Some("192.0.2.7:6881".parse().expect("addr")),
-                ..msg(Body::Response(Response {
-                    id: id(9),
-                    ..Response::default()
-                }))
-            },
+            msg(Body::Response(Response::new(id(9))))
+                .with_requester_ip(Some("192.0.2.7:6881".parse().expect("addr"))),
         ),
         (
             "find_node_query",
-            query(Method::FindNode {
-                target: id(2),
-                want: Want { v4: true, v6: true },
-            }),
+            query(Method::find_node(id(2)).with_want(Want { v4: true, v6: true })),
         ),
         (
             "find_node_response_8_nodes",
-            msg(Body::Response(Response {
-                id: id(9),
-                nodes: nodes(8),
-                ..Response::default()
-            })),
+            msg(Body::Response(Response::new(id(9)).with_nodes(nodes(8)))),
         ),
         (
             "get_peers_response_values",
-            msg(Body::Response(Response {
-                id: id(9),
-                token: Some(vec![7; 20]),
-                values: peers,
-                ..Response::default()
-            })),
+            msg(Body::Response(
+                Response::new(id(9))
+                    .with_token(Some(vec![7; 20]))
+                    .with_values(peers),
+            )),
         ),
         (
             "get_peers_response_nodes",
-            msg(Body::Response(Response {
-                id: id(9),
-                token: Some(vec![7; 20]),
-                nodes: nodes(8),
-                ..Response::default()
-            })),
+            msg(Body::Response(
+                Response::new(id(9))
+                    .with_nodes(nodes(8))
+                    .with_token(Some(vec![7; 20])),
+            )),
         ),
         (
             "announce_peer_query",
-            query(Method::AnnouncePeer {
-                info_hash: id(3),
-                port: 6881,
-                token: vec![7; 20],
-                implied_port: true,
-                seed: false,
-            }),
+            query(Method::announce_peer(id(3), 6881, vec![7; 20]).with_implied_port(true)),
         ),
         (
             "get_mutable_response_1000",
-            msg(Body::Response(Response {
-                id: id(9),
-                token: Some(vec![7; 20]),
-                value: Some(value.clone()),
-                key: Some([5; 32]),
-                signature: Some([6; 64]),
-                seq: Some(12345),
-                ..Response::default()
-            })),
+            msg(Body::Response(
+                Response::new(id(9))
+                    .with_token(Some(vec![7; 20]))
+                    .with_value(Some(value.clone()))
+                    .with_key(Some([5; 32]))
+                    .with_signature(Some([6; 64]))
+                    .with_seq(Some(12345)),
+            )),
         ),
         (
             "put_mutable_query_1000",
-            query(Method::Put(PutArgs {
-                token: vec![7; 20],
-                item: Item::Mutable(MutableItem {
-                    key: [5; 32],
-                    signature: [6; 64],
-                    seq: 12345,
-                    salt: b"salt".to_vec(),
-                    value,
-                }),
-                cas: Some(12344),
-            })),
+            query(Method::Put(
+                PutArgs::new(
+                    vec![7; 20],
+                    Item::Mutable(MutableItem {
+                        key: [5; 32],
+                        signature: [6; 64],
+                        seq: 12345,
+                        salt: b"salt".to_vec(),
+                        value,
+                    }),
+                )
+                .with_cas(Some(12344)),
+            )),
         ),
         (
             "error",
-            msg(Body::Error(ErrorBody {
-                code: 203,
-                message: "Protocol Error".into(),
-            })),
+            msg(Body::Error(ErrorBody::new(203, "Protocol Error"))),
         ),
         (
             "sample_infohashes_response_20",
-            msg(Body::Response(Response {
-                id: id(9),
-                samples: Some((0..20).map(id).collect()),
-                interval: Some(21600),
-                num: Some(5000),
-                nodes: nodes(8),
-                ..Response::default()
-            })),
+            msg(Body::Response(
+                Response::new(id(9))
+                    .with_nodes(nodes(8))
+                    .with_samples(Some((0..20).map(id).collect()))
+                    .with_interval(Some(21600))
+                    .with_num(Some(5000)),
+            )),
         ),
     ]
 }

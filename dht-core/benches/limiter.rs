@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use dht_core::krpc::{Body, Message, Method, Query};
+use dht_core::krpc::{Message, Method};
 use dht_core::{Config, Defense, Id, Node, RateLimiter};
 use dht_store_mem::MemStore;
 
@@ -50,17 +50,7 @@ fn node_datagram(c: &mut Criterion) {
         1_800_000_000_000,
     )
     .expect("valid config");
-    let ping = Message {
-        transaction_id: b"aa".to_vec(),
-        version: None,
-        read_only: false,
-        requester_ip: None,
-        body: Body::Query(Query {
-            id: Id([7; 20]),
-            method: Method::Ping,
-        }),
-    }
-    .to_bytes();
+    let ping = Message::query(b"aa".to_vec(), Id([7; 20]), Method::Ping).to_bytes();
     let mut i = 0u32;
     let mut now = t0;
     for j in 0..SOURCES {

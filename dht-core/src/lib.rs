@@ -46,7 +46,6 @@ pub mod bencode;
 mod bep33;
 mod bep42;
 mod bep44;
-mod codec;
 mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -33,17 +33,11 @@ fn v6(a: u16, port: u16) -> SocketAddr {
 }
 
 fn msg(body: Body) -> Message {
-    Message {
-        transaction_id: b"tx01".to_vec(),
-        version: None,
-        read_only: false,
-        requester_ip: None,
-        body,
-    }
+    Message::new(b"tx01".to_vec(), body)
 }
 
 fn query(method: Method) -> Message {
-    msg(Body::Query(Query { id: id(1), method }))
+    msg(Body::Query(Query::new(id(1), method)))
 }
 
 fn response(r: Response) -> Message {
@@ -80,152 +74,99 @@ fn corpus() -> Vec<Message> {
     };
     let mut out = vec![
         query(Method::Ping),
-        query(Method::FindNode {
-            target: id(2),
-            want: both,
-        }),
-        query(Method::FindNode {
-            target: id(2),
-            want: Want::default(),
-        }),
-        query(Method::GetPeers {
-            info_hash: id(3),
-            want: Want {
-                v4: false,
-                v6: true,
-            },
-            scrape: true,
-            noseed: true,
-        }),
-        query(Method::AnnouncePeer {
-            info_hash: id(3),
-            port: 6881,
-            token: b"tok".to_vec(),
-            implied_port: false,
-            seed: true,
-        }),
-        query(Method::AnnouncePeer {
-            info_hash: id(3),
-            port: 0,
-            token: vec![0; 20],
-            implied_port: true,
-            seed: false,
-        }),
-        query(Method::Get {
-            target: id(4),
-            seq: Some(5),
-            want: Want {
-                v4: true,
-                v6: false,
-            },
-        }),
-        query(Method::Get {
-            target: id(4),
-            seq: None,
-            want: Want::default(),
-        }),
-        query(Method::Put(PutArgs {
-            token: b"tok".to_vec(),
-            item: Item::Immutable {
+        query(Method::find_node(id(2)).with_want(both)),
+        query(Method::find_node(id(2))),
+        query(
+            Method::get_peers(id(3))
+                .with_want(Want {
+                    v4: false,
+                    v6: true,
+                })
+                .with_scrape(true)
+                .with_noseed(true),
+        ),
+        query(Method::announce_peer(id(3), 6881, b"tok".to_vec()).with_seed(true)),
+        query(Method::announce_peer(id(3), 0, vec![0; 20]).with_implied_port(true)),
+        query(Method::get(id(4)).with_seq(Some(5)).with_want(Want {
+            v4: true,
+            v6: false,
+        })),
+        query(Method::get(id(4))),
+        query(Method::Put(PutArgs::new(
+            b"tok".to_vec(),
+            Item::Immutable {
                 value: b"12:Hello World!".to_vec(),
             },
-            cas: None,
-        })),
-        query(Method::Put(PutArgs {
-            token: b"tok".to_vec(),
-            item: Item::Mutable(mutable.clone()),
-            cas: Some(41),
-        })),
-        query(Method::Put(PutArgs {
-            token: b"tok".to_vec(),
-            item: Item::Mutable(MutableItem {
+        ))),
+        query(Method::Put(
+            PutArgs::new(b"tok".to_vec(), Item::Mutable(mutable.clone())).with_cas(Some(41)),
+        )),
+        query(Method::Put(PutArgs::new(
+            b"tok".to_vec(),
+            Item::Mutable(MutableItem {
                 salt: Vec::new(),
                 seq: 0,
                 value: b"i-3e".to_vec(),
                 ..mutable.clone()
             }),
-            cas: None,
-        })),
-        query(Method::SampleInfohashes {
-            target: id(5),
-            want: both,
-        }),
+        ))),
+        query(Method::sample_infohashes(id(5)).with_want(both)),
         query(Method::Unknown {
             name: b"vote".to_vec(),
         }),
-        response(Response {
-            id: id(9),
-            ..Response::default()
-        }),
+        response(Response::new(id(9))),
         // BEP 33 scrape reply: both filters (keys sorted before `id`).
-        response(Response {
-            id: id(9),
-            token: Some(b"tk".to_vec()),
-            bf_seeds: Some(ScrapeFilter::from_bytes([0x5a; SCRAPE_FILTER_LEN])),
-            bf_peers: Some(ScrapeFilter::from_bytes([0xa5; SCRAPE_FILTER_LEN])),
-            ..Response::default()
-        }),
-        response(Response {
-            id: id(9),
-            nodes: nodes4(8),
-            ..Response::default()
-        }),
-        response(Response {
-            id: id(9),
-            nodes: nodes4(3),
-            nodes6: nodes6(4),
-            ..Response::default()
-        }),
-        response(Response {
-            id: id(9),
-            token: Some(b"token".to_vec()),
-            values: vec![v4(1, 1), v6(2, 2), v4(3, 65535)],
-            ..Response::default()
-        }),
-        response(Response {
-            id: id(9),
-            token: Some(b"token".to_vec()),
-            nodes: nodes4(8),
-            ..Response::default()
-        }),
-        response(Response {
-            id: id(9),
-            token: Some(b"token".to_vec()),
-            value: Some(b"l4:spami-1ee".to_vec()),
-            key: Some([7; 32]),
-            signature: Some([8; 64]),
-            seq: Some(i64::MAX),
-            nodes: nodes4(2),
-            nodes6: nodes6(2),
-            ..Response::default()
-        }),
-        response(Response {
-            id: id(9),
-            samples: Some(vec![id(20), id(21), id(22)]),
-            interval: Some(21600),
-            num: Some(1234),
-            nodes: nodes4(8),
-            ..Response::default()
-        }),
-        response(Response {
-            id: id(9),
-            samples: Some(Vec::new()),
-            interval: Some(0),
-            num: Some(0),
-            ..Response::default()
-        }),
-        msg(Body::Error(ErrorBody {
-            code: code::PROTOCOL,
-            message: "bad token".into(),
-        })),
-        msg(Body::Error(ErrorBody {
-            code: code::SEQ_TOO_LOW,
-            message: "séquence ≤ stockée".into(),
-        })),
-        msg(Body::Error(ErrorBody {
-            code: -1,
-            message: String::new(),
-        })),
+        response(
+            Response::new(id(9))
+                .with_token(Some(b"tk".to_vec()))
+                .with_bf_seeds(Some(ScrapeFilter::from_bytes([0x5a; SCRAPE_FILTER_LEN])))
+                .with_bf_peers(Some(ScrapeFilter::from_bytes([0xa5; SCRAPE_FILTER_LEN]))),
+        ),
+        response(Response::new(id(9)).with_nodes(nodes4(8))),
+        response(
+            Response::new(id(9))
+                .with_nodes(nodes4(3))
+                .with_nodes6(nodes6(4)),
+        ),
+        response(
+            Response::new(id(9))
+                .with_token(Some(b"token".to_vec()))
+                .with_values(vec![v4(1, 1), v6(2, 2), v4(3, 65535)]),
+        ),
+        response(
+            Response::new(id(9))
+                .with_nodes(nodes4(8))
+                .with_token(Some(b"token".to_vec())),
+        ),
+        response(
+            Response::new(id(9))
+                .with_nodes(nodes4(2))
+                .with_nodes6(nodes6(2))
+                .with_token(Some(b"token".to_vec()))
+                .with_value(Some(b"l4:spami-1ee".to_vec()))
+                .with_key(Some([7; 32]))
+                .with_signature(Some([8; 64]))
+                .with_seq(Some(i64::MAX)),
+        ),
+        response(
+            Response::new(id(9))
+                .with_nodes(nodes4(8))
+                .with_samples(Some(vec![id(20), id(21), id(22)]))
+                .with_interval(Some(21600))
+                .with_num(Some(1234)),
+        ),
+        response(
+            Response::new(id(9))
+                .with_samples(Some(Vec::new()))
+                .with_interval(Some(0))
+                .with_num(Some(0)),
+        ),
+        msg(Body::Error(ErrorBody::new(code::PROTOCOL, "bad token"))),
+        msg(Body::Error(ErrorBody::new(
+            code::SEQ_TOO_LOW,
+            "séquence ≤ stockée",
+        ))),
+        msg(Body::Error(ErrorBody::new(-1, String::new()))),
     ];
     // The envelope's optional fields, on a query, a response and an error.
     let mut with_envelope = out.clone();
@@ -275,11 +216,8 @@ fn every_message_round_trips() {
 
 #[test]
 fn encoded_forms_are_the_documented_ones() {
-    let bytes = query(Method::FindNode {
-        target: id(b'T'),
-        want: Want { v4: true, v6: true },
-    })
-    .to_bytes();
+    let bytes =
+        query(Method::find_node(id(b'T')).with_want(Want { v4: true, v6: true })).to_bytes();
     let expect = format!(
         "d1:ad2:id20:{}6:target20:{}4:wantl2:n42:n6ee1:q9:find_node1:t4:tx011:y1:qe",
         "\x01".repeat(20),
@@ -287,21 +225,13 @@ fn encoded_forms_are_the_documented_ones() {
     );
     assert_eq!(bytes, expect.as_bytes());
 
-    let bytes = msg(Body::Error(ErrorBody {
-        code: 201,
-        message: "A Generic Error Ocurred".into(),
-    }))
-    .to_bytes();
+    let bytes = msg(Body::Error(ErrorBody::new(201, "A Generic Error Ocurred"))).to_bytes();
     assert_eq!(
         bytes,
         b"d1:eli201e23:A Generic Error Ocurrede1:t4:tx011:y1:ee"
     );
 
-    let mut m = response(Response {
-        id: id(b'R'),
-        values: vec![v4(1, 0x1ae1)],
-        ..Response::default()
-    });
+    let mut m = response(Response::new(id(b'R')).with_values(vec![v4(1, 0x1ae1)]));
     m.read_only = true;
     m.requester_ip = Some(v4(2, 0x0102));
     let expect = [
@@ -329,16 +259,7 @@ fn captured_ping_requests() {
     for (hex_str, t) in [(REQ_T2, &b"aa"[..]), (REQ_T4, b"aaaa")] {
         let bytes = hex(hex_str);
         let m = krpc::decode(&bytes).expect("captured request decodes");
-        let expect = Message {
-            transaction_id: t.to_vec(),
-            version: None,
-            read_only: false,
-            requester_ip: None,
-            body: Body::Query(Query {
-                id: Id(*b"abcdefghij0123456789"),
-                method: Method::Ping,
-            }),
-        };
+        let expect = Message::query(t.to_vec(), Id(*b"abcdefghij0123456789"), Method::Ping);
         assert_eq!(m, expect);
         assert_eq!(expect.to_bytes(), bytes, "our ping encodes byte for byte");
     }
@@ -352,14 +273,7 @@ fn captured_ping_responses() {
         let Body::Response(r) = &m.body else {
             panic!("{name}: not a response");
         };
-        assert_eq!(
-            r,
-            &Response {
-                id: r.id,
-                ..Response::default()
-            },
-            "{name}"
-        );
+        assert_eq!(r, &Response::new(r.id), "{name}");
         assert!(!m.read_only, "{name}: ro = 0 is not read-only");
         let t: &[u8] = if name.starts_with("mainline") {
             b"aaaa"
@@ -500,17 +414,16 @@ fn malformed_queries_get_their_transaction_id_back() {
 fn oversized_bep44_fields_are_left_to_the_engine() {
     let value = bencode_bytes(&vec![b'x'; 1500]);
     let salt = vec![b's'; 100];
-    let m = query(Method::Put(PutArgs {
-        token: b"tok".to_vec(),
-        item: Item::Mutable(MutableItem {
+    let m = query(Method::Put(PutArgs::new(
+        b"tok".to_vec(),
+        Item::Mutable(MutableItem {
             key: [1; 32],
             signature: [2; 64],
             seq: -7,
             salt: salt.clone(),
             value: value.clone(),
         }),
-        cas: None,
-    }));
+    )));
     let decoded = krpc::decode(&m.to_bytes()).expect("oversized put decodes");
     let Body::Query(Query {
         method: Method::Put(put),
@@ -591,13 +504,7 @@ fn lenient_where_documented() {
 
     // An error whose message is missing.
     let m = krpc::decode(b"d1:eli204ee1:t2:aa1:y1:ee").expect("decodes");
-    assert_eq!(
-        m.body,
-        Body::Error(ErrorBody {
-            code: 204,
-            message: String::new()
-        })
-    );
+    assert_eq!(m.body, Body::Error(ErrorBody::new(204, String::new())));
 }
 
 /// Every byte string accepted by the decoder re-encodes to one that decodes the same.
@@ -711,14 +618,12 @@ fn arb_method() -> impl Strategy<Value = Method> {
         .prop_map(|(key, sig, seq, salt, cas)| ((key, sig, seq, salt), cas));
     prop_oneof![
         Just(Method::Ping),
-        (arb_id(), arb_want()).prop_map(|(target, want)| Method::FindNode { target, want }),
+        (arb_id(), arb_want()).prop_map(|(target, want)| Method::find_node(target).with_want(want)),
         (arb_id(), arb_want(), any::<bool>(), any::<bool>()).prop_map(
-            |(info_hash, want, scrape, noseed)| Method::GetPeers {
-                info_hash,
-                want,
-                scrape,
-                noseed
-            }
+            |(info_hash, want, scrape, noseed)| Method::get_peers(info_hash)
+                .with_want(want)
+                .with_scrape(scrape)
+                .with_noseed(noseed)
         ),
         (
             arb_id(),
@@ -728,19 +633,15 @@ fn arb_method() -> impl Strategy<Value = Method> {
             any::<bool>()
         )
             .prop_map(|(info_hash, port, token, implied_port, seed)| {
-                Method::AnnouncePeer {
-                    info_hash,
-                    port,
-                    token,
-                    implied_port,
-                    seed,
-                }
+                Method::announce_peer(info_hash, port, token)
+                    .with_implied_port(implied_port)
+                    .with_seed(seed)
             }),
-        (arb_id(), any::<Option<i64>>(), arb_want()).prop_map(|(target, seq, want)| Method::Get {
-            target,
-            seq,
-            want
-        }),
+        (arb_id(), any::<Option<i64>>(), arb_want()).prop_map(|(target, seq, want)| Method::get(
+            target
+        )
+        .with_seq(seq)
+        .with_want(want)),
         (bytes(30), arb_bencoded(), prop::option::of(mutable)).prop_map(
             |(token, value, mutable)| {
                 let (item, cas) = match mutable {
@@ -756,10 +657,11 @@ fn arb_method() -> impl Strategy<Value = Method> {
                         cas,
                     ),
                 };
-                Method::Put(PutArgs { token, item, cas })
+                Method::Put(PutArgs::new(token, item).with_cas(cas))
             }
         ),
-        (arb_id(), arb_want()).prop_map(|(target, want)| Method::SampleInfohashes { target, want }),
+        (arb_id(), arb_want())
+            .prop_map(|(target, want)| Method::sample_infohashes(target).with_want(want)),
         "[a-z_]{0,20}"
             .prop_filter("known method", |n| {
                 ![
@@ -808,32 +710,34 @@ fn arb_response() -> impl Strategy<Value = Response> {
                 (seq, samples, interval, num),
                 (bf_seeds, bf_peers),
             )| {
-                Response {
-                    id,
-                    nodes,
-                    nodes6,
-                    token,
-                    values,
-                    value,
-                    key,
-                    signature: sig.map(|b| [b; 64]),
-                    seq,
-                    samples,
-                    interval,
-                    num,
-                    bf_seeds: bf_seeds.map(|b| ScrapeFilter::from_bytes([b; SCRAPE_FILTER_LEN])),
-                    bf_peers: bf_peers.map(|b| ScrapeFilter::from_bytes([b; SCRAPE_FILTER_LEN])),
-                }
+                Response::new(id)
+                    .with_nodes(nodes)
+                    .with_nodes6(nodes6)
+                    .with_token(token)
+                    .with_values(values)
+                    .with_value(value)
+                    .with_key(key)
+                    .with_signature(sig.map(|b| [b; 64]))
+                    .with_seq(seq)
+                    .with_samples(samples)
+                    .with_interval(interval)
+                    .with_num(num)
+                    .with_bf_seeds(
+                        bf_seeds.map(|b| ScrapeFilter::from_bytes([b; SCRAPE_FILTER_LEN])),
+                    )
+                    .with_bf_peers(
+                        bf_peers.map(|b| ScrapeFilter::from_bytes([b; SCRAPE_FILTER_LEN])),
+                    )
             },
         )
 }
 
 fn arb_message() -> impl Strategy<Value = Message> {
     let body = prop_oneof![
-        (arb_id(), arb_method()).prop_map(|(id, method)| Body::Query(Query { id, method })),
+        (arb_id(), arb_method()).prop_map(|(id, method)| Body::Query(Query::new(id, method))),
         arb_response().prop_map(Body::Response),
         (any::<i64>(), ".{0,30}")
-            .prop_map(|(code, message)| Body::Error(ErrorBody { code, message })),
+            .prop_map(|(code, message)| Body::Error(ErrorBody::new(code, message))),
     ];
     (
         bytes(8),
@@ -842,15 +746,12 @@ fn arb_message() -> impl Strategy<Value = Message> {
         prop::option::of(arb_addr()),
         body,
     )
-        .prop_map(
-            |(transaction_id, version, read_only, requester_ip, body)| Message {
-                transaction_id,
-                version,
-                read_only,
-                requester_ip,
-                body,
-            },
-        )
+        .prop_map(|(transaction_id, version, read_only, requester_ip, body)| {
+            Message::new(transaction_id, body)
+                .with_version(version)
+                .with_read_only(read_only)
+                .with_requester_ip(requester_ip)
+        })
 }
 
 proptest! {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{Net, TestStore, WALL0};
-use dht_core::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Query, Response};
+use dht_core::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Response};
 use dht_core::Id;
 use dht_core::{Config, Family, Node, Outcome};
 use dht_core::{Item, MutableItem, Request, RequestError};
@@ -336,14 +336,7 @@ fn ping_of_a_silent_address_times_out() {
 }
 
 fn raw_query(id: Id, method: Method) -> Vec<u8> {
-    Message {
-        transaction_id: b"xy".to_vec(),
-        version: None,
-        read_only: false,
-        requester_ip: None,
-        body: Body::Query(Query { id, method }),
-    }
-    .to_bytes()
+    Message::query(b"xy".to_vec(), id, method).to_bytes()
 }
 
 fn drain(node: &mut Node<TestStore>) -> Vec<(SocketAddr, Message)> {
@@ -370,24 +363,12 @@ fn one_node() -> (Node<TestStore>, std::time::Instant) {
 fn never_answers_responses_errors_or_packets_without_t() {
     let (mut n, now) = one_node();
     let from: SocketAddr = "127.0.0.5:4000".parse().unwrap();
-    let resp = Message {
-        transaction_id: b"zz".to_vec(),
-        version: None,
-        read_only: false,
-        requester_ip: None,
-        body: Body::Response(Response {
-            id: Id([1; 20]),
-            ..Response::default()
-        }),
-    };
+    let resp = Message::new(b"zz".to_vec(), Body::Response(Response::new(Id([1; 20]))));
     n.handle_datagram(now, from, None, &resp.to_bytes());
-    let err = Message {
-        body: Body::Error(ErrorBody {
-            code: 201,
-            message: "x".into(),
-        }),
-        ..resp.clone()
-    };
+    let err = Message::new(
+        resp.transaction_id.clone(),
+        Body::Error(ErrorBody::new(201, "x")),
+    );
     n.handle_datagram(now, from, None, &err.to_bytes());
     // A query without t, and garbage.
     n.handle_datagram(
@@ -458,13 +439,15 @@ fn put_errors_come_in_the_documented_order() {
     };
     let signed = |seq, salt: &[u8], v: &[u8]| Some(MutableItem::sign(&k, salt, seq, v));
     // The value sent may differ from the one signed (the checks' order is under test).
-    let args = |token: Vec<u8>, value: Vec<u8>, m: Option<MutableItem>, cas| PutArgs {
-        token,
-        item: match m {
-            None => Item::Immutable { value },
-            Some(m) => Item::Mutable(MutableItem { value, ..m }),
-        },
-        cas,
+    let args = |token: Vec<u8>, value: Vec<u8>, m: Option<MutableItem>, cas| {
+        PutArgs::new(
+            token,
+            match m {
+                None => Item::Immutable { value },
+                Some(m) => Item::Mutable(MutableItem { value, ..m }),
+            },
+        )
+        .with_cas(cas)
     };
     // Too big beats everything else (bad token, bad salt).
     let mut m = signed(1, &[b's'; 65], b"1:x");
@@ -770,10 +753,7 @@ fn the_reply_budget_caps_bytes_sent_to_many_sources() {
             None,
             &raw_query(
                 Id([7; 20]),
-                Method::FindNode {
-                    target: Id([1; 20]),
-                    want: Default::default(),
-                },
+                Method::find_node(Id([1; 20])).with_want(Default::default()),
             ),
         );
         while let Some(t) = n.poll_transmit() {
@@ -803,11 +783,7 @@ fn puts_from_many_addresses_cannot_pass_the_item_cap() {
             None,
             &raw_query(
                 Id([7; 20]),
-                Method::Put(PutArgs {
-                    token,
-                    item: Item::Immutable { value },
-                    cas: None,
-                }),
+                Method::Put(PutArgs::new(token, Item::Immutable { value })),
             ),
         );
         let c = match &drain(&mut n)[0].1.body {
@@ -835,31 +811,18 @@ fn bep42_node_learns_its_address_by_vote_and_takes_a_fitting_id() {
             .expect("request");
         let t = n.poll_transmit().unwrap();
         let m = krpc::decode(&t.payload).unwrap();
-        let resp = Message {
-            transaction_id: m.transaction_id,
-            version: None,
-            read_only: false,
-            requester_ip: Some(seen),
-            body: Body::Response(Response {
-                id: Id([voter.ip().to_string().len() as u8; 20]),
-                ..Response::default()
-            }),
-        };
+        let resp = Message::new(
+            m.transaction_id,
+            Body::Response(Response::new(Id([voter.ip().to_string().len() as u8; 20]))),
+        )
+        .with_requester_ip(Some(seen));
         n.handle_datagram(now, voter, None, &resp.to_bytes());
         q
     };
     // A spoofed reply (from an address we did not ask) is no vote.
     for i in 0..10u8 {
-        let spoof = Message {
-            transaction_id: vec![0, 0, 0, i],
-            version: None,
-            read_only: false,
-            requester_ip: Some("198.51.100.1:1".parse().unwrap()),
-            body: Body::Response(Response {
-                id: Id([i; 20]),
-                ..Response::default()
-            }),
-        };
+        let spoof = Message::new(vec![0, 0, 0, i], Body::Response(Response::new(Id([i; 20]))))
+            .with_requester_ip(Some("198.51.100.1:1".parse().unwrap()));
         n.handle_datagram(
             now,
             SocketAddr::from(([127, 9, i, 1], 1)),
@@ -911,10 +874,7 @@ fn a_flood_from_many_spoofed_sources_does_not_starve_a_known_peer() {
         let target = Id::sha1(&i.to_be_bytes());
         let q = raw_query(
             target,
-            Method::FindNode {
-                target,
-                want: Default::default(),
-            },
+            Method::find_node(target).with_want(Default::default()),
         );
         net.nodes[0].handle_datagram(now, spoofed, None, &q);
         // (Fewer than the per-IP burst: that limit is not what is tested here.)
@@ -981,11 +941,7 @@ fn a_node_answering_with_another_id_is_evicted() {
 
 /// A write token for `from` (asked with a get, as a putter or announcer would).
 fn token_for(n: &mut Node<TestStore>, now: std::time::Instant, from: SocketAddr) -> Vec<u8> {
-    let get = Method::Get {
-        target: Id::ZERO,
-        seq: None,
-        want: Default::default(),
-    };
+    let get = Method::get(Id::ZERO).with_want(Default::default());
     n.handle_datagram(now, from, None, &raw_query(Id([1; 20]), get));
     match &drain(n)[0].1.body {
         Body::Response(r) => r.token.clone().unwrap(),
@@ -1005,23 +961,12 @@ fn swarm_reply_to_stranger(
     for i in 0..100u32 {
         let from = SocketAddr::from(([127, 8, (i >> 8) as u8, i as u8], 7000));
         let token = token_for(&mut n, t0, from);
-        let announce = Method::AnnouncePeer {
-            info_hash: ih,
-            port: 7000,
-            token,
-            implied_port: false,
-            seed: false,
-        };
+        let announce = Method::announce_peer(ih, 7000, token);
         n.handle_datagram(t0, from, None, &raw_query(Id([1; 20]), announce));
         drain(&mut n);
     }
     let stranger: SocketAddr = STRANGER.parse().unwrap();
-    let get_peers = Method::GetPeers {
-        info_hash: ih,
-        want: Default::default(),
-        scrape: false,
-        noseed: false,
-    };
+    let get_peers = Method::get_peers(ih).with_want(Default::default());
     n.handle_datagram(t0, stranger, None, &raw_query(Id([2; 20]), get_peers));
     let (to, reply) = drain(&mut n).pop().expect("a reply");
     assert_eq!(to, stranger);
@@ -1062,14 +1007,13 @@ fn replies_to_strangers_are_trimmed_but_keep_values() {
         None,
         &raw_query(
             Id([1; 20]),
-            Method::Put(PutArgs {
+            Method::Put(PutArgs::new(
                 token,
-                item: Item::Mutable(MutableItem {
+                Item::Mutable(MutableItem {
                     value: v.clone(),
                     ..put
                 }),
-                cas: None,
-            }),
+            )),
         ),
     );
     drain(&mut n);
@@ -1079,11 +1023,7 @@ fn replies_to_strangers_are_trimmed_but_keep_values() {
         None,
         &raw_query(
             Id([2; 20]),
-            Method::Get {
-                target: item.target(),
-                seq: None,
-                want: Default::default(),
-            },
+            Method::get(item.target()).with_want(Default::default()),
         ),
     );
     let got = drain(&mut n).into_iter().find_map(|(_, m)| match m.body {
@@ -1107,16 +1047,8 @@ fn the_routing_table_applies_the_configured_defense() {
             while let Some(t) = n.poll_transmit() {
                 let m = krpc::decode(&t.payload).expect("we send what we decode");
                 if t.to == from && matches!(m.body, Body::Query(_)) {
-                    let pong = Message {
-                        transaction_id: m.transaction_id,
-                        version: None,
-                        read_only: false,
-                        requester_ip: None,
-                        body: Body::Response(krpc::Response {
-                            id,
-                            ..Default::default()
-                        }),
-                    };
+                    let pong =
+                        Message::new(m.transaction_id, Body::Response(krpc::Response::new(id)));
                     n.handle_datagram(t0, from, None, &pong.to_bytes());
                 }
             }

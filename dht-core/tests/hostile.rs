@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use common::{TestStore, WALL0};
-use dht_core::krpc::{self, code, Body, Message, Method, PutArgs, Query, Response};
+use dht_core::krpc::{self, code, Body, Message, Method, PutArgs, Response};
 use dht_core::{Config, Event, Id, Item, Node, NodeInfo, Outcome, Request};
 use dht_core::{RoutingSnapshot, SnapshotNode, Store};
 
@@ -24,14 +24,7 @@ fn node(tweak: impl Fn(&mut Config)) -> (Node<TestStore>, Instant) {
 }
 
 fn raw_query(id: Id, method: Method) -> Vec<u8> {
-    Message {
-        transaction_id: b"xy".to_vec(),
-        version: None,
-        read_only: false,
-        requester_ip: None,
-        body: Body::Query(Query { id, method }),
-    }
-    .to_bytes()
+    Message::query(b"xy".to_vec(), id, method).to_bytes()
 }
 
 /// Replies (not the node's own pings of new queriers).
@@ -62,12 +55,7 @@ fn ask(n: &mut Node<TestStore>, now: Instant, from: SocketAddr, m: Method) -> i6
 }
 
 fn token(n: &mut Node<TestStore>, now: Instant, from: SocketAddr) -> Vec<u8> {
-    let get = Method::GetPeers {
-        info_hash: Id::ZERO,
-        want: Default::default(),
-        scrape: false,
-        noseed: false,
-    };
+    let get = Method::get_peers(Id::ZERO).with_want(Default::default());
     n.handle_datagram(now, from, None, &raw_query(Id([1; 20]), get));
     match &drain(n)[0].1.body {
         Body::Response(r) => r.token.clone().unwrap(),
@@ -79,23 +67,13 @@ fn put(n: &mut Node<TestStore>, now: Instant, from: SocketAddr, i: u32) -> i64 {
     let token = token(n, now, from);
     let value = format!("i{i}e").into_bytes();
     let item = Item::Immutable { value };
-    let args = PutArgs {
-        token,
-        item,
-        cas: None,
-    };
+    let args = PutArgs::new(token, item);
     ask(n, now, from, Method::Put(args))
 }
 
 fn announce(n: &mut Node<TestStore>, now: Instant, from: SocketAddr, ih: Id, port: u16) -> i64 {
     let token = token(n, now, from);
-    let m = Method::AnnouncePeer {
-        info_hash: ih,
-        port,
-        token,
-        implied_port: false,
-        seed: false,
-    };
+    let m = Method::announce_peer(ih, port, token);
     ask(n, now, from, m)
 }
 
@@ -262,19 +240,15 @@ fn run_scripted(
             let (Body::Query(_), Some(r)) = (&m.body, remotes.get(&t.to)) else {
                 continue;
             };
-            let resp = Message {
-                transaction_id: m.transaction_id.clone(),
-                version: None,
-                read_only: false,
-                requester_ip: None,
-                body: Body::Response(Response {
-                    id: r.id,
-                    nodes: r.nodes.clone(),
-                    values: r.values.clone(),
-                    token: Some(b"tok".to_vec()),
-                    ..Response::default()
-                }),
-            };
+            let resp = Message::new(
+                m.transaction_id.clone(),
+                Body::Response(
+                    Response::new(r.id)
+                        .with_nodes(r.nodes.clone())
+                        .with_token(Some(b"tok".to_vec()))
+                        .with_values(r.values.clone()),
+                ),
+            );
             n.handle_datagram(now, t.to, None, &resp.to_bytes());
         }
         if let Some(Event::QueryDone(d)) = n.poll_event() {
@@ -450,17 +424,7 @@ fn sent_queries(n: &mut Node<TestStore>) -> Vec<(SocketAddr, Vec<u8>, Message)> 
 }
 
 fn reply(t: &[u8], id: Id) -> Vec<u8> {
-    Message {
-        transaction_id: t.to_vec(),
-        version: None,
-        read_only: false,
-        requester_ip: None,
-        body: Body::Response(Response {
-            id,
-            ..Response::default()
-        }),
-    }
-    .to_bytes()
+    Message::new(t.to_vec(), Body::Response(Response::new(id))).to_bytes()
 }
 
 fn in_table(n: &Node<TestStore>, id: &Id) -> bool {

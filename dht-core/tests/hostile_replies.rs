@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::{mutate, mutation, Mutation, TestStore, WALL0};
-use dht_core::krpc::{self, Body, Message, Method, Query, Response};
+use dht_core::krpc::{self, Body, Message, Method, Response};
 use dht_core::{Config, Event, Id, Node, NodeInfo, Request};
 use dht_core::{MutableItem, RoutingSnapshot, SnapshotNode, Store};
 use proptest::prelude::*;
@@ -66,30 +66,27 @@ fn response() -> impl Strategy<Value = Response> {
     )
         .prop_map(
             |(id, nodes, token, values, value, key, seq, samples, num)| {
-                Response {
-                    id,
-                    nodes,
-                    token,
-                    values,
+                Response::new(id)
+                    .with_nodes(nodes)
+                    .with_token(token)
+                    .with_values(values)
                     // A value that is not bencode would make the whole message garbage:
                     // wrap the bytes as a bencoded string.
-                    value: value.map(|v| {
+                    .with_value(value.map(|v| {
                         let mut b = format!("{}:", v.len()).into_bytes();
                         b.extend(v);
                         b
-                    }),
-                    key,
-                    signature: key.map(|k| {
+                    }))
+                    .with_key(key)
+                    .with_signature(key.map(|k| {
                         let mut s = [0u8; 64];
                         s[..32].copy_from_slice(&k);
                         s
-                    }),
-                    seq,
-                    samples,
-                    num,
-                    interval: num,
-                    ..Response::default()
-                }
+                    }))
+                    .with_seq(seq)
+                    .with_samples(samples)
+                    .with_num(num)
+                    .with_interval(num)
             },
         )
 }
@@ -189,14 +186,11 @@ fn run(answers: &[Answer]) {
             next += 1;
             let bytes = match a {
                 Answer::Silence => continue,
-                Answer::Structured(r) => Message {
-                    transaction_id: m.transaction_id.clone(),
-                    version: None,
-                    read_only: false,
-                    requester_ip: Some(SocketAddr::from(([203, 0, 113, 1], 1))),
-                    body: Body::Response((**r).clone()),
+                Answer::Structured(r) => {
+                    Message::new(m.transaction_id.clone(), Body::Response((**r).clone()))
+                        .with_requester_ip(Some(SocketAddr::from(([203, 0, 113, 1], 1))))
+                        .to_bytes()
                 }
-                .to_bytes(),
                 Answer::Raw(ms) => {
                     let mut r = REAL_R.to_vec();
                     for x in ms {
@@ -235,17 +229,7 @@ fn run(answers: &[Answer]) {
         );
     }
     // Still serving.
-    let ping = Message {
-        transaction_id: b"zz".to_vec(),
-        version: None,
-        read_only: false,
-        requester_ip: None,
-        body: Body::Query(Query {
-            id: Id([5; 20]),
-            method: Method::Ping,
-        }),
-    }
-    .to_bytes();
+    let ping = Message::query(b"zz".to_vec(), Id([5; 20]), Method::Ping).to_bytes();
     let from: SocketAddr = "198.51.100.200:1".parse().unwrap();
     n.handle_datagram(now + Duration::from_secs(1), from, None, &ping);
     let mut answered = false;

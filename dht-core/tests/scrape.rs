@@ -5,7 +5,7 @@
 mod common;
 
 use common::Net;
-use dht_core::krpc::{Body, Message, Method, Query, Want};
+use dht_core::krpc::{Body, Message, Method};
 use dht_core::{Id, Outcome, Request};
 
 #[test]
@@ -79,51 +79,39 @@ fn scrape_counts_announced_seeds_and_peers() {
     );
 }
 
+/// The scraping node is one of the DHT's nodes: the swarm it holds itself counts, as a
+/// lookup consults the local store, even when no other node holds any of it.
+#[test]
+fn scrape_counts_the_scraping_nodes_own_store() {
+    let mut net = Net::new(20, 35, false, |_| {});
+    net.bootstrap_all();
+    let ih = Id::sha1(b"held only by the scraper");
+    let scraper = 7;
+    hold_swarm(&mut net, scraper, ih, 12, 5);
+    let q = net.nodes[scraper]
+        .start(net.now, Request::Scrape { info_hash: ih })
+        .expect("request");
+    let Outcome::Scrape {
+        seeds,
+        peers,
+        responders,
+    } = net.wait(scraper, q).outcome
+    else {
+        panic!("not a scrape outcome");
+    };
+    assert_eq!((seeds, peers), (12, 5), "the scraper's own swarm");
+    assert_eq!(responders, 1, "only the scraper holds the swarm");
+}
+
 #[test]
 fn noseed_puts_non_seeds_first_and_scrape_sends_filters() {
     let mut net = Net::new(8, 34, false, |_| {});
     let ih = Id::sha1(b"noseed");
     // Node 1 holds the swarm: 60 seeds, then 3 non-seeds.
     let holder = 1;
-    for i in 0..63u16 {
-        let from = std::net::SocketAddr::from(([127, 9, (i >> 8) as u8, i as u8 + 1], 7000));
-        let token = {
-            let get = raw(Method::GetPeers {
-                info_hash: ih,
-                want: Want::default(),
-                scrape: false,
-                noseed: false,
-            });
-            net.nodes[holder].handle_datagram(net.now, from, None, &get);
-            let mut token = None;
-            while let Some(t) = net.nodes[holder].poll_transmit() {
-                if let Ok(Message {
-                    body: Body::Response(r),
-                    ..
-                }) = dht_core::krpc::decode(&t.payload)
-                {
-                    token = r.token;
-                }
-            }
-            token.expect("a token")
-        };
-        let announce = raw(Method::AnnouncePeer {
-            info_hash: ih,
-            port: 7000,
-            token,
-            implied_port: false,
-            seed: i < 60,
-        });
-        net.nodes[holder].handle_datagram(net.now, from, None, &announce);
-        while net.nodes[holder].poll_transmit().is_some() {}
-    }
+    hold_swarm(&mut net, holder, ih, 60, 3);
     let asker = std::net::SocketAddr::from(([127, 8, 0, 1], 7000));
-    let query = raw(Method::GetPeers {
-        info_hash: ih,
-        want: Want::default(),
-        scrape: true,
-        noseed: true,
-    });
+    let query = raw(Method::get_peers(ih).with_scrape(true).with_noseed(true));
     net.nodes[holder].handle_datagram(net.now, asker, None, &query);
     let mut reply = None;
     while let Some(t) = net.nodes[holder].poll_transmit() {
@@ -157,16 +145,32 @@ fn noseed_puts_non_seeds_first_and_scrape_sends_filters() {
     );
 }
 
-fn raw(method: Method) -> Vec<u8> {
-    Message {
-        transaction_id: b"sc".to_vec(),
-        version: None,
-        read_only: false,
-        requester_ip: None,
-        body: Body::Query(Query {
-            id: Id([0x77; 20]),
-            method,
-        }),
+/// Announces `seeds` seeds, then `others` non-seeds, of `info_hash` straight to node
+/// `holder`, each from its own address 127.9.x.y:7000 with a token it got first.
+fn hold_swarm(net: &mut Net, holder: usize, info_hash: Id, seeds: u16, others: u16) {
+    for i in 0..seeds + others {
+        let from = std::net::SocketAddr::from(([127, 9, (i >> 8) as u8, i as u8 + 1], 7000));
+        let token = {
+            let get = raw(Method::get_peers(info_hash));
+            net.nodes[holder].handle_datagram(net.now, from, None, &get);
+            let mut token = None;
+            while let Some(t) = net.nodes[holder].poll_transmit() {
+                if let Ok(Message {
+                    body: Body::Response(r),
+                    ..
+                }) = dht_core::krpc::decode(&t.payload)
+                {
+                    token = r.token;
+                }
+            }
+            token.expect("a token")
+        };
+        let announce = raw(Method::announce_peer(info_hash, 7000, token).with_seed(i < seeds));
+        net.nodes[holder].handle_datagram(net.now, from, None, &announce);
+        while net.nodes[holder].poll_transmit().is_some() {}
     }
-    .to_bytes()
+}
+
+fn raw(method: Method) -> Vec<u8> {
+    Message::query(b"sc".to_vec(), Id([0x77; 20]), method).to_bytes()
 }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use common::{TestStore, WALL0};
-use dht_core::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Query};
+use dht_core::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs};
 use dht_core::{Config, ErrorCode, Id, Item, KrpcMethod, Node, NodeStats, RefusalReason, Request};
 
 fn node(tweak: impl Fn(&mut Config)) -> (Node<TestStore>, Instant) {
@@ -28,17 +28,7 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn query(method: Method) -> Vec<u8> {
-    Message {
-        transaction_id: b"st".to_vec(),
-        version: None,
-        read_only: false,
-        requester_ip: None,
-        body: Body::Query(Query {
-            id: Id([9; 20]),
-            method,
-        }),
-    }
-    .to_bytes()
+    Message::query(b"st".to_vec(), Id([9; 20]), method).to_bytes()
 }
 
 /// Feeds one query from `from` and returns the node's reply to it (the node's own
@@ -64,12 +54,7 @@ fn error_code(m: &Message) -> Option<i64> {
 }
 
 fn get_peers(ih: Id) -> Method {
-    Method::GetPeers {
-        info_hash: ih,
-        want: Default::default(),
-        scrape: false,
-        noseed: false,
-    }
+    Method::get_peers(ih).with_want(Default::default())
 }
 
 fn token(n: &mut Node<TestStore>, now: Instant, from: SocketAddr) -> Vec<u8> {
@@ -80,23 +65,16 @@ fn token(n: &mut Node<TestStore>, now: Instant, from: SocketAddr) -> Vec<u8> {
 }
 
 fn announce(ih: Id, port: u16, token: Vec<u8>) -> Method {
-    Method::AnnouncePeer {
-        info_hash: ih,
-        port,
-        token,
-        implied_port: false,
-        seed: false,
-    }
+    Method::announce_peer(ih, port, token)
 }
 
 fn put(i: u32, token: Vec<u8>) -> Method {
-    Method::Put(PutArgs {
+    Method::Put(PutArgs::new(
         token,
-        item: Item::Immutable {
+        Item::Immutable {
             value: format!("{i}:{}", "x".repeat(i as usize)).into_bytes(),
         },
-        cas: None,
-    })
+    ))
 }
 
 fn ih(i: u32) -> Id {
@@ -135,26 +113,16 @@ fn queries_received_count_by_method_and_unknown_ones_as_other() {
     let cases = [
         (Method::Ping, KrpcMethod::Ping),
         (
-            Method::FindNode {
-                target: Id([1; 20]),
-                want: Default::default(),
-            },
+            Method::find_node(Id([1; 20])).with_want(Default::default()),
             KrpcMethod::FindNode,
         ),
         (get_peers(Id([2; 20])), KrpcMethod::GetPeers),
         (
-            Method::Get {
-                target: Id([3; 20]),
-                seq: None,
-                want: Default::default(),
-            },
+            Method::get(Id([3; 20])).with_want(Default::default()),
             KrpcMethod::Get,
         ),
         (
-            Method::SampleInfohashes {
-                target: Id([4; 20]),
-                want: Default::default(),
-            },
+            Method::sample_infohashes(Id([4; 20])).with_want(Default::default()),
             KrpcMethod::SampleInfohashes,
         ),
         (
@@ -403,19 +371,8 @@ fn queries_sent_by_method_and_errors_received_by_code() {
         [(KrpcMethod::Ping, 1)]
     );
     let t = krpc::decode(&sent.payload).unwrap().transaction_id;
-    let error = |code: i64| {
-        Message {
-            transaction_id: t.clone(),
-            version: None,
-            read_only: false,
-            requester_ip: None,
-            body: Body::Error(ErrorBody {
-                code,
-                message: "no".into(),
-            }),
-        }
-        .to_bytes()
-    };
+    let error =
+        |code: i64| Message::new(t.clone(), Body::Error(ErrorBody::new(code, "no"))).to_bytes();
     // From an address we did not ask: unexpected, not an error reply to us.
     let before = n.stats();
     n.handle_datagram(now, addr("198.51.100.21:6881"), None, &error(201));

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::krpc::{Body, Message, Method, PutArgs, Query, Want};
+use dht_core::krpc::{Body, Message, Method, PutArgs, Want};
 use dht_core::Id;
 use dht_core::MutableItem;
 use dht_core::{Config, Node, NodeInfo};
@@ -29,14 +29,7 @@ fn rss_bytes() -> u64 {
 }
 
 fn query(id: Id, t: u32, method: Method) -> Vec<u8> {
-    Message {
-        transaction_id: t.to_be_bytes().to_vec(),
-        version: None,
-        read_only: false,
-        requester_ip: None,
-        body: Body::Query(Query { id, method }),
-    }
-    .to_bytes()
+    Message::query(t.to_be_bytes().to_vec(), id, method).to_bytes()
 }
 
 fn spoofed(i: u32) -> SocketAddr {
@@ -58,23 +51,9 @@ fn flood() {
             let from = spoofed(i);
             let id = Id::sha1(&i.to_be_bytes());
             let m = match i % 4 {
-                0 => Method::FindNode {
-                    target: id,
-                    want: Want::default(),
-                },
-                1 => Method::GetPeers {
-                    info_hash: id,
-                    want: Want::default(),
-                    scrape: false,
-                    noseed: false,
-                },
-                2 => Method::AnnouncePeer {
-                    info_hash: id,
-                    port: 1,
-                    token: b"bad".to_vec(),
-                    implied_port: false,
-                    seed: false,
-                },
+                0 => Method::find_node(id),
+                1 => Method::get_peers(id),
+                2 => Method::announce_peer(id, 1, b"bad".to_vec()),
                 _ => Method::Ping,
             };
             node.handle_datagram(now, from, None, &query(id, round, m));
@@ -146,16 +125,10 @@ fn amplification() {
         while let Some(t) = node.poll_transmit() {
             if let Ok(m) = dht_core::krpc::decode(&t.payload) {
                 if let Body::Query(_) = m.body {
-                    let r = Message {
-                        transaction_id: m.transaction_id,
-                        version: None,
-                        read_only: false,
-                        requester_ip: None,
-                        body: Body::Response(dht_core::krpc::Response {
-                            id: c.id,
-                            ..Default::default()
-                        }),
-                    };
+                    let r = Message::new(
+                        m.transaction_id,
+                        Body::Response(dht_core::krpc::Response::new(c.id)),
+                    );
                     node.handle_datagram(t0, t.to, None, &r.to_bytes());
                 }
             }
@@ -173,16 +146,7 @@ fn amplification() {
             t0,
             from,
             None,
-            &query(
-                Id([1; 20]),
-                1,
-                Method::GetPeers {
-                    info_hash: ih,
-                    want: Want::default(),
-                    scrape: false,
-                    noseed: false,
-                },
-            ),
+            &query(Id([1; 20]), 1, Method::get_peers(ih)),
         );
         let token = match node
             .poll_transmit()
@@ -201,21 +165,11 @@ fn amplification() {
             &query(
                 Id([1; 20]),
                 2,
-                Method::AnnouncePeer {
-                    info_hash: ih,
-                    port: 7000,
-                    token: token.clone(),
-                    implied_port: false,
-                    seed: false,
-                },
+                Method::announce_peer(ih, 7000, token.clone()),
             ),
         );
         if i == 0 {
-            let put = Method::Put(PutArgs {
-                token,
-                item: dht_core::Item::Mutable(item.clone()),
-                cas: None,
-            });
+            let put = Method::Put(PutArgs::new(token, dht_core::Item::Mutable(item.clone())));
             node.handle_datagram(t0, from, None, &query(Id([1; 20]), 3, put));
         }
         while node.poll_transmit().is_some() {}
@@ -227,62 +181,21 @@ fn amplification() {
     let stranger = SocketAddr::from(([10, 7, 7, 7], 6881));
     let cases: Vec<(&str, Method)> = vec![
         ("ping", Method::Ping),
-        (
-            "find_node",
-            Method::FindNode {
-                target: Id([0x55; 20]),
-                want: Want::default(),
-            },
-        ),
+        ("find_node", Method::find_node(Id([0x55; 20]))),
         (
             "find_node want n4+n6",
-            Method::FindNode {
-                target: Id([0x55; 20]),
-                want: Want { v4: true, v6: true },
-            },
+            Method::find_node(Id([0x55; 20])).with_want(Want { v4: true, v6: true }),
         ),
-        (
-            "get_peers (swarm)",
-            Method::GetPeers {
-                info_hash: ih,
-                want: Want::default(),
-                scrape: false,
-                noseed: false,
-            },
-        ),
-        (
-            "get_peers (unknown)",
-            Method::GetPeers {
-                info_hash: Id([0x66; 20]),
-                want: Want::default(),
-                scrape: false,
-                noseed: false,
-            },
-        ),
-        (
-            "get (1000-byte item)",
-            Method::Get {
-                target: item.target(),
-                seq: None,
-                want: Want::default(),
-            },
-        ),
+        ("get_peers (swarm)", Method::get_peers(ih)),
+        ("get_peers (unknown)", Method::get_peers(Id([0x66; 20]))),
+        ("get (1000-byte item)", Method::get(item.target())),
         (
             "sample_infohashes",
-            Method::SampleInfohashes {
-                target: Id([0x77; 20]),
-                want: Want::default(),
-            },
+            Method::sample_infohashes(Id([0x77; 20])),
         ),
         (
             "announce_peer (bad token)",
-            Method::AnnouncePeer {
-                info_hash: ih,
-                port: 1,
-                token: b"x".to_vec(),
-                implied_port: false,
-                seed: false,
-            },
+            Method::announce_peer(ih, 1, b"x".to_vec()),
         ),
     ];
     for (name, m) in cases {

@@ -93,10 +93,7 @@ mod tests {
     #[test]
     fn most_common_refusal_wins() {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let e = |code| ErrorBody {
-            code,
-            message: String::new(),
-        };
+        let e = |code| ErrorBody::new(code, String::new());
         let errors = vec![(a, e(302)), (a, e(301)), (a, e(302))];
         assert!(matches!(
             Error::from_krpc(most_common_refusal(&errors).unwrap()),

@@ -4,13 +4,13 @@
 //! query ends (a no-op unless the application installs a recorder, as the binary's
 //! `--http` does).
 //!
-//! Label values come from fixed sets (the request kinds and outcomes below), so a
-//! peer cannot grow the number of series.
+//! Label values come from fixed sets (the core's request kinds, and the three
+//! outcomes below), so a peer cannot grow the number of series.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::{Family, Health, NodeStats, Outcome, QueryDone, Request, RoutingTable, StoreCounts};
+use dht_core::{Family, Health, NodeStats, QueryDone, Request, RoutingTable, StoreCounts};
 
 /// A ready node has had an answer from some node within this long.
 pub const READY_WITHIN: Duration = Duration::from_secs(5 * 60);
@@ -149,69 +149,30 @@ impl NodeMetrics {
 
     /// How long ago any node answered one of our queries.
     pub fn last_response_ago(&self) -> Option<Duration> {
-        match (self.v4.last_response_ago, self.v6.last_response_ago) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.v4.last_response_ago, self.v6.last_response_ago]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
-/// The request kinds, as `kind` label values.
-pub const KINDS: [&str; 11] = [
-    "bootstrap",
-    "ping",
-    "find_node",
-    "get_peers",
-    "announce_peer",
-    "get_immutable",
-    "get_mutable",
-    "put_immutable",
-    "put_mutable",
-    "sample_infohashes",
-    "scrape",
-];
+/// The request kinds, as `kind` label values ([`Request::KIND_NAMES`]: the core names
+/// its kinds, so a new one gets its label where it is defined).
+pub const KINDS: [&str; Request::KIND_NAMES.len()] = Request::KIND_NAMES;
 
 /// The `kind` label of a request.
 pub(crate) fn kind_of(request: &Request) -> &'static str {
-    match request {
-        Request::Bootstrap { .. } => KINDS[0],
-        Request::Ping { .. } => KINDS[1],
-        Request::FindNode { .. } => KINDS[2],
-        Request::GetPeers { .. } => KINDS[3],
-        Request::AnnouncePeer { .. } => KINDS[4],
-        Request::GetImmutable { .. } => KINDS[5],
-        Request::GetMutable { .. } => KINDS[6],
-        Request::PutImmutable { .. } => KINDS[7],
-        Request::PutMutable { .. } => KINDS[8],
-        Request::SampleInfohashes { .. } => KINDS[9],
-        Request::Scrape { .. } => KINDS[10],
-        #[allow(unreachable_patterns)]
-        _ => "other",
-    }
+    request.kind_name()
 }
 
-/// The `outcome` label: `found` (a value, peers, nodes, a write acknowledged),
-/// `not_found` (the lookup ended without one), `no_response` (no node answered).
+/// The `outcome` label: `found` (a value, peers, nodes, a write acknowledged:
+/// [`dht_core::Outcome::found`]), `not_found` (the lookup ended without one), `no_response`
+/// (no node answered; what the node's own store held does not make it `found`).
 fn outcome_of(done: &QueryDone) -> &'static str {
-    if done.stats.responses == 0 && !matches!(done.outcome, Outcome::Stored { .. }) {
-        return "no_response";
-    }
-    let found = match &done.outcome {
-        Outcome::Ping { node } => node.is_some(),
-        Outcome::Nodes { closest } => !closest.is_empty(),
-        Outcome::Peers { peers, .. } => !peers.is_empty(),
-        Outcome::Stored { stored_at, .. } => !stored_at.is_empty(),
-        Outcome::Immutable { value } => value.is_some(),
-        Outcome::Mutable { item } => item.is_some(),
-        Outcome::Samples { samples, .. } => !samples.is_empty(),
-        Outcome::Scrape { responders, .. } => *responders > 0,
-        #[allow(unreachable_patterns)]
-        _ => false,
-    };
-    if found {
-        "found"
-    } else if done.stats.responses == 0 {
+    if done.stats.responses == 0 {
         "no_response"
+    } else if done.outcome.found() {
+        "found"
     } else {
         "not_found"
     }

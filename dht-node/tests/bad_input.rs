@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use dht_core::krpc::{self, Body, Message, Method, PutArgs, Query, Want};
+use dht_core::krpc::{self, Body, Message, Method, PutArgs, Query};
 use dht_core::MutableItem;
 use dht_core::{Id, RECV_BUF_LEN};
 use dht_node::{bencode_bytes, Dht};
@@ -45,30 +45,14 @@ impl Client {
     }
 
     fn query(&self, t: &[u8], method: Method) -> Option<Message> {
-        let msg = Message {
-            transaction_id: t.to_vec(),
-            version: None,
-            read_only: false,
-            requester_ip: None,
-            body: Body::Query(Query {
-                id: self.id,
-                method,
-            }),
-        };
+        let msg = Message::query(t.to_vec(), self.id, method);
         self.send(&msg.to_bytes());
         self.recv()
     }
 
     fn token_for(&self, target: Id) -> Vec<u8> {
         let reply = self
-            .query(
-                b"gt",
-                Method::Get {
-                    target,
-                    seq: None,
-                    want: Want::default(),
-                },
-            )
+            .query(b"gt", Method::get(target))
             .expect("get answered");
         match reply.body {
             Body::Response(r) => r.token.expect("a get reply carries a token"),
@@ -80,11 +64,7 @@ impl Client {
         let token = self.token_for(item.target());
         self.query(
             b"pt",
-            Method::Put(PutArgs {
-                token,
-                item: dht_core::Item::Mutable(item.clone()),
-                cas: None,
-            }),
+            Method::Put(PutArgs::new(token, dht_core::Item::Mutable(item.clone()))),
         )
         .expect("put answered")
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dht_core::krpc::{Body, Message, Method, Query};
+use dht_core::krpc::{Message, Method};
 use dht_core::Id;
 use dht_node::{Dht, Error};
 
@@ -27,17 +27,8 @@ fn flood(
             let stop = stop.clone();
             std::thread::spawn(move || {
                 let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-                let msg = Message {
-                    transaction_id: vec![i, 1, 2, 3],
-                    version: None,
-                    read_only: false,
-                    requester_ip: None,
-                    body: Body::Query(Query {
-                        id: Id([0x42 + i; 20]),
-                        method: Method::Ping,
-                    }),
-                }
-                .to_bytes();
+                let msg =
+                    Message::query(vec![i, 1, 2, 3], Id([0x42 + i; 20]), Method::Ping).to_bytes();
                 for _ in 0..limit {
                     if stop.load(Ordering::Relaxed) {
                         break;

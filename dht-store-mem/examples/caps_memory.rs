@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::krpc::{self, Body, Message, Method, PutArgs, Query, Want};
+use dht_core::krpc::{self, Body, Message, Method, PutArgs};
 use dht_core::{Config, Id, Item, Node, Store};
 use dht_store_mem::MemStore;
 
@@ -48,16 +48,12 @@ impl Driver {
     fn ask(&mut self, from: SocketAddr, method: Method) -> Option<Message> {
         self.ms += 2;
         self.t = self.t.wrapping_add(1);
-        let m = Message {
-            transaction_id: self.t.to_be_bytes().to_vec(),
-            version: None,
-            read_only: true,
-            requester_ip: None,
-            body: Body::Query(Query {
-                id: Id::sha1(&from.to_string().into_bytes()),
-                method,
-            }),
-        };
+        let m = Message::query(
+            self.t.to_be_bytes().to_vec(),
+            Id::sha1(&from.to_string().into_bytes()),
+            method,
+        )
+        .with_read_only(true);
         let now = self.t0 + Duration::from_millis(self.ms);
         self.node.handle_datagram(now, from, None, &m.to_bytes());
         if self.ms % 1000 == 0 {
@@ -80,12 +76,7 @@ impl Driver {
     }
 
     fn token(&mut self, from: SocketAddr, info_hash: Id) -> Vec<u8> {
-        let get_peers = Method::GetPeers {
-            info_hash,
-            want: Want::default(),
-            scrape: false,
-            noseed: false,
-        };
+        let get_peers = Method::get_peers(info_hash);
         match self.ask(from, get_peers) {
             Some(Message {
                 body: Body::Response(r),
@@ -120,11 +111,7 @@ fn main() {
             let mut v = b"996:".to_vec();
             v.extend_from_slice(&(s * 64 + j).to_be_bytes());
             v.resize(1000, b'v');
-            let put = Method::Put(PutArgs {
-                token: token.clone(),
-                item: Item::Immutable { value: v },
-                cas: None,
-            });
+            let put = Method::Put(PutArgs::new(token.clone(), Item::Immutable { value: v }));
             puts += 1;
             if let Some(Message {
                 body: Body::Error(_),
@@ -153,13 +140,8 @@ fn main() {
         for j in 0..200u32 {
             for (s, token) in &sources {
                 let ih = Id::sha1(&((s * 37 + j) % limits.max_info_hashes as u32).to_be_bytes());
-                let announce = Method::AnnouncePeer {
-                    info_hash: ih,
-                    port: 6881,
-                    token: token.clone(),
-                    implied_port: true,
-                    seed: false,
-                };
+                let announce =
+                    Method::announce_peer(ih, 6881, token.clone()).with_implied_port(true);
                 announces += 1;
                 d.ask(source(*s), announce);
                 if d.refused - refused_before > 1000 {

@@ -4,7 +4,9 @@
 //!
 //! Everything else about a lookup (candidates, paths, timeouts, the write phase) is the
 //! same for every kind and lives in `query.rs`. A new kind adds a variant here and an
-//! arm to each method below.
+//! arm to `Kind::of` and to each of the nine methods below (11 sites; no method has a
+//! wildcard arm, so the build fails until each has one). The rest of what a new kind
+//! touches is listed in `request.rs` and ARCHITECTURE.md.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -13,10 +15,11 @@ use crate::bep33::ScrapeFilter;
 use crate::bep44::{self, Item, MutableItem};
 use crate::config::Config;
 use crate::id::{Id, NodeInfo};
-use crate::krpc::{self, ErrorBody, Method, PutArgs, Response, Want};
-use crate::store::{Store, UnixMillis};
+use crate::krpc::{self, ErrorBody, Method, PutArgs, Response};
+use crate::store::{Store, StoredPeer, UnixMillis};
 
 use super::request::{Outcome, QueryStats, Request};
+use super::serve::swarm_filters;
 use super::Family;
 
 /// Writes of a put or an announce: where they landed.
@@ -165,37 +168,22 @@ impl Kind {
             | Kind::Announce { .. }
             | Kind::PutImmutable { .. }
             | Kind::PutMutable { .. } => config.disjoint_paths.clamp(1, 16),
-            _ => 1,
+            Kind::Ping { .. } | Kind::FindNode | Kind::Samples { .. } => 1,
         }
     }
 
     /// The query each lookup step sends.
     pub fn lookup_method(&self, target: Id) -> Option<Method> {
-        let want = Want::default();
         Some(match self {
             Kind::Ping { .. } => return None,
-            Kind::FindNode => Method::FindNode { target, want },
-            Kind::GetPeers { .. } | Kind::Announce { .. } => Method::GetPeers {
-                info_hash: target,
-                want,
-                scrape: false,
-                noseed: false,
-            },
-            Kind::Scrape { .. } => Method::GetPeers {
-                info_hash: target,
-                want,
-                scrape: true,
-                noseed: false,
-            },
+            Kind::FindNode => Method::find_node(target),
+            Kind::GetPeers { .. } | Kind::Announce { .. } => Method::get_peers(target),
+            Kind::Scrape { .. } => Method::get_peers(target).with_scrape(true),
             Kind::GetImmutable { .. }
             | Kind::GetMutable { .. }
             | Kind::PutImmutable { .. }
-            | Kind::PutMutable { .. } => Method::Get {
-                target,
-                seq: None,
-                want,
-            },
-            Kind::Samples { .. } => Method::SampleInfohashes { target, want },
+            | Kind::PutMutable { .. } => Method::get(target),
+            Kind::Samples { .. } => Method::sample_infohashes(target),
         })
     }
 
@@ -209,7 +197,13 @@ impl Kind {
             Kind::Announce { writes, .. }
             | Kind::PutImmutable { writes, .. }
             | Kind::PutMutable { writes, .. } => Some(writes),
-            _ => None,
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::GetPeers { .. }
+            | Kind::Scrape { .. }
+            | Kind::GetImmutable { .. }
+            | Kind::GetMutable { .. }
+            | Kind::Samples { .. } => None,
         }
     }
 
@@ -219,7 +213,13 @@ impl Kind {
             Kind::Announce { writes, .. }
             | Kind::PutImmutable { writes, .. }
             | Kind::PutMutable { writes, .. } => Some(writes),
-            _ => None,
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::GetPeers { .. }
+            | Kind::Scrape { .. }
+            | Kind::GetImmutable { .. }
+            | Kind::GetMutable { .. }
+            | Kind::Samples { .. } => None,
         }
     }
 
@@ -230,7 +230,15 @@ impl Kind {
         match self {
             Kind::GetImmutable { value } => value.is_some(),
             Kind::GetMutable { best, .. } => config.mutable_get_first_valid && best.is_some(),
-            _ => false,
+            // A write's lookup runs to the end: it needs the closest nodes' tokens.
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::GetPeers { .. }
+            | Kind::Announce { .. }
+            | Kind::Scrape { .. }
+            | Kind::PutImmutable { .. }
+            | Kind::PutMutable { .. }
+            | Kind::Samples { .. } => false,
         }
     }
 
@@ -279,7 +287,31 @@ impl Kind {
                     }
                 }
             }
-            _ => {}
+            Kind::Scrape {
+                seeds,
+                peers,
+                responders,
+            } => {
+                if let Ok(found) = store.get_peers(target) {
+                    let live: Vec<StoredPeer> =
+                        found.into_iter().filter(|p| p.expires_at > wall).collect();
+                    // Counted as this node would answer a scrape of it.
+                    if !live.is_empty() {
+                        let (s, p) = swarm_filters(&live);
+                        seeds.union(&s);
+                        peers.union(&p);
+                        *responders += 1;
+                    }
+                }
+            }
+            // A write's lookup only collects tokens; a sampling reports what the nodes it
+            // asks hold (BEP 51), not this node's store.
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::Announce { .. }
+            | Kind::PutImmutable { .. }
+            | Kind::PutMutable { .. }
+            | Kind::Samples { .. } => {}
         }
     }
 
@@ -361,33 +393,39 @@ impl Kind {
                     *num_max = (*num_max).max(n);
                 }
             }
-            _ => {}
+            // Their lookups only bring nodes and tokens.
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::Announce { .. }
+            | Kind::PutImmutable { .. }
+            | Kind::PutMutable { .. } => {}
         }
     }
 
     /// The write sent to one of the closest nodes with its `token`.
     pub fn write_method(&self, target: Id, token: Vec<u8>) -> Option<Method> {
         Some(match self {
-            Kind::Announce { port, seed, .. } => Method::AnnouncePeer {
-                info_hash: target,
-                port: port.unwrap_or(0),
+            Kind::Announce { port, seed, .. } => {
+                Method::announce_peer(target, port.unwrap_or(0), token)
+                    .with_implied_port(port.is_none())
+                    .with_seed(*seed)
+            }
+            Kind::PutImmutable { value, .. } => Method::Put(PutArgs::new(
                 token,
-                implied_port: port.is_none(),
-                seed: *seed,
-            },
-            Kind::PutImmutable { value, .. } => Method::Put(PutArgs {
-                token,
-                item: Item::Immutable {
+                Item::Immutable {
                     value: value.clone(),
                 },
-                cas: None,
-            }),
-            Kind::PutMutable { item, cas, .. } => Method::Put(PutArgs {
-                token,
-                item: Item::Mutable(item.clone()),
-                cas: *cas,
-            }),
-            _ => return None,
+            )),
+            Kind::PutMutable { item, cas, .. } => {
+                Method::Put(PutArgs::new(token, Item::Mutable(item.clone())).with_cas(*cas))
+            }
+            Kind::Ping { .. }
+            | Kind::FindNode
+            | Kind::GetPeers { .. }
+            | Kind::Scrape { .. }
+            | Kind::GetImmutable { .. }
+            | Kind::GetMutable { .. }
+            | Kind::Samples { .. } => return None,
         })
     }
 

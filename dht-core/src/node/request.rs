@@ -2,8 +2,12 @@
 //! packet leaves ([`RequestError`]) and what comes back ([`Outcome`] in a [`QueryDone`]).
 //!
 //! One enum for every command (str0m's `Input` shape): a runtime forwards a `Request`
-//! without a `match`, and adding a kind of request adds a variant here, an [`Outcome`]
-//! variant, its lookup step in `kind.rs` and the code that serves it, nothing else.
+//! without a `match`. Every `match` on a kind names each kind, so adding a `Request`
+//! builds only once each site has been visited: here the variant, its
+//! [`Request::KIND_NAMES`] entry, `kind_name`, `write_target`, `check`, the
+//! [`Outcome`] variant and `Outcome::found` (7); the lookup steps in `kind.rs` (11);
+//! the answer in dht-node's `answer.rs` (3) and its `Dht` method (1). ARCHITECTURE.md
+//! lists them, with what a kind that extends the wire adds.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -96,13 +100,54 @@ pub enum Request {
 }
 
 impl Request {
+    /// Every kind's name, in the protocol's words: the values of the `kind` label
+    /// that exporters give a request's figures (dashboards read them; keep them).
+    pub const KIND_NAMES: [&'static str; 11] = [
+        "bootstrap",
+        "ping",
+        "find_node",
+        "get_peers",
+        "announce_peer",
+        "get_immutable",
+        "get_mutable",
+        "put_immutable",
+        "put_mutable",
+        "sample_infohashes",
+        "scrape",
+    ];
+
+    /// This request's kind: one of [`Request::KIND_NAMES`] (each arm indexes the
+    /// array with a constant, so a new kind does not build until the array names it).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Request::Bootstrap { .. } => Self::KIND_NAMES[0],
+            Request::Ping { .. } => Self::KIND_NAMES[1],
+            Request::FindNode { .. } => Self::KIND_NAMES[2],
+            Request::GetPeers { .. } => Self::KIND_NAMES[3],
+            Request::AnnouncePeer { .. } => Self::KIND_NAMES[4],
+            Request::GetImmutable { .. } => Self::KIND_NAMES[5],
+            Request::GetMutable { .. } => Self::KIND_NAMES[6],
+            Request::PutImmutable { .. } => Self::KIND_NAMES[7],
+            Request::PutMutable { .. } => Self::KIND_NAMES[8],
+            Request::SampleInfohashes { .. } => Self::KIND_NAMES[9],
+            Request::Scrape { .. } => Self::KIND_NAMES[10],
+        }
+    }
+
     /// The id a write lands under (item target or info_hash), for writes.
     pub fn write_target(&self) -> Option<Id> {
         match self {
             Request::AnnouncePeer { info_hash, .. } => Some(*info_hash),
             Request::PutImmutable { value } => Some(bep44::immutable_target(value)),
             Request::PutMutable { item, .. } => Some(item.target()),
-            _ => None,
+            Request::Bootstrap { .. }
+            | Request::Ping { .. }
+            | Request::FindNode { .. }
+            | Request::GetPeers { .. }
+            | Request::Scrape { .. }
+            | Request::GetImmutable { .. }
+            | Request::GetMutable { .. }
+            | Request::SampleInfohashes { .. } => None,
         }
     }
 
@@ -118,7 +163,16 @@ impl Request {
                 }
                 &item.value
             }
-            _ => return Ok(()),
+            // Only a put's value and salt reach nodes in a form every node refuses.
+            Request::Bootstrap { .. }
+            | Request::Ping { .. }
+            | Request::FindNode { .. }
+            | Request::GetPeers { .. }
+            | Request::AnnouncePeer { .. }
+            | Request::Scrape { .. }
+            | Request::GetImmutable { .. }
+            | Request::GetMutable { .. }
+            | Request::SampleInfohashes { .. } => return Ok(()),
         };
         if value.len() > krpc::MAX_VALUE_LEN {
             return Err(RequestError::ValueTooBig { len: value.len() });
@@ -225,6 +279,24 @@ pub enum Outcome {
         /// Largest `num` (info_hashes a node holds) reported.
         num_max: i64,
     },
+}
+
+impl Outcome {
+    /// True when the request found what it asked for: a node that answered, nodes,
+    /// peers, an acknowledged write, a value, an item, samples, or scrape filters
+    /// (exporters label the query `found`; otherwise `not_found` or `no_response`).
+    pub fn found(&self) -> bool {
+        match self {
+            Outcome::Ping { node } => node.is_some(),
+            Outcome::Nodes { closest } => !closest.is_empty(),
+            Outcome::Peers { peers, .. } => !peers.is_empty(),
+            Outcome::Stored { stored_at, .. } => !stored_at.is_empty(),
+            Outcome::Immutable { value } => value.is_some(),
+            Outcome::Mutable { item } => item.is_some(),
+            Outcome::Scrape { responders, .. } => *responders > 0,
+            Outcome::Samples { samples, .. } => !samples.is_empty(),
+        }
+    }
 }
 
 /// A finished request. Generic over what the overlay's commands find (Mainline's

@@ -64,10 +64,7 @@ impl<S: Store> Node<S> {
                 self.ping_node(now, node);
             }
         }
-        let mut r = Response {
-            id: self.id,
-            ..Response::default()
-        };
+        let mut r = Response::new(self.id);
         let mut big = false;
         let result: Result<(), Refusal> = match q.method {
             Method::Ping => Ok(()),
@@ -146,13 +143,7 @@ impl<S: Store> Node<S> {
             Err(e) => return Err(self.store_err(e)),
         };
         if bep33.scrape && !stored.is_empty() {
-            // BEP 33: every stored IP of both families, seeds in BFsd, the others in
-            // BFpe (as libtorrent fills them, so unions across implementations agree).
-            let (mut seeds, mut others) = (ScrapeFilter::new(), ScrapeFilter::new());
-            for p in &stored {
-                let f = if p.seed { &mut seeds } else { &mut others };
-                f.insert(p.addr.ip());
-            }
+            let (seeds, others) = swarm_filters(&stored);
             r.bf_seeds = Some(seeds);
             r.bf_peers = Some(others);
         }
@@ -490,13 +481,9 @@ impl<S: Store> Node<S> {
         } else {
             krpc::MAX_SEND
         };
-        let mut msg = Message {
-            transaction_id: t,
-            version: self.config.version.map(|v| v.to_vec()),
-            read_only: false,
-            requester_ip: Some(to),
-            body: Body::Response(r),
-        };
+        let mut msg = Message::new(t, Body::Response(r))
+            .with_version(self.config.version.map(|v| v.to_vec()))
+            .with_requester_ip(Some(to));
         let mut buf = self.take_buf();
         // Looked up only for replies above the stranger limit (rare): None = not yet.
         let mut stranger: Option<bool> = None;
@@ -548,16 +535,8 @@ impl<S: Store> Node<S> {
     ) {
         self.stats.errors_sent += 1;
         self.stats.errors_sent_by_code.bump(ErrorCode::of(code));
-        let msg = Message {
-            transaction_id: t,
-            version: self.config.version.map(|v| v.to_vec()),
-            read_only: false,
-            requester_ip: None,
-            body: Body::Error(ErrorBody {
-                code,
-                message: message.to_string(),
-            }),
-        };
+        let msg = Message::new(t, Body::Error(ErrorBody::new(code, message)))
+            .with_version(self.config.version.map(|v| v.to_vec()));
         let mut buf = self.take_buf();
         msg.encode(&mut buf);
         if buf.len() <= krpc::MAX_SEND {
@@ -588,4 +567,17 @@ fn trim_reply(r: &mut Response, over: usize) -> bool {
         return false;
     }
     true
+}
+
+/// BEP 33's filters of a swarm (`BFsd`, `BFpe`): every stored IP of both families,
+/// seeds in the first, the others in the second (as libtorrent fills them, so unions
+/// across implementations agree). A scrape reply carries them, and a scrape's own
+/// lookup counts them for the swarm this node holds.
+pub(super) fn swarm_filters(stored: &[StoredPeer]) -> (ScrapeFilter, ScrapeFilter) {
+    let (mut seeds, mut others) = (ScrapeFilter::new(), ScrapeFilter::new());
+    for p in stored {
+        let f = if p.seed { &mut seeds } else { &mut others };
+        f.insert(p.addr.ip());
+    }
+    (seeds, others)
 }

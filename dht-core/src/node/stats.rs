@@ -221,7 +221,7 @@ pub struct NodeStats {
     /// (unspecified, multicast, broadcast, port 0) or more local than their teller.
     pub contacts_dropped: u64,
     /// Wall-clock re-anchors that disagreed with the monotonic clock by more than
-    /// [`crate::MAX_WALL_SLEW`] and were followed only that far (log them).
+    /// `MAX_WALL_SLEW` (node/mod.rs) and were followed only that far (log them).
     pub wall_clock_jumps: u64,
 }
 

@@ -78,37 +78,14 @@ impl AnswerLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dht_core::krpc::{Message, Query, Response, Want};
+    use dht_core::krpc::{Message, Response};
 
     fn query(tid: &[u8], target: Id) -> Vec<u8> {
-        Message {
-            transaction_id: tid.to_vec(),
-            version: None,
-            read_only: false,
-            requester_ip: None,
-            body: Body::Query(Query {
-                id: Id([1; 20]),
-                method: Method::FindNode {
-                    target,
-                    want: Want::default(),
-                },
-            }),
-        }
-        .to_bytes()
+        Message::query(tid.to_vec(), Id([1; 20]), Method::find_node(target)).to_bytes()
     }
 
     fn reply(tid: &[u8]) -> Vec<u8> {
-        Message {
-            transaction_id: tid.to_vec(),
-            version: None,
-            read_only: false,
-            requester_ip: None,
-            body: Body::Response(Response {
-                id: Id([2; 20]),
-                ..Response::default()
-            }),
-        }
-        .to_bytes()
+        Message::new(tid.to_vec(), Body::Response(Response::new(Id([2; 20])))).to_bytes()
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use dht_core::krpc::{self, Body, ErrorBody, Message, Method, Query, Response, Want};
+use dht_core::krpc::{self, Body, ErrorBody, Message, Method, Response};
 use dht_core::Candidates;
 use dht_core::{Id, NodeInfo};
 
@@ -80,10 +80,7 @@ impl Sim {
         }
         let id = self.sybils[s].id;
         for n in next {
-            let method = Method::FindNode {
-                target: id,
-                want: Want::default(),
-            };
+            let method = Method::find_node(id);
             self.sybil_query(s, n.addr, method);
         }
     }
@@ -91,13 +88,7 @@ impl Sim {
     fn sybil_query(&mut self, s: usize, to: SocketAddr, method: Method) {
         let sy = &mut self.sybils[s];
         sy.next_tid = sy.next_tid.wrapping_add(1);
-        let msg = Message {
-            transaction_id: sy.next_tid.to_be_bytes().to_vec(),
-            version: None,
-            read_only: false,
-            requester_ip: None,
-            body: Body::Query(Query { id: sy.id, method }),
-        };
+        let msg = Message::query(sy.next_tid.to_be_bytes().to_vec(), sy.id, method);
         self.send(SYBIL_BIT | s as u32, to, msg.to_bytes());
     }
 
@@ -149,10 +140,7 @@ impl Sim {
             Body::Error(_) => return,
         };
         let id = self.sybils[s].id;
-        let mut r = Response {
-            id,
-            ..Response::default()
-        };
+        let mut r = Response::new(id);
         let body = match q.method {
             Method::Ping | Method::Put(_) | Method::AnnouncePeer { .. } => Body::Response(r),
             Method::FindNode { target, .. } => {
@@ -176,18 +164,11 @@ impl Sim {
                 r.num = Some(0);
                 Body::Response(r)
             }
-            Method::Unknown { .. } => Body::Error(ErrorBody {
-                code: krpc::code::METHOD_UNKNOWN,
-                message: "method unknown".into(),
-            }),
+            Method::Unknown { .. } => {
+                Body::Error(ErrorBody::new(krpc::code::METHOD_UNKNOWN, "method unknown"))
+            }
         };
-        let reply = Message {
-            transaction_id: msg.transaction_id,
-            version: None,
-            read_only: false,
-            requester_ip: None,
-            body,
-        };
+        let reply = Message::new(msg.transaction_id, body);
         self.send(SYBIL_BIT | s as u32, from_addr, reply.to_bytes());
     }
 }

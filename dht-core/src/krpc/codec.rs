@@ -1,9 +1,9 @@
-//! Bencode <-> [`crate::krpc::Message`].
+//! Bencode <-> [`Message`]: [`decode`], [`Message::encode`].
 //!
 //! Decoding walks the datagram once with a [`crate::bencode::Cursor`], descending into
 //! `a` and `r` in place and keeping borrowed spans; the only allocations are the owned
 //! fields of the result, each reserved at its exact size. Input that is not valid bencode
-//! (including trailing bytes or nesting deeper than [`crate::krpc::MAX_DEPTH`]) is
+//! (including trailing bytes or nesting deeper than [`crate::bencode::MAX_DEPTH`]) is
 //! dropped without a transaction id, even when it looks like a query: only a well-formed
 //! dictionary with `y` = `q` and a string `t` earns a 203.
 //!
@@ -32,11 +32,13 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+use super::message::{
+    Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query, Response, Want,
+};
 use crate::bencode::{self, write_bytes, write_int, write_len, Cursor, DictWriter, Value};
 use crate::bep33::ScrapeFilter;
 use crate::bep44::{Item, MutableItem};
 use crate::id::{Id, NodeInfo, ID_LEN};
-use crate::krpc::{Body, DecodeError, ErrorBody, Message, Method, PutArgs, Query, Response, Want};
 
 /// Bytes of one compact IPv4 node (`nodes`).
 const NODE4_LEN: usize = ID_LEN + 4 + 2;
@@ -52,7 +54,8 @@ fn malformed(reason: Reason) -> DecodeError {
     }
 }
 
-pub(crate) fn decode_message(bytes: &[u8]) -> Result<Message, DecodeError> {
+/// Decodes one datagram.
+pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
     let mut fields = Fields::default();
     walk(bytes, &mut fields).map_err(|e| malformed(e.reason))?;
     let Fields {
@@ -501,7 +504,21 @@ fn compact_len(addr: &SocketAddr) -> usize {
     }
 }
 
-pub(crate) fn encode_message(msg: &Message, out: &mut Vec<u8>) {
+impl Message {
+    /// Appends the bencoded form to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode_message(self, out)
+    }
+
+    /// The bencoded form in a new buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(256);
+        self.encode(&mut v);
+        v
+    }
+}
+
+fn encode_message(msg: &Message, out: &mut Vec<u8>) {
     let mut d = DictWriter::new(out);
     match &msg.body {
         Body::Query(q) => encode_args(d.key(b"a"), q),

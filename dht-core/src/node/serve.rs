@@ -481,9 +481,16 @@ impl<S: Store> Node<S> {
         } else {
             krpc::MAX_SEND
         };
-        let mut msg = Message::new(t, Body::Response(r))
-            .with_version(self.config.version.map(|v| v.to_vec()))
-            .with_requester_ip(Some(to));
+        // A literal, not `Message::new(..).with_..(..)`: each builder step moves the whole
+        // message with its reply (over 700 bytes: two scrape filters, a key, a
+        // signature), which cost 2.6 % more instructions per answered query.
+        let mut msg = Message {
+            transaction_id: t,
+            version: self.config.version.map(|v| v.to_vec()),
+            read_only: false,
+            requester_ip: Some(to),
+            body: Body::Response(r),
+        };
         let mut buf = self.take_buf();
         // Looked up only for replies above the stranger limit (rare): None = not yet.
         let mut stranger: Option<bool> = None;
@@ -535,8 +542,13 @@ impl<S: Store> Node<S> {
     ) {
         self.stats.errors_sent += 1;
         self.stats.errors_sent_by_code.bump(ErrorCode::of(code));
-        let msg = Message::new(t, Body::Error(ErrorBody::new(code, message)))
-            .with_version(self.config.version.map(|v| v.to_vec()));
+        let msg = Message {
+            transaction_id: t,
+            version: self.config.version.map(|v| v.to_vec()),
+            read_only: false,
+            requester_ip: None,
+            body: Body::Error(ErrorBody::new(code, message)),
+        };
         let mut buf = self.take_buf();
         msg.encode(&mut buf);
         if buf.len() <= krpc::MAX_SEND {

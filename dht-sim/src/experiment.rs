@@ -8,8 +8,10 @@ use rand_chacha::rand_core::RngCore as _;
 
 use crate::address::AddressPlan;
 use crate::global::GlobalView;
-pub use crate::report::Report;
-use crate::sim::{below, Sim, SimConfig};
+use crate::net::{Network, SimConfig, SimOverlay};
+use crate::report::{mean, percentile, Gets, Report};
+use crate::rng::below;
+use crate::sim::Sim;
 
 /// Where the Sybils of a [`SybilAttack`] sit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,29 +102,14 @@ pub fn rss_bytes() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// The `p`-th percentile (nearest rank) of sorted values, by the rule every tool of
-/// the workspace shares (`dht_measure::quantile`); the default when there are none.
-pub(crate) fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
-    dht_measure::quantile(sorted, p / 100.0).unwrap_or_default()
-}
-
-pub(crate) fn mean(v: impl Iterator<Item = f64>) -> f64 {
-    let (n, s) = v.fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
-    if n == 0 {
-        0.0
-    } else {
-        s / n as f64
-    }
-}
-
-/// Issues one command per `interval` from a random live node, with `make` choosing
-/// what; returns (source, query) for each.
-fn issue(
-    sim: &mut Sim,
+/// Issues one command per `interval` from a random node of `sources`, with `make`
+/// choosing what; returns (source, query) for each.
+pub(crate) fn issue<N: SimOverlay>(
+    sim: &mut Network<N>,
     count: usize,
     interval: Duration,
     sources: &[usize],
-    mut make: impl FnMut(&mut Sim, usize, usize) -> QueryId,
+    mut make: impl FnMut(&mut Network<N>, usize, usize) -> QueryId,
 ) -> Vec<(usize, QueryId)> {
     let start = sim.now();
     let mut out = Vec::with_capacity(count);
@@ -355,20 +342,6 @@ fn put_items(
         }
     }
     put_ok as f64 / n_items.max(1) as f64
-}
-
-/// What the gets of every item found.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Gets {
-    /// Fraction of the items whose get returned the value.
-    pub(crate) success: f64,
-    /// Requests sent plus replies received, per get.
-    pub(crate) messages: f64,
-    /// For each item, did its get return the value?
-    found: Vec<bool>,
-    /// Virtual ms from the command to the result of every finished get (found or
-    /// not), ascending.
-    pub(crate) latency_ms: Vec<f64>,
 }
 
 /// Gets the first `n_items` items of [`put_items`], each from a random node of `sources`.

@@ -1,9 +1,38 @@
 //! What an experiment measured, and its two renderings: a readable table and one
-//! line of JSON.
+//! line of JSON; and the rules every figure is computed by (nearest-rank percentile,
+//! mean), shared by the experiments and the churn driver.
 
 use std::fmt::Write as _;
 
-use crate::experiment::Gets;
+/// The `p`-th percentile (nearest rank) of sorted values, by the rule every tool of
+/// the workspace shares (`dht_measure::quantile`); the default when there are none.
+pub(crate) fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+    dht_measure::quantile(sorted, p / 100.0).unwrap_or_default()
+}
+
+/// The mean of `v`; 0 when there is nothing.
+pub(crate) fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let (n, s) = v.fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
+    if n == 0 {
+        0.0
+    } else {
+        s / n as f64
+    }
+}
+
+/// What the gets of every item found.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Gets {
+    /// Fraction of the items whose get returned the value.
+    pub(crate) success: f64,
+    /// Requests sent plus replies received, per get.
+    pub(crate) messages: f64,
+    /// For each item, did its get return the value?
+    pub(crate) found: Vec<bool>,
+    /// Virtual ms from the command to the result of every finished get (found or
+    /// not), ascending.
+    pub(crate) latency_ms: Vec<f64>,
+}
 
 /// What an experiment measured. See the crate docs for what each figure means.
 #[derive(Clone, Debug, Default, PartialEq)]

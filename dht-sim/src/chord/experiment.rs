@@ -2,31 +2,14 @@
 
 use std::time::Duration;
 
-use dht_chord::{Outcome, QueryId};
-use dht_core::Id;
+use dht_chord::{Outcome, Request};
+use dht_core::{Id, QueryId};
 
-use super::{ChordSim, Ring};
-use crate::experiment::{item_value, mean, percentile, rss_bytes, Experiment, Report};
-use crate::sim::below;
-
-/// One command per `interval` from a random node of `sources`.
-fn issue(
-    sim: &mut ChordSim,
-    count: usize,
-    interval: Duration,
-    sources: &[usize],
-    mut make: impl FnMut(&mut ChordSim, usize, usize) -> QueryId,
-) -> Vec<(usize, QueryId)> {
-    let start = sim.now();
-    let mut out = Vec::with_capacity(count);
-    for j in 0..count {
-        sim.run_until(start + interval * j as u32);
-        let src = sources[below(sim.rng(), sources.len())];
-        let q = make(sim, j, src);
-        out.push((src, q));
-    }
-    out
-}
+use super::ring::Ring;
+use super::sim::ChordSim;
+use crate::experiment::{issue, item_value, rss_bytes, Experiment};
+use crate::report::{mean, percentile, Report};
+use crate::rng::below;
 
 /// Runs `exp` on Chord nodes: the same join, lookups and failure phase as
 /// [`crate::run`], the same [`Report`]. Sybil attacks are Kademlia-only and ignored.
@@ -59,7 +42,8 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         |sim, _, src| {
             let target = Id::random(sim.rng());
             targets.push(target);
-            sim.command(src, |node, now| node.find_successor(now, target))
+            sim.start(src, Request::FindSuccessor { target })
+                .expect("only a put of a bad value is refused")
         },
     );
     sim.run_until_idle(exp.phase_limit);
@@ -182,10 +166,9 @@ pub(crate) fn fail_phase(
     let live = sim.live();
     let puts = issue(sim, n_items, exp.command_interval, &live, |sim, j, src| {
         let v = item_value(seed, j);
-        sim.command(src, move |node, now| {
-            // item_value is always a short bencoded string.
-            node.put(now, v).unwrap_or(QueryId(u64::MAX))
-        })
+        // item_value is always a short bencoded string.
+        sim.start(src, Request::Put { value: v })
+            .unwrap_or(QueryId(u64::MAX))
     });
     sim.run_until_idle(exp.phase_limit);
     let put_ok = puts
@@ -221,7 +204,8 @@ pub(crate) fn fail_phase(
         &survivors,
         |sim, j, src| {
             let target = Id::sha1(&item_value(seed, j));
-            sim.command(src, |node, now| node.get(now, target))
+            sim.start(src, Request::Get { target })
+                .expect("only a put of a bad value is refused")
         },
     );
     sim.run_until_idle(exp.phase_limit);

@@ -325,8 +325,14 @@ impl<N: SimOverlay> Network<N> {
         &self.world
     }
 
-    /// The world, mutable, with the address book beside it.
-    pub(crate) fn world_mut(&mut self) -> (&mut N::World, &N::Book) {
+    /// The world, mutable.
+    pub(crate) fn world_mut(&mut self) -> &mut N::World {
+        &mut self.world
+    }
+
+    /// The world, mutable, with the address book beside it (a played peer answers
+    /// from its world and addresses from the book).
+    pub(crate) fn world_with_book(&mut self) -> (&mut N::World, &N::Book) {
         (&mut self.world, &self.book)
     }
 

@@ -145,20 +145,20 @@ impl SimOverlay for Node<MemStore> {
 
     fn on_send(net: &mut Sim, from: u32, to: u32, payload: &[u8]) {
         if net.world().answers.is_on() && net.has_command(from) {
-            net.world_mut().0.answers.on_send(from, to, payload);
+            net.world_mut().answers.on_send(from, to, payload);
         }
     }
 
     fn on_deliver(net: &mut Sim, from: u32, to: u32, payload: &[u8]) {
         if net.world().answers.is_on() && net.has_command(to) {
-            net.world_mut().0.answers.on_deliver(from, to, payload);
+            net.world_mut().answers.on_deliver(from, to, payload);
         }
     }
 
     fn deliver_to_played(net: &mut Sim, from: u32, s: usize, payload: &[u8]) {
         let k = net.config().k;
         let from_addr = net.book().of_index(from);
-        let (world, book) = net.world_mut();
+        let (world, book) = net.world_with_book();
         let sends = world.sybils.receive(s, from_addr, payload, k, book);
         net.send_as_sybil(s, sends);
     }
@@ -191,7 +191,7 @@ impl Sim {
     /// answer the queries of tracked commands (see [`Sim::answered`]). Costs a decode
     /// of those commands' datagrams; off by default.
     pub fn watch_answers(&mut self, on: bool) {
-        self.world_mut().0.answers.watch(on);
+        self.world_mut().answers.watch(on);
     }
 
     /// While answers were watched, did node `responder` send node `querier` a
@@ -231,11 +231,7 @@ impl Sim {
                 addr: self.addr(i),
             })
             .collect();
-        let (s, sends) = self
-            .world_mut()
-            .0
-            .sybils
-            .add(id, k, alpha, seeds.into_iter());
+        let (s, sends) = self.world_mut().sybils.add(id, k, alpha, seeds.into_iter());
         self.send_as_sybil(s, sends);
         s
     }

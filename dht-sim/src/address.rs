@@ -1,4 +1,6 @@
-//! The address plan: which IPv4 address each simulated node and Sybil has.
+//! How the network finds a node from a peer ([`AddressBook`]), and the address plan
+//! of the overlays addressed by `SocketAddr`: which IPv4 address each simulated node
+//! and Sybil has.
 //!
 //! Where a node sits decides which of dht-core's per-address defenses apply to it:
 //! sources on private addresses are exempt from rate limits, per-IP and per-/24
@@ -16,7 +18,21 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::sim::mix64;
+use crate::rng::mix64;
+
+/// The simulated network's directory: which peer each node and played peer (`SYBIL_BIT
+/// | s`) is, and the way back. An overlay names its own [`AddressBook::Peer`], so the
+/// network assumes nothing of how peers are addressed.
+pub trait AddressBook {
+    /// How the overlay addresses a peer.
+    type Peer;
+    /// Hands out the peer of the next node (its index is the number of nodes so far).
+    fn add_node(&mut self) -> Self::Peer;
+    /// The peer of event-queue index `i` (a node's index, or `SYBIL_BIT | s`).
+    fn peer(&self, i: u32) -> Self::Peer;
+    /// The event-queue index of `peer`, if a node or a played peer has it.
+    fn index_of(&self, peer: &Self::Peer) -> Option<u32>;
+}
 
 /// The UDP port every simulated node listens on.
 pub const PORT: u16 = 6881;
@@ -32,8 +48,10 @@ const SYBIL_FIRST_ADDR: u32 = 0xAC10_0001;
 /// more than a simulation holds (public plan).
 pub const MAX_SYBILS: usize = (1 << 20) - 2;
 
-/// Sybil `s` is `SYBIL_BIT | s` in the event queue; honest indices stay below 2^24.
-pub(crate) const SYBIL_BIT: u32 = 1 << 31;
+/// Sybil `s` is `SYBIL_BIT | s` in the event queue; honest indices stay below 2^24. The
+/// network delivers what reaches such an index to the peers the simulator plays itself
+/// ([`crate::SimOverlay::deliver_to_played`]).
+pub const SYBIL_BIT: u32 = 1 << 31;
 
 /// Most /24s the public plan hands out (nodes and Sybils together): about 14.4
 /// million /24s are public, and drawing at random stays cheap while most are free.
@@ -111,9 +129,10 @@ pub fn is_reserved_prefix(prefix: u32) -> bool {
     })
 }
 
-/// The addresses handed out so far, and the way back from an address to its owner.
+/// The addresses handed out so far, and the way back from an address to its owner: the
+/// [`AddressBook`] of Kademlia (on its plan) and Chord (on the private plan).
 #[derive(Debug)]
-pub(crate) struct Addresses {
+pub struct Addresses {
     plan: AddressPlan,
     /// Draws the public plan's /24s and hosts: its own generator, so the private plan
     /// draws nothing and replays the runs recorded before the public plan existed.
@@ -251,6 +270,23 @@ impl Addresses {
             }
             AddressPlan::Public { .. } => self.owner.get(&ip).copied(),
         }
+    }
+}
+
+impl AddressBook for Addresses {
+    type Peer = SocketAddr;
+
+    fn add_node(&mut self) -> SocketAddr {
+        self.add_honest();
+        self.honest(self.honest.len() - 1)
+    }
+
+    fn peer(&self, i: u32) -> SocketAddr {
+        self.of_index(i)
+    }
+
+    fn index_of(&self, peer: &SocketAddr) -> Option<u32> {
+        Addresses::index_of(self, peer)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Lookups under continuous churn, for both overlays: the experiment of the Chord
 //! paper's "Lookups During Stabilization" (SIGCOMM 2001, Section 6.5 and Figure 12).
 //!
-//! After the usual join ([`crate::Sim::join_all`] or [`crate::chord::ChordSim::join_all`]),
+//! After the usual join ([`crate::Network::join_all`]),
 //! nodes fail and new nodes join as two independent Poisson processes of the same rate
 //! R per second (so the network keeps its size on average), while lookups of random
 //! targets from random live nodes arrive as a third Poisson process. A failure is a
@@ -12,16 +12,17 @@
 //! source anywhere in the answer (as `lookup_success` of [`crate::run`]). Lookups that
 //! do not end within the phase limit count as failed.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use dht_core::{Id, Request};
+use dht_chord::ChordNode;
+use dht_core::{Id, Node, QueryId};
+use dht_store_mem::MemStore;
 use rand_chacha::rand_core::RngCore as _;
 use rand_chacha::ChaCha8Rng;
 
-use crate::chord::ChordSim;
-use crate::experiment::{mean, percentile};
-use crate::sim::{below, Sim, SimConfig};
+use crate::net::{Network, SimConfig, SimOverlay};
+use crate::report::{mean, percentile};
+use crate::rng::below;
 
 /// One churn experiment.
 #[derive(Clone, Debug)]
@@ -72,139 +73,6 @@ pub struct ChurnReport {
     pub wall_seconds: f64,
 }
 
-/// What the driver needs of a simulated overlay.
-trait Net {
-    type Q: Copy;
-    fn now(&self) -> Duration;
-    fn run_until(&mut self, t: Duration);
-    fn live(&self) -> Vec<usize>;
-    fn rng(&mut self) -> &mut ChaCha8Rng;
-    fn kill(&mut self, i: usize);
-    fn join_new(&mut self, via: Vec<SocketAddr>);
-    fn addr(&self, i: usize) -> SocketAddr;
-    fn lookup(&mut self, src: usize, target: Id) -> Self::Q;
-    /// The finished lookup: the ids it returned, hops, timeouts, latency.
-    fn take(&mut self, src: usize, q: Self::Q) -> Option<(Vec<Id>, u32, u32, Duration)>;
-    /// Did `got` find the node responsible for `target` (seen from `src`) now?
-    fn judge(&self, src: usize, target: &Id, got: &[Id]) -> bool;
-    fn event_hash(&self) -> String;
-}
-
-impl Net for ChordSim {
-    type Q = dht_chord::QueryId;
-    fn now(&self) -> Duration {
-        ChordSim::now(self)
-    }
-    fn run_until(&mut self, t: Duration) {
-        ChordSim::run_until(self, t)
-    }
-    fn live(&self) -> Vec<usize> {
-        ChordSim::live(self)
-    }
-    fn rng(&mut self) -> &mut ChaCha8Rng {
-        ChordSim::rng(self)
-    }
-    fn kill(&mut self, i: usize) {
-        ChordSim::kill(self, i)
-    }
-    fn join_new(&mut self, via: Vec<SocketAddr>) {
-        let j = self.add_node();
-        self.command_untracked(j, |n, now| {
-            let _ = n.join(now, &via);
-        });
-    }
-    fn addr(&self, i: usize) -> SocketAddr {
-        ChordSim::addr(i)
-    }
-    fn lookup(&mut self, src: usize, target: Id) -> Self::Q {
-        self.command(src, |n, now| n.find_successor(now, target))
-    }
-    fn take(&mut self, src: usize, q: Self::Q) -> Option<(Vec<Id>, u32, u32, Duration)> {
-        let d = self.take_done(src, q)?;
-        let ids = match d.outcome {
-            dht_chord::Outcome::Successors { successors } => {
-                successors.iter().map(|p| p.id).collect()
-            }
-            _ => Vec::new(),
-        };
-        Some((ids, d.stats.hops, d.stats.timeouts, d.stats.duration))
-    }
-    fn judge(&self, _src: usize, target: &Id, got: &[Id]) -> bool {
-        // The first live id at or after the target, by a scan: the ring changes
-        // between two judgements, and a scan of N ids costs less than a sort.
-        let truth = self
-            .live()
-            .into_iter()
-            .map(|i| self.node(i).id())
-            .min_by_key(|id| dht_chord::ring::sub(id, target));
-        truth.is_some() && got.first() == truth.as_ref()
-    }
-    fn event_hash(&self) -> String {
-        ChordSim::event_hash(self)
-    }
-}
-
-impl Net for Sim {
-    type Q = dht_core::QueryId;
-    fn now(&self) -> Duration {
-        Sim::now(self)
-    }
-    fn run_until(&mut self, t: Duration) {
-        Sim::run_until(self, t)
-    }
-    fn live(&self) -> Vec<usize> {
-        Sim::live(self)
-    }
-    fn rng(&mut self) -> &mut ChaCha8Rng {
-        Sim::rng(self)
-    }
-    fn kill(&mut self, i: usize) {
-        Sim::kill(self, i)
-    }
-    fn join_new(&mut self, via: Vec<SocketAddr>) {
-        let j = self.add_node();
-        self.command_untracked(j, |n, now| {
-            // A bootstrap with seeds is always accepted by a fresh node; were it
-            // refused, the newcomer would stay out, which the report shows as
-            // fewer live nodes.
-            n.start(now, Request::Bootstrap { seeds: via })
-                .unwrap_or(dht_core::QueryId(u64::MAX))
-        });
-    }
-    fn addr(&self, i: usize) -> SocketAddr {
-        Sim::addr(self, i)
-    }
-    fn lookup(&mut self, src: usize, target: Id) -> Self::Q {
-        self.command(src, |n, now| {
-            // find_node is refused only by a node that has no address family,
-            // which a simulated node always has; an impossible id never finishes
-            // and counts as failed.
-            n.start(now, Request::FindNode { target })
-                .unwrap_or(dht_core::QueryId(u64::MAX))
-        })
-    }
-    fn take(&mut self, src: usize, q: Self::Q) -> Option<(Vec<Id>, u32, u32, Duration)> {
-        let d = self.take_done(src, q)?;
-        let ids = match d.outcome {
-            dht_core::Outcome::Nodes { closest } => closest.iter().map(|n| n.id).collect(),
-            _ => Vec::new(),
-        };
-        Some((ids, d.stats.hops, d.stats.timeouts, d.stats.duration))
-    }
-    fn judge(&self, src: usize, target: &Id, got: &[Id]) -> bool {
-        let truth = self
-            .live()
-            .into_iter()
-            .filter(|&i| i != src)
-            .map(|i| self.node(i).id())
-            .min_by_key(|id| id.distance(target));
-        truth.is_some_and(|t| got.contains(&t))
-    }
-    fn event_hash(&self) -> String {
-        Sim::event_hash(self)
-    }
-}
-
 /// An exponential delay of mean 1 / `rate` seconds.
 fn exp_delay(rng: &mut ChaCha8Rng, rate: f64) -> Duration {
     let u = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
@@ -217,7 +85,7 @@ const SLICE: Duration = Duration::from_millis(100);
 /// Most time a lookup may take before it counts as failed.
 const LOOKUP_LIMIT: Duration = Duration::from_secs(60);
 
-fn drive<N: Net>(net: &mut N, c: &Churn) -> ChurnReport {
+fn drive<N: SimOverlay>(net: &mut Network<N>, c: &Churn) -> ChurnReport {
     let start = net.now();
     let measure_from = start + c.warmup;
     let end = measure_from + c.duration;
@@ -225,7 +93,7 @@ fn drive<N: Net>(net: &mut N, c: &Churn) -> ChurnReport {
     let mut next_join = start + exp_delay(net.rng(), c.rate);
     let mut next_lookup = measure_from + exp_delay(net.rng(), c.lookup_rate);
     let (mut failures, mut joins) = (0, 0);
-    let mut pending: Vec<(usize, N::Q, Id, Duration)> = Vec::new();
+    let mut pending: Vec<(usize, QueryId, Id, Duration)> = Vec::new();
     let (mut ok, mut issued) = (0usize, 0usize);
     let (mut latency, mut hops, mut timeouts) = (Vec::new(), Vec::new(), Vec::new());
     let mut t = start;
@@ -259,7 +127,11 @@ fn drive<N: Net>(net: &mut N, c: &Churn) -> ChurnReport {
                 let picks: Vec<usize> =
                     (0..4).map(|_| live[below(net.rng(), live.len())]).collect();
                 let via = picks.into_iter().map(|i| net.addr(i)).collect();
-                net.join_new(via);
+                let j = net.add_node();
+                // A join with members to join through is always accepted by a fresh
+                // node; were it refused, the newcomer would stay out, which the report
+                // shows as fewer live nodes.
+                net.command_untracked(j, |n, now| n.start(now, N::join_request(via)));
                 joins += 1;
             } else {
                 next_lookup = due + exp_delay(net.rng(), c.lookup_rate);
@@ -268,7 +140,12 @@ fn drive<N: Net>(net: &mut N, c: &Churn) -> ChurnReport {
                 }
                 let src = live[below(net.rng(), live.len())];
                 let target = Id::random(net.rng());
-                let q = net.lookup(src, target);
+                // A lookup is refused only by a node with no address family, which a
+                // simulated node always has; were it refused, it never ends and
+                // counts as failed.
+                let q = net
+                    .start(src, N::lookup_request(target))
+                    .unwrap_or(QueryId(u64::MAX));
                 pending.push((src, q, target, due));
                 issued += 1;
             }
@@ -277,12 +154,13 @@ fn drive<N: Net>(net: &mut N, c: &Churn) -> ChurnReport {
         let now = net.now();
         let mut still = Vec::with_capacity(pending.len());
         for (src, q, target, at) in pending.drain(..) {
-            match net.take(src, q) {
-                Some((got, h, to, d)) => {
-                    ok += usize::from(net.judge(src, &target, &got));
-                    latency.push(d.as_secs_f64() * 1000.0);
-                    hops.push(f64::from(h));
-                    timeouts.push(f64::from(to));
+            match net.take_done(src, q) {
+                Some(d) => {
+                    let got = N::lookup_result(&d.outcome);
+                    ok += usize::from(N::judge_lookup(net, src, &target, &got));
+                    latency.push(d.stats.duration.as_secs_f64() * 1000.0);
+                    hops.push(f64::from(d.stats.hops));
+                    timeouts.push(f64::from(d.stats.timeouts));
                 }
                 // A lookup whose source died never ends: it failed, as the user's did.
                 None if now < at + LOOKUP_LIMIT && net.live().contains(&src) => {
@@ -311,24 +189,23 @@ fn drive<N: Net>(net: &mut N, c: &Churn) -> ChurnReport {
     }
 }
 
-/// Runs `c` on Chord nodes.
-pub fn run_chord(c: &Churn) -> ChurnReport {
+/// Runs `c` on the overlay `N`.
+pub fn run<N: SimOverlay>(c: &Churn) -> ChurnReport {
     let wall = std::time::Instant::now();
-    let mut sim = ChordSim::new(c.sim.clone());
-    sim.join_all(|_| {});
-    let mut r = drive(&mut sim, c);
-    r.overlay = "chord";
+    let mut net = Network::<N>::new(c.sim.clone());
+    net.join_all(|_| {});
+    let mut r = drive(&mut net, c);
+    r.overlay = N::NAME;
     r.wall_seconds = wall.elapsed().as_secs_f64();
     r
 }
 
+/// Runs `c` on Chord nodes.
+pub fn run_chord(c: &Churn) -> ChurnReport {
+    run::<ChordNode<MemStore>>(c)
+}
+
 /// Runs `c` on Kademlia (dht-core) nodes.
 pub fn run_kademlia(c: &Churn) -> ChurnReport {
-    let wall = std::time::Instant::now();
-    let mut sim = Sim::new(c.sim.clone());
-    sim.join_all(|_| {});
-    let mut r = drive(&mut sim, c);
-    r.overlay = "kademlia";
-    r.wall_seconds = wall.elapsed().as_secs_f64();
-    r
+    run::<Node<MemStore>>(c)
 }

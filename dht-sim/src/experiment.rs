@@ -3,13 +3,16 @@
 use std::time::Duration;
 
 use dht_core::Id;
-use dht_core::{Family, Outcome, QueryId, Request, Store as _};
+use dht_core::{Family, Node, Outcome, QueryId, Request, Store as _};
+use dht_store_mem::MemStore;
 use rand_chacha::rand_core::RngCore as _;
 
 use crate::address::AddressPlan;
 use crate::global::GlobalView;
-pub use crate::report::Report;
-use crate::sim::{below, Sim, SimConfig};
+use crate::net::{Network, SimConfig, SimOverlay};
+use crate::report::{mean, Gets, LookupFigures, Report};
+use crate::rng::below;
+use crate::sim::Sim;
 
 /// Where the Sybils of a [`SybilAttack`] sit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,29 +103,14 @@ pub fn rss_bytes() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// The `p`-th percentile (nearest rank) of sorted values, by the rule every tool of
-/// the workspace shares (`dht_measure::quantile`); the default when there are none.
-pub(crate) fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
-    dht_measure::quantile(sorted, p / 100.0).unwrap_or_default()
-}
-
-pub(crate) fn mean(v: impl Iterator<Item = f64>) -> f64 {
-    let (n, s) = v.fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
-    if n == 0 {
-        0.0
-    } else {
-        s / n as f64
-    }
-}
-
-/// Issues one command per `interval` from a random live node, with `make` choosing
-/// what; returns (source, query) for each.
-fn issue(
-    sim: &mut Sim,
+/// Issues one command per `interval` from a random node of `sources`, with `make`
+/// choosing what; returns (source, query) for each.
+pub(crate) fn issue<N: SimOverlay>(
+    sim: &mut Network<N>,
     count: usize,
     interval: Duration,
     sources: &[usize],
-    mut make: impl FnMut(&mut Sim, usize, usize) -> QueryId,
+    mut make: impl FnMut(&mut Network<N>, usize, usize) -> QueryId,
 ) -> Vec<(usize, QueryId)> {
     let start = sim.now();
     let mut out = Vec::with_capacity(count);
@@ -169,22 +157,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
     // Lookups, with the wire watched: a node counts as found only if it answered.
     sim.watch_answers(true);
     let live = sim.live();
-    let mut targets = Vec::with_capacity(lookups);
-    let issued = issue(
-        &mut sim,
-        lookups,
-        exp.command_interval,
-        &live,
-        |sim, _, src| {
-            let target = Id::random(sim.rng());
-            targets.push(target);
-            sim.command(src, |node, now| {
-                node.start(now, Request::FindNode { target })
-                    .expect("request")
-            })
-        },
-    );
-    sim.run_until_idle(exp.phase_limit);
+    let issued = run_lookups(&mut sim, lookups, exp, &live);
     sim.watch_answers(false);
     progress(&format!(
         "lookups done at {:.1} wall s; judging them",
@@ -192,20 +165,11 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
     ));
 
     let mut view = GlobalView::new(&sim, cfg.k);
-    let mut found = Vec::new();
-    let mut success = Vec::new();
-    let mut hops = Vec::new();
-    let mut ideal = Vec::new();
-    let mut messages = Vec::new();
-    let mut timeouts = Vec::new();
-    let mut latency = Vec::new();
-    let mut unfinished = 0;
+    let mut figures = LookupFigures::default();
     let max_candidates = sim.node(0).config().max_lookup_candidates;
-    for (&(src, q), target) in issued.iter().zip(&targets) {
+    for &(src, q, ref target) in &issued {
         let Some(done) = sim.take_done(src, q) else {
-            unfinished += 1;
-            found.push(0.0);
-            success.push(0.0);
+            figures.unfinished();
             continue;
         };
         // A node never returns itself, so the truth is the K closest others.
@@ -215,32 +179,21 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
             .filter(|&j| j as usize != src)
             .take(cfg.k)
             .collect();
-        let got: Vec<Id> = match &done.outcome {
-            Outcome::Nodes { closest } => closest.iter().map(|n| n.id).collect(),
-            _ => Vec::new(),
-        };
+        let got = <Node<MemStore> as SimOverlay>::lookup_result(&done.outcome);
         // Listed by the lookup and seen answering it on the wire.
         let found_here = |j: u32| {
             got.contains(&sim.node(j as usize).id()) && sim.answered(src, target, j as usize)
         };
         let hits = truth.iter().filter(|&&j| found_here(j)).count();
-        found.push(hits as f64 / truth.len().max(1) as f64);
-        success.push(f64::from(u8::from(
-            truth.first().is_some_and(|&j| found_here(j)),
-        )));
-        hops.push(done.stats.hops);
-        ideal.push(view.ideal_hops(src as u32, target, cfg.alpha, max_candidates) as f64);
-        messages.push((done.stats.requests + done.stats.responses) as f64);
-        timeouts.push(done.stats.timeouts as f64);
-        latency.push(done.stats.duration.as_secs_f64() * 1000.0);
+        let found = hits as f64 / truth.len().max(1) as f64;
+        let success = truth.first().is_some_and(|&j| found_here(j));
+        let ideal = view.ideal_hops(src as u32, target, cfg.alpha, max_candidates) as f64;
+        figures.finished(found, success, &done.stats, ideal);
     }
-    hops.sort_unstable();
-    latency.sort_unstable_by(f64::total_cmp);
     let rtt = 2.0 * cfg.latency_ms;
 
     let mut report = Report {
-        overlay: "kademlia",
-        lookup_success: Some(mean(success.iter().copied())),
+        overlay: <Node<MemStore> as SimOverlay>::NAME,
         nodes: total_nodes,
         lookups: exp.lookups,
         seed: cfg.seed,
@@ -249,20 +202,6 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         latency_ms: cfg.latency_ms,
         loss: cfg.loss,
         fail: exp.fail,
-        found_k_closest: mean(found.iter().copied()),
-        exact_k_closest: mean(found.iter().map(|&f| if f >= 1.0 { 1.0 } else { 0.0 })),
-        hops_mean: mean(hops.iter().map(|&h| h as f64)),
-        hops_p1: percentile(&hops, 1.0),
-        hops_p50: percentile(&hops, 50.0),
-        hops_p99: percentile(&hops, 99.0),
-        hops_ideal_mean: mean(ideal.iter().copied()),
-        messages_per_lookup: mean(messages.iter().copied()),
-        timeouts_per_lookup: mean(timeouts.iter().copied()),
-        latency_ms_p50: percentile(&latency, 50.0),
-        latency_ms_p99: percentile(&latency, 99.0),
-        latency_rtt_p50: percentile(&latency, 50.0) / rtt,
-        latency_rtt_p99: percentile(&latency, 99.0) / rtt,
-        lookups_unfinished: unfinished,
         table_entries_mean: mean(
             sim.live()
                 .into_iter()
@@ -279,6 +218,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         },
         ..Report::default()
     };
+    figures.fill(&mut report, rtt);
     drop(view);
 
     if let Some(attack) = exp.sybil {
@@ -306,6 +246,40 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         report.set_gets(&gets, rtt);
     }
 
+    set_network(&mut report, &sim, wall);
+    report
+}
+
+/// Issues `count` lookups of random targets, one per command interval, each from a
+/// random node of `sources`, and runs until they end or the phase limit passes;
+/// returns (source, query, target) of each.
+pub(crate) fn run_lookups<N: SimOverlay>(
+    sim: &mut Network<N>,
+    count: usize,
+    exp: &Experiment,
+    sources: &[usize],
+) -> Vec<(usize, QueryId, Id)> {
+    let mut targets = Vec::with_capacity(count);
+    let issued = issue(sim, count, exp.command_interval, sources, |sim, _, src| {
+        let target = Id::random(sim.rng());
+        targets.push(target);
+        sim.start(src, N::lookup_request(target))
+            .expect("a simulated node takes every lookup")
+    });
+    sim.run_until_idle(exp.phase_limit);
+    issued
+        .into_iter()
+        .zip(targets)
+        .map(|((src, q), target)| (src, q, target))
+        .collect()
+}
+
+/// The network's figures of the whole run, at its end (`wall`: when the run began).
+pub(crate) fn set_network<N: SimOverlay>(
+    report: &mut Report,
+    sim: &Network<N>,
+    wall: std::time::Instant,
+) {
     let net = sim.net_stats();
     report.sim_seconds = sim.now().as_secs_f64();
     report.datagrams = net.delivered;
@@ -314,7 +288,6 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
     report.event_hash = sim.event_hash();
     report.peak_rss_bytes = rss_bytes().1;
     report.wall_seconds = wall.elapsed().as_secs_f64();
-    report
 }
 
 fn sim_secs(n: usize, cfg: &SimConfig) -> f64 {
@@ -355,20 +328,6 @@ fn put_items(
         }
     }
     put_ok as f64 / n_items.max(1) as f64
-}
-
-/// What the gets of every item found.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Gets {
-    /// Fraction of the items whose get returned the value.
-    pub(crate) success: f64,
-    /// Requests sent plus replies received, per get.
-    pub(crate) messages: f64,
-    /// For each item, did its get return the value?
-    found: Vec<bool>,
-    /// Virtual ms from the command to the result of every finished get (found or
-    /// not), ascending.
-    pub(crate) latency_ms: Vec<f64>,
 }
 
 /// Gets the first `n_items` items of [`put_items`], each from a random node of `sources`.
@@ -425,7 +384,18 @@ fn fail_phase(
 ) -> (f64, Gets) {
     let put_ok = put_items(sim, exp.lookups, exp, progress);
 
-    // Kill a random fraction at once: a partial Fisher-Yates over the live nodes.
+    let kill = kill_fraction(sim, fail);
+    let survivors = sim.live();
+    progress(&format!(
+        "killed {kill} nodes; getting every item from {} survivors",
+        survivors.len()
+    ));
+    (put_ok, get_items(sim, exp.lookups, exp, &survivors))
+}
+
+/// Kills a random fraction `fail` of the live nodes at once (a partial Fisher-Yates
+/// over them, drawn from the driver's RNG); returns how many.
+pub(crate) fn kill_fraction<N: SimOverlay>(sim: &mut Network<N>, fail: f64) -> usize {
     let mut live = sim.live();
     let kill = ((live.len() as f64) * fail).floor() as usize;
     for j in 0..kill.min(live.len()) {
@@ -433,12 +403,7 @@ fn fail_phase(
         live.swap(j, r);
         sim.kill(live[j]);
     }
-    let survivors = sim.live();
-    progress(&format!(
-        "killed {kill} nodes; getting every item from {} survivors",
-        survivors.len()
-    ));
-    (put_ok, get_items(sim, exp.lookups, exp, &survivors))
+    kill
 }
 
 /// What the Sybil phase measured.

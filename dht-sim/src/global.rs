@@ -8,7 +8,9 @@ use dht_core::{Id, NodeInfo, ID_LEN};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::sim::{below, mix64, Sim};
+use crate::closest::{closest_in, prefix_range};
+use crate::rng::{below, mix64};
+use crate::sim::Sim;
 
 /// Live node ids in ascending order, with their node index.
 ///
@@ -25,50 +27,10 @@ pub struct GlobalView {
     addrs: Vec<SocketAddr>,
 }
 
-fn with_suffix(id: &Id, prefix_bits: usize, ones: bool) -> Id {
-    let mut b = id.0;
-    for bit in prefix_bits..ID_LEN * 8 {
-        let mask = 0x80u8 >> (bit % 8);
-        if ones {
-            b[bit / 8] |= mask;
-        } else {
-            b[bit / 8] &= !mask;
-        }
-    }
-    Id(b)
-}
-
 fn flip(id: &Id, bit: usize) -> Id {
     let mut b = id.0;
     b[bit / 8] ^= 0x80 >> (bit % 8);
     Id(b)
-}
-
-/// Index range in `sorted` (ascending ids) of the ids sharing the first `bits` bits with `id`.
-fn prefix_range(sorted: &[(Id, u32)], id: &Id, bits: usize) -> (usize, usize) {
-    let lo = with_suffix(id, bits, false);
-    let hi = with_suffix(id, bits, true);
-    let a = sorted.partition_point(|(x, _)| *x < lo);
-    let b = sorted.partition_point(|(x, _)| *x <= hi);
-    (a, b)
-}
-
-/// The `n` entries of `sorted` (ascending ids) closest to `target` by XOR, closest
-/// first (their indices). Shared by the global view and the Sybil responder.
-pub(crate) fn closest_in(sorted: &[(Id, u32)], target: &Id, n: usize) -> Vec<u32> {
-    // The deepest prefix of the target still shared by at least n nodes: every
-    // node outside that run is farther than every node inside it.
-    let mut run = (0, sorted.len());
-    for bits in 1..=ID_LEN * 8 {
-        let r = prefix_range(sorted, target, bits);
-        if r.1 - r.0 < n {
-            break;
-        }
-        run = r;
-    }
-    let mut v: Vec<(Id, u32)> = sorted[run.0..run.1].to_vec();
-    v.sort_unstable_by_key(|(id, _)| id.distance(target));
-    v.into_iter().take(n).map(|x| x.1).collect()
 }
 
 impl GlobalView {

@@ -6,7 +6,13 @@
 //! minute of a 10,000-node DHT costs what its messages cost to encode and decode.
 //! Events are ordered by (virtual time, sequence number) and every random choice comes
 //! from ChaCha8 generators derived from one seed: one seed gives one run, datagram for
-//! datagram, and [`Sim::event_hash`] proves it.
+//! datagram, and [`Network::event_hash`] proves it.
+//!
+//! The network is written once, generic over the overlay: a [`Network`] runs any
+//! [`dht_core::Overlay`] whose simulator glue implements [`SimOverlay`] (how its
+//! nodes are made, addressed through an [`AddressBook`] and joined, and how a lookup is
+//! judged). [`Sim`] is the network of Kademlia nodes, [`chord::ChordSim`] that of
+//! Chord nodes.
 //!
 //! ## The network
 //! - Addresses (`--address-plan`, [`AddressPlan`]), port 6881 for all, virtual (never
@@ -132,9 +138,9 @@
 //!   succeeded; `sybil_in_tables`: fraction of the honest tables' entries that are Sybils.
 //!
 //! ## Chord and churn
-//! `--overlay chord` runs [`chord::ChordSim`] (dht-chord nodes) through the same
-//! experiment and report; [`churn`] runs either overlay under continuous joins and
-//! failures. `cargo run --release -p dht-sim --example chord_figures -- path-length |
+//! `--overlay chord` runs [`chord::ChordSim`] (dht-chord nodes on the same network)
+//! through the same experiment and report; [`churn`] runs any overlay under continuous
+//! joins and failures. `cargo run --release -p dht-sim --example chord_figures -- path-length |
 //! load | failure | churn` writes the comparison under `dht-sim/results/`.
 //!
 //! ## From code
@@ -154,14 +160,21 @@
 mod address;
 pub mod chord;
 pub mod churn;
+mod closest;
 mod experiment;
 mod global;
+mod net;
 mod report;
+mod rng;
 mod sim;
 
 pub use address::{
-    is_reserved_prefix, AddressPlan, HOSTS_PER_PREFIX, MAX_PUBLIC_PREFIXES, MAX_SYBILS, PORT,
+    is_reserved_prefix, AddressBook, AddressPlan, Addresses, HOSTS_PER_PREFIX, MAX_PUBLIC_PREFIXES,
+    MAX_SYBILS, PORT, SYBIL_BIT,
 };
-pub use experiment::{item_value, rss_bytes, run, Experiment, Report, SybilAttack, SybilPlacement};
+pub use experiment::{item_value, rss_bytes, run, Experiment, SybilAttack, SybilPlacement};
 pub use global::GlobalView;
-pub use sim::{below, mix64, NetStats, Sim, SimConfig, MTU, WALL0};
+pub use net::{NetStats, Network, SimConfig, SimOverlay, MTU, WALL0};
+pub use report::Report;
+pub use rng::{below, mix64};
+pub use sim::{KademliaWorld, Sim};

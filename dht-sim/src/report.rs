@@ -1,9 +1,99 @@
 //! What an experiment measured, and its two renderings: a readable table and one
-//! line of JSON.
+//! line of JSON; and the rules every figure is computed by (nearest-rank percentile,
+//! mean), shared by the experiments and the churn driver.
 
 use std::fmt::Write as _;
 
-use crate::experiment::Gets;
+use dht_core::QueryStats;
+
+/// The `p`-th percentile (nearest rank) of sorted values, by the rule every tool of
+/// the workspace shares (`dht_measure::quantile`); the default when there are none.
+pub(crate) fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
+    dht_measure::quantile(sorted, p / 100.0).unwrap_or_default()
+}
+
+/// The mean of `v`; 0 when there is nothing.
+pub(crate) fn mean(v: impl Iterator<Item = f64>) -> f64 {
+    let (n, s) = v.fold((0usize, 0.0), |(n, s), x| (n + 1, s + x));
+    if n == 0 {
+        0.0
+    } else {
+        s / n as f64
+    }
+}
+
+/// What the gets of every item found.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Gets {
+    /// Fraction of the items whose get returned the value.
+    pub(crate) success: f64,
+    /// Requests sent plus replies received, per get.
+    pub(crate) messages: f64,
+    /// For each item, did its get return the value?
+    pub(crate) found: Vec<bool>,
+    /// Virtual ms from the command to the result of every finished get (found or
+    /// not), ascending.
+    pub(crate) latency_ms: Vec<f64>,
+}
+
+/// A lookup phase's figures, gathered lookup by lookup; every overlay's experiment
+/// judges its lookups its own way and reports them through this.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LookupFigures {
+    found: Vec<f64>,
+    success: Vec<f64>,
+    hops: Vec<u32>,
+    ideal: Vec<f64>,
+    messages: Vec<f64>,
+    timeouts: Vec<f64>,
+    latency_ms: Vec<f64>,
+    unfinished: usize,
+}
+
+impl LookupFigures {
+    /// A lookup that did not end within the phase: it found nothing.
+    pub(crate) fn unfinished(&mut self) {
+        self.unfinished += 1;
+        self.found.push(0.0);
+        self.success.push(0.0);
+    }
+
+    /// A finished lookup: the fraction of the true closest nodes it `found`, whether
+    /// it found the node responsible (`success`), its `stats`, and the hops of the same
+    /// lookup over ideal tables.
+    pub(crate) fn finished(&mut self, found: f64, success: bool, stats: &QueryStats, ideal: f64) {
+        self.found.push(found);
+        self.success.push(f64::from(u8::from(success)));
+        self.hops.push(stats.hops);
+        self.ideal.push(ideal);
+        self.messages
+            .push((stats.requests + stats.responses) as f64);
+        self.timeouts.push(stats.timeouts as f64);
+        self.latency_ms.push(stats.duration.as_secs_f64() * 1000.0);
+    }
+
+    /// Writes the lookup figures into `report`; `rtt` is the mean round trip in ms.
+    pub(crate) fn fill(mut self, report: &mut Report, rtt: f64) {
+        self.hops.sort_unstable();
+        self.latency_ms.sort_unstable_by(f64::total_cmp);
+        let (found, hops, latency) = (&self.found, &self.hops, &self.latency_ms);
+        report.found_k_closest = mean(found.iter().copied());
+        report.exact_k_closest = mean(found.iter().map(|&f| if f >= 1.0 { 1.0 } else { 0.0 }));
+        report.lookup_success = Some(mean(self.success.iter().copied()));
+        report.hops_mean = mean(hops.iter().map(|&h| h as f64));
+        report.hops_p1 = percentile(hops, 1.0);
+        report.hops_p50 = percentile(hops, 50.0);
+        report.hops_p99 = percentile(hops, 99.0);
+        report.hops_ideal_mean = mean(self.ideal.iter().copied());
+        report.messages_per_lookup = mean(self.messages.iter().copied());
+        report.timeouts_per_lookup = mean(self.timeouts.iter().copied());
+        report.latency_ms_p50 = percentile(latency, 50.0);
+        report.latency_ms_p99 = percentile(latency, 99.0);
+        report.latency_rtt_p50 = percentile(latency, 50.0) / rtt;
+        report.latency_rtt_p99 = percentile(latency, 99.0) / rtt;
+        report.lookups_unfinished = self.unfinished;
+    }
+}
 
 /// What an experiment measured. See the crate docs for what each figure means.
 #[derive(Clone, Debug, Default, PartialEq)]

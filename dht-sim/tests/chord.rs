@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dht_chord::Outcome;
+use dht_chord::{Outcome, Request};
 use dht_core::Id;
 use dht_sim::chord::{ChordSim, Ring};
 use dht_sim::{Experiment, SimConfig};
@@ -108,9 +108,9 @@ fn keys_survive_failure_of_fewer_than_r_consecutive_successors() {
     for j in 0..20 {
         let v = dht_sim::item_value(seed, j);
         keys.push((Id::sha1(&v), v.clone()));
-        let q = sim.command(j * 7, move |n, now| {
-            n.put(now, v).expect("a short bencoded string")
-        });
+        let q = sim
+            .start(j * 7, Request::Put { value: v })
+            .expect("a short bencoded string");
         assert!(sim.run_until_idle(LIMIT), "seed {seed}: put {j}");
         let done = sim.take_done(j * 7, q).expect("finished");
         assert!(
@@ -132,7 +132,7 @@ fn keys_survive_failure_of_fewer_than_r_consecutive_successors() {
         sim.kill(i as usize);
     }
     let src = sim.live()[0];
-    let q = sim.command(src, |n, now| n.get(now, key));
+    let q = sim.start(src, Request::Get { target: key }).expect("a get");
     assert!(sim.run_until_idle(LIMIT), "seed {seed}");
     let got = sim.take_done(src, q).expect("finished").outcome;
     assert_eq!(
@@ -143,7 +143,7 @@ fn keys_survive_failure_of_fewer_than_r_consecutive_successors() {
     // And after the ring repaired itself, every key is still found.
     sim.run_for(Duration::from_secs(60));
     for (key, value) in keys {
-        let q = sim.command(src, |n, now| n.get(now, key));
+        let q = sim.start(src, Request::Get { target: key }).expect("a get");
         assert!(sim.run_until_idle(LIMIT), "seed {seed}");
         let got = sim.take_done(src, q).expect("finished").outcome;
         assert_eq!(

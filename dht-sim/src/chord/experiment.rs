@@ -2,31 +2,17 @@
 
 use std::time::Duration;
 
-use dht_chord::{Outcome, QueryId};
-use dht_core::Id;
+use dht_chord::{ChordNode, Outcome, Request};
+use dht_core::{Id, QueryId};
+use dht_store_mem::MemStore;
 
-use super::{ChordSim, Ring};
-use crate::experiment::{item_value, mean, percentile, rss_bytes, Experiment, Report};
-use crate::sim::below;
-
-/// One command per `interval` from a random node of `sources`.
-fn issue(
-    sim: &mut ChordSim,
-    count: usize,
-    interval: Duration,
-    sources: &[usize],
-    mut make: impl FnMut(&mut ChordSim, usize, usize) -> QueryId,
-) -> Vec<(usize, QueryId)> {
-    let start = sim.now();
-    let mut out = Vec::with_capacity(count);
-    for j in 0..count {
-        sim.run_until(start + interval * j as u32);
-        let src = sources[below(sim.rng(), sources.len())];
-        let q = make(sim, j, src);
-        out.push((src, q));
-    }
-    out
-}
+use super::ring::Ring;
+use super::sim::ChordSim;
+use crate::experiment::{
+    issue, item_value, kill_fraction, rss_bytes, run_lookups, set_network, Experiment,
+};
+use crate::net::SimOverlay;
+use crate::report::{mean, LookupFigures, Report};
 
 /// Runs `exp` on Chord nodes: the same join, lookups and failure phase as
 /// [`crate::run`], the same [`Report`]. Sybil attacks are Kademlia-only and ignored.
@@ -50,49 +36,23 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
     ));
 
     let live = sim.live();
-    let mut targets = Vec::with_capacity(exp.lookups);
-    let issued = issue(
-        &mut sim,
-        exp.lookups,
-        exp.command_interval,
-        &live,
-        |sim, _, src| {
-            let target = Id::random(sim.rng());
-            targets.push(target);
-            sim.command(src, |node, now| node.find_successor(now, target))
-        },
-    );
-    sim.run_until_idle(exp.phase_limit);
+    let issued = run_lookups(&mut sim, exp.lookups, exp, &live);
 
     let ring = Ring::of(&sim);
-    let (mut found, mut success, mut hops, mut ideal) = (vec![], vec![], vec![], vec![]);
-    let (mut messages, mut timeouts, mut latency) = (vec![], vec![], vec![]);
-    let mut unfinished = 0;
-    for (&(src, q), target) in issued.iter().zip(&targets) {
+    let mut figures = LookupFigures::default();
+    for &(src, q, ref target) in &issued {
         let Some(done) = sim.take_done(src, q) else {
-            unfinished += 1;
-            found.push(0.0);
-            success.push(0.0);
+            figures.unfinished();
             continue;
         };
         let truth = ring.successors(target, r);
-        let got: Vec<Id> = match &done.outcome {
-            Outcome::Successors { successors } => successors.iter().map(|p| p.id).collect(),
-            _ => Vec::new(),
-        };
+        let got = <ChordNode<MemStore> as SimOverlay>::lookup_result(&done.outcome);
         let hits = truth.iter().filter(|(id, _)| got.contains(id)).count();
-        found.push(hits as f64 / truth.len().max(1) as f64);
-        success.push(f64::from(u8::from(
-            got.first() == truth.first().map(|t| &t.0),
-        )));
-        hops.push(done.stats.hops);
-        ideal.push(ring.ideal_hops(&sim.node(src).id(), target, r) as f64);
-        messages.push((done.stats.requests + done.stats.responses) as f64);
-        timeouts.push(done.stats.timeouts as f64);
-        latency.push(done.stats.duration.as_secs_f64() * 1000.0);
+        let found = hits as f64 / truth.len().max(1) as f64;
+        let success = got.first() == truth.first().map(|t| &t.0);
+        let ideal = ring.ideal_hops(&sim.node(src).id(), target, r) as f64;
+        figures.finished(found, success, &done.stats, ideal);
     }
-    hops.sort_unstable();
-    latency.sort_unstable_by(f64::total_cmp);
     let rtt = 2.0 * cfg.latency_ms;
     let live = sim.live();
     let entries = |i: usize| {
@@ -112,7 +72,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         .step_by((live.len() / 500).max(1))
         .collect();
     let mut report = Report {
-        overlay: "chord",
+        overlay: <ChordNode<MemStore> as SimOverlay>::NAME,
         nodes: cfg.nodes,
         lookups: exp.lookups,
         seed: cfg.seed,
@@ -121,21 +81,6 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         latency_ms: cfg.latency_ms,
         loss: cfg.loss,
         fail: exp.fail,
-        found_k_closest: mean(found.iter().copied()),
-        exact_k_closest: mean(found.iter().map(|&f| if f >= 1.0 { 1.0 } else { 0.0 })),
-        lookup_success: Some(mean(success.iter().copied())),
-        hops_mean: mean(hops.iter().map(|&h| h as f64)),
-        hops_p1: percentile(&hops, 1.0),
-        hops_p50: percentile(&hops, 50.0),
-        hops_p99: percentile(&hops, 99.0),
-        hops_ideal_mean: mean(ideal.iter().copied()),
-        messages_per_lookup: mean(messages.iter().copied()),
-        timeouts_per_lookup: mean(timeouts.iter().copied()),
-        latency_ms_p50: percentile(&latency, 50.0),
-        latency_ms_p99: percentile(&latency, 99.0),
-        latency_rtt_p50: percentile(&latency, 50.0) / rtt,
-        latency_rtt_p99: percentile(&latency, 99.0) / rtt,
-        lookups_unfinished: unfinished,
         table_entries_mean: mean(live.iter().map(|&i| entries(i))),
         ideal_table_entries_mean: mean(
             sample
@@ -149,6 +94,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         address_plan: "private",
         ..Report::default()
     };
+    figures.fill(&mut report, rtt);
 
     if let Some(fail) = exp.fail {
         let (put_ok, get_ok, per_get) = fail_phase(&mut sim, exp, fail, &mut progress);
@@ -156,14 +102,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         report.get_success = Some(get_ok);
         report.messages_per_get = Some(per_get);
     }
-    let net = sim.net_stats();
-    report.sim_seconds = sim.now().as_secs_f64();
-    report.datagrams = net.delivered;
-    report.datagrams_lost = net.lost;
-    report.datagrams_oversize = net.oversize;
-    report.event_hash = sim.event_hash();
-    report.peak_rss_bytes = rss_bytes().1;
-    report.wall_seconds = wall.elapsed().as_secs_f64();
+    set_network(&mut report, &sim, wall);
     report
 }
 
@@ -182,10 +121,9 @@ pub(crate) fn fail_phase(
     let live = sim.live();
     let puts = issue(sim, n_items, exp.command_interval, &live, |sim, j, src| {
         let v = item_value(seed, j);
-        sim.command(src, move |node, now| {
-            // item_value is always a short bencoded string.
-            node.put(now, v).unwrap_or(QueryId(u64::MAX))
-        })
+        // item_value is always a short bencoded string.
+        sim.start(src, Request::Put { value: v })
+            .unwrap_or(QueryId(u64::MAX))
     });
     sim.run_until_idle(exp.phase_limit);
     let put_ok = puts
@@ -202,13 +140,7 @@ pub(crate) fn fail_phase(
         .count();
     // Replicas go out with the put and at the next stabilize; let one period pass.
     sim.run_for(Duration::from_secs(2));
-    let mut live = sim.live();
-    let kill = ((live.len() as f64) * fail).floor() as usize;
-    for j in 0..kill.min(live.len()) {
-        let r = j + below(sim.rng(), live.len() - j);
-        live.swap(j, r);
-        sim.kill(live[j]);
-    }
+    let kill = kill_fraction(sim, fail);
     let survivors = sim.live();
     progress(&format!(
         "killed {kill}; getting every item from {} survivors",
@@ -221,7 +153,8 @@ pub(crate) fn fail_phase(
         &survivors,
         |sim, j, src| {
             let target = Id::sha1(&item_value(seed, j));
-            sim.command(src, |node, now| node.get(now, target))
+            sim.start(src, Request::Get { target })
+                .expect("only a put of a bad value is refused")
         },
     );
     sim.run_until_idle(exp.phase_limit);

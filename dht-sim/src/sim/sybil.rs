@@ -1,4 +1,7 @@
 //! The Sybils: adversarial nodes played by the simulator itself, not by dht-core.
+//!
+//! Like a node, they are fed datagrams and return the datagrams to send, which
+//! [`crate::Sim`] puts on the network; they never touch the network themselves.
 
 use std::net::SocketAddr;
 
@@ -6,18 +9,30 @@ use dht_core::krpc::{self, Body, ErrorBody, Message, Method, Response};
 use dht_core::Candidates;
 use dht_core::{Id, NodeInfo};
 
-use super::Sim;
-use crate::address::SYBIL_BIT;
+use crate::address::{Addresses, SYBIL_BIT};
+use crate::closest::closest_in;
 
 /// The write token every Sybil hands out in get and get_peers replies, so that honest
 /// puts and announces are sent to it and vanish (the realistic attack: a Sybil that
 /// withheld tokens would only make itself useless as a storage node).
 const SYBIL_TOKEN: &[u8] = b"syb1";
 
+/// Datagrams a Sybil sends: (destination, payload).
+pub(super) type Sends = Vec<(SocketAddr, Vec<u8>)>;
+
+/// Every Sybil of a run, and the adversary's global view of them.
+#[derive(Debug, Default)]
+pub(super) struct Sybils {
+    list: Vec<Sybil>,
+    /// Sybil ids in ascending order with their Sybil index: the adversary's global
+    /// view, from which every Sybil answers with the Sybils closest to a target.
+    sorted: Vec<(Id, u32)>,
+}
+
 /// An adversarial node, played by the simulator itself rather than by dht-core.
 #[derive(Debug)]
-pub(super) struct Sybil {
-    pub(super) id: Id,
+struct Sybil {
+    id: Id,
     /// Its join: an iterative find_node of its own id over honest nodes, so that the
     /// nodes near its id learn it as an honest newcomer's bootstrap would make them.
     /// Best effort: no timeouts or retries, a lost datagram only shortens it.
@@ -25,93 +40,95 @@ pub(super) struct Sybil {
     next_tid: u32,
 }
 
-impl Sim {
-    /// Creates a Sybil with `id` at the current virtual time (at most
-    /// [`crate::AddressPlan::max_sybils`]).
-    ///
-    /// A Sybil is played by the simulator, not by dht-core. It answers every query at
-    /// once: ping normally (so honest nodes keep it in their tables); find_node,
-    /// get_peers, get and sample_infohashes with the K Sybils closest to the target
-    /// (from the adversary's global view) and a write token, never with values or a
-    /// `v`; put and announce_peer with an OK while storing nothing, so that what honest
-    /// nodes write to it vanishes. It joins like a newcomer: an iterative find_node of
-    /// its own id starting at the seed nodes, which makes the honest nodes near its id
-    /// ping it and take it into their tables.
-    pub fn add_sybil(&mut self, id: Id) -> usize {
-        assert!(
-            self.sybils.len() < self.cfg.address_plan.max_sybils(),
-            "too many Sybils for the address plan"
-        );
-        let s = self.sybils.len();
-        self.addrs.add_sybil();
-        let pos = self.sybil_sorted.partition_point(|(x, _)| *x < id);
-        self.sybil_sorted.insert(pos, (id, s as u32));
-        let mut join = Candidates::new(id, self.cfg.k, self.cfg.alpha, 64);
-        // A newcomer knows its bootstrap nodes' addresses; the simulator hands over
-        // their ids too, which only saves the Sybil one round trip.
-        let seeds = self.cfg.seed_nodes.clamp(1, self.nodes.len().max(1));
-        for i in 0..seeds.min(self.nodes.len()) {
-            join.add(
-                NodeInfo {
-                    id: self.nodes[i].id(),
-                    addr: self.addr(i),
-                },
-                1,
-            );
+impl Sybils {
+    /// Sybils created so far.
+    pub(super) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// The id of Sybil `s`.
+    pub(super) fn id(&self, s: usize) -> Id {
+        self.list[s].id
+    }
+
+    /// Creates the next Sybil with `id`, its join starting at `seeds` (K = `k`, alpha
+    /// requests in flight); returns its index and its first find_node queries.
+    pub(super) fn add(
+        &mut self,
+        id: Id,
+        k: usize,
+        alpha: usize,
+        seeds: impl Iterator<Item = NodeInfo>,
+    ) -> (usize, Sends) {
+        let s = self.list.len();
+        let pos = self.sorted.partition_point(|(x, _)| *x < id);
+        self.sorted.insert(pos, (id, s as u32));
+        let mut join = Candidates::new(id, k, alpha, 64);
+        for seed in seeds {
+            join.add(seed, 1);
         }
-        self.sybils.push(Sybil {
+        self.list.push(Sybil {
             id,
             join: Some(join),
             next_tid: 0,
         });
-        self.sybil_drive_join(s);
-        s
+        let mut out = Vec::new();
+        self.drive_join(s, &mut out);
+        (s, out)
     }
 
-    /// Sends the next find_node requests of Sybil `s`'s join, or ends it.
-    fn sybil_drive_join(&mut self, s: usize) {
-        let Some(join) = self.sybils[s].join.as_mut() else {
+    /// The next find_node requests of Sybil `s`'s join, or its end.
+    fn drive_join(&mut self, s: usize, out: &mut Sends) {
+        let Some(join) = self.list[s].join.as_mut() else {
             return;
         };
         let next = join.next_to_query();
         if next.is_empty() && join.is_done() {
-            self.sybils[s].join = None;
+            self.list[s].join = None;
             return;
         }
-        let id = self.sybils[s].id;
+        let id = self.list[s].id;
         for n in next {
             let method = Method::find_node(id);
-            self.sybil_query(s, n.addr, method);
+            out.push((n.addr, self.query(s, method)));
         }
     }
 
-    fn sybil_query(&mut self, s: usize, to: SocketAddr, method: Method) {
-        let sy = &mut self.sybils[s];
+    fn query(&mut self, s: usize, method: Method) -> Vec<u8> {
+        let sy = &mut self.list[s];
         sy.next_tid = sy.next_tid.wrapping_add(1);
         let msg = Message::query(sy.next_tid.to_be_bytes().to_vec(), sy.id, method);
-        self.send(SYBIL_BIT | s as u32, to, msg.to_bytes());
+        msg.to_bytes()
     }
 
-    /// The K Sybils closest to `target`, other than `except`.
-    fn sybils_closest(&self, target: &Id, except: usize) -> Vec<NodeInfo> {
-        crate::global::closest_in(&self.sybil_sorted, target, self.cfg.k + 1)
+    /// The `k` Sybils closest to `target`, other than `except`.
+    fn closest(&self, target: &Id, except: usize, k: usize, book: &Addresses) -> Vec<NodeInfo> {
+        closest_in(&self.sorted, target, k + 1)
             .into_iter()
             .filter(|&t| t as usize != except)
-            .take(self.cfg.k)
+            .take(k)
             .map(|t| NodeInfo {
-                id: self.sybils[t as usize].id,
-                addr: self.sybil_addr(t as usize),
+                id: self.list[t as usize].id,
+                addr: book.sybil(t as usize),
             })
             .collect()
     }
 
-    /// A datagram from event-queue index `from` reached Sybil `s`.
-    pub(super) fn sybil_receive(&mut self, from: u32, s: usize, payload: &[u8]) {
+    /// A datagram from `from` reached Sybil `s`; returns what it sends in turn. `k` is
+    /// the network's K, `book` its addresses.
+    pub(super) fn receive(
+        &mut self,
+        s: usize,
+        from: SocketAddr,
+        payload: &[u8],
+        k: usize,
+        book: &Addresses,
+    ) -> Sends {
+        let mut out = Vec::new();
         // Whatever does not decode gets silence: a Sybil has no reason to help.
         let Ok(msg) = krpc::decode(payload) else {
-            return;
+            return out;
         };
-        let from_addr = self.addr_of_index(from);
         let q = match msg.body {
             Body::Query(q) => q,
             Body::Response(r) => {
@@ -120,45 +137,45 @@ impl Sim {
                 let honest: Vec<NodeInfo> = r
                     .nodes
                     .into_iter()
-                    .filter(|n| self.index_of(&n.addr).is_some_and(|i| i & SYBIL_BIT == 0))
+                    .filter(|n| book.index_of(&n.addr).is_some_and(|i| i & SYBIL_BIT == 0))
                     .collect();
-                let Some(join) = self.sybils[s].join.as_mut() else {
-                    return;
+                let Some(join) = self.list[s].join.as_mut() else {
+                    return out;
                 };
-                if !join.addr_matches(&r.id, &from_addr) {
-                    return;
+                if !join.addr_matches(&r.id, &from) {
+                    return out;
                 }
                 let Some(depth) = join.on_response(&r.id, None) else {
-                    return;
+                    return out;
                 };
                 for n in honest {
                     join.add(n, depth + 1);
                 }
-                self.sybil_drive_join(s);
-                return;
+                self.drive_join(s, &mut out);
+                return out;
             }
-            Body::Error(_) => return,
+            Body::Error(_) => return out,
         };
-        let id = self.sybils[s].id;
+        let id = self.list[s].id;
         let mut r = Response::new(id);
         let body = match q.method {
             Method::Ping | Method::Put(_) | Method::AnnouncePeer { .. } => Body::Response(r),
             Method::FindNode { target, .. } => {
-                r.nodes = self.sybils_closest(&target, s);
+                r.nodes = self.closest(&target, s, k, book);
                 Body::Response(r)
             }
             Method::GetPeers { info_hash, .. } => {
-                r.nodes = self.sybils_closest(&info_hash, s);
+                r.nodes = self.closest(&info_hash, s, k, book);
                 r.token = Some(SYBIL_TOKEN.to_vec());
                 Body::Response(r)
             }
             Method::Get { target, .. } => {
-                r.nodes = self.sybils_closest(&target, s);
+                r.nodes = self.closest(&target, s, k, book);
                 r.token = Some(SYBIL_TOKEN.to_vec());
                 Body::Response(r)
             }
             Method::SampleInfohashes { target, .. } => {
-                r.nodes = self.sybils_closest(&target, s);
+                r.nodes = self.closest(&target, s, k, book);
                 r.samples = Some(Vec::new());
                 r.interval = Some(300);
                 r.num = Some(0);
@@ -169,6 +186,7 @@ impl Sim {
             }
         };
         let reply = Message::new(msg.transaction_id, body);
-        self.send(SYBIL_BIT | s as u32, from_addr, reply.to_bytes());
+        out.push((from, reply.to_bytes()));
+        out
     }
 }

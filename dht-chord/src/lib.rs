@@ -53,16 +53,17 @@
 //! accepted only from the address asked, under a live 4-byte transaction id.
 
 mod config;
+mod lookup;
 mod maintenance;
 mod node;
 mod ops;
 mod overlay;
+mod request;
 pub mod ring;
 pub mod wire;
 
 pub use config::Config;
-pub use node::{
-    BadValue, ChordNode, Event, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Transmit,
-};
-pub use overlay::Request;
+pub use dht_core::{QueryId, Transmit};
+pub use node::{ChordNode, NodeStats};
+pub use request::{BadValue, Event, Outcome, QueryDone, QueryStats, Request};
 pub use wire::Peer;

@@ -7,77 +7,23 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::{Id, Store};
+use dht_core::krpc::code;
+use dht_core::{Id, Store, Transmit};
 use dht_core::{StoredItem, UnixMillis};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
-use crate::ops::{Op, OpId};
+use crate::lookup::{Op, OpId};
+use crate::request::Event;
 use crate::ring::{self, M};
-use crate::wire::{self, code, Body, Peer, Query, Reply};
-
-/// Handle to a command in progress; reported back in its [`QueryDone`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct QueryId(pub u64);
-
-/// A datagram the node wants sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Destination.
-    pub to: SocketAddr,
-    /// Bencoded message.
-    pub payload: Vec<u8>,
-}
-
-/// Figures about one finished command: dht-core's type, so that both overlays report
-/// alike. For Chord, `hops` counts the nodes that answered a `find_successor` step, up
-/// to and including the one that knew the target's successor (the paper's path
-/// length; 0 when this node knew).
-pub use dht_core::QueryStats;
-
-/// What a finished command found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// `find_successor` and `join`: the target's successor first, then the nodes
-    /// that follow it; empty if the lookup ran out of live nodes.
-    Successors {
-        /// Successor list of the node preceding the target.
-        successors: Vec<Peer>,
-    },
-    /// `get`: the value, if a node of the key's successor list held it.
-    Value {
-        /// The bencoded value (its SHA-1 is the key).
-        value: Option<Vec<u8>>,
-    },
-    /// `put`: the node that took the value (it replicates it to its successors).
-    Stored {
-        /// The key, SHA-1 of the value.
-        target: Id,
-        /// Who acknowledged; `None` if nobody did.
-        stored_at: Option<Peer>,
-    },
-}
-
-/// A finished command.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueryDone {
-    /// The command's handle.
-    pub id: QueryId,
-    /// What it found.
-    pub outcome: Outcome,
-    /// How it went.
-    pub stats: QueryStats,
-}
-
-/// Something the application should know about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A command finished.
-    QueryDone(QueryDone),
-}
+use crate::wire::{self, Body, Peer, Query, Reply};
 
 /// Counters since start.
+///
+/// Not [`dht_core::NodeStats`]: most of that is Mainline's (counts by KRPC method,
+/// tokens, storage refusals by reason, rate limits), which Chord has none of. The
+/// counters that mean the same in both carry the same names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NodeStats {
     /// Datagrams handed to `handle_datagram`.
@@ -87,28 +33,12 @@ pub struct NodeStats {
     /// Datagrams that did not decode.
     pub malformed: u64,
     /// Replies under no live transaction id or from an address we did not ask.
-    pub unexpected: u64,
-    /// Queries answered.
-    pub queries_served: u64,
+    pub unexpected_replies: u64,
+    /// Queries answered (including with an error).
+    pub queries_answered: u64,
     /// Requests that got no reply in time.
     pub timeouts: u64,
 }
-
-/// A `put` whose value is over [`wire::MAX_VALUE`] bytes or not one bencoded value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BadValue;
-
-impl std::fmt::Display for BadValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "a value must be one bencoded value of at most {} bytes",
-            wire::MAX_VALUE
-        )
-    }
-}
-
-impl std::error::Error for BadValue {}
 
 /// What a request in flight waits for.
 #[derive(Clone, Copy, Debug)]
@@ -449,7 +379,7 @@ impl<S: Store> ChordNode<S> {
                 Some(p)
             }
             _ => {
-                self.stats.unexpected += 1;
+                self.stats.unexpected_replies += 1;
                 None
             }
         }
@@ -506,7 +436,7 @@ impl<S: Store> ChordNode<S> {
         if !self.joined {
             return;
         }
-        self.stats.queries_served += 1;
+        self.stats.queries_answered += 1;
         let mut reply = Reply {
             id: self.id,
             ..Reply::default()

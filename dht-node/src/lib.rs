@@ -52,12 +52,15 @@
 mod answer;
 mod bootstrap;
 mod builder;
+mod chord;
 mod delay;
 mod error;
 pub mod exposition;
 mod handle;
 pub mod identity;
+mod mainline;
 mod metrics;
+mod overlay;
 mod runtime;
 mod value;
 
@@ -66,12 +69,18 @@ pub use dht_core;
 pub use answer::{Answer, Peers, Samples, Scrape, Stored};
 pub use bootstrap::{resolve, Backoff, PUBLIC_ROUTERS};
 pub use builder::DhtBuilder;
+pub use chord::{Chord, ChordHandle, ChordMetrics, ChordQuestion, ChordStored};
 pub use delay::EgressDelay;
 pub use error::Error;
-pub use handle::{Dht, RoutingInfo};
+pub use handle::{Dht, Handle, RoutingInfo};
 pub use identity::os_seed;
+pub use mainline::{
+    Mainline, MainlineNode, MainlineQuestion, RepublishIntervals, ANNOUNCE_REPUBLISH,
+    ITEM_REPUBLISH,
+};
 pub use metrics::{
     ConnectionStats, ConnectionStatsOf, NodeMetrics, TableMetrics, KINDS, READY_WITHIN,
 };
-pub use runtime::{RepublishIntervals, Runtime, ANNOUNCE_REPUBLISH, ITEM_REPUBLISH};
+pub use overlay::{Hosted, Protocol};
+pub use runtime::Runtime;
 pub use value::{bencode_bytes, bencoded_string};

@@ -221,8 +221,9 @@ impl Summary {
         let (every, why) = c.churn_every();
         let _ = writeln!(
             t,
-            "testnet: {} nodes, {} / {}, {}, {} s at {} ops/s, seed {}",
+            "testnet: {} {} nodes, {} / {}, {}, {} s at {} ops/s, seed {}",
             c.nodes,
+            c.overlay.name(),
             c.transport.name(),
             c.store.name(),
             if c.netns {
@@ -314,6 +315,7 @@ impl Summary {
             threshold: c.threshold,
             passed: self.success_rate >= c.threshold && self.all.count > 0,
             nodes: c.nodes,
+            overlay: c.overlay.name(),
             transport: c.transport.name(),
             store: c.store.name(),
             netns: c.netns,
@@ -349,6 +351,8 @@ struct SummaryJson<'a> {
     threshold: f64,
     passed: bool,
     nodes: usize,
+    /// `mainline` or `chord`.
+    overlay: &'static str,
     transport: &'static str,
     store: &'static str,
     netns: bool,

@@ -1,0 +1,146 @@
+//! A client that never joins (a node with gateways) puts and gets through ring
+//! members, and the ring does not take it for a member.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use dht_chord::{ChordNode, Config, Event, Outcome, QueryId, Request};
+use dht_core::{Id, Overlay};
+use dht_store_mem::MemStore;
+
+/// Nodes on a lossless network with no delay, on virtual time.
+struct Net {
+    nodes: Vec<ChordNode<MemStore>>,
+    now: Instant,
+}
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16))
+}
+
+impl Net {
+    fn add(&mut self, config: Config) -> usize {
+        self.nodes
+            .push(ChordNode::new(config, MemStore::new(), self.now));
+        self.nodes.len() - 1
+    }
+
+    /// Delivers every datagram until none is left.
+    fn deliver(&mut self) {
+        let mut queue = VecDeque::new();
+        loop {
+            for n in &mut self.nodes {
+                let from = n.config().addr;
+                while let Some(t) = n.poll_transmit() {
+                    queue.push_back((from, t));
+                }
+            }
+            let Some((from, t)) = queue.pop_front() else {
+                return;
+            };
+            if let Some(n) = self.nodes.iter_mut().find(|n| n.config().addr == t.to) {
+                n.handle_datagram(self.now, from, None, &t.payload);
+            }
+        }
+    }
+
+    /// Runs `d` of virtual time in 10 ms steps.
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.deliver();
+            self.now += Duration::from_millis(10);
+            for n in &mut self.nodes {
+                n.handle_timeout(self.now);
+            }
+        }
+        self.deliver();
+    }
+
+    fn start(&mut self, i: usize, r: Request) -> QueryId {
+        let q = Overlay::start(&mut self.nodes[i], self.now, r).expect("accepted");
+        self.deliver();
+        q
+    }
+
+    fn outcome(&mut self, i: usize, q: QueryId) -> Outcome {
+        for _ in 0..500 {
+            while let Some(Event::QueryDone(d)) = self.nodes[i].poll_event() {
+                if d.id == q {
+                    return d.outcome;
+                }
+            }
+            self.run(Duration::from_millis(10));
+        }
+        panic!("query {q:?} of node {i} did not finish");
+    }
+}
+
+#[test]
+fn a_client_puts_and_gets_through_members_without_joining() {
+    let mut net = Net {
+        nodes: Vec::new(),
+        now: Instant::now(),
+    };
+    for i in 0..6 {
+        let n = net.add(Config::new(addr(i), i as u64 + 1));
+        let bootstrap = if i == 0 { vec![] } else { vec![addr(0)] };
+        let q = net.start(n, Request::Join { bootstrap });
+        assert!(
+            matches!(net.outcome(n, q), Outcome::Successors { successors } if !successors.is_empty())
+        );
+        net.run(Duration::from_millis(300));
+    }
+    net.run(Duration::from_secs(10));
+
+    let mut put_client = Config::new(addr(10), 99);
+    put_client.gateways = vec![addr(2)];
+    let putter = net.add(put_client);
+    let value = b"5:hello".to_vec();
+    let q = net.start(
+        putter,
+        Request::Put {
+            value: value.clone(),
+        },
+    );
+    let Outcome::Stored { target, stored_at } = net.outcome(putter, q) else {
+        panic!("not a put outcome");
+    };
+    assert_eq!(target, Id::sha1(&value));
+    assert!(stored_at.is_some(), "no member took the value");
+
+    let mut get_client = Config::new(addr(11), 98);
+    get_client.gateways = vec![addr(4)];
+    let getter = net.add(get_client);
+    let q = net.start(getter, Request::Get { target });
+    assert_eq!(
+        net.outcome(getter, q),
+        Outcome::Value { value: Some(value) }
+    );
+
+    // Neither client is anybody's neighbour: members route only to members.
+    net.run(Duration::from_secs(5));
+    for n in &net.nodes[..6] {
+        for p in n.successor_list().iter().chain(n.predecessor().iter()) {
+            assert!(p.addr.port() < 7010, "a client joined the ring: {p:?}");
+        }
+    }
+    assert!(!net.nodes[putter].is_joined() && !net.nodes[getter].is_joined());
+}
+
+#[test]
+fn a_node_without_gateways_or_ring_finds_nothing() {
+    let mut net = Net {
+        nodes: Vec::new(),
+        now: Instant::now(),
+    };
+    let lone = net.add(Config::new(addr(0), 1));
+    let q = net.start(
+        lone,
+        Request::Get {
+            target: Id([5; 20]),
+        },
+    );
+    assert_eq!(net.outcome(lone, q), Outcome::Value { value: None });
+}

@@ -230,6 +230,19 @@ impl<S: Store> ChordNode<S> {
         self.joined && !self.left
     }
 
+    /// True once the node sits settled on its ring as far as it can see: joined, its
+    /// predecessor known, its successor list full (r nodes) or holding every other
+    /// node (it reaches round to the predecessor), and one pass of `fix_fingers` (with
+    /// its self-check) done. A ring whose members are all settled routes lookups to
+    /// the true successors; puts made before land where later gets may not look.
+    pub fn is_settled(&self) -> bool {
+        let full = self.successors.len() >= self.config.successors
+            || self
+                .predecessor
+                .is_some_and(|p| self.successors.iter().any(|s| s.id == p.id));
+        self.is_joined() && self.predecessor.is_some() && full && self.finger_passes >= 1
+    }
+
     /// The store.
     pub fn store(&self) -> &S {
         &self.store

@@ -93,6 +93,10 @@ fn a_client_puts_and_gets_through_members_without_joining() {
         net.run(Duration::from_millis(300));
     }
     net.run(Duration::from_secs(10));
+    assert!(
+        net.nodes.iter().all(|n| n.is_settled()),
+        "the ring did not settle"
+    );
 
     let mut put_client = Config::new(addr(10), 99);
     put_client.gateways = vec![addr(2)];

@@ -38,6 +38,8 @@ pub struct ChordMetrics {
     pub stats: NodeStats,
     /// On a ring (joined or created), not left.
     pub joined: bool,
+    /// Settled on the ring (`ChordNode::is_settled`): what `/readyz` waits for.
+    pub settled: bool,
     /// Nodes in the successor list.
     pub successors: usize,
     /// The predecessor, if known.
@@ -49,9 +51,18 @@ pub struct ChordMetrics {
 }
 
 impl ChordMetrics {
-    /// Why the node is not ready (`/readyz`), or `None` once it is on a ring.
+    /// Why the node is not ready (`/readyz`), or `None` once it is settled on its
+    /// ring: a put made through a ring that is still converging may land where later
+    /// gets do not look.
     pub fn not_ready(&self) -> Option<String> {
-        (!self.joined).then(|| "not on a ring yet".to_string())
+        match (self.joined, self.settled) {
+            (false, _) => Some("not on a ring yet".into()),
+            (true, false) => Some(
+                "on a ring, not settled yet (predecessor, full successor list, a finger pass)"
+                    .into(),
+            ),
+            (true, true) => None,
+        }
     }
 
     /// Sets these figures through the `metrics` facade, for
@@ -165,6 +176,7 @@ impl<S: Store + Send + 'static> Hosted for ChordNode<S> {
                     id: self.id(),
                     stats: self.stats(),
                     joined: self.is_joined(),
+                    settled: self.is_settled(),
                     successors: self.successor_list().len(),
                     predecessor: self.predecessor(),
                     keys: self.keys().len(),

@@ -712,10 +712,20 @@ mod tests {
             panic!("defaults did not parse");
         };
         assert_eq!(
-            (d.nodes, d.transport, d.store),
-            (20, Transport::Udp, Store::Mem)
+            (d.nodes, d.overlay, d.transport, d.store),
+            (20, Overlay::Mainline, Transport::Udp, Store::Mem)
         );
+        let Ok(Parsed::Run(e)) = parse_testnet(&args("--overlay chord --nodes 20 --duration 20"))
+        else {
+            panic!("chord did not parse");
+        };
+        assert_eq!((e.overlay, e.nodes), (Overlay::Chord, 20));
         for line in [
+            "--overlay kademlia",
+            "--overlay chord --transport quic",
+            "--overlay chord --store sled",
+            "--overlay chord --netns",
+            "--overlay chord --republish 60",
             "--nodes 0",
             "--nodes 1",
             "--transport tcp",

@@ -312,7 +312,7 @@ struct ChordHttp {
     exporter: Exporter,
 }
 
-/// `--http`: `/metrics`, `/healthz` and `/readyz` (200 once on a ring).
+/// `--http`: `/metrics`, `/healthz` and `/readyz` (200 once settled on a ring).
 async fn serve_http(
     node: ChordHandle,
     addr: SocketAddr,
@@ -366,6 +366,7 @@ async fn readyz(State(http): State<Arc<ChordHttp>>) -> Response {
         json!({
             "ready": ready,
             "joined": m.joined,
+            "settled": m.settled,
             "successors": m.successors,
             "error": error,
         })

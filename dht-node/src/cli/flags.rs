@@ -44,9 +44,10 @@ not 0.0.0.0) and either --bootstrap IP:PORT of a ring member (repeatable) or
 Values map as for Mainline: VALUE is stored as the bencoded byte string <len>:<bytes>,
 the key printed is the SHA-1 of that bencoding in lowercase hex, and `get` prints VALUE
 back exactly as it was put. --k is the successor-list length r (r copies of each key).
---http serves /metrics, /healthz and /readyz (on a ring). Mainline's flags and commands
-(--transport quic, --store sled, --data-dir, --read-only, --http-token-file, mutable
-items, announce, scrape, peers, ping, find-node, keygen, sign) are refused.
+--http serves /metrics, /healthz and /readyz (200 once settled on the ring). Mainline's
+flags and commands (--transport quic, --store sled, --data-dir, --read-only,
+--http-token-file, mutable items, announce, scrape, peers, ping, find-node, keygen, sign)
+are refused.
 
 Stdout carries only the result; logs (RUST_LOG) go to stderr.
 Exit status: 0 success, 1 not found, 2 bad usage or argument, 3 any other failure.";

@@ -1,6 +1,6 @@
 //! The handles an application holds: [`Handle`], generic over the overlay's
 //! [`Protocol`], and [`Dht`], the Mainline handle (a [`Handle`] of [`Mainline`]
-//! with a method per kind of request), with [`RoutingInfo`].
+//! with a method per kind of request).
 //!
 //! Every method sends one command to the node task ([`crate::Runtime`]) and awaits
 //! its end; `answer.rs` turns the core's outcome into the typed answer.
@@ -8,14 +8,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use dht_core::{Id, MutableItem, NodeInfo, NodeStats, QueryDone, Request};
+use dht_core::{Id, MutableItem, NodeInfo, QueryDone, Request};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::answer::{Answer, FromOutcome, Peers, Samples, Scrape, Stored};
-use crate::mainline::{Mainline, MainlineQuestion};
+use crate::mainline::{Mainline, MainlineQuestion, RoutingInfo};
 use crate::metrics::NodeMetrics;
-use crate::overlay::Protocol;
-use crate::runtime::Command;
+use crate::overlay::{Command, Protocol};
 use crate::{DhtBuilder, Error};
 
 /// A handle to a running node of any overlay. Cheap to clone; every clone talks to
@@ -72,25 +71,6 @@ impl<P: Protocol> Handle<P> {
         self.tx.closed().await;
         Ok(())
     }
-}
-
-/// A snapshot of the node's state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutingInfo {
-    /// Our node id.
-    pub id: Id,
-    /// The addresses the transport is bound to.
-    pub local_addrs: Vec<SocketAddr>,
-    /// Nodes in the IPv4 routing table.
-    pub nodes_v4: usize,
-    /// Nodes in the IPv6 routing table.
-    pub nodes_v6: usize,
-    /// The contacts of both tables.
-    pub nodes: Vec<NodeInfo>,
-    /// Items and announces the handle keeps republishing.
-    pub republishing: usize,
-    /// Traffic counters.
-    pub stats: NodeStats,
 }
 
 /// A handle to a running node. Cheap to clone; every clone talks to the same node.

@@ -76,10 +76,10 @@ pub use builder::DhtBuilder;
 pub use chord::{Chord, ChordHandle, ChordMetrics, ChordQuestion, ChordStored};
 pub use delay::EgressDelay;
 pub use error::Error;
-pub use handle::{Dht, Handle, RoutingInfo};
+pub use handle::{Dht, Handle};
 pub use identity::os_seed;
 pub use mainline::{
-    Mainline, MainlineNode, MainlineQuestion, RepublishIntervals, ANNOUNCE_REPUBLISH,
+    Mainline, MainlineNode, MainlineQuestion, RepublishIntervals, RoutingInfo, ANNOUNCE_REPUBLISH,
     ITEM_REPUBLISH,
 };
 pub use metrics::{

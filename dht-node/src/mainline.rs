@@ -4,21 +4,22 @@
 //! answers to [`Dht`](crate::Dht)'s questions (routing info, metrics snapshots of the
 //! tables and store with the transport's QUIC figures, an item held here).
 //!
-//! [`Mainline`] is the protocol a [`Dht`](crate::Dht) speaks with it.
+//! [`Mainline`] is the protocol a [`Dht`](crate::Dht) speaks with it, and
+//! [`RoutingInfo`] one of its answers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dht_core::{
-    Config, ConfigError, Event, Family, Id, Input, Node, Outcome, Output, Overlay, QueryDone,
-    QueryId, Request, RequestError, Store, Transport, UnixMillis,
+    Config, ConfigError, Event, Family, Id, Input, Node, NodeInfo, NodeStats, Outcome, Output,
+    Overlay, QueryDone, QueryId, Request, RequestError, Store, Transport, UnixMillis,
 };
 use tokio::sync::oneshot;
 
 use crate::metrics::{kind_of, record_query, record_republish, ConnectionStatsOf, NodeMetrics};
 use crate::overlay::{Hosted, Protocol};
-use crate::{Error, RoutingInfo};
+use crate::Error;
 
 /// How often items published through a [`Dht`](crate::Dht) are put again: well
 /// inside the two hours after which BEP 44 lets nodes drop them.
@@ -26,6 +27,25 @@ pub const ITEM_REPUBLISH: Duration = Duration::from_secs(50 * 60);
 /// How often announces made through a [`Dht`](crate::Dht) are repeated: peers expire
 /// after 30 minutes.
 pub const ANNOUNCE_REPUBLISH: Duration = Duration::from_secs(15 * 60);
+
+/// A snapshot of the node's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingInfo {
+    /// Our node id.
+    pub id: Id,
+    /// The addresses the transport is bound to.
+    pub local_addrs: Vec<SocketAddr>,
+    /// Nodes in the IPv4 routing table.
+    pub nodes_v4: usize,
+    /// Nodes in the IPv6 routing table.
+    pub nodes_v6: usize,
+    /// The contacts of both tables.
+    pub nodes: Vec<NodeInfo>,
+    /// Items and announces the handle keeps republishing.
+    pub republishing: usize,
+    /// Traffic counters.
+    pub stats: NodeStats,
+}
 
 /// How often the handle republishes what the application published; `None` in
 /// [`DhtBuilder::republish`](crate::DhtBuilder::republish) turns republishing off.

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use dht_core::{Id, Overlay, QueryDone, Transport};
+use tokio::sync::oneshot;
 
 use crate::{ConnectionStatsOf, Error};
 
@@ -68,4 +69,21 @@ pub trait Hosted: Overlay<Peer = SocketAddr> + Send + 'static {
     fn stop(&mut self, now: Instant) {
         let _ = now;
     }
+}
+
+/// The answer channel of a command.
+pub(crate) type Reply<P> =
+    oneshot::Sender<Result<QueryDone<<P as Protocol>::Outcome>, <P as Protocol>::RequestError>>;
+
+/// What a handle sends its node task.
+#[derive(Debug)]
+pub(crate) enum Command<P: Protocol> {
+    /// Start a command; its end goes back on `reply`.
+    Query {
+        request: P::Request,
+        reply: Reply<P>,
+    },
+    /// A question answered from the node's state.
+    Ask(P::Question),
+    Shutdown,
 }

@@ -13,15 +13,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dht_core::{Config, Event, Input, Output, QueryDone, QueryId, Store};
+use dht_core::{Config, Event, Input, Output, QueryId, Store};
 use dht_core::{OutDatagram, RecvSlot, Transport};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant as TokioInstant;
 
 use crate::handle::Handle;
 use crate::mainline::{MainlineNode, RepublishIntervals};
 use crate::metrics::ConnectionStatsOf;
-use crate::overlay::{Hosted, Protocol};
+use crate::overlay::{Command, Hosted, Protocol, Reply};
 use crate::Dht;
 
 /// How often the overlay's wall-clock anchor is refreshed, so that store deadlines
@@ -31,23 +31,6 @@ const WALL_CLOCK_EVERY: Duration = Duration::from_secs(60);
 const RECV_BATCH: usize = 32;
 /// Commands that may wait for the node task before callers are slowed down.
 const COMMAND_QUEUE: usize = 256;
-
-/// The answer channel of a command.
-type Reply<P> =
-    oneshot::Sender<Result<QueryDone<<P as Protocol>::Outcome>, <P as Protocol>::RequestError>>;
-
-/// What a handle sends its node task.
-#[derive(Debug)]
-pub(crate) enum Command<P: Protocol> {
-    /// Start a command; its end goes back on `reply`.
-    Query {
-        request: P::Request,
-        reply: Reply<P>,
-    },
-    /// A question answered from the node's state.
-    Ask(P::Question),
-    Shutdown,
-}
 
 #[derive(Debug)]
 struct Waiter<P: Protocol> {

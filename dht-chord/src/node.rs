@@ -235,12 +235,15 @@ impl<S: Store> ChordNode<S> {
     /// node (it reaches round to the predecessor), and one pass of `fix_fingers` (with
     /// its self-check) done. A ring whose members are all settled routes lookups to
     /// the true successors; puts made before land where later gets may not look.
+    /// A node alone on the ring it created is settled.
     pub fn is_settled(&self) -> bool {
+        let alone = self.successors.is_empty() && self.predecessor.is_none();
         let full = self.successors.len() >= self.config.successors
             || self
                 .predecessor
                 .is_some_and(|p| self.successors.iter().any(|s| s.id == p.id));
-        self.is_joined() && self.predecessor.is_some() && full && self.finger_passes >= 1
+        let placed = self.predecessor.is_some() && full && self.finger_passes >= 1;
+        self.is_joined() && (alone || placed)
     }
 
     /// The store.

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{cli, describe, stdout, NodeProc, Scratch};
@@ -132,4 +134,81 @@ fn chord_needs_a_member_or_a_new_ring_and_refuses_mainline_flags() {
         &["127.0.0.1:9".parse().unwrap()],
     );
     assert_eq!(announce.status.code(), Some(2), "{}", describe(&announce));
+}
+
+/// One HTTP/1.0 GET: the status and the body.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to --http");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// The `--http` address from the "dht-node http=..." line of a node's log.
+fn http_addr(node: &NodeProc) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = node
+            .log_text()
+            .lines()
+            .find_map(|l| l.strip_prefix("dht-node http=")?.trim().parse().ok());
+        if let Some(a) = found {
+            return a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no http= line:\n{}",
+            node.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `/readyz` answers 200, within 10 s.
+fn wait_ready(http: SocketAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = http_get(http, "/readyz");
+        if status == 200 {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "not ready: {status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_chord_node_serves_health_readiness_and_its_counters() {
+    let dir = Scratch::new("chord-http");
+    let http = ["--overlay", "chord", "--http", "127.0.0.1:0"];
+    let first = NodeProc::spawn_args(&dir.0, "first", "127.0.0.1:0", &[], &http);
+    let first_http = http_addr(&first);
+    assert_eq!(http_get(first_http, "/healthz").0, 200);
+    // Alone on the ring it created: settled at once.
+    let body = wait_ready(first_http);
+    assert!(body.contains("\"settled\":true"), "{body}");
+
+    let second = NodeProc::spawn_args(&dir.0, "second", "127.0.0.1:0", &[first.addr], &http);
+    let second_http = http_addr(&second);
+    wait_ready(second_http);
+    wait_ready(first_http);
+    let (status, metrics) = http_get(second_http, "/metrics");
+    assert_eq!(status, 200);
+    for name in [
+        "dht_datagrams_received_total",
+        "dht_queries_answered_total",
+        "chord_successors 1",
+        "chord_predecessor_known 1",
+        "dht_ready 1",
+        "dht_lookups_total{kind=\"join\",outcome=\"found\"} 1",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
 }

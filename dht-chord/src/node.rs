@@ -38,6 +38,9 @@ pub struct NodeStats {
     pub queries_answered: u64,
     /// Requests that got no reply in time.
     pub timeouts: u64,
+    /// Replies from an id other than the one asked at that address (a node restarted
+    /// there with a new id), taken as the asked node's failure.
+    pub replaced: u64,
 }
 
 /// What a request in flight waits for.
@@ -373,6 +376,13 @@ impl<S: Store> ChordNode<S> {
                 let Some(p) = self.take_pending(&msg.t, from) else {
                     return;
                 };
+                if self.asked_id(&p).is_some_and(|id| id != reply.id) {
+                    // Another node answers at that address now (the one we knew was
+                    // restarted there with a new id): the node we asked is gone, and
+                    // trusting its successor's view of the ring would misroute.
+                    self.stats.replaced += 1;
+                    return self.on_timeout(now, p);
+                }
                 self.on_reply(now, p, Some(reply));
             }
             Body::Error(..) => {

@@ -476,6 +476,23 @@ impl<S: Store> ChordNode<S> {
         }
     }
 
+    /// The id of the node a pending request went to, where it is known (a join's
+    /// bootstrap addresses are asked by address alone).
+    pub(crate) fn asked_id(&self, p: &Pending) -> Option<Id> {
+        match p.waiting {
+            Waiting::Step { node, .. } => node,
+            Waiting::Fetch { op } => match &self.ops.get(&op)?.phase {
+                Phase::AtSuccessors { list, index } => {
+                    list.get(index.wrapping_sub(1)).map(|n| n.id)
+                }
+                Phase::Routing => None,
+            },
+            Waiting::Stabilize { successor } => Some(successor),
+            Waiting::Span { op } => self.ops.get(&op)?.closest_responder.map(|n| n.id),
+            Waiting::CheckPredecessor { predecessor } => Some(predecessor),
+        }
+    }
+
     /// A request that got no answer in time: its node is taken for dead.
     pub(crate) fn on_timeout(&mut self, now: Instant, p: Pending) {
         match p.waiting {

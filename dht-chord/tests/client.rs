@@ -148,3 +148,75 @@ fn a_node_without_gateways_or_ring_finds_nothing() {
     );
     assert_eq!(net.outcome(lone, q), Outcome::Value { value: None });
 }
+
+#[test]
+fn a_node_restarted_with_a_new_id_at_a_known_address_is_not_taken_for_the_old_one() {
+    let mut net = Net {
+        nodes: Vec::new(),
+        now: Instant::now(),
+    };
+    for i in 0..8 {
+        let n = net.add(Config::new(addr(i), i as u64 + 1));
+        let bootstrap = if i == 0 { vec![] } else { vec![addr(0)] };
+        let q = net.start(n, Request::Join { bootstrap });
+        net.outcome(n, q);
+        net.run(Duration::from_millis(300));
+    }
+    net.run(Duration::from_secs(10));
+    let mut targets = Vec::new();
+    for j in 0..24u64 {
+        let mut c = Config::new(addr(100 + j as usize), 500 + j);
+        c.gateways = vec![addr(j as usize % 8)];
+        let client = net.add(c);
+        let value = format!("6:val{j:03}").into_bytes();
+        let q = net.start(
+            client,
+            Request::Put {
+                value: value.clone(),
+            },
+        );
+        assert!(matches!(
+            net.outcome(client, q),
+            Outcome::Stored {
+                stored_at: Some(_),
+                ..
+            }
+        ));
+        targets.push(value);
+    }
+    net.run(Duration::from_secs(2));
+    // Node 3 crashes and a new node, with a new id and an empty store, takes its
+    // address at once: the others still name the old id there.
+    net.nodes[3] = ChordNode::new(Config::new(addr(3), 77), MemStore::new(), net.now);
+    let q = net.start(
+        3,
+        Request::Join {
+            bootstrap: vec![addr(5)],
+        },
+    );
+    net.outcome(3, q);
+    net.run(Duration::from_secs(1));
+    for (j, value) in targets.iter().enumerate() {
+        let mut c = Config::new(addr(200 + j), 900 + j as u64);
+        c.gateways = vec![addr((j * 5 + 1) % 8)];
+        let client = net.add(c);
+        let q = net.start(
+            client,
+            Request::Get {
+                target: Id::sha1(value),
+            },
+        );
+        assert_eq!(
+            net.outcome(client, q),
+            Outcome::Value {
+                value: Some(value.clone())
+            },
+            "value {j} lost after a restart at a known address"
+        );
+    }
+    let replaced: u64 = net.nodes.iter().map(|n| n.stats().replaced).sum();
+    assert!(
+        replaced > 0,
+        "no reply from a new id at a known address was seen"
+    );
+}

@@ -76,6 +76,7 @@ impl ChordMetrics {
         counter!("dht_unexpected_replies_total").absolute(s.unexpected_replies);
         counter!("chord_malformed_total").absolute(s.malformed);
         counter!("chord_request_timeouts_total").absolute(s.timeouts);
+        counter!("chord_replaced_total").absolute(s.replaced);
         gauge!("chord_successors").set(self.successors as f64);
         gauge!("chord_predecessor_known").set(f64::from(u8::from(self.predecessor.is_some())));
         gauge!("chord_keys").set(self.keys as f64);
@@ -100,6 +101,10 @@ impl ChordMetrics {
         describe_counter!(
             "chord_request_timeouts_total",
             "Requests that got no reply in time."
+        );
+        describe_counter!(
+            "chord_replaced_total",
+            "Replies from another id than the one asked at that address (a restarted node)."
         );
         describe_gauge!("chord_successors", "Nodes in the successor list.");
         describe_gauge!(

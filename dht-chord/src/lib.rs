@@ -57,7 +57,8 @@
 //!
 //! Errors are `e` = `[code, message]`: 203 for a malformed query, 204 for an
 //! unknown method, 202 when the store fails. Only queries are answered; replies are
-//! accepted only from the address asked, under a live 4-byte transaction id.
+//! accepted only from the address asked, under a live 4-byte transaction id, and a
+//! reply from another id than the one asked there counts as the asked node's failure.
 
 mod config;
 mod lookup;

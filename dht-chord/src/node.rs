@@ -245,7 +245,15 @@ impl<S: Store> ChordNode<S> {
             || self
                 .predecessor
                 .is_some_and(|p| self.successors.iter().any(|s| s.id == p.id));
-        let placed = self.predecessor.is_some() && full && self.finger_passes >= 1;
+        // A pass of fix_fingers, or none needed: when even the farthest finger's start
+        // lies before the successor, every finger is the successor (fix_fingers counts
+        // a pass only when it crosses finger 0 between calls, which a pass of no
+        // lookups need not do).
+        let succ = self.successor();
+        let all_successor =
+            ring::in_half_open(&ring::finger_start(&self.id, M - 1), &self.id, &succ.id);
+        let fingers = self.finger_passes >= 1 || all_successor;
+        let placed = self.predecessor.is_some() && full && fingers;
         self.is_joined() && (alone || placed)
     }
 

@@ -220,3 +220,34 @@ fn a_node_restarted_with_a_new_id_at_a_known_address_is_not_taken_for_the_old_on
         "no reply from a new id at a known address was seen"
     );
 }
+
+#[test]
+fn a_ring_of_two_settles_whoever_created_it() {
+    // The creator's fingers are all its successor: no lookup, and a fix_fingers pass
+    // that never crosses finger 0 between calls; settled all the same.
+    for seed in 0..40u64 {
+        let mut net = Net {
+            nodes: Vec::new(),
+            now: Instant::now(),
+        };
+        let a = net.add(Config::new(addr(0), seed * 2 + 1));
+        let q = net.start(a, Request::Join { bootstrap: vec![] });
+        net.outcome(a, q);
+        assert!(net.nodes[a].is_settled(), "alone on its ring: settled");
+        net.run(Duration::from_millis(300));
+        let b = net.add(Config::new(addr(1), seed * 2 + 2));
+        let q = net.start(
+            b,
+            Request::Join {
+                bootstrap: vec![addr(0)],
+            },
+        );
+        net.outcome(b, q);
+        net.run(Duration::from_secs(10));
+        assert!(
+            net.nodes.iter().all(|n| n.is_settled()),
+            "seed {seed}: {:?}",
+            net.nodes
+        );
+    }
+}

@@ -43,12 +43,18 @@ pub struct Config {
     /// preceding node and runners-up, so that a lookup meeting a dead node backs up
     /// one step instead of failing (the paper's fault-tolerant lookup).
     pub fallbacks: usize,
+    /// Ring members a node that has not joined sends its lookups through: a client
+    /// (the `dht-node --overlay chord` one-shots) gets and puts without joining, so
+    /// that its exit costs the ring nothing. Empty on a member: a node that has not
+    /// joined and has no gateway knows only itself.
+    pub gateways: Vec<SocketAddr>,
 }
 
 impl Config {
     /// Defaults for a node at `addr` seeded with `seed`: r = 8, stabilize every 1 s,
     /// fix_fingers every 0.25 s for the first 2 passes and every 2 s after,
-    /// check_predecessor every 2 s, 500 ms timeout, 4 nodes per lookup step.
+    /// check_predecessor every 2 s, 500 ms timeout, 4 nodes per lookup step, no
+    /// gateways.
     pub fn new(addr: SocketAddr, seed: u64) -> Config {
         Config {
             seed,
@@ -61,6 +67,7 @@ impl Config {
             check_predecessor_interval: Duration::from_secs(2),
             request_timeout: Duration::from_millis(500),
             fallbacks: 4,
+            gateways: Vec::new(),
         }
     }
 }

@@ -12,7 +12,14 @@
 //! [`ChordNode::poll_timeout`], then [`ChordNode::poll_event`]. Its randomness is a
 //! ChaCha8 RNG seeded from [`Config::seed`], and its collections are BTreeMaps, so one
 //! seed replays one run. It reuses dht-core's 160-bit [`dht_core::Id`], its
-//! [`dht_core::Store`] trait and its bencode codec.
+//! [`dht_core::Store`] trait, its bencode codec and compact node encoding, its shell
+//! types ([`QueryId`], [`Transmit`], [`QueryStats`], [`QueryDone`] and [`Event`] over
+//! Chord's [`Outcome`], [`Peer`] as [`dht_core::NodeInfo`]), and implements
+//! [`dht_core::Overlay`], so `dht-node`'s runtime runs it as a process.
+//!
+//! A node that has not joined and has [`Config::gateways`] is a client: its lookups
+//! start at those ring members, and the ring never learns of it (`dht-node --overlay
+//! chord put` and `get`).
 //!
 //! ## The protocol, as in the paper
 //! - Identifiers are 160-bit (SHA-1, m = 160) on a circle; a key lives at its
@@ -50,19 +57,21 @@
 //!
 //! Errors are `e` = `[code, message]`: 203 for a malformed query, 204 for an
 //! unknown method, 202 when the store fails. Only queries are answered; replies are
-//! accepted only from the address asked, under a live 4-byte transaction id.
+//! accepted only from the address asked, under a live 4-byte transaction id, and a
+//! reply from another id than the one asked there counts as the asked node's failure.
 
 mod config;
+mod lookup;
 mod maintenance;
 mod node;
 mod ops;
 mod overlay;
+mod request;
 pub mod ring;
 pub mod wire;
 
 pub use config::Config;
-pub use node::{
-    BadValue, ChordNode, Event, NodeStats, Outcome, QueryDone, QueryId, QueryStats, Transmit,
-};
-pub use overlay::Request;
+pub use dht_core::{QueryId, Transmit};
+pub use node::{ChordNode, NodeStats};
+pub use request::{BadValue, Event, Outcome, QueryDone, QueryStats, Request};
 pub use wire::Peer;

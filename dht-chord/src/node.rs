@@ -7,77 +7,23 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::{Id, Store};
+use dht_core::krpc::code;
+use dht_core::{Id, Store, Transmit};
 use dht_core::{StoredItem, UnixMillis};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
-use crate::ops::{Op, OpId};
+use crate::lookup::{Op, OpId};
+use crate::request::Event;
 use crate::ring::{self, M};
-use crate::wire::{self, code, Body, Peer, Query, Reply};
-
-/// Handle to a command in progress; reported back in its [`QueryDone`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct QueryId(pub u64);
-
-/// A datagram the node wants sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transmit {
-    /// Destination.
-    pub to: SocketAddr,
-    /// Bencoded message.
-    pub payload: Vec<u8>,
-}
-
-/// Figures about one finished command: dht-core's type, so that both overlays report
-/// alike. For Chord, `hops` counts the nodes that answered a `find_successor` step, up
-/// to and including the one that knew the target's successor (the paper's path
-/// length; 0 when this node knew).
-pub use dht_core::QueryStats;
-
-/// What a finished command found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// `find_successor` and `join`: the target's successor first, then the nodes
-    /// that follow it; empty if the lookup ran out of live nodes.
-    Successors {
-        /// Successor list of the node preceding the target.
-        successors: Vec<Peer>,
-    },
-    /// `get`: the value, if a node of the key's successor list held it.
-    Value {
-        /// The bencoded value (its SHA-1 is the key).
-        value: Option<Vec<u8>>,
-    },
-    /// `put`: the node that took the value (it replicates it to its successors).
-    Stored {
-        /// The key, SHA-1 of the value.
-        target: Id,
-        /// Who acknowledged; `None` if nobody did.
-        stored_at: Option<Peer>,
-    },
-}
-
-/// A finished command.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueryDone {
-    /// The command's handle.
-    pub id: QueryId,
-    /// What it found.
-    pub outcome: Outcome,
-    /// How it went.
-    pub stats: QueryStats,
-}
-
-/// Something the application should know about.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A command finished.
-    QueryDone(QueryDone),
-}
+use crate::wire::{self, Body, Peer, Query, Reply};
 
 /// Counters since start.
+///
+/// Not [`dht_core::NodeStats`]: most of that is Mainline's (counts by KRPC method,
+/// tokens, storage refusals by reason, rate limits), which Chord has none of. The
+/// counters that mean the same in both carry the same names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NodeStats {
     /// Datagrams handed to `handle_datagram`.
@@ -87,28 +33,15 @@ pub struct NodeStats {
     /// Datagrams that did not decode.
     pub malformed: u64,
     /// Replies under no live transaction id or from an address we did not ask.
-    pub unexpected: u64,
-    /// Queries answered.
-    pub queries_served: u64,
+    pub unexpected_replies: u64,
+    /// Queries answered (including with an error).
+    pub queries_answered: u64,
     /// Requests that got no reply in time.
     pub timeouts: u64,
+    /// Replies from an id other than the one asked at that address (a node restarted
+    /// there with a new id), taken as the asked node's failure.
+    pub replaced: u64,
 }
-
-/// A `put` whose value is over [`wire::MAX_VALUE`] bytes or not one bencoded value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BadValue;
-
-impl std::fmt::Display for BadValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "a value must be one bencoded value of at most {} bytes",
-            wire::MAX_VALUE
-        )
-    }
-}
-
-impl std::error::Error for BadValue {}
 
 /// What a request in flight waits for.
 #[derive(Clone, Copy, Debug)]
@@ -300,6 +233,30 @@ impl<S: Store> ChordNode<S> {
         self.joined && !self.left
     }
 
+    /// True once the node sits settled on its ring as far as it can see: joined, its
+    /// predecessor known, its successor list full (r nodes) or holding every other
+    /// node (it reaches round to the predecessor), and one pass of `fix_fingers` (with
+    /// its self-check) done. A ring whose members are all settled routes lookups to
+    /// the true successors; puts made before land where later gets may not look.
+    /// A node alone on the ring it created is settled.
+    pub fn is_settled(&self) -> bool {
+        let alone = self.successors.is_empty() && self.predecessor.is_none();
+        let full = self.successors.len() >= self.config.successors
+            || self
+                .predecessor
+                .is_some_and(|p| self.successors.iter().any(|s| s.id == p.id));
+        // A pass of fix_fingers, or none needed: when even the farthest finger's start
+        // lies before the successor, every finger is the successor (fix_fingers counts
+        // a pass only when it crosses finger 0 between calls, which a pass of no
+        // lookups need not do).
+        let succ = self.successor();
+        let all_successor =
+            ring::in_half_open(&ring::finger_start(&self.id, M - 1), &self.id, &succ.id);
+        let fingers = self.finger_passes >= 1 || all_successor;
+        let placed = self.predecessor.is_some() && full && fingers;
+        self.is_joined() && (alone || placed)
+    }
+
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
@@ -427,6 +384,13 @@ impl<S: Store> ChordNode<S> {
                 let Some(p) = self.take_pending(&msg.t, from) else {
                     return;
                 };
+                if self.asked_id(&p).is_some_and(|id| id != reply.id) {
+                    // Another node answers at that address now (the one we knew was
+                    // restarted there with a new id): the node we asked is gone, and
+                    // trusting its successor's view of the ring would misroute.
+                    self.stats.replaced += 1;
+                    return self.on_timeout(now, p);
+                }
                 self.on_reply(now, p, Some(reply));
             }
             Body::Error(..) => {
@@ -449,7 +413,7 @@ impl<S: Store> ChordNode<S> {
                 Some(p)
             }
             _ => {
-                self.stats.unexpected += 1;
+                self.stats.unexpected_replies += 1;
                 None
             }
         }
@@ -506,7 +470,7 @@ impl<S: Store> ChordNode<S> {
         if !self.joined {
             return;
         }
-        self.stats.queries_served += 1;
+        self.stats.queries_answered += 1;
         let mut reply = Reply {
             id: self.id,
             ..Reply::default()

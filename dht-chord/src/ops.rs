@@ -12,100 +12,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use dht_core::{Id, Store};
+use dht_core::{Event, Id, QueryDone, QueryId, QueryStats, Store};
 
-use crate::node::{
-    BadValue, ChordNode, Event, Outcome, Pending, QueryDone, QueryId, QueryStats, Waiting,
-};
+use crate::lookup::{Candidates, Op, OpId, Phase, Purpose, MAX_CANDIDATES};
+use crate::node::{ChordNode, Pending, Waiting};
+use crate::request::{BadValue, Outcome};
 use crate::ring;
 use crate::wire::{self, Peer, Query, Reply};
-
-/// Handle of an op (a command or an internal lookup such as a finger fix).
-pub(crate) type OpId = u64;
-
-/// Most candidates a lookup keeps; the farthest from the target go first.
-const MAX_CANDIDATES: usize = 32;
-
-/// What an op is for.
-#[derive(Clone, Debug)]
-pub(crate) enum Purpose {
-    FindSuccessor,
-    Join,
-    Get,
-    Put(Vec<u8>),
-    /// `fix_fingers` for finger `i`.
-    Finger(usize),
-    /// The self-check that ends a finger pass: a lookup of this node's own id from
-    /// its farthest fingers.
-    SelfCheck,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Fresh,
-    Asked,
-}
-
-/// The nodes a lookup may ask next, by clockwise distance to the target.
-#[derive(Debug)]
-struct Candidates {
-    from: Id,
-    target: Id,
-    by_distance: BTreeMap<Id, (Peer, State)>,
-    /// Addresses to ask first, whose ids are unknown (a join's bootstrap nodes).
-    bootstrap: Vec<SocketAddr>,
-}
-
-impl Candidates {
-    fn add(&mut self, p: Peer) {
-        // Only nodes strictly between the querier and the target bring it closer.
-        if !ring::in_open(&p.id, &self.from, &self.target) {
-            return;
-        }
-        let d = ring::sub(&self.target, &p.id);
-        self.by_distance.entry(d).or_insert((p, State::Fresh));
-        while self.by_distance.len() > MAX_CANDIDATES {
-            self.by_distance.pop_last();
-        }
-    }
-
-    /// The next node to ask: a bootstrap address, else the closest fresh candidate.
-    fn next(&mut self) -> Option<(SocketAddr, Option<Id>)> {
-        if let Some(a) = self.bootstrap.pop() {
-            return Some((a, None));
-        }
-        let (_, (p, state)) = self
-            .by_distance
-            .iter_mut()
-            .find(|(_, (_, s))| *s == State::Fresh)?;
-        *state = State::Asked;
-        Some((p.addr, Some(p.id)))
-    }
-}
-
-#[derive(Debug)]
-enum Phase {
-    /// `find_successor` steps.
-    Routing,
-    /// Getting or putting at the key's successor list, its `index`-th node now.
-    AtSuccessors { list: Vec<Peer>, index: usize },
-}
-
-/// A command or an internal lookup in progress.
-#[derive(Debug)]
-pub(crate) struct Op {
-    query: Option<QueryId>,
-    purpose: Purpose,
-    target: Id,
-    candidates: Candidates,
-    phase: Phase,
-    stats: QueryStats,
-    started: Instant,
-    /// The responder closest to the target so far, and whether its successor list
-    /// was already asked for (see [`ChordNode::span_fallback`]).
-    closest_responder: Option<Peer>,
-    span_asked: bool,
-}
 
 impl<S: Store> ChordNode<S> {
     // ---- commands ----
@@ -250,6 +163,16 @@ impl<S: Store> ChordNode<S> {
         let Some(target) = self.ops.get(&op).map(|o| o.target) else {
             return;
         };
+        if !self.joined && !self.config.gateways.is_empty() {
+            // A client: on no ring, it asks a member, and any node but the target
+            // itself may lie closer to the target than it.
+            let gateways = self.config.gateways.iter().rev().copied().collect();
+            if let Some(o) = self.ops.get_mut(&op) {
+                o.candidates.from = ring::add(&target, &ring::pow2(0));
+                o.candidates.bootstrap = gateways;
+            }
+            return self.advance(now, op);
+        }
         let succ = self.successor();
         if ring::in_half_open(&target, &self.id, &succ.id) {
             let list = self.successor_list_or_self();
@@ -507,7 +430,7 @@ impl<S: Store> ChordNode<S> {
                     let closer = o
                         .closest_responder
                         .is_none_or(|c| ring::sub(&o.target, &id) < ring::sub(&o.target, &c.id));
-                    if closer && ring::in_open(&id, &self.id, &o.target) {
+                    if closer && ring::in_open(&id, &o.candidates.from, &o.target) {
                         o.closest_responder = Some(Peer { id, addr: p.to });
                     }
                 }
@@ -550,6 +473,23 @@ impl<S: Store> ChordNode<S> {
                 }
                 self.on_span_reply(now, op, reply)
             }
+        }
+    }
+
+    /// The id of the node a pending request went to, where it is known (a join's
+    /// bootstrap addresses are asked by address alone).
+    pub(crate) fn asked_id(&self, p: &Pending) -> Option<Id> {
+        match p.waiting {
+            Waiting::Step { node, .. } => node,
+            Waiting::Fetch { op } => match &self.ops.get(&op)?.phase {
+                Phase::AtSuccessors { list, index } => {
+                    list.get(index.wrapping_sub(1)).map(|n| n.id)
+                }
+                Phase::Routing => None,
+            },
+            Waiting::Stabilize { successor } => Some(successor),
+            Waiting::Span { op } => self.ops.get(&op)?.closest_responder.map(|n| n.id),
+            Waiting::CheckPredecessor { predecessor } => Some(predecessor),
         }
     }
 

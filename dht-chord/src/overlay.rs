@@ -1,37 +1,13 @@
-//! [`ChordNode`] as a [`dht_core::Overlay`]: the commands as one [`Request`] enum, so
-//! that the runtime and the simulator drive Chord as they drive Mainline.
+//! [`ChordNode`] as a [`dht_core::Overlay`], so that the runtime and the simulator
+//! drive Chord as they drive Mainline.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use dht_core::{Id, Input, Output, Overlay, Store};
+use dht_core::{Event, Input, Output, Overlay, QueryId, Store};
 
-use crate::node::{BadValue, ChordNode, Event, Outcome, QueryId};
-
-/// Every command a Chord node takes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Request {
-    /// Join the ring through any of these members; none creates a new ring.
-    Join {
-        /// Members to ask (their ids need not be known).
-        bootstrap: Vec<SocketAddr>,
-    },
-    /// Look up the successor of `target`.
-    FindSuccessor {
-        /// The key.
-        target: Id,
-    },
-    /// Get the value stored under `target`.
-    Get {
-        /// The key (SHA-1 of the value).
-        target: Id,
-    },
-    /// Store a bencoded value under its SHA-1.
-    Put {
-        /// The bencoded value, at most [`crate::wire::MAX_VALUE`] bytes.
-        value: Vec<u8>,
-    },
-}
+use crate::node::ChordNode;
+use crate::request::{BadValue, Outcome, Request};
 
 impl<S: Store> ChordNode<S> {
     /// Starts any command; only a bad value for `put` is refused.
@@ -68,8 +44,8 @@ impl<S: Store> Overlay for ChordNode<S> {
         ChordNode::handle_timeout(self, now)
     }
 
-    fn start(&mut self, now: Instant, request: Request) -> Result<dht_core::QueryId, BadValue> {
-        ChordNode::start(self, now, request).map(|q| dht_core::QueryId(q.0))
+    fn start(&mut self, now: Instant, request: Request) -> Result<QueryId, BadValue> {
+        ChordNode::start(self, now, request)
     }
 
     fn poll_output(&mut self) -> Option<Output<SocketAddr>> {
@@ -83,13 +59,7 @@ impl<S: Store> Overlay for ChordNode<S> {
         ChordNode::poll_timeout(self)
     }
 
-    fn poll_event(&mut self) -> Option<dht_core::Event<Outcome>> {
-        ChordNode::poll_event(self).map(|Event::QueryDone(d)| {
-            dht_core::Event::QueryDone(dht_core::QueryDone {
-                id: dht_core::QueryId(d.id.0),
-                outcome: d.outcome,
-                stats: d.stats,
-            })
-        })
+    fn poll_event(&mut self) -> Option<Event<Outcome>> {
+        ChordNode::poll_event(self)
     }
 }

@@ -3,16 +3,16 @@
 //! Chord orders ids on a circle, so "between" wraps around zero and an interval whose
 //! ends are equal is the whole circle (a ring of one node owns every key).
 
-use dht_core::Id;
+use dht_core::{Id, ID_LEN};
 
 /// Number of bits of an identifier, Chord's m.
-pub const M: usize = 160;
+pub const M: usize = ID_LEN * 8;
 
 /// `a + b` modulo 2^160.
 pub fn add(a: &Id, b: &Id) -> Id {
-    let mut out = [0u8; 20];
+    let mut out = [0u8; ID_LEN];
     let mut carry = 0u16;
-    for i in (0..20).rev() {
+    for i in (0..ID_LEN).rev() {
         let s = a.0[i] as u16 + b.0[i] as u16 + carry;
         out[i] = s as u8;
         carry = s >> 8;
@@ -22,9 +22,9 @@ pub fn add(a: &Id, b: &Id) -> Id {
 
 /// `a - b` modulo 2^160: how far `a` lies clockwise from `b`.
 pub fn sub(a: &Id, b: &Id) -> Id {
-    let mut out = [0u8; 20];
+    let mut out = [0u8; ID_LEN];
     let mut borrow = 0i16;
-    for i in (0..20).rev() {
+    for i in (0..ID_LEN).rev() {
         let mut d = a.0[i] as i16 - b.0[i] as i16 - borrow;
         borrow = 0;
         if d < 0 {
@@ -39,8 +39,8 @@ pub fn sub(a: &Id, b: &Id) -> Id {
 /// 2^i for `i` below [`M`].
 pub fn pow2(i: usize) -> Id {
     debug_assert!(i < M);
-    let mut out = [0u8; 20];
-    out[19 - i / 8] = 1 << (i % 8);
+    let mut out = [0u8; ID_LEN];
+    out[ID_LEN - 1 - i / 8] = 1 << (i % 8);
     Id(out)
 }
 

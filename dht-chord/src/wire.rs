@@ -6,36 +6,23 @@
 //! remote procedures; the crate doc lists them with their arguments and replies.
 //! Decoding never panics and never allocates more than a bounded number of nodes.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-
 use dht_core::bencode::{self, DictWriter, Value};
-use dht_core::Id;
+use dht_core::{compact_node_len, put_compact_node, read_compact_node, Id};
 
-/// A node as Chord names it: an identifier and the address it answers on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Peer {
-    /// Its identifier on the circle.
-    pub id: Id,
-    /// Where it answers.
-    pub addr: SocketAddr,
-}
+/// A node as Chord names it: an identifier and the address it answers on, which is
+/// what dht-core's [`dht_core::NodeInfo`] is.
+pub type Peer = dht_core::NodeInfo;
 
 /// Longest transaction id we echo (BEP 5 peers use 2 to 4 bytes).
 pub const MAX_TID: usize = 16;
 /// Most nodes read from one list: more than any honest reply carries.
 pub const MAX_NODES: usize = 32;
 /// Largest bencoded value a `put` may carry (BEP 44's limit).
-pub const MAX_VALUE: usize = 1000;
+pub use dht_core::krpc::MAX_VALUE_LEN as MAX_VALUE;
 
-/// KRPC error codes (BEP 5).
-pub mod code {
-    /// A malformed query.
-    pub const PROTOCOL: i64 = 203;
-    /// A method this node does not know.
-    pub const METHOD_UNKNOWN: i64 = 204;
-    /// The store failed.
-    pub const SERVER: i64 = 202;
-}
+/// KRPC error codes (BEP 5): Chord answers 202 (the store failed), 203 (a malformed
+/// query) and 204 (a method it does not know).
+pub use dht_core::krpc::code;
 
 /// A remote procedure call of the Chord protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,18 +133,10 @@ pub struct DecodeError {
     pub reason: &'static str,
 }
 
+/// A node as one bencoded string: BEP 5's compact node (26 or 38 bytes).
 fn write_peer(out: &mut Vec<u8>, p: &Peer) {
-    let ip_len = match p.addr.ip() {
-        IpAddr::V4(_) => 4,
-        IpAddr::V6(_) => 16,
-    };
-    bencode::write_len(out, 20 + ip_len + 2);
-    out.extend_from_slice(&p.id.0);
-    match p.addr.ip() {
-        IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
-        IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
-    }
-    out.extend_from_slice(&p.addr.port().to_be_bytes());
+    bencode::write_len(out, compact_node_len(p));
+    put_compact_node(out, p);
 }
 
 fn write_peers(out: &mut Vec<u8>, peers: &[Peer]) {
@@ -168,34 +147,13 @@ fn write_peers(out: &mut Vec<u8>, peers: &[Peer]) {
     out.push(b'e');
 }
 
-fn read_peer(b: &[u8]) -> Option<Peer> {
-    let id = Id::from_slice(b.get(..20)?)?;
-    let rest = &b[20..];
-    let (ip, port): (IpAddr, &[u8]) = match rest.len() {
-        6 => (
-            Ipv4Addr::from(<[u8; 4]>::try_from(&rest[..4]).ok()?).into(),
-            &rest[4..],
-        ),
-        18 => (
-            Ipv6Addr::from(<[u8; 16]>::try_from(&rest[..16]).ok()?).into(),
-            &rest[16..],
-        ),
-        _ => return None,
-    };
-    let port = u16::from_be_bytes([port[0], port[1]]);
-    Some(Peer {
-        id,
-        addr: SocketAddr::new(ip, port),
-    })
-}
-
 fn read_peers(v: Option<Value<'_>>) -> Vec<Peer> {
     let Some(list) = v.and_then(|v| v.as_list()) else {
         return Vec::new();
     };
     list.iter()
         .take(MAX_NODES)
-        .filter_map(|x| x.as_bytes().and_then(read_peer))
+        .filter_map(|x| x.as_bytes().and_then(read_compact_node))
         .collect()
 }
 
@@ -336,7 +294,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
                     predecessor: args
                         .get(b"predecessor")
                         .and_then(|v| v.as_bytes())
-                        .and_then(read_peer),
+                        .and_then(read_compact_node),
                     successors: read_peers(args.get(b"successors")),
                 },
                 _ => {
@@ -367,7 +325,7 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
                     predecessor: r
                         .get(b"predecessor")
                         .and_then(|v| v.as_bytes())
-                        .and_then(read_peer),
+                        .and_then(read_compact_node),
                     successors: read_peers(r.get(b"successors")),
                     v: r.get(b"v")
                         .map(|v| v.raw().to_vec())

@@ -46,6 +46,7 @@ pub mod bencode;
 mod bep33;
 mod bep42;
 mod bep44;
+mod compact;
 mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -67,6 +68,7 @@ mod transport;
 pub use bep33::{ScrapeFilter, SCRAPE_FILTER_LEN};
 pub use bep42::{is_exempt as is_bep42_exempt, is_valid as is_secure_id, secure_id};
 pub use bep44::{immutable_target, mutable_target, signing_buffer, verify, Item, MutableItem};
+pub use compact::{compact_node_len, put_compact_node, read_compact_node};
 pub use config::{key_derived_id, Config, ConfigError, IdPolicy, Limits, KEY_ID_DOMAIN};
 pub use defense::{
     is_local, is_unusable, locality, prefix_of, source_of, Bep42Mode, Defense, Locality,

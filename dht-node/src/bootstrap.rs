@@ -79,7 +79,7 @@ impl Dht {
         let mut delay = backoff.first;
         loop {
             // A node stopped while names did not resolve would otherwise keep us here.
-            if self.tx.is_closed() {
+            if self.inner.tx.is_closed() {
                 return Err(Error::Shutdown);
             }
             let addrs = resolve(names).await;

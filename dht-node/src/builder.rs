@@ -9,7 +9,8 @@ use dht_core::Transport;
 use dht_core::{Config, IdPolicy, Store};
 
 use crate::identity::os_seed;
-use crate::runtime::{RepublishIntervals, Runtime};
+use crate::runtime::Runtime;
+use crate::RepublishIntervals;
 use crate::{ConnectionStatsOf, Dht};
 
 /// How a node is set up before it starts.

@@ -112,6 +112,13 @@ impl Exporter {
     pub fn render(&self, m: &NodeMetrics, format: Format) -> String {
         set_counters(m);
         set_gauges(m);
+        self.render_recorded(format)
+    }
+
+    /// Sets the process's figures from /proc and renders everything recorded in
+    /// `format`: for an overlay that sets its own figures through the `metrics`
+    /// facade first (Chord's node).
+    pub fn render_recorded(&self, format: Format) -> String {
         set_process();
         let text = self.handle.render();
         match format {

@@ -1,36 +1,76 @@
-//! The [`Dht`] handle an application holds, and [`RoutingInfo`].
+//! The handles an application holds: [`Handle`], generic over the overlay's
+//! [`Protocol`], and [`Dht`], the Mainline handle (a [`Handle`] of [`Mainline`]
+//! with a method per kind of request).
 //!
-//! Every method sends one [`Request`] to the node task ([`crate::Runtime`]) and awaits
-//! the finished query; `answer.rs` turns the core's outcome into the typed answer.
+//! Every method sends one command to the node task ([`crate::Runtime`]) and awaits
+//! its end; `answer.rs` turns the core's outcome into the typed answer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use dht_core::{Id, MutableItem, NodeInfo, NodeStats, Request};
+use dht_core::{Id, MutableItem, NodeInfo, QueryDone, Request};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::answer::{Answer, FromOutcome, Peers, Samples, Scrape, Stored};
+use crate::mainline::{Mainline, MainlineQuestion, RoutingInfo};
 use crate::metrics::NodeMetrics;
-use crate::runtime::Command;
+use crate::overlay::{Command, Protocol};
 use crate::{DhtBuilder, Error};
 
-/// A snapshot of the node's state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoutingInfo {
+/// A handle to a running node of any overlay. Cheap to clone; every clone talks to
+/// the same node. Overlays wrap it in their own handle ([`Dht`], `ChordHandle`) with
+/// a method per command.
+#[derive(Debug, Clone)]
+pub struct Handle<P: Protocol> {
+    pub(crate) tx: mpsc::Sender<Command<P>>,
+    pub(crate) id: Id,
+    pub(crate) local_addrs: Arc<Vec<SocketAddr>>,
+}
+
+impl<P: Protocol> Handle<P> {
     /// Our node id.
-    pub id: Id,
-    /// The addresses the transport is bound to.
-    pub local_addrs: Vec<SocketAddr>,
-    /// Nodes in the IPv4 routing table.
-    pub nodes_v4: usize,
-    /// Nodes in the IPv6 routing table.
-    pub nodes_v6: usize,
-    /// The contacts of both tables.
-    pub nodes: Vec<NodeInfo>,
-    /// Items and announces the handle keeps republishing.
-    pub republishing: usize,
-    /// Traffic counters.
-    pub stats: NodeStats,
+    pub fn id(&self) -> Id {
+        self.id
+    }
+
+    /// The addresses the node is bound to (ports chosen by the OS filled in).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// Runs one command on the node task and waits for its end.
+    pub async fn request(&self, request: P::Request) -> Result<QueryDone<P::Outcome>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Query { request, reply })
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)?.map_err(P::refused)
+    }
+
+    /// Asks the node task a question about its state; `question` wraps the channel
+    /// the answer comes back on.
+    pub async fn ask<R>(
+        &self,
+        question: impl FnOnce(oneshot::Sender<R>) -> P::Question,
+    ) -> Result<R, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Ask(question(reply)))
+            .await
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Stops the node: commands in progress fail with [`Error::Shutdown`], what the
+    /// overlay keeps is saved, and the sockets are closed. Waits until done.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        // The task drops its receiver when it ends, which closes the channel: waiting
+        // for that tells us it is gone, whoever asked first.
+        let _ = self.tx.send(Command::Shutdown).await;
+        self.tx.closed().await;
+        Ok(())
+    }
 }
 
 /// A handle to a running node. Cheap to clone; every clone talks to the same node.
@@ -55,9 +95,7 @@ pub struct RoutingInfo {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Dht {
-    pub(crate) tx: mpsc::Sender<Command>,
-    pub(crate) id: Id,
-    pub(crate) local_addrs: Arc<Vec<SocketAddr>>,
+    pub(crate) inner: Handle<Mainline>,
 }
 
 impl Dht {
@@ -73,23 +111,23 @@ impl Dht {
 
     /// Our node id.
     pub fn id(&self) -> Id {
-        self.id
+        self.inner.id()
     }
 
     /// The addresses the node is bound to (ports chosen by the OS filled in).
     pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.local_addrs
+        self.inner.local_addrs()
+    }
+
+    /// The generic handle underneath, for code written for any overlay.
+    pub fn handle(&self) -> &Handle<Mainline> {
+        &self.inner
     }
 
     /// Runs one request on the node task and converts its outcome to the answer type
     /// the caller expects ([`FromOutcome`], the one place outcomes are converted).
     async fn run<T: FromOutcome>(&self, request: Request) -> Result<Answer<T>, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Query { request, reply })
-            .await
-            .map_err(|_| Error::Shutdown)?;
-        let done = rx.await.map_err(|_| Error::Shutdown)??;
+        let done = self.inner.request(request).await?;
         Ok(Answer {
             value: T::from_outcome(done.outcome)?,
             stats: done.stats,
@@ -221,54 +259,34 @@ impl Dht {
 
     /// The node's id, addresses, routing-table sizes and counters.
     pub async fn routing_table(&self) -> Result<RoutingInfo, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Info(reply))
-            .await
-            .map_err(|_| Error::Shutdown)?;
-        rx.await.map_err(|_| Error::Shutdown)
+        self.inner.ask(MainlineQuestion::Info).await
     }
 
     /// Counters, routing tables by health and bucket, and store counts: what
     /// `/metrics` and `/readyz` report.
     pub async fn metrics(&self) -> Result<NodeMetrics, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Metrics(reply))
-            .await
-            .map_err(|_| Error::Shutdown)?;
-        rx.await.map_err(|_| Error::Shutdown)
+        self.inner.ask(MainlineQuestion::Metrics).await
     }
 
     /// The item this node itself holds under `target` (put here by a peer or by
     /// us), without any network traffic; `None` if it holds none.
     pub async fn local_item(&self, target: Id) -> Result<Option<dht_core::Item>, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::LocalItem(target, reply))
+        self.inner
+            .ask(|reply| MainlineQuestion::LocalItem(target, reply))
             .await
-            .map_err(|_| Error::Shutdown)?;
-        rx.await.map_err(|_| Error::Shutdown)
     }
 
     /// Stops republishing the item or announce under `target` (an item target or an
     /// info_hash). Returns whether it was being republished.
     pub async fn stop_republishing(&self, target: Id) -> Result<bool, Error> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Command::StopRepublishing(target, reply))
+        self.inner
+            .ask(|reply| MainlineQuestion::StopRepublishing(target, reply))
             .await
-            .map_err(|_| Error::Shutdown)?;
-        rx.await.map_err(|_| Error::Shutdown)
     }
 
     /// Stops the node: queries in progress fail with [`Error::Shutdown`], the routing
     /// table is saved to the store, and the sockets are closed. Waits until done.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        // The task drops its receiver when it ends, which closes the channel: waiting
-        // for that tells us it is gone, whoever asked first.
-        let _ = self.tx.send(Command::Shutdown).await;
-        self.tx.closed().await;
-        Ok(())
+        self.inner.shutdown().await
     }
 }

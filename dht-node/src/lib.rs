@@ -2,9 +2,11 @@
 //!
 //! [`dht_core`] is a sans-IO state machine; this crate gives it a clock, a socket and
 //! an application-facing handle. One [`Runtime`], generic over the [`Transport`] and
-//! the [`Store`], owns the core and drives it from a single tokio task: datagrams and
-//! timer expiries go in, what the core wants sent goes out in batches, and finished
-//! queries complete the futures of the [`Dht`] handle that asked for them.
+//! the overlay ([`Hosted`]: Mainline's [`MainlineNode`] over any [`Store`], or a Chord
+//! node), owns the overlay and drives it from a single tokio task: datagrams and
+//! timer expiries go in, what the overlay wants sent goes out in batches, and finished
+//! queries complete the futures of the handle that asked for them ([`Dht`] for
+//! Mainline, [`ChordHandle`] for Chord, both over the generic [`Handle`]).
 //!
 //! The handle keeps alive what the application publishes through it: immutable and
 //! mutable items are put again every [`ITEM_REPUBLISH`] (nodes drop them after two
@@ -23,10 +25,12 @@
 //! the persistent `dht_store_sled::SledStore`; a library user passes any transport
 //! and store to [`DhtBuilder::spawn_with`].
 //!
-//! Modules: `handle` (the [`Dht`] handle and its answers), `metrics`
+//! Modules: `overlay` ([`Protocol`], [`Hosted`]), `runtime`, `mainline`
+//! ([`MainlineNode`], republishing), `chord` ([`ChordHandle`]), `handle` (the
+//! [`Handle`] and [`Dht`] handles and their answers), `metrics`
 //! ([`NodeMetrics`] and the lookup figures recorded as queries end), [`exposition`]
 //! (`/metrics` in Prometheus or OpenMetrics text), `builder`
-//! ([`DhtBuilder`]), `runtime` ([`Runtime`], republishing), `error` ([`Error`] and
+//! ([`DhtBuilder`]), `error` ([`Error`] and
 //! the KRPC error mapping), `bootstrap` (routers, resolving, retrying), [`identity`]
 //! and `value` (bencoded byte strings).
 //!
@@ -52,12 +56,15 @@
 mod answer;
 mod bootstrap;
 mod builder;
+mod chord;
 mod delay;
 mod error;
 pub mod exposition;
 mod handle;
 pub mod identity;
+mod mainline;
 mod metrics;
+mod overlay;
 mod runtime;
 mod value;
 
@@ -66,12 +73,18 @@ pub use dht_core;
 pub use answer::{Answer, Peers, Samples, Scrape, Stored};
 pub use bootstrap::{resolve, Backoff, PUBLIC_ROUTERS};
 pub use builder::DhtBuilder;
+pub use chord::{Chord, ChordHandle, ChordMetrics, ChordQuestion, ChordStored};
 pub use delay::EgressDelay;
 pub use error::Error;
-pub use handle::{Dht, RoutingInfo};
+pub use handle::{Dht, Handle};
 pub use identity::os_seed;
+pub use mainline::{
+    Mainline, MainlineNode, MainlineQuestion, RepublishIntervals, RoutingInfo, ANNOUNCE_REPUBLISH,
+    ITEM_REPUBLISH,
+};
 pub use metrics::{
     ConnectionStats, ConnectionStatsOf, NodeMetrics, TableMetrics, KINDS, READY_WITHIN,
 };
-pub use runtime::{RepublishIntervals, Runtime, ANNOUNCE_REPUBLISH, ITEM_REPUBLISH};
+pub use overlay::{Hosted, Protocol};
+pub use runtime::Runtime;
 pub use value::{bencode_bytes, bencoded_string};

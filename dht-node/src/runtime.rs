@@ -1,27 +1,30 @@
-//! [`Runtime`]: the node task. It owns the core and the transport, selects over
-//! received datagrams, the core's next timeout and the commands of [`Dht`] handles,
-//! drains what the core wants sent and what finished after every input, and
-//! republishes what the application put or announced.
+//! [`Runtime`]: the node task. It owns an overlay ([`Hosted`]: Mainline's
+//! [`MainlineNode`], Chord's node) and the transport, selects over received
+//! datagrams, the overlay's next timeout and the commands of its handles, and drains
+//! what the overlay wants sent and what finished after every input.
+//!
+//! One loop for every overlay: nothing here knows a request kind. The overlay is a
+//! type parameter, so the serving path (datagram in, datagrams out) is monomorphised
+//! for it, with no dynamic dispatch and no allocation beyond the overlay's own.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dht_core::{Config, Event, Family, Id, Node, Outcome, QueryDone, QueryId, Store};
-use dht_core::{OutDatagram, RecvSlot, Request, RequestError, Transport};
-use tokio::sync::{mpsc, oneshot};
+use dht_core::{Config, Event, Input, Output, QueryId, Store};
+use dht_core::{OutDatagram, RecvSlot, Transport};
+use tokio::sync::mpsc;
 use tokio::time::Instant as TokioInstant;
 
-use crate::metrics::{kind_of, record_query, record_republish, ConnectionStatsOf, NodeMetrics};
-use crate::{Dht, RoutingInfo};
+use crate::handle::Handle;
+use crate::mainline::{MainlineNode, RepublishIntervals};
+use crate::metrics::ConnectionStatsOf;
+use crate::overlay::{Command, Hosted, Protocol, Reply};
+use crate::Dht;
 
-/// How often items published through a [`Dht`] are put again: well inside the two
-/// hours after which BEP 44 lets nodes drop them.
-pub const ITEM_REPUBLISH: Duration = Duration::from_secs(50 * 60);
-/// How often announces made through a [`Dht`] are repeated: peers expire after 30 minutes.
-pub const ANNOUNCE_REPUBLISH: Duration = Duration::from_secs(15 * 60);
-/// How often the core's wall-clock anchor is refreshed, so that store deadlines
+/// How often the overlay's wall-clock anchor is refreshed, so that store deadlines
 /// follow the system clock even if the monotonic clock drifts from it.
 const WALL_CLOCK_EVERY: Duration = Duration::from_secs(60);
 /// Datagrams read per wake-up.
@@ -29,101 +32,44 @@ const RECV_BATCH: usize = 32;
 /// Commands that may wait for the node task before callers are slowed down.
 const COMMAND_QUEUE: usize = 256;
 
-/// What to republish if `request` (a write) succeeds, and how often.
-fn republish_of(request: &Request, every: RepublishIntervals) -> Option<(Id, Request, Duration)> {
-    let target = request.write_target()?;
-    let (again, every) = match request {
-        Request::AnnouncePeer { .. } => (request.clone(), every.announces),
-        // A republish re-puts the same seq and value, which refreshes the item;
-        // a cas would fail once the first put has landed.
-        Request::PutMutable { item, .. } => (
-            Request::PutMutable {
-                item: item.clone(),
-                cas: None,
-            },
-            every.items,
-        ),
-        _ => (request.clone(), every.items),
-    };
-    Some((target, again, every))
-}
-
-/// How often the handle republishes what the application published; `None` in
-/// [`DhtBuilder::republish`](crate::DhtBuilder::republish) turns republishing off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RepublishIntervals {
-    /// BEP 44 items (default [`ITEM_REPUBLISH`]).
-    pub items: Duration,
-    /// Announces (default [`ANNOUNCE_REPUBLISH`]).
-    pub announces: Duration,
-}
-
-impl Default for RepublishIntervals {
-    fn default() -> Self {
-        RepublishIntervals {
-            items: ITEM_REPUBLISH,
-            announces: ANNOUNCE_REPUBLISH,
-        }
-    }
-}
-
 #[derive(Debug)]
-pub(crate) enum Command {
-    Query {
-        request: Request,
-        reply: oneshot::Sender<Result<QueryDone, RequestError>>,
-    },
-    Info(oneshot::Sender<RoutingInfo>),
-    Metrics(oneshot::Sender<NodeMetrics>),
-    LocalItem(Id, oneshot::Sender<Option<dht_core::Item>>),
-    StopRepublishing(Id, oneshot::Sender<bool>),
-    Shutdown,
+struct Waiter<P: Protocol> {
+    label: &'static str,
+    reply: Reply<P>,
 }
 
-#[derive(Debug)]
-struct Waiter {
-    kind: &'static str,
-    reply: Option<oneshot::Sender<Result<QueryDone, RequestError>>>,
-    republish: Option<(Id, Request, Duration)>,
-}
-
-#[derive(Debug)]
-struct Republish {
-    request: Request,
-    every: Duration,
-    next: std::time::Instant,
-}
-
-/// The node task: owns the core and the transport and serves a [`Dht`]'s commands.
+/// The node task: owns the overlay and the transport and serves its handles'
+/// commands.
 ///
-/// Usually started by [`DhtBuilder::spawn_with`](crate::DhtBuilder::spawn_with); build one with [`Runtime::new`] to
-/// run it on an executor of your choosing.
+/// Usually started by [`DhtBuilder::spawn_with`](crate::DhtBuilder::spawn_with); build
+/// one with [`Runtime::new`] (Mainline) or [`Runtime::hosting`] (any overlay) to run it
+/// on an executor of your choosing.
 #[derive(Debug)]
-pub struct Runtime<T: Transport, S: Store> {
-    node: Node<S>,
+pub struct Runtime<T: Transport, O: Hosted> {
+    overlay: O,
     transport: T,
-    rx: mpsc::Receiver<Command>,
-    waiters: HashMap<QueryId, Waiter>,
-    republished: BTreeMap<Id, Republish>,
-    republish: Option<RepublishIntervals>,
+    rx: mpsc::Receiver<Command<O::Protocol>>,
+    waiters: HashMap<QueryId, Waiter<O::Protocol>>,
     slots: Vec<RecvSlot>,
     next_wall_clock: std::time::Instant,
     connection_stats: Option<ConnectionStatsOf<T>>,
 }
 
-fn unix_ms() -> u64 {
+/// Wall-clock time now, in Unix milliseconds.
+pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-fn now() -> std::time::Instant {
+/// The runtime's clock (tokio's, so that paused-time tests move it).
+pub(crate) fn now() -> std::time::Instant {
     TokioInstant::now().into_std()
 }
 
-impl<T: Transport, S: Store> Runtime<T, S> {
-    /// A runtime over `transport` and `store` and the handle that drives it.
+impl<T: Transport, S: Store + Send + 'static> Runtime<T, MainlineNode<S>> {
+    /// A Mainline runtime over `transport` and `store` and the handle that drives it.
     /// `config.seed` is used as given: seed it from the OS ([`os_seed`](crate::os_seed)).
     /// With `republish` `None`, nothing is republished.
     pub fn new(
@@ -131,45 +77,51 @@ impl<T: Transport, S: Store> Runtime<T, S> {
         store: S,
         config: Config,
         republish: Option<RepublishIntervals>,
-    ) -> io::Result<(Runtime<T, S>, Dht)> {
-        let t = now();
-        let node = Node::new(config, store, t, unix_ms())
+    ) -> io::Result<(Runtime<T, MainlineNode<S>>, Dht)> {
+        let node = MainlineNode::new(config, store, now(), unix_ms(), republish)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let (runtime, handle) = Runtime::hosting(transport, node);
+        Ok((runtime, Dht { inner: handle }))
+    }
+}
+
+impl<T: Transport, O: Hosted> Runtime<T, O> {
+    /// A runtime hosting `overlay` over `transport`, and the handle that drives it.
+    pub fn hosting(transport: T, overlay: O) -> (Runtime<T, O>, Handle<O::Protocol>) {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let dht = Dht {
+        let local_addrs: Vec<SocketAddr> = transport.local_addrs();
+        let handle = Handle {
             tx,
-            id: node.id(),
-            local_addrs: Arc::new(transport.local_addrs()),
+            id: overlay.node_id(),
+            local_addrs: Arc::new(local_addrs),
         };
         let runtime = Runtime {
-            node,
+            overlay,
             transport,
             rx,
             waiters: HashMap::new(),
-            republished: BTreeMap::new(),
-            republish,
             slots: (0..RECV_BATCH).map(|_| RecvSlot::new()).collect(),
-            next_wall_clock: t + WALL_CLOCK_EVERY,
+            next_wall_clock: now() + WALL_CLOCK_EVERY,
             connection_stats: None,
         };
-        Ok((runtime, dht))
+        (runtime, handle)
     }
 
-    /// Reads the transport's connection figures into [`Dht::metrics`] with `of`
+    /// Reads the transport's connection figures into the metrics with `of`
     /// (a connection-oriented transport such as QUIC).
     pub fn with_connection_stats(mut self, of: ConnectionStatsOf<T>) -> Self {
         self.connection_stats = Some(of);
         self
     }
 
-    /// Runs until [`Dht::shutdown`] or until every handle is dropped.
+    /// Runs until a handle's `shutdown` or until every handle is dropped.
     pub async fn run(mut self) {
-        enum Wake {
-            Command(Option<Command>),
+        enum Wake<C> {
+            Command(Option<C>),
             Received(io::Result<usize>),
             Timer,
         }
-        tracing::debug!(id = %self.node.id(), addrs = ?self.transport.local_addrs(), "node started");
+        tracing::debug!(id = %self.overlay.node_id(), addrs = ?self.transport.local_addrs(), "node started");
         loop {
             self.flush().await;
             let deadline = self.next_deadline();
@@ -201,12 +153,12 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 Wake::Received(Ok(n)) => {
                     let t = now();
                     for slot in &self.slots[..n] {
-                        self.node.handle_datagram(
-                            t,
-                            slot.from,
-                            slot.peer_key.as_ref(),
-                            slot.payload(),
-                        );
+                        let input = Input::Datagram {
+                            from: slot.from,
+                            key: slot.peer_key.as_ref(),
+                            bytes: slot.payload(),
+                        };
+                        self.overlay.handle_input(t, input);
                     }
                 }
                 Wake::Received(Err(e)) => {
@@ -217,170 +169,90 @@ impl<T: Transport, S: Store> Runtime<T, S> {
                 Wake::Timer => self.on_timer(),
             }
         }
-        self.node.save_routing(now());
         // A persistent store must hold the final snapshot and every acknowledged
         // write before the process exits, not whenever its background flush runs.
-        if let Err(e) = self.node.store_mut().flush() {
-            tracing::warn!(error = %e, "cannot flush the store at shutdown");
-        }
+        self.overlay.stop(now());
         self.flush().await;
-        // Closed only now: `Dht::shutdown` returns when it is, and by then what the
-        // node kept must be saved.
+        // Closed only now: `shutdown` returns when it is, and by then what the node
+        // kept must be saved.
         self.rx.close();
         tracing::debug!("node stopped");
     }
 
     fn next_deadline(&self) -> std::time::Instant {
-        let mut d = self.next_wall_clock;
-        if let Some(t) = self.node.poll_timeout() {
-            d = d.min(t);
+        match self.overlay.poll_timeout() {
+            Some(t) => t.min(self.next_wall_clock),
+            None => self.next_wall_clock,
         }
-        if let Some(r) = self.republished.values().map(|r| r.next).min() {
-            d = d.min(r);
-        }
-        d
     }
 
     fn on_timer(&mut self) {
         let t = now();
         if t >= self.next_wall_clock {
             self.next_wall_clock = t + WALL_CLOCK_EVERY;
-            self.node.handle_wall_clock(t, unix_ms());
+            self.overlay.handle_wall_clock(t, unix_ms());
         }
-        self.node.handle_timeout(t);
-        let due: Vec<Id> = self
-            .republished
-            .iter()
-            .filter(|(_, r)| r.next <= t)
-            .map(|(id, _)| *id)
-            .collect();
-        for target in due {
-            let Some(r) = self.republished.get_mut(&target) else {
-                continue;
-            };
-            r.next = t + r.every;
-            let request = r.request.clone();
-            let kind = kind_of(&request);
-            tracing::debug!(%target, "republishing");
-            record_republish();
-            let Ok(qid) = self.node.start(t, request) else {
-                // It was accepted when first put, so it cannot be refused now.
-                continue;
-            };
-            // Nobody waits for a republish; its outcome is only logged.
-            self.waiters.insert(
-                qid,
-                Waiter {
-                    kind,
-                    reply: None,
-                    republish: None,
-                },
-            );
-        }
+        self.overlay.handle_timeout(t);
     }
 
-    fn on_command(&mut self, c: Command) {
+    fn on_command(&mut self, c: Command<O::Protocol>) {
         let t = now();
         match c {
             Command::Query { request, reply } => {
-                let republish = self
-                    .republish
-                    .and_then(|every| republish_of(&request, every));
-                let kind = kind_of(&request);
-                let qid = match self.node.start(t, request) {
-                    Ok(qid) => qid,
+                let label = <O::Protocol as Protocol>::label(&request);
+                match self.overlay.start(t, request) {
+                    Ok(qid) => {
+                        self.waiters.insert(qid, Waiter { label, reply });
+                    }
                     Err(refused) => {
                         let _ = reply.send(Err(refused));
-                        return;
                     }
-                };
-                self.waiters.insert(
-                    qid,
-                    Waiter {
-                        kind,
-                        reply: Some(reply),
-                        republish,
-                    },
-                );
+                }
             }
-            Command::Info(reply) => {
-                let v4 = self.node.routing_table(Family::V4);
-                let v6 = self.node.routing_table(Family::V6);
-                let nodes = v4.entries().chain(v6.entries()).map(|e| e.node).collect();
-                let _ = reply.send(RoutingInfo {
-                    id: self.node.id(),
-                    local_addrs: self.transport.local_addrs(),
-                    nodes_v4: v4.len(),
-                    nodes_v6: v6.len(),
-                    nodes,
-                    republishing: self.republished.len(),
-                    stats: self.node.stats(),
-                });
-            }
-            Command::LocalItem(target, reply) => {
-                let item = self.node.store().get_item(&target).ok().flatten();
-                let _ = reply.send(item.map(|s| s.item));
-            }
-            Command::Metrics(reply) => {
-                let connections = self.connection_stats.map(|of| of(&self.transport));
-                let m = NodeMetrics::of(&self.node, self.republished.len(), connections, t);
-                let _ = reply.send(m);
-            }
-            Command::StopRepublishing(target, reply) => {
-                let _ = reply.send(self.republished.remove(&target).is_some());
+            Command::Ask(question) => {
+                self.overlay
+                    .answer(t, question, &self.transport, self.connection_stats)
             }
             // Handled by the loop.
             Command::Shutdown => {}
         }
     }
 
-    /// Sends what the core queued and delivers finished queries.
+    /// Sends what the overlay queued and delivers finished commands.
     async fn flush(&mut self) {
-        let mut out = Vec::new();
-        while let Some(tx) = self.node.poll_transmit() {
-            out.push(tx);
+        let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        while let Some(output) = self.overlay.poll_output() {
+            match output {
+                Output::Datagram { to, payload } => out.push((to, payload)),
+                // A datagram transport carries no streams; an overlay that asks for one
+                // needs a stream transport (see ARCHITECTURE.md, "One runtime").
+                Output::Request { to, .. } => {
+                    tracing::warn!(%to, "a stream request on a datagram transport: dropped")
+                }
+                Output::Reply { .. } | Output::Reset { .. } => {
+                    tracing::warn!("a stream reply on a datagram transport: dropped")
+                }
+            }
         }
         if !out.is_empty() {
             let batch: Vec<OutDatagram<'_>> = out
                 .iter()
-                .map(|t| OutDatagram {
-                    to: t.to,
-                    payload: &t.payload,
-                })
+                .map(|(to, payload)| OutDatagram { to: *to, payload })
                 .collect();
             if let Err(e) = self.transport.send_batch(&batch).await {
                 tracing::warn!(error = %e, "send failed");
             }
             drop(batch);
-            for t in out {
-                self.node.recycle(t.payload);
+            for (_, payload) in out {
+                self.overlay.recycle(payload);
             }
         }
-        while let Some(Event::QueryDone(done)) = self.node.poll_event() {
+        while let Some(Event::QueryDone(done)) = self.overlay.poll_event() {
             let Some(waiter) = self.waiters.remove(&done.id) else {
                 continue;
             };
-            record_query(waiter.kind, &done);
-            if let (Some((target, request, every)), Outcome::Stored { stored_at, .. }) =
-                (waiter.republish, &done.outcome)
-            {
-                if !stored_at.is_empty() {
-                    self.republished.insert(
-                        target,
-                        Republish {
-                            request,
-                            every,
-                            next: now() + every,
-                        },
-                    );
-                }
-            }
-            match waiter.reply {
-                Some(reply) => {
-                    let _ = reply.send(Ok(done));
-                }
-                None => tracing::debug!(outcome = ?done.outcome, "republish done"),
-            }
+            <O::Protocol as Protocol>::record(waiter.label, &done);
+            let _ = waiter.reply.send(Ok(done));
         }
     }
 }

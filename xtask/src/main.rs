@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use dht_measure::krpc::QueryKind;
 use load::LoadConfig;
-use testnet::{Store, TestnetConfig, Transport, Verdict};
+use testnet::{Overlay, Store, TestnetConfig, Transport, Verdict};
 
 /// Like `println!`, but a closed stdout (`cargo xtask load --help | head`) ends the output
 /// quietly instead of panicking.
@@ -145,6 +145,11 @@ removed at the end, on failure and on Ctrl-C.
 
 OPTIONS:
     --nodes N            Node processes                                  [default: 20]
+    --overlay O          mainline | chord. chord starts a Chord ring (dht-node --overlay
+                         chord; node 0 creates it) and drives the workload itself: each
+                         operation is one `dht-node --overlay chord put|get` client asking
+                         3 random members, half puts, half gets of earlier puts; the same
+                         records and report. UDP, memory, loopback only [default: mainline]
     --transport T        udp | quic (quic builds dht-node --features quic) [default: udp]
     --store S            mem | sled (sled builds dht-node --features sled, one data dir
                          per node, kept across restarts)                 [default: mem]
@@ -544,6 +549,17 @@ fn parse_testnet(args: &[String]) -> Result<Parsed<TestnetConfig>, Error> {
         match name {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--nodes" => config.nodes = options.positive(name, inline)?,
+            "--overlay" => {
+                config.overlay = match options.value(name, inline)? {
+                    "mainline" => Overlay::Mainline,
+                    "chord" => Overlay::Chord,
+                    other => {
+                        return Err(
+                            options.usage(format!("--overlay: `{other}` is not mainline or chord"))
+                        )
+                    }
+                }
+            }
             "--transport" => {
                 config.transport = match options.value(name, inline)? {
                     "udp" => Transport::Udp,
@@ -599,6 +615,19 @@ fn parse_testnet(args: &[String]) -> Result<Parsed<TestnetConfig>, Error> {
     }
     if config.nodes < 2 {
         return Err(options.usage("--nodes must be at least 2: a network needs peers".into()));
+    }
+    if config.overlay == Overlay::Chord {
+        let mainline_only = [
+            (config.transport != Transport::Udp, "--transport quic"),
+            (config.store != Store::Mem, "--store sled"),
+            (config.netns, "--netns"),
+            (config.republish.is_some(), "--republish"),
+        ];
+        if let Some((_, flag)) = mainline_only.iter().find(|(set, _)| *set) {
+            return Err(options.usage(format!(
+                "{flag} is for Mainline testnets: a Chord ring runs over UDP on loopback"
+            )));
+        }
     }
     if config.delay_ms.is_some() && config.transport == Transport::Quic {
         return Err(options.usage(
@@ -683,10 +712,20 @@ mod tests {
             panic!("defaults did not parse");
         };
         assert_eq!(
-            (d.nodes, d.transport, d.store),
-            (20, Transport::Udp, Store::Mem)
+            (d.nodes, d.overlay, d.transport, d.store),
+            (20, Overlay::Mainline, Transport::Udp, Store::Mem)
         );
+        let Ok(Parsed::Run(e)) = parse_testnet(&args("--overlay chord --nodes 20 --duration 20"))
+        else {
+            panic!("chord did not parse");
+        };
+        assert_eq!((e.overlay, e.nodes), (Overlay::Chord, 20));
         for line in [
+            "--overlay kademlia",
+            "--overlay chord --transport quic",
+            "--overlay chord --store sled",
+            "--overlay chord --netns",
+            "--overlay chord --republish 60",
             "--nodes 0",
             "--nodes 1",
             "--transport tcp",

@@ -457,7 +457,7 @@ fn compact_nodes(b: &[u8], entry_len: usize) -> Vec<NodeInfo> {
 }
 
 /// One `nodes` or `nodes6` entry: the id, then a compact address of the entry's family.
-fn compact_node(entry: &[u8]) -> Option<NodeInfo> {
+pub(crate) fn compact_node(entry: &[u8]) -> Option<NodeInfo> {
     let (id, addr) = entry.split_first_chunk::<ID_LEN>()?;
     Some(NodeInfo {
         id: Id(*id),
@@ -488,7 +488,7 @@ fn compact_addr(b: &[u8]) -> Option<SocketAddr> {
 }
 
 /// Appends the compact form of `addr` (6 or 18 bytes), without a length prefix.
-fn put_compact_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
+pub(crate) fn put_compact_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
     match addr {
         SocketAddr::V4(a) => out.extend_from_slice(&a.ip().octets()),
         SocketAddr::V6(a) => out.extend_from_slice(&a.ip().octets()),
@@ -496,7 +496,7 @@ fn put_compact_addr(out: &mut Vec<u8>, addr: &SocketAddr) {
     out.extend_from_slice(&addr.port().to_be_bytes());
 }
 
-fn compact_len(addr: &SocketAddr) -> usize {
+pub(crate) fn compact_len(addr: &SocketAddr) -> usize {
     if addr.is_ipv4() {
         6
     } else {

@@ -7,7 +7,7 @@
 //! `message.rs` holds the types and their constructors, `codec.rs` their bencoded
 //! form; this module puts both under one name.
 
-mod codec;
+pub(crate) mod codec;
 mod message;
 
 pub use codec::decode;

@@ -2,9 +2,9 @@
 //! and the watch of a mutable item as Server-Sent Events.
 //!
 //! Every DHT operation takes one of `--http-max-ops` permits
-//! ([`MAX_DHT_OPS`](super::http::MAX_DHT_OPS) by default; 503 at once when none is
+//! ([`MAX_DHT_OPS`](super::state::MAX_DHT_OPS) by default; 503 at once when none is
 //! free) and ends within `--http-deadline-ms`
-//! ([`REQUEST_DEADLINE`](super::http::REQUEST_DEADLINE) by default; 504 when it
+//! ([`REQUEST_DEADLINE`](super::state::REQUEST_DEADLINE) by default; 504 when it
 //! passes: the node is up, the DHT was too slow); writes need the bearer token
 //! when `--http-token-file` is given. Errors are `{"error": message}` with the status
 //! that says what went wrong. Mutable items travel as `value_base64` (the bencoded
@@ -23,12 +23,10 @@ use axum::{Json, Router};
 use base64::Engine;
 use dht_core::{from_hex, to_hex, Id, MutableItem};
 use dht_node::{bencode_bytes, bencoded_string, Answer, Error};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::http::Http;
-use super::output::{stats_json, PeersJson, StoredJson};
-use super::watch;
+use super::output::{mutable_json, MutableBody, PeersJson, StoredJson};
+use super::state::{bad, error, parse_key, query_param, salt_of, Http, Refused};
 
 type Shared = State<Arc<Http>>;
 
@@ -38,24 +36,8 @@ pub(crate) fn routes() -> Router<Arc<Http>> {
         .route("/v1/immutable", post(put_immutable))
         .route("/v1/immutable/{target}", get(get_immutable))
         .route("/v1/mutable/{key}", get(get_mutable).put(put_mutable))
-        .route("/v1/mutable/{key}/watch", get(watch::watch))
         .route("/v1/peers/{info_hash}", get(peers))
         .route("/v1/announce/{info_hash}", post(announce))
-}
-
-/// An error answer: `{"error": message}`.
-pub(crate) fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
-}
-
-/// A refused request before any DHT work: small, turned into [`error`]'s answer.
-#[derive(Debug)]
-pub(crate) struct Refused(StatusCode, String);
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        error(self.0, &self.1)
-    }
 }
 
 /// The status a failed DHT call maps to.
@@ -116,73 +98,8 @@ fn authorize(http: &Http, headers: &HeaderMap) -> Result<(), Refused> {
     }
 }
 
-fn bad(message: String) -> Refused {
-    Refused(StatusCode::BAD_REQUEST, message)
-}
-
 fn parse_id(what: &str, s: &str) -> Result<Id, Refused> {
     Id::from_hex(s).ok_or_else(|| bad(format!("{what}: expected 40 hex characters, got {s:?}")))
-}
-
-pub(crate) fn parse_key(s: &str) -> Result<[u8; 32], Refused> {
-    from_hex(s)
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| bad(format!("public key: expected 64 hex characters, got {s:?}")))
-}
-
-/// A query parameter's bytes, percent-decoded (a salt need not be UTF-8).
-pub(crate) fn query_param(query: &Option<String>, name: &str) -> Option<Vec<u8>> {
-    query.as_deref()?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| {
-            let v = v.replace('+', " ");
-            percent_encoding::percent_decode_str(&v).collect()
-        })
-    })
-}
-
-pub(crate) fn salt_of(query: &Option<String>) -> Result<Vec<u8>, Refused> {
-    let salt = query_param(query, "salt").unwrap_or_default();
-    if salt.len() > dht_core::krpc::MAX_SALT_LEN {
-        return Err(bad(format!(
-            "salt too big: {} bytes, at most {}",
-            salt.len(),
-            dht_core::krpc::MAX_SALT_LEN
-        )));
-    }
-    Ok(salt)
-}
-
-/// The JSON of a mutable item: the body of a PUT and the answer of a GET.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct MutableBody {
-    /// The bencoded value, base64 (standard alphabet, padded).
-    pub(crate) value_base64: String,
-    pub(crate) seq: i64,
-    /// 128 hex characters.
-    pub(crate) signature: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) cas: Option<i64>,
-}
-
-impl MutableBody {
-    pub(crate) fn of(item: &MutableItem) -> MutableBody {
-        MutableBody {
-            value_base64: base64::engine::general_purpose::STANDARD.encode(&item.value),
-            seq: item.seq,
-            signature: to_hex(&item.signature),
-            cas: None,
-        }
-    }
-}
-
-pub(crate) fn mutable_json(item: &MutableItem, stats: Option<&dht_core::QueryStats>) -> Value {
-    let mut v = serde_json::to_value(MutableBody::of(item)).unwrap_or_default();
-    if let Some(s) = stats {
-        v["stats"] = stats_json(s);
-    }
-    v
 }
 
 async fn node(State(http): Shared) -> Response {

@@ -36,12 +36,28 @@ Mainline routers (router.bittorrent.com:6881, dht.transmissionbt.com:6881,
 router.utorrent.com:6881, dht.libtorrent.org:25401). One-shot commands run a read-only
 node (BEP 43).
 
+Chord (--overlay chord): a Chord ring over UDP, for research and comparison; it never
+meets the Mainline DHT. A node needs --listen IP:PORT (the address others reach it at;
+not 0.0.0.0) and either --bootstrap IP:PORT of a ring member (repeatable) or
+--no-bootstrap to start a new ring. `put VALUE --bootstrap IP:PORT` and
+`get HEX --bootstrap IP:PORT` are clients that ask a member and never join the ring.
+Values map as for Mainline: VALUE is stored as the bencoded byte string <len>:<bytes>,
+the key printed is the SHA-1 of that bencoding in lowercase hex, and `get` prints VALUE
+back exactly as it was put. --k is the successor-list length r (r copies of each key).
+--http serves /metrics, /healthz and /readyz (200 once settled on the ring). Mainline's
+flags and commands (--transport quic, --store sled, --data-dir, --read-only,
+--http-token-file, mutable items, announce, scrape, peers, ping, find-node, keygen, sign)
+are refused.
+
 Stdout carries only the result; logs (RUST_LOG) go to stderr.
 Exit status: 0 success, 1 not found, 2 bad usage or argument, 3 any other failure.";
 
 #[derive(Debug, Parser)]
 #[command(name = "dht-node", version, about = "A BitTorrent Mainline DHT node and client", after_help = AFTER_HELP)]
 pub(crate) struct Cli {
+    /// The overlay: the BitTorrent Mainline DHT, or a Chord ring (see "Chord" below).
+    #[arg(long, global = true, value_enum, default_value_t = OverlayKind::Mainline)]
+    pub(crate) overlay: OverlayKind,
     /// Datagram transport (a QUIC network and a UDP network do not meet).
     #[arg(long, global = true, value_enum, default_value_t = TransportKind::Udp)]
     pub(crate) transport: TransportKind,
@@ -127,11 +143,11 @@ pub(crate) struct Cli {
     pub(crate) http_token_file: Option<PathBuf>,
     /// Most DHT operations that --http requests run at once; a request beyond gets
     /// 503 at once.
-    #[arg(long, value_name = "N", default_value_t = super::http::MAX_DHT_OPS as u32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    #[arg(long, value_name = "N", default_value_t = super::state::MAX_DHT_OPS as u32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub(crate) http_max_ops: u32,
     /// How long the DHT operation of one --http request may take, in milliseconds;
     /// past it the request gets 504.
-    #[arg(long, value_name = "MS", default_value_t = super::http::REQUEST_DEADLINE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    #[arg(long, value_name = "MS", default_value_t = super::state::REQUEST_DEADLINE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub(crate) http_deadline_ms: u64,
     /// How often a watched mutable item is looked up, in seconds (at least 5).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=86_400))]
@@ -153,6 +169,14 @@ pub(crate) enum LogFormat {
     Text,
     /// One JSON object a line.
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OverlayKind {
+    /// The BitTorrent Mainline DHT (Kademlia, BEP 5).
+    Mainline,
+    /// A Chord ring (Stoica et al. 2001) over UDP, on a network of its own.
+    Chord,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -25,33 +25,8 @@ use dht_node::Dht;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use super::api;
-use super::watch::Watches;
-use super::Fail;
-
-/// DHT operations that HTTP requests may run at once by default (`--http-max-ops`);
-/// beyond, 503.
-pub(crate) const MAX_DHT_OPS: usize = 64;
-/// How long one DHT operation of an HTTP request may take by default
-/// (`--http-deadline-ms`; a lookup usually takes a few seconds); past it, 504.
-pub(crate) const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
-/// Largest request body accepted (a BEP 44 value is at most 1000 bytes).
-pub(crate) const MAX_BODY: usize = 16 * 1024;
-
-/// What every handler shares.
-#[derive(Debug)]
-pub(crate) struct Http {
-    pub(crate) dht: Dht,
-    pub(crate) exporter: Exporter,
-    /// One permit per DHT operation an HTTP request runs.
-    pub(crate) ops: Semaphore,
-    /// The permits `ops` started with.
-    pub(crate) max_ops: usize,
-    /// How long one such operation may take.
-    pub(crate) deadline: Duration,
-    pub(crate) token: Option<String>,
-    pub(crate) watches: Watches,
-}
+use super::state::{error, Http, Watches, MAX_BODY};
+use super::{api, watch, Fail};
 
 /// What `--http` was given.
 #[derive(Debug, Clone)]
@@ -97,6 +72,7 @@ pub(crate) async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .merge(api::routes())
+        .route("/v1/mutable/{key}/watch", get(watch::watch))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -124,14 +100,14 @@ async fn metrics(State(http): State<Arc<Http>>, headers: HeaderMap) -> Response 
             http.exporter.render(&m, format),
         )
             .into_response(),
-        Err(e) => api::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }
 
 async fn readyz(State(http): State<Arc<Http>>) -> Response {
     let m = match http.dht.metrics().await {
         Ok(m) => m,
-        Err(e) => return api::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let body = json!({
         "good_nodes": m.good_nodes(),

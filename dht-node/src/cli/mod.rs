@@ -1,23 +1,25 @@
 //! The `dht-node` binary, split by concern (as rust-analyzer's `cli` is): `flags`
 //! (the clap definition and `--help`), `backend` (transport and store choice, the
 //! data dir, the node key, binding), `serve` (node mode), `oneshot` (one-shot
-//! commands) and `output` (what goes to stdout, text or `--json`, and files).
+//! commands), `chord` (`--overlay chord`: its node, one-shots and HTTP) and `output` (what goes to stdout, text or `--json`, and files).
 //!
 //! Every failure is a [`Fail`]: one line on stderr and an exit status that scripts
 //! rely on (0 success, 1 not found, 2 usage, 3 anything else).
 
 mod api;
 mod backend;
+mod chord;
 pub(crate) mod config;
 mod flags;
 mod http;
 mod oneshot;
 mod output;
 mod serve;
+mod state;
 mod watch;
 
 pub(crate) use flags::{Cli, LogFormat};
-use flags::{Command, StoreKind, TransportKind};
+use flags::{Command, OverlayKind, StoreKind, TransportKind};
 
 /// Exit status: the operation found nothing (no value, no peers).
 pub(crate) const EXIT_NOT_FOUND: u8 = 1;
@@ -66,6 +68,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), Fail> {
     if let Some(Command::Config { .. }) = &cli.command {
         config::print_default();
         return Ok(());
+    }
+    if cli.overlay == OverlayKind::Chord {
+        return chord::run(&cli).await;
     }
     #[cfg(not(feature = "quic"))]
     if cli.transport == TransportKind::Quic {

@@ -51,7 +51,7 @@ pub(crate) fn sign(
     }
     let key = read_key(key)?;
     let item = MutableItem::sign(&key, salt, seq, &bencoded);
-    let mut body = super::api::MutableBody::of(&item);
+    let mut body = super::output::MutableBody::of(&item);
     body.cas = cas;
     let v = serde_json::to_value(body).map_err(|e| Fail::other(e.to_string()))?;
     output::json_line(&v);
@@ -76,7 +76,7 @@ pub(crate) fn read_key(path: &Path) -> Result<ed25519_dalek::SigningKey, Fail> {
     Ok(ed25519_dalek::SigningKey::from_bytes(&bytes))
 }
 
-fn parse_id(what: &str, s: &str) -> Result<Id, Fail> {
+pub(crate) fn parse_id(what: &str, s: &str) -> Result<Id, Fail> {
     Id::from_hex(s)
         .ok_or_else(|| Fail::usage(format!("{what}: expected 40 hex characters, got {s:?}")))
 }
@@ -346,7 +346,7 @@ async fn run_op(
 }
 
 /// "Not found" only when some node was asked and answered; silence is a failure.
-fn not_found(stats: &QueryStats, message: String) -> Fail {
+pub(crate) fn not_found(stats: &QueryStats, message: String) -> Fail {
     if stats.responses == 0 {
         Fail::other("no node answered")
     } else {

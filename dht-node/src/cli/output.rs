@@ -9,11 +9,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use base64::Engine;
 use dht_core::to_hex;
 use dht_core::MutableItem;
 use dht_core::{Id, NodeInfo, QueryStats};
 use dht_node::{bencoded_string, Answer, Peers, Scrape, Stored};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::Fail;
@@ -33,6 +34,8 @@ pub(crate) struct StatsJson {
     pub(crate) responses: u32,
     pub(crate) timeouts: u32,
     pub(crate) duration_ms: u64,
+    /// The same, finer: loopback lookups take well under a millisecond.
+    pub(crate) duration_us: u64,
 }
 
 impl StatsJson {
@@ -43,6 +46,7 @@ impl StatsJson {
             responses: s.responses,
             timeouts: s.timeouts,
             duration_ms: s.duration.as_millis() as u64,
+            duration_us: s.duration.as_micros() as u64,
         }
     }
 }
@@ -288,4 +292,36 @@ pub(crate) fn write_file_atomically(path: &Path, text: &str) -> Result<(), Fail>
 pub(crate) fn write_addr_file(path: &Path, addrs: &[SocketAddr]) -> Result<(), Fail> {
     let text: String = addrs.iter().map(|a| format!("{a}\n")).collect();
     write_file_atomically(path, &text)
+}
+
+/// The JSON of a mutable item: the body of a PUT and the answer of a GET.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MutableBody {
+    /// The bencoded value, base64 (standard alphabet, padded).
+    pub(crate) value_base64: String,
+    pub(crate) seq: i64,
+    /// 128 hex characters.
+    pub(crate) signature: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cas: Option<i64>,
+}
+
+impl MutableBody {
+    pub(crate) fn of(item: &MutableItem) -> MutableBody {
+        MutableBody {
+            value_base64: base64::engine::general_purpose::STANDARD.encode(&item.value),
+            seq: item.seq,
+            signature: to_hex(&item.signature),
+            cas: None,
+        }
+    }
+}
+
+pub(crate) fn mutable_json(item: &MutableItem, stats: Option<&dht_core::QueryStats>) -> Value {
+    let mut v = serde_json::to_value(MutableBody::of(item)).unwrap_or_default();
+    if let Some(s) = stats {
+        v["stats"] = stats_json(s);
+    }
+    v
 }

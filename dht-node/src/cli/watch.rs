@@ -6,9 +6,8 @@
 //! second (a put that reaches this node is seen at once), and broadcasts each higher
 //! seq; it ends when its last client leaves. At most [`MAX_WATCHERS`] clients watch at once (503 beyond).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, State};
@@ -18,40 +17,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::api::{error, mutable_json, parse_key, salt_of};
-use super::http::Http;
+use super::output::mutable_json;
+use super::state::{error, parse_key, salt_of, Http, Watched, Watches};
 
 /// Clients watching at once, over all items.
 pub(crate) const MAX_WATCHERS: usize = 256;
-
-type Key = ([u8; 32], Vec<u8>);
-
-/// The items being watched and their pollers.
-#[derive(Debug)]
-pub(crate) struct Watches {
-    poll: Duration,
-    items: Mutex<HashMap<Key, Watched>>,
-}
-
-#[derive(Debug)]
-struct Watched {
-    tx: broadcast::Sender<Value>,
-    /// The highest seq seen, sent first to a client that joins later.
-    last: Option<Value>,
-}
-
-impl Watches {
-    pub(crate) fn new(poll: Duration) -> Watches {
-        Watches {
-            poll,
-            items: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn watchers(items: &HashMap<Key, Watched>) -> usize {
-        items.values().map(|w| w.tx.receiver_count()).sum()
-    }
-}
 
 pub(crate) async fn watch(
     State(http): State<Arc<Http>>,

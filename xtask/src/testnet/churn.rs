@@ -6,8 +6,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::chord::ChordWorkload;
 use super::process::{last_lines, log_since, NodeProc, Testnet, SEEDS};
-use super::{interrupted, Transport, POLL};
+use super::{interrupted, Overlay, Transport, POLL};
 use crate::Error;
 
 /// Nodes the workload bootstraps through.
@@ -32,39 +33,24 @@ impl Testnet {
             Some(ns) => SocketAddr::from((ns.workload_ip(), 0)),
             None => SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         };
-        let mut cmd = Command::new(&self.bins.workload);
-        if config.transport == Transport::Quic {
-            cmd.arg("--transport").arg("quic");
-        }
-        cmd.arg("--bootstrap")
-            .arg(seeds.join(","))
-            .arg("--listen")
-            .arg(listen.to_string())
-            .arg("--duration")
-            .arg(config.duration.as_secs_f64().to_string())
-            .arg("--ops-per-sec")
-            .arg(config.ops_per_sec.to_string())
-            .arg("--seed")
-            .arg(config.seed.to_string())
-            .arg("--report")
-            .arg(report)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        if let Some(r) = config.republish {
-            cmd.arg("--republish").arg(r.to_string());
-        }
-        if let Some(d) = self.delays.last() {
-            cmd.arg("--egress-delay-ms")
-                .arg(format!("{}", d.round().max(1.0)));
-        }
         let started = Instant::now();
-        self.workload = Some(cmd.spawn().map_err(|e| {
-            Error::Failed(format!(
-                "testnet: cannot start {}: {e}",
-                self.bins.workload.display()
-            ))
-        })?);
+        let mut chord = None;
+        if config.overlay == Overlay::Chord {
+            chord = Some(
+                ChordWorkload {
+                    node_bin: self.bins.node.clone(),
+                    members: self.nodes.iter().map(|n| n.addr).collect(),
+                    duration: config.duration,
+                    ops_per_sec: config.ops_per_sec,
+                    seed: config.seed,
+                    egress_delay_ms: self.delays.last().map(|d| d.round().max(1.0) as u64),
+                    report: report.to_path_buf(),
+                }
+                .spawn(),
+            );
+        } else {
+            self.spawn_workload(report, &seeds, listen)?;
+        }
 
         let (every, _) = config.churn_every();
         let per_round = config.churn_count();
@@ -74,6 +60,13 @@ impl Testnet {
         let limit = config.duration + Duration::from_secs(120);
         loop {
             interrupted()?;
+            if chord.as_ref().is_some_and(|h| h.is_finished()) {
+                match chord.take().map(|h| h.join()) {
+                    Some(Ok(result)) => result?,
+                    _ => return Err(Error::Failed("testnet: the Chord workload failed".into())),
+                }
+                break;
+            }
             let status = self
                 .workload
                 .as_mut()
@@ -103,6 +96,48 @@ impl Testnet {
         }
         log.crashes = self.crashes;
         Ok(log)
+    }
+
+    /// Starts the `dht-workload` process (Mainline).
+    fn spawn_workload(
+        &mut self,
+        report: &Path,
+        seeds: &[String],
+        listen: SocketAddr,
+    ) -> Result<(), Error> {
+        let mut cmd = Command::new(&self.bins.workload);
+        if self.config.transport == Transport::Quic {
+            cmd.arg("--transport").arg("quic");
+        }
+        cmd.arg("--bootstrap")
+            .arg(seeds.join(","))
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--duration")
+            .arg(self.config.duration.as_secs_f64().to_string())
+            .arg("--ops-per-sec")
+            .arg(self.config.ops_per_sec.to_string())
+            .arg("--seed")
+            .arg(self.config.seed.to_string())
+            .arg("--report")
+            .arg(report)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(r) = self.config.republish {
+            cmd.arg("--republish").arg(r.to_string());
+        }
+        if let Some(d) = self.delays.last() {
+            cmd.arg("--egress-delay-ms")
+                .arg(format!("{}", d.round().max(1.0)));
+        }
+        self.workload = Some(cmd.spawn().map_err(|e| {
+            Error::Failed(format!(
+                "testnet: cannot start {}: {e}",
+                self.bins.workload.display()
+            ))
+        })?);
+        Ok(())
     }
 
     /// Kills `count` random nodes (SIGKILL: no goodbye, as a crash or a pulled cable) and

@@ -4,6 +4,21 @@
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    Mainline,
+    Chord,
+}
+
+impl Overlay {
+    pub fn name(self) -> &'static str {
+        match self {
+            Overlay::Mainline => "mainline",
+            Overlay::Chord => "chord",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
     Udp,
     Quic,
@@ -36,6 +51,8 @@ impl Store {
 #[derive(Debug, Clone)]
 pub struct TestnetConfig {
     pub nodes: usize,
+    /// `--overlay`: Mainline nodes with `dht-workload`, or a Chord ring with one-shot clients.
+    pub overlay: Overlay,
     pub transport: Transport,
     pub store: Store,
     pub duration: Duration,
@@ -55,6 +72,7 @@ impl Default for TestnetConfig {
     fn default() -> Self {
         TestnetConfig {
             nodes: 20,
+            overlay: Overlay::Mainline,
             transport: Transport::Udp,
             store: Store::Mem,
             duration: Duration::from_secs(60),

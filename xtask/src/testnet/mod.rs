@@ -9,10 +9,12 @@
 //!
 //! One file per concern: this one is the flow of a run; `config` the settings and the churn
 //! schedule; `binaries` building what runs; `process` the guard and the node processes;
-//! `churn` the workload's run with kills and restarts; `netns` the network namespaces;
+//! `churn` the workload's run with kills and restarts; `chord` the workload of `--overlay chord`
+//! (one-shot clients, the same records); `netns` the network namespaces;
 //! `report` reading the workload's records and summing them up; `plot` the SVG.
 
 mod binaries;
+mod chord;
 mod churn;
 mod config;
 mod netns;
@@ -30,7 +32,7 @@ use crate::rng::SplitMix64;
 use crate::Error;
 
 pub(crate) use binaries::{target_dir, workspace_root};
-pub use config::{Store, TestnetConfig, Transport, Verdict};
+pub use config::{Overlay, Store, TestnetConfig, Transport, Verdict};
 pub use netns::check_netns;
 
 use binaries::build;

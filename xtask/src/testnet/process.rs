@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::binaries::Bins;
 use super::netns::{Netns, NETNS_HTTP_PORT, NETNS_PORT};
-use super::{interrupted, Store, TestnetConfig, Transport, POLL};
+use super::{interrupted, Overlay, Store, TestnetConfig, Transport, POLL};
 use crate::rng::SplitMix64;
 use crate::Error;
 
@@ -111,7 +111,9 @@ impl Testnet {
             // predecessor and one earlier node: the network is connected from the start and
             // node 0 is not the only way in. Node 0's seeds come up after it: it retries.
             let mut seeds = vec![];
-            if i == 0 {
+            if i == 0 && self.config.overlay == Overlay::Chord {
+                // Chord has no routers: node 0 starts the ring the others join.
+            } else if i == 0 {
                 seeds.extend((1..n.min(SEEDS)).map(|j| addrs[j]));
             } else {
                 seeds.push(addrs[0]);
@@ -139,6 +141,9 @@ impl Testnet {
             }
             None => Command::new(&self.bins.node),
         };
+        if config.overlay != Overlay::Mainline {
+            cmd.args(["--overlay", config.overlay.name()]);
+        }
         cmd.arg("--listen").arg(node.addr.to_string());
         cmd.arg("--http").arg(node.http.to_string());
         if let Some(d) = self.delays.get(i) {

@@ -12,7 +12,7 @@ use dht_measure::workload::{Line, OpKind, OpRecord};
 use serde::{Serialize, Serializer};
 
 use super::churn::ChurnLog;
-use super::TestnetConfig;
+use super::{Overlay, TestnetConfig};
 use crate::Error;
 
 #[derive(Debug, Default)]
@@ -221,8 +221,9 @@ impl Summary {
         let (every, why) = c.churn_every();
         let _ = writeln!(
             t,
-            "testnet: {} nodes, {} / {}, {}, {} s at {} ops/s, seed {}",
+            "testnet: {} {} nodes, {} / {}, {}, {} s at {} ops/s, seed {}",
             c.nodes,
+            c.overlay.name(),
             c.transport.name(),
             c.store.name(),
             if c.netns {
@@ -248,10 +249,14 @@ impl Summary {
         );
         let _ = writeln!(
             t,
-            "nodes ready after {:.1} s; workload republishes every {}{}",
+            "nodes ready after {:.1} s; {}{}",
             self.ready_after.as_secs_f64(),
-            self.republish_s
-                .map_or("(default)".to_string(), |s| format!("{s} s")),
+            match (c.overlay, self.republish_s) {
+                // Chord keeps values without lifetimes: nothing to republish.
+                (Overlay::Chord, _) => "the workload does not republish".to_string(),
+                (Overlay::Mainline, None) => "workload republishes every (default)".to_string(),
+                (Overlay::Mainline, Some(s)) => format!("workload republishes every {s} s"),
+            },
             if self.skipped > 0 {
                 format!("; {} operations skipped (too many in flight)", self.skipped)
             } else {
@@ -314,6 +319,7 @@ impl Summary {
             threshold: c.threshold,
             passed: self.success_rate >= c.threshold && self.all.count > 0,
             nodes: c.nodes,
+            overlay: c.overlay.name(),
             transport: c.transport.name(),
             store: c.store.name(),
             netns: c.netns,
@@ -349,6 +355,8 @@ struct SummaryJson<'a> {
     threshold: f64,
     passed: bool,
     nodes: usize,
+    /// `mainline` or `chord`.
+    overlay: &'static str,
     transport: &'static str,
     store: &'static str,
     netns: bool,

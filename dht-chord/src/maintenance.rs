@@ -253,7 +253,6 @@ impl<S: Store> ChordNode<S> {
         }
         self.abandon_ops(now);
         self.pending.clear();
-        self.deadlines.clear();
         self.left = true;
     }
 }

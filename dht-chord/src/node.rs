@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use dht_core::kernel::RequestTable;
 use dht_core::krpc::code;
 use dht_core::{Id, Store, Transmit};
 use dht_core::{StoredItem, UnixMillis};
@@ -58,12 +59,8 @@ pub(crate) enum Waiting {
     CheckPredecessor { predecessor: Id },
 }
 
-#[derive(Debug)]
-pub(crate) struct Pending {
-    pub(crate) to: SocketAddr,
-    pub(crate) deadline: Instant,
-    pub(crate) waiting: Waiting,
-}
+/// A request of ours in flight: the kernel's record, with what it waits for.
+pub(crate) type Pending = dht_core::kernel::Pending<Waiting>;
 
 /// One Chord node as a state machine.
 ///
@@ -94,8 +91,9 @@ pub struct ChordNode<S: Store> {
     pub(crate) pass_begun: bool,
     pub(crate) joined: bool,
     pub(crate) left: bool,
-    pub(crate) pending: BTreeMap<[u8; 4], Pending>,
-    pub(crate) deadlines: BTreeSet<(Instant, [u8; 4])>,
+    /// Our requests in flight: the kernel's request table (4-byte ids, replies only
+    /// from the address asked, deadlines).
+    pub(crate) pending: RequestTable<Waiting>,
     pub(crate) ops: BTreeMap<OpId, Op>,
     pub(crate) next_op: u64,
     pub(crate) next_stabilize: Instant,
@@ -158,8 +156,7 @@ impl<S: Store> ChordNode<S> {
             pass_begun: false,
             joined: false,
             left: false,
-            pending: BTreeMap::new(),
-            deadlines: BTreeSet::new(),
+            pending: RequestTable::new(),
             ops: BTreeMap::new(),
             next_op: 0,
             next_stabilize: now,
@@ -313,7 +310,7 @@ impl<S: Store> ChordNode<S> {
         if self.left {
             return None;
         }
-        let request = self.deadlines.first().map(|(t, _)| *t);
+        let request = self.pending.next_deadline();
         if !self.joined {
             return request;
         }
@@ -337,15 +334,9 @@ impl<S: Store> ChordNode<S> {
         if self.left {
             return;
         }
-        while let Some(&(t, tid)) = self.deadlines.first() {
-            if t > now {
-                break;
-            }
-            self.deadlines.pop_first();
-            if let Some(p) = self.pending.remove(&tid) {
-                self.stats.timeouts += 1;
-                self.on_timeout(now, p);
-            }
+        while let Some(p) = self.pending.pop_expired(now) {
+            self.stats.timeouts += 1;
+            self.on_timeout(now, p);
         }
         if self.joined {
             self.housekeeping(now);
@@ -381,7 +372,7 @@ impl<S: Store> ChordNode<S> {
                 self.serve(now, from, &msg.t, Peer { id, addr: from }, query)
             }
             Body::Reply(reply) => {
-                let Some(p) = self.take_pending(&msg.t, from) else {
+                let Some(p) = self.take_pending(now, &msg.t, from) else {
                     return;
                 };
                 if self.asked_id(&p).is_some_and(|id| id != reply.id) {
@@ -394,7 +385,7 @@ impl<S: Store> ChordNode<S> {
                 self.on_reply(now, p, Some(reply));
             }
             Body::Error(..) => {
-                let Some(p) = self.take_pending(&msg.t, from) else {
+                let Some(p) = self.take_pending(now, &msg.t, from) else {
                     return;
                 };
                 // An error is an answer: the node lives but did not do what we asked.
@@ -404,19 +395,12 @@ impl<S: Store> ChordNode<S> {
     }
 
     /// The pending request answered by a message with transaction id `t` from `from`.
-    fn take_pending(&mut self, t: &[u8], from: SocketAddr) -> Option<Pending> {
-        let tid: Option<[u8; 4]> = t.try_into().ok();
-        match tid.and_then(|tid| self.pending.get(&tid).map(|p| (tid, p.to))) {
-            Some((tid, to)) if to == from => {
-                let p = self.pending.remove(&tid)?;
-                self.deadlines.remove(&(p.deadline, tid));
-                Some(p)
-            }
-            _ => {
-                self.stats.unexpected_replies += 1;
-                None
-            }
+    fn take_pending(&mut self, now: Instant, t: &[u8], from: SocketAddr) -> Option<Pending> {
+        let p = self.pending.take_reply(now, t, &from);
+        if p.is_none() {
+            self.stats.unexpected_replies += 1;
         }
+        p
     }
 
     // ---- sending ----
@@ -428,27 +412,18 @@ impl<S: Store> ChordNode<S> {
         query: &Query,
         waiting: Option<Waiting>,
     ) {
-        let mut tid = [0u8; 4];
-        loop {
-            self.rng.fill_bytes(&mut tid);
-            if !self.pending.contains_key(&tid) {
-                break;
-            }
-        }
+        let rng = &mut self.rng;
+        let tid = self.pending.unused_id(|| {
+            let mut t = [0u8; 4];
+            rng.fill_bytes(&mut t);
+            t
+        });
         let mut payload = Vec::with_capacity(128);
         wire::encode_query(&mut payload, &tid, &self.id, query);
         self.push(to, payload);
         if let Some(waiting) = waiting {
             let deadline = now + self.config.request_timeout;
-            self.pending.insert(
-                tid,
-                Pending {
-                    to,
-                    deadline,
-                    waiting,
-                },
-            );
-            self.deadlines.insert((deadline, tid));
+            self.pending.insert(tid, to, waiting, now, deadline);
         }
     }
 

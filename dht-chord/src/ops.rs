@@ -405,7 +405,7 @@ impl<S: Store> ChordNode<S> {
 
     /// A reply (`Some`) or a KRPC error (`None`) to a pending request.
     pub(crate) fn on_reply(&mut self, now: Instant, p: Pending, reply: Option<Reply>) {
-        match p.waiting {
+        match p.request {
             Waiting::Step { op, node } => {
                 let Some(o) = self.ops.get_mut(&op) else {
                     return;
@@ -479,7 +479,7 @@ impl<S: Store> ChordNode<S> {
     /// The id of the node a pending request went to, where it is known (a join's
     /// bootstrap addresses are asked by address alone).
     pub(crate) fn asked_id(&self, p: &Pending) -> Option<Id> {
-        match p.waiting {
+        match p.request {
             Waiting::Step { node, .. } => node,
             Waiting::Fetch { op } => match &self.ops.get(&op)?.phase {
                 Phase::AtSuccessors { list, index } => {
@@ -495,7 +495,7 @@ impl<S: Store> ChordNode<S> {
 
     /// A request that got no answer in time: its node is taken for dead.
     pub(crate) fn on_timeout(&mut self, now: Instant, p: Pending) {
-        match p.waiting {
+        match p.request {
             Waiting::Step { op, node } => {
                 if let Some(id) = node {
                     self.forget(&id);

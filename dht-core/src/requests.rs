@@ -138,6 +138,12 @@ impl<R, A: PartialEq> RequestTable<R, A> {
         }
     }
 
+    /// Forgets every request in flight (a node leaving its network).
+    pub fn clear(&mut self) {
+        self.pending.clear();
+        self.timers.clear();
+    }
+
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.timers.first().map(|(t, _)| *t)

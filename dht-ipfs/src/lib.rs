@@ -11,4 +11,17 @@
 //! inputs. Transports (libp2p over TCP + noise + yamux) and the simulator drive it.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod mem;
+mod peer;
+mod store;
 pub mod wire;
+
+pub use mem::MemStore;
+pub use peer::{
+    ip_of, key_of, InvalidPeerId, Key, PeerId, PeerInfo, MAX_ADDRS, MAX_INLINE_KEY_LEN,
+};
+pub use store::{
+    Store, StoreCounts, StoreError, StoreLimits, StoredProvider, StoredRecord, UnixMillis,
+};

@@ -16,6 +16,7 @@ pub mod conformance;
 mod mem;
 mod peer;
 mod store;
+mod validate;
 pub mod wire;
 
 pub use mem::MemStore;
@@ -24,4 +25,8 @@ pub use peer::{
 };
 pub use store::{
     Store, StoreCounts, StoreError, StoreLimits, StoredProvider, StoredRecord, UnixMillis,
+};
+pub use validate::{
+    validate_pk, Namespaces, RecordError, RecordPolicy, Validator, MAX_PUBLIC_KEY_LEN,
+    PERMISSIVE_MAX_VALUE, PK_PREFIX,
 };

@@ -14,12 +14,14 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod mem;
+mod node;
 mod peer;
 mod store;
 mod validate;
 pub mod wire;
 
 pub use mem::MemStore;
+pub use node::{Config, Mode, Node, Outcome, Request, RequestError, KAD_PROTOCOL};
 pub use peer::{
     ip_of, key_of, InvalidPeerId, Key, PeerId, PeerInfo, MAX_ADDRS, MAX_INLINE_KEY_LEN,
 };

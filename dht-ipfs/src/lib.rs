@@ -21,7 +21,7 @@ mod validate;
 pub mod wire;
 
 pub use mem::MemStore;
-pub use node::{Config, Mode, Node, Outcome, Request, RequestError, KAD_PROTOCOL};
+pub use node::{grind_preimage, Config, Mode, Node, Outcome, Request, RequestError, KAD_PROTOCOL};
 pub use peer::{
     ip_of, key_of, InvalidPeerId, Key, PeerId, PeerInfo, MAX_ADDRS, MAX_INLINE_KEY_LEN,
 };

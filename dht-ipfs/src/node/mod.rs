@@ -22,6 +22,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 pub use config::{Config, Mode, KAD_PROTOCOL};
+pub use maintain::grind_preimage;
 pub use request::{Outcome, Request, RequestError};
 
 use crate::peer::{Key, PeerId, PeerInfo};

@@ -640,3 +640,59 @@ fn loopback_is_exempt_from_diversity_unless_the_exemption_is_off() {
         "one server per IP once the exemption is off"
     );
 }
+
+#[test]
+fn commands_whose_message_exceeds_16_kib_are_refused_at_once() {
+    let mut s = server();
+    let now = s.now;
+    assert_eq!(
+        s.node.start(
+            now,
+            dht_ipfs::Request::FindNode {
+                key: vec![1; 17 * 1024]
+            }
+        ),
+        Err(dht_ipfs::RequestError::TooLarge)
+    );
+    assert_eq!(
+        s.node
+            .start(now, dht_ipfs::Request::GetProviders { key: vec![1; 81] }),
+        Err(dht_ipfs::RequestError::BadKey)
+    );
+    assert!(matches!(
+        s.node.start(
+            now,
+            dht_ipfs::Request::PutRecord {
+                key: b"/v/x".to_vec(),
+                value: vec![1]
+            }
+        ),
+        Err(dht_ipfs::RequestError::InvalidRecord(
+            RecordError::UnknownNamespace
+        ))
+    ));
+    assert_eq!(s.node.poll_output(), None, "nothing left");
+}
+
+#[test]
+fn one_admitting_request_per_peer_at_a_time() {
+    let mut s = server();
+    let now = s.now;
+    let protocols = [KAD_PROTOCOL.to_string()];
+    for _ in 0..3 {
+        s.node.handle_input(
+            now,
+            Input::Identified {
+                peer: peer(1),
+                protocols: &protocols,
+            },
+        );
+    }
+    assert!(matches!(s.node.poll_output(), Some(Output::Request { .. })));
+    assert_eq!(
+        s.node.poll_output(),
+        None,
+        "identify repeated: still one FIND_NODE"
+    );
+    assert_eq!(s.node.requests_in_flight(), 1);
+}

@@ -112,6 +112,9 @@ impl<S: Store, V: Validator> Node<S, V> {
 
     /// Asks `peer` for the peers closest to our own key: its answer admits it.
     fn admit(&mut self, now: Instant, peer: PeerInfo) {
+        if !self.admitting.insert(peer.id().clone()) {
+            return;
+        }
         let msg = Message::new(
             MessageType::FindNode,
             self.config.peer_id.as_bytes().to_vec(),

@@ -70,6 +70,8 @@ pub struct Node<S: Store, V: Validator = Namespaces> {
     events: VecDeque<Event<Outcome>>,
     /// Peers with an open connection (FIND_NODE answers mark them CONNECTED).
     connected: BTreeSet<PeerId>,
+    /// Peers sent an admitting FIND_NODE not answered yet: one at a time each.
+    admitting: BTreeSet<PeerId>,
     /// `now` and the wall-clock time it stands for: store deadlines are wall time.
     anchor: (Instant, UnixMillis),
     maintenance: maintain::Maintenance,
@@ -113,6 +115,7 @@ impl<S: Store, V: Validator> Node<S, V> {
             outputs: VecDeque::new(),
             events: VecDeque::new(),
             connected: BTreeSet::new(),
+            admitting: BTreeSet::new(),
             anchor: (now, wall),
             maintenance: maintain::Maintenance::new(now, &config),
             config,
@@ -259,7 +262,9 @@ impl<S: Store, V: Validator> Node<S, V> {
             }
         }
         match asked.purpose {
-            Purpose::Admit => {}
+            Purpose::Admit => {
+                self.admitting.remove(asked.peer.id());
+            }
             Purpose::Lookup { query, path } => {
                 self.on_lookup_answer(now, query, path, &asked.peer, reply)
             }

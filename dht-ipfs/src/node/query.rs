@@ -22,6 +22,10 @@ use crate::store::{Store, StoredProvider, StoredRecord};
 use crate::validate::Validator;
 use crate::wire::{self, Message, MessageType, Record};
 
+/// Most providers one GetProviders query collects: every reply may name 256, and a
+/// lookup hears from up to `max_candidates` servers.
+const MAX_PROVIDERS_FOUND: usize = 256;
+
 /// What differs between kinds of query, with what each has found so far.
 #[derive(Debug)]
 pub(super) enum Kind {
@@ -87,10 +91,12 @@ impl<S: Store, V: Validator> Node<S, V> {
                 Ok(self.new_query(now, Kind::Bootstrap, key, seeds, false))
             }
             Request::FindNode { key } => {
+                self.check_size(&Message::new(MessageType::FindNode, key.clone()))?;
                 Ok(self.new_query(now, Kind::FindNode, key, vec![], false))
             }
             Request::PutRecord { key, value } => self.put_record(now, key, value, false),
             Request::GetRecord { key } => {
+                self.check_size(&Message::new(MessageType::GetValue, key.clone()))?;
                 let wall = self.wall(now);
                 let local = self
                     .store
@@ -156,9 +162,7 @@ impl<S: Store, V: Validator> Node<S, V> {
         };
         let mut put = Message::new(MessageType::PutValue, key.clone());
         put.record = Some(record.clone());
-        if wire::frame_len(&put) > self.config.max_send_bytes {
-            return Err(RequestError::TooLarge);
-        }
+        self.check_size(&put)?;
         let wall = self.wall(now);
         let stored = StoredRecord {
             key: key.clone(),
@@ -200,6 +204,14 @@ impl<S: Store, V: Validator> Node<S, V> {
         Ok(self.new_query(now, Kind::StartProviding, key, vec![], silent))
     }
 
+    /// Refuses a command whose message would exceed what we send (16 KiB).
+    fn check_size(&self, msg: &Message) -> Result<(), RequestError> {
+        if wire::frame_len(msg) > self.config.max_send_bytes {
+            return Err(RequestError::TooLarge);
+        }
+        Ok(())
+    }
+
     /// Starts a lookup toward SHA-256(`key`) from the table's closest and `seeds`.
     pub(super) fn new_query(
         &mut self,
@@ -212,7 +224,8 @@ impl<S: Store, V: Validator> Node<S, V> {
         let id = self.next_query_id();
         let target = key_of(&key);
         let (k, alpha) = (self.config.k, self.config.alpha);
-        let paths = self.config.disjoint_paths.max(1);
+        // Paths are numbered by a byte on the requests in flight.
+        let paths = self.config.disjoint_paths.clamp(1, usize::from(u8::MAX));
         let mut lookup = Paths::new(
             (0..paths)
                 .map(|_| Candidates::toward(target, k, alpha, self.config.max_candidates))
@@ -341,6 +354,9 @@ impl<S: Store, V: Validator> Node<S, V> {
             }
             Kind::GetProviders { found } => {
                 for p in msg.provider_peers.iter().filter_map(PeerInfo::from_wire) {
+                    if found.len() >= MAX_PROVIDERS_FOUND && !found.contains_key(p.id()) {
+                        break;
+                    }
                     let known = found.entry(p.id().clone()).or_insert_with(|| p.clone());
                     if known.addrs().is_empty() {
                         *known = p;

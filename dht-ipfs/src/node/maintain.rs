@@ -1,0 +1,210 @@
+//! Keeping the node in the network: identify-driven admission, the housekeeping run
+//! (store expiry, bucket refresh, liveness of questionable contacts, republishing our
+//! records and provider announcements) and the PeerId grinding a refresh needs.
+//!
+//! Admission: only servers enter the table, and only once they answered us. A peer
+//! identify reports as a server (listing `/ipfs/kad/1.0.0`), whether we dialed it or
+//! it connected to us, is sent a FIND_NODE of our own key at once, at the listen
+//! addresses identify gave (never the connection's source port); its answer puts it
+//! in the main bucket if there is room, in the replacement cache otherwise. A peer
+//! whose identify stops listing the protocol leaves the table. Liveness is the same
+//! FIND_NODE (PING is answered, never sent).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use dht_core::kernel::Contact;
+use rand_chacha::rand_core::RngCore;
+
+use super::query::Kind;
+use super::{Config, Node, Purpose, KAD_PROTOCOL};
+use crate::peer::{key_of, Key, PeerInfo};
+use crate::store::Store;
+use crate::validate::Validator;
+use crate::wire::{Message, MessageType};
+
+/// Most buckets a bootstrap refreshes (the farthest first).
+const MAX_BOOTSTRAP_REFRESHES: usize = 16;
+
+/// Housekeeping's clock and what we publish.
+#[derive(Debug)]
+pub(super) struct Maintenance {
+    next_run: Instant,
+    /// Our records, with when each is sent again.
+    records: BTreeMap<Vec<u8>, (Vec<u8>, Instant)>,
+    /// Keys we provide, with when each is announced again.
+    provided: BTreeMap<Vec<u8>, Instant>,
+}
+
+impl Maintenance {
+    pub(super) fn new(now: Instant, config: &Config) -> Maintenance {
+        Maintenance {
+            next_run: now + config.housekeeping_interval,
+            records: BTreeMap::new(),
+            provided: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn next_run(&self) -> Instant {
+        self.next_run
+    }
+
+    pub(super) fn published(
+        &mut self,
+        now: Instant,
+        config: &Config,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) {
+        self.records
+            .insert(key, (value, now + config.republish_interval));
+    }
+
+    pub(super) fn provided(&mut self, now: Instant, config: &Config, key: Vec<u8>) {
+        self.provided.insert(key, now + config.republish_interval);
+    }
+}
+
+/// A PeerId-shaped preimage (a SHA-256 multihash of random bytes) whose key shares
+/// exactly `bucket` leading bits with `own` (at least `bucket` for the last bucket,
+/// which holds everything that deep): tried up to `limit` times, else the one found
+/// whose shared prefix came closest to `bucket`.
+pub fn grind_preimage(
+    own: &Key,
+    bucket: usize,
+    last: bool,
+    limit: u32,
+    rng: &mut impl RngCore,
+) -> Vec<u8> {
+    let mut best: Option<(usize, Vec<u8>)> = None;
+    for _ in 0..limit.max(1) {
+        let mut candidate = vec![0x12, 0x20];
+        let mut digest = [0u8; 32];
+        rng.fill_bytes(&mut digest);
+        candidate.extend(digest);
+        let shared = own.common_prefix_len(&key_of(&candidate));
+        if shared == bucket || (last && shared > bucket) {
+            return candidate;
+        }
+        let miss = shared.abs_diff(bucket);
+        if best.as_ref().is_none_or(|(m, _)| miss < *m) {
+            best = Some((miss, candidate));
+        }
+    }
+    best.map(|(_, c)| c).unwrap_or_default()
+}
+
+impl<S: Store, V: Validator> Node<S, V> {
+    /// Identify told us what `peer` speaks and where it listens.
+    pub(super) fn on_identified(&mut self, now: Instant, peer: PeerInfo, protocols: &[String]) {
+        if *peer.key() == self.own {
+            return;
+        }
+        if !protocols.iter().any(|p| p == KAD_PROTOCOL) {
+            self.table.remove(peer.key());
+            return;
+        }
+        if peer.addrs().is_empty() {
+            return;
+        }
+        self.admit(now, peer);
+    }
+
+    /// Asks `peer` for the peers closest to our own key: its answer admits it.
+    fn admit(&mut self, now: Instant, peer: PeerInfo) {
+        if !self.admitting.insert(peer.id().clone()) {
+            return;
+        }
+        let msg = Message::new(
+            MessageType::FindNode,
+            self.config.peer_id.as_bytes().to_vec(),
+        );
+        self.send_request(now, peer, &msg, Purpose::Admit);
+    }
+
+    /// Housekeeping, when due: expiry, refresh, liveness, republishing.
+    pub(super) fn housekeeping(&mut self, now: Instant) {
+        if now < self.maintenance.next_run {
+            return;
+        }
+        self.maintenance.next_run = now + self.config.housekeeping_interval;
+        let wall = self.wall(now);
+        // Bounded per run; the next run takes the rest.
+        let _ = self.store.expire(wall, self.config.expire_per_run);
+        if !self.table.is_empty() {
+            let last = self.table.bucket_count() - 1;
+            for bucket in self.table.stale_buckets(now, self.config.refresh_interval) {
+                self.refresh_bucket(now, bucket, bucket == last);
+            }
+        }
+        for peer in self.table.questionable(now, self.config.liveness_per_run) {
+            self.admit(now, peer);
+        }
+        self.republish(now);
+    }
+
+    /// A lookup into bucket `bucket` toward a ground preimage.
+    fn refresh_bucket(&mut self, now: Instant, bucket: usize, last: bool) {
+        self.table.touch_bucket(bucket, now);
+        let key = grind_preimage(
+            &self.own,
+            bucket,
+            last,
+            self.config.refresh_grind_limit,
+            &mut self.rng,
+        );
+        self.new_query(now, Kind::Refresh, key, vec![], true);
+    }
+
+    /// After a bootstrap's own-key lookup: one lookup into each bucket that is not full,
+    /// down to the depth of the closest peer found (the own-key lookup fills only the
+    /// buckets near us).
+    pub(super) fn refresh_after_bootstrap(&mut self, now: Instant, closest: &[PeerInfo]) {
+        let deepest = closest
+            .first()
+            .map_or(0, |p| self.own.common_prefix_len(p.key()));
+        let buckets = (self.table.bucket_count().saturating_sub(1))
+            .max(deepest)
+            .min(MAX_BOOTSTRAP_REFRESHES);
+        let running = self.lookup_targets();
+        for bucket in 0..buckets {
+            let last = bucket + 1 >= self.table.bucket_count();
+            let full = !last && self.table.bucket_len(bucket) >= self.table.k();
+            let busy = running
+                .iter()
+                .any(|t| self.own.common_prefix_len(t) == bucket);
+            if !full && !busy {
+                self.refresh_bucket(now, bucket, false);
+            }
+        }
+    }
+
+    /// Sends our records and provider announcements again when their time comes.
+    fn republish(&mut self, now: Instant) {
+        let due: Vec<(Vec<u8>, Vec<u8>)> = self
+            .maintenance
+            .records
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|(k, (v, _))| (k.clone(), v.clone()))
+            .collect();
+        for (key, value) in due {
+            // A record that no longer validates (a policy changed) is dropped.
+            if self.put_record(now, key.clone(), value, true).is_err() {
+                self.maintenance.records.remove(&key);
+            }
+        }
+        let due: Vec<Vec<u8>> = self
+            .maintenance
+            .provided
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if self.start_providing(now, key.clone(), true).is_err() {
+                self.maintenance.provided.remove(&key);
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Answering requests: one function per message type, as go-libp2p-kad-dht and
+//! rust-libp2p answer them, every reply trimmed to `max_send_bytes` (16 KiB).
+//!
+//! FIND_NODE keys are arbitrary bytes (rust's `get_closest_peers` sends whatever it is
+//! given): the key is hashed, never parsed. Closer peers are the k closest servers of
+//! our table, never the requester. A PUT_VALUE that does not validate, or that the
+//! validator ranks below the record we hold, gets its stream reset (go answers "old
+//! record"); an equal one is accepted, so republishing succeeds. ADD_PROVIDER stores
+//! only the sender itself, with at least one address, and is never answered.
+
+use std::time::{Duration, Instant};
+
+use dht_core::kernel::Contact;
+use dht_core::{Output, StreamId};
+
+use super::Node;
+use crate::peer::{key_of, Key, PeerInfo};
+use crate::store::{Store, StoredProvider, StoredRecord, UnixMillis};
+use crate::validate::Validator;
+use crate::wire::{self, ConnectionType, Message, MessageType, Record};
+
+/// Provider keys (content multihashes) are 1 to 80 bytes.
+pub(super) const MAX_PROVIDER_KEY: usize = 80;
+
+/// Milliseconds of a duration, saturating.
+pub(super) fn millis(d: Duration) -> UnixMillis {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl<S: Store, V: Validator> Node<S, V> {
+    /// A request arrived on inbound stream `stream` from the authenticated `from`.
+    pub(super) fn serve(&mut self, now: Instant, from: &PeerInfo, stream: StreamId, bytes: &[u8]) {
+        if !self.is_server() {
+            self.outputs.push_back(Output::Reset { stream });
+            return;
+        }
+        let Ok(msg) = wire::decode_frame(bytes, self.config.max_request_bytes) else {
+            self.outputs.push_back(Output::Reset { stream });
+            return;
+        };
+        let reply = match msg.kind() {
+            Some(MessageType::FindNode) => Some(self.answer_find_node(&msg, from, now)),
+            Some(MessageType::GetValue) => self.answer_get_value(&msg, from, now),
+            Some(MessageType::PutValue) => self.answer_put_value(msg, from, now),
+            Some(MessageType::GetProviders) => self.answer_get_providers(&msg, from, now),
+            Some(MessageType::AddProvider) => {
+                if !self.accept_add_provider(&msg, from, now) {
+                    self.outputs.push_back(Output::Reset { stream });
+                }
+                return;
+            }
+            Some(MessageType::Ping) => Some(Message::new(MessageType::Ping, Vec::new())),
+            None => None,
+        };
+        let max = self.config.max_send_bytes;
+        let out = match reply {
+            Some(mut m) => {
+                if wire::trim_to_fit(&mut m, max) {
+                    Output::Reply {
+                        stream,
+                        payload: wire::encode_frame(&m),
+                    }
+                } else {
+                    Output::Reset { stream }
+                }
+            }
+            None => Output::Reset { stream },
+        };
+        self.outputs.push_back(out);
+    }
+
+    /// The k closest servers with addresses to `target`, closest first, not `except`.
+    pub(super) fn closer_peers(
+        &self,
+        target: &Key,
+        except: &PeerInfo,
+        now: Instant,
+    ) -> Vec<wire::Peer> {
+        let k = self.config.k;
+        self.table
+            .closest(target, k + 1, now)
+            .into_iter()
+            .filter(|p| p.id() != except.id() && !p.addrs().is_empty())
+            .take(k)
+            .map(|p| {
+                let c = if self.connected.contains(p.id()) {
+                    ConnectionType::Connected
+                } else {
+                    ConnectionType::NotConnected
+                };
+                p.to_wire(c)
+            })
+            .collect()
+    }
+
+    fn answer_find_node(&self, msg: &Message, from: &PeerInfo, now: Instant) -> Message {
+        let mut reply = Message::new(MessageType::FindNode, Vec::new());
+        reply.closer_peers = self.closer_peers(&key_of(&msg.key), from, now);
+        reply
+    }
+
+    fn answer_get_value(&self, msg: &Message, from: &PeerInfo, now: Instant) -> Option<Message> {
+        if msg.key.is_empty() {
+            return None;
+        }
+        let mut reply = Message::new(MessageType::GetValue, msg.key.clone());
+        // Stored records were validated when they came; a policy changed since may
+        // refuse them now, and then they are not handed out.
+        reply.record = self
+            .store
+            .record(&msg.key, self.wall(now))
+            .ok()
+            .flatten()
+            .filter(|r| self.validator.validate(&r.key, &r.value).is_ok())
+            .map(|r| Record {
+                key: r.key,
+                value: r.value,
+                publisher: r.publisher.unwrap_or_default(),
+                ..Record::default()
+            });
+        reply.closer_peers = self.closer_peers(&key_of(&msg.key), from, now);
+        Some(reply)
+    }
+
+    /// The share a remote peer's writes are charged to: its IP (/64 for IPv6), or none
+    /// for exempt (loopback, private) sources.
+    fn source_of(&self, from: &PeerInfo) -> Option<Vec<u8>> {
+        let ip = from.ip()?;
+        if self.config.defense.is_exempt(ip) {
+            return None;
+        }
+        Some(dht_core::source_of(ip).to_string().into_bytes())
+    }
+
+    fn answer_put_value(&mut self, msg: Message, from: &PeerInfo, now: Instant) -> Option<Message> {
+        let record = msg.record.as_ref()?;
+        if record.key != msg.key || msg.key.is_empty() {
+            return None;
+        }
+        self.validator.validate(&record.key, &record.value).ok()?;
+        let wall = self.wall(now);
+        if let Some(held) = self.store.record(&record.key, wall).ok().flatten() {
+            let best = self
+                .validator
+                .select(&record.key, &[&record.value, &held.value])
+                .ok()?;
+            if best != 0 {
+                return None;
+            }
+        }
+        // rust's `ttl` is honoured up to our own record lifetime.
+        let mut ttl = self.config.record_ttl;
+        if record.ttl > 0 {
+            ttl = ttl.min(Duration::from_secs(u64::from(record.ttl)));
+        }
+        let stored = StoredRecord {
+            key: record.key.clone(),
+            value: record.value.clone(),
+            publisher: (!record.publisher.is_empty()).then(|| record.publisher.clone()),
+            expires_at: wall.saturating_add(millis(ttl)),
+        };
+        let source = self.source_of(from);
+        self.store
+            .put_record(stored, source.as_deref(), wall)
+            .ok()?;
+        // The echo: rust refuses a PUT_VALUE reply without the record.
+        Some(msg)
+    }
+
+    fn accept_add_provider(&mut self, msg: &Message, from: &PeerInfo, now: Instant) -> bool {
+        if msg.key.is_empty() || msg.key.len() > MAX_PROVIDER_KEY {
+            return false;
+        }
+        let wall = self.wall(now);
+        let source = self.source_of(from);
+        // Only the sender may announce itself, and only with an address to reach it.
+        let providers = msg
+            .provider_peers
+            .iter()
+            .filter_map(PeerInfo::from_wire)
+            .filter(|p| p.id() == from.id() && !p.addrs().is_empty());
+        for p in providers {
+            let entry = StoredProvider {
+                provider: p.id().clone(),
+                addrs: p.addrs().to_vec(),
+                expires_at: wall.saturating_add(millis(self.config.provider_ttl)),
+                addrs_expire_at: wall.saturating_add(millis(self.config.provider_addrs_ttl)),
+            };
+            // A full key or share drops the announcement: there is no reply to refuse.
+            let _ = self
+                .store
+                .add_provider(&msg.key, entry, source.as_deref(), wall);
+        }
+        true
+    }
+
+    fn answer_get_providers(
+        &self,
+        msg: &Message,
+        from: &PeerInfo,
+        now: Instant,
+    ) -> Option<Message> {
+        if msg.key.is_empty() || msg.key.len() > MAX_PROVIDER_KEY {
+            return None;
+        }
+        let mut reply = Message::new(MessageType::GetProviders, msg.key.clone());
+        reply.provider_peers = self
+            .store
+            .providers(&msg.key, self.wall(now))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| PeerInfo::new(p.provider, p.addrs).to_wire(ConnectionType::NotConnected))
+            .collect();
+        reply.closer_peers = self.closer_peers(&key_of(&msg.key), from, now);
+        Some(reply)
+    }
+}

@@ -1,0 +1,226 @@
+//! libp2p peers as the kernel holds them: a [`PeerId`] (a binary multihash of the
+//! peer's public key), its place in the 256-bit keyspace (SHA-256 of the PeerId
+//! bytes) and a bounded list of multiaddrs ([`PeerInfo`], the kernel's [`Contact`]).
+//!
+//! The IP the diversity rules count is the first address's; loopback and private
+//! addresses are exempt from them under `dht_core::Defense`'s default, as in the
+//! Mainline node, and `Defense::exempt_local = false` applies them.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use dht_core::kernel::Contact;
+use dht_core::Id;
+use multiaddr::{Multiaddr, Protocol};
+use sha2::{Digest, Sha256};
+
+use crate::wire;
+
+/// A point of the 256-bit keyspace.
+pub type Key = Id<32>;
+
+/// The keyspace point of any preimage: a PeerId's bytes, a record key, a provider key.
+pub fn key_of(preimage: &[u8]) -> Key {
+    Id(Sha256::digest(preimage).into())
+}
+
+/// Multihash code of the identity hash (public keys of at most 42 bytes inline).
+const IDENTITY: u64 = 0x00;
+/// Multihash code of SHA-256.
+const SHA2_256: u64 = 0x12;
+/// Longest encoded public key a PeerId carries inline (libp2p's peer-ids spec).
+pub const MAX_INLINE_KEY_LEN: usize = 42;
+
+/// A libp2p PeerId: the identity multihash of a protobuf-encoded public key of at most
+/// 42 bytes (ed25519, secp256k1), or its SHA-256 multihash (RSA, ECDSA).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId(Vec<u8>);
+
+/// Bytes that are no PeerId.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a PeerId multihash")]
+pub struct InvalidPeerId;
+
+impl PeerId {
+    /// Parses a binary PeerId: identity (digest of at most 42 bytes) or SHA-256
+    /// (digest of 32 bytes), nothing after the digest.
+    pub fn from_bytes(bytes: &[u8]) -> Result<PeerId, InvalidPeerId> {
+        let (code, n) = small_varint(bytes).ok_or(InvalidPeerId)?;
+        let (len, m) = small_varint(&bytes[n..]).ok_or(InvalidPeerId)?;
+        let digest = &bytes[n + m..];
+        let fits = match code {
+            IDENTITY => digest.len() <= MAX_INLINE_KEY_LEN,
+            SHA2_256 => digest.len() == 32,
+            _ => false,
+        };
+        if !fits || digest.len() as u64 != len {
+            return Err(InvalidPeerId);
+        }
+        Ok(PeerId(bytes.to_vec()))
+    }
+
+    /// The PeerId of a protobuf-encoded public key (libp2p's `PublicKey` message).
+    pub fn from_public_key_protobuf(encoded: &[u8]) -> PeerId {
+        let (code, digest): (u8, Vec<u8>) = if encoded.len() <= MAX_INLINE_KEY_LEN {
+            (IDENTITY as u8, encoded.to_vec())
+        } else {
+            (SHA2_256 as u8, Sha256::digest(encoded).to_vec())
+        };
+        // Both lengths are below 128: one varint byte each.
+        let mut b = vec![code, digest.len() as u8];
+        b.extend(digest);
+        PeerId(b)
+    }
+
+    /// The binary multihash.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Its point in the keyspace.
+    pub fn key(&self) -> Key {
+        key_of(&self.0)
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The tail: identity PeerIds share their first bytes (the key type).
+        let tail = &self.0[self.0.len().saturating_sub(6)..];
+        write!(f, "PeerId(..")?;
+        for b in tail {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// A varint of at most two bytes (multihash codes and lengths used here are small).
+fn small_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    match bytes {
+        [a, ..] if a & 0x80 == 0 => Some((u64::from(*a), 1)),
+        [a, b, ..] if b & 0x80 == 0 && *b != 0 => {
+            Some((u64::from(a & 0x7f) | (u64::from(*b) << 7), 2))
+        }
+        _ => None,
+    }
+}
+
+/// Most addresses kept for one peer: a node listening on IPv4 and IPv6, TCP and QUIC,
+/// with a relay or two, has fewer; a peer listing more is not given more memory.
+pub const MAX_ADDRS: usize = 16;
+
+/// A peer as the routing table and lookups hold it: PeerId, key and listen addresses.
+#[derive(Clone, PartialEq)]
+pub struct PeerInfo {
+    id: PeerId,
+    key: Key,
+    addrs: Vec<Multiaddr>,
+}
+
+impl fmt::Debug for PeerInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerInfo")
+            .field("id", &self.id)
+            .field("addrs", &self.addrs)
+            .finish()
+    }
+}
+
+impl PeerInfo {
+    /// `id` at `addrs` (duplicates dropped, at most [`MAX_ADDRS`] kept, in order).
+    pub fn new(id: PeerId, addrs: impl IntoIterator<Item = Multiaddr>) -> PeerInfo {
+        let mut kept: Vec<Multiaddr> = Vec::new();
+        for a in addrs {
+            if kept.len() >= MAX_ADDRS {
+                break;
+            }
+            if !kept.contains(&a) {
+                kept.push(a);
+            }
+        }
+        PeerInfo {
+            key: id.key(),
+            id,
+            addrs: kept,
+        }
+    }
+
+    /// A peer read from the wire: a valid PeerId, and those of its addresses that
+    /// parse (others are dropped). `None` when the id is not a PeerId.
+    pub fn from_wire(p: &wire::Peer) -> Option<PeerInfo> {
+        let id = PeerId::from_bytes(&p.id).ok()?;
+        let addrs = p
+            .addrs
+            .iter()
+            .filter_map(|a| Multiaddr::try_from(a.clone()).ok());
+        Some(PeerInfo::new(id, addrs))
+    }
+
+    /// The peer for the wire, with the connection hint.
+    pub fn to_wire(&self, connection: wire::ConnectionType) -> wire::Peer {
+        wire::Peer {
+            id: self.id.0.clone(),
+            addrs: self.addrs.iter().map(|a| a.to_vec()).collect(),
+            connection: connection as i32,
+        }
+    }
+
+    /// The PeerId.
+    pub fn id(&self) -> &PeerId {
+        &self.id
+    }
+
+    /// The listen addresses, in the order given.
+    pub fn addrs(&self) -> &[Multiaddr] {
+        &self.addrs
+    }
+
+    /// The same peer at other addresses.
+    pub fn with_addrs(&self, addrs: impl IntoIterator<Item = Multiaddr>) -> PeerInfo {
+        PeerInfo::new(self.id.clone(), addrs)
+    }
+}
+
+/// The IP of a multiaddr's first `/ip4` or `/ip6` component.
+pub fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(a) => Some(IpAddr::V4(a)),
+        Protocol::Ip6(a) => Some(IpAddr::V6(a)),
+        _ => None,
+    })
+}
+
+impl Contact for PeerInfo {
+    type Key = Key;
+
+    fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The first address's IP: the one the peer is dialed at first.
+    fn ip(&self) -> Option<IpAddr> {
+        self.addrs.first().and_then(ip_of)
+    }
+
+    /// The same first address: where a dial goes first.
+    fn same_endpoint(&self, other: &Self) -> bool {
+        !self.addrs.is_empty() && self.addrs.first() == other.addrs.first()
+    }
+
+    /// The transport authenticates every PeerId (noise), so a key is always bound to
+    /// whoever answers for it.
+    fn is_verified(&self) -> bool {
+        true
+    }
+
+    /// A peer that answered at its newer addresses proved it listens there (the
+    /// transport authenticated it): they replace the old ones.
+    fn readdress(&mut self, newer: &Self) -> bool {
+        if newer.addrs.is_empty() {
+            return false;
+        }
+        self.addrs = newer.addrs.clone();
+        true
+    }
+}

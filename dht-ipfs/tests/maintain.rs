@@ -1,0 +1,164 @@
+//! Keeping the node in the network: servers that join through a node are in its
+//! answers within a second, bucket refreshes find preimages in their bucket (bounded),
+//! our records and provider announcements outlive the 48 h holders keep them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Net;
+use dht_core::kernel::{Contact, Key as _};
+use dht_core::{Input, Output, Overlay, StreamId};
+use dht_ipfs::wire::{decode_frame, encode_frame, Message, MessageType};
+use dht_ipfs::{grind_preimage, key_of, Key, Outcome, Request, PK_PREFIX};
+use libp2p_identity::Keypair;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+#[test]
+fn servers_that_joined_through_a_node_are_in_its_answers_within_a_second() {
+    let mut net = Net::new(1, 4, |_| {});
+    let first = net.peers[0].clone();
+    for i in 1..3 {
+        net.start(
+            i,
+            Request::Bootstrap {
+                seeds: vec![first.clone()],
+            },
+        );
+    }
+    net.run_for(Duration::from_secs(1));
+    // Node 3 (a stranger) asks node 0 for the peers closest to anything.
+    let asker = net.peers[3].clone();
+    let now = net.now;
+    let req = encode_frame(&Message::new(MessageType::FindNode, b"any".to_vec()));
+    net.node(0).handle_input(
+        now,
+        Input::StreamRequest {
+            from: asker,
+            stream: StreamId(1),
+            bytes: &req,
+        },
+    );
+    let Some(Output::Reply { payload, .. }) = net.node(0).poll_output() else {
+        panic!("an answer");
+    };
+    let reply = decode_frame(&payload, 1 << 17).unwrap();
+    let listed: Vec<Vec<u8>> = reply.closer_peers.iter().map(|p| p.id.clone()).collect();
+    for i in 1..3 {
+        assert!(
+            listed.contains(&net.peers[i].id().as_bytes().to_vec()),
+            "node {i} joined through node 0 and is listed"
+        );
+    }
+}
+
+#[test]
+fn a_client_is_never_routed_to() {
+    let mut net = Net::new(2, 3, |c| {
+        if c.listen_addrs[0].to_string().starts_with("/ip4/127.0.0.3/") {
+            c.mode = dht_ipfs::Mode::Client;
+        }
+    });
+    let first = net.peers[0].clone();
+    net.start(
+        1,
+        Request::Bootstrap {
+            seeds: vec![first.clone()],
+        },
+    );
+    let done = net.run_request(
+        2,
+        Request::Bootstrap { seeds: vec![first] },
+        Duration::from_secs(30),
+    );
+    assert!(
+        matches!(done.outcome, Outcome::Peers { ref closest } if !closest.is_empty()),
+        "a client looks up"
+    );
+    net.run_for(Duration::from_secs(5));
+    let client = net.peers[2].key().to_owned();
+    assert!(net.node(0).table().get(&client).is_none());
+    assert!(net.node(1).table().get(&client).is_none());
+    let server = *net.peers[1].key();
+    assert!(net.node(0).table().get(&server).is_some());
+}
+
+#[test]
+fn refresh_preimages_fall_in_their_bucket_and_grinding_is_bounded() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let own: Key = Key::random(&mut rng);
+    for bucket in 0..12 {
+        let p = grind_preimage(&own, bucket, false, 1 << 16, &mut rng);
+        assert_eq!(
+            own.common_prefix_len(&key_of(&p)),
+            bucket,
+            "bucket {bucket}"
+        );
+        assert_eq!(&p[..2], &[0x12, 0x20], "PeerId-shaped: a SHA-256 multihash");
+    }
+    // The last bucket takes anything at least that deep.
+    let p = grind_preimage(&own, 3, true, 1 << 16, &mut rng);
+    assert!(own.common_prefix_len(&key_of(&p)) >= 3);
+    // Bucket 60 is out of reach in 1,024 tries: the closest found comes back.
+    let p = grind_preimage(&own, 60, false, 1 << 10, &mut rng);
+    let shared = own.common_prefix_len(&key_of(&p));
+    assert!(
+        (5..60).contains(&shared),
+        "the deepest of 1,024 tries: {shared} bits"
+    );
+}
+
+fn pk_record() -> (Vec<u8>, Vec<u8>) {
+    let public = Keypair::ed25519_from_bytes([42; 32]).unwrap().public();
+    (
+        [PK_PREFIX, &public.to_peer_id().to_bytes()].concat(),
+        public.encode_protobuf(),
+    )
+}
+
+#[test]
+fn records_and_provider_announcements_are_republished_past_48_hours() {
+    let mut net = Net::new(4, 30, |c| {
+        c.housekeeping_interval = Duration::from_secs(600)
+    });
+    let first = net.peers[0].clone();
+    for i in 1..30 {
+        net.start(
+            i,
+            Request::Bootstrap {
+                seeds: vec![first.clone()],
+            },
+        );
+        net.run_for(Duration::from_millis(100));
+    }
+    net.run_for(Duration::from_secs(30));
+    let (key, value) = pk_record();
+    let cid = [&[0x12, 0x20][..], &key_of(b"content").0].concat();
+    net.run_request(
+        5,
+        Request::PutRecord {
+            key: key.clone(),
+            value: value.clone(),
+        },
+        Duration::from_secs(60),
+    );
+    net.run_request(
+        6,
+        Request::StartProviding { key: cid.clone() },
+        Duration::from_secs(60),
+    );
+    // Holders keep both for 48 h; only republishing carries them past it.
+    net.run_for(Duration::from_secs(50 * 3600));
+    let done = net.run_request(20, Request::GetRecord { key }, Duration::from_secs(60));
+    assert!(matches!(done.outcome, Outcome::Record { record: Some(ref r) } if r.value == value));
+    let done = net.run_request(
+        21,
+        Request::GetProviders { key: cid },
+        Duration::from_secs(60),
+    );
+    let Outcome::Providers { providers, .. } = done.outcome else {
+        panic!("providers")
+    };
+    assert!(providers.contains(&net.peers[6]));
+}

@@ -107,12 +107,27 @@ pub(crate) fn lock(dir: &Path) -> Result<File, OpenError> {
         .truncate(false)
         .open(&path)
         .map_err(io_err(&path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(OpenError::Locked {
-            dir: dir.to_path_buf(),
-        }),
-        Err(fs::TryLockError::Error(e)) => Err(OpenError::Io { path, source: e }),
+    // A flock belongs to the open file, and a child process forked by another thread of
+    // this process holds a copy of every descriptor until it execs (close-on-exec acts
+    // only then): a store closed at that moment keeps its lock for a few milliseconds
+    // more, and a reopen right after it saw `Locked` (tests that spawn node processes
+    // beside one that reopens a store). So a held lock is asked again for up to 1 s
+    // before it counts as another owner's.
+    let mut attempt = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) if attempt < 50 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked {
+                    dir: dir.to_path_buf(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(OpenError::Io { path, source: e }),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::build::Bins;
 use crate::Error;
+use dht_measure::krpc::{QueryKind, QueryTemplate};
 
 /// The CPU the server under test runs on, and the CPU of the load generator and of `fill`.
 const SERVER_CPU: &str = "0";
@@ -85,7 +86,8 @@ fn wait_answering(addr: SocketAddr, server: &mut Running) -> Result<(), Error> {
                 .map(|()| s)
         })
         .map_err(|e| Error::Failed(format!("perf: cannot open a socket: {e}")))?;
-    let ping = b"d1:ad2:id20:perf-readiness-check1e1:q4:ping1:t2:pr1:y1:qe";
+    // Read-only (BEP 43), so that the node keeps this port out of its table.
+    let ping = QueryTemplate::new(QueryKind::Ping, b"xtask-perf-readiness");
     let started = Instant::now();
     let mut buf = [0u8; 1500];
     while started.elapsed() < START_LIMIT {
@@ -95,7 +97,7 @@ fn wait_answering(addr: SocketAddr, server: &mut Running) -> Result<(), Error> {
             )));
         }
         // A send may fail until the server binds (ICMP port unreachable): try again.
-        let _ = socket.send_to(ping, addr);
+        let _ = socket.send_to(ping.as_bytes(), addr);
         if socket.recv_from(&mut buf).is_ok() {
             return Ok(());
         }

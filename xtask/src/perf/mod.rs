@@ -244,18 +244,15 @@ pub fn run(args: &[String]) -> Result<(), Error> {
     let rows: Vec<Row> = figures.iter().map(Figure::row).collect();
     print_report(&config, &figures, &rows, &rates, &notes);
     eprintln!("perf: done in {:.0} s", started.elapsed().as_secs_f64());
-    match rows
+    let regressed = rows
         .iter()
         .filter(|r| r.outcome == Outcome::Regressed)
-        .count()
-    {
+        .count();
+    match verdict::exit_status(&rows) {
         0 => Ok(()),
-        n => {
-            debug_assert_eq!(verdict::exit_status(&rows), 1);
-            Err(Error::Failed(format!(
-                "perf: {n} figure(s) of the working tree regressed beyond their margin (above)"
-            )))
-        }
+        _ => Err(Error::Failed(format!(
+            "perf: {regressed} figure(s) of the working tree regressed beyond their margin (above)"
+        ))),
     }
 }
 
@@ -386,8 +383,9 @@ fn value(v: Option<f64>) -> String {
 }
 
 fn outcome(row: &Row, rule: Rule) -> String {
+    // Rounded to hundredths of a percent: 0.07 x 100 is 7.000000000000001.
     let margin = match rule {
-        Rule::HigherIsBetter(m) | Rule::LowerIsBetter(m) => m * 100.0,
+        Rule::HigherIsBetter(m) | Rule::LowerIsBetter(m) => (m * 10_000.0).round() / 100.0,
         Rule::Reported => 0.0,
     };
     match row.outcome {

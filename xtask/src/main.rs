@@ -3,7 +3,8 @@
 //! Subcommands: `testnet` (many node processes under churn and a workload through them), `load`
 //! (a KRPC load generator for one DHT node), `echo` (a bare UDP echo, the baseline `load` is
 //! measured against), `fill` (a full routing table for a node under test) and `interop` (a
-//! forward to the `dht-interop` runner). Arguments are parsed by hand to keep this crate almost free of
+//! forward to the `dht-interop` runner), `perf` (the working tree against a build of another
+//! commit, side by side). Arguments are parsed by hand to keep this crate almost free of
 //! dependencies: it is rebuilt in release mode whenever the alias runs, so it must build fast.
 //! What it shares with the other measuring tools (histogram, quantiles, query templates, the
 //! load report, the workload's records) is in `dht-measure`, std only but for serde.
@@ -15,6 +16,7 @@ mod echo;
 mod fill;
 mod interop;
 mod load;
+mod perf;
 mod rng;
 mod testnet;
 
@@ -36,6 +38,7 @@ macro_rules! out {
         let _ = writeln!(std::io::stdout(), $($arg)*);
     }};
 }
+pub(crate) use out;
 
 const USAGE: &str = "\
 cargo xtask: tasks for the Mainline DHT workspace
@@ -49,6 +52,7 @@ COMMANDS:
     echo    Run a bare UDP echo server, the baseline that `load` is measured against
     fill    Give a node under test a full routing table (contacts on this machine)
     interop Our nodes and other Mainline implementations in one loopback network: a matrix
+    perf    The working tree against a build of REF, side by side: rates, instructions, dht-sim
     help    Print this text, or `help <COMMAND>` for that command's options
 
 `cargo xtask <COMMAND> --help` prints the options of a command.";
@@ -204,6 +208,7 @@ fn main() -> ExitCode {
                 Some("echo") => out!("{ECHO_USAGE}"),
                 Some("fill") => out!("{FILL_USAGE}"),
                 Some("interop") => out!("{}", interop::USAGE),
+                Some("perf") => out!("{}", perf::USAGE),
                 _ => out!("{USAGE}"),
             }
             Ok(())
@@ -213,6 +218,7 @@ fn main() -> ExitCode {
         Some("echo") => run_echo(&rest),
         Some("fill") => run_fill(&rest),
         Some("interop") => return interop::run(&rest),
+        Some("perf") => perf::run(&rest),
         Some(other) => Err(Error::Usage(format!("unknown command `{other}`"), "")),
     };
     match result {

@@ -6,7 +6,7 @@
 //! through (see `Node::handle_datagram`). Storage limits, global and per source (see
 //! `quota.rs`), are enforced here, before the store is asked to keep anything.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 use rand_chacha::rand_core::RngCore;
@@ -202,14 +202,16 @@ impl<S: Store> Node<S> {
         let lim = self.config.limits;
         // BEP 33: <info_hash, IP> is unique, so one host cannot take a swarm over from
         // many ports; a later announce from the same IP moves its slot to the new port.
-        // Exempt sources keep one slot per address: a loopback testnet shares 127.0.0.1.
+        // One IPv6 host holds a whole /64 (as tokens and shares count it), so its slot
+        // is per /64, or it could take a swarm over from many addresses. Exempt sources
+        // keep one slot per address: a loopback testnet shares 127.0.0.1.
         let previous = peers
             .iter()
             .find(|p| {
                 if exempt {
                     p.addr == addr
                 } else {
-                    p.addr.ip() == addr.ip()
+                    source_of(p.addr.ip()) == src
                 }
             })
             .map(|p| p.addr);
@@ -232,8 +234,19 @@ impl<S: Store> Node<S> {
                     }
                 }
                 if peers.len() >= lim.max_peers_per_swarm {
-                    // Full swarm: the soonest-expiring peer makes room (no net bytes).
-                    if let Some(oldest) = peers.iter().min_by_key(|p| (p.expires_at, p.addr)) {
+                    // Full swarm: the soonest-expiring peer makes room (no net bytes). A
+                    // newcomer from a network that already holds slots takes the place
+                    // of one of its own network's: the soonest-expiring peers are the
+                    // honest ones that announced first, and a network rotating through
+                    // its addresses must not push them out.
+                    let net = network_of(from.ip());
+                    let own = peers
+                        .iter()
+                        .filter(|p| !exempt && network_of(p.addr.ip()) == net)
+                        .min_by_key(|p| (p.expires_at, p.addr));
+                    let victim =
+                        own.or_else(|| peers.iter().min_by_key(|p| (p.expires_at, p.addr)));
+                    if let Some(oldest) = victim {
                         if let Err(e) = self.store.remove_peer(&info_hash, &oldest.addr) {
                             return Err(self.store_err(e));
                         }
@@ -570,8 +583,15 @@ fn trim_reply(r: &mut Response, over: usize) -> bool {
         let n = over.div_ceil(26).min(r.nodes.len());
         r.nodes.truncate(r.nodes.len() - n);
     } else if !r.values.is_empty() {
-        let n = over.div_ceil(8).min(r.values.len());
-        r.values.truncate(r.values.len() - n);
+        // Each peer by its own size: counting an IPv6 peer (21 bytes) as an IPv4 one
+        // (8) cut about 2.6 times too many, every peer once a swarm held ~31.
+        let mut freed = 0;
+        while freed < over {
+            let Some(peer) = r.values.pop() else {
+                break;
+            };
+            freed += value_len(&peer);
+        }
     } else if let Some(s) = r.samples.as_mut().filter(|s| !s.is_empty()) {
         let n = over.div_ceil(20).min(s.len());
         s.truncate(s.len() - n);
@@ -579,6 +599,30 @@ fn trim_reply(r: &mut Response, over: usize) -> bool {
         return false;
     }
     true
+}
+
+/// The network a swarm's full-swarm rule groups peers by: an IPv4 /24, an IPv6 /48
+/// (a site's usual allocation: 65,536 /64s), an IPv4-mapped address as its IPv4 /24.
+fn network_of(ip: IpAddr) -> IpAddr {
+    match source_of(ip) {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], 0))
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
+        }
+    }
+}
+
+/// Bytes one peer takes in `values`: a bencoded string of its compact form,
+/// `6:` and 6 bytes (IPv4) or `18:` and 18 bytes (IPv6).
+fn value_len(peer: &SocketAddr) -> usize {
+    match peer {
+        SocketAddr::V4(_) => 8,
+        SocketAddr::V6(_) => 21,
+    }
 }
 
 /// BEP 33's filters of a swarm (`BFsd`, `BFpe`): every stored IP of both families,

@@ -5,8 +5,11 @@
 //! providers announced are found, and all of it still holds once 20 % of the nodes are
 //! killed after the puts. One seed replays one run exactly.
 
+mod common;
+
 use std::time::Duration;
 
+use common::run_request;
 use dht_core::kernel::Contact;
 use dht_ipfs::{key_of, Outcome, PeerId, PeerInfo, Request, PK_PREFIX};
 use dht_sim::ipfs::{self, IpfsSim};
@@ -22,21 +25,6 @@ fn joined(seed: u64, n: u32) -> IpfsSim {
     let mut net = IpfsSim::new(ipfs::config(n as usize, seed));
     net.join_all(|_| {});
     net
-}
-
-/// Starts `request` at node `i` and runs until it ends (at most `limit`).
-fn run_request(
-    net: &mut IpfsSim,
-    i: usize,
-    request: Request,
-    limit: Duration,
-) -> dht_core::QueryDone<Outcome> {
-    let id = net.start(i, request).expect("request accepted");
-    assert!(
-        net.run_until_idle(limit),
-        "request {id:?} at node {i} did not end within {limit:?}"
-    );
-    net.take_done(i, id).expect("done")
 }
 
 /// The 20 live nodes closest to `key`, other than `querier`.

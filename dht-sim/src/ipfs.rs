@@ -50,6 +50,25 @@ pub fn config(nodes: usize, seed: u64) -> SimConfig {
     cfg
 }
 
+/// The node [`SimOverlay::create`] makes (a server with the network's k, alpha and
+/// disjoint paths, the rest dht-ipfs's defaults), then `configure`d: for
+/// [`crate::Network::add_node_with`], when a test wants its nodes otherwise.
+pub fn node(
+    cfg: &SimConfig,
+    peer: PeerInfo,
+    seed: u64,
+    now: Instant,
+    wall: UnixMillis,
+    configure: impl FnOnce(&mut Config),
+) -> Node<MemStore> {
+    let mut config = Config::new(seed, peer.id().clone(), peer.addrs().to_vec());
+    config.k = cfg.k;
+    config.alpha = cfg.alpha;
+    config.disjoint_paths = cfg.disjoint_paths;
+    configure(&mut config);
+    Node::new(config, MemStore::new(StoreLimits::default()), now, wall)
+}
+
 /// The peers of an IPFS network: node `i`'s PeerId and listen address, and the way
 /// back from a PeerId.
 #[derive(Debug)]
@@ -133,11 +152,7 @@ impl SimOverlay for Node<MemStore> {
 
     /// A server with the network's k and alpha, the rest dht-ipfs's defaults.
     fn create(cfg: &SimConfig, peer: PeerInfo, seed: u64, now: Instant, wall: UnixMillis) -> Self {
-        let mut config = Config::new(seed, peer.id().clone(), peer.addrs().to_vec());
-        config.k = cfg.k;
-        config.alpha = cfg.alpha;
-        config.disjoint_paths = cfg.disjoint_paths;
-        Node::new(config, MemStore::new(StoreLimits::default()), now, wall)
+        node(cfg, peer, seed, now, wall, |_| {})
     }
 
     fn id(&self) -> Key {

@@ -307,6 +307,13 @@ impl<N: SimOverlay> Network<N> {
         &self.nodes[i]
     }
 
+    /// Node `i`, mutable, for a test that feeds it an input or a command itself and
+    /// reads its outputs itself: what it leaves unread goes on the wire when the
+    /// network next drives it.
+    pub fn node_mut(&mut self, i: usize) -> &mut N {
+        &mut self.nodes[i]
+    }
+
     /// Is node `i` alive (not killed, not left)?
     pub fn is_alive(&self, i: usize) -> bool {
         self.alive[i]
@@ -380,11 +387,20 @@ impl<N: SimOverlay> Network<N> {
 
     /// Creates node `i = len()` at the current virtual time, alive, with its own seed.
     pub fn add_node(&mut self) -> usize {
+        self.add_node_with(N::create)
+    }
+
+    /// Like [`Network::add_node`], the node made by `make` from what
+    /// [`SimOverlay::create`] is given (a test's node configured its own way).
+    pub fn add_node_with(
+        &mut self,
+        make: impl FnOnce(&SimConfig, N::Peer, u64, Instant, UnixMillis) -> N,
+    ) -> usize {
         let i = self.nodes.len();
         let peer = self.book.add_node();
         let seed = mix64(self.cfg.seed ^ mix64(i as u64 + 1));
         let wall = WALL0 + self.now / 1_000_000;
-        let node = N::create(&self.cfg, peer, seed, self.now_instant(), wall);
+        let node = make(&self.cfg, peer, seed, self.now_instant(), wall);
         self.nodes.push(node);
         self.alive.push(true);
         self.timer_at.push(NO_TIMER);

@@ -5,14 +5,14 @@
 //! event hash: their runs replay as before.
 //!
 //! The model, as the libp2p transport does it on loopback:
-//! - [`Output::Request`](dht_core::Output::Request) to a dead or unknown peer fails at once (a refused dial):
-//!   [`Input::StreamFailed`] at the asker at the current virtual time.
+//! - A request ([`dht_core::Output::Request`]) to a dead or unknown peer fails at once
+//!   (a refused dial): [`Input::StreamFailed`] at the asker at the current virtual time.
 //! - Otherwise the request reaches the peer after the link's latency as
 //!   [`Input::StreamRequest`] on an inbound stream id the network assigns, `from` the
 //!   asker's [`AddressBook::source`] (its connection's address, not its listen one).
-//! - [`Output::Reply`](dht_core::Output::Reply) reaches the asker after the link's latency as
-//!   [`Input::StreamReply`] on the asker's own stream id, [`Output::Reset`](dht_core::Output::Reset) as
-//!   [`Input::StreamFailed`].
+//! - A reply ([`dht_core::Output::Reply`]) reaches the asker after the link's latency
+//!   as [`Input::StreamReply`] on the asker's own stream id, a reset
+//!   ([`dht_core::Output::Reset`]) as [`Input::StreamFailed`].
 //! - The network keeps each request's deadline, as a transport does: a stream with no
 //!   reply by then ends in [`Input::StreamFailed`] at the deadline, and a reply after
 //!   it is dropped. So a lost request or reply (the loss model applies to each), a
@@ -96,7 +96,7 @@ impl<N: SimOverlay> Network<N> {
         false
     }
 
-    /// Node `from` opens `stream` to `to` with `payload` ([`Output::Request`](dht_core::Output::Request)).
+    /// Node `from` opens `stream` to `to` with `payload` ([`dht_core::Output::Request`]).
     pub(super) fn open_stream(
         &mut self,
         from: u32,
@@ -156,8 +156,9 @@ impl<N: SimOverlay> Network<N> {
         }
     }
 
-    /// Node `server` answers its inbound `stream`: `Some` reply ([`Output::Reply`](dht_core::Output::Reply)) or
-    /// a reset (`None`, [`Output::Reset`](dht_core::Output::Reset)). An unknown stream is ignored.
+    /// Node `server` answers its inbound `stream`: `Some` reply
+    /// ([`dht_core::Output::Reply`]) or a reset (`None`, [`dht_core::Output::Reset`]).
+    /// An unknown stream is ignored.
     pub(super) fn answer_stream(&mut self, server: u32, stream: StreamId, reply: Option<Vec<u8>>) {
         let Some((asker, asked)) = self.streams.inbound.remove(&(server, stream)) else {
             return;

@@ -44,7 +44,7 @@ pub struct Churn {
 /// What a churn experiment measured.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChurnReport {
-    /// `kademlia` or `chord`.
+    /// `kademlia`, `chord` or `ipfs`.
     pub overlay: &'static str,
     /// Nodes at the start.
     pub nodes: usize,

@@ -310,3 +310,25 @@ fn streams_carry_requests_replies_resets_and_failures() {
         "{asker:?}"
     );
 }
+
+#[test]
+fn a_lost_stream_request_fails_at_its_deadline() {
+    let mut cfg = SimConfig::new(2, 43);
+    cfg.loss = 1.0;
+    let mut net = Network::<Echo>::new(cfg);
+    net.join_all(|_| {});
+    let q = net.start(0, Ask::Stream(1, b"ping")).expect("infallible");
+    assert!(net.run_until_idle(Duration::from_secs(10)), "seed 43");
+    let done = net.take_done(0, q).expect("failed at its deadline");
+    assert_eq!(
+        (done.outcome, done.stats.duration),
+        (0, Duration::from_secs(5))
+    );
+    let stats = net.net_stats();
+    assert_eq!(
+        (stats.stream_lost, stats.lost, stats.stream_requests),
+        (1, 1, 0)
+    );
+    // The connection opened all the same: the loss took the request only.
+    assert!(net.node(1).seen.contains(&"connected 0".to_string()));
+}

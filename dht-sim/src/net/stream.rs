@@ -65,7 +65,10 @@ pub(super) enum Delivery {
 #[derive(Default)]
 pub(super) struct Streams {
     /// Outbound streams waiting for their reply: (asker, the asker's stream).
-    open: BTreeSet<(u32, StreamId)>,
+    /// Each with the inbound stream it became at the peer, once the request arrived,
+    /// so that the peer's side closes when the asker's does (a request that gets no
+    /// reply, as ADD_PROVIDER, leaves nothing behind).
+    open: BTreeMap<(u32, StreamId), Option<(u32, StreamId)>>,
     /// Inbound streams not answered yet: (server, inbound id) -> (asker, its stream).
     inbound: BTreeMap<(u32, StreamId), (u32, StreamId)>,
     /// The last inbound stream id handed out (one numbering for the whole network).
@@ -105,7 +108,7 @@ impl<N: SimOverlay> Network<N> {
         payload: Vec<u8>,
         deadline: Instant,
     ) {
-        self.streams.open.insert((from, stream));
+        self.streams.open.insert((from, stream), None);
         let target = self.book.index_of(to).filter(|&t| self.is_live_node(t));
         let Some(t) = target else {
             // Nobody listens there: the dial is refused at once.
@@ -205,8 +208,13 @@ impl<N: SimOverlay> Network<N> {
                     self.stats.to_dead += 1;
                     return;
                 }
+                let Some(slot) = self.streams.open.get_mut(&(from, stream)) else {
+                    // The asker's stream ended (its deadline passed) on the way.
+                    return;
+                };
                 self.streams.next_inbound += 1;
                 let inbound = StreamId(self.streams.next_inbound);
+                *slot = Some((to, inbound));
                 self.streams.inbound.insert((to, inbound), (from, stream));
                 self.stats.stream_requests += 1;
                 self.hash_stream(at, TAG_REQUEST, to, u64::from(from), &payload);
@@ -224,7 +232,7 @@ impl<N: SimOverlay> Network<N> {
                 payload,
             } => {
                 // Too late (the deadline ended the stream) or the asker died.
-                if !self.streams.open.remove(&(to, stream)) || !self.is_live_node(to) {
+                if self.streams.open.remove(&(to, stream)).is_none() || !self.is_live_node(to) {
                     return;
                 }
                 self.stats.stream_replies += 1;
@@ -237,7 +245,14 @@ impl<N: SimOverlay> Network<N> {
                 self.drain(to as usize);
             }
             Delivery::Failed { to, stream } => {
-                if !self.streams.open.remove(&(to, stream)) || !self.is_live_node(to) {
+                let Some(at_peer) = self.streams.open.remove(&(to, stream)) else {
+                    return;
+                };
+                // The peer's side of the stream closes with it: a late answer is lost.
+                if let Some(inbound) = at_peer {
+                    self.streams.inbound.remove(&inbound);
+                }
+                if !self.is_live_node(to) {
                     return;
                 }
                 self.stats.streams_failed += 1;

@@ -37,7 +37,7 @@ const NO_TIMER: u64 = u64::MAX;
 /// join its nodes, and how to judge a lookup (for [`crate::churn`]). [`Overlay`] says
 /// how a node is driven; none of this is the node's business, so it stays here.
 pub trait SimOverlay: Overlay + Sized {
-    /// The overlay's name in reports: `kademlia`, `chord`.
+    /// The overlay's name in reports: `kademlia`, `chord`, `ipfs`.
     const NAME: &'static str;
     /// The keyspace lookups are judged in: [`dht_core::Id`] for Kademlia and Chord,
     /// 256-bit keys for IPFS.

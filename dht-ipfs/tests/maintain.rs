@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Net;
+use common::{network, run_request, start};
 use dht_core::kernel::{Contact, Key as _};
 use dht_core::{Input, Output, Overlay, StreamId};
 use dht_ipfs::wire::{decode_frame, encode_frame, Message, MessageType};
@@ -17,10 +17,11 @@ use rand_chacha::ChaCha8Rng;
 
 #[test]
 fn servers_that_joined_through_a_node_are_in_its_answers_within_a_second() {
-    let mut net = Net::new(1, 4, |_| {});
-    let first = net.peers[0].clone();
+    let mut net = network(1, 4, |_| {});
+    let first = net.addr(0);
     for i in 1..3 {
-        net.start(
+        start(
+            &mut net,
             i,
             Request::Bootstrap {
                 seeds: vec![first.clone()],
@@ -29,10 +30,10 @@ fn servers_that_joined_through_a_node_are_in_its_answers_within_a_second() {
     }
     net.run_for(Duration::from_secs(1));
     // Node 3 (a stranger) asks node 0 for the peers closest to anything.
-    let asker = net.peers[3].clone();
-    let now = net.now;
+    let asker = net.addr(3);
+    let now = net.now_instant();
     let req = encode_frame(&Message::new(MessageType::FindNode, b"any".to_vec()));
-    net.node(0).handle_input(
+    net.node_mut(0).handle_input(
         now,
         Input::StreamRequest {
             from: asker,
@@ -40,14 +41,14 @@ fn servers_that_joined_through_a_node_are_in_its_answers_within_a_second() {
             bytes: &req,
         },
     );
-    let Some(Output::Reply { payload, .. }) = net.node(0).poll_output() else {
+    let Some(Output::Reply { payload, .. }) = net.node_mut(0).poll_output() else {
         panic!("an answer");
     };
     let reply = decode_frame(&payload, 1 << 17).unwrap();
     let listed: Vec<Vec<u8>> = reply.closer_peers.iter().map(|p| p.id.clone()).collect();
     for i in 1..3 {
         assert!(
-            listed.contains(&net.peers[i].id().as_bytes().to_vec()),
+            listed.contains(&net.addr(i).id().as_bytes().to_vec()),
             "node {i} joined through node 0 and is listed"
         );
     }
@@ -55,19 +56,21 @@ fn servers_that_joined_through_a_node_are_in_its_answers_within_a_second() {
 
 #[test]
 fn a_client_is_never_routed_to() {
-    let mut net = Net::new(2, 3, |c| {
+    let mut net = network(2, 3, |c| {
         if c.listen_addrs[0].to_string().starts_with("/ip4/127.0.0.3/") {
             c.mode = dht_ipfs::Mode::Client;
         }
     });
-    let first = net.peers[0].clone();
-    net.start(
+    let first = net.addr(0);
+    start(
+        &mut net,
         1,
         Request::Bootstrap {
             seeds: vec![first.clone()],
         },
     );
-    let done = net.run_request(
+    let done = run_request(
+        &mut net,
         2,
         Request::Bootstrap { seeds: vec![first] },
         Duration::from_secs(30),
@@ -77,10 +80,10 @@ fn a_client_is_never_routed_to() {
         "a client looks up"
     );
     net.run_for(Duration::from_secs(5));
-    let client = net.peers[2].key().to_owned();
+    let client = net.addr(2).key().to_owned();
     assert!(net.node(0).table().get(&client).is_none());
     assert!(net.node(1).table().get(&client).is_none());
-    let server = *net.peers[1].key();
+    let server = *net.addr(1).key();
     assert!(net.node(0).table().get(&server).is_some());
 }
 
@@ -119,12 +122,13 @@ fn pk_record() -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn records_and_provider_announcements_are_republished_past_48_hours() {
-    let mut net = Net::new(4, 30, |c| {
+    let mut net = network(4, 30, |c| {
         c.housekeeping_interval = Duration::from_secs(600)
     });
-    let first = net.peers[0].clone();
+    let first = net.addr(0);
     for i in 1..30 {
-        net.start(
+        start(
+            &mut net,
             i,
             Request::Bootstrap {
                 seeds: vec![first.clone()],
@@ -135,7 +139,8 @@ fn records_and_provider_announcements_are_republished_past_48_hours() {
     net.run_for(Duration::from_secs(30));
     let (key, value) = pk_record();
     let cid = [&[0x12, 0x20][..], &key_of(b"content").0].concat();
-    net.run_request(
+    run_request(
+        &mut net,
         5,
         Request::PutRecord {
             key: key.clone(),
@@ -143,16 +148,23 @@ fn records_and_provider_announcements_are_republished_past_48_hours() {
         },
         Duration::from_secs(60),
     );
-    net.run_request(
+    run_request(
+        &mut net,
         6,
         Request::StartProviding { key: cid.clone() },
         Duration::from_secs(60),
     );
     // Holders keep both for 48 h; only republishing carries them past it.
     net.run_for(Duration::from_secs(50 * 3600));
-    let done = net.run_request(20, Request::GetRecord { key }, Duration::from_secs(60));
+    let done = run_request(
+        &mut net,
+        20,
+        Request::GetRecord { key },
+        Duration::from_secs(60),
+    );
     assert!(matches!(done.outcome, Outcome::Record { record: Some(ref r) } if r.value == value));
-    let done = net.run_request(
+    let done = run_request(
+        &mut net,
         21,
         Request::GetProviders { key: cid },
         Duration::from_secs(60),
@@ -160,5 +172,5 @@ fn records_and_provider_announcements_are_republished_past_48_hours() {
     let Outcome::Providers { providers, .. } = done.outcome else {
         panic!("providers")
     };
-    assert!(providers.contains(&net.peers[6]));
+    assert!(providers.contains(&net.addr(6)));
 }

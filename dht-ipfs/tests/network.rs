@@ -1,45 +1,38 @@
-//! 200 `dht-ipfs` nodes in one process on the deterministic in-memory network of
-//! `tests/common`: lookups return the true 20 closest for every key tried, `/pk`
-//! records put by one node are got by another, providers announced are found, and all
-//! of it still holds once 20 % of the nodes are killed after the puts. One seed
-//! replays one run exactly.
+//! 200 `dht-ipfs` nodes in one process on dht-sim's shared simulated network
+//! ([`dht_sim::ipfs::IpfsSim`]: virtual time, streams, identify both ways on each new
+//! connection, a dial to a dead node refused at once): lookups return the true 20
+//! closest for every key tried, `/pk` records put by one node are got by another,
+//! providers announced are found, and all of it still holds once 20 % of the nodes are
+//! killed after the puts. One seed replays one run exactly.
 
 mod common;
 
 use std::time::Duration;
 
-use common::Net;
+use common::run_request;
 use dht_core::kernel::Contact;
-use dht_ipfs::{key_of, Outcome, PeerId, Request, PK_PREFIX};
+use dht_ipfs::{key_of, Outcome, PeerId, PeerInfo, Request, PK_PREFIX};
+use dht_sim::ipfs::{self, IpfsSim};
 use libp2p_identity::Keypair;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const NODES: u32 = 200;
 
-/// Every node bootstraps through node 0, one every 100 ms, then the network settles.
-fn joined(seed: u64, n: u32) -> Net {
-    let mut net = Net::new(seed, n, |_| {});
-    let seed_peer = net.peers[0].clone();
-    for i in 1..n as usize {
-        net.start(
-            i,
-            Request::Bootstrap {
-                seeds: vec![seed_peer.clone()],
-            },
-        );
-        net.run_for(Duration::from_millis(100));
-    }
-    net.run_for(Duration::from_secs(60));
+/// Every node bootstraps through node 0, one every 100 ms, then the network settles
+/// for 60 s ([`dht_sim::SimOverlay::join_all`] of dht-ipfs nodes).
+fn joined(seed: u64, n: u32) -> IpfsSim {
+    let mut net = IpfsSim::new(ipfs::config(n as usize, seed));
+    net.join_all(|_| {});
     net
 }
 
 /// The 20 live nodes closest to `key`, other than `querier`.
-fn true_closest(net: &Net, key: &[u8], querier: usize) -> Vec<PeerId> {
+fn true_closest(net: &IpfsSim, key: &[u8], querier: usize) -> Vec<PeerId> {
     let target = key_of(key);
-    let mut all: Vec<&dht_ipfs::PeerInfo> = (0..net.peers.len())
+    let mut all: Vec<PeerInfo> = (0..net.len())
         .filter(|&i| i != querier && net.is_alive(i))
-        .map(|i| &net.peers[i])
+        .map(|i| net.addr(i))
         .collect();
     all.sort_by_key(|p| p.key().distance(&target));
     all.into_iter().take(20).map(|p| p.id().clone()).collect()
@@ -47,7 +40,7 @@ fn true_closest(net: &Net, key: &[u8], querier: usize) -> Vec<PeerId> {
 
 /// Looks up `rounds` random keys from random live nodes; asserts each finds the true
 /// 20 closest. Returns (mean hops, mean requests).
-fn check_lookups(net: &mut Net, rng: &mut ChaCha8Rng, rounds: usize) -> (f64, f64) {
+fn check_lookups(net: &mut IpfsSim, rng: &mut ChaCha8Rng, rounds: usize) -> (f64, f64) {
     let (mut hops, mut requests) = (0u64, 0u64);
     for round in 0..rounds {
         let mut key = vec![0u8; 1 + (rng.next_u32() % 40) as usize];
@@ -58,7 +51,8 @@ fn check_lookups(net: &mut Net, rng: &mut ChaCha8Rng, rounds: usize) -> (f64, f6
                 break i;
             }
         };
-        let done = net.run_request(
+        let done = run_request(
+            net,
             querier,
             Request::FindNode { key: key.clone() },
             Duration::from_secs(120),
@@ -79,7 +73,7 @@ fn check_lookups(net: &mut Net, rng: &mut ChaCha8Rng, rounds: usize) -> (f64, f6
 }
 
 /// How many of `rounds` lookups find the true 20 closest.
-fn count_exact_lookups(net: &mut Net, rng: &mut ChaCha8Rng, rounds: usize) -> usize {
+fn count_exact_lookups(net: &mut IpfsSim, rng: &mut ChaCha8Rng, rounds: usize) -> usize {
     let mut exact = 0;
     for _ in 0..rounds {
         let mut key = vec![0u8; 16];
@@ -90,7 +84,8 @@ fn count_exact_lookups(net: &mut Net, rng: &mut ChaCha8Rng, rounds: usize) -> us
                 break i;
             }
         };
-        let done = net.run_request(
+        let done = run_request(
+            net,
             querier,
             Request::FindNode { key: key.clone() },
             Duration::from_secs(120),
@@ -118,8 +113,9 @@ fn provider_key(i: u32) -> Vec<u8> {
     k
 }
 
-fn get_record(net: &mut Net, at: usize, key: &[u8]) -> Option<Vec<u8>> {
-    let done = net.run_request(
+fn get_record(net: &mut IpfsSim, at: usize, key: &[u8]) -> Option<Vec<u8>> {
+    let done = run_request(
+        net,
         at,
         Request::GetRecord { key: key.to_vec() },
         Duration::from_secs(120),
@@ -130,8 +126,9 @@ fn get_record(net: &mut Net, at: usize, key: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-fn get_providers(net: &mut Net, at: usize, key: &[u8]) -> Vec<dht_ipfs::PeerInfo> {
-    let done = net.run_request(
+fn get_providers(net: &mut IpfsSim, at: usize, key: &[u8]) -> Vec<PeerInfo> {
+    let done = run_request(
+        net,
         at,
         Request::GetProviders { key: key.to_vec() },
         Duration::from_secs(120),
@@ -157,7 +154,8 @@ fn two_hundred_nodes_find_the_true_closest_records_and_providers_through_20_perc
     // /pk records put by one node, got by another.
     let records: Vec<(Vec<u8>, Vec<u8>)> = (1..=10).map(pk_record).collect();
     for (n, (key, value)) in records.iter().enumerate() {
-        let done = net.run_request(
+        let done = run_request(
+            &mut net,
             n * 7,
             Request::PutRecord {
                 key: key.clone(),
@@ -175,7 +173,8 @@ fn two_hundred_nodes_find_the_true_closest_records_and_providers_through_20_perc
         );
     }
     for n in 0..10u32 {
-        let done = net.run_request(
+        let done = run_request(
+            &mut net,
             (n * 11 + 3) as usize,
             Request::StartProviding {
                 key: provider_key(n),
@@ -190,7 +189,7 @@ fn two_hundred_nodes_find_the_true_closest_records_and_providers_through_20_perc
         assert_eq!(get_record(&mut net, getter, key).as_ref(), Some(value));
     }
     for n in 0..10u32 {
-        let provider = net.peers[(n * 11 + 3) as usize].clone();
+        let provider = net.addr((n * 11 + 3) as usize);
         let found = get_providers(&mut net, ((n * 17 + 50) % NODES) as usize, &provider_key(n));
         assert!(
             found.iter().any(|p| p == &provider),
@@ -219,7 +218,7 @@ fn two_hundred_nodes_find_the_true_closest_records_and_providers_through_20_perc
     }
     let mut found_providers = 0;
     for n in 0..10u32 {
-        let provider = net.peers[(n * 11 + 3) as usize].clone();
+        let provider = net.addr((n * 11 + 3) as usize);
         let getter = live[(n as usize * 37 + 9) % live.len()];
         if get_providers(&mut net, getter, &provider_key(n)).contains(&provider) {
             found_providers += 1;
@@ -231,25 +230,32 @@ fn two_hundred_nodes_find_the_true_closest_records_and_providers_through_20_perc
     // Liveness checks and refreshes evict the dead within the questionable delay.
     net.run_for(Duration::from_secs(40 * 60));
     let (hops, requests) = check_lookups(&mut net, &mut rng, 40);
+    let stats = net.net_stats();
     println!("after killing 40: {exact}/40 lookups exact at once;");
     println!(
         "after killing 40 and 40 min: {found_records}/10 records, {found_providers}/10 providers; \
-         40 lookups: {hops:.2} hops, {requests:.1} requests; {} messages in all",
-        net.messages
+         40 lookups: {hops:.2} hops, {requests:.1} requests; {} messages in all \
+         ({} requests, {} replies, {} streams failed) over {:.0} s of virtual time",
+        stats.stream_requests + stats.stream_replies + stats.streams_failed,
+        stats.stream_requests,
+        stats.stream_replies,
+        stats.streams_failed,
+        net.now().as_secs_f64()
     );
     assert_eq!(found_records, 10);
     assert_eq!(found_providers, 10);
 }
 
 /// A short run (joins, lookups, a put and a get) as one hash of every message.
-fn run(seed: u64) -> ([u8; 32], Vec<Vec<PeerId>>) {
+fn run(seed: u64) -> (String, Vec<Vec<PeerId>>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut net = joined(seed, 40);
     let mut results = Vec::new();
     for _ in 0..5 {
         let mut key = [0u8; 8];
         rng.fill_bytes(&mut key);
-        let done = net.run_request(
+        let done = run_request(
+            &mut net,
             (rng.next_u32() % 40) as usize,
             Request::FindNode { key: key.to_vec() },
             Duration::from_secs(60),
@@ -259,7 +265,8 @@ fn run(seed: u64) -> ([u8; 32], Vec<Vec<PeerId>>) {
         }
     }
     let (key, value) = pk_record(1);
-    net.run_request(
+    run_request(
+        &mut net,
         3,
         Request::PutRecord {
             key: key.clone(),

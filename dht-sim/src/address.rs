@@ -32,6 +32,12 @@ pub trait AddressBook {
     fn peer(&self, i: u32) -> Self::Peer;
     /// The event-queue index of `peer`, if a node or a played peer has it.
     fn index_of(&self, peer: &Self::Peer) -> Option<u32>;
+    /// How node `i` appears to a peer on a connection it opened (the `from` of
+    /// [`dht_core::Input::StreamRequest`]): by default its peer, but a connection's
+    /// source port is not the listen port, and a stream overlay must not take it for one.
+    fn source(&self, i: u32) -> Self::Peer {
+        self.peer(i)
+    }
 }
 
 /// The UDP port every simulated node listens on.

@@ -15,7 +15,8 @@
 use std::time::Duration;
 
 use dht_chord::ChordNode;
-use dht_core::{Id, Node, QueryId};
+use dht_core::kernel::Key as _;
+use dht_core::{Node, QueryId};
 use dht_store_mem::MemStore;
 use rand_chacha::rand_core::RngCore as _;
 use rand_chacha::ChaCha8Rng;
@@ -43,7 +44,7 @@ pub struct Churn {
 /// What a churn experiment measured.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChurnReport {
-    /// `kademlia` or `chord`.
+    /// `kademlia`, `chord` or `ipfs`.
     pub overlay: &'static str,
     /// Nodes at the start.
     pub nodes: usize,
@@ -93,7 +94,7 @@ fn drive<N: SimOverlay>(net: &mut Network<N>, c: &Churn) -> ChurnReport {
     let mut next_join = start + exp_delay(net.rng(), c.rate);
     let mut next_lookup = measure_from + exp_delay(net.rng(), c.lookup_rate);
     let (mut failures, mut joins) = (0, 0);
-    let mut pending: Vec<(usize, QueryId, Id, Duration)> = Vec::new();
+    let mut pending: Vec<(usize, QueryId, N::Key, Duration)> = Vec::new();
     let (mut ok, mut issued) = (0usize, 0usize);
     let (mut latency, mut hops, mut timeouts) = (Vec::new(), Vec::new(), Vec::new());
     let mut t = start;
@@ -139,7 +140,7 @@ fn drive<N: SimOverlay>(net: &mut Network<N>, c: &Churn) -> ChurnReport {
                     next_lookup = Duration::MAX;
                 }
                 let src = live[below(net.rng(), live.len())];
-                let target = Id::random(net.rng());
+                let target = N::Key::random(net.rng());
                 // A lookup is refused only by a node with no address family, which a
                 // simulated node always has; were it refused, it never ends and
                 // counts as failed.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use dht_core::kernel::Key as _;
 use dht_core::Id;
 use dht_core::{Family, Node, Outcome, QueryId, Request, Store as _};
 use dht_store_mem::MemStore;
@@ -258,10 +259,10 @@ pub(crate) fn run_lookups<N: SimOverlay>(
     count: usize,
     exp: &Experiment,
     sources: &[usize],
-) -> Vec<(usize, QueryId, Id)> {
+) -> Vec<(usize, QueryId, N::Key)> {
     let mut targets = Vec::with_capacity(count);
     let issued = issue(sim, count, exp.command_interval, sources, |sim, _, src| {
-        let target = Id::random(sim.rng());
+        let target = N::Key::random(sim.rng());
         targets.push(target);
         sim.start(src, N::lookup_request(target))
             .expect("a simulated node takes every lookup")

@@ -12,7 +12,8 @@
 //! [`dht_core::Overlay`] whose simulator glue implements [`SimOverlay`] (how its
 //! nodes are made, addressed through an [`AddressBook`] and joined, and how a lookup is
 //! judged). [`Sim`] is the network of Kademlia nodes, [`chord::ChordSim`] that of
-//! Chord nodes.
+//! Chord nodes, [`ipfs::IpfsSim`] that of IPFS's Kademlia (dht-ipfs) nodes, whose
+//! requests travel on streams the network opens, with connections and identify.
 //!
 //! ## The network
 //! - Addresses (`--address-plan`, [`AddressPlan`]), port 6881 for all, virtual (never
@@ -163,6 +164,7 @@ pub mod churn;
 mod closest;
 mod experiment;
 mod global;
+pub mod ipfs;
 mod net;
 mod report;
 mod rng;

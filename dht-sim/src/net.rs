@@ -1,23 +1,27 @@
 //! The virtual network and its event loop, written once for every overlay.
 //!
 //! [`Network`] carries any [`dht_core::Overlay`] whose sim-side glue implements
-//! [`SimOverlay`]: Kademlia ([`crate::Sim`]) and Chord ([`crate::chord::ChordSim`])
-//! today. Scheduling, the per-link latency and loss model, node bookkeeping, datagram
-//! delivery, command tracking and the fingerprint of the run live here and nowhere
-//! else; an overlay adds only how its nodes are made, addressed and joined, and what
-//! the simulator plays or watches for it.
+//! [`SimOverlay`]: Kademlia ([`crate::Sim`]), Chord ([`crate::chord::ChordSim`]) and
+//! IPFS's Kademlia ([`crate::ipfs::IpfsSim`]) today. Scheduling, the per-link latency
+//! and loss model, node bookkeeping, datagram and stream delivery ([`stream`]), command
+//! tracking and the fingerprint of the run live here and nowhere else; an overlay adds
+//! only how its nodes are made, addressed and joined, and what the simulator plays or
+//! watches for it.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::{Duration, Instant};
 
-use dht_core::{Event, Id, Input, Output, Overlay, QueryDone, QueryId, UnixMillis};
+use dht_core::kernel::Key;
+use dht_core::{Event, Input, Output, Overlay, QueryDone, QueryId, UnixMillis};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha1::{Digest, Sha1};
 
 use crate::address::{AddressBook, AddressPlan, SYBIL_BIT};
 use crate::rng::{mix64, unit};
+
+mod stream;
 
 /// Wall-clock time (ms since the Unix epoch) the simulation starts at. Fixed, so that
 /// expiry deadlines in the stores do not depend on when the simulation is run.
@@ -33,8 +37,11 @@ const NO_TIMER: u64 = u64::MAX;
 /// join its nodes, and how to judge a lookup (for [`crate::churn`]). [`Overlay`] says
 /// how a node is driven; none of this is the node's business, so it stays here.
 pub trait SimOverlay: Overlay + Sized {
-    /// The overlay's name in reports: `kademlia`, `chord`.
+    /// The overlay's name in reports: `kademlia`, `chord`, `ipfs`.
     const NAME: &'static str;
+    /// The keyspace lookups are judged in: [`dht_core::Id`] for Kademlia and Chord,
+    /// 256-bit keys for IPFS.
+    type Key: Key;
     /// How the network finds a node from one of its peers.
     type Book: AddressBook<Peer = Self::Peer> + std::fmt::Debug;
     /// What the simulator keeps for this overlay beside its nodes: peers it plays
@@ -47,16 +54,17 @@ pub trait SimOverlay: Overlay + Sized {
     fn create(cfg: &SimConfig, peer: Self::Peer, seed: u64, now: Instant, wall: UnixMillis)
         -> Self;
     /// The node's id, in the keyspace lookups are judged in.
-    fn id(&self) -> Id;
+    fn id(&self) -> Self::Key;
     /// The command that makes a new node join through the members `via`.
     fn join_request(via: Vec<Self::Peer>) -> Self::Request;
     /// The command that looks up the nodes responsible for `target`.
-    fn lookup_request(target: Id) -> Self::Request;
+    fn lookup_request(target: Self::Key) -> Self::Request;
     /// The ids a finished lookup returned, best first (none for any other outcome).
-    fn lookup_result(outcome: &Self::Outcome) -> Vec<Id>;
+    fn lookup_result(outcome: &Self::Outcome) -> Vec<Self::Key>;
     /// Did a lookup of `target` from node `src` that returned `got` find the node
     /// responsible for `target` among the nodes alive now?
-    fn judge_lookup(net: &Network<Self>, src: usize, target: &Id, got: &[Id]) -> bool;
+    fn judge_lookup(net: &Network<Self>, src: usize, target: &Self::Key, got: &[Self::Key])
+        -> bool;
     /// Builds the network of `net.config().nodes` nodes through the protocol's own
     /// joins, then runs it for `settle`; calls `progress` with the nodes created.
     fn join_all(net: &mut Network<Self>, progress: &mut dyn FnMut(usize));
@@ -73,6 +81,12 @@ pub trait SimOverlay: Overlay + Sized {
     /// peer the simulator plays itself (Kademlia's Sybils). None by default.
     fn deliver_to_played(net: &mut Network<Self>, from: u32, played: usize, payload: &[u8]) {
         let _ = (net, from, played, payload);
+    }
+    /// The protocols the node's handshake (libp2p's identify) lists, handed to each
+    /// peer it connects to in [`Input::Identified`]. None by default: datagram
+    /// overlays open no connections.
+    fn protocols(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
@@ -149,9 +163,16 @@ pub struct NetStats {
     pub unroutable: u64,
     /// Of the delivered datagrams, those handed to a Sybil.
     pub to_sybil: u64,
-    /// Stream outputs ([`Output::Request`], [`Output::Reply`], [`Output::Reset`]): this
-    /// network carries datagrams only, so they are dropped.
-    pub streams_dropped: u64,
+    /// Requests read by a live node on an inbound stream ([`Input::StreamRequest`]).
+    pub stream_requests: u64,
+    /// Replies read by the asker ([`Input::StreamReply`]).
+    pub stream_replies: u64,
+    /// Outbound streams that ended without a reply ([`Input::StreamFailed`]): a dial to
+    /// a dead or unknown peer, a reset, or the deadline passing (a lost request or
+    /// reply, a dead or silent peer).
+    pub streams_failed: u64,
+    /// Stream messages dropped by the loss model (counted in `lost` too).
+    pub stream_lost: u64,
 }
 
 enum What {
@@ -163,6 +184,7 @@ enum What {
     Timer {
         node: u32,
     },
+    Stream(stream::Delivery),
 }
 
 struct Scheduled {
@@ -212,6 +234,7 @@ pub struct Network<N: SimOverlay> {
     stats: NetStats,
     book: N::Book,
     world: N::World,
+    streams: stream::Streams,
 }
 
 impl<N: SimOverlay> std::fmt::Debug for Network<N> {
@@ -243,6 +266,7 @@ impl<N: SimOverlay> Network<N> {
             stats: NetStats::default(),
             book: N::book(&cfg),
             world: N::World::default(),
+            streams: stream::Streams::default(),
             cfg,
         }
     }
@@ -283,6 +307,13 @@ impl<N: SimOverlay> Network<N> {
         &self.nodes[i]
     }
 
+    /// Node `i`, mutable, for a test that feeds it an input or a command itself and
+    /// reads its outputs itself: what it leaves unread goes on the wire when the
+    /// network next drives it.
+    pub fn node_mut(&mut self, i: usize) -> &mut N {
+        &mut self.nodes[i]
+    }
+
     /// Is node `i` alive (not killed, not left)?
     pub fn is_alive(&self, i: usize) -> bool {
         self.alive[i]
@@ -304,8 +335,10 @@ impl<N: SimOverlay> Network<N> {
     }
 
     /// SHA-1 (hex) over (time, source, destination, length, payload) of every datagram
-    /// delivered so far: two runs with equal hashes exchanged the same bytes at the same
-    /// virtual times.
+    /// delivered so far, and of every stream delivery (a tag byte first; see
+    /// [`stream`]) when there are any: two runs with equal hashes exchanged the same
+    /// bytes at the same virtual times. A datagram overlay's hash is the one it had
+    /// before streams were carried.
     pub fn event_hash(&self) -> String {
         dht_core::to_hex(&self.hasher.clone().finalize())
     }
@@ -354,11 +387,20 @@ impl<N: SimOverlay> Network<N> {
 
     /// Creates node `i = len()` at the current virtual time, alive, with its own seed.
     pub fn add_node(&mut self) -> usize {
+        self.add_node_with(N::create)
+    }
+
+    /// Like [`Network::add_node`], the node made by `make` from what
+    /// [`SimOverlay::create`] is given (a test's node configured its own way).
+    pub fn add_node_with(
+        &mut self,
+        make: impl FnOnce(&SimConfig, N::Peer, u64, Instant, UnixMillis) -> N,
+    ) -> usize {
         let i = self.nodes.len();
         let peer = self.book.add_node();
         let seed = mix64(self.cfg.seed ^ mix64(i as u64 + 1));
         let wall = WALL0 + self.now / 1_000_000;
-        let node = N::create(&self.cfg, peer, seed, self.now_instant(), wall);
+        let node = make(&self.cfg, peer, seed, self.now_instant(), wall);
         self.nodes.push(node);
         self.alive.push(true);
         self.timer_at.push(NO_TIMER);
@@ -441,9 +483,16 @@ impl<N: SimOverlay> Network<N> {
         while let Some(out) = self.nodes[i].poll_output() {
             match out {
                 Output::Datagram { to, payload } => self.send(i as u32, &to, payload),
-                Output::Request { .. } | Output::Reply { .. } | Output::Reset { .. } => {
-                    self.stats.streams_dropped += 1;
+                Output::Request {
+                    to,
+                    stream,
+                    payload,
+                    deadline,
+                } => self.open_stream(i as u32, &to, stream, payload, deadline),
+                Output::Reply { stream, payload } => {
+                    self.answer_stream(i as u32, stream, Some(payload))
                 }
+                Output::Reset { stream } => self.answer_stream(i as u32, stream, None),
             }
         }
         if let Some(at) = self.nodes[i].poll_timeout() {
@@ -553,6 +602,7 @@ impl<N: SimOverlay> Network<N> {
                 self.nodes[i].handle_timeout(now);
                 self.drain(i);
             }
+            What::Stream(d) => self.deliver_stream(e.at, d),
         }
         true
     }

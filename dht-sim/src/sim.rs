@@ -31,6 +31,7 @@ pub struct KademliaWorld {
 
 impl SimOverlay for Node<MemStore> {
     const NAME: &'static str = "kademlia";
+    type Key = Id;
     type Book = Addresses;
     type World = KademliaWorld;
 

@@ -1,7 +1,8 @@
 //! The simulated network is the overlay's to choose: a toy overlay whose peers are
 //! plain numbers, not socket addresses, runs on [`dht_sim::Network`] through
 //! [`dht_sim::SimOverlay`] alone, with the latency model, command tracking, replay and
-//! the count of stream outputs the network does not carry.
+//! streams: a request on a stream reaches the peer, its reply the asker, a dial to
+//! nobody fails at once, and a request nobody answers fails at its deadline.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -31,8 +32,10 @@ impl AddressBook for Numbers {
 enum Ask {
     /// A datagram `ping`, answered `pong`; done when the pong is back.
     Ping(u32),
-    /// A request on a stream, which the network does not carry.
-    Stream(u32),
+    /// A request on a stream to that peer, answered `pong` on it (or reset, when the
+    /// request is `reset`, or left unanswered when it is `mute`); done when the
+    /// reply or the failure arrives, with 1 for a reply and 0 for a failure.
+    Stream(u32, &'static [u8]),
 }
 
 /// Answers pings; its own pings end when the pong comes back, with the peer that sent it.
@@ -41,6 +44,9 @@ struct Echo {
     id: Id,
     next: u64,
     waiting: VecDeque<(u32, QueryId, Instant)>,
+    streams: VecDeque<(StreamId, QueryId, Instant)>,
+    /// What each stream delivery looked like: (kind, from or stream).
+    seen: Vec<String>,
     out: VecDeque<Output<u32>>,
     events: VecDeque<Event<u32>>,
 }
@@ -52,6 +58,56 @@ impl Overlay for Echo {
     type RequestError = Infallible;
 
     fn handle_input(&mut self, now: Instant, input: Input<'_, u32>) {
+        let (stream, answered) = match input {
+            Input::Datagram { .. } => (StreamId(0), false),
+            Input::StreamRequest {
+                from,
+                stream,
+                bytes,
+            } => {
+                self.seen.push(format!("request from {from} on {stream:?}"));
+                match bytes {
+                    b"ping" => self.out.push_back(Output::Reply {
+                        stream,
+                        payload: b"pong".to_vec(),
+                    }),
+                    b"reset" => self.out.push_back(Output::Reset { stream }),
+                    _ => {}
+                }
+                return;
+            }
+            Input::StreamReply { stream, bytes } => {
+                assert_eq!(bytes, b"pong");
+                (stream, true)
+            }
+            Input::StreamFailed { stream } => (stream, false),
+            Input::Connected { peer } => {
+                self.seen.push(format!("connected {peer}"));
+                return;
+            }
+            Input::Identified { peer, protocols } => {
+                self.seen.push(format!("identified {peer} {protocols:?}"));
+                return;
+            }
+            Input::Disconnected { .. } => return,
+        };
+        if stream != StreamId(0) {
+            self.seen.push(format!("{stream:?} answered {answered}"));
+            if let Some(p) = self.streams.iter().position(|w| w.0 == stream) {
+                let (_, id, at) = self.streams.remove(p).expect("just found");
+                let stats = QueryStats {
+                    duration: now - at,
+                    ..QueryStats::default()
+                };
+                let done = QueryDone {
+                    id,
+                    outcome: u32::from(answered),
+                    stats,
+                };
+                self.events.push_back(Event::QueryDone(done));
+            }
+            return;
+        }
         let Input::Datagram { from, bytes, .. } = input else {
             return;
         };
@@ -84,12 +140,16 @@ impl Overlay for Echo {
                     payload: b"ping".to_vec(),
                 }
             }
-            Ask::Stream(to) => Output::Request {
-                to,
-                stream: StreamId(1),
-                payload: Vec::new(),
-                deadline: now,
-            },
+            Ask::Stream(to, payload) => {
+                let stream = StreamId(self.next);
+                self.streams.push_back((stream, id, now));
+                Output::Request {
+                    to,
+                    stream,
+                    payload: payload.to_vec(),
+                    deadline: now + Duration::from_secs(5),
+                }
+            }
         });
         Ok(id)
     }
@@ -106,6 +166,7 @@ impl Overlay for Echo {
 
 impl SimOverlay for Echo {
     const NAME: &'static str = "echo";
+    type Key = Id;
     type Book = Numbers;
     type World = ();
     fn book(_: &SimConfig) -> Numbers {
@@ -118,6 +179,8 @@ impl SimOverlay for Echo {
             id,
             next: 0,
             waiting: VecDeque::new(),
+            streams: VecDeque::new(),
+            seen: Vec::new(),
             out: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -136,6 +199,9 @@ impl SimOverlay for Echo {
     }
     fn judge_lookup(_: &Network<Echo>, _: usize, _: &Id, _: &[Id]) -> bool {
         true
+    }
+    fn protocols(&self) -> Vec<String> {
+        vec!["/echo".to_string()]
     }
     fn join_all(net: &mut Network<Echo>, progress: &mut dyn FnMut(usize)) {
         for _ in 0..net.config().nodes {
@@ -188,12 +254,81 @@ fn an_overlay_with_its_own_peers_runs_on_the_network() {
 }
 
 #[test]
-fn stream_outputs_are_counted_and_dropped() {
-    let mut net = Network::<Echo>::new(SimConfig::new(2, 42));
+fn streams_carry_requests_replies_resets_and_failures() {
+    let mut net = Network::<Echo>::new(SimConfig::new(3, 42));
     net.join_all(|_| {});
-    let q = net.start(0, Ask::Stream(1)).expect("infallible");
-    net.run_for(Duration::from_secs(1));
-    assert_eq!(net.net_stats().streams_dropped, 1, "seed 42");
-    assert_eq!(net.net_stats().delivered, 0, "seed 42");
-    assert!(net.take_done(0, q).is_none(), "seed 42: nothing answered");
+    let start = net.now();
+    let ping = net.start(0, Ask::Stream(1, b"ping")).expect("infallible");
+    let reset = net.start(0, Ask::Stream(1, b"reset")).expect("infallible");
+    let mute = net.start(2, Ask::Stream(1, b"mute")).expect("infallible");
+    let nobody = net.start(0, Ask::Stream(7, b"ping")).expect("infallible");
+    net.run_for(Duration::from_millis(1));
+    let done = net
+        .take_done(0, nobody)
+        .expect("a dial to nobody fails at once");
+    assert_eq!((done.outcome, done.stats.duration), (0, Duration::ZERO));
+    assert!(net.run_until_idle(Duration::from_secs(10)), "seed 42");
+    let done = net.take_done(0, ping).expect("answered");
+    assert_eq!(done.outcome, 1, "seed 42: the reply reached the asker");
+    assert!(done.stats.duration < Duration::from_millis(180), "{done:?}");
+    assert_eq!(net.take_done(0, reset).expect("reset").outcome, 0);
+    let done = net.take_done(2, mute).expect("failed at its deadline");
+    assert_eq!(
+        (done.outcome, done.stats.duration),
+        (0, Duration::from_secs(5))
+    );
+    let stats = net.net_stats();
+    assert_eq!(
+        (
+            stats.stream_requests,
+            stats.stream_replies,
+            stats.streams_failed
+        ),
+        (3, 1, 3),
+        "seed 42: {stats:?}"
+    );
+    assert_eq!(stats.delivered, 0, "no datagram");
+    assert!(net.now() >= start + Duration::from_secs(5));
+    // Node 1 saw each connection open, identify from each asker, and the requests on
+    // inbound streams the network numbered, from the askers' connections.
+    let seen = &net.node(1).seen;
+    assert!(seen.contains(&"connected 0".to_string()), "{seen:?}");
+    assert!(seen.contains(&"connected 2".to_string()), "{seen:?}");
+    assert!(
+        seen.contains(&"identified 0 [\"/echo\"]".to_string()),
+        "{seen:?}"
+    );
+    let requests: Vec<&String> = seen.iter().filter(|s| s.starts_with("request")).collect();
+    assert_eq!(requests.len(), 3, "{seen:?}");
+    assert!(
+        requests.iter().any(|s| s.starts_with("request from 2 on")),
+        "{seen:?}"
+    );
+    let asker = &net.node(0).seen;
+    assert!(
+        asker.contains(&"identified 1 [\"/echo\"]".to_string()),
+        "{asker:?}"
+    );
+}
+
+#[test]
+fn a_lost_stream_request_fails_at_its_deadline() {
+    let mut cfg = SimConfig::new(2, 43);
+    cfg.loss = 1.0;
+    let mut net = Network::<Echo>::new(cfg);
+    net.join_all(|_| {});
+    let q = net.start(0, Ask::Stream(1, b"ping")).expect("infallible");
+    assert!(net.run_until_idle(Duration::from_secs(10)), "seed 43");
+    let done = net.take_done(0, q).expect("failed at its deadline");
+    assert_eq!(
+        (done.outcome, done.stats.duration),
+        (0, Duration::from_secs(5))
+    );
+    let stats = net.net_stats();
+    assert_eq!(
+        (stats.stream_lost, stats.lost, stats.stream_requests),
+        (1, 1, 0)
+    );
+    // The connection opened all the same: the loss took the request only.
+    assert!(net.node(1).seen.contains(&"connected 0".to_string()));
 }

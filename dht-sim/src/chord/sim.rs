@@ -24,6 +24,7 @@ pub type ChordSim = Network<ChordNode<MemStore>>;
 
 impl SimOverlay for ChordNode<MemStore> {
     const NAME: &'static str = "chord";
+    type Key = Id;
     type Book = Addresses;
     type World = ();
 

@@ -702,16 +702,32 @@ fn lookups_of_closed_requests_stay_counted() {
             "4",
             "--http-max-watch-lookups",
             "2",
+            "--http-deadline-ms",
+            "500",
         ],
     );
     let before = lookups_ended(h);
-    // 40 gets and 40 watches, each given up at once: a client's way of starting
-    // lookups without end if a permit were freed with its request.
+    // 40 gets and 40 watches, each given up at once, and 40 gets that wait for
+    // their deadline, 4 at a time: ways of starting lookups without end if a
+    // permit were freed with its request.
     for i in 0..40u32 {
         get_and_leave(h, &format!("/v1/immutable/{:040x}", i + 1));
         get_and_leave(h, &format!("/v1/mutable/{:064x}/watch", i + 1));
     }
-    std::thread::sleep(Duration::from_secs(2));
+    let waiting: Vec<_> = (0..4u32)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..10u32 {
+                    let status = get(h, &format!("/v1/immutable/{:040x}", 100 + t * 10 + i)).0;
+                    assert!(status == 503 || status == 504, "{status}");
+                }
+            })
+        })
+        .collect();
+    for t in waiting {
+        t.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
     let held = in_flight(h);
     assert!(
         held <= 6.0,
@@ -729,7 +745,7 @@ fn lookups_of_closed_requests_stay_counted() {
     // 4 gets and 2 watch lookups at most, and a little housekeeping.
     assert!(
         started <= 8.0,
-        "{started} lookups for 80 requests given up at once"
+        "{started} lookups for 120 requests given up or past their deadline"
     );
 }
 

@@ -35,8 +35,8 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest request head (request line and headers) read; beyond it, 431. The
 /// API's heads are a few hundred bytes. hyper's smallest allowed bound.
 pub(crate) const MAX_HEAD: usize = 8192;
-/// Most header fields in a request.
-const MAX_HEADERS: usize = 32;
+/// Most header fields in a request (a proxy adds a few of its own).
+const MAX_HEADERS: usize = 64;
 
 /// The bounds on connections.
 #[derive(Debug, Clone, Copy)]

@@ -317,7 +317,7 @@ const GAUGES: &[(&str, &str)] = &[
     ),
     (
         "dht_http_operations_in_flight",
-        "DHT operations that HTTP requests are running now.",
+        "DHT operations that HTTP requests and watch pollers run now, by permit pool (read, write, watch).",
     ),
     (
         "process_resident_memory_bytes",

@@ -1,6 +1,9 @@
 //! `--http` on real node processes on 127.0.0.1: `/metrics` (checked by `promtool
 //! check metrics` when promtool is installed), `/readyz` before and after joining,
-//! the JSON API across two nodes with each error status provoked once, and a watch.
+//! the JSON API across two nodes with each error status provoked once, and a watch;
+//! the bounds on what HTTP clients may start (issue 27: lookups of closed requests
+//! stay counted, reads and writes in pools of their own with a per-client share of
+//! the reads, a cap on connections, head and idle timeouts, a bound on head size).
 
 mod common;
 
@@ -42,7 +45,19 @@ fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).expect("connect");
+    let s = TcpStream::connect(addr).expect("connect");
+    request_on(s, addr, method, path, headers, body)
+}
+
+/// [`request`] on a connection already open (from another source address, say).
+fn request_on(
+    mut s: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     s.set_read_timeout(Some(Duration::from_secs(40))).unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -579,7 +594,7 @@ fn in_flight(h: SocketAddr) -> f64 {
 #[test]
 fn http_operations_beyond_the_limit_get_503() {
     let dir = Scratch::new("http-max-ops");
-    let (_seed, _a, h) = silent_network(
+    let (seed, _a, h) = silent_network(
         &dir.0,
         &["--http-max-ops", "2", "--http-deadline-ms", "5000"],
     );
@@ -617,8 +632,14 @@ fn http_operations_beyond_the_limit_get_503() {
         let (s, _) = t.join().unwrap();
         assert_eq!(s, 504, "the held gets end at their deadline");
     }
-    // The permits came back.
-    assert_eq!(in_flight(h), 0.0);
+    // The permits come back when the lookups end, not at the deadline (the node
+    // cannot cancel a lookup): the seed answers again and they end.
+    seed.resume();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while in_flight(h) != 0.0 {
+        assert!(Instant::now() < deadline, "the permits never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -634,5 +655,291 @@ fn an_http_operation_past_its_deadline_gets_504() {
     assert!(
         took >= Duration::from_millis(1000) && took < Duration::from_secs(8),
         "{took:?}"
+    );
+}
+
+/// A connection to `to` from `from` (another loopback address: another client).
+fn connect_from(from: std::net::IpAddr, to: SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let s = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(SocketAddr::new(from, 0))
+            .expect("bind a loopback source");
+        socket.connect(to).await.expect("connect")
+    });
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s
+}
+
+/// Sends one GET and closes the connection at once, as a client that gives up.
+fn get_and_leave(h: SocketAddr, path: &str) {
+    let mut s = TcpStream::connect(h).expect("connect");
+    let _ = s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {h}\r\n\r\n").as_bytes());
+}
+
+/// Lookups of the node that ended, over all kinds.
+fn lookups_ended(h: SocketAddr) -> f64 {
+    metric(
+        &String::from_utf8(get(h, "/metrics").1).unwrap(),
+        "dht_lookups_total",
+    )
+}
+
+#[test]
+fn lookups_of_closed_requests_stay_counted() {
+    let dir = Scratch::new("http-closed");
+    let (seed, _a, h) = silent_network(
+        &dir.0,
+        &[
+            "--http-max-ops",
+            "4",
+            "--http-max-reads-per-client",
+            "4",
+            "--http-max-watch-lookups",
+            "2",
+            "--http-deadline-ms",
+            "500",
+        ],
+    );
+    let before = lookups_ended(h);
+    // 40 gets and 40 watches, each given up at once, and 40 gets that wait for
+    // their deadline, 4 at a time: ways of starting lookups without end if a
+    // permit were freed with its request.
+    for i in 0..40u32 {
+        get_and_leave(h, &format!("/v1/immutable/{:040x}", i + 1));
+        get_and_leave(h, &format!("/v1/mutable/{:064x}/watch", i + 1));
+    }
+    let waiting: Vec<_> = (0..4u32)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for i in 0..10u32 {
+                    let status = get(h, &format!("/v1/immutable/{:040x}", 100 + t * 10 + i)).0;
+                    assert!(status == 503 || status == 504, "{status}");
+                }
+            })
+        })
+        .collect();
+    for t in waiting {
+        t.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let held = in_flight(h);
+    assert!(
+        held <= 6.0,
+        "{held} operations in flight; the pools hold 4 + 2"
+    );
+    // The seed answers again: every lookup started ends, and is counted.
+    seed.resume();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while in_flight(h) != 0.0 {
+        assert!(Instant::now() < deadline, "the lookups never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let started = lookups_ended(h) - before;
+    // 4 gets and 2 watch lookups at most, and a little housekeeping.
+    assert!(
+        started <= 8.0,
+        "{started} lookups for 120 requests given up or past their deadline"
+    );
+}
+
+#[test]
+fn held_reads_do_not_refuse_writes() {
+    let dir = Scratch::new("http-pools");
+    let token = dir.0.join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let (_seed, _a, h) = silent_network(
+        &dir.0,
+        &[
+            "--http-max-ops",
+            "2",
+            "--http-deadline-ms",
+            "2000",
+            "--http-token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    let held: Vec<_> = (1..=2u32)
+        .map(|i| std::thread::spawn(move || get(h, &format!("/v1/immutable/{i:040x}")).0))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while in_flight(h) < 2.0 {
+        assert!(Instant::now() < deadline, "the two gets never ran at once");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get(h, &format!("/v1/immutable/{}", "ee".repeat(20))).0, 503);
+    let auth = [("Authorization", "Bearer s3cret")];
+    let path = format!("/v1/announce/{}?port=6881", "ab".repeat(20));
+    let (s, _, b) = request(h, "POST", &path, &auth, b"");
+    // The write ran (and met the silent seed's deadline) rather than being refused.
+    assert_eq!(s, 504, "{}", String::from_utf8_lossy(&b));
+    for t in held {
+        assert_eq!(t.join().unwrap(), 504);
+    }
+}
+
+#[test]
+fn one_client_gets_its_share_of_the_reads() {
+    let dir = Scratch::new("http-share");
+    let (_seed, _a, h) = silent_network(
+        &dir.0,
+        &[
+            "--http-max-ops",
+            "4",
+            "--http-max-reads-per-client",
+            "2",
+            "--http-deadline-ms",
+            "3000",
+        ],
+    );
+    let client = |ip: &str, i: u32| {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        let path = format!("/v1/immutable/{i:040x}");
+        std::thread::spawn(move || request_on(connect_from(ip, h), h, "GET", &path, &[], b"").0)
+    };
+    let held = vec![client("127.0.0.1", 1), client("127.0.0.1", 2)];
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while in_flight(h) < 2.0 {
+        assert!(Instant::now() < deadline, "the two gets never ran at once");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let path = format!("/v1/immutable/{}", "ee".repeat(20));
+    let (s, _, b) = request_on(
+        connect_from([127, 0, 0, 1].into(), h),
+        h,
+        "GET",
+        &path,
+        &[],
+        b"",
+    );
+    assert_eq!(s, 503, "127.0.0.1 holds its share");
+    assert!(
+        String::from_utf8_lossy(&b).contains("this client"),
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    // Another client still gets a lookup of the pool.
+    let other = client("127.0.0.2", 3);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while in_flight(h) < 3.0 {
+        assert!(Instant::now() < deadline, "127.0.0.2's get never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for t in held.into_iter().chain([other]) {
+        assert_eq!(t.join().unwrap(), 504);
+    }
+}
+
+/// Whether the server closed `s` within `within` (reads until EOF or an error).
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn http_connections_are_bounded() {
+    let dir = Scratch::new("http-conns");
+    let (_n, h) = http_node(
+        &dir.0,
+        "n",
+        &[],
+        &[
+            "--http-max-conns",
+            "4",
+            "--http-header-timeout-ms",
+            "1000",
+            "--http-idle-timeout-ms",
+            "1500",
+            "--http-deadline-ms",
+            "1000",
+        ],
+    );
+    // A head over the bound: 431, not served.
+    let pad = "a".repeat(20_000);
+    let (s, _, _) = request(h, "GET", "/healthz", &[("x-pad", &pad)], b"");
+    assert_eq!(s, 431, "a 20 KB head");
+
+    // A head trickled a byte at a time is cut off at the header timeout.
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(h).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nx-slow: ")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut cut = false;
+    while started.elapsed() < Duration::from_secs(4) {
+        if slow.write_all(b"a").is_err() || closed_within(&mut slow, Duration::from_millis(100)) {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "a trickled head was never cut off");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A connection that never sends a byte is closed too.
+    let mut silent = TcpStream::connect(h).unwrap();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(4)),
+        "an idle connection stayed open"
+    );
+
+    // A watch nobody writes to for longer than the idle timeout is closed (its
+    // keep-alive comes every 15 s).
+    let mut watch = TcpStream::connect(h).unwrap();
+    let path = format!("/v1/mutable/{}/watch", "ab".repeat(32));
+    watch
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {h}\r\n\r\n").as_bytes())
+        .unwrap();
+    assert!(
+        closed_within(&mut watch, Duration::from_secs(6)),
+        "an idle watch stayed open"
+    );
+
+    // The cap: 4 open connections, and a fifth is closed unanswered.
+    let open: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(h).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut fifth = TcpStream::connect(h).unwrap();
+    let _ = fifth.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {h}\r\n\r\n").as_bytes());
+    let mut answer = Vec::new();
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let _ = fifth.read_to_end(&mut answer);
+    assert!(
+        answer.is_empty(),
+        "a fifth connection was served: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    drop(open);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        get(h, "/healthz").0,
+        200,
+        "served again once connections closed"
     );
 }

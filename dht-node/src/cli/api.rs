@@ -1,9 +1,10 @@
 //! The JSON API under `/v1/` (`--http`): node state, BEP 44 items, peers, announces
 //! and the watch of a mutable item as Server-Sent Events.
 //!
-//! Every DHT operation takes one of `--http-max-ops` permits
-//! ([`MAX_DHT_OPS`](super::state::MAX_DHT_OPS) by default; 503 at once when none is
-//! free) and ends within `--http-deadline-ms`
+//! Every DHT operation takes a permit of its pool (`permits.rs`: reads, at most
+//! `--http-max-ops` and `--http-max-reads-per-client` from one client; writes,
+//! `--http-max-writes`; 503 at once when none is free), keeps it until the DHT
+//! answers, and its request ends within `--http-deadline-ms`
 //! ([`REQUEST_DEADLINE`](super::state::REQUEST_DEADLINE) by default; 504 when it
 //! passes: the node is up, the DHT was too slow); writes need the bearer token
 //! when `--http-token-file` is given. Errors are `{"error": message}` with the status
@@ -12,10 +13,11 @@
 //! server never sees a secret key: `dht-node sign` prints such a body.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,9 +28,12 @@ use dht_node::{bencode_bytes, bencoded_string, Answer, Error};
 use serde_json::json;
 
 use super::output::{mutable_json, MutableBody, PeersJson, StoredJson};
+use super::permits::{Busy, Client};
 use super::state::{bad, error, parse_key, query_param, salt_of, Http, Refused};
 
 type Shared = State<Arc<Http>>;
+/// The client's address (`http.rs` puts it in each request).
+type Peer = ConnectInfo<SocketAddr>;
 
 pub(crate) fn routes() -> Router<Arc<Http>> {
     Router::new()
@@ -53,17 +58,54 @@ fn dht_error(e: &Error) -> Response {
     error(status, &e.to_string())
 }
 
-/// Runs one DHT operation under a permit and the request deadline.
-async fn op<T>(http: &Http, f: impl Future<Output = Result<T, Error>>) -> Result<T, Response> {
-    let Ok(_permit) = http.ops.try_acquire() else {
-        return Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many DHT operations in flight from HTTP; retry later",
-        ));
+/// The pool an operation's permit comes from.
+enum Pool {
+    /// A lookup for the client at this address.
+    Read(SocketAddr),
+    Write,
+}
+
+/// Runs one DHT operation under a permit of its pool and the request deadline.
+///
+/// The operation runs in a task of its own that holds the permit until the DHT
+/// answers: when the client goes away (hyper drops this future) or the deadline
+/// passes, the lookup the node started runs on, and its permit with it.
+async fn op<T: Send + 'static>(
+    http: &Http,
+    pool: Pool,
+    f: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Response> {
+    let held = match pool {
+        Pool::Read(from) => http.permits.read(Client::of(from.ip())),
+        Pool::Write => http.permits.write(),
     };
-    match tokio::time::timeout(http.deadline, f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(dht_error(&e)),
+    let held = match held {
+        Ok(h) => h,
+        Err(Busy::Pool) => {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many DHT operations in flight from HTTP; retry later",
+            ))
+        }
+        Err(Busy::ClientShare) => {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many DHT operations in flight from this client; retry later",
+            ))
+        }
+    };
+    let task = tokio::spawn(async move {
+        let answer = f.await;
+        drop(held);
+        answer
+    });
+    match tokio::time::timeout(http.deadline, task).await {
+        Ok(Ok(Ok(v))) => Ok(v),
+        Ok(Ok(Err(e))) => Err(dht_error(&e)),
+        Ok(Err(_)) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the DHT operation failed",
+        )),
         Err(_) => Err(error(
             StatusCode::GATEWAY_TIMEOUT,
             "the DHT operation ran past its deadline",
@@ -135,18 +177,32 @@ async fn put_immutable(State(http): Shared, headers: HeaderMap, body: Bytes) -> 
             ),
         );
     }
-    match op(&http, http.dht.put_immutable(bencoded)).await {
+    let dht = http.dht.clone();
+    match op(&http, Pool::Write, async move {
+        dht.put_immutable(bencoded).await
+    })
+    .await
+    {
         Ok(a) => Json(StoredJson::of(&a.value.target, &a)).into_response(),
         Err(r) => r,
     }
 }
 
-async fn get_immutable(State(http): Shared, Path(target): Path<String>) -> Response {
+async fn get_immutable(
+    State(http): Shared,
+    ConnectInfo(from): Peer,
+    Path(target): Path<String>,
+) -> Response {
     let target = match parse_id("target", &target) {
         Ok(t) => t,
         Err(r) => return r.into_response(),
     };
-    match op(&http, http.dht.get_immutable(target)).await {
+    let dht = http.dht.clone();
+    match op(&http, Pool::Read(from), async move {
+        dht.get_immutable(target).await
+    })
+    .await
+    {
         Ok(Answer {
             value: Some(v),
             stats,
@@ -178,6 +234,7 @@ async fn get_immutable(State(http): Shared, Path(target): Path<String>) -> Respo
 
 async fn get_mutable(
     State(http): Shared,
+    ConnectInfo(from): Peer,
     Path(key): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
@@ -185,7 +242,9 @@ async fn get_mutable(
         (Ok(k), Ok(s)) => (k, s),
         (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
-    match op(&http, http.dht.get_mutable(key, &salt, None)).await {
+    let dht = http.dht.clone();
+    let lookup = async move { dht.get_mutable(key, &salt, None).await };
+    match op(&http, Pool::Read(from), lookup).await {
         Ok(Answer {
             value: Some(item),
             stats,
@@ -239,7 +298,12 @@ async fn put_mutable(
             "the signature does not verify for this key, salt, seq and value",
         );
     }
-    match op(&http, http.dht.put_mutable(item, body.cas)).await {
+    let (dht, cas) = (http.dht.clone(), body.cas);
+    match op(&http, Pool::Write, async move {
+        dht.put_mutable(item, cas).await
+    })
+    .await
+    {
         Ok(a) => Json(StoredJson {
             seq: Some(body.seq),
             public_key: Some(to_hex(&key)),
@@ -250,12 +314,21 @@ async fn put_mutable(
     }
 }
 
-async fn peers(State(http): Shared, Path(info_hash): Path<String>) -> Response {
+async fn peers(
+    State(http): Shared,
+    ConnectInfo(from): Peer,
+    Path(info_hash): Path<String>,
+) -> Response {
     let info_hash = match parse_id("info_hash", &info_hash) {
         Ok(t) => t,
         Err(r) => return r.into_response(),
     };
-    match op(&http, http.dht.get_peers(info_hash)).await {
+    let dht = http.dht.clone();
+    match op(&http, Pool::Read(from), async move {
+        dht.get_peers(info_hash).await
+    })
+    .await
+    {
         Ok(a) => Json(PeersJson::of(&info_hash, &a)).into_response(),
         Err(r) => r,
     }
@@ -280,7 +353,9 @@ async fn announce(
     let Some(port) = port else {
         return bad("?port=P (1 to 65535) is required".into()).into_response();
     };
-    match op(&http, http.dht.announce_peer(info_hash, Some(port))).await {
+    let dht = http.dht.clone();
+    let announce = async move { dht.announce_peer(info_hash, Some(port)).await };
+    match op(&http, Pool::Write, announce).await {
         Ok(a) => Json(StoredJson {
             port: Some(port),
             // The API announces as a peer; `dht-node announce --seed` is the CLI's.

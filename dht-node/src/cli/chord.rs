@@ -245,7 +245,8 @@ async fn run_node(cli: &Cli) -> Result<(), Fail> {
     tracing::info!(id = %node.id(), addr = %addr, "chord node running");
     let http = match cli.http {
         Some(http) => {
-            let (bound, task) = serve_http(node.clone(), http).await?;
+            let limits = super::conn::ConnLimits::of(cli);
+            let (bound, task) = serve_http(node.clone(), http, limits).await?;
             eprintln!("dht-node http={bound}");
             Some(task)
         }
@@ -316,6 +317,7 @@ struct ChordHttp {
 async fn serve_http(
     node: ChordHandle,
     addr: SocketAddr,
+    limits: super::conn::ConnLimits,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Fail> {
     let exporter = Exporter::install().map_err(Fail::other)?;
     ChordMetrics::describe();
@@ -331,11 +333,7 @@ async fn serve_http(
     let bound = listener
         .local_addr()
         .map_err(|e| Fail::other(format!("--http {addr}: {e}")))?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "the HTTP server stopped");
-        }
-    });
+    let task = tokio::spawn(super::conn::accept(listener, app, limits));
     Ok((bound, task))
 }
 

@@ -141,10 +141,33 @@ pub(crate) struct Cli {
     /// A file holding the bearer token that --http writes (POST, PUT) require.
     #[arg(long, value_name = "FILE", requires = "http")]
     pub(crate) http_token_file: Option<PathBuf>,
-    /// Most DHT operations that --http requests run at once; a request beyond gets
-    /// 503 at once.
+    /// Most DHT lookups that --http reads (GET) run at once; a read beyond gets 503
+    /// at once. A lookup keeps its place until it ends, even after its client left.
     #[arg(long, value_name = "N", default_value_t = super::state::MAX_DHT_OPS as u32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub(crate) http_max_ops: u32,
+    /// Most of those one client (IPv4 address, IPv6 /64) runs at once; beyond, 503.
+    /// Behind a reverse proxy every request comes from the proxy: raise it.
+    #[arg(long, value_name = "N", default_value_t = super::state::MAX_READS_PER_CLIENT as u32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub(crate) http_max_reads_per_client: u32,
+    /// Most DHT writes (puts, announces) that --http requests run at once, a pool
+    /// apart from the reads'; beyond, 503.
+    #[arg(long, value_name = "N", default_value_t = super::state::MAX_DHT_WRITES as u32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub(crate) http_max_writes: u32,
+    /// Most DHT lookups that the pollers of watched items run at once; a poller
+    /// finding none free tries again a second later.
+    #[arg(long, value_name = "N", default_value_t = super::state::MAX_WATCH_LOOKUPS as u32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub(crate) http_max_watch_lookups: u32,
+    /// Most --http connections open at once; one beyond is closed at once.
+    #[arg(long, value_name = "N", default_value_t = super::conn::MAX_CONNS as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) http_max_conns: u32,
+    /// How long a request's head may take to arrive, in milliseconds; also how long
+    /// a connection may wait idle for its next request. Past it, closed.
+    #[arg(long, value_name = "MS", default_value_t = super::conn::HEADER_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub(crate) http_header_timeout_ms: u64,
+    /// How long an --http connection may go without a byte moved either way, in
+    /// milliseconds (never less than --http-deadline-ms); past it, closed.
+    #[arg(long, value_name = "MS", default_value_t = super::conn::IDLE_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub(crate) http_idle_timeout_ms: u64,
     /// How long the DHT operation of one --http request may take, in milliseconds;
     /// past it the request gets 504.
     #[arg(long, value_name = "MS", default_value_t = super::state::REQUEST_DEADLINE.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..=600_000))]

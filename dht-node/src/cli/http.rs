@@ -10,6 +10,13 @@
 //!   good nodes and an answer from some node within [`dht_node::READY_WITHIN`]; else
 //!   503 and a JSON body naming the failing condition).
 //! - `/v1/...`: the JSON API (`api.rs`).
+//!
+//! Connections are served here with hyper (axum::serve cannot bound them): at most
+//! `--http-max-conns` at once (one beyond is closed at once, before any byte is
+//! read), a request's head must arrive within `--http-header-timeout-ms` (which also
+//! ends a connection idle between requests, or that never sends one) and fit in
+//! [`MAX_HEAD`](super::conn::MAX_HEAD) bytes (431 beyond), and a connection over which no byte moved for
+//! `--http-idle-timeout-ms` is closed (a client that stopped reading a watch, say).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,8 +30,9 @@ use axum::{Json, Router};
 use dht_node::exposition::{Exporter, Format};
 use dht_node::Dht;
 use serde_json::json;
-use tokio::sync::Semaphore;
 
+use super::conn::{self, ConnLimits};
+use super::permits::{Permits, PoolSizes};
 use super::state::{error, Http, Watches, MAX_BODY};
 use super::{api, watch, Fail};
 
@@ -35,8 +43,9 @@ pub(crate) struct HttpOptions {
     /// The bearer token writes need.
     pub(crate) token: Option<String>,
     pub(crate) watch_poll: Duration,
-    /// DHT operations at once ([`MAX_DHT_OPS`] by default).
-    pub(crate) max_ops: usize,
+    /// The permit pools' sizes.
+    pub(crate) pools: PoolSizes,
+    pub(crate) conns: ConnLimits,
     /// Per operation ([`REQUEST_DEADLINE`] by default).
     pub(crate) deadline: Duration,
 }
@@ -51,7 +60,8 @@ pub(crate) async fn serve(
         addr,
         token,
         watch_poll,
-        max_ops,
+        pools,
+        conns,
         deadline,
     } = options;
     let exporter = Exporter::install().map_err(Fail::other)?;
@@ -61,8 +71,7 @@ pub(crate) async fn serve(
     let state = Arc::new(Http {
         dht,
         exporter,
-        ops: Semaphore::new(max_ops),
-        max_ops,
+        permits: Permits::new(pools),
         deadline,
         token,
         watches: Watches::new(watch_poll),
@@ -81,19 +90,17 @@ pub(crate) async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| Fail::other(format!("--http {addr}: {e}")))?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "the HTTP server stopped");
-        }
-    });
+    let task = tokio::spawn(conn::accept(listener, app, conns));
     Ok((bound, task))
 }
 
 async fn metrics(State(http): State<Arc<Http>>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::negotiate(accept);
-    let in_flight = http.max_ops - http.ops.available_permits();
-    metrics::gauge!("dht_http_operations_in_flight").set(in_flight as f64);
+    let (reads, writes, watches) = http.permits.in_flight();
+    for (pool, n) in [("read", reads), ("write", writes), ("watch", watches)] {
+        metrics::gauge!("dht_http_operations_in_flight", "pool" => pool).set(n as f64);
+    }
     match http.dht.metrics().await {
         Ok(m) => (
             [(header::CONTENT_TYPE, format.content_type())],

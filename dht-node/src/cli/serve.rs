@@ -38,7 +38,13 @@ pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
                 addr,
                 token,
                 watch_poll: Duration::from_secs(cli.watch_poll),
-                max_ops: cli.http_max_ops as usize,
+                pools: super::permits::PoolSizes {
+                    reads: cli.http_max_ops as usize,
+                    reads_per_client: cli.http_max_reads_per_client as usize,
+                    writes: cli.http_max_writes as usize,
+                    watch_lookups: cli.http_max_watch_lookups as usize,
+                },
+                conns: super::conn::ConnLimits::of(cli),
                 deadline: Duration::from_millis(cli.http_deadline_ms),
             };
             let (bound, task) = super::http::serve(dht.clone(), options).await?;

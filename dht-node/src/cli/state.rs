@@ -14,11 +14,21 @@ use dht_core::from_hex;
 use dht_node::exposition::Exporter;
 use dht_node::Dht;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, Semaphore};
+use tokio::sync::broadcast;
 
-/// DHT operations that HTTP requests may run at once by default (`--http-max-ops`);
+use super::permits::Permits;
+
+/// DHT lookups that HTTP reads may run at once by default (`--http-max-ops`);
 /// beyond, 503.
 pub(crate) const MAX_DHT_OPS: usize = 64;
+/// The share of those one client (IPv4 address, IPv6 /64) may hold by default
+/// (`--http-max-reads-per-client`).
+pub(crate) const MAX_READS_PER_CLIENT: usize = 16;
+/// DHT writes (puts, announces) that HTTP requests may run at once by default
+/// (`--http-max-writes`): a pool of their own, so that held reads never refuse them.
+pub(crate) const MAX_DHT_WRITES: usize = 16;
+/// Lookups that watch pollers may run at once by default (`--http-max-watch-lookups`).
+pub(crate) const MAX_WATCH_LOOKUPS: usize = 16;
 /// How long one DHT operation of an HTTP request may take by default
 /// (`--http-deadline-ms`; a lookup usually takes a few seconds); past it, 504.
 pub(crate) const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
@@ -30,10 +40,8 @@ pub(crate) const MAX_BODY: usize = 16 * 1024;
 pub(crate) struct Http {
     pub(crate) dht: Dht,
     pub(crate) exporter: Exporter,
-    /// One permit per DHT operation an HTTP request runs.
-    pub(crate) ops: Semaphore,
-    /// The permits `ops` started with.
-    pub(crate) max_ops: usize,
+    /// One permit per DHT operation an HTTP request or a watch poller runs.
+    pub(crate) permits: Permits,
     /// How long one such operation may take.
     pub(crate) deadline: Duration,
     pub(crate) token: Option<String>,

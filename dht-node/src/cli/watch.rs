@@ -4,7 +4,11 @@
 //! One poller task per (key, salt), however many clients watch it: it looks the item
 //! up in the DHT every `--watch-poll` seconds and in this node's own store every
 //! second (a put that reaches this node is seen at once), and broadcasts each higher
-//! seq; it ends when its last client leaves. At most [`MAX_WATCHERS`] clients watch at once (503 beyond).
+//! seq; it ends when its last client leaves. At most [`MAX_WATCHERS`] clients watch
+//! at once, and at most as many pollers run (503 beyond): a poller outlives its last
+//! client by up to a second. Each DHT lookup of a poller holds a permit of the watch
+//! pool (`permits.rs`) until it ends, even when the poller has ended before it; a
+//! poller that finds none free looks again a second later.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,8 +18,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use dht_core::MutableItem;
+use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 
 use super::output::mutable_json;
 use super::state::{error, parse_key, salt_of, Http, Watched, Watches};
@@ -35,7 +42,7 @@ pub(crate) async fn watch(
     let (rx, last) = {
         // A poisoned lock means a handler panicked mid-update; the map is still usable.
         let mut items = http.watches.items.lock().unwrap_or_else(|p| p.into_inner());
-        if Watches::watchers(&items) >= MAX_WATCHERS {
+        if Watches::watchers(&items) >= MAX_WATCHERS || items.len() >= MAX_WATCHERS {
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "too many watchers; retry later",
@@ -88,13 +95,28 @@ async fn poll(http: Arc<Http>, key: [u8; 32], salt: Vec<u8>, tx: broadcast::Send
     let target = dht_core::mutable_target(&key, &salt);
     let mut seq: Option<i64> = None;
     let mut next_lookup = tokio::time::Instant::now();
+    // The lookup running now: its own task holds the permit, so that it stays
+    // counted if this poller ends first.
+    let mut lookup: Option<JoinHandle<Option<MutableItem>>> = None;
     loop {
         let mut seen = None;
-        if tokio::time::Instant::now() >= next_lookup {
-            next_lookup += http.watches.poll;
-            let lookup = http.dht.get_mutable(key, &salt, seq);
-            if let Ok(Ok(a)) = tokio::time::timeout(http.deadline, lookup).await {
-                seen = a.value;
+        if lookup.as_ref().is_some_and(|l| l.is_finished()) {
+            if let Some(Ok(found)) = lookup.take().and_then(|l| l.now_or_never()) {
+                seen = found;
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if lookup.is_none() && now >= next_lookup {
+            if let Some(held) = http.permits.watch_lookup() {
+                next_lookup = now + http.watches.poll;
+                let (dht, salt) = (http.dht.clone(), salt.clone());
+                // Awaited to its end, however long: the node ends every lookup on
+                // its own (its replies time out), and the permit must last as long.
+                lookup = Some(tokio::spawn(async move {
+                    let found = dht.get_mutable(key, &salt, seq).await;
+                    drop(held);
+                    found.ok().and_then(|a| a.value)
+                }));
             }
         }
         if let Ok(Some(dht_core::Item::Mutable(local))) = http.dht.local_item(target).await {

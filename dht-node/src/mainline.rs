@@ -103,6 +103,9 @@ impl Protocol for Mainline {
 }
 
 /// What to republish if `request` (a write) succeeds, and how often.
+///
+/// Every kind is named, so a new kind of request does not build until it says whether
+/// and how it is republished.
 fn republish_of(request: &Request, every: RepublishIntervals) -> Option<(Id, Request, Duration)> {
     let target = request.write_target()?;
     let (again, every) = match request {
@@ -116,7 +119,16 @@ fn republish_of(request: &Request, every: RepublishIntervals) -> Option<(Id, Req
             },
             every.items,
         ),
-        _ => (request.clone(), every.items),
+        Request::PutImmutable { .. } => (request.clone(), every.items),
+        // Not writes: `write_target` is `None` for them, so they never get here.
+        Request::Bootstrap { .. }
+        | Request::Ping { .. }
+        | Request::FindNode { .. }
+        | Request::GetPeers { .. }
+        | Request::Scrape { .. }
+        | Request::GetImmutable { .. }
+        | Request::GetMutable { .. }
+        | Request::SampleInfohashes { .. } => return None,
     };
     Some((target, again, every))
 }

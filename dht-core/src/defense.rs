@@ -11,6 +11,12 @@
 //!
 //! A source is an IPv4 address or an IPv6 /64 ([`source_of`]): a host is usually
 //! given a whole /64, so keying by full IPv6 address would give one host 2^64 sources.
+//!
+//! Over-rate queries from any source are dropped, but only a source that proved its
+//! address is banned: one that answered a query of ours or presented a valid write
+//! token ([`RateLimiter::prove`]). A UDP source address is trivially forged, so
+//! banning on drops alone would let anyone get a victim banned by flooding in its
+//! name. Proven sources are a bounded record too ([`PROVEN_MAX`], oldest out).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -235,6 +241,10 @@ pub enum Verdict {
 /// table.
 const SWEEP: usize = 8;
 
+/// Most proven sources remembered; past it the one proven longest ago is forgotten
+/// (it can prove itself again), so a flood of replies cannot grow memory.
+pub const PROVEN_MAX: usize = 65_536;
+
 /// Per-source token buckets with bans (sources as [`source_of`] gives them).
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
@@ -242,6 +252,13 @@ pub struct RateLimiter {
     overflow: Option<Source>,
     /// Where the next sweep for idle sources starts (a clock hand over the keys).
     cursor: Option<IpAddr>,
+    /// Sources that proved their address, with the sequence number of their latest
+    /// proof; only these are ever banned.
+    proven: BTreeMap<IpAddr, u64>,
+    /// The same sources by sequence number, oldest first (who goes when full).
+    proven_order: BTreeMap<u64, IpAddr>,
+    /// The next proof's sequence number.
+    proven_seq: u64,
 }
 
 impl Default for RateLimiter {
@@ -257,7 +274,39 @@ impl RateLimiter {
             sources: BTreeMap::new(),
             overflow: None,
             cursor: None,
+            proven: BTreeMap::new(),
+            proven_order: BTreeMap::new(),
+            proven_seq: 0,
         }
+    }
+
+    /// Records that `ip`'s source proved its address (it answered a query of ours, or
+    /// presented a write token we issued to it): from now on, flooding gets it banned.
+    pub fn prove(&mut self, ip: IpAddr, d: &Defense) {
+        if d.is_exempt(ip) {
+            return;
+        }
+        let ip = source_of(ip);
+        let seq = self.proven_seq;
+        self.proven_seq += 1;
+        if let Some(old) = self.proven.insert(ip, seq) {
+            self.proven_order.remove(&old);
+        }
+        self.proven_order.insert(seq, ip);
+        while self.proven.len() > PROVEN_MAX {
+            match self.proven_order.pop_first() {
+                Some((_, oldest)) => {
+                    self.proven.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Sources currently remembered as proven.
+    #[cfg(test)]
+    pub fn proven(&self) -> usize {
+        self.proven.len()
     }
 
     /// Sources currently tracked.
@@ -280,6 +329,7 @@ impl RateLimiter {
             return Verdict::Allow;
         }
         let ip = source_of(ip);
+        let proven = self.proven.contains_key(&ip);
         if !self.sources.contains_key(&ip) && self.sources.len() >= d.max_tracked {
             self.prune(now, d);
         }
@@ -312,8 +362,10 @@ impl RateLimiter {
             }
             return Verdict::Allow;
         }
-        src.drops += 1;
-        if src.drops >= d.ban_after_drops {
+        src.drops = src.drops.saturating_add(1);
+        // An unproven source may be a victim whose address a flooder forges: its
+        // excess is dropped, never turned into a ban.
+        if proven && src.drops >= d.ban_after_drops {
             src.banned_until = Some(now + d.ban_duration);
             return Verdict::Banned;
         }
@@ -409,6 +461,7 @@ mod tests {
         let mut rl = RateLimiter::new();
         let t0 = Instant::now();
         let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        rl.prove(ip, &d);
         for _ in 0..20 {
             assert_eq!(rl.check(ip, t0, &d), Verdict::Allow);
         }
@@ -430,6 +483,49 @@ mod tests {
             rl.check("127.0.0.10".parse().unwrap(), t0, &d),
             Verdict::Allow
         );
+    }
+
+    #[test]
+    fn an_unproven_source_is_dropped_but_never_banned() {
+        let d = strict();
+        let mut rl = RateLimiter::new();
+        let t0 = Instant::now();
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        for _ in 0..20 {
+            assert_eq!(rl.check(ip, t0, &d), Verdict::Allow);
+        }
+        for _ in 0..1000 {
+            assert_eq!(rl.check(ip, t0, &d), Verdict::Drop);
+        }
+        assert!(!rl.is_banned(ip, t0));
+        assert_eq!(
+            rl.check(ip, t0 + Duration::from_secs(1), &d),
+            Verdict::Allow
+        );
+        // Once proven, its next excess is banned.
+        rl.prove(ip, &d);
+        for _ in 0..100 {
+            rl.check(ip, t0 + Duration::from_secs(1), &d);
+        }
+        assert!(rl.is_banned(ip, t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn proven_sources_are_bounded_oldest_out() {
+        let d = strict();
+        let mut rl = RateLimiter::new();
+        for i in 0..(PROVEN_MAX as u32 + 10) {
+            rl.prove(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)), &d);
+        }
+        assert_eq!(rl.proven(), PROVEN_MAX);
+        assert!(!rl
+            .proven
+            .contains_key(&IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000))));
+        assert!(rl
+            .proven
+            .contains_key(&IpAddr::from(std::net::Ipv4Addr::from(
+                0x0a00_0000 + PROVEN_MAX as u32 + 9
+            ))));
     }
 
     #[test]

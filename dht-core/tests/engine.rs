@@ -703,10 +703,21 @@ fn replies(node: &mut Node<TestStore>) -> usize {
     drain(node).len()
 }
 
+/// Has `addr` prove its address to `n` (issue 27 finding 8: only such a source is
+/// ever banned): the node pings it and it answers.
+fn prove(n: &mut Node<TestStore>, now: std::time::Instant, addr: SocketAddr) {
+    n.start(now, Request::Ping { addr }).expect("request");
+    let q = n.poll_transmit().expect("the node's ping");
+    let m = krpc::decode(&q.payload).expect("decodes");
+    let reply = Message::new(m.transaction_id, Body::Response(Response::new(Id([6; 20]))));
+    n.handle_datagram(now, addr, None, &reply.to_bytes());
+}
+
 #[test]
 fn a_flooding_ip_is_limited_then_banned_while_others_are_served() {
     let (mut n, t0) = strict_node(|_| {});
     let flooder: SocketAddr = "127.3.3.3:5000".parse().unwrap();
+    prove(&mut n, t0, flooder);
     let honest: SocketAddr = "127.4.4.4:5000".parse().unwrap();
     let ping = raw_query(Id([9; 20]), Method::Ping);
     let mut answered = 0;

@@ -181,11 +181,22 @@ fn the_byte_cap_holds_for_every_source_together() {
     assert_eq!(ok, 5);
 }
 
+/// Has `addr` prove its address to `n` (issue 27 finding 8: only such a source is
+/// ever banned): the node pings it and it answers.
+fn prove(n: &mut Node<TestStore>, now: Instant, addr: SocketAddr) {
+    n.start(now, Request::Ping { addr }).expect("request");
+    let q = n.poll_transmit().expect("the node's ping");
+    let m = krpc::decode(&q.payload).expect("decodes");
+    let reply = Message::new(m.transaction_id, Body::Response(Response::new(Id([6; 20]))));
+    n.handle_datagram(now, addr, None, &reply.to_bytes());
+}
+
 #[test]
 fn malformed_queries_from_one_source_are_rate_limited_and_banned_like_well_formed_ones() {
     // Default limits, no exemption (a public source).
     let (mut n, now) = node(|_| {});
     let from = addr("203.0.113.50:4000");
+    prove(&mut n, now, from);
     // find_node without target: decodes far enough to be a query, draws a 203.
     let bad = b"d1:ad2:id20:abcdefghij0123456789e1:q9:find_node1:t2:aa1:y1:qe";
     let mut replies = 0;

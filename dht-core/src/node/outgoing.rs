@@ -142,6 +142,8 @@ impl<S: Store> Node<S> {
             self.stats.unexpected_replies += 1;
             return;
         };
+        // It echoed a transaction id we sent to this address: the address is its own.
+        self.limiter.prove(from.ip(), &self.config.defense);
         let rtt = now.saturating_duration_since(p.sent);
         let resp = match reply {
             Ok(r) => r,

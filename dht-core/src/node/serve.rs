@@ -306,7 +306,10 @@ impl<S: Store> Node<S> {
         let ok = self
             .tokens
             .check(now, source_of(from.ip()), token, &mut self.rng);
-        if !ok {
+        if ok {
+            // Only the source we issued the token to could read it: its address is real.
+            self.limiter.prove(from.ip(), &self.config.defense);
+        } else {
             self.stats.tokens_refused += 1;
         }
         ok

@@ -78,3 +78,32 @@ fn a_proven_address_that_floods_is_banned() {
     n.handle_datagram(t0 + Duration::from_secs(4), flooder, None, &ping());
     assert_eq!(answers_to(&mut n, flooder), 0);
 }
+
+#[test]
+fn an_address_that_presented_our_write_token_and_floods_is_banned() {
+    let (mut n, t0) = node();
+    let flooder: SocketAddr = "127.50.0.11:4000".parse().unwrap();
+    // A token only reaches the address it was sent to: presenting it proves the address.
+    let get = Method::get_peers(Id([7; 20])).with_want(Default::default());
+    let q = Message::query(b"gp".to_vec(), Id([5; 20]), get).to_bytes();
+    n.handle_datagram(t0, flooder, None, &q);
+    let mut token = None;
+    while let Some(t) = n.poll_transmit() {
+        if let Ok(Message {
+            body: Body::Response(r),
+            ..
+        }) = krpc::decode(&t.payload)
+        {
+            token = r.token;
+        }
+    }
+    let token = token.expect("get_peers answered with a token");
+    let announce = Method::announce_peer(Id([7; 20]), 6881, token);
+    let q = Message::query(b"ap".to_vec(), Id([5; 20]), announce).to_bytes();
+    n.handle_datagram(t0, flooder, None, &q);
+    assert_eq!(answers_to(&mut n, flooder), 1, "{:?}", n.stats());
+    flood(&mut n, t0, flooder);
+    assert!(n.stats().banned > 0, "{:?}", n.stats());
+    n.handle_datagram(t0 + Duration::from_secs(4), flooder, None, &ping());
+    assert_eq!(answers_to(&mut n, flooder), 0);
+}

@@ -562,6 +562,93 @@ fn watch_sees_a_put_that_reaches_this_node_before_the_poll() {
     panic!("no event within 10 s although the put reached this node");
 }
 
+/// Reads an SSE stream until an event carries `seq` (true) or it ends or times out.
+fn sees_seq(stream: TcpStream, seq: i64) -> bool {
+    let mut lines = BufReader::new(stream);
+    let mut line = String::new();
+    while lines.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(data) = line.strip_prefix("data:") {
+            if json(data.trim().as_bytes())["seq"] == seq {
+                return true;
+            }
+        }
+        line.clear();
+    }
+    false
+}
+
+/// Issue 27, item 10: the review's sequence (10 nodes, `--watch-poll 5`, seq 1 put
+/// through node 3, a watch on node 4, seq 2 put through node 5 2 s later) missed
+/// seq 2 once in five runs. Here it runs 20 times at once, one key each; every
+/// watch must deliver seq 2 within 30 s. (`contrib/probes/watch_seq.py` runs the
+/// same sequence against any build.)
+#[test]
+fn twenty_watches_each_see_the_newer_seq() {
+    const ROUNDS: usize = 20;
+    let dir = Scratch::new("http-watch-rounds");
+    let poll = ["--watch-poll", "5"];
+    let (n0, _) = http_node(&dir.0, "n0", &[], &poll);
+    let seed = [n0.addr];
+    let mut nodes = vec![n0];
+    let mut http = Vec::new();
+    for i in 1..10 {
+        let (n, h) = http_node(&dir.0, &format!("n{i}"), &seed, &poll);
+        nodes.push(n);
+        http.push(h);
+    }
+    let (h3, h4, h5) = (http[2], http[3], http[4]);
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let keys: Vec<(String, String)> = (0..ROUNDS)
+        .map(|i| {
+            let key = dir.0.join(format!("key{i}"));
+            let key_s = key.to_str().unwrap().to_string();
+            let o = cli(&["keygen", "--out", &key_s], &[]);
+            assert!(o.status.success(), "{}", describe(&o));
+            (key_s, stdout(&o).trim().to_string())
+        })
+        .collect();
+    for (key, public) in &keys {
+        let body = sign(&dir.0, key, "one", "1", &[]);
+        let (s, _, b) = request(h3, "PUT", &format!("/v1/mutable/{public}"), &[], &body);
+        assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    }
+    let watches: Vec<_> = keys
+        .iter()
+        .map(|(_, public)| {
+            let mut stream = TcpStream::connect(h4).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            write!(
+                stream,
+                "GET /v1/mutable/{public}/watch HTTP/1.1\r\nHost: {h4}\r\nAccept: text/event-stream\r\n\r\n"
+            )
+            .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let bodies: Vec<_> = keys
+        .iter()
+        .map(|(key, _)| sign(&dir.0, key, "two", "2", &[]))
+        .collect();
+    let readers: Vec<_> = watches
+        .into_iter()
+        .map(|w| std::thread::spawn(move || sees_seq(w, 2)))
+        .collect();
+    for ((_, public), body) in keys.iter().zip(&bodies) {
+        let (s, _, b) = request(h5, "PUT", &format!("/v1/mutable/{public}"), &[], body);
+        assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    }
+    let seen = readers
+        .into_iter()
+        .map(|r| r.join())
+        .filter(|r| matches!(r, Ok(true)))
+        .count();
+    assert_eq!(seen, ROUNDS, "watches that saw seq 2 within 30 s");
+}
+
 /// A node A whose only contact is a seed that went silent (SIGSTOP), with replies
 /// awaited 20 s (however fast the seed answered before): every get through A's HTTP
 /// API hangs until the deadline.

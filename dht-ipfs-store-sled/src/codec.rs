@@ -389,3 +389,64 @@ mod tests {
         assert!(decode_deadline_key(&[0; 8]).is_err());
     }
 }
+
+/// Format 1's bytes, pinned: a change to the encoding fails here, as a reminder that
+/// it needs a new format version (and a test that reads format 1 directories).
+#[cfg(test)]
+mod format_1 {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn record_bytes() {
+        let record = StoredRecord {
+            key: b"/pk/x".to_vec(),
+            value: b"val".to_vec(),
+            publisher: Some(vec![0xaa]),
+            expires_at: 0x0102,
+        };
+        let b = encode_record(&record, Some(b"s"));
+        assert_eq!(
+            hex(&b),
+            "01\
+             0000000000000102\
+             01 00000001 73\
+             01 00000001 aa\
+             00000003 76616c"
+                .replace(' ', "")
+        );
+        assert_eq!(decode_record(b"/pk/x", &b).unwrap().0, record);
+    }
+
+    #[test]
+    fn provider_bytes() {
+        let id = PeerId::from_bytes(&[&[0x12, 0x20][..], &[1; 32]].concat()).unwrap();
+        let p = StoredProvider {
+            provider: id.clone(),
+            addrs: vec!["/ip4/127.0.0.1/tcp/1".parse().unwrap()],
+            expires_at: 3,
+            addrs_expire_at: 2,
+        };
+        let b = encode_provider(&p, None);
+        assert_eq!(
+            hex(&b),
+            "01\
+             0000000000000003\
+             0000000000000002\
+             00\
+             0001 00000008 047f000001060001"
+                .replace(' ', "")
+        );
+        assert_eq!(decode_provider(id.clone(), &b).unwrap().0, p);
+        let k = provider_key(b"ab", &id);
+        assert_eq!(hex(&k[..8]), "0000000261621220");
+        assert_eq!(
+            hex(&deadline_key(5, KIND_PROVIDER, b"k")),
+            "0000000000000005016b"
+        );
+        assert_eq!(hex(&encode_generation(7)), "010000000000000007");
+    }
+}

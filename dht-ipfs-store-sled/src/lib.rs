@@ -36,7 +36,9 @@
 //! The marker's `format` is [`FORMAT_VERSION`], 1: this is the first format, so no
 //! older directory exists to read yet. A build refuses a directory of a newer format
 //! ([`OpenError::NewerFormat`]) rather than misread it. Each value also starts with a
-//! version byte. When a format 2 comes, the build that writes it either reads a format
+//! version byte, and the bytes of format 1 are pinned by tests (`src/codec.rs`), so
+//! that a change to the encoding cannot slip in without a new version. When a format
+//! 2 comes, the build that writes it either reads a format
 //! 1 directory as it is and rewrites the marker once it checked out (as
 //! `dht-store-sled` did for its format 1), or refuses it with an error that says how
 //! to migrate; whichever it does, it comes with a test that opens a directory written

@@ -38,11 +38,10 @@
 //! ([`OpenError::NewerFormat`]) rather than misread it. Each value also starts with a
 //! version byte, and the bytes of format 1 are pinned by tests (`src/codec.rs`), so
 //! that a change to the encoding cannot slip in without a new version. When a format
-//! 2 comes, the build that writes it either reads a format
-//! 1 directory as it is and rewrites the marker once it checked out (as
-//! `dht-store-sled` did for its format 1), or refuses it with an error that says how
-//! to migrate; whichever it does, it comes with a test that opens a directory written
-//! by format 1.
+//! 2 comes, the build that writes it either reads a format 1 directory as it is and
+//! rewrites the marker once it checked out (as `dht-store-sled` did for its format
+//! 1), or refuses it with an error that says how to migrate; whichever it does, it
+//! comes with a test that opens a directory written by format 1.
 //!
 //! ## Layout
 //! Four sled trees:
@@ -73,7 +72,7 @@
 //! data, and [`SledStore::open`] refuses it ([`OpenError::Corrupt`]) rather than run on
 //! without it. Dropping the store flushes. `tests/crash.rs` kills a writer with
 //! SIGKILL in a loop and checks that nothing acknowledged is lost and no operation is
-//! half applied.
+//! half applied, and that removals are durable within 1 s without a flush.
 //!
 //! ## Errors and a full disk
 //! Reads and writes fail with [`StoreError::Backend`]; refusals by the bounds are

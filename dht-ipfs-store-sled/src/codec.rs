@@ -69,27 +69,22 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
 
-    fn u16(&mut self) -> Result<u16, DecodeError> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4)?);
-        Ok(u32::from_be_bytes(a))
-    }
-
     fn u64(&mut self) -> Result<u64, DecodeError> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.take(8)?);
         Ok(u64::from_be_bytes(a))
     }
 
-    /// A length-prefixed byte string (u32 length).
+    /// A length or a count: a u64, which no `usize` here exceeds.
+    fn len(&mut self) -> Result<usize, DecodeError> {
+        let n = self.u64()?;
+        usize::try_from(n).map_err(|_| self.err("length overflows"))
+    }
+
+    /// A length-prefixed byte string.
     fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        let n = self.u32()?;
-        self.take(usize::try_from(n).map_err(|_| self.err("length overflows"))?)
+        let n = self.len()?;
+        self.take(n)
     }
 
     fn optional(&mut self) -> Result<Option<Vec<u8>>, DecodeError> {
@@ -120,10 +115,14 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Lengths and counts are u64, so that every `usize` fits (a u32 would need a
+/// refusal path for what the node never sends: its messages are at most 128 KiB).
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    out.extend_from_slice(&(n as u64).to_be_bytes());
+}
+
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    // Record keys, values and multiaddrs are bounded far below 4 GiB by the node
-    // (a message is at most a few MiB); saturate rather than wrap if one were not.
-    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+    put_len(out, b.len());
     out.extend_from_slice(b);
 }
 
@@ -204,7 +203,7 @@ pub(crate) fn provider_key(key: &[u8], provider: &PeerId) -> Vec<u8> {
 
 /// The prefix of every `providers` tree key of `key`.
 pub(crate) fn provider_prefix(key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + key.len() + 40);
+    let mut out = Vec::with_capacity(8 + key.len() + 40);
     put_bytes(&mut out, key);
     out
 }
@@ -228,10 +227,8 @@ pub(crate) fn encode_provider(p: &StoredProvider, source: Option<&[u8]>) -> Vec<
     out.extend_from_slice(&p.expires_at.to_be_bytes());
     out.extend_from_slice(&p.addrs_expire_at.to_be_bytes());
     put_optional(&mut out, source);
-    // The node keeps at most `dht_ipfs::MAX_ADDRS` addresses a peer.
-    let n = u16::try_from(p.addrs.len()).unwrap_or(u16::MAX);
-    out.extend_from_slice(&n.to_be_bytes());
-    for a in p.addrs.iter().take(usize::from(n)) {
+    put_len(&mut out, p.addrs.len());
+    for a in &p.addrs {
         put_bytes(&mut out, &a.to_vec());
     }
     out
@@ -247,9 +244,9 @@ pub(crate) fn decode_provider(
     let expires_at = r.u64()?;
     let addrs_expire_at = r.u64()?;
     let source = r.optional()?;
-    let n = r.u16()?;
-    // Each address takes at least its 4-byte length: no allocation beyond the input.
-    let mut addrs = Vec::with_capacity(usize::from(n).min(r.buf.len() / 4));
+    let n = r.len()?;
+    // Each address takes at least its 8-byte length: no allocation beyond the input.
+    let mut addrs = Vec::with_capacity(n.min(r.buf.len() / 8));
     for _ in 0..n {
         let bytes = r.bytes()?;
         let addr = Multiaddr::try_from(bytes.to_vec()).map_err(|_| DecodeError {
@@ -413,9 +410,9 @@ mod format_1 {
             hex(&b),
             "01\
              0000000000000102\
-             01 00000001 73\
-             01 00000001 aa\
-             00000003 76616c"
+             01 0000000000000001 73\
+             01 0000000000000001 aa\
+             0000000000000003 76616c"
                 .replace(' ', "")
         );
         assert_eq!(decode_record(b"/pk/x", &b).unwrap().0, record);
@@ -437,12 +434,12 @@ mod format_1 {
              0000000000000003\
              0000000000000002\
              00\
-             0001 00000008 047f000001060001"
+             0000000000000001 0000000000000008 047f000001060001"
                 .replace(' ', "")
         );
         assert_eq!(decode_provider(id.clone(), &b).unwrap().0, p);
         let k = provider_key(b"ab", &id);
-        assert_eq!(hex(&k[..8]), "0000000261621220");
+        assert_eq!(hex(&k[..12]), "000000000000000261621220");
         assert_eq!(
             hex(&deadline_key(5, KIND_PROVIDER, b"k")),
             "0000000000000005016b"

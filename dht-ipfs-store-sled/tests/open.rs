@@ -117,7 +117,7 @@ fn truncated_log_is_corrupt() {
 fn undecodable_values_are_corrupt() {
     for (tree, key) in [
         ("records", b"/pk/00000003".to_vec()),
-        ("providers", vec![0, 0, 0, 4, 0, 0, 0, 3]),
+        ("providers", vec![0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 3]),
     ] {
         let dir = filled();
         {

@@ -13,7 +13,8 @@
 //! The API is this root: [`Node`] with its [`Config`], [`Request`] and [`Outcome`];
 //! peers ([`PeerId`], [`PeerInfo`]); the [`Store`] trait and [`MemStore`]; the
 //! [`Validator`] trait and the built-in [`Namespaces`] (`/pk` and `/ipns` records);
-//! IPNS records made and read with [`IpnsRecord`] and [`IpnsKeypair`]. [`wire`] is public as the
+//! IPNS records made and read with [`IpnsRecord`] and [`IpnsKeypair`] (ed25519 names
+//! only: names of RSA, secp256k1 and ECDSA keys are refused). [`wire`] is public as the
 //! codec a transport and tools share; the store conformance suite ships behind the
 //! `conformance` feature.
 //!

@@ -13,11 +13,11 @@
 //! **Only ed25519 names.** A name is the PeerId of its key; ed25519 keys are inlined
 //! in it (identity multihash), so the name alone verifies its records. Names of RSA
 //! keys (a SHA-256 multihash, the key in `pubKey`), secp256k1 and ECDSA keys are
-//! refused with [`RecordError::UnsupportedKey`]: the spec requires only ed25519,
-//! Kubo has created ed25519 names by default since 0.5 (2020), and each other key
-//! type would bring its own signature crate (RSA's DER and PKCS#1 v1.5 among them)
-//! into a crate that verifies network input. Such records are neither stored nor
-//! handed out by our nodes; other nodes still serve them.
+//! refused with [`RecordError::UnsupportedKey`]: the spec makes only ed25519
+//! mandatory (RSA is a "SHOULD" for legacy names, the others "MAY"), and each other
+//! key type would bring its own signature crate (RSA's DER and PKCS#1 v1.5 among
+//! them) into a crate that verifies network input. Such records are neither stored
+//! nor handed out by our nodes; other nodes still serve them.
 //!
 //! `signatureV1` is never verified (the spec forbids relying on it); records we
 //! create carry it, and the V1 copies of the fields, for readers that only know V1.
@@ -82,6 +82,10 @@ impl IpnsKeypair {
 }
 
 /// A verified IPNS record: what its signed `data` says.
+///
+/// Only records of ed25519 names verify: names of RSA, secp256k1 and ECDSA keys are
+/// refused with [`RecordError::UnsupportedKey`] (the spec makes only ed25519
+/// mandatory; see ARCHITECTURE.md).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IpnsRecord {
     data: Data,

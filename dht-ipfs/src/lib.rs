@@ -12,7 +12,9 @@
 //!
 //! The API is this root: [`Node`] with its [`Config`], [`Request`] and [`Outcome`];
 //! peers ([`PeerId`], [`PeerInfo`]); the [`Store`] trait and [`MemStore`]; the
-//! [`Validator`] trait and the built-in [`Namespaces`]. [`wire`] is public as the
+//! [`Validator`] trait and the built-in [`Namespaces`] (`/pk` and `/ipns` records);
+//! IPNS records made and read with [`IpnsRecord`] and [`IpnsKeypair`] (ed25519 names
+//! only: names of RSA, secp256k1 and ECDSA keys are refused). [`wire`] is public as the
 //! codec a transport and tools share; the store conformance suite ships behind the
 //! `conformance` feature.
 //!
@@ -38,6 +40,7 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod ipns;
 mod mem;
 mod node;
 mod peer;
@@ -45,6 +48,10 @@ mod store;
 mod validate;
 pub mod wire;
 
+pub use ipns::{
+    select_ipns, validate_ipns, IpnsKeypair, IpnsRecord, UnixNanos, IPNS_PREFIX,
+    MAX_IPNS_RECORD_LEN,
+};
 pub use mem::MemStore;
 pub use node::{grind_preimage, Config, Mode, Node, Outcome, Request, RequestError, KAD_PROTOCOL};
 pub use peer::{

@@ -3,14 +3,21 @@
 //! brings back, and the built-in namespaces ([`Namespaces`]).
 //!
 //! `/pk/<PeerId>` is built in: the value is a protobuf `PublicKey` whose PeerId is the
-//! key's. Other namespaces are refused under the default policy, as go-libp2p-kad-dht
-//! does; [`RecordPolicy::Permissive`] (private networks) accepts any other key with a
-//! value of at most 14 KiB, so a GET_VALUE reply carrying one still fits 16 KiB.
-//! `/ipns/` comes with part 2.
+//! key's. `/ipns/<name>` is built in: a signed IPNS record of an ed25519 name, not past
+//! its end of life ([`crate::IpnsRecord`]); the best is the highest sequence, then the
+//! later end of life. Other namespaces are refused under the default policy, as
+//! go-libp2p-kad-dht does; [`RecordPolicy::Permissive`] (private networks) accepts any
+//! other key with a value of at most 14 KiB, so a GET_VALUE reply carrying one still
+//! fits 16 KiB.
+//!
+//! Validity can depend on time (an IPNS record's end of life), and this crate reads no
+//! clock: every `validate` is given the wall-clock time by its caller.
 
 use std::fmt::Debug;
 
+use crate::ipns::{select_ipns, validate_ipns, IPNS_PREFIX};
 use crate::peer::PeerId;
+use crate::store::UnixMillis;
 
 /// Why a record is invalid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -24,9 +31,23 @@ pub enum RecordError {
     /// The value does not have its namespace's form.
     #[error("malformed value")]
     BadValue,
-    /// The value does not belong to the key (a `/pk` key of another peer).
+    /// The value does not belong to the key (a `/pk` key of another peer, an IPNS
+    /// `pubKey` that is not the name's).
     #[error("value does not match the key")]
     Mismatch,
+    /// The name's key is of a type we do not verify (IPNS names of RSA, secp256k1 and
+    /// ECDSA keys: only ed25519 is supported).
+    #[error("unsupported key type")]
+    UnsupportedKey,
+    /// The signature is not the key's over the signed bytes.
+    #[error("bad signature")]
+    BadSignature,
+    /// Unsigned copies disagree with the signed fields (an IPNS record's V1 fields).
+    #[error("unsigned fields differ from the signed ones")]
+    Inconsistent,
+    /// The record's end of life is not after the time given.
+    #[error("record expired")]
+    Expired,
     /// The value is larger than the policy allows.
     #[error("value too large")]
     TooLarge,
@@ -37,8 +58,8 @@ pub enum RecordError {
 
 /// Validates records and ranks rival values of one key.
 pub trait Validator: Debug {
-    /// Is `value` a valid record for `key`?
-    fn validate(&self, key: &[u8], value: &[u8]) -> Result<(), RecordError>;
+    /// Is `value` a valid record for `key` at wall-clock time `now`?
+    fn validate(&self, key: &[u8], value: &[u8], now: UnixMillis) -> Result<(), RecordError>;
 
     /// The index of the best of `values` (each valid) for `key`; on a tie, the first.
     fn select(&self, key: &[u8], values: &[&[u8]]) -> Result<usize, RecordError>;
@@ -70,10 +91,11 @@ impl RecordPolicy {
     }
 }
 
-/// The built-in validator: `/pk/` always, other namespaces by [`RecordPolicy`].
+/// The built-in validator: `/pk/` and `/ipns/` always, other namespaces by
+/// [`RecordPolicy`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Namespaces {
-    /// What happens to namespaces other than `/pk/`.
+    /// What happens to namespaces other than `/pk/` and `/ipns/`.
     pub policy: RecordPolicy,
 }
 
@@ -82,6 +104,9 @@ pub const PK_PREFIX: &[u8] = b"/pk/";
 
 /// Longest `/pk` value accepted: an RSA-8192 key in DER is about 1,100 bytes.
 pub const MAX_PUBLIC_KEY_LEN: usize = 2048;
+
+/// libp2p's `KeyType` of ed25519 keys.
+pub(crate) const KEY_TYPE_ED25519: u32 = KeyType::Ed25519 as u32;
 
 /// libp2p's `KeyType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
@@ -129,9 +154,12 @@ pub fn validate_pk(key: &[u8], value: &[u8]) -> Result<(), RecordError> {
 }
 
 impl Validator for Namespaces {
-    fn validate(&self, key: &[u8], value: &[u8]) -> Result<(), RecordError> {
+    fn validate(&self, key: &[u8], value: &[u8], now: UnixMillis) -> Result<(), RecordError> {
         if key.starts_with(PK_PREFIX) {
             return validate_pk(key, value);
+        }
+        if key.starts_with(IPNS_PREFIX) {
+            return validate_ipns(key, value, now);
         }
         match self.policy {
             RecordPolicy::Strict => Err(RecordError::UnknownNamespace),
@@ -142,9 +170,13 @@ impl Validator for Namespaces {
         }
     }
 
-    /// Every valid `/pk` value of a key is the same key, and the permissive policy has
-    /// no order: the first wins, so a republish of an equal record is accepted.
-    fn select(&self, _key: &[u8], values: &[&[u8]]) -> Result<usize, RecordError> {
+    /// IPNS records rank by sequence, then end of life ([`select_ipns`]). Every valid
+    /// `/pk` value of a key is the same key, and the permissive policy has no order:
+    /// the first wins, so a republish of an equal record is accepted.
+    fn select(&self, key: &[u8], values: &[&[u8]]) -> Result<usize, RecordError> {
+        if key.starts_with(IPNS_PREFIX) {
+            return select_ipns(values);
+        }
         if values.is_empty() {
             return Err(RecordError::Empty);
         }

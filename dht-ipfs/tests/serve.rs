@@ -320,7 +320,12 @@ fn put_value_resets_invalid_records() {
 struct Versioned;
 
 impl Validator for Versioned {
-    fn validate(&self, key: &[u8], value: &[u8]) -> Result<(), RecordError> {
+    fn validate(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        _now: dht_ipfs::UnixMillis,
+    ) -> Result<(), RecordError> {
         if !key.starts_with(b"/v/") {
             return Err(RecordError::UnknownNamespace);
         }

@@ -103,7 +103,7 @@ impl<S: Store, V: Validator> Node<S, V> {
                     .record(&key, wall)
                     .ok()
                     .flatten()
-                    .filter(|r| self.validator.validate(&r.key, &r.value).is_ok());
+                    .filter(|r| self.validator.validate(&r.key, &r.value, wall).is_ok());
                 if let Some(r) = local {
                     // Held here: the node is part of the DHT (depth 0).
                     let id = self.next_query_id();
@@ -152,7 +152,7 @@ impl<S: Store, V: Validator> Node<S, V> {
         silent: bool,
     ) -> Result<QueryId, RequestError> {
         self.validator
-            .validate(&key, &value)
+            .validate(&key, &value, self.wall(now))
             .map_err(RequestError::InvalidRecord)?;
         let record = Record {
             key: key.clone(),
@@ -322,6 +322,7 @@ impl<S: Store, V: Validator> Node<S, V> {
                 _ => None,
             })
             .collect();
+        let wall = self.wall(now);
         let Some(q) = self.queries.get_mut(&id) else {
             return;
         };
@@ -346,7 +347,7 @@ impl<S: Store, V: Validator> Node<S, V> {
         match &mut q.kind {
             Kind::GetRecord { found } => {
                 if let Some(r) = msg.record.filter(|r| r.key == q.key) {
-                    if self.validator.validate(&r.key, &r.value).is_ok() {
+                    if self.validator.validate(&r.key, &r.value, wall).is_ok() {
                         found.push(r);
                         done = true;
                     }

@@ -111,7 +111,11 @@ impl<S: Store, V: Validator> Node<S, V> {
             .record(&msg.key, self.wall(now))
             .ok()
             .flatten()
-            .filter(|r| self.validator.validate(&r.key, &r.value).is_ok())
+            .filter(|r| {
+                self.validator
+                    .validate(&r.key, &r.value, self.wall(now))
+                    .is_ok()
+            })
             .map(|r| Record {
                 key: r.key,
                 value: r.value,
@@ -137,8 +141,10 @@ impl<S: Store, V: Validator> Node<S, V> {
         if record.key != msg.key || msg.key.is_empty() {
             return None;
         }
-        self.validator.validate(&record.key, &record.value).ok()?;
         let wall = self.wall(now);
+        self.validator
+            .validate(&record.key, &record.value, wall)
+            .ok()?;
         if let Some(held) = self.store.record(&record.key, wall).ok().flatten() {
             let best = self
                 .validator

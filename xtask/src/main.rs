@@ -4,8 +4,9 @@
 //! (a KRPC load generator for one DHT node), `echo` (a bare UDP echo, the baseline `load` is
 //! measured against), `fill` (a full routing table for a node under test) and `interop` (a
 //! forward to the `dht-interop` runner), `perf` (the working tree against a build of another
-//! commit, side by side). Arguments are parsed by hand to keep this crate almost free of
-//! dependencies: it is rebuilt in release mode whenever the alias runs, so it must build fast.
+//! commit, side by side), `image` (the container image). Arguments are parsed by hand to keep
+//! this crate almost free of dependencies: it is rebuilt in release mode whenever the alias
+//! runs, so it must build fast.
 //! What it shares with the other measuring tools (histogram, quantiles, query templates, the
 //! load report, the workload's records) is in `dht-measure`, std only but for serde.
 //!
@@ -14,6 +15,7 @@
 
 mod echo;
 mod fill;
+mod image;
 mod interop;
 mod load;
 mod perf;
@@ -53,6 +55,7 @@ COMMANDS:
     fill    Give a node under test a full routing table (contacts on this machine)
     interop Our nodes and other Mainline implementations in one loopback network: a matrix
     perf    The working tree against a build of REF, side by side: rates, instructions, dht-sim
+    image   The dht-node container image (OCI, FROM scratch, static musl binary), offline
     help    Print this text, or `help <COMMAND>` for that command's options
 
 `cargo xtask <COMMAND> --help` prints the options of a command.";
@@ -209,6 +212,7 @@ fn main() -> ExitCode {
                 Some("fill") => out!("{FILL_USAGE}"),
                 Some("interop") => out!("{}", interop::USAGE),
                 Some("perf") => out!("{}", perf::USAGE),
+                Some("image") => out!("{}", image::USAGE),
                 _ => out!("{USAGE}"),
             }
             Ok(())
@@ -219,6 +223,7 @@ fn main() -> ExitCode {
         Some("fill") => run_fill(&rest),
         Some("interop") => return interop::run(&rest),
         Some("perf") => perf::run(&rest),
+        Some("image") => image::run(&rest),
         Some(other) => Err(Error::Usage(format!("unknown command `{other}`"), "")),
     };
     match result {

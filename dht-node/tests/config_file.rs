@@ -181,3 +181,94 @@ fn a_foreign_data_dir_is_refused_with_any_store() {
     );
     assert!(!dir.0.join("node.key").exists());
 }
+
+/// A free UDP port on 127.0.0.1 (bound once and released).
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_flag_overrides_every_file_key_it_conflicts_with() {
+    let dir = Scratch::new("cfg-conflict");
+    let file = dir.0.join("node.toml");
+    let f = file.to_str().unwrap();
+    let seed = format!("127.0.0.1:{}", free_port());
+
+    // no-bootstrap in the file, --bootstrap on the line: the node bootstraps.
+    let listen = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        &file,
+        format!("listen = [\"{listen}\"]\nno-bootstrap = true\n"),
+    )
+    .unwrap();
+    let err = node_stderr(&["--config", f, "--bootstrap", &seed]);
+    assert!(err.contains(&format!("addrs={listen}")), "{err}");
+    // And the other way round.
+    std::fs::write(
+        &file,
+        format!("listen = [\"{listen}\"]\nbootstrap = [\"{seed}\"]\n"),
+    )
+    .unwrap();
+    let err = node_stderr(&["--config", f, "--no-bootstrap"]);
+    assert!(err.contains(&format!("addrs={listen}")), "{err}");
+
+    // Mainline's keys in the file, --overlay chord on the line: a Chord node.
+    let data = dir.0.join("data");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = [\"{listen}\"]\nno-bootstrap = true\nstore = \"sled\"\ndata-dir = {:?}\n\
+             no-local-exemption = true\nread-only = true\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let err = node_stderr(&["--config", f, "--overlay", "chord"]);
+    assert!(err.contains("chord node running"), "{err}");
+    // overlay = "chord" in the file, a Mainline-only flag on the line: Mainline.
+    std::fs::write(
+        &file,
+        format!("listen = [\"{listen}\"]\nno-bootstrap = true\noverlay = \"chord\"\n"),
+    )
+    .unwrap();
+    let err = node_stderr(&["--config", f, "--no-local-exemption"]);
+    assert!(
+        err.contains(&format!("addrs={listen}")) && !err.contains("chord"),
+        "{err}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_config_file_that_is_not_a_regular_file_is_refused_at_once() {
+    let dir = Scratch::new("cfg-fifo");
+    let fifo = dir.0.join("fifo.toml");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for path in [fifo.as_path(), std::path::Path::new("/dev/zero"), &dir.0] {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(path)
+            .args(["--listen", "127.0.0.1:0", "--no-bootstrap"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{path:?}: {}", describe(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{path:?}: {err}");
+        assert!(err.contains("not a regular file"), "{path:?}: {err}");
+    }
+}

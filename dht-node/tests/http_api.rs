@@ -452,7 +452,151 @@ fn writes_need_the_token() {
         b"x",
     );
     assert_eq!(s, 503, "authorized, but no node answers");
+    // The scheme's name is case-insensitive (RFC 7235, section 2.1).
+    for auth in ["bearer s3cret", "BEARER s3cret", "Bearer  s3cret"] {
+        let (s, _, _) = request(h, "POST", "/v1/immutable", &[("Authorization", auth)], b"x");
+        assert_eq!(s, 503, "{auth:?} is authorized");
+    }
+    for auth in ["Bearer S3CRET", "Basic s3cret", "Bearers3cret", "Bearer"] {
+        let (s, _, _) = request(h, "POST", "/v1/immutable", &[("Authorization", auth)], b"x");
+        assert_eq!(s, 401, "{auth:?} is not");
+    }
     assert_eq!(get(h, "/healthz").0, 200);
+}
+
+#[test]
+fn a_bad_token_file_fails_the_start_before_anything_is_bound() {
+    let dir = Scratch::new("http-token-bad");
+    let empty = dir.0.join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let missing = dir.0.join("missing");
+    for (token, status) in [(&empty, 2), (&missing, 3), (&dir.0, 3)] {
+        let addr_file = dir.0.join("addr");
+        let o = std::process::Command::new(common::BIN)
+            .args(["--listen", "127.0.0.1:0", "--no-bootstrap", "--addr-file"])
+            .arg(&addr_file)
+            .args(["--http", "127.0.0.1:0", "--http-token-file"])
+            .arg(token)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(status), "{token:?}: {}", describe(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "one line, nothing bound: {err}");
+        assert!(
+            !addr_file.exists(),
+            "{token:?}: the node bound its port first"
+        );
+    }
+}
+
+#[test]
+fn an_announce_of_port_0_is_refused_before_any_lookup() {
+    let dir = Scratch::new("http-port-0");
+    let (_n, h) = http_node(&dir.0, "n", &[], &[]);
+    let ih = "cd".repeat(20);
+    for q in ["port=0", "port=65536", "port=x", "other=1"] {
+        let (s, _, b) = request(h, "POST", &format!("/v1/announce/{ih}?{q}"), &[], b"");
+        assert_eq!(s, 400, "{q}: {}", String::from_utf8_lossy(&b));
+        assert!(
+            json(&b)["error"].as_str().unwrap().contains("port"),
+            "{}",
+            String::from_utf8_lossy(&b)
+        );
+    }
+    // No lookup ran: a lone node would have answered 503 after one.
+    let metrics = String::from_utf8(get(h, "/metrics").1).unwrap();
+    assert_eq!(metric(&metrics, "dht_lookups_total"), 0.0, "{metrics}");
+}
+
+/// What the node republishes now (`/v1/node`).
+fn republishing(h: SocketAddr) -> u64 {
+    json(&get(h, "/v1/node").1)["republishing"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn http_writes_grow_republishing_up_to_a_bound_and_delete_stops_one() {
+    let dir = Scratch::new("http-republish");
+    let token = dir.0.join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let seed = NodeProc::spawn(&dir.0, "seed", "127.0.0.1:0", &[]);
+    let (_a, h) = http_node(
+        &dir.0,
+        "a",
+        &[seed.addr],
+        &[
+            "--http-max-republished",
+            "3",
+            "--http-token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json(&get(h, "/v1/node").1)["table"]["ipv4"]["good"] != 1 {
+        assert!(Instant::now() < deadline, "A never added the seed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let auth = [("Authorization", "Bearer s3cret")];
+    let put = |value: &str| {
+        let (s, _, b) = request(h, "POST", "/v1/immutable", &auth, value.as_bytes());
+        (s, json(&b))
+    };
+    let mut targets = vec![];
+    for v in ["one", "two", "three"] {
+        let (s, j) = put(v);
+        assert_eq!(s, 200, "{j}");
+        targets.push(j["target"].as_str().unwrap().to_string());
+    }
+    assert_eq!(republishing(h), 3);
+    // Full: a new item, a new announce and a new mutable item are refused before
+    // they start, with what to do about it.
+    let (s, j) = put("four");
+    assert_eq!(s, 507, "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("DELETE /v1/republishing/"),
+        "{j}"
+    );
+    let ih = "cd".repeat(20);
+    let announce = format!("/v1/announce/{ih}?port=6999");
+    assert_eq!(request(h, "POST", &announce, &auth, b"").0, 507);
+    let key = dir.0.join("key");
+    let key_s = key.to_str().unwrap();
+    let o = cli(&["keygen", "--out", key_s], &[]);
+    assert!(o.status.success(), "{}", describe(&o));
+    let public = stdout(&o).trim().to_string();
+    let body = sign(&dir.0, key_s, "v1", "1", &[]);
+    let mutable = format!("/v1/mutable/{public}");
+    assert_eq!(request(h, "PUT", &mutable, &auth, &body).0, 507);
+    // A target already republished takes no more room.
+    assert_eq!(put("two").0, 200);
+    assert_eq!(republishing(h), 3);
+
+    // DELETE stops one (it needs the token, and a known target) and frees its room.
+    let stop = format!("/v1/republishing/{}", targets[0]);
+    assert_eq!(request(h, "DELETE", &stop, &[], b"").0, 401);
+    let (s, _, b) = request(h, "DELETE", &stop, &auth, b"");
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(json(&b)["republishing"], false);
+    assert_eq!(republishing(h), 2);
+    assert_eq!(request(h, "DELETE", &stop, &auth, b"").0, 404);
+    assert_eq!(
+        request(h, "DELETE", "/v1/republishing/xyz", &auth, b"").0,
+        400
+    );
+    let (s, _, b) = request(h, "POST", &announce, &auth, b"");
+    assert_eq!(s, 200, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(republishing(h), 3);
+    assert_eq!(
+        request(h, "DELETE", &format!("/v1/republishing/{ih}"), &auth, b"").0,
+        200
+    );
+    assert_eq!(republishing(h), 2);
 }
 
 #[test]

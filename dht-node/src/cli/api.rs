@@ -7,7 +7,9 @@
 //! answers, and its request ends within `--http-deadline-ms`
 //! ([`REQUEST_DEADLINE`](super::state::REQUEST_DEADLINE) by default; 504 when it
 //! passes: the node is up, the DHT was too slow); writes need the bearer token
-//! when `--http-token-file` is given. Errors are `{"error": message}` with the status
+//! when `--http-token-file` is given. What writes have the node republish is bounded
+//! (`republished.rs`; 507 beyond) and `DELETE /v1/republishing/{target}` stops one.
+//! Errors are `{"error": message}` with the status
 //! that says what went wrong. Mutable items travel as `value_base64` (the bencoded
 //! value, exactly the bytes the signature covers), `seq` and `signature` (hex), so the
 //! server never sees a secret key: `dht-node sign` prints such a body.
@@ -20,15 +22,16 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use dht_core::{from_hex, to_hex, Id, MutableItem};
-use dht_node::{bencode_bytes, bencoded_string, Answer, Error};
+use dht_node::{bencode_bytes, bencoded_string, Answer, Error, Stored};
 use serde_json::json;
 
 use super::output::{mutable_json, MutableBody, PeersJson, StoredJson};
 use super::permits::{Busy, Client};
+use super::republished::Full;
 use super::state::{bad, error, parse_key, query_param, salt_of, Http, Refused};
 
 type Shared = State<Arc<Http>>;
@@ -43,6 +46,7 @@ pub(crate) fn routes() -> Router<Arc<Http>> {
         .route("/v1/mutable/{key}", get(get_mutable).put(put_mutable))
         .route("/v1/peers/{info_hash}", get(peers))
         .route("/v1/announce/{info_hash}", post(announce))
+        .route("/v1/republishing/{target}", delete(stop_republishing))
 }
 
 /// The status a failed DHT call maps to.
@@ -113,6 +117,39 @@ async fn op<T: Send + 'static>(
     }
 }
 
+/// Runs one write (a put or an announce of `target`) as [`op`] does, within the
+/// bound on what HTTP writes have the node republish: a write of a new target when
+/// that bound is reached is refused with 507 before it starts.
+async fn write(
+    http: &Http,
+    target: Id,
+    f: impl Future<Output = Result<Answer<Stored>, Error>> + Send + 'static,
+) -> Result<Answer<Stored>, Response> {
+    let slot = match http.republished.reserve(target) {
+        Ok(s) => s,
+        Err(Full { max }) => {
+            return Err(error(
+                StatusCode::INSUFFICIENT_STORAGE,
+                &format!(
+                    "this node already republishes {max} items and announces for HTTP \
+                     clients, its limit (--http-max-republished); stop one with \
+                     DELETE /v1/republishing/{{target}} first"
+                ),
+            ))
+        }
+    };
+    // The slot lives in the task that awaits the write: a write that succeeds after
+    // its client left, or after its deadline, is republished all the same.
+    op(http, Pool::Write, async move {
+        let answer = f.await;
+        if answer.is_ok() {
+            slot.keep();
+        }
+        answer
+    })
+    .await
+}
+
 /// Writes need `Authorization: Bearer TOKEN` when a token is set.
 fn authorize(http: &Http, headers: &HeaderMap) -> Result<(), Refused> {
     let Some(token) = &http.token else {
@@ -121,7 +158,7 @@ fn authorize(http: &Http, headers: &HeaderMap) -> Result<(), Refused> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_credentials);
     // Compared whole, in constant time over the token's length.
     let ok = given.is_some_and(|g| {
         g.len() == token.len()
@@ -138,6 +175,16 @@ fn authorize(http: &Http, headers: &HeaderMap) -> Result<(), Refused> {
             "this write needs Authorization: Bearer <token>".into(),
         ))
     }
+}
+
+/// The credentials of an `Authorization: Bearer CREDENTIALS` value. The scheme's name
+/// is case-insensitive (RFC 7235, section 2.1: `bearer` and `BEARER` are `Bearer`),
+/// and one or more spaces separate it from the credentials.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim_start_matches(' '))
 }
 
 fn parse_id(what: &str, s: &str) -> Result<Id, Refused> {
@@ -177,10 +224,12 @@ async fn put_immutable(State(http): Shared, headers: HeaderMap, body: Bytes) -> 
             ),
         );
     }
-    let dht = http.dht.clone();
-    match op(&http, Pool::Write, async move {
-        dht.put_immutable(bencoded).await
-    })
+    let (dht, target) = (http.dht.clone(), dht_core::immutable_target(&bencoded));
+    match write(
+        &http,
+        target,
+        async move { dht.put_immutable(bencoded).await },
+    )
     .await
     {
         Ok(a) => Json(StoredJson::of(&a.value.target, &a)).into_response(),
@@ -298,10 +347,12 @@ async fn put_mutable(
             "the signature does not verify for this key, salt, seq and value",
         );
     }
-    let (dht, cas) = (http.dht.clone(), body.cas);
-    match op(&http, Pool::Write, async move {
-        dht.put_mutable(item, cas).await
-    })
+    let (dht, cas, target) = (http.dht.clone(), body.cas, item.target());
+    match write(
+        &http,
+        target,
+        async move { dht.put_mutable(item, cas).await },
+    )
     .await
     {
         Ok(a) => Json(StoredJson {
@@ -349,13 +400,16 @@ async fn announce(
     };
     let port = query_param(&q, "port")
         .and_then(|p| String::from_utf8(p).ok())
-        .and_then(|p| p.parse::<u16>().ok());
+        .and_then(|p| p.parse::<u16>().ok())
+        // Port 0 is no port a peer can connect to: nodes refuse it (BEP 5), so it is
+        // refused here, before any lookup runs.
+        .filter(|p| *p != 0);
     let Some(port) = port else {
         return bad("?port=P (1 to 65535) is required".into()).into_response();
     };
     let dht = http.dht.clone();
     let announce = async move { dht.announce_peer(info_hash, Some(port)).await };
-    match op(&http, Pool::Write, announce).await {
+    match write(&http, info_hash, announce).await {
         Ok(a) => Json(StoredJson {
             port: Some(port),
             // The API announces as a peer; `dht-node announce --seed` is the CLI's.
@@ -364,5 +418,37 @@ async fn announce(
         })
         .into_response(),
         Err(r) => r,
+    }
+}
+
+/// `DELETE /v1/republishing/{target}`: the node stops republishing the item or
+/// announce under `target` (an item's target as a write answered it, or an
+/// info_hash); 404 when it republishes nothing there. What the DHT's nodes hold
+/// stays until it expires.
+async fn stop_republishing(
+    State(http): Shared,
+    Path(target): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&http, &headers) {
+        return r.into_response();
+    }
+    let target = match parse_id("target", &target) {
+        Ok(t) => t,
+        Err(r) => return r.into_response(),
+    };
+    let stopped = match http.dht.stop_republishing(target).await {
+        Ok(s) => s,
+        Err(e) => return dht_error(&e),
+    };
+    // Forgotten even when the node no longer held it (stopped another way).
+    let held = http.republished.remove(target);
+    if stopped || held {
+        Json(json!({ "target": target.to_hex(), "republishing": false })).into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            "this node republishes nothing under this target",
+        )
     }
 }

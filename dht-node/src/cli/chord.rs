@@ -81,7 +81,8 @@ fn mainline_only(what: &str) -> Fail {
     ))
 }
 
-/// Flags that configure what Chord does not have.
+/// Flags that configure what Chord does not have. (`config.rs` leaves them out of a
+/// config file when the command line says `--overlay chord`: keep its list in step.)
 fn refuse_mainline_flags(cli: &Cli) -> Result<(), Fail> {
     let given = [
         (cli.transport != TransportKind::Udp, "--transport quic"),

@@ -4,9 +4,11 @@
 //! A key is a long flag's name (`listen`, `data-dir`; `data_dir` is accepted too) and
 //! its value is what the flag takes: a string or number, `true` for a switch, an
 //! array for a repeatable flag. The file becomes flags placed before the command
-//! line's, and a flag given on the command line replaces the file's key, so flags
-//! override the file. The key set is clap's own definition: a new flag is a new key,
-//! and an unknown key is refused with its name.
+//! line's, and a flag given on the command line replaces the file's key, or leaves
+//! out a key it conflicts with (`--bootstrap` drops `no-bootstrap`, `--overlay
+//! chord` drops `store = "sled"`), so flags override the file. The key set is
+//! clap's own definition: a new flag is a new key, and an unknown key is refused with
+//! its name. Only a regular file is read: a FIFO would block the start.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -26,22 +28,26 @@ pub(crate) fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, Fail> {
     let Some(path) = config_path(&args) else {
         return Ok(args);
     };
-    let bytes = dht_node::identity::read_bounded(Path::new(&path), MAX_CONFIG)
+    let bytes = read_regular_file(Path::new(&path), MAX_CONFIG)
         .map_err(|e| Fail::usage(format!("--config {}: {e}", path.to_string_lossy())))?;
     let text = String::from_utf8(bytes)
         .map_err(|_| Fail::usage(format!("--config {}: not UTF-8", path.to_string_lossy())))?;
     let from_file = flags_of(&text)
         .map_err(|e| Fail::usage(format!("--config {}: {e}", path.to_string_lossy())))?;
-    let given: Vec<String> = args
-        .iter()
-        .filter_map(|a| a.to_str()?.strip_prefix("--"))
-        .map(|a| a.split('=').next().unwrap_or(a).to_string())
-        .collect();
+    let cmd = Cli::command();
+    let given = given_flags(&cmd, &args);
     let mut out = vec![args[0].clone()];
     for (flag, values) in from_file {
-        if given.contains(&flag)
-            || (flag == "bootstrap" && given.iter().any(|g| g == "no-bootstrap"))
-        {
+        // The command line wins: a key it gives again, or one it conflicts with, is
+        // left out (`no-bootstrap` against `--bootstrap`, `overlay = "chord"` against
+        // `--store sled`, ...), so that no file key ever refuses a command line.
+        let overridden = given.iter().any(|(g, g_value)| {
+            *g == flag
+                || values
+                    .iter()
+                    .any(|v| conflict(&cmd, (&flag, v.as_deref()), (g, g_value.as_deref())))
+        });
+        if overridden {
             continue;
         }
         for v in values {
@@ -53,6 +59,90 @@ pub(crate) fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, Fail> {
     }
     out.extend(args.into_iter().skip(1));
     Ok(out)
+}
+
+/// The long flags of the command line, each with its value when it takes one.
+fn given_flags(cmd: &clap::Command, args: &[OsString]) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut it = args.iter().skip(1).filter_map(|a| a.to_str());
+    while let Some(a) = it.next() {
+        let Some(flag) = a.strip_prefix("--") else {
+            continue;
+        };
+        if flag.is_empty() {
+            break; // `--`: only positional values follow.
+        }
+        let (name, value) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => {
+                let takes_value = cmd
+                    .get_arguments()
+                    .any(|x| x.get_long() == Some(flag) && x.get_action().takes_values());
+                (
+                    flag,
+                    if takes_value {
+                        it.next().map(str::to_string)
+                    } else {
+                        None
+                    },
+                )
+            }
+        };
+        out.push((name.to_string(), value));
+    }
+    out
+}
+
+/// Whether two flags, each with its value, cannot be given together: clap's
+/// `conflicts_with` (either way round), and `--overlay chord` with the flags of what
+/// Chord has not (`chord.rs` refuses them).
+fn conflict(cmd: &clap::Command, a: (&str, Option<&str>), b: (&str, Option<&str>)) -> bool {
+    let declared = |x: &str, y: &str| {
+        cmd.get_arguments()
+            .find(|arg| arg.get_long() == Some(x))
+            .is_some_and(|arg| {
+                cmd.get_arg_conflicts_with(arg)
+                    .iter()
+                    .any(|c| c.get_long() == Some(y))
+            })
+    };
+    let chord = |(x, v): (&str, Option<&str>)| x == "overlay" && v == Some("chord");
+    declared(a.0, b.0)
+        || declared(b.0, a.0)
+        || (chord(a) && mainline_only(b))
+        || (chord(b) && mainline_only(a))
+}
+
+/// A flag, with its value, that configures what a Chord node has not.
+fn mainline_only((flag, value): (&str, Option<&str>)) -> bool {
+    match flag {
+        "transport" => value != Some("udp"),
+        "store" => value != Some("mem"),
+        _ => MAINLINE_ONLY.contains(&flag),
+    }
+}
+
+/// The flags `chord.rs` refuses whatever their value (`--transport` and `--store`
+/// only with a value other than their default).
+const MAINLINE_ONLY: &[&str] = &[
+    "data-dir",
+    "read-only",
+    "no-local-exemption",
+    "http-token-file",
+    "routing-file",
+    "maintenance-ms",
+    "questionable-after-ms",
+];
+
+/// Reads a small regular file whole (see [`dht_node::identity::read_bounded`]).
+/// Anything else is refused before it is opened: opening a FIFO for reading blocks
+/// until a writer comes, and a device never ends.
+pub(crate) fn read_regular_file(path: &Path, max: usize) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".to_string());
+    }
+    dht_node::identity::read_bounded(path, max).map_err(|e| e.to_string())
 }
 
 fn config_path(args: &[OsString]) -> Option<OsString> {

@@ -138,7 +138,8 @@ pub(crate) struct Cli {
     /// default). Keep it on loopback unless writes are protected by --http-token-file.
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<SocketAddr>,
-    /// A file holding the bearer token that --http writes (POST, PUT) require.
+    /// A file holding the bearer token that --http writes (POST, PUT, DELETE) require
+    /// as `Authorization: Bearer TOKEN`; read before anything is bound.
     #[arg(long, value_name = "FILE", requires = "http")]
     pub(crate) http_token_file: Option<PathBuf>,
     /// Most DHT lookups that --http reads (GET) run at once; a read beyond gets 503
@@ -153,6 +154,11 @@ pub(crate) struct Cli {
     /// apart from the reads'; beyond, 503.
     #[arg(long, value_name = "N", default_value_t = super::state::MAX_DHT_WRITES as u32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub(crate) http_max_writes: u32,
+    /// Most items and announces that --http writes have the node republish (each
+    /// every 50 or 15 minutes until `DELETE /v1/republishing/TARGET`); a write of a
+    /// new one beyond gets 507.
+    #[arg(long, value_name = "N", default_value_t = super::state::MAX_REPUBLISHED as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) http_max_republished: u32,
     /// Most DHT lookups that the pollers of watched items run at once; a poller
     /// finding none free tries again a second later.
     #[arg(long, value_name = "N", default_value_t = super::state::MAX_WATCH_LOOKUPS as u32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
@@ -175,8 +181,10 @@ pub(crate) struct Cli {
     /// How often a watched mutable item is looked up, in seconds (at least 5).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=86_400))]
     pub(crate) watch_poll: u64,
-    /// Read flags from a TOML file (keys are flag names; flags given here override
-    /// it). `dht-node config --print-default` prints every key with its default.
+    /// Read flags from a TOML file (keys are flag names; a flag given here overrides
+    /// its key and any key it conflicts with: --bootstrap drops no-bootstrap; a
+    /// regular file only). `dht-node config --print-default` prints every key with
+    /// its default.
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// Log format on stderr: human text, or one JSON object a line for log shippers.

@@ -33,6 +33,7 @@ use serde_json::json;
 
 use super::conn::{self, ConnLimits};
 use super::permits::{Permits, PoolSizes};
+use super::republished::Republished;
 use super::state::{error, Http, Watches, MAX_BODY};
 use super::{api, watch, Fail};
 
@@ -48,6 +49,8 @@ pub(crate) struct HttpOptions {
     pub(crate) conns: ConnLimits,
     /// Per operation ([`REQUEST_DEADLINE`] by default).
     pub(crate) deadline: Duration,
+    /// Most targets HTTP writes have the node republish.
+    pub(crate) max_republished: usize,
 }
 
 /// Installs the metrics recorder (once per process), binds the address and serves
@@ -63,6 +66,7 @@ pub(crate) async fn serve(
         pools,
         conns,
         deadline,
+        max_republished,
     } = options;
     let exporter = Exporter::install().map_err(Fail::other)?;
     if !addr.ip().is_loopback() && token.is_none() {
@@ -75,6 +79,7 @@ pub(crate) async fn serve(
         deadline,
         token,
         watches: Watches::new(watch_poll),
+        republished: Republished::new(max_republished),
     });
     let app = Router::new()
         .route("/metrics", get(metrics))

@@ -16,6 +16,7 @@ mod http;
 mod oneshot;
 mod output;
 mod permits;
+mod republished;
 mod serve;
 mod state;
 mod watch;

@@ -11,6 +11,9 @@ use super::output::{write_addr_file, write_file_atomically};
 use super::{Cli, Fail};
 
 pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
+    // Read before anything is opened or bound: a bad token file fails the start
+    // while the ports and the data dir are still free.
+    let token = http_token(cli)?;
     // The store first: it creates and claims the data dir, where the key then goes.
     let opened = open_store(cli, builder(cli))?;
     #[cfg(feature = "sled")]
@@ -33,7 +36,6 @@ pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
     tracing::info!(id = %dht.id(), addrs = %addrs.join(","), read_only = cli.read_only, "node running");
     let http = match cli.http {
         Some(addr) => {
-            let token = http_token(cli)?;
             let options = super::http::HttpOptions {
                 addr,
                 token,
@@ -46,6 +48,7 @@ pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
                 },
                 conns: super::conn::ConnLimits::of(cli),
                 deadline: Duration::from_millis(cli.http_deadline_ms),
+                max_republished: cli.http_max_republished as usize,
             };
             let (bound, task) = super::http::serve(dht.clone(), options).await?;
             // A stable line for scripts and tests, like the one above.
@@ -158,7 +161,7 @@ fn http_token(cli: &Cli) -> Result<Option<String>, Fail> {
     let Some(path) = &cli.http_token_file else {
         return Ok(None);
     };
-    let bytes = dht_node::identity::read_bounded(path, 4096)
+    let bytes = super::config::read_regular_file(path, 4096)
         .map_err(|e| Fail::other(format!("cannot read {}: {e}", path.display())))?;
     let token = String::from_utf8_lossy(&bytes)
         .lines()

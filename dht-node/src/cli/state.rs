@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use super::permits::Permits;
+use super::republished::Republished;
 
 /// DHT lookups that HTTP reads may run at once by default (`--http-max-ops`);
 /// beyond, 503.
@@ -29,6 +30,9 @@ pub(crate) const MAX_READS_PER_CLIENT: usize = 16;
 pub(crate) const MAX_DHT_WRITES: usize = 16;
 /// Lookups that watch pollers may run at once by default (`--http-max-watch-lookups`).
 pub(crate) const MAX_WATCH_LOOKUPS: usize = 16;
+/// Targets (items and info_hashes) that HTTP writes may have the node republish by
+/// default (`--http-max-republished`); a write of a new target beyond, 507.
+pub(crate) const MAX_REPUBLISHED: usize = 256;
 /// How long one DHT operation of an HTTP request may take by default
 /// (`--http-deadline-ms`; a lookup usually takes a few seconds); past it, 504.
 pub(crate) const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
@@ -46,6 +50,8 @@ pub(crate) struct Http {
     pub(crate) deadline: Duration,
     pub(crate) token: Option<String>,
     pub(crate) watches: Watches,
+    /// What HTTP writes have the node republish.
+    pub(crate) republished: Republished,
 }
 
 pub(crate) type Key = ([u8; 32], Vec<u8>);

@@ -80,7 +80,7 @@ pub use handle::{Dht, Handle};
 pub use identity::os_seed;
 pub use mainline::{
     Mainline, MainlineNode, MainlineQuestion, RepublishIntervals, RoutingInfo, ANNOUNCE_REPUBLISH,
-    ITEM_REPUBLISH,
+    ITEM_REPUBLISH, REPUBLISH_PER_SECOND,
 };
 pub use metrics::{
     ConnectionStats, ConnectionStatsOf, NodeMetrics, TableMetrics, KINDS, READY_WITHIN,

@@ -133,6 +133,9 @@ fn republish_of(request: &Request, every: RepublishIntervals) -> Option<(Id, Req
     Some((target, again, every))
 }
 
+/// Republishes started in one second at most (see `MainlineNode::republish_due`).
+pub const REPUBLISH_PER_SECOND: usize = 16;
+
 #[derive(Debug)]
 struct Republish {
     request: Request,
@@ -154,6 +157,8 @@ pub struct MainlineNode<S: Store> {
     /// The latest `now` an input brought, when a finished write's republish is
     /// scheduled from.
     now: Instant,
+    /// The current second of republishing and the republishes started in it.
+    window: (Instant, usize),
 }
 
 impl<S: Store> MainlineNode<S> {
@@ -172,6 +177,7 @@ impl<S: Store> MainlineNode<S> {
             planned: HashMap::new(),
             republishing: HashMap::new(),
             now,
+            window: (now, 0),
         })
     }
 
@@ -180,8 +186,15 @@ impl<S: Store> MainlineNode<S> {
         &self.node
     }
 
-    /// Starts the republishes that are due.
+    /// Starts the republishes that are due, at most [`REPUBLISH_PER_SECOND`] a second:
+    /// writes made in one burst come due in one burst an interval later, and each
+    /// republish is a lookup and k writes. What is due beyond the rate waits for the
+    /// next second (its `next` moves there, so the node's timeout is never in the past).
     fn republish_due(&mut self, now: Instant) {
+        if now >= self.window.0 + Duration::from_secs(1) {
+            self.window = (now, 0);
+        }
+        let next_window = self.window.0 + Duration::from_secs(1);
         let due: Vec<Id> = self
             .republished
             .iter()
@@ -192,6 +205,11 @@ impl<S: Store> MainlineNode<S> {
             let Some(r) = self.republished.get_mut(&target) else {
                 continue;
             };
+            if self.window.1 >= REPUBLISH_PER_SECOND {
+                r.next = next_window;
+                continue;
+            }
+            self.window.1 += 1;
             r.next = now + r.every;
             let request = r.request.clone();
             let kind = kind_of(&request);

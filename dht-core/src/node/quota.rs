@@ -1,6 +1,15 @@
 //! Per-source storage accounting: which source (an IPv4 address or an IPv6 /64, see
 //! [`crate::defense::source_of`]) each stored item and peer is charged to, how much
-//! each source holds, and the bytes held in all.
+//! each source and each network above it holds (IPv4 /24 and /16, IPv6 /56, /48 and
+//! /32: [`V4_LEVELS`], [`V6_LEVELS`]), and the bytes held in all.
+//!
+//! Two rules read the books. Shares: a source and each of its networks hold at most
+//! a share ([`Shares`]), so one network cannot fill a cap from many addresses (64
+//! /64s of one /58 filled both caps). Room at a full cap: the network holding the
+//! most gives up its soonest-expiring entry to a newcomer from a network holding far
+//! less, and a newcomer from the network holding the most is refused
+//! ([`Ledger::victim`]), so a flood that fills a cap from many networks no longer
+//! refuses everyone new.
 //!
 //! The ledger lives in memory and mirrors what this node has stored since it started:
 //! the core decides every write and removal, so it can keep the books itself without
@@ -14,9 +23,11 @@
 //! [`crate::Limits::max_bytes`] bounds the memory of a node at its caps.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::Bound;
 
 use crate::bep44::Item;
+use crate::config::Limits;
 use crate::id::Id;
 use crate::store::UnixMillis;
 
@@ -46,6 +57,12 @@ pub(super) enum Entry {
     Peer(Id, SocketAddr),
 }
 
+impl Entry {
+    fn is_peer(&self) -> bool {
+        matches!(self, Entry::Peer(..))
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Charge {
     source: IpAddr,
@@ -53,7 +70,7 @@ struct Charge {
     expires_at: UnixMillis,
 }
 
-/// What one source holds.
+/// What one source, or one network of sources, holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Usage {
     /// Items charged to it (it wrote them last).
@@ -64,20 +81,144 @@ pub(super) struct Usage {
     pub bytes: u64,
 }
 
-/// The books: charges by entry, usage by source, deadlines to release charges as
-/// entries expire.
+/// What a share and a cap count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Resource {
+    /// Items held.
+    Items,
+    /// Peer slots held (one per swarm and source).
+    Swarms,
+    /// Estimated bytes held.
+    Bytes,
+}
+
+impl Usage {
+    fn amount(&self, r: Resource) -> u64 {
+        match r {
+            Resource::Items => self.items as u64,
+            Resource::Swarms => self.swarms as u64,
+            Resource::Bytes => self.bytes,
+        }
+    }
+}
+
+/// A network at one level of aggregation: its prefix length and first address. A
+/// source (an IPv4 address, an IPv6 /64) is the lowest level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Net {
+    bits: u8,
+    first: IpAddr,
+}
+
+/// The levels shares are kept at, from the source up, with each level's share as a
+/// multiple of a source's (before scaling to the caps, see [`Shares`]). Why these:
+/// - an IPv4 /24 and an IPv6 /56, x4: the smallest block a customer or a LAN is
+///   given (a /24 is the smallest routed IPv4 block; RIPE-690 gives a home a /56),
+///   room for a few hosts or a NAT pool;
+/// - an IPv6 /48, x8: a site (RFC 6177), and what tunnel brokers hand out free, so
+///   the cheapest way to many /64s;
+/// - an IPv4 /16 and an IPv6 /32, x16 (a quarter of the default caps): a
+///   provider's block (a /32 is the smallest LIR allocation). It takes four
+///   providers to fill a cap, and then a full cap makes room fairly anyway.
+///
+/// A /58 of 64 /64s, which filled both caps alone, now holds 1,024 items and 1,024
+/// swarms (its /56's share).
+const V4_LEVELS: [(u8, u64); 3] = [(32, 1), (24, 4), (16, 16)];
+/// See [`V4_LEVELS`].
+const V6_LEVELS: [(u8, u64); 4] = [(64, 1), (56, 4), (48, 8), (32, 16)];
+
+fn levels(ip: IpAddr) -> &'static [(u8, u64)] {
+    match ip {
+        IpAddr::V4(_) => &V4_LEVELS,
+        IpAddr::V6(_) => &V6_LEVELS,
+    }
+}
+
+/// The network of `bits` that `ip` belongs to, and its last address.
+fn net(ip: IpAddr, bits: u8) -> (Net, IpAddr) {
+    let (first, last) = match ip {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - bits as u32).unwrap_or(0);
+            let a = u32::from(a);
+            (
+                IpAddr::V4(Ipv4Addr::from(a & mask)),
+                IpAddr::V4(Ipv4Addr::from(a | !mask)),
+            )
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - bits as u32).unwrap_or(0);
+            let a = u128::from(a);
+            (
+                IpAddr::V6(Ipv6Addr::from(a & mask)),
+                IpAddr::V6(Ipv6Addr::from(a | !mask)),
+            )
+        }
+    };
+    (Net { bits, first }, last)
+}
+
+/// The shares of one source and of each network above it, scaled to the caps.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Shares {
+    items: u64,
+    swarms: u64,
+    bytes: u64,
+    caps: (u64, u64, u64),
+}
+
+impl Shares {
+    /// The shares `limits` give.
+    pub fn of(limits: &Limits) -> Shares {
+        Shares {
+            items: limits.max_items_per_source as u64,
+            swarms: limits.max_info_hashes_per_source as u64,
+            bytes: limits.max_bytes_per_source,
+            caps: (
+                limits.max_items as u64,
+                limits.max_info_hashes as u64,
+                limits.max_bytes,
+            ),
+        }
+    }
+
+    /// The share of `r` of a network at `multiple` times a source's: never more than
+    /// half the cap (a share that reaches its cap lets one network fill it: a node
+    /// started with `--max-items 256` and shares of 256 refused every honest put
+    /// once one source had written 256), never less than 1.
+    pub fn at(&self, r: Resource, multiple: u64) -> u64 {
+        let (share, cap) = match r {
+            Resource::Items => (self.items, self.caps.0),
+            Resource::Swarms => (self.swarms, self.caps.1),
+            Resource::Bytes => (self.bytes, self.caps.2),
+        };
+        share.saturating_mul(multiple).min(cap / 2).max(1)
+    }
+}
+
+/// The books: charges by entry, usage by source and by each network above it,
+/// entries by source (what a source gives up when a cap makes room), deadlines to
+/// release charges as entries expire.
 #[derive(Debug, Default)]
 pub(super) struct Ledger {
     charges: BTreeMap<Entry, Charge>,
-    usage: BTreeMap<IpAddr, Usage>,
+    usage: BTreeMap<Net, Usage>,
+    /// (source, is a peer, deadline, entry): a source's items, then its peers, each
+    /// soonest-expiring first.
+    held: BTreeSet<(IpAddr, bool, UnixMillis, Entry)>,
     deadlines: BTreeSet<(UnixMillis, Entry)>,
     total_bytes: u64,
 }
 
 impl Ledger {
     /// What `source` holds.
+    #[cfg(test)]
     pub fn usage(&self, source: IpAddr) -> Usage {
-        self.usage.get(&source).copied().unwrap_or_default()
+        let (n, _) = net(source, levels(source)[0].0);
+        self.usage_of(&n)
+    }
+
+    fn usage_of(&self, n: &Net) -> Usage {
+        self.usage.get(n).copied().unwrap_or_default()
     }
 
     /// Estimated bytes held in all (what this node stored since it started).
@@ -90,16 +231,190 @@ impl Ledger {
         self.charges.get(entry).map(|c| (c.source, c.bytes))
     }
 
+    /// Whether `source` and every network above it have room in their shares for one
+    /// more `entry` of `bytes` (what the write replaces counts once: its old charge
+    /// is taken off the networks that hold it); the resource whose share is used up
+    /// if not.
+    pub fn check_shares(
+        &self,
+        source: IpAddr,
+        entry: &Entry,
+        bytes: u64,
+        shares: &Shares,
+    ) -> Result<(), Resource> {
+        let replaced = self.charges.get(entry);
+        let count = if entry.is_peer() {
+            Resource::Swarms
+        } else {
+            Resource::Items
+        };
+        for &(bits, multiple) in levels(source) {
+            let (n, last) = net(source, bits);
+            let mut u = self.usage_of(&n);
+            if let Some(c) = replaced.filter(|c| n.first <= c.source && c.source <= last) {
+                u.bytes -= c.bytes;
+                match entry {
+                    Entry::Item(_) => u.items -= 1,
+                    Entry::Peer(..) => u.swarms -= 1,
+                }
+            }
+            if u.amount(count) >= shares.at(count, multiple) {
+                return Err(count);
+            }
+            if u.bytes + bytes > shares.at(Resource::Bytes, multiple) {
+                return Err(Resource::Bytes);
+            }
+        }
+        Ok(())
+    }
+
+    /// The source that gives up an entry so that a write of `add` of `r` from
+    /// `source` fits under a full cap, or `None`: the write is refused.
+    ///
+    /// From the top level down (IPv4 /16s and IPv6 /32s, then within the newcomer's
+    /// network its /24s or /48s, and so on), the newcomer's network is compared with
+    /// the sibling that holds the most. When that sibling holds at least twice what
+    /// the newcomer's network would hold after the write, it gives way: the entry
+    /// comes from its biggest source (its biggest sub-network at each level down).
+    /// When the newcomer's network holds the most, the comparison moves down into it
+    /// (someone inside may hold far more than the newcomer). Otherwise, and when the
+    /// newcomer's own source holds the most, it is refused: a network that already
+    /// holds the most never evicts an honest one, and networks holding about the same
+    /// do not evict each other (no churn among equals).
+    ///
+    /// Costs one pass over each level's siblings on the way down, only when a cap
+    /// is full.
+    pub fn victim(&self, source: IpAddr, r: Resource, add: u64) -> Option<IpAddr> {
+        let chain = levels(source);
+        let mut parent: Option<(Net, IpAddr)> = None;
+        for &(bits, _) in chain.iter().rev() {
+            let (mine, last) = net(source, bits);
+            let n = self.usage_of(&mine).amount(r);
+            let best = self
+                .children(parent, bits)
+                .filter(|(k, _)| **k != mine)
+                .fold(None, |best: Option<(Net, u64)>, (k, u)| {
+                    let a = u.amount(r);
+                    match best {
+                        Some((_, m)) if m >= a => best,
+                        _ => Some((*k, a)),
+                    }
+                });
+            match best {
+                Some((h, m)) if m >= 2 * (n + add) => return self.biggest_source_in(h, r),
+                Some((_, m)) if n < m => return None,
+                _ => parent = Some((mine, last)),
+            }
+        }
+        None
+    }
+
+    /// The networks of `bits` within `parent` (with no parent: the top level of both
+    /// families), with what they hold.
+    fn children(
+        &self,
+        parent: Option<(Net, IpAddr)>,
+        bits: u8,
+    ) -> impl Iterator<Item = (&Net, &Usage)> + '_ {
+        let span = |bits, first, last| Net { bits, first }..=Net { bits, first: last };
+        let (one, other) = match parent {
+            Some((p, last)) => (span(bits, p.first, last), None),
+            None => (
+                span(
+                    V4_LEVELS[V4_LEVELS.len() - 1].0,
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    IpAddr::V4(Ipv4Addr::BROADCAST),
+                ),
+                Some(span(
+                    V6_LEVELS[V6_LEVELS.len() - 1].0,
+                    IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                    IpAddr::V6(Ipv6Addr::from(u128::MAX)),
+                )),
+            ),
+        };
+        self.usage
+            .range(one)
+            .chain(other.into_iter().flat_map(|r| self.usage.range(r)))
+    }
+
+    /// The source within `n` that holds the most of `r`, found by taking the
+    /// sub-network that holds the most at each level down.
+    fn biggest_source_in(&self, mut n: Net, r: Resource) -> Option<IpAddr> {
+        let chain = levels(n.first);
+        let mut i = chain.iter().position(|&(b, _)| b == n.bits)?;
+        while i > 0 {
+            i -= 1;
+            let (_, last) = net(n.first, n.bits);
+            let lo = Net {
+                bits: chain[i].0,
+                first: n.first,
+            };
+            let hi = Net {
+                bits: chain[i].0,
+                first: last,
+            };
+            n = *self
+                .usage
+                .range(lo..=hi)
+                .fold(None, |best: Option<(&Net, u64)>, (k, u)| {
+                    let a = u.amount(r);
+                    match best {
+                        Some((_, m)) if m >= a => best,
+                        _ => Some((k, a)),
+                    }
+                })?
+                .0;
+        }
+        Some(n.first)
+    }
+
+    /// `source`'s entries, soonest-expiring first: its items, or its peers.
+    pub fn held_by(&self, source: IpAddr, peers: bool) -> impl Iterator<Item = Entry> + '_ {
+        let from = (source, peers, 0, Entry::Item(Id([0; 20])));
+        self.held
+            .range((Bound::Included(from), Bound::Unbounded))
+            .take_while(move |(s, p, _, _)| *s == source && *p == peers)
+            .map(|(_, _, _, e)| *e)
+    }
+
+    /// `source`'s soonest-expiring entry other than `keep`, item or peer.
+    pub fn soonest_of(&self, source: IpAddr, keep: &Entry) -> Option<Entry> {
+        let first = |peers| {
+            self.held_by(source, peers)
+                .find(|e| e != keep)
+                .and_then(|e| self.charges.get(&e).map(|c| (c.expires_at, e)))
+        };
+        match (first(false), first(true)) {
+            (Some(a), Some(b)) => Some(a.min(b).1),
+            (a, b) => a.or(b).map(|(_, e)| e),
+        }
+    }
+
+    /// Applies `f` to the usage of `source` and of every network above it.
+    fn each_level(&mut self, source: IpAddr, f: impl Fn(&mut Usage)) {
+        for &(bits, _) in levels(source) {
+            let (n, _) = net(source, bits);
+            let u = self.usage.entry(n).or_default();
+            f(u);
+            if *u == Usage::default() {
+                self.usage.remove(&n);
+            }
+        }
+    }
+
     /// Charges `entry` to `source` (replacing any earlier charge: the last writer
     /// owns an item, so nobody can keep another's quota spent by refreshing).
     pub fn charge(&mut self, entry: Entry, source: IpAddr, bytes: u64, expires_at: UnixMillis) {
         self.release(&entry);
-        let u = self.usage.entry(source).or_default();
-        match entry {
-            Entry::Item(_) => u.items += 1,
-            Entry::Peer(..) => u.swarms += 1,
-        }
-        u.bytes += bytes;
+        let peer = entry.is_peer();
+        self.each_level(source, |u| {
+            if peer {
+                u.swarms += 1;
+            } else {
+                u.items += 1;
+            }
+            u.bytes += bytes;
+        });
         self.total_bytes += bytes;
         self.charges.insert(
             entry,
@@ -109,6 +424,7 @@ impl Ledger {
                 expires_at,
             },
         );
+        self.held.insert((source, peer, expires_at, entry));
         self.deadlines.insert((expires_at, entry));
     }
 
@@ -117,18 +433,18 @@ impl Ledger {
         let Some(c) = self.charges.remove(entry) else {
             return;
         };
+        let peer = entry.is_peer();
         self.deadlines.remove(&(c.expires_at, *entry));
+        self.held.remove(&(c.source, peer, c.expires_at, *entry));
         self.total_bytes -= c.bytes;
-        if let Some(u) = self.usage.get_mut(&c.source) {
-            match entry {
-                Entry::Item(_) => u.items -= 1,
-                Entry::Peer(..) => u.swarms -= 1,
+        self.each_level(c.source, |u| {
+            if peer {
+                u.swarms -= 1;
+            } else {
+                u.items -= 1;
             }
             u.bytes -= c.bytes;
-            if u.items == 0 && u.swarms == 0 {
-                self.usage.remove(&c.source);
-            }
-        }
+        });
     }
 
     /// Releases the charges of entries that expired at or before `wall`, at most

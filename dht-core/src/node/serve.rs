@@ -18,7 +18,7 @@ use crate::id::{Id, NodeInfo};
 use crate::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Query, Response, Want};
 use crate::store::{Store, StoreError, StoredItem, StoredPeer};
 
-use super::quota::{item_cost, Entry, PEER_COST};
+use super::quota::{item_cost, Entry, Resource, Shares, PEER_COST};
 use super::stats::{ErrorCode, RefusalReason};
 use super::{Family, Node};
 
@@ -34,6 +34,12 @@ const BAD_TOKEN: Refusal = (code::PROTOCOL, "bad token");
 /// Most peers returned in one get_peers reply: 50 compact IPv4 peers fill 400 of the
 /// 1024 bytes, leaving room for the token and nodes.
 const MAX_VALUES_PER_REPLY: usize = 50;
+/// Most entries one write evicts at a full cap: an item of 1,000 bytes needs the
+/// room of four peers.
+const MAX_EVICTIONS_PER_WRITE: usize = 8;
+/// Most of a victim's peers looked at for a swarm it holds alone (each a store read),
+/// when the info_hash cap makes room.
+const SOLE_SWARMS_TRIED: usize = 16;
 /// Most info_hashes in one BEP 51 sample (20 x 20 bytes).
 const MAX_SAMPLES: usize = 20;
 
@@ -224,16 +230,13 @@ impl<S: Store> Node<S> {
             }
             Some(_) => {}
             None => {
+                let entry = Entry::Peer(info_hash, addr);
                 if !exempt {
-                    let u = self.ledger.usage(src);
-                    if u.swarms >= lim.max_info_hashes_per_source {
-                        return Err(self.refuse(SHARE_USED, RefusalReason::SourceInfoHashes));
-                    }
-                    if u.bytes + PEER_COST > lim.max_bytes_per_source {
-                        return Err(self.refuse(SHARE_USED, RefusalReason::SourceBytes));
-                    }
+                    self.check_shares(src, &entry, PEER_COST)?;
                 }
-                if peers.len() >= lim.max_peers_per_swarm {
+                // `max(1)`: an empty swarm is never full (`Config::validate` refuses 0,
+                // which took every announce past the info_hash and byte caps).
+                if peers.len() >= lim.max_peers_per_swarm.max(1) {
                     // Full swarm: the soonest-expiring peer makes room (no net bytes). A
                     // newcomer from a network that already holds slots takes the place
                     // of one of its own network's: the soonest-expiring peers are the
@@ -253,18 +256,16 @@ impl<S: Store> Node<S> {
                         self.ledger.release(&Entry::Peer(info_hash, oldest.addr));
                     }
                 } else {
-                    if self.ledger.total_bytes() + PEER_COST > lim.max_bytes {
-                        return Err(self.refuse(STORAGE_FULL, RefusalReason::ByteCap));
-                    }
                     if peers.is_empty() {
-                        match self.store.counts() {
-                            Ok(c) if c.info_hashes >= lim.max_info_hashes => {
-                                return Err(self.refuse(STORAGE_FULL, RefusalReason::InfoHashCap))
-                            }
-                            Ok(_) => {}
-                            Err(e) => return Err(self.store_err(e)),
-                        }
+                        let full = |n: &Self| {
+                            n.store
+                                .counts()
+                                .map(|c| c.info_hashes >= lim.max_info_hashes)
+                        };
+                        self.make_room(src, Resource::Swarms, 1, &entry, full)?;
                     }
+                    let over = |n: &Self| Ok(n.ledger.total_bytes() + PEER_COST > lim.max_bytes);
+                    self.make_room(src, Resource::Bytes, PEER_COST, &entry, over)?;
                 }
             }
         }
@@ -290,6 +291,84 @@ impl<S: Store> Node<S> {
         self.stats.storage_refused += 1;
         self.stats.storage_refused_by.bump(why);
         r
+    }
+
+    /// Refuses a write that does not fit the shares of its source or of a network
+    /// above it (see `quota.rs`).
+    fn check_shares(&mut self, src: IpAddr, entry: &Entry, bytes: u64) -> Result<(), Refusal> {
+        let shares = Shares::of(&self.config.limits);
+        match self.ledger.check_shares(src, entry, bytes, &shares) {
+            Ok(()) => Ok(()),
+            Err(r) => {
+                let why = match r {
+                    Resource::Items => RefusalReason::SourceItems,
+                    Resource::Swarms => RefusalReason::SourceInfoHashes,
+                    Resource::Bytes => RefusalReason::SourceBytes,
+                };
+                Err(self.refuse(SHARE_USED, why))
+            }
+        }
+    }
+
+    /// While `full` says a global cap of `r` has no room for a write of `add` from
+    /// `src`, removes one entry of the network that holds the most (never `keep`,
+    /// the entry being written), as `Ledger::victim` picks it; refuses the write
+    /// when nobody should give way. Bounded: a write needs at most a few entries'
+    /// room (an item of 1,000 bytes, four peers).
+    fn make_room(
+        &mut self,
+        src: IpAddr,
+        r: Resource,
+        add: u64,
+        keep: &Entry,
+        full: impl Fn(&Self) -> Result<bool, StoreError>,
+    ) -> Result<(), Refusal> {
+        for _ in 0..MAX_EVICTIONS_PER_WRITE {
+            match full(self) {
+                Ok(false) => return Ok(()),
+                Ok(true) => {}
+                Err(e) => return Err(self.store_err(e)),
+            }
+            let victim = self.ledger.victim(src, r, add);
+            let entry = victim.and_then(|v| match r {
+                Resource::Items => self.ledger.held_by(v, false).find(|e| e != keep),
+                Resource::Bytes => self.ledger.soonest_of(v, keep),
+                // Only a swarm the victim holds alone frees an info_hash.
+                Resource::Swarms => {
+                    self.ledger
+                        .held_by(v, true)
+                        .take(SOLE_SWARMS_TRIED)
+                        .find(|e| match e {
+                            Entry::Peer(ih, _) => {
+                                self.store.get_peers(ih).is_ok_and(|p| p.len() == 1)
+                            }
+                            Entry::Item(_) => false,
+                        })
+                }
+            });
+            let Some(entry) = entry else { break };
+            let removed = match entry {
+                Entry::Item(target) => self.store.remove_item(&target),
+                Entry::Peer(ih, addr) => self.store.remove_peer(&ih, &addr),
+            };
+            if let Err(e) = removed {
+                return Err(self.store_err(e));
+            }
+            self.ledger.release(&entry);
+            self.stats.storage_evicted += 1;
+        }
+        match full(self) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(self.refuse(
+                STORAGE_FULL,
+                match r {
+                    Resource::Items => RefusalReason::ItemCap,
+                    Resource::Swarms => RefusalReason::InfoHashCap,
+                    Resource::Bytes => RefusalReason::ByteCap,
+                },
+            )),
+            Err(e) => Err(self.store_err(e)),
+        }
     }
 
     /// A write token for `from` (counted).
@@ -391,37 +470,21 @@ impl<S: Store> Node<S> {
             }
         }
         let lim = self.config.limits;
-        if existing.is_none() {
-            match self.store.counts() {
-                Ok(c) if c.items >= lim.max_items => {
-                    return Err(self.refuse(STORAGE_FULL, RefusalReason::ItemCap))
-                }
-                Ok(_) => {}
-                Err(e) => return Err(self.store_err(e)),
-            }
-        }
         let entry = Entry::Item(target);
         let cost = item_cost(&args.item);
-        let held = self.ledger.charge_of(&entry);
-        let freed = held.map_or(0, |(_, b)| b);
-        if self.ledger.total_bytes() - freed + cost > lim.max_bytes {
-            return Err(self.refuse(STORAGE_FULL, RefusalReason::ByteCap));
-        }
         let src = source_of(from.ip());
+        // Shares first: a source (or network) past its share is refused before a
+        // full cap evicts anything for it.
         if !self.config.defense.is_exempt(from.ip()) {
-            let u = self.ledger.usage(src);
-            // What this put replaces of the source's own share is not counted twice.
-            let (own_items, own_bytes) = match held {
-                Some((s, b)) if s == src => (1, b),
-                _ => (0, 0),
-            };
-            if u.items - own_items >= lim.max_items_per_source {
-                return Err(self.refuse(SHARE_USED, RefusalReason::SourceItems));
-            }
-            if u.bytes - own_bytes + cost > lim.max_bytes_per_source {
-                return Err(self.refuse(SHARE_USED, RefusalReason::SourceBytes));
-            }
+            self.check_shares(src, &entry, cost)?;
         }
+        if existing.is_none() {
+            let full = |n: &Self| n.store.counts().map(|c| c.items >= lim.max_items);
+            self.make_room(src, Resource::Items, 1, &entry, full)?;
+        }
+        let freed = self.ledger.charge_of(&entry).map_or(0, |(_, b)| b);
+        let over = |n: &Self| Ok(n.ledger.total_bytes() - freed + cost > lim.max_bytes);
+        self.make_room(src, Resource::Bytes, cost, &entry, over)?;
         let item = StoredItem {
             target,
             item: args.item,

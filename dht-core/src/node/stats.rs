@@ -144,18 +144,21 @@ label_set!(
     /// A count per [`RefusalReason`].
     RefusalCounts,
     {
-        /// A new item at [`crate::Limits::max_items`].
+        /// A new item at [`crate::Limits::max_items`], and no network holding
+        /// enough more than the writer's to give way.
         ItemCap = "item_cap",
         /// A new info_hash at [`crate::Limits::max_info_hashes`].
         InfoHashCap = "info_hash_cap",
         /// Over [`crate::Limits::max_bytes`], the estimated bytes of everything stored.
         ByteCap = "byte_cap",
-        /// The source holds [`crate::Limits::max_items_per_source`] items.
+        /// The source, or a network above it, holds its share of items
+        /// ([`crate::Limits::max_items_per_source`], scaled per level).
         SourceItems = "source_items",
-        /// The source holds a slot in [`crate::Limits::max_info_hashes_per_source`]
-        /// swarms.
+        /// The source, or a network above it, holds a slot in its share of swarms
+        /// ([`crate::Limits::max_info_hashes_per_source`], scaled per level).
         SourceInfoHashes = "source_info_hashes",
-        /// Over [`crate::Limits::max_bytes_per_source`].
+        /// Over the byte share of the source or of a network above it
+        /// ([`crate::Limits::max_bytes_per_source`], scaled per level).
         SourceBytes = "source_bytes",
     }
 );
@@ -217,6 +220,9 @@ pub struct NodeStats {
     pub storage_refused: u64,
     /// `storage_refused` by reason (sums to it).
     pub storage_refused_by: RefusalCounts,
+    /// Entries removed to make room at a full global cap for a write from a network
+    /// holding far less than the one that gave them up.
+    pub storage_evicted: u64,
     /// Contacts in replies dropped before reaching a lookup: unusable addresses
     /// (unspecified, multicast, broadcast, port 0) or more local than their teller.
     pub contacts_dropped: u64,

@@ -527,17 +527,31 @@ impl<S: Store> Node<S> {
                 .any(|e| e.node.addr == *to)
     }
 
-    /// Replies to non-exempt addresses draw on the global reply budget, except replies
-    /// to nodes in our routing table: they have answered our queries, so a flood from
-    /// many spoofed sources that spends the budget cannot starve them.
+    /// True when a reply of `len` bytes to `to` is over the global reply budget
+    /// (nothing is taken: `push_reply` takes it).
+    fn over_budget(&mut self, now: Instant, to: &SocketAddr, len: usize) -> bool {
+        let d = &self.config.defense;
+        match d.reply_bytes_per_sec {
+            Some(rate) if !d.is_exempt(to.ip()) => !self.reply_budget.has(len, rate, now),
+            _ => false,
+        }
+    }
+
+    /// Replies to non-exempt addresses draw on the global reply budget. Once it is
+    /// spent, only nodes in our routing table are still answered, and only within the
+    /// stranger size (`send_response` trims their replies to it): they have answered
+    /// our queries, so a flood from many spoofed sources that spends the budget cannot
+    /// starve them, and a flood forged in their name reflects no more to them than to
+    /// a stranger (untrimmed, a get_peers reply to one was up to 1,432 bytes, x14).
     fn push_reply(&mut self, now: Instant, to: SocketAddr, buf: Vec<u8>) {
         let d = &self.config.defense;
         if let Some(rate) = d.reply_bytes_per_sec {
             if !d.is_exempt(to.ip())
                 && !self.reply_budget.take(buf.len(), rate, now)
-                && !self.tables[Family::of(&to).index()]
-                    .entries()
-                    .any(|e| e.node.addr == to)
+                && (d.stranger_reply_bytes.is_some_and(|s| buf.len() > s)
+                    || !self.tables[Family::of(&to).index()]
+                        .entries()
+                        .any(|e| e.node.addr == to))
             {
                 self.stats.budget_dropped += 1;
                 self.recycle(buf);
@@ -578,8 +592,10 @@ impl<S: Store> Node<S> {
             buf.clear();
             msg.encode(&mut buf);
             let soft = self.config.defense.stranger_reply_bytes;
+            // A stranger's reply, and anyone's once the reply budget is spent.
             let soft_over = soft.is_some_and(|s| buf.len() > s)
-                && *stranger.get_or_insert_with(|| self.is_stranger(&to));
+                && (*stranger.get_or_insert_with(|| self.is_stranger(&to))
+                    || self.over_budget(now, &to, buf.len()));
             if buf.len() <= limit && !soft_over {
                 break;
             }

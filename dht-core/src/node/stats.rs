@@ -208,8 +208,9 @@ pub struct NodeStats {
     pub banned: u64,
     /// Replies not sent because the reply byte budget was spent.
     pub budget_dropped: u64,
-    /// Replies to strangers (addresses not in our table) whose node, peer or sample
-    /// lists were cut to [`crate::Defense::stranger_reply_bytes`]; one per reply.
+    /// Replies to strangers (addresses not in our table), and to anyone once the reply
+    /// budget is spent, whose node, peer or sample lists were cut to
+    /// [`crate::Defense::stranger_reply_bytes`]; one per reply.
     pub stranger_trimmed: u64,
     /// Write tokens handed out (in get_peers and get replies).
     pub tokens_issued: u64,

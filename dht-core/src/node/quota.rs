@@ -92,6 +92,14 @@ pub(super) enum Resource {
     Bytes,
 }
 
+impl Resource {
+    const ALL: [Resource; 3] = [Resource::Items, Resource::Swarms, Resource::Bytes];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 impl Usage {
     fn amount(&self, r: Resource) -> u64 {
         match r {
@@ -202,6 +210,9 @@ impl Shares {
 pub(super) struct Ledger {
     charges: BTreeMap<Entry, Charge>,
     usage: BTreeMap<Net, Usage>,
+    /// The top-level networks (IPv4 /16s, IPv6 /32s) by what they hold of each
+    /// resource, so that finding the biggest costs a lookup, not a pass over them all.
+    top: [BTreeSet<(u64, Net)>; 3],
     /// (source, is a peer, deadline, entry): a source's items, then its peers, each
     /// soonest-expiring first.
     held: BTreeSet<(IpAddr, bool, UnixMillis, Entry)>,
@@ -282,24 +293,31 @@ impl Ledger {
     /// holds the most never evicts an honest one, and networks holding about the same
     /// do not evict each other (no churn among equals).
     ///
-    /// Costs one pass over each level's siblings on the way down, only when a cap
-    /// is full.
+    /// Costs a lookup at the top level and a pass over the siblings at each level
+    /// below (at most 256, but 65,536 /48s in a /32), only when a cap is full.
     pub fn victim(&self, source: IpAddr, r: Resource, add: u64) -> Option<IpAddr> {
         let chain = levels(source);
         let mut parent: Option<(Net, IpAddr)> = None;
         for &(bits, _) in chain.iter().rev() {
             let (mine, last) = net(source, bits);
             let n = self.usage_of(&mine).amount(r);
-            let best = self
-                .children(parent, bits)
-                .filter(|(k, _)| **k != mine)
-                .fold(None, |best: Option<(Net, u64)>, (k, u)| {
-                    let a = u.amount(r);
-                    match best {
-                        Some((_, m)) if m >= a => best,
-                        _ => Some((*k, a)),
-                    }
-                });
+            let best = match parent {
+                None => self.top[r.index()]
+                    .iter()
+                    .rev()
+                    .find(|(_, k)| *k != mine)
+                    .map(|&(a, k)| (k, a)),
+                Some(p) => self.children(p, bits).filter(|(k, _)| **k != mine).fold(
+                    None,
+                    |best: Option<(Net, u64)>, (k, u)| {
+                        let a = u.amount(r);
+                        match best {
+                            Some((_, m)) if m >= a => best,
+                            _ => Some((*k, a)),
+                        }
+                    },
+                ),
+            };
             match best {
                 Some((h, m)) if m >= 2 * (n + add) => return self.biggest_source_in(h, r),
                 Some((_, m)) if n < m => return None,
@@ -309,32 +327,17 @@ impl Ledger {
         None
     }
 
-    /// The networks of `bits` within `parent` (with no parent: the top level of both
-    /// families), with what they hold.
+    /// The networks of `bits` within `parent`, with what they hold.
     fn children(
         &self,
-        parent: Option<(Net, IpAddr)>,
+        (parent, last): (Net, IpAddr),
         bits: u8,
     ) -> impl Iterator<Item = (&Net, &Usage)> + '_ {
-        let span = |bits, first, last| Net { bits, first }..=Net { bits, first: last };
-        let (one, other) = match parent {
-            Some((p, last)) => (span(bits, p.first, last), None),
-            None => (
-                span(
-                    V4_LEVELS[V4_LEVELS.len() - 1].0,
-                    IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                    IpAddr::V4(Ipv4Addr::BROADCAST),
-                ),
-                Some(span(
-                    V6_LEVELS[V6_LEVELS.len() - 1].0,
-                    IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-                    IpAddr::V6(Ipv6Addr::from(u128::MAX)),
-                )),
-            ),
+        let lo = Net {
+            bits,
+            first: parent.first,
         };
-        self.usage
-            .range(one)
-            .chain(other.into_iter().flat_map(|r| self.usage.range(r)))
+        self.usage.range(lo..=Net { bits, first: last })
     }
 
     /// The source within `n` that holds the most of `r`, found by taking the
@@ -392,12 +395,24 @@ impl Ledger {
 
     /// Applies `f` to the usage of `source` and of every network above it.
     fn each_level(&mut self, source: IpAddr, f: impl Fn(&mut Usage)) {
-        for &(bits, _) in levels(source) {
+        let chain = levels(source);
+        for (i, &(bits, _)) in chain.iter().enumerate() {
             let (n, _) = net(source, bits);
             let u = self.usage.entry(n).or_default();
+            let old = *u;
             f(u);
-            if *u == Usage::default() {
+            let new = *u;
+            if new == Usage::default() {
                 self.usage.remove(&n);
+            }
+            if i == chain.len() - 1 {
+                for r in Resource::ALL {
+                    let rank = &mut self.top[r.index()];
+                    rank.remove(&(old.amount(r), n));
+                    if new.amount(r) > 0 {
+                        rank.insert((new.amount(r), n));
+                    }
+                }
             }
         }
     }
@@ -469,6 +484,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::defense::source_of;
 
     #[test]
     fn charges_move_and_expire() {
@@ -489,5 +505,47 @@ mod tests {
         assert!(!l.expire(20, 10));
         assert_eq!(l.len(), 0);
         assert_eq!(l.total_bytes(), 0);
+        // Nothing left behind at any level.
+        assert!(l.usage.is_empty() && l.held.is_empty() && l.top.iter().all(|t| t.is_empty()));
+    }
+
+    #[test]
+    fn networks_add_up_and_the_biggest_gives_way() {
+        let mut l = Ledger::default();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Three /64s of one /56 hold 3 items; one other /32 holds 1.
+        for (i, s) in ["2001:db8:0:1::1", "2001:db8:0:2::1", "2001:db8:0:3::9"]
+            .iter()
+            .enumerate()
+        {
+            l.charge(Entry::Item(Id([i as u8; 20])), source_of(ip(s)), 500, 10);
+        }
+        l.charge(Entry::Item(Id([9; 20])), ip("3fff::"), 500, 10);
+        let (n56, _) = net(ip("2001:db8::"), 56);
+        assert_eq!(l.usage_of(&n56).items, 3);
+        assert_eq!(l.usage_of(&n56).bytes, 1_500);
+        // A newcomer elsewhere takes room from the /56's biggest /64 (the first).
+        let v = l.victim(ip("198.51.100.1"), Resource::Items, 1);
+        assert_eq!(v, Some(ip("2001:db8:0:1::")));
+        // The lone holder of 3fff::/32 cannot evict: the /56 holds 3, less than twice
+        // its 1 + 1. A newcomer in the /56 holds the most and is refused.
+        assert_eq!(l.victim(ip("3fff::1"), Resource::Items, 1), None);
+        assert_eq!(l.victim(ip("2001:db8:0:4::1"), Resource::Items, 1), None);
+        // Shares: the /56 holds 3 items; with a source share of 1 its share is 4.
+        let shares = Shares::of(&Limits {
+            max_items_per_source: 1,
+            ..Limits::default()
+        });
+        let e = Entry::Item(Id([7; 20]));
+        assert_eq!(
+            l.check_shares(ip("2001:db8:0:4::"), &e, 500, &shares),
+            Ok(())
+        );
+        l.charge(e, ip("2001:db8:0:4::"), 500, 10);
+        let e = Entry::Item(Id([8; 20]));
+        assert_eq!(
+            l.check_shares(ip("2001:db8:0:5::"), &e, 500, &shares),
+            Err(Resource::Items)
+        );
     }
 }

@@ -9,7 +9,8 @@
 //! most gives up its soonest-expiring entry to a newcomer from a network holding far
 //! less, and a newcomer from the network holding the most is refused
 //! ([`Ledger::victim`]), so a flood that fills a cap from many networks no longer
-//! refuses everyone new.
+//! refuses everyone new. `Node::check_shares` and `Node::make_room` apply them for
+//! `serve.rs`'s puts and announces (removals go through the store).
 //!
 //! The ledger lives in memory and mirrors what this node has stored since it started:
 //! the core decides every write and removal, so it can keep the books itself without
@@ -28,6 +29,11 @@ use std::ops::Bound;
 
 use crate::bep44::Item;
 use crate::config::Limits;
+use crate::store::{Store, StoreError};
+
+use super::serve::{Refusal, SHARE_USED, STORAGE_FULL};
+use super::stats::RefusalReason;
+use super::Node;
 use crate::id::Id;
 use crate::store::UnixMillis;
 
@@ -478,6 +484,99 @@ impl Ledger {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.charges.len()
+    }
+}
+
+/// Most entries one write evicts at a full cap: an item of 1,000 bytes needs the
+/// room of four peers.
+const MAX_EVICTIONS_PER_WRITE: usize = 8;
+/// Most of a victim's peers looked at for a swarm it holds alone (each a store read),
+/// when the info_hash cap makes room.
+const SOLE_SWARMS_TRIED: usize = 16;
+
+/// The two rules as `serve.rs` applies them to a put or an announce.
+impl<S: Store> Node<S> {
+    /// Refuses a write that does not fit the shares of its source or of a network
+    /// above it (see `quota.rs`).
+    pub(super) fn check_shares(
+        &mut self,
+        src: IpAddr,
+        entry: &Entry,
+        bytes: u64,
+    ) -> Result<(), Refusal> {
+        let shares = Shares::of(&self.config.limits);
+        match self.ledger.check_shares(src, entry, bytes, &shares) {
+            Ok(()) => Ok(()),
+            Err(r) => {
+                let why = match r {
+                    Resource::Items => RefusalReason::SourceItems,
+                    Resource::Swarms => RefusalReason::SourceInfoHashes,
+                    Resource::Bytes => RefusalReason::SourceBytes,
+                };
+                Err(self.refuse(SHARE_USED, why))
+            }
+        }
+    }
+
+    /// While `full` says a global cap of `r` has no room for a write of `add` from
+    /// `src`, removes one entry of the network that holds the most (never `keep`,
+    /// the entry being written), as `Ledger::victim` picks it; refuses the write
+    /// when nobody should give way. Bounded: a write needs at most a few entries'
+    /// room (an item of 1,000 bytes, four peers).
+    pub(super) fn make_room(
+        &mut self,
+        src: IpAddr,
+        r: Resource,
+        add: u64,
+        keep: &Entry,
+        full: impl Fn(&Self) -> Result<bool, StoreError>,
+    ) -> Result<(), Refusal> {
+        for _ in 0..MAX_EVICTIONS_PER_WRITE {
+            match full(self) {
+                Ok(false) => return Ok(()),
+                Ok(true) => {}
+                Err(e) => return Err(self.store_err(e)),
+            }
+            let victim = self.ledger.victim(src, r, add);
+            let entry = victim.and_then(|v| match r {
+                Resource::Items => self.ledger.held_by(v, false).find(|e| e != keep),
+                Resource::Bytes => self.ledger.soonest_of(v, keep),
+                // Only a swarm the victim holds alone frees an info_hash.
+                Resource::Swarms => {
+                    self.ledger
+                        .held_by(v, true)
+                        .take(SOLE_SWARMS_TRIED)
+                        .find(|e| match e {
+                            Entry::Peer(ih, _) => {
+                                self.store.get_peers(ih).is_ok_and(|p| p.len() == 1)
+                            }
+                            Entry::Item(_) => false,
+                        })
+                }
+            });
+            let Some(entry) = entry else { break };
+            let removed = match entry {
+                Entry::Item(target) => self.store.remove_item(&target),
+                Entry::Peer(ih, addr) => self.store.remove_peer(&ih, &addr),
+            };
+            if let Err(e) = removed {
+                return Err(self.store_err(e));
+            }
+            self.ledger.release(&entry);
+            self.stats.storage_evicted += 1;
+        }
+        match full(self) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(self.refuse(
+                STORAGE_FULL,
+                match r {
+                    Resource::Items => RefusalReason::ItemCap,
+                    Resource::Swarms => RefusalReason::InfoHashCap,
+                    Resource::Bytes => RefusalReason::ByteCap,
+                },
+            )),
+            Err(e) => Err(self.store_err(e)),
+        }
     }
 }
 

@@ -18,28 +18,22 @@ use crate::id::{Id, NodeInfo};
 use crate::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Query, Response, Want};
 use crate::store::{Store, StoreError, StoredItem, StoredPeer};
 
-use super::quota::{item_cost, Entry, Resource, Shares, PEER_COST};
+use super::quota::{item_cost, Entry, Resource, PEER_COST};
 use super::stats::{ErrorCode, RefusalReason};
 use super::{Family, Node};
 
 /// A refusal: what the query is answered with.
-type Refusal = (i64, &'static str);
+pub(super) type Refusal = (i64, &'static str);
 /// The global caps are reached: nobody's new data fits.
-const STORAGE_FULL: Refusal = (code::SERVER, "storage full");
+pub(super) const STORAGE_FULL: Refusal = (code::SERVER, "storage full");
 /// This source has used its share; others are still served.
-const SHARE_USED: Refusal = (code::SERVER, "storage share of this source used up");
+pub(super) const SHARE_USED: Refusal = (code::SERVER, "storage share of this source used up");
 /// A bad or expired write token.
 const BAD_TOKEN: Refusal = (code::PROTOCOL, "bad token");
 
 /// Most peers returned in one get_peers reply: 50 compact IPv4 peers fill 400 of the
 /// 1024 bytes, leaving room for the token and nodes.
 const MAX_VALUES_PER_REPLY: usize = 50;
-/// Most entries one write evicts at a full cap: an item of 1,000 bytes needs the
-/// room of four peers.
-const MAX_EVICTIONS_PER_WRITE: usize = 8;
-/// Most of a victim's peers looked at for a swarm it holds alone (each a store read),
-/// when the info_hash cap makes room.
-const SOLE_SWARMS_TRIED: usize = 16;
 /// Most info_hashes in one BEP 51 sample (20 x 20 bytes).
 const MAX_SAMPLES: usize = 20;
 
@@ -128,7 +122,7 @@ impl<S: Store> Node<S> {
         }
     }
 
-    fn store_err(&mut self, _e: StoreError) -> Refusal {
+    pub(super) fn store_err(&mut self, _e: StoreError) -> Refusal {
         self.stats.store_errors += 1;
         (code::SERVER, "store error")
     }
@@ -287,88 +281,10 @@ impl<S: Store> Node<S> {
     }
 
     /// Counts a refusal for lack of room and hands it back.
-    fn refuse(&mut self, r: Refusal, why: RefusalReason) -> Refusal {
+    pub(super) fn refuse(&mut self, r: Refusal, why: RefusalReason) -> Refusal {
         self.stats.storage_refused += 1;
         self.stats.storage_refused_by.bump(why);
         r
-    }
-
-    /// Refuses a write that does not fit the shares of its source or of a network
-    /// above it (see `quota.rs`).
-    fn check_shares(&mut self, src: IpAddr, entry: &Entry, bytes: u64) -> Result<(), Refusal> {
-        let shares = Shares::of(&self.config.limits);
-        match self.ledger.check_shares(src, entry, bytes, &shares) {
-            Ok(()) => Ok(()),
-            Err(r) => {
-                let why = match r {
-                    Resource::Items => RefusalReason::SourceItems,
-                    Resource::Swarms => RefusalReason::SourceInfoHashes,
-                    Resource::Bytes => RefusalReason::SourceBytes,
-                };
-                Err(self.refuse(SHARE_USED, why))
-            }
-        }
-    }
-
-    /// While `full` says a global cap of `r` has no room for a write of `add` from
-    /// `src`, removes one entry of the network that holds the most (never `keep`,
-    /// the entry being written), as `Ledger::victim` picks it; refuses the write
-    /// when nobody should give way. Bounded: a write needs at most a few entries'
-    /// room (an item of 1,000 bytes, four peers).
-    fn make_room(
-        &mut self,
-        src: IpAddr,
-        r: Resource,
-        add: u64,
-        keep: &Entry,
-        full: impl Fn(&Self) -> Result<bool, StoreError>,
-    ) -> Result<(), Refusal> {
-        for _ in 0..MAX_EVICTIONS_PER_WRITE {
-            match full(self) {
-                Ok(false) => return Ok(()),
-                Ok(true) => {}
-                Err(e) => return Err(self.store_err(e)),
-            }
-            let victim = self.ledger.victim(src, r, add);
-            let entry = victim.and_then(|v| match r {
-                Resource::Items => self.ledger.held_by(v, false).find(|e| e != keep),
-                Resource::Bytes => self.ledger.soonest_of(v, keep),
-                // Only a swarm the victim holds alone frees an info_hash.
-                Resource::Swarms => {
-                    self.ledger
-                        .held_by(v, true)
-                        .take(SOLE_SWARMS_TRIED)
-                        .find(|e| match e {
-                            Entry::Peer(ih, _) => {
-                                self.store.get_peers(ih).is_ok_and(|p| p.len() == 1)
-                            }
-                            Entry::Item(_) => false,
-                        })
-                }
-            });
-            let Some(entry) = entry else { break };
-            let removed = match entry {
-                Entry::Item(target) => self.store.remove_item(&target),
-                Entry::Peer(ih, addr) => self.store.remove_peer(&ih, &addr),
-            };
-            if let Err(e) = removed {
-                return Err(self.store_err(e));
-            }
-            self.ledger.release(&entry);
-            self.stats.storage_evicted += 1;
-        }
-        match full(self) {
-            Ok(false) => Ok(()),
-            Ok(true) => Err(self.refuse(
-                STORAGE_FULL,
-                match r {
-                    Resource::Items => RefusalReason::ItemCap,
-                    Resource::Swarms => RefusalReason::InfoHashCap,
-                    Resource::Bytes => RefusalReason::ByteCap,
-                },
-            )),
-            Err(e) => Err(self.store_err(e)),
-        }
     }
 
     /// A write token for `from` (counted).

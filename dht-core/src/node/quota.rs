@@ -39,7 +39,8 @@ use crate::store::UnixMillis;
 
 /// Estimated bytes of one stored peer: the store's entry (about 210 bytes measured
 /// for the memory store, 128,000 peers grew a node by 27 MB) plus its ledger entry
-/// and deadline (about 190).
+/// and deadline (about 190). An undercount since the books per network and the
+/// index by source came in: 654 bytes a peer measured at the caps (ARCHITECTURE.md).
 pub const PEER_COST: u64 = 400;
 /// Estimated bytes of one stored item besides its value, key, signature and salt:
 /// the store's maps and deadline index and the ledger's entry.

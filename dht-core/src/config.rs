@@ -40,7 +40,8 @@ pub fn key_derived_id(key: &[u8; 32]) -> Id {
 ///   the cap, so that no share ever reaches its cap; beyond it that source's new puts
 ///   and announces get 202, and everyone else is still served. Exempt sources (see
 ///   [`Defense::is_exempt`]) have no share and no one-slot rule (a loopback testnet
-///   shares 127.0.0.1), only the global caps;
+///   shares 127.0.0.1), only the global caps, and what they stored never gives way
+///   to make room at a full cap;
 /// - items, info_hashes, bytes (the global caps): a write that needs room at a full
 ///   cap (a *new* target, a *new* info_hash, more bytes) takes it from the network
 ///   holding the most, when that network holds at least twice what the writer's

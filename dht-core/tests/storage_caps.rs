@@ -289,3 +289,34 @@ fn a_swarm_limit_of_zero_is_refused_at_start() {
         n.err()
     );
 }
+
+/// Exempt writers (loopback here, as on a node's own host) have no share, and what
+/// they stored never gives way at a full cap: a public newcomer is refused, and a
+/// local writer gets room from the public network holding the most.
+#[test]
+fn local_writers_entries_never_give_way() {
+    let (mut n, now) = node(|c| {
+        c.defense.exempt_local = true;
+        c.limits.max_items = 40;
+    });
+    let local: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    assert_eq!(flood(&mut n, now, &[local], 40, 0, true), 40, "no share");
+    let public: SocketAddr = "198.51.100.7:6881".parse().unwrap();
+    let tok = token(&mut n, now, public);
+    assert_eq!(put(&mut n, now, public, &tok, 1_000), 202);
+    assert_eq!(kept(&n, &(0..40).collect::<Vec<_>>(), true), 40);
+    assert_eq!(n.stats().storage_evicted, 0);
+
+    // Half local, half public (20 is a public source's share of a cap of 40): a local
+    // put takes the room of one of the public source's items.
+    let (mut n, now) = node(|c| {
+        c.defense.exempt_local = true;
+        c.limits.max_items = 40;
+    });
+    assert_eq!(flood(&mut n, now, &[local], 20, 0, true), 20);
+    assert_eq!(flood(&mut n, now, &[public], 20, 100, true), 20);
+    let tok = token(&mut n, now, local);
+    assert_eq!(put(&mut n, now, local, &tok, 1_000), 0);
+    assert_eq!(kept(&n, &(0..20).collect::<Vec<_>>(), true), 20);
+    assert_eq!(kept(&n, &(100..120).collect::<Vec<_>>(), true), 19);
+}

@@ -9,7 +9,8 @@
 //! most gives up its soonest-expiring entry to a newcomer from a network holding far
 //! less, and a newcomer from the network holding the most is refused
 //! ([`Ledger::victim`]), so a flood that fills a cap from many networks no longer
-//! refuses everyone new. `Node::check_shares` and `Node::make_room` apply them for
+//! refuses everyone new. Exempt writers (loopback, and private ones on a private
+//! node) are charged to nobody: no share, and nothing of theirs gives way. `Node::check_shares` and `Node::make_room` apply them for
 //! `serve.rs`'s puts and announces (removals go through the store).
 //!
 //! The ledger lives in memory and mirrors what this node has stored since it started:
@@ -72,7 +73,9 @@ impl Entry {
 
 #[derive(Clone, Copy, Debug)]
 struct Charge {
-    source: IpAddr,
+    /// `None`: an exempt writer (loopback, or private on a private node), which has
+    /// no share and never gives way at a full cap; its bytes still count in all.
+    source: Option<IpAddr>,
     bytes: u64,
     expires_at: UnixMillis,
 }
@@ -244,9 +247,9 @@ impl Ledger {
         self.total_bytes
     }
 
-    /// The source and bytes `entry` is charged to, if any.
-    pub fn charge_of(&self, entry: &Entry) -> Option<(IpAddr, u64)> {
-        self.charges.get(entry).map(|c| (c.source, c.bytes))
+    /// The bytes `entry` is charged (0 when it is not).
+    pub fn bytes_of(&self, entry: &Entry) -> u64 {
+        self.charges.get(entry).map_or(0, |c| c.bytes)
     }
 
     /// Whether `source` and every network above it have room in their shares for one
@@ -269,11 +272,12 @@ impl Ledger {
         for &(bits, multiple) in levels(source) {
             let (n, last) = net(source, bits);
             let mut u = self.usage_of(&n);
-            if let Some(c) = replaced.filter(|c| n.first <= c.source && c.source <= last) {
-                u.bytes -= c.bytes;
+            let within = |c: &&Charge| c.source.is_some_and(|s| n.first <= s && s <= last);
+            if let Some(c) = replaced.filter(within) {
+                u.bytes = u.bytes.saturating_sub(c.bytes);
                 match entry {
-                    Entry::Item(_) => u.items -= 1,
-                    Entry::Peer(..) => u.swarms -= 1,
+                    Entry::Item(_) => u.items = u.items.saturating_sub(1),
+                    Entry::Peer(..) => u.swarms = u.swarms.saturating_sub(1),
                 }
             }
             if u.amount(count) >= shares.at(count, multiple) {
@@ -425,18 +429,28 @@ impl Ledger {
     }
 
     /// Charges `entry` to `source` (replacing any earlier charge: the last writer
-    /// owns an item, so nobody can keep another's quota spent by refreshing).
-    pub fn charge(&mut self, entry: Entry, source: IpAddr, bytes: u64, expires_at: UnixMillis) {
+    /// owns an item, so nobody can keep another's quota spent by refreshing); `None`
+    /// for an exempt writer.
+    pub fn charge(
+        &mut self,
+        entry: Entry,
+        source: Option<IpAddr>,
+        bytes: u64,
+        expires_at: UnixMillis,
+    ) {
         self.release(&entry);
         let peer = entry.is_peer();
-        self.each_level(source, |u| {
-            if peer {
-                u.swarms += 1;
-            } else {
-                u.items += 1;
-            }
-            u.bytes += bytes;
-        });
+        if let Some(source) = source {
+            self.each_level(source, |u| {
+                if peer {
+                    u.swarms += 1;
+                } else {
+                    u.items += 1;
+                }
+                u.bytes += bytes;
+            });
+            self.held.insert((source, peer, expires_at, entry));
+        }
         self.total_bytes += bytes;
         self.charges.insert(
             entry,
@@ -446,7 +460,6 @@ impl Ledger {
                 expires_at,
             },
         );
-        self.held.insert((source, peer, expires_at, entry));
         self.deadlines.insert((expires_at, entry));
     }
 
@@ -457,16 +470,18 @@ impl Ledger {
         };
         let peer = entry.is_peer();
         self.deadlines.remove(&(c.expires_at, *entry));
-        self.held.remove(&(c.source, peer, c.expires_at, *entry));
         self.total_bytes -= c.bytes;
-        self.each_level(c.source, |u| {
-            if peer {
-                u.swarms -= 1;
-            } else {
-                u.items -= 1;
-            }
-            u.bytes -= c.bytes;
-        });
+        if let Some(source) = c.source {
+            self.held.remove(&(source, peer, c.expires_at, *entry));
+            self.each_level(source, |u| {
+                if peer {
+                    u.swarms -= 1;
+                } else {
+                    u.items -= 1;
+                }
+                u.bytes -= c.bytes;
+            });
+        }
     }
 
     /// Releases the charges of entries that expired at or before `wall`, at most
@@ -592,14 +607,14 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let t = Id([1; 20]);
-        l.charge(Entry::Item(t), a, 100, 10);
+        l.charge(Entry::Item(t), Some(a), 100, 10);
         assert_eq!(l.usage(a).items, 1);
-        l.charge(Entry::Item(t), b, 120, 20);
+        l.charge(Entry::Item(t), Some(b), 120, 20);
         assert_eq!(l.usage(a), Usage::default());
         assert_eq!(l.usage(b).bytes, 120);
         assert_eq!(l.total_bytes(), 120);
         let p = Entry::Peer(t, "192.0.2.1:1".parse().unwrap());
-        l.charge(p, a, PEER_COST, 15);
+        l.charge(p, Some(a), PEER_COST, 15);
         assert!(!l.expire(15, 10));
         assert_eq!(l.len(), 1);
         assert!(!l.expire(20, 10));
@@ -618,9 +633,14 @@ mod tests {
             .iter()
             .enumerate()
         {
-            l.charge(Entry::Item(Id([i as u8; 20])), source_of(ip(s)), 500, 10);
+            l.charge(
+                Entry::Item(Id([i as u8; 20])),
+                Some(source_of(ip(s))),
+                500,
+                10,
+            );
         }
-        l.charge(Entry::Item(Id([9; 20])), ip("3fff::"), 500, 10);
+        l.charge(Entry::Item(Id([9; 20])), Some(ip("3fff::")), 500, 10);
         let (n56, _) = net(ip("2001:db8::"), 56);
         assert_eq!(l.usage_of(&n56).items, 3);
         assert_eq!(l.usage_of(&n56).bytes, 1_500);
@@ -641,7 +661,7 @@ mod tests {
             l.check_shares(ip("2001:db8:0:4::"), &e, 500, &shares),
             Ok(())
         );
-        l.charge(e, ip("2001:db8:0:4::"), 500, 10);
+        l.charge(e, Some(ip("2001:db8:0:4::")), 500, 10);
         let e = Entry::Item(Id([8; 20]));
         assert_eq!(
             l.check_shares(ip("2001:db8:0:5::"), &e, 500, &shares),

@@ -273,7 +273,7 @@ impl<S: Store> Node<S> {
             .map_err(|e| self.store_err(e))?;
         self.ledger.charge(
             Entry::Peer(info_hash, addr),
-            src,
+            (!exempt).then_some(src),
             PEER_COST,
             peer.expires_at,
         );
@@ -389,16 +389,17 @@ impl<S: Store> Node<S> {
         let entry = Entry::Item(target);
         let cost = item_cost(&args.item);
         let src = source_of(from.ip());
+        let exempt = self.config.defense.is_exempt(from.ip());
         // Shares first: a source (or network) past its share is refused before a
         // full cap evicts anything for it.
-        if !self.config.defense.is_exempt(from.ip()) {
+        if !exempt {
             self.check_shares(src, &entry, cost)?;
         }
         if existing.is_none() {
             let full = |n: &Self| n.store.counts().map(|c| c.items >= lim.max_items);
             self.make_room(src, Resource::Items, 1, &entry, full)?;
         }
-        let freed = self.ledger.charge_of(&entry).map_or(0, |(_, b)| b);
+        let freed = self.ledger.bytes_of(&entry);
         let over = |n: &Self| Ok(n.ledger.total_bytes() - freed + cost > lim.max_bytes);
         self.make_room(src, Resource::Bytes, cost, &entry, over)?;
         let item = StoredItem {
@@ -407,7 +408,8 @@ impl<S: Store> Node<S> {
             expires_at,
         };
         self.store.put_item(item).map_err(|e| self.store_err(e))?;
-        self.ledger.charge(entry, src, cost, expires_at);
+        self.ledger
+            .charge(entry, (!exempt).then_some(src), cost, expires_at);
         Ok(())
     }
 

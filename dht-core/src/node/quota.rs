@@ -330,7 +330,9 @@ impl Ledger {
                 ),
             };
             match best {
-                Some((h, m)) if m >= 2 * (n + add) => return self.biggest_source_in(h, r),
+                Some((h, m)) if m >= n.saturating_add(add).saturating_mul(2) => {
+                    return self.biggest_source_in(h, r)
+                }
                 Some((_, m)) if n < m => return None,
                 _ => parent = Some((mine, last)),
             }

@@ -33,17 +33,27 @@ pub fn key_derived_id(key: &[u8; 32]) -> Id {
 /// Storage limits enforced by the core (a store only keeps what it is told).
 ///
 /// Policy when a limit is reached (documented in ARCHITECTURE.md):
-/// - items: a put of a *new* target is refused with 202 ("storage full"); existing
-///   items can still be updated and refreshed, so a flood of new items cannot push
-///   out what honest publishers keep alive;
-/// - info_hashes: an announce for a *new* info_hash is refused the same way;
+/// - per source (an IPv4 address or an IPv6 /64) and per network above it (IPv4 /24
+///   and /16, IPv6 /56, /48 and /32): a share of items, info_hashes and bytes, the
+///   source's share here and a network's a multiple of it (x4 for a /24 or /56, x8
+///   for a /48, x16 for a /16 or /32, see `node/quota.rs` for why), each at most half
+///   the cap, so that no share ever reaches its cap; beyond it that source's new puts
+///   and announces get 202, and everyone else is still served. Exempt sources (see
+///   [`Defense::is_exempt`]) have no share and no one-slot rule (a loopback testnet
+///   shares 127.0.0.1), only the global caps, and what they stored never gives way
+///   to make room at a full cap;
+/// - items, info_hashes, bytes (the global caps): a write that needs room at a full
+///   cap (a *new* target, a *new* info_hash, more bytes) takes it from the network
+///   holding the most, when that network holds at least twice what the writer's
+///   would: its biggest source's soonest-expiring entry is removed (for the
+///   info_hash cap, a swarm it holds alone). A writer from the network holding the
+///   most, or from one holding about as much as every other, is refused with 202
+///   ("storage full"), so a flood from many networks cannot lock honest newcomers
+///   out and networks of equal standing do not evict each other. Existing items can
+///   always be updated and refreshed;
 /// - peers per swarm: the peer whose announcement expires first is replaced, so a
 ///   swarm's list stays fresh; one IP holds one slot in a swarm (BEP 33: <info_hash,
-///   IP> is unique), a later announce from it updates its port;
-/// - per source (an IPv4 address or an IPv6 /64): a share of items, info_hashes and
-///   bytes; beyond it that source's new puts and announces get 202, and everyone
-///   else is still served. Exempt sources (see [`Defense::is_exempt`]) have no share
-///   and no one-slot rule (a loopback testnet shares 127.0.0.1), only the global caps.
+///   IP> is unique), a later announce from it updates its port.
 ///
 /// The numbers come from how honest peers behave. libtorrent keeps at most 2,000
 /// torrents (`dht_max_torrents`) and 700 items (`dht_max_dht_items`) per node; we keep
@@ -59,14 +69,18 @@ pub struct Limits {
     pub max_items: usize,
     /// Most info_hashes with peers (`--max-info-hashes`).
     pub max_info_hashes: usize,
-    /// Most peers per info_hash (`--max-peers-per-swarm`).
+    /// Most peers per info_hash (`--max-peers-per-swarm`), at least 1 (0 would
+    /// take every announce down the full-swarm path, past the info_hash and byte
+    /// caps).
     pub max_peers_per_swarm: usize,
     /// Most estimated bytes of everything stored (items by size plus a fixed
     /// overhead, peers at a fixed cost: see the `quota` costs), bounding memory at
     /// the caps: without it 16,384 swarms of 256 peers at ~400 bytes would allow
     /// 1.6 GB.
     pub max_bytes: u64,
-    /// Most items one source may have written (the last writer of an item owns it).
+    /// Most items one source may have written (the last writer of an item owns it);
+    /// networks above a source hold multiples of it, every share at most half the
+    /// cap.
     pub max_items_per_source: usize,
     /// Most swarms in which one source may hold a peer slot.
     pub max_info_hashes_per_source: usize,
@@ -269,6 +283,9 @@ impl Config {
         }
         if self.max_failures == 0 {
             return bad("max_failures must be at least 1");
+        }
+        if self.limits.max_peers_per_swarm == 0 {
+            return bad("max_peers_per_swarm must be at least 1");
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! remembered; when the table is full, a new source looks at a few tracked sources
 //! after a rotating cursor and takes the place of an idle one, and if none of those
 //! is idle it shares one overflow bucket (so a flood from many spoofed addresses is
-//! limited as a whole instead of growing memory). Either way one datagram costs one
+//! limited as a whole instead of growing memory; that bucket drops, never bans). Either way one datagram costs one
 //! map lookup plus a bounded sweep, never a pass over the whole table.
 //!
 //! A source is an IPv4 address or an IPv6 /64 ([`source_of`]): a host is usually
@@ -339,10 +339,11 @@ impl RateLimiter {
             drops: 0,
             banned_until: None,
         };
-        let src = if self.sources.len() < d.max_tracked || self.sources.contains_key(&ip) {
-            self.sources.entry(ip).or_insert(fresh)
-        } else {
+        let shared = self.sources.len() >= d.max_tracked && !self.sources.contains_key(&ip);
+        let src = if shared {
             self.overflow.get_or_insert(fresh)
+        } else {
+            self.sources.entry(ip).or_insert(fresh)
         };
         if let Some(t) = src.banned_until {
             if now < t {
@@ -364,8 +365,10 @@ impl RateLimiter {
         }
         src.drops = src.drops.saturating_add(1);
         // An unproven source may be a victim whose address a flooder forges: its
-        // excess is dropped, never turned into a ban.
-        if proven && src.drops >= d.ban_after_drops {
+        // excess is dropped, never turned into a ban. The overflow bucket is never
+        // banned either: every newcomer shares it while the table is full, so a ban
+        // earned by one flooder would shut out every newcomer.
+        if proven && !shared && src.drops >= d.ban_after_drops {
             src.banned_until = Some(now + d.ban_duration);
             return Verdict::Banned;
         }
@@ -423,6 +426,18 @@ impl ByteBudget {
     /// Takes `bytes` from a budget of `rate` bytes/s (burst: one second's worth);
     /// false when there is not enough.
     pub fn take(&mut self, bytes: usize, rate: u64, now: Instant) -> bool {
+        if self.has(bytes, rate, now) {
+            self.tokens -= bytes as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl ByteBudget {
+    /// Whether `bytes` could be taken now (the budget refilled, nothing taken).
+    pub fn has(&mut self, bytes: usize, rate: u64, now: Instant) -> bool {
         let burst = rate as f64;
         let elapsed = match self.last {
             Some(l) => now.saturating_duration_since(l).as_secs_f64(),
@@ -430,12 +445,7 @@ impl ByteBudget {
         };
         self.last = Some(now);
         self.tokens = (self.tokens + elapsed * rate as f64).min(burst);
-        if self.tokens >= bytes as f64 {
-            self.tokens -= bytes as f64;
-            true
-        } else {
-            false
-        }
+        self.tokens >= bytes as f64
     }
 }
 
@@ -586,6 +596,34 @@ mod tests {
             .filter(|_| rl.check(lan, t0, &public_node) != Verdict::Allow)
             .count();
         assert!(limited > 0);
+    }
+
+    #[test]
+    fn the_shared_overflow_bucket_is_never_banned() {
+        let d = strict();
+        let mut rl = RateLimiter::new();
+        let t0 = Instant::now();
+        let busy = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        // The table is kept full by four busy sources (never idle at t0).
+        for i in 0..4 {
+            rl.check(busy(i), t0, &d);
+        }
+        // A proven newcomer floods through the overflow bucket: dropped, not banned.
+        let flooder: IpAddr = "198.51.100.1".parse().unwrap();
+        rl.prove(flooder, &d);
+        let verdicts: Vec<Verdict> = (0..1000).map(|_| rl.check(flooder, t0, &d)).collect();
+        assert!(verdicts.contains(&Verdict::Drop));
+        assert!(!verdicts.contains(&Verdict::Banned));
+        // A later newcomer shares the bucket's rate, but no ban: once the bucket has
+        // refilled it is served.
+        for i in 0..4 {
+            rl.check(busy(i), t0 + Duration::from_secs(1), &d);
+        }
+        let newcomer: IpAddr = "198.51.100.2".parse().unwrap();
+        assert_eq!(
+            rl.check(newcomer, t0 + Duration::from_secs(1), &d),
+            Verdict::Allow
+        );
     }
 
     #[test]

@@ -300,8 +300,9 @@ fn one_source(_: u32) -> SocketAddr {
     addr("203.0.113.9:4000")
 }
 
+/// Each in its own /16: one network's sources share its share (issue 27 finding 2).
 fn many_sources(i: u32) -> SocketAddr {
-    SocketAddr::from(([198, 51, 100, i as u8 + 1], 6881))
+    SocketAddr::from(([100 + i as u8, 51, 100, 1], 6881))
 }
 
 #[test]

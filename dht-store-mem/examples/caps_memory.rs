@@ -3,8 +3,8 @@
 //! A `dht_core::Node` on a `MemStore` with default `Limits` and every defense on
 //! (loopback exemption off, so the 127.x.y.z sources count as public and their shares
 //! apply) receives, from many sources, immutable puts of 1,000-byte values until the
-//! item cap refuses them, then announces from distinct addresses over the info_hash
-//! cap until the byte cap refuses them. Each write is preceded by the `get` or
+//! item cap is full, then announces from distinct addresses over the info_hash cap
+//! until the byte cap is full (1,000 writes refused or given room by evicting). Each write is preceded by the `get` or
 //! `get_peers` that earns its token, as an honest writer's is. It prints the process's
 //! resident memory before and after, and the store's counts.
 //!
@@ -28,9 +28,12 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Source `i` as a distinct 127.x.y.z address.
+/// Source `i` as a distinct 127.x.y.z address, consecutive sources in different /16s
+/// (the networks above a source have shares of their own: x4 a source's per /24, x16
+/// per /16), so that no network's share stops the fill before the caps.
 fn source(i: u32) -> SocketAddr {
-    SocketAddr::from(([127, 1 + (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881))
+    let (net, host) = (i % 250, i / 250);
+    SocketAddr::from(([127, 1 + net as u8, (host >> 8) as u8, host as u8], 6881))
 }
 
 struct Driver {
@@ -102,9 +105,13 @@ fn main() {
     };
     let before = rss_bytes();
 
-    // Items: 64 per source (a quarter of a source's share), until the cap refuses.
+    // Items: 64 per source (a quarter of a source's share), until the cap is full (a
+    // full cap then makes room by evicting, so it no longer refuses them all).
     let mut puts = 0u64;
     'items: for s in 0.. {
+        if d.node.store().counts().expect("counts").items >= limits.max_items {
+            break;
+        }
         let from = source(s);
         let token = d.token(from, Id::ZERO);
         for j in 0..64u32 {
@@ -127,8 +134,10 @@ fn main() {
 
     // Peers: sources in groups of 50, each announcing in turn (so each stays at a
     // tenth of its rate limit) to 200 swarms (its share is 256), spread so that every
-    // info_hash up to the cap gets peers, until the byte cap refuses 1,000 of them.
+    // info_hash up to the cap gets peers, until the byte cap has refused or made room
+    // for 1,000 of them.
     let refused_before = d.refused;
+    let evicted_before = d.node.stats().storage_evicted;
     let mut announces = 0u64;
     'peers: for group in 0u32.. {
         let sources: Vec<(u32, Vec<u8>)> = (0..50)
@@ -144,7 +153,8 @@ fn main() {
                     Method::announce_peer(ih, 6881, token.clone()).with_implied_port(true);
                 announces += 1;
                 d.ask(source(*s), announce);
-                if d.refused - refused_before > 1000 {
+                let evicted = d.node.stats().storage_evicted - evicted_before;
+                if d.refused - refused_before + evicted > 1000 {
                     break 'peers;
                 }
             }

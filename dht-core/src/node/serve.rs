@@ -18,16 +18,16 @@ use crate::id::{Id, NodeInfo};
 use crate::krpc::{self, code, Body, ErrorBody, Message, Method, PutArgs, Query, Response, Want};
 use crate::store::{Store, StoreError, StoredItem, StoredPeer};
 
-use super::quota::{item_cost, Entry, PEER_COST};
+use super::quota::{item_cost, Entry, Resource, PEER_COST};
 use super::stats::{ErrorCode, RefusalReason};
 use super::{Family, Node};
 
 /// A refusal: what the query is answered with.
-type Refusal = (i64, &'static str);
+pub(super) type Refusal = (i64, &'static str);
 /// The global caps are reached: nobody's new data fits.
-const STORAGE_FULL: Refusal = (code::SERVER, "storage full");
+pub(super) const STORAGE_FULL: Refusal = (code::SERVER, "storage full");
 /// This source has used its share; others are still served.
-const SHARE_USED: Refusal = (code::SERVER, "storage share of this source used up");
+pub(super) const SHARE_USED: Refusal = (code::SERVER, "storage share of this source used up");
 /// A bad or expired write token.
 const BAD_TOKEN: Refusal = (code::PROTOCOL, "bad token");
 
@@ -122,7 +122,7 @@ impl<S: Store> Node<S> {
         }
     }
 
-    fn store_err(&mut self, _e: StoreError) -> Refusal {
+    pub(super) fn store_err(&mut self, _e: StoreError) -> Refusal {
         self.stats.store_errors += 1;
         (code::SERVER, "store error")
     }
@@ -224,16 +224,13 @@ impl<S: Store> Node<S> {
             }
             Some(_) => {}
             None => {
+                let entry = Entry::Peer(info_hash, addr);
                 if !exempt {
-                    let u = self.ledger.usage(src);
-                    if u.swarms >= lim.max_info_hashes_per_source {
-                        return Err(self.refuse(SHARE_USED, RefusalReason::SourceInfoHashes));
-                    }
-                    if u.bytes + PEER_COST > lim.max_bytes_per_source {
-                        return Err(self.refuse(SHARE_USED, RefusalReason::SourceBytes));
-                    }
+                    self.check_shares(src, &entry, PEER_COST)?;
                 }
-                if peers.len() >= lim.max_peers_per_swarm {
+                // `max(1)`: an empty swarm is never full (`Config::validate` refuses 0,
+                // which took every announce past the info_hash and byte caps).
+                if peers.len() >= lim.max_peers_per_swarm.max(1) {
                     // Full swarm: the soonest-expiring peer makes room (no net bytes). A
                     // newcomer from a network that already holds slots takes the place
                     // of one of its own network's: the soonest-expiring peers are the
@@ -253,18 +250,16 @@ impl<S: Store> Node<S> {
                         self.ledger.release(&Entry::Peer(info_hash, oldest.addr));
                     }
                 } else {
-                    if self.ledger.total_bytes() + PEER_COST > lim.max_bytes {
-                        return Err(self.refuse(STORAGE_FULL, RefusalReason::ByteCap));
-                    }
                     if peers.is_empty() {
-                        match self.store.counts() {
-                            Ok(c) if c.info_hashes >= lim.max_info_hashes => {
-                                return Err(self.refuse(STORAGE_FULL, RefusalReason::InfoHashCap))
-                            }
-                            Ok(_) => {}
-                            Err(e) => return Err(self.store_err(e)),
-                        }
+                        let full = |n: &Self| {
+                            n.store
+                                .counts()
+                                .map(|c| c.info_hashes >= lim.max_info_hashes)
+                        };
+                        self.make_room(src, Resource::Swarms, 1, &entry, full)?;
                     }
+                    let over = |n: &Self| Ok(n.ledger.total_bytes() + PEER_COST > lim.max_bytes);
+                    self.make_room(src, Resource::Bytes, PEER_COST, &entry, over)?;
                 }
             }
         }
@@ -278,7 +273,7 @@ impl<S: Store> Node<S> {
             .map_err(|e| self.store_err(e))?;
         self.ledger.charge(
             Entry::Peer(info_hash, addr),
-            src,
+            (!exempt).then_some(src),
             PEER_COST,
             peer.expires_at,
         );
@@ -286,7 +281,7 @@ impl<S: Store> Node<S> {
     }
 
     /// Counts a refusal for lack of room and hands it back.
-    fn refuse(&mut self, r: Refusal, why: RefusalReason) -> Refusal {
+    pub(super) fn refuse(&mut self, r: Refusal, why: RefusalReason) -> Refusal {
         self.stats.storage_refused += 1;
         self.stats.storage_refused_by.bump(why);
         r
@@ -391,44 +386,30 @@ impl<S: Store> Node<S> {
             }
         }
         let lim = self.config.limits;
-        if existing.is_none() {
-            match self.store.counts() {
-                Ok(c) if c.items >= lim.max_items => {
-                    return Err(self.refuse(STORAGE_FULL, RefusalReason::ItemCap))
-                }
-                Ok(_) => {}
-                Err(e) => return Err(self.store_err(e)),
-            }
-        }
         let entry = Entry::Item(target);
         let cost = item_cost(&args.item);
-        let held = self.ledger.charge_of(&entry);
-        let freed = held.map_or(0, |(_, b)| b);
-        if self.ledger.total_bytes() - freed + cost > lim.max_bytes {
-            return Err(self.refuse(STORAGE_FULL, RefusalReason::ByteCap));
-        }
         let src = source_of(from.ip());
-        if !self.config.defense.is_exempt(from.ip()) {
-            let u = self.ledger.usage(src);
-            // What this put replaces of the source's own share is not counted twice.
-            let (own_items, own_bytes) = match held {
-                Some((s, b)) if s == src => (1, b),
-                _ => (0, 0),
-            };
-            if u.items - own_items >= lim.max_items_per_source {
-                return Err(self.refuse(SHARE_USED, RefusalReason::SourceItems));
-            }
-            if u.bytes - own_bytes + cost > lim.max_bytes_per_source {
-                return Err(self.refuse(SHARE_USED, RefusalReason::SourceBytes));
-            }
+        let exempt = self.config.defense.is_exempt(from.ip());
+        // Shares first: a source (or network) past its share is refused before a
+        // full cap evicts anything for it.
+        if !exempt {
+            self.check_shares(src, &entry, cost)?;
         }
+        if existing.is_none() {
+            let full = |n: &Self| n.store.counts().map(|c| c.items >= lim.max_items);
+            self.make_room(src, Resource::Items, 1, &entry, full)?;
+        }
+        let freed = self.ledger.bytes_of(&entry);
+        let over = |n: &Self| Ok(n.ledger.total_bytes() - freed + cost > lim.max_bytes);
+        self.make_room(src, Resource::Bytes, cost, &entry, over)?;
         let item = StoredItem {
             target,
             item: args.item,
             expires_at,
         };
         self.store.put_item(item).map_err(|e| self.store_err(e))?;
-        self.ledger.charge(entry, src, cost, expires_at);
+        self.ledger
+            .charge(entry, (!exempt).then_some(src), cost, expires_at);
         Ok(())
     }
 
@@ -464,17 +445,31 @@ impl<S: Store> Node<S> {
                 .any(|e| e.node.addr == *to)
     }
 
-    /// Replies to non-exempt addresses draw on the global reply budget, except replies
-    /// to nodes in our routing table: they have answered our queries, so a flood from
-    /// many spoofed sources that spends the budget cannot starve them.
+    /// True when a reply of `len` bytes to `to` is over the global reply budget
+    /// (nothing is taken: `push_reply` takes it).
+    fn over_budget(&mut self, now: Instant, to: &SocketAddr, len: usize) -> bool {
+        let d = &self.config.defense;
+        match d.reply_bytes_per_sec {
+            Some(rate) if !d.is_exempt(to.ip()) => !self.reply_budget.has(len, rate, now),
+            _ => false,
+        }
+    }
+
+    /// Replies to non-exempt addresses draw on the global reply budget. Once it is
+    /// spent, only nodes in our routing table are still answered, and only within the
+    /// stranger size (`send_response` trims their replies to it): they have answered
+    /// our queries, so a flood from many spoofed sources that spends the budget cannot
+    /// starve them, and a flood forged in their name reflects no more to them than to
+    /// a stranger (untrimmed, a get_peers reply to one was up to 1,432 bytes, x14).
     fn push_reply(&mut self, now: Instant, to: SocketAddr, buf: Vec<u8>) {
         let d = &self.config.defense;
         if let Some(rate) = d.reply_bytes_per_sec {
             if !d.is_exempt(to.ip())
                 && !self.reply_budget.take(buf.len(), rate, now)
-                && !self.tables[Family::of(&to).index()]
-                    .entries()
-                    .any(|e| e.node.addr == to)
+                && (d.stranger_reply_bytes.is_some_and(|s| buf.len() > s)
+                    || !self.tables[Family::of(&to).index()]
+                        .entries()
+                        .any(|e| e.node.addr == to))
             {
                 self.stats.budget_dropped += 1;
                 self.recycle(buf);
@@ -515,8 +510,10 @@ impl<S: Store> Node<S> {
             buf.clear();
             msg.encode(&mut buf);
             let soft = self.config.defense.stranger_reply_bytes;
+            // A stranger's reply, and anyone's once the reply budget is spent.
             let soft_over = soft.is_some_and(|s| buf.len() > s)
-                && *stranger.get_or_insert_with(|| self.is_stranger(&to));
+                && (*stranger.get_or_insert_with(|| self.is_stranger(&to))
+                    || self.over_budget(now, &to, buf.len()));
             if buf.len() <= limit && !soft_over {
                 break;
             }

@@ -144,18 +144,21 @@ label_set!(
     /// A count per [`RefusalReason`].
     RefusalCounts,
     {
-        /// A new item at [`crate::Limits::max_items`].
+        /// A new item at [`crate::Limits::max_items`], and no network holding
+        /// enough more than the writer's to give way.
         ItemCap = "item_cap",
         /// A new info_hash at [`crate::Limits::max_info_hashes`].
         InfoHashCap = "info_hash_cap",
         /// Over [`crate::Limits::max_bytes`], the estimated bytes of everything stored.
         ByteCap = "byte_cap",
-        /// The source holds [`crate::Limits::max_items_per_source`] items.
+        /// The source, or a network above it, holds its share of items
+        /// ([`crate::Limits::max_items_per_source`], scaled per level).
         SourceItems = "source_items",
-        /// The source holds a slot in [`crate::Limits::max_info_hashes_per_source`]
-        /// swarms.
+        /// The source, or a network above it, holds a slot in its share of swarms
+        /// ([`crate::Limits::max_info_hashes_per_source`], scaled per level).
         SourceInfoHashes = "source_info_hashes",
-        /// Over [`crate::Limits::max_bytes_per_source`].
+        /// Over the byte share of the source or of a network above it
+        /// ([`crate::Limits::max_bytes_per_source`], scaled per level).
         SourceBytes = "source_bytes",
     }
 );
@@ -205,8 +208,9 @@ pub struct NodeStats {
     pub banned: u64,
     /// Replies not sent because the reply byte budget was spent.
     pub budget_dropped: u64,
-    /// Replies to strangers (addresses not in our table) whose node, peer or sample
-    /// lists were cut to [`crate::Defense::stranger_reply_bytes`]; one per reply.
+    /// Replies to strangers (addresses not in our table), and to anyone once the reply
+    /// budget is spent, whose node, peer or sample lists were cut to
+    /// [`crate::Defense::stranger_reply_bytes`]; one per reply.
     pub stranger_trimmed: u64,
     /// Write tokens handed out (in get_peers and get replies).
     pub tokens_issued: u64,
@@ -217,6 +221,9 @@ pub struct NodeStats {
     pub storage_refused: u64,
     /// `storage_refused` by reason (sums to it).
     pub storage_refused_by: RefusalCounts,
+    /// Entries removed to make room at a full global cap for a write from a network
+    /// holding far less than the one that gave them up.
+    pub storage_evicted: u64,
     /// Contacts in replies dropped before reaching a lookup: unusable addresses
     /// (unspecified, multicast, broadcast, port 0) or more local than their teller.
     pub contacts_dropped: u64,

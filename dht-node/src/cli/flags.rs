@@ -91,8 +91,9 @@ pub(crate) struct Cli {
     /// Most info_hashes with announced peers this node stores.
     #[arg(long, value_name = "N", default_value_t = dht_core::Limits::default().max_info_hashes)]
     pub(crate) max_info_hashes: usize,
-    /// Most peers kept per info_hash (the one expiring first is replaced).
-    #[arg(long, value_name = "N", default_value_t = dht_core::Limits::default().max_peers_per_swarm)]
+    /// Most peers kept per info_hash (the one expiring first is replaced), at least 1.
+    #[arg(long, value_name = "N", default_value_t = dht_core::Limits::default().max_peers_per_swarm,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub(crate) max_peers_per_swarm: usize,
     /// Apply every defense (rate limits, bans, per-source shares, one slot per IP in a
     /// swarm, lookup diversity) to loopback and private sources too, so that the

@@ -89,6 +89,7 @@ pub struct Status {
 pub(crate) enum Command {
     Start(Request, oneshot::Sender<Result<Outcome, HostError>>),
     Status(oneshot::Sender<Status>),
+    Table(oneshot::Sender<Vec<PeerInfo>>),
     SetMode(Mode),
     Shutdown,
 }
@@ -212,6 +213,16 @@ impl IpfsHandle {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Status(tx))
+            .await
+            .map_err(|_| HostError::Stopped)?;
+        rx.await.map_err(|_| HostError::Stopped)
+    }
+
+    /// The servers in the routing table, with their addresses.
+    pub async fn table_peers(&self) -> Result<Vec<PeerInfo>, HostError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Table(tx))
             .await
             .map_err(|_| HostError::Stopped)?;
         rx.await.map_err(|_| HostError::Stopped)

@@ -270,6 +270,10 @@ impl<S: Store> Host<S> {
                     server: self.node.is_server(),
                 });
             }
+            Command::Table(reply) => {
+                let peers = self.node.table().entries().map(|e| e.node.clone());
+                let _ = reply.send(peers.collect());
+            }
             Command::SetMode(mode) => {
                 self.node.set_mode(mode);
                 self.swarm

@@ -4,6 +4,7 @@
 //! 16 streams per connection, is `interop.rs`'s 40 concurrent requests: rust drops
 //! the 33rd.)
 
+#[allow(dead_code)] // bounds use part of the helper
 mod rust_peer;
 
 use std::time::Duration;

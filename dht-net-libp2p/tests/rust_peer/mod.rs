@@ -4,7 +4,6 @@
 //! task; [`RustPeer`] sends it commands.
 
 use std::collections::{HashMap, HashSet};
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -44,6 +43,8 @@ enum Pending {
 pub struct RustPeer {
     pub id: PeerId,
     pub addr: Multiaddr,
+    /// Its public key, protobuf-encoded (the value of its `/pk` record).
+    pub pk: Vec<u8>,
     cmds: mpsc::Sender<Cmd>,
 }
 
@@ -51,8 +52,18 @@ impl RustPeer {
     /// A node on 127.0.0.1; `server`: kad server mode, else client. `max_packet`:
     /// rust's message size limit (16 KiB by default).
     pub async fn spawn(server: bool, max_packet: Option<usize>) -> RustPeer {
+        RustPeer::spawn_with(server, max_packet, Vec::new()).await
+    }
+
+    /// As [`RustPeer::spawn`], also announcing `extra` as external addresses.
+    pub async fn spawn_with(
+        server: bool,
+        max_packet: Option<usize>,
+        extra: Vec<Multiaddr>,
+    ) -> RustPeer {
         let key = libp2p::identity::Keypair::generate_ed25519();
         let id = key.public().to_peer_id();
+        let pk = key.public().encode_protobuf();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
             .with_tcp(
@@ -94,9 +105,12 @@ impl RustPeer {
             }
         };
         swarm.add_external_address(addr.clone());
+        for a in extra {
+            swarm.add_external_address(a);
+        }
         let (cmds, rx) = mpsc::channel(16);
         tokio::spawn(run(swarm, rx));
-        RustPeer { id, addr, cmds }
+        RustPeer { id, addr, pk, cmds }
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> T {
@@ -270,9 +284,4 @@ fn on_result(
     if let Some(p) = keep {
         pending.insert(id, p);
     }
-}
-
-#[allow(dead_code)]
-pub fn nz(n: usize) -> NonZeroUsize {
-    NonZeroUsize::new(n).expect("nonzero")
 }

@@ -205,11 +205,11 @@ async fn run(mut swarm: libp2p::Swarm<Behaviour>, mut rx: mpsc::Receiver<Cmd>) {
                 }
             }
             event = swarm.select_next_some() => match event {
-                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
-                    if info.protocols.iter().any(|p| *p == kad::PROTOCOL_NAME) {
-                        for a in info.listen_addrs {
-                            swarm.behaviour_mut().kad.add_address(&peer_id, a);
-                        }
+                SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }))
+                    if info.protocols.contains(&kad::PROTOCOL_NAME) =>
+                {
+                    for a in info.listen_addrs {
+                        swarm.behaviour_mut().kad.add_address(&peer_id, a);
                     }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. })) => {

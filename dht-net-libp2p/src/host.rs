@@ -13,11 +13,13 @@
 //! which no `Reply` or `Reset` names its stream has no reply (ADD_PROVIDER), and its
 //! stream is read on.
 //!
-//! Addresses: we dial and keep TCP addresses only (no QUIC, no relays). When we have a
-//! public address (listen or announce), we stop handing out our loopback and private
-//! ones (identify lists only the public ones; provider records carry only those) and
-//! keep only public addresses of a peer that reached us from a public address, as
-//! go's Amino filters do; on a loopback or private network everything is kept.
+//! Addresses: we keep TCP addresses only (no QUIC, no relays). When we have a public
+//! address (listen or announce), we stop handing out our own loopback and private ones
+//! (identify lists only the public ones, to every peer; our provider records carry only
+//! those) and keep only the public addresses of a peer that reached us from a public
+//! address, as go's Amino filters do; on a loopback or private network everything is
+//! kept. (Addresses of other peers in our FIND_NODE replies are the engine's: it
+//! already refuses peers more local than whoever told us of them.)
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -177,6 +179,12 @@ fn is_public(addr: &Multiaddr) -> bool {
     ip_of(addr).is_some_and(|ip| dht_core::locality(ip) == Locality::Public)
 }
 
+/// Whether to keep `addr`, one of a peer's listen addresses: a TCP address, and, when
+/// both we and the peer (the address it reached us from) are public, a public one.
+fn keep_address(we_public: bool, peer_public: bool, addr: &Multiaddr) -> bool {
+    dialable(addr) && (!(we_public && peer_public) || is_public(addr))
+}
+
 /// An address we can dial: IP (or DNS) and TCP, nothing relayed, no other transport.
 fn dialable(addr: &Multiaddr) -> bool {
     let mut tcp = false;
@@ -247,6 +255,9 @@ impl<S: Store> Host<S> {
             }
             let now = Instant::now();
             self.swarm.behaviour_mut().kad.expire(now);
+            // A connection that broke with opens still queued says nothing of them;
+            // the engine has timed them out by their deadline, so their payloads go.
+            self.outbound.retain(|_, (_, deadline)| *deadline > now);
             self.drain(now);
         }
     }
@@ -323,11 +334,11 @@ impl<S: Store> Host<S> {
                     return;
                 };
                 let from_public = self.remotes.get(&peer_id).is_some_and(is_public);
+                let public = self.public;
                 let addrs = info
                     .listen_addrs
                     .into_iter()
-                    .filter(dialable)
-                    .filter(|a| !(self.public && from_public) || is_public(a));
+                    .filter(|a| keep_address(public, from_public, a));
                 let peer = PeerInfo::new(id, addrs);
                 let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
                 self.node.handle_input(
@@ -454,5 +465,30 @@ impl<S: Store> Host<S> {
                 let _ = reply.send(Ok(done.outcome));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keep_address;
+
+    #[test]
+    fn private_addresses_kept_unless_both_sides_are_public() {
+        let private = "/ip4/192.168.1.2/tcp/4001".parse().expect("multiaddr");
+        let loopback = "/ip4/127.0.0.1/tcp/4001".parse().expect("multiaddr");
+        let public = "/ip4/8.8.8.8/tcp/4001".parse().expect("multiaddr");
+        let quic = "/ip4/8.8.8.8/udp/4001/quic-v1".parse().expect("multiaddr");
+        // A loopback or private network keeps everything it can dial.
+        for (we, peer) in [(false, false), (false, true), (true, false)] {
+            assert!(keep_address(we, peer, &private));
+            assert!(keep_address(we, peer, &loopback));
+            assert!(keep_address(we, peer, &public));
+        }
+        // A public node keeps only public addresses of a public peer.
+        assert!(!keep_address(true, true, &private));
+        assert!(!keep_address(true, true, &loopback));
+        assert!(keep_address(true, true, &public));
+        // Nothing but TCP.
+        assert!(!keep_address(false, false, &quic));
     }
 }

@@ -396,3 +396,33 @@ async fn our_reply_fits_sixteen_kib() {
         "reply with a full table of 16-address peers: read by rust ({untrimmed} bytes untrimmed)"
     );
 }
+
+/// Peers with RSA identities (many Amino peers have them) are accepted: a rust server
+/// with a 2048-bit RSA key (a fixed test key) enters our server's table and is found
+/// by our client's lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_peer_accepted() {
+    let mut der = include_bytes!("rsa_test_key.pk8").to_vec();
+    let key = Keypair::rsa_from_pkcs8(&mut der).expect("an RSA PKCS#8 key");
+    let server = ours(Mode::Server).await;
+    let rsa = RustPeer::spawn_keyed(key, true, None, Vec::new()).await;
+    rsa.bootstrap(vec![(server.peer_id(), server.listen_addrs()[0].clone())])
+        .await;
+    let mut admitted = false;
+    for _ in 0..50 {
+        let table = libp2p_ids(&server.table_peers().await.expect("table"));
+        if table.contains(&rsa.id) {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(admitted, "the RSA peer never entered our table");
+    let client = ours(Mode::Client).await;
+    client
+        .bootstrap(&server.dial_addrs())
+        .await
+        .expect("bootstrap");
+    let found = client.find_peer(&rsa.id).await.expect("lookup");
+    assert!(found.is_some(), "our lookup did not reach the RSA peer");
+}

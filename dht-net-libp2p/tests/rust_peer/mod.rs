@@ -62,6 +62,16 @@ impl RustPeer {
         extra: Vec<Multiaddr>,
     ) -> RustPeer {
         let key = libp2p::identity::Keypair::generate_ed25519();
+        RustPeer::spawn_keyed(key, server, max_packet, extra).await
+    }
+
+    /// As [`RustPeer::spawn_with`], with identity `key` (RSA, for one).
+    pub async fn spawn_keyed(
+        key: libp2p::identity::Keypair,
+        server: bool,
+        max_packet: Option<usize>,
+        extra: Vec<Multiaddr>,
+    ) -> RustPeer {
         let id = key.public().to_peer_id();
         let pk = key.public().encode_protobuf();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)

@@ -169,7 +169,10 @@ impl IpfsHandle {
     }
 
     /// Announces us as a provider of `key` to the k closest servers (and again every
-    /// 22 h): how many were sent an ADD_PROVIDER.
+    /// 22 h, while the host runs). Returns once every ADD_PROVIDER was written in full
+    /// or failed: how many were written in full (the protocol has no reply), so a
+    /// one-shot may exit then. [`IpfsHandle::run`] returns the same count as
+    /// `Outcome::Provided::sent`.
     pub async fn provide(&self, key: Vec<u8>) -> Result<usize, HostError> {
         match self.run(Request::StartProviding { key }).await? {
             Outcome::Provided { sent, .. } => Ok(sent),

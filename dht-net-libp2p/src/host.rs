@@ -133,6 +133,8 @@ impl IpfsHost {
             remotes: HashMap::new(),
             next_inbound: 0,
             queries: HashMap::new(),
+            unanswered: HashMap::new(),
+            provides: HashMap::new(),
         };
         tokio::spawn(host.run());
         Ok(IpfsHandle {
@@ -215,8 +217,8 @@ struct Host<S: Store> {
     commands: mpsc::Receiver<Command>,
     inbound_tx: mpsc::Sender<InboundRequest>,
     inbound_rx: mpsc::Receiver<InboundRequest>,
-    done_tx: mpsc::UnboundedSender<(StreamId, Option<Vec<u8>>)>,
-    done_rx: mpsc::UnboundedReceiver<(StreamId, Option<Vec<u8>>)>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
     /// Our requests waiting for their stream to open: payload and deadline.
     outbound: HashMap<StreamId, (Vec<u8>, Instant)>,
     /// Inbound requests fed to the engine, waiting for its answer.
@@ -225,6 +227,33 @@ struct Host<S: Store> {
     remotes: HashMap<libp2p::PeerId, Multiaddr>,
     next_inbound: u64,
     queries: HashMap<QueryId, oneshot::Sender<Result<Outcome, HostError>>>,
+    /// ADD_PROVIDER streams of a `StartProviding` the handle waits on, by query.
+    unanswered: HashMap<StreamId, QueryId>,
+    /// `StartProviding` queries whose ADD_PROVIDERs are still being written.
+    provides: HashMap<QueryId, Providing>,
+}
+
+/// One of our requests ended: whether it was written in full, and its reply.
+#[derive(Debug)]
+struct Done {
+    stream: StreamId,
+    written: bool,
+    reply: Option<Vec<u8>>,
+}
+
+/// A `StartProviding` whose handle waits until every ADD_PROVIDER (a message without
+/// reply) was written in full or failed: a one-shot may exit only then.
+struct Providing {
+    key: Vec<u8>,
+    pending: usize,
+    written: usize,
+    reply: oneshot::Sender<Result<Outcome, HostError>>,
+}
+
+/// Whether `payload` (a frame of ours) is an ADD_PROVIDER.
+fn is_add_provider(payload: &[u8]) -> bool {
+    dht_ipfs::wire::decode_frame(payload, usize::MAX)
+        .is_ok_and(|m| m.kind() == Some(dht_ipfs::wire::MessageType::AddProvider))
 }
 
 impl<S: Store> Host<S> {
@@ -240,8 +269,9 @@ impl<S: Store> Host<S> {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
                 Some(req) = self.inbound_rx.recv() => self.on_inbound(req),
-                Some((stream, reply)) = self.done_rx.recv() => {
+                Some(Done { stream, written, reply }) = self.done_rx.recv() => {
                     let now = Instant::now();
+                    self.settle(stream, written);
                     match reply {
                         Some(bytes) => self.node.handle_input(now, Input::StreamReply { stream, bytes: &bytes }),
                         None => self.node.handle_input(now, Input::StreamFailed { stream }),
@@ -257,7 +287,16 @@ impl<S: Store> Host<S> {
             self.swarm.behaviour_mut().kad.expire(now);
             // A connection that broke with opens still queued says nothing of them;
             // the engine has timed them out by their deadline, so their payloads go.
-            self.outbound.retain(|_, (_, deadline)| *deadline > now);
+            let expired: Vec<StreamId> = self
+                .outbound
+                .iter()
+                .filter(|(_, (_, deadline))| *deadline <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in expired {
+                self.outbound.remove(&id);
+                self.settle(id, false);
+            }
             self.drain(now);
         }
     }
@@ -398,16 +437,17 @@ impl<S: Store> Host<S> {
                 };
                 let done = self.done_tx.clone();
                 tokio::spawn(async move {
-                    let reply =
-                        tokio::time::timeout_at(deadline.into(), io::request(stream, payload, max))
-                            .await
-                            .ok()
-                            .flatten();
+                    let (written, reply) = io::request(stream, payload, max, deadline).await;
                     drop(guard);
-                    let _ = done.send((id, reply));
+                    let _ = done.send(Done {
+                        stream: id,
+                        written,
+                        reply,
+                    });
                 });
             }
             KadEvent::OutboundFailed(id) => {
+                self.settle(id, false);
                 if self.outbound.remove(&id).is_some() {
                     self.node
                         .handle_input(now, Input::StreamFailed { stream: id });
@@ -418,6 +458,9 @@ impl<S: Store> Host<S> {
 
     /// Carries the engine's outputs, then its events.
     fn drain(&mut self, now: Instant) {
+        // ADD_PROVIDERs sent in this drain: a `Provided` event in the same drain
+        // (the engine sends them as it ends the query) waits for them.
+        let mut add_providers = Vec::new();
         loop {
             let mut failed = Vec::new();
             while let Some(output) = self.node.poll_output() {
@@ -431,6 +474,9 @@ impl<S: Store> Host<S> {
                         Ok(peer) if peer != self.local => {
                             let addrs: Vec<Multiaddr> =
                                 to.addrs().iter().filter(|a| dialable(a)).cloned().collect();
+                            if is_add_provider(&payload) {
+                                add_providers.push(stream);
+                            }
                             self.outbound.insert(stream, (payload, deadline));
                             self.swarm
                                 .behaviour_mut()
@@ -461,8 +507,48 @@ impl<S: Store> Host<S> {
         }
         while let Some(event) = self.node.poll_event() {
             let Event::QueryDone(done) = event;
-            if let Some(reply) = self.queries.remove(&done.id) {
-                let _ = reply.send(Ok(done.outcome));
+            let Some(reply) = self.queries.remove(&done.id) else {
+                continue;
+            };
+            match done.outcome {
+                Outcome::Provided { key, .. } if !add_providers.is_empty() => {
+                    for s in add_providers.drain(..) {
+                        self.unanswered.insert(s, done.id);
+                    }
+                    let pending = self.unanswered.values().filter(|q| **q == done.id).count();
+                    let providing = Providing {
+                        key,
+                        pending,
+                        written: 0,
+                        reply,
+                    };
+                    self.provides.insert(done.id, providing);
+                }
+                outcome => {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+        }
+    }
+
+    /// Our stream `stream` ended, `written` in full or not: if it carried an
+    /// ADD_PROVIDER a handle waits on, count it, and answer once all have ended.
+    fn settle(&mut self, stream: StreamId, written: bool) {
+        let Some(query) = self.unanswered.remove(&stream) else {
+            return;
+        };
+        let Some(p) = self.provides.get_mut(&query) else {
+            return;
+        };
+        p.pending = p.pending.saturating_sub(1);
+        p.written += usize::from(written);
+        if p.pending == 0 {
+            if let Some(p) = self.provides.remove(&query) {
+                let outcome = Outcome::Provided {
+                    key: p.key,
+                    sent: p.written,
+                };
+                let _ = p.reply.send(Ok(outcome));
             }
         }
     }

@@ -57,12 +57,28 @@ pub(crate) async fn read_frame(s: &mut Stream, max: usize) -> Result<Option<Vec<
     Ok(Some(frame))
 }
 
-/// Our request on its own stream: write, close the write half, read one reply.
-/// `None`: no reply (the peer closed or reset, or the framing broke).
-pub(crate) async fn request(mut s: Stream, payload: Vec<u8>, max: usize) -> Option<Vec<u8>> {
-    s.write_all(&payload).await.ok()?;
-    s.close().await.ok()?;
-    read_frame(&mut s, max).await.ok().flatten()
+/// Our request on its own stream: write, close the write half, read one reply, all
+/// before `deadline`. Returns whether the request was written in full (all a message
+/// with no reply, ADD_PROVIDER, can show) and the reply, `None` when there is none
+/// (the peer closed or reset, the framing broke, or the deadline passed).
+pub(crate) async fn request(
+    mut s: Stream,
+    payload: Vec<u8>,
+    max: usize,
+    deadline: std::time::Instant,
+) -> (bool, Option<Vec<u8>>) {
+    let mut written = false;
+    let exchange = async {
+        s.write_all(&payload).await.ok()?;
+        s.close().await.ok()?;
+        written = true;
+        read_frame(&mut s, max).await.ok().flatten()
+    };
+    let reply = tokio::time::timeout_at(deadline.into(), exchange)
+        .await
+        .ok()
+        .flatten();
+    (written, reply)
 }
 
 /// What the host answers to one inbound request.

@@ -22,8 +22,13 @@ pub struct HostConfig {
     pub listen: Vec<Multiaddr>,
     /// Addresses to advertise besides the listen ones (a NAT's forwarded port).
     pub announce: Vec<Multiaddr>,
-    /// Server (answers, listed in identify) or client.
+    /// Server (answers, listed in identify) or client; with `auto_mode`, the mode to
+    /// start in.
     pub mode: Mode,
+    /// Switch to server once we have a public address: a public listen or announce
+    /// address at the start, or one that two peers observed alike (identify's
+    /// `observedAddr`), which is then announced too. Off by default.
+    pub auto_mode: bool,
     /// Seeds the engine's RNG.
     pub seed: u64,
     /// Connection, stream and message bounds.
@@ -42,6 +47,7 @@ impl HostConfig {
             listen,
             announce: Vec::new(),
             mode: Mode::Server,
+            auto_mode: false,
             seed: 0,
             limits: Limits::default(),
             idle_connection_timeout: Duration::from_secs(60),

@@ -24,15 +24,15 @@
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use dht_core::{Event, Input, Locality, Output, Overlay, QueryId, StreamId};
+use dht_core::{Event, Input, Output, Overlay, QueryId, StreamId};
 use dht_ipfs::{Mode, Node, Outcome, PeerId, PeerInfo, Store};
 use futures::StreamExt;
-use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::behaviour::{ip_of, KadEvent, KadStreams, Limits};
+use crate::addrs::{dialable, is_public, keep_address, Observed};
+use crate::behaviour::{KadEvent, KadStreams, Limits};
 use crate::handle::{Command, HostConfig, HostError, IpfsHandle, Status};
 use crate::io::{self, Answer, InboundRequest};
 
@@ -108,8 +108,11 @@ impl IpfsHost {
         for a in &advertised {
             swarm.add_external_address(a.clone());
         }
-        let mut engine = dht_ipfs::Config::new(config.seed, id, advertised);
+        let mut engine = dht_ipfs::Config::new(config.seed, id, advertised.clone());
         engine.mode = config.mode;
+        if config.auto_mode && public {
+            engine.mode = Mode::Server;
+        }
         engine.defense.exempt_local = config.limits.exempt_local;
         (config.engine)(&mut engine);
         let now = Instant::now();
@@ -117,6 +120,9 @@ impl IpfsHost {
         let (commands, command_rx) = mpsc::channel(64);
         let (inbound_tx, inbound_rx) = mpsc::channel(256);
         let (done_tx, done_rx) = mpsc::unbounded_channel();
+        if node.is_server() {
+            swarm.behaviour_mut().kad.set_server(true);
+        }
         let host = Host {
             swarm,
             node,
@@ -133,6 +139,8 @@ impl IpfsHost {
             remotes: HashMap::new(),
             next_inbound: 0,
             queries: HashMap::new(),
+            observed: (config.auto_mode && !public).then(Observed::default),
+            advertised,
             unanswered: HashMap::new(),
             provides: HashMap::new(),
         };
@@ -176,31 +184,6 @@ fn build_swarm(config: &HostConfig) -> Result<Swarm<Behaviour>, HostError> {
     Ok(swarm)
 }
 
-/// An address whose IP is public.
-fn is_public(addr: &Multiaddr) -> bool {
-    ip_of(addr).is_some_and(|ip| dht_core::locality(ip) == Locality::Public)
-}
-
-/// Whether to keep `addr`, one of a peer's listen addresses: a TCP address, and, when
-/// both we and the peer (the address it reached us from) are public, a public one.
-fn keep_address(we_public: bool, peer_public: bool, addr: &Multiaddr) -> bool {
-    dialable(addr) && (!(we_public && peer_public) || is_public(addr))
-}
-
-/// An address we can dial: IP (or DNS) and TCP, nothing relayed, no other transport.
-fn dialable(addr: &Multiaddr) -> bool {
-    let mut tcp = false;
-    for p in addr.iter() {
-        match p {
-            Protocol::Tcp(_) => tcp = true,
-            Protocol::Ip4(_) | Protocol::Ip6(_) | Protocol::P2p(_) => {}
-            Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_) => {}
-            _ => return false,
-        }
-    }
-    tcp
-}
-
 fn wall_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -227,6 +210,10 @@ struct Host<S: Store> {
     remotes: HashMap<libp2p::PeerId, Multiaddr>,
     next_inbound: u64,
     queries: HashMap<QueryId, oneshot::Sender<Result<Outcome, HostError>>>,
+    /// In auto mode until we are a server: the addresses peers observed us at.
+    observed: Option<Observed>,
+    /// The addresses we announce.
+    advertised: Vec<Multiaddr>,
     /// ADD_PROVIDER streams of a `StartProviding` the handle waits on, by query.
     unanswered: HashMap<StreamId, QueryId>,
     /// `StartProviding` queries whose ADD_PROVIDERs are still being written.
@@ -379,6 +366,13 @@ impl<S: Store> Host<S> {
                     .into_iter()
                     .filter(|a| keep_address(public, from_public, a));
                 let peer = PeerInfo::new(id, addrs);
+                let observed = self
+                    .observed
+                    .as_mut()
+                    .and_then(|o| o.note(peer_id, info.observed_addr.clone()));
+                if let Some(addr) = observed {
+                    self.become_server(addr);
+                }
                 let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
                 self.node.handle_input(
                     now,
@@ -531,6 +525,30 @@ impl<S: Store> Host<S> {
         }
     }
 
+    /// Auto mode: two peers observed us at public `addr`. Announce it (our own private
+    /// addresses go, as for any public node) and serve.
+    fn become_server(&mut self, addr: Multiaddr) {
+        self.observed = None;
+        self.public = true;
+        let mut addrs: Vec<Multiaddr> = self
+            .advertised
+            .iter()
+            .filter(|a| is_public(a))
+            .cloned()
+            .collect();
+        addrs.push(addr.clone());
+        for a in &self.advertised {
+            if !is_public(a) {
+                self.swarm.remove_external_address(a);
+            }
+        }
+        self.swarm.add_external_address(addr);
+        self.advertised = addrs.clone();
+        self.node.set_listen_addrs(addrs);
+        self.node.set_mode(Mode::Server);
+        self.swarm.behaviour_mut().kad.set_server(true);
+    }
+
     /// Our stream `stream` ended, `written` in full or not: if it carried an
     /// ADD_PROVIDER a handle waits on, count it, and answer once all have ended.
     fn settle(&mut self, stream: StreamId, written: bool) {
@@ -551,30 +569,5 @@ impl<S: Store> Host<S> {
                 let _ = p.reply.send(Ok(outcome));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::keep_address;
-
-    #[test]
-    fn private_addresses_kept_unless_both_sides_are_public() {
-        let private = "/ip4/192.168.1.2/tcp/4001".parse().expect("multiaddr");
-        let loopback = "/ip4/127.0.0.1/tcp/4001".parse().expect("multiaddr");
-        let public = "/ip4/8.8.8.8/tcp/4001".parse().expect("multiaddr");
-        let quic = "/ip4/8.8.8.8/udp/4001/quic-v1".parse().expect("multiaddr");
-        // A loopback or private network keeps everything it can dial.
-        for (we, peer) in [(false, false), (false, true), (true, false)] {
-            assert!(keep_address(we, peer, &private));
-            assert!(keep_address(we, peer, &loopback));
-            assert!(keep_address(we, peer, &public));
-        }
-        // A public node keeps only public addresses of a public peer.
-        assert!(!keep_address(true, true, &private));
-        assert!(!keep_address(true, true, &loopback));
-        assert!(keep_address(true, true, &public));
-        // Nothing but TCP.
-        assert!(!keep_address(false, false, &quic));
     }
 }

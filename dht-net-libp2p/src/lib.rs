@@ -47,6 +47,7 @@
 //! (checked on the length prefix, before the body is read).
 #![forbid(unsafe_code)]
 
+mod addrs;
 mod behaviour;
 mod handle;
 mod handler;

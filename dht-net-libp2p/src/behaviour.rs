@@ -37,6 +37,8 @@ pub struct Limits {
     pub exempt_local: bool,
     /// Inbound kad streams alive at once on one connection: 32, what rust-libp2p takes.
     pub max_inbound_streams: usize,
+    /// How long an inbound stream may stay silent before we close it: 60 s.
+    pub inbound_idle: std::time::Duration,
     /// Largest message read from a stream, request or reply, before it is parsed:
     /// 128 KiB (the engine's own limits are tighter per direction).
     pub max_message_bytes: usize,
@@ -49,6 +51,7 @@ impl Default for Limits {
             max_connections_per_ip: 8,
             exempt_local: true,
             max_inbound_streams: 32,
+            inbound_idle: crate::INBOUND_IDLE,
             max_message_bytes: 128 * 1024,
         }
     }

@@ -423,7 +423,8 @@ impl<S: Store> Host<S> {
                 guard,
             } => {
                 let host = self.inbound_tx.clone();
-                tokio::spawn(io::serve(stream, peer, remote, host, max, guard));
+                let idle = self.limits.inbound_idle;
+                tokio::spawn(io::serve(stream, peer, remote, host, max, idle, guard));
             }
             KadEvent::Outbound(id, stream, guard) => {
                 let Some((payload, deadline)) = self.outbound.remove(&id) else {

@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::handler::StreamGuard;
 
-/// How long an inbound stream may stay silent before we close it (rust-libp2p: 10 s
-/// per request; go: 1 min idle). Streams are cheap to reopen.
+/// How long an inbound stream may stay silent before we close it, by default
+/// ([`crate::Limits::inbound_idle`]; go: 1 min idle). Streams are cheap to reopen.
 pub const INBOUND_IDLE: Duration = Duration::from_secs(60);
 
 /// A stream that broke the framing: reset it.
@@ -113,10 +113,11 @@ pub(crate) async fn serve(
     remote: libp2p::Multiaddr,
     host: mpsc::Sender<InboundRequest>,
     max: usize,
+    idle: Duration,
     _guard: StreamGuard,
 ) {
     loop {
-        let frame = match tokio::time::timeout(INBOUND_IDLE, read_frame(&mut s, max)).await {
+        let frame = match tokio::time::timeout(idle, read_frame(&mut s, max)).await {
             Ok(Ok(Some(frame))) => frame,
             // Closed by the peer, or idle: close our half too.
             Ok(Ok(None)) | Err(_) => {

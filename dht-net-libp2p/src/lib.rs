@@ -38,7 +38,8 @@
 //! One outbound stream per request: write it, close the write half, read one reply,
 //! all before the request's deadline (10 s). At most [`MAX_OUTBOUND_STREAMS`] open at
 //! once per connection; more wait for a free one. Inbound streams are read in a loop
-//! until the peer closes them, with an idle timeout of 60 s ([`INBOUND_IDLE`]), and
+//! until the peer closes them (go sends request after request on one), with an idle
+//! timeout of 60 s ([`INBOUND_IDLE`], `Limits::inbound_idle`), and
 //! reset on a malformed or oversized message.
 //!
 //! ## Bounds ([`Limits`])

@@ -32,7 +32,7 @@ use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::addrs::{dialable, is_public, keep_address, Observed};
-use crate::behaviour::{KadEvent, KadStreams, Limits};
+use crate::behaviour::{ip_of, KadEvent, KadStreams, Limits};
 use crate::handle::{Command, HostConfig, HostError, IpfsHandle, Status};
 use crate::io::{self, Answer, InboundRequest};
 
@@ -97,14 +97,31 @@ impl IpfsHost {
                 _ => {}
             }
         }
-        let public = listen_addrs.iter().chain(&config.announce).any(is_public);
-        let mut advertised: Vec<Multiaddr> = listen_addrs
+        // A listener on an unspecified address (0.0.0.0) reports one address per
+        // interface, in a burst: take the rest of it too.
+        let unspecified = config
+            .listen
             .iter()
-            .chain(&config.announce)
-            .filter(|a| !public || is_public(a))
-            .cloned()
-            .collect();
-        advertised.dedup();
+            .any(|a| ip_of(a).is_some_and(|ip| ip.is_unspecified()));
+        let wait = std::time::Duration::from_millis(50);
+        if unspecified {
+            loop {
+                match tokio::time::timeout(wait, swarm.next()).await {
+                    Ok(Some(SwarmEvent::NewListenAddr { address, .. })) => {
+                        listen_addrs.push(address)
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        let public = listen_addrs.iter().chain(&config.announce).any(is_public);
+        let mut advertised: Vec<Multiaddr> = Vec::new();
+        for a in listen_addrs.iter().chain(&config.announce) {
+            if (!public || is_public(a)) && !advertised.contains(a) {
+                advertised.push(a.clone());
+            }
+        }
         for a in &advertised {
             swarm.add_external_address(a.clone());
         }

@@ -155,6 +155,12 @@ impl<S: Store, V: Validator> Node<S, V> {
         self.config.mode = mode;
     }
 
+    /// Replaces the addresses we announce (in ADD_PROVIDER): a transport that learns
+    /// its public address after the start (two peers observed it) sets it here.
+    pub fn set_listen_addrs(&mut self, addrs: Vec<multiaddr::Multiaddr>) {
+        self.config.listen_addrs = addrs;
+    }
+
     /// The routing table.
     pub fn table(&self) -> &RoutingTable<PeerInfo, Defense> {
         &self.table

@@ -1,0 +1,591 @@
+//! [`IpfsHost`]: the task that owns the libp2p `Swarm` and a `dht_ipfs::Node`, and
+//! carries everything between them.
+//!
+//! One loop, one task: it waits for the first of a swarm event, a request read from
+//! an inbound stream, a reply (or failure) of one of our requests, a command from a
+//! handle, or the engine's timer; feeds it to the engine as an `Input` (or a command,
+//! or `handle_timeout`); then drains the engine's outputs (opening streams, writing
+//! replies, resetting streams) and events (finished queries, answered to the handle
+//! that asked). Stream I/O runs in tasks of its own (`io.rs`), so a slow peer never
+//! holds the loop.
+//!
+//! The engine answers an inbound request at once, while it is fed: a request after
+//! which no `Reply` or `Reset` names its stream has no reply (ADD_PROVIDER), and its
+//! stream is read on.
+//!
+//! Addresses: we keep TCP addresses only (no QUIC, no relays). When we have a public
+//! address (listen or announce), we stop handing out our own loopback and private ones
+//! (identify lists only the public ones, to every peer; our provider records carry only
+//! those) and keep only the public addresses of a peer that reached us from a public
+//! address, as go's Amino filters do; on a loopback or private network everything is
+//! kept. (Addresses of other peers in our FIND_NODE replies are the engine's: it
+//! already refuses peers more local than whoever told us of them.)
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use dht_core::{Event, Input, Output, Overlay, QueryId, StreamId};
+use dht_ipfs::{Mode, Node, Outcome, PeerId, PeerInfo, Store};
+use futures::StreamExt;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, Swarm};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::addrs::{dialable, is_public, keep_address, Observed};
+use crate::behaviour::{ip_of, KadEvent, KadStreams, Limits};
+use crate::handle::{Command, HostConfig, HostError, IpfsHandle, Status};
+use crate::io::{self, Answer, InboundRequest};
+
+/// Identify's protocol version string, as Kubo and rust-libp2p's examples send it.
+const IDENTIFY_VERSION: &str = "ipfs/0.1.0";
+
+/// The swarm's behaviours: our kad streams, identify and ping.
+#[derive(NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+pub(crate) struct Behaviour {
+    kad: KadStreams,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+/// Starts hosts: see the module doc and [`IpfsHandle`].
+#[derive(Debug)]
+pub struct IpfsHost;
+
+impl IpfsHost {
+    /// Builds the swarm, listens on every `config.listen` address (waiting for the
+    /// ports), starts the engine with `store`, and spawns the loop on the current tokio
+    /// runtime.
+    pub async fn spawn<S>(config: HostConfig, store: S) -> Result<IpfsHandle, HostError>
+    where
+        S: Store + Send + 'static,
+    {
+        let local = config.keypair.public().to_peer_id();
+        let id = PeerId::from_bytes(&local.to_bytes())
+            .map_err(|e| HostError::Transport(e.to_string()))?;
+        let mut swarm = build_swarm(&config)?;
+        let mut pending = Vec::new();
+        for addr in &config.listen {
+            let listener = swarm
+                .listen_on(addr.clone())
+                .map_err(|e| HostError::Listen(addr.clone(), e.to_string()))?;
+            pending.push((listener, addr.clone()));
+        }
+        let mut listen_addrs = Vec::new();
+        while !pending.is_empty() {
+            match swarm.select_next_some().await {
+                SwarmEvent::NewListenAddr {
+                    listener_id,
+                    address,
+                } => {
+                    pending.retain(|(l, _)| *l != listener_id);
+                    listen_addrs.push(address);
+                }
+                SwarmEvent::ListenerError { listener_id, error }
+                | SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason: Err(error),
+                    ..
+                } => {
+                    let addr = pending
+                        .iter()
+                        .find(|(l, _)| *l == listener_id)
+                        .map(|(_, a)| a.clone())
+                        .unwrap_or_else(Multiaddr::empty);
+                    return Err(HostError::Listen(addr, error.to_string()));
+                }
+                _ => {}
+            }
+        }
+        // A listener on an unspecified address (0.0.0.0) reports one address per
+        // interface, in a burst: take the rest of it too.
+        let unspecified = config
+            .listen
+            .iter()
+            .any(|a| ip_of(a).is_some_and(|ip| ip.is_unspecified()));
+        let wait = std::time::Duration::from_millis(50);
+        if unspecified {
+            loop {
+                match tokio::time::timeout(wait, swarm.next()).await {
+                    Ok(Some(SwarmEvent::NewListenAddr { address, .. })) => {
+                        listen_addrs.push(address)
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+        let public = listen_addrs.iter().chain(&config.announce).any(is_public);
+        let mut advertised: Vec<Multiaddr> = Vec::new();
+        for a in listen_addrs.iter().chain(&config.announce) {
+            if (!public || is_public(a)) && !advertised.contains(a) {
+                advertised.push(a.clone());
+            }
+        }
+        for a in &advertised {
+            swarm.add_external_address(a.clone());
+        }
+        let mut engine = dht_ipfs::Config::new(config.seed, id, advertised.clone());
+        engine.mode = config.mode;
+        if config.auto_mode && public {
+            engine.mode = Mode::Server;
+        }
+        engine.defense.exempt_local = config.limits.exempt_local;
+        (config.engine)(&mut engine);
+        let now = Instant::now();
+        let node = Node::new(engine, store, now, wall_millis());
+        let (commands, command_rx) = mpsc::channel(64);
+        let (inbound_tx, inbound_rx) = mpsc::channel(256);
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        if node.is_server() {
+            swarm.behaviour_mut().kad.set_server(true);
+        }
+        let host = Host {
+            swarm,
+            node,
+            local,
+            public,
+            limits: config.limits,
+            commands: command_rx,
+            inbound_tx,
+            inbound_rx,
+            done_tx,
+            done_rx,
+            outbound: HashMap::new(),
+            answers: HashMap::new(),
+            remotes: HashMap::new(),
+            next_inbound: 0,
+            queries: HashMap::new(),
+            observed: (config.auto_mode && !public).then(Observed::default),
+            advertised,
+            unanswered: HashMap::new(),
+            provides: HashMap::new(),
+        };
+        tokio::spawn(host.run());
+        Ok(IpfsHandle {
+            commands,
+            peer_id: local,
+            listen_addrs,
+        })
+    }
+}
+
+fn build_swarm(config: &HostConfig) -> Result<Swarm<Behaviour>, HostError> {
+    let err = |e: &dyn std::fmt::Display| HostError::Transport(e.to_string());
+    let server = config.mode == Mode::Server;
+    let limits = config.limits;
+    let idle = config.idle_connection_timeout;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| err(&e))?
+        .with_behaviour(|key| Behaviour {
+            kad: KadStreams::new(server, limits),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_VERSION.to_string(), key.public())
+                    .with_agent_version(format!("dht-net-libp2p/{}", env!("CARGO_PKG_VERSION")))
+                    // Identify lists the addresses we advertise (external ones, set
+                    // once the ports are known), never all listen addresses: see the
+                    // module doc on public and private addresses.
+                    .with_hide_listen_addrs(true),
+            ),
+            ping: ping::Behaviour::default(),
+        })
+        .map_err(|e| err(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build();
+    Ok(swarm)
+}
+
+fn wall_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+struct Host<S: Store> {
+    swarm: Swarm<Behaviour>,
+    node: Node<S>,
+    local: libp2p::PeerId,
+    /// We have a public address: see the module doc.
+    public: bool,
+    limits: Limits,
+    commands: mpsc::Receiver<Command>,
+    inbound_tx: mpsc::Sender<InboundRequest>,
+    inbound_rx: mpsc::Receiver<InboundRequest>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    /// Our requests waiting for their stream to open: payload and deadline.
+    outbound: HashMap<StreamId, (Vec<u8>, Instant)>,
+    /// Inbound requests fed to the engine, waiting for its answer.
+    answers: HashMap<StreamId, oneshot::Sender<Answer>>,
+    /// The remote address of a connection to each connected peer.
+    remotes: HashMap<libp2p::PeerId, Multiaddr>,
+    next_inbound: u64,
+    queries: HashMap<QueryId, oneshot::Sender<Result<Outcome, HostError>>>,
+    /// In auto mode until we are a server: the addresses peers observed us at.
+    observed: Option<Observed>,
+    /// The addresses we announce.
+    advertised: Vec<Multiaddr>,
+    /// ADD_PROVIDER streams of a `StartProviding` the handle waits on, by query.
+    unanswered: HashMap<StreamId, QueryId>,
+    /// `StartProviding` queries whose ADD_PROVIDERs are still being written.
+    provides: HashMap<QueryId, Providing>,
+}
+
+/// One of our requests ended: whether it was written in full, and its reply.
+#[derive(Debug)]
+struct Done {
+    stream: StreamId,
+    written: bool,
+    reply: Option<Vec<u8>>,
+}
+
+/// A `StartProviding` whose handle waits until every ADD_PROVIDER (a message without
+/// reply) was written in full or failed: a one-shot may exit only then.
+struct Providing {
+    key: Vec<u8>,
+    pending: usize,
+    written: usize,
+    reply: oneshot::Sender<Result<Outcome, HostError>>,
+}
+
+/// Whether `payload` (a frame of ours) is an ADD_PROVIDER.
+fn is_add_provider(payload: &[u8]) -> bool {
+    dht_ipfs::wire::decode_frame(payload, usize::MAX)
+        .is_ok_and(|m| m.kind() == Some(dht_ipfs::wire::MessageType::AddProvider))
+}
+
+impl<S: Store> Host<S> {
+    async fn run(mut self) {
+        loop {
+            let wake = self.node.poll_timeout();
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm(event),
+                Some(req) = self.inbound_rx.recv() => self.on_inbound(req),
+                Some(Done { stream, written, reply }) = self.done_rx.recv() => {
+                    let now = Instant::now();
+                    self.settle(stream, written);
+                    match reply {
+                        Some(bytes) => self.node.handle_input(now, Input::StreamReply { stream, bytes: &bytes }),
+                        None => self.node.handle_input(now, Input::StreamFailed { stream }),
+                    }
+                }
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown) | None => return,
+                    Some(c) => self.on_command(c),
+                },
+                () = sleep => self.node.handle_timeout(Instant::now()),
+            }
+            let now = Instant::now();
+            self.swarm.behaviour_mut().kad.expire(now);
+            // A connection that broke with opens still queued says nothing of them;
+            // the engine has timed them out by their deadline, so their payloads go.
+            let expired: Vec<StreamId> = self
+                .outbound
+                .iter()
+                .filter(|(_, (_, deadline))| *deadline <= now)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in expired {
+                self.outbound.remove(&id);
+                self.settle(id, false);
+            }
+            self.drain(now);
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Start(request, reply) => match self.node.start(now, request) {
+                Ok(id) => {
+                    self.queries.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(HostError::Refused(e)));
+                }
+            },
+            Command::Status(reply) => {
+                let _ = reply.send(Status {
+                    table_size: self.node.table().len(),
+                    connections: self.swarm.behaviour().kad.connection_count(),
+                    requests_in_flight: self.node.requests_in_flight(),
+                    server: self.node.is_server(),
+                });
+            }
+            Command::Table(reply) => {
+                let peers = self.node.table().entries().map(|e| e.node.clone());
+                let _ = reply.send(peers.collect());
+            }
+            Command::SetMode(mode) => {
+                self.node.set_mode(mode);
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .set_server(mode == Mode::Server);
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    /// A request read from an inbound stream: the engine answers it now, or never.
+    fn on_inbound(&mut self, req: InboundRequest) {
+        let Ok(id) = PeerId::from_bytes(&req.peer.to_bytes()) else {
+            let _ = req.answer.send(Answer::Reset);
+            return;
+        };
+        self.next_inbound += 1;
+        let stream = StreamId(self.next_inbound);
+        self.answers.insert(stream, req.answer);
+        let from = PeerInfo::new(id, [req.remote]);
+        let now = Instant::now();
+        self.node.handle_input(
+            now,
+            Input::StreamRequest {
+                from,
+                stream,
+                bytes: &req.frame,
+            },
+        );
+        self.drain(now);
+        if let Some(answer) = self.answers.remove(&stream) {
+            let _ = answer.send(Answer::Nothing);
+        }
+    }
+
+    fn on_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        let now = Instant::now();
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(now, e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                let Ok(id) = PeerId::from_bytes(&peer_id.to_bytes()) else {
+                    return;
+                };
+                let from_public = self.remotes.get(&peer_id).is_some_and(is_public);
+                let public = self.public;
+                let addrs = info
+                    .listen_addrs
+                    .into_iter()
+                    .filter(|a| keep_address(public, from_public, a));
+                let peer = PeerInfo::new(id, addrs);
+                let observed = self
+                    .observed
+                    .as_mut()
+                    .and_then(|o| o.note(peer_id, info.observed_addr.clone()));
+                if let Some(addr) = observed {
+                    self.become_server(addr);
+                }
+                let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
+                self.node.handle_input(
+                    now,
+                    Input::Identified {
+                        peer,
+                        protocols: &protocols,
+                    },
+                );
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                self.remotes
+                    .insert(peer_id, endpoint.get_remote_address().clone());
+                if num_established.get() == 1 {
+                    if let Ok(id) = PeerId::from_bytes(&peer_id.to_bytes()) {
+                        let peer = PeerInfo::new(id, [endpoint.get_remote_address().clone()]);
+                        self.node.handle_input(now, Input::Connected { peer });
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                if let Some(remote) = self.remotes.remove(&peer_id) {
+                    if let Ok(id) = PeerId::from_bytes(&peer_id.to_bytes()) {
+                        let peer = PeerInfo::new(id, [remote]);
+                        self.node.handle_input(now, Input::Disconnected { peer });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_kad(&mut self, now: Instant, event: KadEvent) {
+        let max = self.limits.max_message_bytes;
+        match event {
+            KadEvent::Inbound {
+                peer,
+                remote,
+                stream,
+                guard,
+            } => {
+                let host = self.inbound_tx.clone();
+                let idle = self.limits.inbound_idle;
+                tokio::spawn(io::serve(stream, peer, remote, host, max, idle, guard));
+            }
+            KadEvent::Outbound(id, stream, guard) => {
+                let Some((payload, deadline)) = self.outbound.remove(&id) else {
+                    return;
+                };
+                let done = self.done_tx.clone();
+                tokio::spawn(async move {
+                    let (written, reply) = io::request(stream, payload, max, deadline).await;
+                    drop(guard);
+                    let _ = done.send(Done {
+                        stream: id,
+                        written,
+                        reply,
+                    });
+                });
+            }
+            KadEvent::OutboundFailed(id) => {
+                self.settle(id, false);
+                if self.outbound.remove(&id).is_some() {
+                    self.node
+                        .handle_input(now, Input::StreamFailed { stream: id });
+                }
+            }
+        }
+    }
+
+    /// Carries the engine's outputs, then its events.
+    fn drain(&mut self, now: Instant) {
+        // ADD_PROVIDERs sent in this drain: a `Provided` event in the same drain
+        // (the engine sends them as it ends the query) waits for them.
+        let mut add_providers = Vec::new();
+        loop {
+            let mut failed = Vec::new();
+            while let Some(output) = self.node.poll_output() {
+                match output {
+                    Output::Request {
+                        to,
+                        stream,
+                        payload,
+                        deadline,
+                    } => match libp2p::PeerId::from_bytes(to.id().as_bytes()) {
+                        Ok(peer) if peer != self.local => {
+                            let addrs: Vec<Multiaddr> =
+                                to.addrs().iter().filter(|a| dialable(a)).cloned().collect();
+                            if is_add_provider(&payload) {
+                                add_providers.push(stream);
+                            }
+                            self.outbound.insert(stream, (payload, deadline));
+                            self.swarm
+                                .behaviour_mut()
+                                .kad
+                                .open(peer, addrs, stream, deadline);
+                        }
+                        _ => failed.push(stream),
+                    },
+                    Output::Reply { stream, payload } => {
+                        if let Some(a) = self.answers.remove(&stream) {
+                            let _ = a.send(Answer::Reply(payload));
+                        }
+                    }
+                    Output::Reset { stream } => {
+                        if let Some(a) = self.answers.remove(&stream) {
+                            let _ = a.send(Answer::Reset);
+                        }
+                    }
+                    Output::Datagram { .. } => {}
+                }
+            }
+            if failed.is_empty() {
+                break;
+            }
+            for stream in failed {
+                self.node.handle_input(now, Input::StreamFailed { stream });
+            }
+        }
+        while let Some(event) = self.node.poll_event() {
+            let Event::QueryDone(done) = event;
+            let Some(reply) = self.queries.remove(&done.id) else {
+                continue;
+            };
+            match done.outcome {
+                Outcome::Provided { key, .. } if !add_providers.is_empty() => {
+                    for s in add_providers.drain(..) {
+                        self.unanswered.insert(s, done.id);
+                    }
+                    let pending = self.unanswered.values().filter(|q| **q == done.id).count();
+                    let providing = Providing {
+                        key,
+                        pending,
+                        written: 0,
+                        reply,
+                    };
+                    self.provides.insert(done.id, providing);
+                }
+                outcome => {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+        }
+    }
+
+    /// Auto mode: two peers observed us at public `addr`. Announce it (our own private
+    /// addresses go, as for any public node) and serve.
+    fn become_server(&mut self, addr: Multiaddr) {
+        self.observed = None;
+        self.public = true;
+        let mut addrs: Vec<Multiaddr> = self
+            .advertised
+            .iter()
+            .filter(|a| is_public(a))
+            .cloned()
+            .collect();
+        addrs.push(addr.clone());
+        for a in &self.advertised {
+            if !is_public(a) {
+                self.swarm.remove_external_address(a);
+            }
+        }
+        self.swarm.add_external_address(addr);
+        self.advertised = addrs.clone();
+        self.node.set_listen_addrs(addrs);
+        self.node.set_mode(Mode::Server);
+        self.swarm.behaviour_mut().kad.set_server(true);
+    }
+
+    /// Our stream `stream` ended, `written` in full or not: if it carried an
+    /// ADD_PROVIDER a handle waits on, count it, and answer once all have ended.
+    fn settle(&mut self, stream: StreamId, written: bool) {
+        let Some(query) = self.unanswered.remove(&stream) else {
+            return;
+        };
+        let Some(p) = self.provides.get_mut(&query) else {
+            return;
+        };
+        p.pending = p.pending.saturating_sub(1);
+        p.written += usize::from(written);
+        if p.pending == 0 {
+            if let Some(p) = self.provides.remove(&query) {
+                let outcome = Outcome::Provided {
+                    key: p.key,
+                    sent: p.written,
+                };
+                let _ = p.reply.send(Ok(outcome));
+            }
+        }
+    }
+}

@@ -39,7 +39,9 @@
 //! serves both directions: a new peer costs one handshake, later messages none.
 //! Connections close after [`QuicConfig::idle_timeout`] of silence; one replaced by a
 //! newer handshake from its address, after [`QuicConfig::replaced_grace`] with nothing
-//! received on it (`replaced.rs`). A handshake runs
+//! received on it (`replaced.rs`). A peer that restarts at its address with its key
+//! resets its predecessor's connections at their first packet, and what they swallowed
+//! is sent again on a new one (`reset.rs`). A handshake runs
 //! in a task of its own, so a slow peer never stalls a batch: messages to it wait
 //! behind the handshake (at most [`QuicConfig::pending_per_peer`]) and are dropped if
 //! it fails. Incoming handshakes are bounded in total and per source (an IPv4
@@ -72,6 +74,7 @@
 mod config;
 mod identity;
 mod replaced;
+mod reset;
 mod source;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -137,6 +140,11 @@ pub struct QuicStats {
     pub send_dropped: u64,
     /// Received messages dropped: too large, or the receive queue was full.
     pub recv_dropped: u64,
+    /// Connections a peer closed with a stateless reset: it restarted and lost them.
+    pub peer_resets: u64,
+    /// Messages sent again on a new connection because a reset connection swallowed
+    /// them (sent after it last received anything).
+    pub resent: u64,
 }
 
 #[derive(Debug, Default)]
@@ -152,6 +160,8 @@ struct Counters {
     received: AtomicU64,
     send_dropped: AtomicU64,
     recv_dropped: AtomicU64,
+    peer_resets: AtomicU64,
+    resent: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -169,7 +179,7 @@ struct Inbound {
 #[derive(Debug)]
 enum Slot {
     /// Handshake in progress; messages queued behind it.
-    Connecting(Vec<Vec<u8>>),
+    Connecting(Vec<Bytes>),
     Ready(Connection),
 }
 
@@ -182,6 +192,8 @@ struct Entry {
     /// have been sending without it receiving anything (not even an acknowledgement).
     heard: u64,
     silent_since: Option<Instant>,
+    /// Messages sent since the connection last received anything (`reset.rs`).
+    unheard: Vec<Bytes>,
 }
 
 /// A live peer acknowledges within a round trip plus its ack delay (25 ms), so a
@@ -233,6 +245,7 @@ impl Cache {
                 tick: self.tick,
                 heard: 0,
                 silent_since: None,
+                unheard: Vec::new(),
             },
         );
         evicted
@@ -289,6 +302,7 @@ impl QuicTransport {
             ));
         }
         let (client, server) = quinn_configs(&key, &cfg)?;
+        let endpoint_config = reset::endpoint_config(&key);
         let (mut v4, mut v6) = (None, None);
         let mut local = Vec::new();
         for addr in addrs {
@@ -298,7 +312,7 @@ impl QuicTransport {
                     "QuicTransport::bind: a second address of one family ({addr})"
                 )));
             }
-            let mut endpoint = bind_endpoint(*addr, server.clone())?;
+            let mut endpoint = bind_endpoint(*addr, server.clone(), endpoint_config.clone())?;
             endpoint.set_default_client_config(client.clone());
             *slot = Some(endpoint);
         }
@@ -357,6 +371,8 @@ impl QuicTransport {
             received: get(&c.received),
             send_dropped: get(&c.send_dropped),
             recv_dropped: get(&c.recv_dropped),
+            peer_resets: get(&c.peer_resets),
+            resent: get(&c.resent),
         }
     }
 }
@@ -443,12 +459,14 @@ impl Shared {
             bump(&self.counters.send_dropped);
             return;
         }
+        let payload = Bytes::copy_from_slice(payload);
         let mut cache = self.cache();
         let ready = match cache.map.get_mut(&to) {
             Some(Entry {
                 slot: Slot::Ready(conn),
                 heard,
                 silent_since,
+                unheard,
                 ..
             }) if conn.close_reason().is_none() => {
                 let now = Instant::now();
@@ -456,6 +474,7 @@ impl Shared {
                 if rx != *heard {
                     *heard = rx;
                     *silent_since = None;
+                    unheard.clear();
                 }
                 match *silent_since {
                     Some(t) if now.duration_since(t) > DEAD_AFTER => {
@@ -464,9 +483,9 @@ impl Shared {
                         conn.close(VarInt::from_u32(0), b"silent");
                         None
                     }
-                    Some(_) => Some(conn.clone()),
-                    None => {
-                        *silent_since = Some(now);
+                    _ => {
+                        silent_since.get_or_insert(now);
+                        reset::remember(unheard, payload.clone(), self.cfg.pending_per_peer);
                         Some(conn.clone())
                     }
                 }
@@ -476,7 +495,7 @@ impl Shared {
                 ..
             }) => {
                 if queue.len() < self.cfg.pending_per_peer {
-                    queue.push(payload.to_vec());
+                    queue.push(payload);
                 } else {
                     bump(&self.counters.send_dropped);
                 }
@@ -487,12 +506,12 @@ impl Shared {
         if let Some(conn) = ready {
             cache.touch(&to);
             drop(cache);
-            self.send_on(&conn, payload.to_vec());
+            self.send_on(&conn, payload);
             return;
         }
         let evicted = cache.insert(
             to,
-            Slot::Connecting(vec![payload.to_vec()]),
+            Slot::Connecting(vec![payload]),
             self.cfg.max_connections,
         );
         drop(cache);
@@ -520,12 +539,12 @@ impl Shared {
 
     /// Sends one message on an established connection: a datagram if it fits,
     /// else a stream of its own (written in a task, so nothing here waits).
-    fn send_on(&self, conn: &Connection, payload: Vec<u8>) {
+    fn send_on(&self, conn: &Connection, payload: Bytes) {
         let fits = conn
             .max_datagram_size()
             .is_some_and(|max| payload.len() <= max);
         if fits && !self.cfg.force_streams {
-            match conn.send_datagram(Bytes::from(payload)) {
+            match conn.send_datagram(payload) {
                 Ok(()) => bump(&self.counters.datagrams_sent),
                 Err(e) => {
                     tracing::debug!(to = %conn.remote_address(), error = %e, "datagram not sent");
@@ -595,18 +614,22 @@ impl Shared {
         }
     }
 
-    /// Drops `conn`'s cache entry once it has closed (unless another replaced it).
-    fn forget(&self, conn: &Connection) {
+    /// Drops `conn`'s cache entry once it has closed (unless another replaced it), and
+    /// returns the messages sent on it since it last received anything.
+    fn forget(&self, conn: &Connection) -> Vec<Bytes> {
         let to = conn.remote_address();
         let mut cache = self.cache();
-        if let Some(Entry {
-            slot: Slot::Ready(c),
-            ..
-        }) = cache.map.get(&to)
-        {
-            if c.stable_id() == conn.stable_id() {
+        match cache.map.get_mut(&to) {
+            Some(Entry {
+                slot: Slot::Ready(c),
+                unheard,
+                ..
+            }) if c.stable_id() == conn.stable_id() => {
+                let unheard = std::mem::take(unheard);
                 cache.remove(&to);
+                unheard
             }
+            _ => Vec::new(),
         }
     }
 
@@ -730,7 +753,7 @@ async fn handle_incoming(shared: Arc<Shared>, incoming: Incoming, source: Source
 }
 
 /// Delivers everything `conn` receives, datagrams and streams, until it closes.
-async fn read_loop(shared: &Shared, conn: &Connection, key: [u8; 32]) {
+async fn read_loop(shared: &Arc<Shared>, conn: &Connection, key: [u8; 32]) {
     let from = conn.remote_address();
     let datagrams = async {
         while let Ok(bytes) = conn.read_datagram().await {
@@ -757,7 +780,8 @@ async fn read_loop(shared: &Shared, conn: &Connection, key: [u8; 32]) {
         }
     };
     tokio::join!(datagrams, streams);
-    shared.forget(conn);
+    let unheard = shared.forget(conn);
+    shared.resend_if_reset(conn, unheard);
 }
 
 /// The verified ed25519 key of the peer of an established connection.

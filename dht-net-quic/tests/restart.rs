@@ -1,0 +1,117 @@
+//! A peer killed and started again at its address with its key (a crash, then the same
+//! key file), on loopback: what is sent to it while it is down and right after it is
+//! back arrives, at once, without waiting for the dead connection to be given up.
+//!
+//! Each transport runs on a runtime of its own, so that a crash can be what SIGKILL is:
+//! the runtime stops with every task unpolled (no CONNECTION_CLOSE leaves), and only
+//! then is the transport dropped.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use dht_core::{OutDatagram, RecvSlot, Transport};
+use dht_net_quic::{generate_key, QuicConfig, QuicTransport};
+use ed25519_dalek::SigningKey;
+use tokio::runtime::Runtime;
+
+struct Peer {
+    rt: Runtime,
+    t: QuicTransport,
+}
+
+impl Peer {
+    fn start(addr: SocketAddr, key: SigningKey) -> Peer {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let t = {
+            let _in = rt.enter();
+            QuicTransport::bind(&[addr], key, QuicConfig::default()).expect("bind")
+        };
+        Peer { rt, t }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.t.local_addrs()[0]
+    }
+
+    fn send(&self, to: SocketAddr, payload: &[u8]) {
+        self.rt
+            .block_on(self.t.send_batch(&[OutDatagram { to, payload }]))
+            .expect("send_batch");
+    }
+
+    /// The messages received within `within`, until `n` have arrived.
+    fn recv(&self, n: usize, within: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + within;
+        let mut slots: Vec<RecvSlot> = (0..8).map(|_| RecvSlot::new()).collect();
+        let mut got = Vec::new();
+        while got.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let batch = self.rt.block_on(async {
+                tokio::time::timeout(left, self.t.recv_batch(&mut slots)).await
+            });
+            match batch {
+                Ok(k) => got.extend(
+                    slots[..k.expect("recv_batch")]
+                        .iter()
+                        .map(|s| s.payload().to_vec()),
+                ),
+                Err(_) => break,
+            }
+        }
+        got
+    }
+
+    /// Ends as SIGKILL would: nothing more is sent, and the port is free again.
+    fn crash(self) {
+        let Peer { rt, t } = self;
+        drop(rt);
+        drop(t);
+    }
+}
+
+/// Without stateless resets that outlive the process, the sender keeps its dead
+/// connection until 1.5 s of sending into silence, and loses what it sends meanwhile;
+/// without sending again what a reset connection swallowed, the message that drew the
+/// reset (and any sent while the peer was down) is lost.
+#[test]
+fn messages_to_a_peer_restarted_with_its_key_arrive_at_once() {
+    let key = generate_key();
+    let b = Peer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), key.clone());
+    let at = b.addr();
+    let a = Peer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), generate_key());
+    a.send(at, b"before the crash");
+    assert_eq!(
+        b.recv(1, Duration::from_secs(10)),
+        vec![b"before the crash".to_vec()]
+    );
+    // Everything acknowledged: the connection is idle, as a cached one between requests.
+    std::thread::sleep(Duration::from_millis(100));
+
+    b.crash();
+    a.send(at, b"while down");
+    std::thread::sleep(Duration::from_millis(20));
+    let b = Peer::start(at, key);
+    let sent = Instant::now();
+    a.send(at, b"after the restart");
+    let mut got = b.recv(2, Duration::from_secs(1));
+    let took = sent.elapsed();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![b"after the restart".to_vec(), b"while down".to_vec()],
+        "after {took:?}: {:?}",
+        a.t.stats()
+    );
+    // The connection the restarted peer reset was replaced, and serves both ways.
+    a.send(at, b"later");
+    assert_eq!(b.recv(1, Duration::from_secs(1)), vec![b"later".to_vec()]);
+    b.send(a.addr(), b"back");
+    assert_eq!(a.recv(1, Duration::from_secs(1)), vec![b"back".to_vec()]);
+    let s = a.t.stats();
+    assert_eq!((s.peer_resets, s.resent), (1, 2), "{s:?}");
+    assert_eq!(s.handshakes_out, 2, "{s:?}");
+}

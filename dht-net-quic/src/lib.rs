@@ -39,8 +39,9 @@
 //! serves both directions: a new peer costs one handshake, later messages none.
 //! Connections close after [`QuicConfig::idle_timeout`] of silence; one replaced by a
 //! newer handshake from its address, after [`QuicConfig::replaced_grace`] with nothing
-//! received on it (`replaced.rs`). A peer that restarts at its address with its key
-//! resets its predecessor's connections at their first packet, and what they swallowed
+//! received on it (`replaced.rs`); one whose peer stays silent while we send, within a
+//! bound that follows the round trip (`silent.rs`). A peer that restarts with its key
+//! resets its predecessor's connections at once, and what a lost connection swallowed
 //! is sent again on a new one (`reset.rs`). A handshake runs
 //! in a task of its own, so a slow peer never stalls a batch: messages to it wait
 //! behind the handshake (at most [`QuicConfig::pending_per_peer`]) and are dropped if
@@ -75,6 +76,7 @@ mod config;
 mod identity;
 mod replaced;
 mod reset;
+mod silent;
 mod source;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -82,7 +84,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use dht_core::Id;
@@ -96,6 +98,7 @@ pub use config::QuicConfig;
 pub use identity::{generate_key, load_or_generate_key};
 
 use config::{bind_endpoint, invalid, quinn_configs};
+use silent::Silence;
 use source::SourceGuard;
 
 /// ALPN protocol id: a peer speaking anything else is refused in the handshake.
@@ -142,8 +145,11 @@ pub struct QuicStats {
     pub recv_dropped: u64,
     /// Connections a peer closed with a stateless reset: it restarted and lost them.
     pub peer_resets: u64,
-    /// Messages sent again on a new connection because a reset connection swallowed
-    /// them (sent after it last received anything).
+    /// Connections closed because their peer stayed silent while we sent (dead, or
+    /// restarted with a new key), also counted in `evicted`.
+    pub silent_closed: u64,
+    /// Messages sent again on a new connection because the old one was lost (reset,
+    /// silent, closed or timed out) after they went out and before it received anything.
     pub resent: u64,
 }
 
@@ -161,6 +167,7 @@ struct Counters {
     send_dropped: AtomicU64,
     recv_dropped: AtomicU64,
     peer_resets: AtomicU64,
+    silent_closed: AtomicU64,
     resent: AtomicU64,
 }
 
@@ -188,19 +195,9 @@ struct Entry {
     slot: Slot,
     /// Position in `Cache::order`.
     tick: u64,
-    /// Datagrams the connection had received when we last looked, and since when we
-    /// have been sending without it receiving anything (not even an acknowledgement).
-    heard: u64,
-    silent_since: Option<Instant>,
-    /// Messages sent since the connection last received anything (`reset.rs`).
-    unheard: Vec<Bytes>,
+    /// What the connection received and what we sent since (`silent.rs`).
+    silence: Silence,
 }
-
-/// A live peer acknowledges within a round trip plus its ack delay (25 ms), so a
-/// connection that has received nothing for this long while we kept sending leads to a
-/// peer that died or restarted: it is replaced by a new handshake instead of
-/// swallowing messages until the idle timeout.
-const DEAD_AFTER: Duration = Duration::from_millis(1500);
 
 /// Connections by peer address, with least-recently-used order.
 #[derive(Debug, Default)]
@@ -243,9 +240,7 @@ impl Cache {
             Entry {
                 slot,
                 tick: self.tick,
-                heard: 0,
-                silent_since: None,
-                unheard: Vec::new(),
+                silence: Silence::default(),
             },
         );
         evicted
@@ -334,6 +329,7 @@ impl QuicTransport {
         for endpoint in [&shared.v4, &shared.v6].into_iter().flatten() {
             tokio::spawn(accept_loop(shared.clone(), endpoint.clone()));
         }
+        tokio::spawn(silent::watch(Arc::downgrade(&shared)));
         Ok(QuicTransport {
             shared,
             local,
@@ -372,6 +368,7 @@ impl QuicTransport {
             send_dropped: get(&c.send_dropped),
             recv_dropped: get(&c.recv_dropped),
             peer_resets: get(&c.peer_resets),
+            silent_closed: get(&c.silent_closed),
             resent: get(&c.resent),
         }
     }
@@ -460,34 +457,26 @@ impl Shared {
             return;
         }
         let payload = Bytes::copy_from_slice(payload);
+        // What a silent connection swallowed goes first on the new one.
+        let mut unsent = Vec::new();
         let mut cache = self.cache();
         let ready = match cache.map.get_mut(&to) {
             Some(Entry {
                 slot: Slot::Ready(conn),
-                heard,
-                silent_since,
-                unheard,
+                silence,
                 ..
             }) if conn.close_reason().is_none() => {
                 let now = Instant::now();
-                let rx = conn.stats().udp_rx.datagrams;
-                if rx != *heard {
-                    *heard = rx;
-                    *silent_since = None;
-                    unheard.clear();
-                }
-                match *silent_since {
-                    Some(t) if now.duration_since(t) > DEAD_AFTER => {
-                        tracing::debug!(%to, "connection silent while sending; reconnecting");
-                        bump(&self.counters.evicted);
-                        conn.close(VarInt::from_u32(0), b"silent");
-                        None
-                    }
-                    _ => {
-                        silent_since.get_or_insert(now);
-                        reset::remember(unheard, payload.clone(), self.cfg.pending_per_peer);
-                        Some(conn.clone())
-                    }
+                if silence.is_dead(conn, now) {
+                    tracing::debug!(%to, "connection silent while sending; reconnecting");
+                    bump(&self.counters.evicted);
+                    bump(&self.counters.silent_closed);
+                    conn.close(VarInt::from_u32(0), b"silent");
+                    unsent = silence.take_unheard();
+                    None
+                } else {
+                    silence.sent(payload.clone(), now, self.cfg.pending_per_peer);
+                    Some(conn.clone())
                 }
             }
             Some(Entry {
@@ -509,11 +498,11 @@ impl Shared {
             self.send_on(&conn, payload);
             return;
         }
-        let evicted = cache.insert(
-            to,
-            Slot::Connecting(vec![payload]),
-            self.cfg.max_connections,
-        );
+        self.counters
+            .resent
+            .fetch_add(unsent.len() as u64, Ordering::Relaxed);
+        unsent.push(payload);
+        let evicted = cache.insert(to, Slot::Connecting(unsent), self.cfg.max_connections);
         drop(cache);
         self.close_evicted(evicted, &to);
         tokio::spawn(connect(self.clone(), to));
@@ -622,10 +611,10 @@ impl Shared {
         match cache.map.get_mut(&to) {
             Some(Entry {
                 slot: Slot::Ready(c),
-                unheard,
+                silence,
                 ..
             }) if c.stable_id() == conn.stable_id() => {
-                let unheard = std::mem::take(unheard);
+                let unheard = silence.take_unheard();
                 cache.remove(&to);
                 unheard
             }
@@ -781,7 +770,7 @@ async fn read_loop(shared: &Arc<Shared>, conn: &Connection, key: [u8; 32]) {
     };
     tokio::join!(datagrams, streams);
     let unheard = shared.forget(conn);
-    shared.resend_if_reset(conn, unheard);
+    shared.resend_if_lost(conn, unheard);
 }
 
 /// The verified ed25519 key of the peer of an established connection.

@@ -4,7 +4,7 @@
 //! A node killed and started again at the same address (the same key file) has lost
 //! every connection, but its peers have not: they keep sending on their cached
 //! connection, and the new process drops those packets. Before this, a peer noticed
-//! only after `DEAD_AFTER` (1.5 s) of sending into silence, and every request
+//! only after 1.5 s of sending into silence, and every request
 //! it sent meanwhile timed out: in a 20-node testnet with churn, each operation in the
 //! 1.5 s after a restart took one or two request timeouts (250 ms each).
 //!
@@ -16,7 +16,9 @@
 //! the node's ed25519 key, so the next process with the same key file resets its
 //! predecessor's connections on their first packet. A reset connection is then known
 //! to have delivered nothing since the peer went away, so the messages sent on it since
-//! it last received anything are sent again, on a new connection.
+//! it last received anything are sent again, on a new connection (as are those of a
+//! connection the peer closed or let idle out; one it cannot reset is found by its
+//! silence, `silent.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,34 +50,29 @@ pub(crate) fn endpoint_config(key: &SigningKey) -> EndpointConfig {
     config
 }
 
-/// Keeps `payload` among the messages sent on a connection since it last received
-/// anything: at most `max`, the oldest dropped first (a peer that stays silent that
-/// long is dead, and `DEAD_AFTER` replaces its connection).
-pub(crate) fn remember(unheard: &mut Vec<Bytes>, payload: Bytes, max: usize) {
-    if unheard.len() >= max.max(1) {
-        unheard.remove(0);
-    }
-    unheard.push(payload);
-}
-
 impl Shared {
     /// Called when `conn` has closed and left the cache, with the messages sent on it
-    /// since it last received anything: if the peer reset it (it restarted and lost the
-    /// connection), none of them was delivered to the process now at that address, so
-    /// they go again on a new connection. A message the old process had received but
-    /// not yet acknowledged arrives twice, which KRPC tolerates as it tolerates a
-    /// duplicated UDP datagram (a reply to a finished transaction is ignored, a put is
-    /// idempotent).
-    pub(crate) fn resend_if_reset(self: &Arc<Self>, conn: &Connection, unheard: Vec<Bytes>) {
-        if !matches!(conn.close_reason(), Some(ConnectionError::Reset)) {
-            return;
-        }
-        bump(&self.counters.peer_resets);
-        let to: SocketAddr = conn.remote_address();
-        tracing::debug!(%to, resent = unheard.len(), "peer reset the connection (restarted)");
-        for payload in unheard {
-            bump(&self.counters.resent);
-            self.send(to, &payload);
+    /// since it last received anything. If the peer lost the connection (it reset it
+    /// after a restart, closed it as silent or to make room, or its idle timer fired
+    /// first), those messages were not delivered, or not answered, so they go again on
+    /// a new connection. One the peer had received arrives twice, which KRPC tolerates
+    /// as it tolerates a duplicated UDP datagram (a reply to a finished transaction is
+    /// ignored, a put is idempotent). Nothing is sent again after our own close or a
+    /// peer's shutdown.
+    pub(crate) fn resend_if_lost(self: &Arc<Self>, conn: &Connection, unheard: Vec<Bytes>) {
+        let lost = match conn.close_reason() {
+            Some(ConnectionError::Reset) => {
+                bump(&self.counters.peer_resets);
+                true
+            }
+            Some(ConnectionError::TimedOut) => true,
+            Some(ConnectionError::ApplicationClosed(close)) => &close.reason[..] != b"shutdown",
+            _ => false,
+        };
+        if lost && !unheard.is_empty() {
+            let to: SocketAddr = conn.remote_address();
+            tracing::debug!(%to, resent = unheard.len(), "connection lost by the peer");
+            self.resend(to, unheard);
         }
     }
 }

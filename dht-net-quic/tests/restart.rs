@@ -115,3 +115,41 @@ fn messages_to_a_peer_restarted_with_its_key_arrive_at_once() {
     assert_eq!((s.peer_resets, s.resent), (1, 2), "{s:?}");
     assert_eq!(s.handshakes_out, 2, "{s:?}");
 }
+
+/// A peer restarted with a new key (no data dir) cannot reset its predecessor's
+/// connections: the sender finds it by its silence, within a bound that follows the
+/// round trip (about 50 ms on loopback), without sending anything more, and sends what
+/// the silence swallowed on a new connection. Before, silence was judged only when the
+/// next message went out, and only after 1.5 s.
+#[test]
+fn a_message_to_a_peer_restarted_with_a_new_key_arrives_within_its_silence_bound() {
+    let b = Peer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), generate_key());
+    let at = b.addr();
+    let a = Peer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), generate_key());
+    a.send(at, b"before the crash");
+    assert_eq!(
+        b.recv(1, Duration::from_secs(10)),
+        vec![b"before the crash".to_vec()]
+    );
+    std::thread::sleep(Duration::from_millis(100));
+
+    b.crash();
+    let b = Peer::start(at, generate_key());
+    let sent = Instant::now();
+    a.send(at, b"after the restart");
+    let got = b.recv(1, Duration::from_secs(1));
+    let took = sent.elapsed();
+    assert_eq!(
+        got,
+        vec![b"after the restart".to_vec()],
+        "after {took:?}: {:?}",
+        a.t.stats()
+    );
+    let s = a.t.stats();
+    assert_eq!(
+        (s.peer_resets, s.silent_closed, s.resent, s.handshakes_out),
+        (0, 1, 1, 2),
+        "{s:?}"
+    );
+    eprintln!("delivered {took:?} after the send");
+}

@@ -267,6 +267,9 @@ pub(crate) struct Shared {
     replaced: Mutex<VecDeque<Connection>>,
     tx: mpsc::Sender<Inbound>,
     counters: Counters,
+    /// `DHT_QUIC_TRACE` set: lost connections and the final counters go to stderr
+    /// (`silent.rs`), for measurements of processes that log nothing else.
+    trace: bool,
 }
 
 /// A [`Transport`] over QUIC: one quinn endpoint per address family, each both
@@ -325,6 +328,7 @@ impl QuicTransport {
             replaced: Mutex::new(VecDeque::new()),
             tx,
             counters: Counters::default(),
+            trace: std::env::var_os("DHT_QUIC_TRACE").is_some(),
         });
         for endpoint in [&shared.v4, &shared.v6].into_iter().flatten() {
             tokio::spawn(accept_loop(shared.clone(), endpoint.clone()));
@@ -376,6 +380,9 @@ impl QuicTransport {
 
 impl Drop for QuicTransport {
     fn drop(&mut self) {
+        if self.shared.trace {
+            eprintln!("dht-net-quic: {:?}", self.stats());
+        }
         // Ends the accept loops and every connection task, which hold the endpoints.
         for e in [&self.shared.v4, &self.shared.v6].into_iter().flatten() {
             e.close(VarInt::from_u32(0), b"shutdown");
@@ -469,6 +476,7 @@ impl Shared {
                 let now = Instant::now();
                 if silence.is_dead(conn, now) {
                     tracing::debug!(%to, "connection silent while sending; reconnecting");
+                    self.trace_lost(to, "silent (send)", silence, now);
                     bump(&self.counters.evicted);
                     bump(&self.counters.silent_closed);
                     conn.close(VarInt::from_u32(0), b"silent");

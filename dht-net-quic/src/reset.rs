@@ -69,6 +69,17 @@ impl Shared {
             Some(ConnectionError::ApplicationClosed(close)) => &close.reason[..] != b"shutdown",
             _ => false,
         };
+        if self.trace {
+            let unix_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let to = conn.remote_address();
+            let why = conn.close_reason();
+            eprintln!(
+                "dht-net-quic: {unix_ms} {to} closed: {why:?}, {} unheard",
+                unheard.len()
+            );
+        }
         if lost && !unheard.is_empty() {
             let to: SocketAddr = conn.remote_address();
             tracing::debug!(%to, resent = unheard.len(), "connection lost by the peer");

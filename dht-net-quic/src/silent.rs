@@ -127,6 +127,7 @@ impl Shared {
                 continue;
             }
             tracing::debug!(to = %addr, "connection silent while sending; reconnecting");
+            self.trace_lost(*addr, "silent (watch)", &e.silence, now);
             bump(&self.counters.evicted);
             bump(&self.counters.silent_closed);
             conn.close(VarInt::from_u32(0), b"silent");
@@ -139,6 +140,24 @@ impl Shared {
         for (to, unheard) in lost {
             self.resend(to, unheard);
         }
+    }
+
+    /// With `DHT_QUIC_TRACE`: one line per lost connection, with the wall clock in
+    /// milliseconds, to line up with other processes' records.
+    pub(crate) fn trace_lost(&self, to: SocketAddr, why: &str, silence: &Silence, now: Instant) {
+        if !self.trace {
+            return;
+        }
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let silent = silence.since.map(|t| now.saturating_duration_since(t));
+        eprintln!(
+            "dht-net-quic: {unix_ms} {to} {why}: silent {silent:?} (bound {:?}, rtt {:?}), {} unheard",
+            silence.bound,
+            silence.rtt,
+            silence.unheard.len()
+        );
     }
 
     /// Sends `unheard` to `to` again, on a new connection if the old one is gone.

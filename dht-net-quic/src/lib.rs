@@ -464,8 +464,6 @@ impl Shared {
             return;
         }
         let payload = Bytes::copy_from_slice(payload);
-        // What a silent connection swallowed goes first on the new one.
-        let mut unsent = Vec::new();
         let mut cache = self.cache();
         let ready = match cache.map.get_mut(&to) {
             Some(Entry {
@@ -474,18 +472,8 @@ impl Shared {
                 ..
             }) if conn.close_reason().is_none() => {
                 let now = Instant::now();
-                if silence.is_dead(conn, now) {
-                    tracing::debug!(%to, "connection silent while sending; reconnecting");
-                    self.trace_lost(to, "silent (send)", silence, now);
-                    bump(&self.counters.evicted);
-                    bump(&self.counters.silent_closed);
-                    conn.close(VarInt::from_u32(0), b"silent");
-                    unsent = silence.take_unheard();
-                    None
-                } else {
-                    silence.sent(payload.clone(), now, self.cfg.pending_per_peer);
-                    Some(conn.clone())
-                }
+                silence.sent(conn, payload.clone(), now, self.cfg.pending_per_peer);
+                Some(conn.clone())
             }
             Some(Entry {
                 slot: Slot::Connecting(queue),
@@ -506,11 +494,11 @@ impl Shared {
             self.send_on(&conn, payload);
             return;
         }
-        self.counters
-            .resent
-            .fetch_add(unsent.len() as u64, Ordering::Relaxed);
-        unsent.push(payload);
-        let evicted = cache.insert(to, Slot::Connecting(unsent), self.cfg.max_connections);
+        let evicted = cache.insert(
+            to,
+            Slot::Connecting(vec![payload]),
+            self.cfg.max_connections,
+        );
         drop(cache);
         self.close_evicted(evicted, &to);
         tokio::spawn(connect(self.clone(), to));

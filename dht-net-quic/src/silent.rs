@@ -9,7 +9,8 @@
 //! went out, and only after 1.5 s: every request sent meanwhile was lost, and in a
 //! 20-node testnet under churn each operation in the 1.7 s after a restart took one or
 //! two request timeouts (250 ms each). Now a task looks every [`TICK`] at the
-//! connections sending into silence, and the bound follows the measured round trip.
+//! connections sending into silence, and the bound after a query follows the measured
+//! round trip; a connection is closed at the second look past its bound.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -31,13 +32,22 @@ const ACK_DELAY: Duration = Duration::from_millis(25);
 /// How often the silent connections are looked at.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
 
-/// How long a peer with smoothed round trip `rtt` may stay silent while we send:
+/// How long a peer with smoothed round trip `rtt` may stay silent after a query:
 /// four round trips plus two acknowledgement delays (50 ms on loopback), at most
 /// [`DEAD_AFTER`]. Closing a live connection by mistake costs a handshake: what was
 /// sent into the "silence" is sent again on the new connection, and the peer sends
 /// again what it had sent on the closed one (`reset.rs`).
 fn dead_after(rtt: Duration) -> Duration {
     (rtt.saturating_mul(4) + ACK_DELAY * 2).min(DEAD_AFTER)
+}
+
+/// A KRPC query (its `y`, the last key of a bencoded dict's sorted keys, is `q`): the
+/// peer answers it at once, so silence after it means something within a few round
+/// trips. After anything else (a reply, an error) a live peer only acknowledges, and
+/// one that stalls a moment (a busy machine) would be taken for dead: such silence is
+/// judged by [`DEAD_AFTER`] alone. A message of another protocol counts as no query.
+fn is_query(payload: &[u8]) -> bool {
+    payload.ends_with(b"1:y1:qe")
 }
 
 /// What a cached connection has received, and what we sent since it last did.
@@ -47,9 +57,13 @@ pub(crate) struct Silence {
     heard: u64,
     /// Since when we have been sending without the connection receiving anything.
     since: Option<Instant>,
-    /// How long the peer may stay silent: [`dead_after`] of the round trip when the
-    /// silence began.
-    bound: Duration,
+    /// When the peer, if alive, must have sent something: the earliest of each
+    /// message's send time plus its bound.
+    deadline: Option<Instant>,
+    /// The watch found the deadline passed once: it closes the connection at its next
+    /// look unless something arrived meanwhile (our own process may have stalled, with
+    /// the peer's packets waiting in the socket).
+    suspect: bool,
     /// The connection's smoothed round trip when we last looked.
     rtt: Duration,
     /// The messages sent since it last received anything, most recent last.
@@ -64,28 +78,28 @@ impl Silence {
         if stats.udp_rx.datagrams != self.heard {
             self.heard = stats.udp_rx.datagrams;
             self.since = None;
+            self.deadline = None;
+            self.suspect = false;
             self.unheard.clear();
         }
     }
 
     fn overdue(&self, now: Instant) -> bool {
-        self.since
-            .is_some_and(|t| now.saturating_duration_since(t) > self.bound)
+        self.deadline.is_some_and(|t| now > t)
     }
 
-    /// Whether the peer of `conn` has been silent past its bound at `now`.
-    pub(crate) fn is_dead(&mut self, conn: &Connection, now: Instant) -> bool {
+    /// Notes `payload` sent on `conn` at `now`, keeping at most `max` messages (the
+    /// oldest go first: a peer silent through that many is dead).
+    pub(crate) fn sent(&mut self, conn: &Connection, payload: Bytes, now: Instant, max: usize) {
         self.refresh(conn);
-        self.overdue(now)
-    }
-
-    /// Notes `payload` sent at `now`, keeping at most `max` messages (the oldest go
-    /// first: a peer silent through that many is dead).
-    pub(crate) fn sent(&mut self, payload: Bytes, now: Instant, max: usize) {
-        if self.since.is_none() {
-            self.since = Some(now);
-            self.bound = dead_after(self.rtt);
-        }
+        self.since.get_or_insert(now);
+        let bound = if is_query(&payload) {
+            dead_after(self.rtt)
+        } else {
+            DEAD_AFTER
+        };
+        let deadline = now + bound;
+        self.deadline = Some(self.deadline.map_or(deadline, |d| d.min(deadline)));
         if self.unheard.len() >= max.max(1) {
             self.unheard.remove(0);
         }
@@ -123,11 +137,19 @@ impl Shared {
             let Slot::Ready(conn) = &e.slot else {
                 continue;
             };
-            if !e.silence.overdue(now) || !e.silence.is_dead(conn, now) {
+            if !e.silence.overdue(now) {
+                continue;
+            }
+            e.silence.refresh(conn);
+            if !e.silence.overdue(now) {
+                continue;
+            }
+            if !e.silence.suspect {
+                e.silence.suspect = true;
                 continue;
             }
             tracing::debug!(to = %addr, "connection silent while sending; reconnecting");
-            self.trace_lost(*addr, "silent (watch)", &e.silence, now);
+            self.trace_lost(*addr, "silent", &e.silence, now);
             bump(&self.counters.evicted);
             bump(&self.counters.silent_closed);
             conn.close(VarInt::from_u32(0), b"silent");
@@ -152,9 +174,9 @@ impl Shared {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         let silent = silence.since.map(|t| now.saturating_duration_since(t));
+        let over = silence.deadline.map(|t| now.saturating_duration_since(t));
         eprintln!(
-            "dht-net-quic: {unix_ms} {to} {why}: silent {silent:?} (bound {:?}, rtt {:?}), {} unheard",
-            silence.bound,
+            "dht-net-quic: {unix_ms} {to} {why}: silent {silent:?} ({over:?} past its bound, rtt {:?}), {} unheard",
             silence.rtt,
             silence.unheard.len()
         );

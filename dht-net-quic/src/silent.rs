@@ -33,12 +33,14 @@ const ACK_DELAY: Duration = Duration::from_millis(25);
 pub(crate) const TICK: Duration = Duration::from_millis(10);
 
 /// How long a peer with smoothed round trip `rtt` may stay silent after a query:
-/// four round trips plus two acknowledgement delays (50 ms on loopback), at most
-/// [`DEAD_AFTER`]. Closing a live connection by mistake costs a handshake: what was
-/// sent into the "silence" is sent again on the new connection, and the peer sends
-/// again what it had sent on the closed one (`reset.rs`).
+/// four round trips plus four acknowledgement delays (100 ms on loopback), at most
+/// [`DEAD_AFTER`]. Two delays (50 ms) closed live connections on a loaded 2-core
+/// testnet machine, where a process stalls that long now and then. Closing a live
+/// connection by mistake costs a handshake: what was sent into the "silence" is sent
+/// again on the new connection, and the peer sends again what it had sent on the closed
+/// one (`reset.rs`).
 fn dead_after(rtt: Duration) -> Duration {
-    (rtt.saturating_mul(4) + ACK_DELAY * 2).min(DEAD_AFTER)
+    (rtt.saturating_mul(4) + ACK_DELAY * 4).min(DEAD_AFTER)
 }
 
 /// A KRPC query (its `y`, the last key of a bencoded dict's sorted keys, is `q`): the

@@ -126,7 +126,7 @@ fn ping(t: &[u8; 2]) -> Vec<u8> {
 
 /// A peer restarted with a new key (no data dir) cannot reset its predecessor's
 /// connections: the sender finds it by its silence after a query, within a bound that
-/// follows the round trip (about 50 ms on loopback), without sending anything more,
+/// follows the round trip (about 100 ms on loopback), without sending anything more,
 /// and sends what the silence swallowed on a new connection. Before, silence was
 /// judged only when the next message went out, and only after 1.5 s.
 #[test]

@@ -55,19 +55,24 @@ impl Shared {
     /// since it last received anything. If the peer lost the connection (it reset it
     /// after a restart, closed it as silent or to make room, or its idle timer fired
     /// first), those messages were not delivered, or not answered, so they go again on
-    /// a new connection. One the peer had received arrives twice, which KRPC tolerates
-    /// as it tolerates a duplicated UDP datagram (a reply to a finished transaction is
+    /// a new connection: queries always, replies only to a peer that closed the
+    /// connection itself (it is alive and waits for them; a restarted one never asked the
+    /// new process). One the peer had received arrives twice, which KRPC tolerates as it
+    /// tolerates a duplicated UDP datagram (a reply to a finished transaction is
     /// ignored, a put is idempotent). Nothing is sent again after our own close or a
     /// peer's shutdown.
     pub(crate) fn resend_if_lost(self: &Arc<Self>, conn: &Connection, unheard: Vec<Bytes>) {
-        let lost = match conn.close_reason() {
+        // (lost, and the peer is the same process, still waiting for our replies)
+        let (lost, same_peer) = match conn.close_reason() {
             Some(ConnectionError::Reset) => {
                 bump(&self.counters.peer_resets);
-                true
+                (true, false)
             }
-            Some(ConnectionError::TimedOut) => true,
-            Some(ConnectionError::ApplicationClosed(close)) => &close.reason[..] != b"shutdown",
-            _ => false,
+            Some(ConnectionError::TimedOut) => (true, false),
+            Some(ConnectionError::ApplicationClosed(close)) => {
+                (&close.reason[..] != b"shutdown", true)
+            }
+            _ => (false, false),
         };
         if self.trace {
             let unix_ms = std::time::SystemTime::now()
@@ -83,7 +88,7 @@ impl Shared {
         if lost && !unheard.is_empty() {
             let to: SocketAddr = conn.remote_address();
             tracing::debug!(%to, resent = unheard.len(), "connection lost by the peer");
-            self.resend(to, unheard);
+            self.resend(to, unheard, same_peer);
         }
     }
 }

@@ -162,7 +162,9 @@ impl Shared {
         }
         drop(cache);
         for (to, unheard) in lost {
-            self.resend(to, unheard);
+            // A peer silent after a reply is gone or stalled past its requester's
+            // timeout: only queries are worth a new handshake.
+            self.resend(to, unheard, false);
         }
     }
 
@@ -184,9 +186,10 @@ impl Shared {
         );
     }
 
-    /// Sends `unheard` to `to` again, on a new connection if the old one is gone.
-    pub(crate) fn resend(self: &Arc<Self>, to: SocketAddr, unheard: Vec<Bytes>) {
-        for payload in unheard {
+    /// Sends `unheard` to `to` again (only its queries unless `all`), on a new
+    /// connection if the old one is gone.
+    pub(crate) fn resend(self: &Arc<Self>, to: SocketAddr, unheard: Vec<Bytes>, all: bool) {
+        for payload in unheard.into_iter().filter(|p| all || is_query(p)) {
             bump(&self.counters.resent);
             self.send(to, &payload);
         }

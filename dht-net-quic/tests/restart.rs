@@ -14,6 +14,14 @@ use dht_net_quic::{generate_key, QuicConfig, QuicTransport};
 use ed25519_dalek::SigningKey;
 use tokio::runtime::Runtime;
 
+/// A KRPC query (ping): a live peer answers it at once.
+fn ping(t: &[u8; 2]) -> Vec<u8> {
+    let mut q = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:".to_vec();
+    q.extend_from_slice(t);
+    q.extend_from_slice(b"1:y1:qe");
+    q
+}
+
 struct Peer {
     rt: Runtime,
     t: QuicTransport,
@@ -92,17 +100,19 @@ fn messages_to_a_peer_restarted_with_its_key_arrive_at_once() {
     std::thread::sleep(Duration::from_millis(100));
 
     b.crash();
-    a.send(at, b"while down");
+    // Queries: sent again on the new connection (a reply would be useless to the new
+    // process, which never asked).
+    a.send(at, &ping(b"dd"));
     std::thread::sleep(Duration::from_millis(20));
     let b = Peer::start(at, key);
     let sent = Instant::now();
-    a.send(at, b"after the restart");
+    a.send(at, &ping(b"rr"));
     let mut got = b.recv(2, Duration::from_secs(1));
     let took = sent.elapsed();
     got.sort();
     assert_eq!(
         got,
-        vec![b"after the restart".to_vec(), b"while down".to_vec()],
+        vec![ping(b"dd"), ping(b"rr")],
         "after {took:?}: {:?}",
         a.t.stats()
     );
@@ -112,16 +122,11 @@ fn messages_to_a_peer_restarted_with_its_key_arrive_at_once() {
     b.send(a.addr(), b"back");
     assert_eq!(a.recv(1, Duration::from_secs(1)), vec![b"back".to_vec()]);
     let s = a.t.stats();
-    assert_eq!((s.peer_resets, s.resent), (1, 2), "{s:?}");
+    // The ping sent while it was down, and the one that drew the reset unless a probe
+    // of quinn's drew it first.
+    assert_eq!(s.peer_resets, 1, "{s:?}");
+    assert!((1..=2).contains(&s.resent), "{s:?}");
     assert_eq!(s.handshakes_out, 2, "{s:?}");
-}
-
-/// A KRPC query (ping): a live peer answers it at once.
-fn ping(t: &[u8; 2]) -> Vec<u8> {
-    let mut q = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:".to_vec();
-    q.extend_from_slice(t);
-    q.extend_from_slice(b"1:y1:qe");
-    q
 }
 
 /// A peer restarted with a new key (no data dir) cannot reset its predecessor's

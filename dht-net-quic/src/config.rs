@@ -165,7 +165,11 @@ fn transport_config(cfg: &QuicConfig) -> io::Result<quinn::TransportConfig> {
     Ok(t)
 }
 
-pub(crate) fn bind_endpoint(addr: SocketAddr, server: quinn::ServerConfig) -> io::Result<Endpoint> {
+pub(crate) fn bind_endpoint(
+    addr: SocketAddr,
+    server: quinn::ServerConfig,
+    endpoint: quinn::EndpointConfig,
+) -> io::Result<Endpoint> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
@@ -179,7 +183,7 @@ pub(crate) fn bind_endpoint(addr: SocketAddr, server: quinn::ServerConfig) -> io
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Endpoint::new(
-        quinn::EndpointConfig::default(),
+        endpoint,
         Some(server),
         socket.into(),
         Arc::new(quinn::TokioRuntime),

@@ -39,7 +39,10 @@
 //! serves both directions: a new peer costs one handshake, later messages none.
 //! Connections close after [`QuicConfig::idle_timeout`] of silence; one replaced by a
 //! newer handshake from its address, after [`QuicConfig::replaced_grace`] with nothing
-//! received on it (`replaced.rs`). A handshake runs
+//! received on it (`replaced.rs`); one whose peer stays silent while we send, within a
+//! bound that follows the round trip (`silent.rs`). A peer that restarts with its key
+//! resets its predecessor's connections at once, and what a lost connection swallowed
+//! is sent again on a new one (`reset.rs`). A handshake runs
 //! in a task of its own, so a slow peer never stalls a batch: messages to it wait
 //! behind the handshake (at most [`QuicConfig::pending_per_peer`]) and are dropped if
 //! it fails. Incoming handshakes are bounded in total and per source (an IPv4
@@ -72,6 +75,8 @@
 mod config;
 mod identity;
 mod replaced;
+mod reset;
+mod silent;
 mod source;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -79,7 +84,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use dht_core::Id;
@@ -93,6 +98,7 @@ pub use config::QuicConfig;
 pub use identity::{generate_key, load_or_generate_key};
 
 use config::{bind_endpoint, invalid, quinn_configs};
+use silent::Silence;
 use source::SourceGuard;
 
 /// ALPN protocol id: a peer speaking anything else is refused in the handshake.
@@ -137,6 +143,14 @@ pub struct QuicStats {
     pub send_dropped: u64,
     /// Received messages dropped: too large, or the receive queue was full.
     pub recv_dropped: u64,
+    /// Connections a peer closed with a stateless reset: it restarted and lost them.
+    pub peer_resets: u64,
+    /// Connections closed because their peer stayed silent while we sent (dead, or
+    /// restarted with a new key), also counted in `evicted`.
+    pub silent_closed: u64,
+    /// Messages sent again on a new connection because the old one was lost (reset,
+    /// silent, closed or timed out) after they went out and before it received anything.
+    pub resent: u64,
 }
 
 #[derive(Debug, Default)]
@@ -152,6 +166,9 @@ struct Counters {
     received: AtomicU64,
     send_dropped: AtomicU64,
     recv_dropped: AtomicU64,
+    peer_resets: AtomicU64,
+    silent_closed: AtomicU64,
+    resent: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -169,7 +186,7 @@ struct Inbound {
 #[derive(Debug)]
 enum Slot {
     /// Handshake in progress; messages queued behind it.
-    Connecting(Vec<Vec<u8>>),
+    Connecting(Vec<Bytes>),
     Ready(Connection),
 }
 
@@ -178,17 +195,9 @@ struct Entry {
     slot: Slot,
     /// Position in `Cache::order`.
     tick: u64,
-    /// Datagrams the connection had received when we last looked, and since when we
-    /// have been sending without it receiving anything (not even an acknowledgement).
-    heard: u64,
-    silent_since: Option<Instant>,
+    /// What the connection received and what we sent since (`silent.rs`).
+    silence: Silence,
 }
-
-/// A live peer acknowledges within a round trip plus its ack delay (25 ms), so a
-/// connection that has received nothing for this long while we kept sending leads to a
-/// peer that died or restarted: it is replaced by a new handshake instead of
-/// swallowing messages until the idle timeout.
-const DEAD_AFTER: Duration = Duration::from_millis(1500);
 
 /// Connections by peer address, with least-recently-used order.
 #[derive(Debug, Default)]
@@ -231,8 +240,7 @@ impl Cache {
             Entry {
                 slot,
                 tick: self.tick,
-                heard: 0,
-                silent_since: None,
+                silence: Silence::default(),
             },
         );
         evicted
@@ -259,6 +267,9 @@ pub(crate) struct Shared {
     replaced: Mutex<VecDeque<Connection>>,
     tx: mpsc::Sender<Inbound>,
     counters: Counters,
+    /// `DHT_QUIC_TRACE` set: lost connections and the final counters go to stderr
+    /// (`silent.rs`), for measurements of processes that log nothing else.
+    trace: bool,
 }
 
 /// A [`Transport`] over QUIC: one quinn endpoint per address family, each both
@@ -289,6 +300,7 @@ impl QuicTransport {
             ));
         }
         let (client, server) = quinn_configs(&key, &cfg)?;
+        let endpoint_config = reset::endpoint_config(&key);
         let (mut v4, mut v6) = (None, None);
         let mut local = Vec::new();
         for addr in addrs {
@@ -298,7 +310,7 @@ impl QuicTransport {
                     "QuicTransport::bind: a second address of one family ({addr})"
                 )));
             }
-            let mut endpoint = bind_endpoint(*addr, server.clone())?;
+            let mut endpoint = bind_endpoint(*addr, server.clone(), endpoint_config.clone())?;
             endpoint.set_default_client_config(client.clone());
             *slot = Some(endpoint);
         }
@@ -316,10 +328,12 @@ impl QuicTransport {
             replaced: Mutex::new(VecDeque::new()),
             tx,
             counters: Counters::default(),
+            trace: std::env::var_os("DHT_QUIC_TRACE").is_some(),
         });
         for endpoint in [&shared.v4, &shared.v6].into_iter().flatten() {
             tokio::spawn(accept_loop(shared.clone(), endpoint.clone()));
         }
+        tokio::spawn(silent::watch(Arc::downgrade(&shared)));
         Ok(QuicTransport {
             shared,
             local,
@@ -357,12 +371,18 @@ impl QuicTransport {
             received: get(&c.received),
             send_dropped: get(&c.send_dropped),
             recv_dropped: get(&c.recv_dropped),
+            peer_resets: get(&c.peer_resets),
+            silent_closed: get(&c.silent_closed),
+            resent: get(&c.resent),
         }
     }
 }
 
 impl Drop for QuicTransport {
     fn drop(&mut self) {
+        if self.shared.trace {
+            eprintln!("dht-net-quic: {:?}", self.stats());
+        }
         // Ends the accept loops and every connection task, which hold the endpoints.
         for e in [&self.shared.v4, &self.shared.v6].into_iter().flatten() {
             e.close(VarInt::from_u32(0), b"shutdown");
@@ -443,40 +463,24 @@ impl Shared {
             bump(&self.counters.send_dropped);
             return;
         }
+        let payload = Bytes::copy_from_slice(payload);
         let mut cache = self.cache();
         let ready = match cache.map.get_mut(&to) {
             Some(Entry {
                 slot: Slot::Ready(conn),
-                heard,
-                silent_since,
+                silence,
                 ..
             }) if conn.close_reason().is_none() => {
                 let now = Instant::now();
-                let rx = conn.stats().udp_rx.datagrams;
-                if rx != *heard {
-                    *heard = rx;
-                    *silent_since = None;
-                }
-                match *silent_since {
-                    Some(t) if now.duration_since(t) > DEAD_AFTER => {
-                        tracing::debug!(%to, "connection silent while sending; reconnecting");
-                        bump(&self.counters.evicted);
-                        conn.close(VarInt::from_u32(0), b"silent");
-                        None
-                    }
-                    Some(_) => Some(conn.clone()),
-                    None => {
-                        *silent_since = Some(now);
-                        Some(conn.clone())
-                    }
-                }
+                silence.sent(conn, payload.clone(), now, self.cfg.pending_per_peer);
+                Some(conn.clone())
             }
             Some(Entry {
                 slot: Slot::Connecting(queue),
                 ..
             }) => {
                 if queue.len() < self.cfg.pending_per_peer {
-                    queue.push(payload.to_vec());
+                    queue.push(payload);
                 } else {
                     bump(&self.counters.send_dropped);
                 }
@@ -487,12 +491,12 @@ impl Shared {
         if let Some(conn) = ready {
             cache.touch(&to);
             drop(cache);
-            self.send_on(&conn, payload.to_vec());
+            self.send_on(&conn, payload);
             return;
         }
         let evicted = cache.insert(
             to,
-            Slot::Connecting(vec![payload.to_vec()]),
+            Slot::Connecting(vec![payload]),
             self.cfg.max_connections,
         );
         drop(cache);
@@ -520,12 +524,12 @@ impl Shared {
 
     /// Sends one message on an established connection: a datagram if it fits,
     /// else a stream of its own (written in a task, so nothing here waits).
-    fn send_on(&self, conn: &Connection, payload: Vec<u8>) {
+    fn send_on(&self, conn: &Connection, payload: Bytes) {
         let fits = conn
             .max_datagram_size()
             .is_some_and(|max| payload.len() <= max);
         if fits && !self.cfg.force_streams {
-            match conn.send_datagram(Bytes::from(payload)) {
+            match conn.send_datagram(payload) {
                 Ok(()) => bump(&self.counters.datagrams_sent),
                 Err(e) => {
                     tracing::debug!(to = %conn.remote_address(), error = %e, "datagram not sent");
@@ -595,18 +599,22 @@ impl Shared {
         }
     }
 
-    /// Drops `conn`'s cache entry once it has closed (unless another replaced it).
-    fn forget(&self, conn: &Connection) {
+    /// Drops `conn`'s cache entry once it has closed (unless another replaced it), and
+    /// returns the messages sent on it since it last received anything.
+    fn forget(&self, conn: &Connection) -> Vec<Bytes> {
         let to = conn.remote_address();
         let mut cache = self.cache();
-        if let Some(Entry {
-            slot: Slot::Ready(c),
-            ..
-        }) = cache.map.get(&to)
-        {
-            if c.stable_id() == conn.stable_id() {
+        match cache.map.get_mut(&to) {
+            Some(Entry {
+                slot: Slot::Ready(c),
+                silence,
+                ..
+            }) if c.stable_id() == conn.stable_id() => {
+                let unheard = silence.take_unheard();
                 cache.remove(&to);
+                unheard
             }
+            _ => Vec::new(),
         }
     }
 
@@ -730,7 +738,7 @@ async fn handle_incoming(shared: Arc<Shared>, incoming: Incoming, source: Source
 }
 
 /// Delivers everything `conn` receives, datagrams and streams, until it closes.
-async fn read_loop(shared: &Shared, conn: &Connection, key: [u8; 32]) {
+async fn read_loop(shared: &Arc<Shared>, conn: &Connection, key: [u8; 32]) {
     let from = conn.remote_address();
     let datagrams = async {
         while let Ok(bytes) = conn.read_datagram().await {
@@ -757,7 +765,8 @@ async fn read_loop(shared: &Shared, conn: &Connection, key: [u8; 32]) {
         }
     };
     tokio::join!(datagrams, streams);
-    shared.forget(conn);
+    let unheard = shared.forget(conn);
+    shared.resend_if_lost(conn, unheard);
 }
 
 /// The verified ed25519 key of the peer of an established connection.

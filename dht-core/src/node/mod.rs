@@ -113,7 +113,9 @@ pub struct Node<S: Store> {
     /// Requests in progress.
     queries: BTreeMap<QueryId, QueryState>,
     next_query: u64,
-    transmits: VecDeque<Transmit>,
+    /// What to send, each with whether it is the reply to a write, to be sent only
+    /// once the store's writes so far are durable ([`Store::commit`]).
+    transmits: VecDeque<(Transmit, bool)>,
     pool: Vec<Vec<u8>>,
     events: VecDeque<Event>,
     next_maintenance: Instant,
@@ -281,7 +283,7 @@ impl<S: Store> Node<S> {
     /// The next datagram to send, as an owned buffer.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.transmits.pop_front().map(|(t, _)| t)
     }
 
     /// Gives a sent payload's buffer back for reuse (saves an allocation per datagram).
@@ -452,9 +454,17 @@ impl<S: Store> Node<S> {
     }
 
     fn push_transmit(&mut self, to: SocketAddr, payload: Vec<u8>) {
+        self.push_transmit_after(to, payload, false)
+    }
+
+    /// Queues a datagram; `after_commit` for the reply to a write, which a driver
+    /// that commits the store holds until the write is durable
+    /// ([`crate::Output::DatagramAfterCommit`]).
+    fn push_transmit_after(&mut self, to: SocketAddr, payload: Vec<u8>, after_commit: bool) {
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += payload.len() as u64;
-        self.transmits.push_back(Transmit { to, payload });
+        self.transmits
+            .push_back((Transmit { to, payload }, after_commit));
     }
 }
 
@@ -487,11 +497,17 @@ impl<S: Store> crate::overlay::Overlay for Node<S> {
     }
 
     fn poll_output(&mut self) -> Option<crate::overlay::Output<SocketAddr>> {
-        self.poll_transmit()
-            .map(|t| crate::overlay::Output::Datagram {
-                to: t.to,
-                payload: t.payload,
-            })
+        use crate::overlay::Output;
+        self.transmits.pop_front().map(
+            |(Transmit { to, payload }, after_commit)| match after_commit {
+                false => Output::Datagram { to, payload },
+                true => Output::DatagramAfterCommit { to, payload },
+            },
+        )
+    }
+
+    fn commit(&mut self) -> Option<crate::store::Commit> {
+        self.store.commit()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -39,6 +39,13 @@ const RECV_BATCH: usize = 32;
 /// Commands that may wait for the node task before callers are slowed down.
 const COMMAND_QUEUE: usize = 256;
 
+/// The least time from the start of one commit to the start of the next. Each
+/// commit costs sled a log write and a sync on its own I/O threads, which compete
+/// with the node task for the CPU: unspaced, a node taking thousands of writes a
+/// second started about a thousand commits a second. Spaced, a write's reply waits
+/// at most this long more, and each flush covers more writes.
+const COMMIT_GAP: Duration = Duration::from_millis(5);
+
 /// Datagrams to send: destination and payload.
 type Outgoing = Vec<(SocketAddr, Vec<u8>)>;
 
@@ -86,6 +93,8 @@ pub struct Runtime<T: Transport, O: Hosted> {
     /// Write replies drained while a commit was in flight: the next commit covers
     /// their writes.
     uncommitted: Outgoing,
+    /// When the next commit may start ([`COMMIT_GAP`] after the last one started).
+    next_commit: std::time::Instant,
 }
 
 /// Wall-clock time now, in Unix milliseconds.
@@ -138,6 +147,7 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
             connection_stats: None,
             committing: None,
             uncommitted: Vec::new(),
+            next_commit: now(),
         };
         (runtime, handle)
     }
@@ -225,10 +235,15 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
     }
 
     fn next_deadline(&self) -> std::time::Instant {
-        match self.overlay.poll_timeout() {
+        let t = match self.overlay.poll_timeout() {
             Some(t) => t.min(self.next_wall_clock),
             None => self.next_wall_clock,
+        };
+        // Write replies waiting for a commit that the gap holds back.
+        if self.committing.is_none() && !self.uncommitted.is_empty() {
+            return t.min(self.next_commit);
         }
+        t
     }
 
     fn on_timer(&mut self) {
@@ -292,9 +307,15 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
         if self.committing.is_some() {
             return;
         }
+        // Only a store that committed lately is held back (a memory store never is).
+        let t = now();
+        if t < self.next_commit {
+            return;
+        }
         match self.overlay.commit() {
             None => out.append(&mut self.uncommitted),
             Some(c) => {
+                self.next_commit = t + COMMIT_GAP;
                 let flush = tokio::task::spawn_blocking(move || Commit::run(c));
                 let replies = std::mem::take(&mut self.uncommitted);
                 self.committing = Some(Committing { flush, replies });

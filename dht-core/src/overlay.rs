@@ -187,4 +187,13 @@ pub trait Overlay {
     fn commit(&mut self) -> Option<Commit> {
         None
     }
+    /// What to send in place of `reply`, an [`Output::DatagramAfterCommit`] whose
+    /// commit failed: its write may not be on disk, so it must not be acknowledged.
+    /// For KRPC, error 202 under the same transaction id, what a refused write gets,
+    /// so that the writer learns at once that this node did not keep it. `None`:
+    /// nothing is sent.
+    fn commit_failed(&mut self, reply: Vec<u8>) -> Option<Vec<u8>> {
+        drop(reply);
+        None
+    }
 }

@@ -286,6 +286,10 @@ impl<S: Store> Overlay for MainlineNode<S> {
     fn commit(&mut self) -> Option<Commit> {
         self.node.commit()
     }
+
+    fn commit_failed(&mut self, reply: Vec<u8>) -> Option<Vec<u8>> {
+        self.node.commit_failed(reply)
+    }
 }
 
 impl<S: Store + Send + 'static> Hosted for MainlineNode<S> {

@@ -8,7 +8,7 @@
 //! for it, with no dynamic dispatch and no allocation beyond the overlay's own.
 //!
 //! Group commit: after each input (a receive batch, a timer, a command) the loop asks
-//! the overlay to commit its store's writes ([`Overlay::commit`]) and runs the flush on
+//! the overlay to commit its store's writes ([`Overlay::commit`](dht_core::Overlay::commit)) and runs the flush on
 //! tokio's blocking pool, one at a time, while it goes on serving; the replies to
 //! those writes ([`Output::DatagramAfterCommit`]) wait for it, and everything else
 //! goes at once. A memory store has nothing to commit, and its write replies go at
@@ -279,11 +279,11 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
     }
 
     /// The commit in flight completed: its write replies go out, or, if it failed,
-    /// are dropped. A failed commit means those writes may not be on disk (sled drops
-    /// what it had not written when it reopens after a failed write), so they must
-    /// not be acknowledged; an error reply would need the overlay to build it, and
-    /// silence is what a writer already handles: it times out and writes elsewhere or
-    /// again, and a store that failed refuses writes with 202 until it recovers.
+    /// what the overlay sends instead ([`Overlay::commit_failed`](dht_core::Overlay::commit_failed): KRPC error 202).
+    /// A failed commit means those writes may not be on disk (sled drops what it had
+    /// not written when it reopens after a failed write), so they must not be
+    /// acknowledged; an error tells each writer at once that this node did not keep
+    /// its write, as a refused write is told, where silence would cost it a timeout.
     async fn on_committed(&mut self, r: Result<(), StoreError>) {
         let Some(done) = self.committing.take() else {
             return;
@@ -292,10 +292,13 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
             Ok(()) => self.send(done.replies).await,
             Err(e) => {
                 tracing::warn!(error = %e, unacknowledged = done.replies.len(),
-                    "a commit failed: its writes are not acknowledged");
-                for (_, payload) in done.replies {
-                    self.overlay.recycle(payload);
-                }
+                    "a commit failed: its writes are answered with an error");
+                let errors = done
+                    .replies
+                    .into_iter()
+                    .filter_map(|(to, reply)| Some((to, self.overlay.commit_failed(reply)?)))
+                    .collect();
+                self.send(errors).await;
             }
         }
     }

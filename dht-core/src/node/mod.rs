@@ -449,6 +449,27 @@ impl<S: Store> Node<S> {
 
     // ---- output helpers ----
 
+    /// The answer to a write whose commit failed, in place of `reply` (ours, so it
+    /// decodes): error 202 under the same transaction id.
+    fn uncommitted_reply(&mut self, reply: &[u8]) -> Option<Vec<u8>> {
+        let transaction_id = krpc::decode(reply).ok()?.transaction_id;
+        self.stats.store_errors += 1;
+        self.stats.errors_sent += 1;
+        self.stats
+            .errors_sent_by_code
+            .bump(ErrorCode::of(code::SERVER));
+        let msg = krpc::Message {
+            transaction_id,
+            version: self.config.version.map(|v| v.to_vec()),
+            read_only: false,
+            requester_ip: None,
+            body: Body::Error(krpc::ErrorBody::new(code::SERVER, "store error")),
+        };
+        let mut buf = self.take_buf();
+        msg.encode(&mut buf);
+        Some(buf)
+    }
+
     fn take_buf(&mut self) -> Vec<u8> {
         self.pool.pop().unwrap_or_else(|| Vec::with_capacity(512))
     }
@@ -508,6 +529,12 @@ impl<S: Store> crate::overlay::Overlay for Node<S> {
 
     fn commit(&mut self) -> Option<crate::store::Commit> {
         self.store.commit()
+    }
+
+    fn commit_failed(&mut self, reply: Vec<u8>) -> Option<Vec<u8>> {
+        let error = self.uncommitted_reply(&reply);
+        self.recycle(reply);
+        error
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -37,10 +37,11 @@
 //! crash, and is treated as one.
 //!
 //! A removal or an expiry sweep takes one sled transaction, so a crash never leaves
-//! it half done. A put writes its record and then its deadline entry without one (a
-//! sled 0.34 transaction syncs a log buffer of its own, one sync per put); a crash
-//! between the two leaves an index that [`SledStore::open`]'s check finds and
-//! rebuilds from the records. Counts are kept in memory and rebuilt by the scan that
+//! it half done, and so does a put that flushes by itself. Under group commit a put
+//! writes its record and then its deadline entry without one (a sled 0.34
+//! transaction syncs a log buffer of its own, one sync per put); a crash between the
+//! two leaves an index that [`SledStore::open`]'s check finds and rebuilds from the
+//! records. Counts are kept in memory and rebuilt by the scan that
 //! [`SledStore::open`] makes to check every record (O(n) at open).
 //!
 //! ## Durability
@@ -56,7 +57,7 @@
 //! once it returned `Ok`, and never if it failed. A failed flush is remembered as a
 //! failed write is (puts refused until a flush succeeds), and writes that no commit
 //! covered when the database had to be reopened make the next commit fail, so none
-//! of them is acknowledged. A durable put cost 63 µs (`put_item`) and 99 µs
+//! of them is acknowledged. A durable put costs 63 µs (`put_item`) and 99 µs
 //! (`put_peer`) with a flush each and a transaction; 3.1 and 4.7 µs with 64 puts
 //! to a commit and no transaction (the `*_group_64` benches, a loaded machine).
 //!
@@ -177,7 +178,7 @@ pub struct SledStore {
     last_retry: Option<Instant>,
     /// Group commit ([`Store::commit`] was called): puts return before they are on
     /// disk, and the caller holds their acknowledgements until a commit covers them.
-    group: bool,
+    pub(crate) group: bool,
     /// Something was written since the last [`Store::commit`] or completed flush.
     dirty: bool,
     /// Why writes made since the last commit are gone (the database was reopened

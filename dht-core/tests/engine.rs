@@ -1116,7 +1116,9 @@ fn write_replies_wait_for_the_commit_and_a_failed_one_becomes_202() {
     // A memory store has nothing to commit.
     assert!(n.commit().is_none());
 
-    let error = n.commit_failed(payload).expect("an answer for a failed commit");
+    let error = n
+        .commit_failed(payload)
+        .expect("an answer for a failed commit");
     let error = krpc::decode(&error).expect("ours");
     assert_eq!(error.transaction_id, reply.transaction_id);
     assert!(

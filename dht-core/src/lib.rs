@@ -83,7 +83,7 @@ pub use node::{
 pub use overlay::{Input, Output, Overlay, StreamId};
 pub use routing::{Entry, Health, Insert, RoutingTable, Stamp};
 pub use store::{
-    RoutingSnapshot, SnapshotNode, Store, StoreCounts, StoreError, StoredItem, StoredPeer,
+    Commit, RoutingSnapshot, SnapshotNode, Store, StoreCounts, StoreError, StoredItem, StoredPeer,
     UnixMillis,
 };
 pub use transport::{OutDatagram, RecvSlot, Transport, RECV_BUF_LEN};

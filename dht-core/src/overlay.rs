@@ -25,7 +25,7 @@ use std::fmt::Debug;
 use std::time::Instant;
 
 use crate::node::{Event, QueryId};
-use crate::store::UnixMillis;
+use crate::store::{Commit, UnixMillis};
 
 /// One of the streams an overlay asked a transport to open, or one the transport
 /// accepted. Numbered by whoever opened it: the overlay numbers outbound streams in
@@ -99,6 +99,17 @@ pub enum Output<P> {
         /// The message.
         payload: Vec<u8>,
     },
+    /// Send a whole message to `to`, but only once the writes it acknowledges are
+    /// durable: the reply to a write (announce_peer, put). It waits for the
+    /// [`Overlay::commit`] that the driver makes after draining it to complete, and
+    /// is never sent if that commit fails; when `commit` returns `None` (a memory
+    /// store) it goes at once, like [`Output::Datagram`].
+    DatagramAfterCommit {
+        /// The destination.
+        to: P,
+        /// The message.
+        payload: Vec<u8>,
+    },
     /// Open stream `stream` to `to` (dialing it if needed), write `payload`, close the
     /// write half and read one reply before `deadline`: it comes back as
     /// [`Input::StreamReply`] or [`Input::StreamFailed`].
@@ -131,7 +142,10 @@ pub enum Output<P> {
 /// The driver loop is the same for every overlay: feed an input
 /// ([`Overlay::handle_input`], [`Overlay::handle_timeout`] or [`Overlay::start`]), then
 /// drain [`Overlay::poll_output`] until empty, read [`Overlay::poll_timeout`], and drain
-/// [`Overlay::poll_event`].
+/// [`Overlay::poll_event`]. Where the overlay's store keeps writes on disk, the driver
+/// also calls [`Overlay::commit`] after draining outputs and holds each
+/// [`Output::DatagramAfterCommit`] until the commit that covers it completes (group
+/// commit: one flush for every write of a receive batch, off the serving task).
 pub trait Overlay {
     /// How the overlay addresses a peer: a `SocketAddr` for datagram overlays.
     type Peer: Clone + Debug + PartialEq;
@@ -165,5 +179,21 @@ pub trait Overlay {
     /// Re-anchors wall-clock time, for overlays whose records carry Unix times.
     fn handle_wall_clock(&mut self, now: Instant, wall: UnixMillis) {
         let _ = (now, wall);
+    }
+    /// Starts making every write so far durable ([`crate::Store::commit`]): the work to
+    /// run off the serving task, or `None` when nothing needs to wait. Every
+    /// [`Output::DatagramAfterCommit`] drained before this call is covered by the
+    /// commit it returns; with `None` they may all go now.
+    fn commit(&mut self) -> Option<Commit> {
+        None
+    }
+    /// What to send in place of `reply`, an [`Output::DatagramAfterCommit`] whose
+    /// commit failed: its write may not be on disk, so it must not be acknowledged.
+    /// For KRPC, error 202 under the same transaction id, what a refused write gets,
+    /// so that the writer learns at once that this node did not keep it. `None`:
+    /// nothing is sent.
+    fn commit_failed(&mut self, reply: Vec<u8>) -> Option<Vec<u8>> {
+        drop(reply);
+        None
     }
 }

@@ -12,6 +12,29 @@ use std::net::SocketAddr;
 use crate::bep44::Item;
 use crate::id::{Id, NodeInfo};
 
+/// The work that makes a group of writes durable (a flush of the disk), handed out by
+/// [`Store::commit`] so that the caller runs it where blocking is harmless: a store
+/// thread, never the task that answers datagrams.
+pub struct Commit(Box<dyn FnOnce() -> Result<(), StoreError> + Send>);
+
+impl Commit {
+    /// Work that makes the writes it covers durable, or says why it could not.
+    pub fn new(work: impl FnOnce() -> Result<(), StoreError> + Send + 'static) -> Commit {
+        Commit(Box::new(work))
+    }
+
+    /// Runs it (blocking): `Ok` once every write it covers is durable.
+    pub fn run(self) -> Result<(), StoreError> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Commit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Commit")
+    }
+}
+
 /// Wall-clock time in milliseconds since the Unix epoch.
 pub type UnixMillis = u64;
 
@@ -117,6 +140,23 @@ pub trait Store {
     fn flush(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Group commit: the work that makes every write so far durable, to run off the
+    /// caller's task, or `None` when there is nothing to wait for (nothing written
+    /// since the last commit, or a store that keeps nothing on disk). The default,
+    /// for memory stores, is `None` at no cost.
+    ///
+    /// A store that makes each put durable before it returns (sled) switches to
+    /// group commit at the first call: from then on a put returns before it is on
+    /// disk, and is durable once the [`Commit`] of a later call has run with `Ok`.
+    /// So whoever calls this once must call it after every group of writes (the
+    /// runtime: after each receive batch) and hold every acknowledgement of a write
+    /// until the commit that covers it completes, and must not acknowledge the
+    /// writes of a commit that failed. A store that never sees this call keeps
+    /// making each put durable before it returns.
+    fn commit(&mut self) -> Option<Commit> {
+        None
+    }
 }
 
 impl<S: Store + ?Sized> Store for Box<S> {
@@ -155,5 +195,8 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn flush(&mut self) -> Result<(), StoreError> {
         (**self).flush()
+    }
+    fn commit(&mut self) -> Option<Commit> {
+        (**self).commit()
     }
 }

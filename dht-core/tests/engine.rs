@@ -1079,3 +1079,52 @@ fn the_routing_table_applies_the_configured_defense() {
         "one IP, one slot, when loopback is not exempt"
     );
 }
+
+/// Group commit: the reply to a write (announce_peer, put) is marked to wait for the
+/// store's commit, every other reply goes at once, and a write whose commit failed
+/// is answered with 202 under its own transaction id, never with a success.
+#[test]
+fn write_replies_wait_for_the_commit_and_a_failed_one_becomes_202() {
+    use dht_core::{Output, Overlay};
+    let (mut n, t0) = strict_node(|_| {});
+    let from: SocketAddr = "127.7.0.1:7000".parse().unwrap();
+    let token = token_for(&mut n, t0, from);
+    let outputs = |n: &mut Node<TestStore>| {
+        let mut out = Vec::new();
+        while let Some(o) = n.poll_output() {
+            let (after_commit, payload) = match o {
+                Output::Datagram { payload, .. } => (false, payload),
+                Output::DatagramAfterCommit { payload, .. } => (true, payload),
+                o => panic!("{o:?}"),
+            };
+            let m = krpc::decode(&payload).expect("ours");
+            if !matches!(m.body, Body::Query(_)) {
+                out.push((after_commit, payload, m));
+            }
+        }
+        out
+    };
+
+    n.handle_datagram(t0, from, None, &raw_query(Id([1; 20]), Method::Ping));
+    let ping = outputs(&mut n);
+    assert!(matches!(&ping[..], [(false, _, _)]), "{ping:?}");
+
+    let announce = Method::announce_peer(Id([5; 20]), 7000, token);
+    n.handle_datagram(t0, from, None, &raw_query(Id([1; 20]), announce));
+    let mut replies = outputs(&mut n);
+    let (after_commit, payload, reply) = replies.pop().expect("a reply");
+    assert!(after_commit, "an announce's reply waits for the commit");
+    assert!(matches!(reply.body, Body::Response(_)), "{reply:?}");
+    // A memory store has nothing to commit.
+    assert!(n.commit().is_none());
+
+    let error = n
+        .commit_failed(payload)
+        .expect("an answer for a failed commit");
+    let error = krpc::decode(&error).expect("ours");
+    assert_eq!(error.transaction_id, reply.transaction_id);
+    assert!(
+        matches!(&error.body, Body::Error(e) if e.code == code::SERVER),
+        "{error:?}"
+    );
+}

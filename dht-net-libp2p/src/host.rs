@@ -507,7 +507,8 @@ impl<S: Store> Host<S> {
                             let _ = a.send(Answer::Reset);
                         }
                     }
-                    Output::Datagram { .. } => {}
+                    // The IPFS engine speaks on streams only.
+                    Output::Datagram { .. } | Output::DatagramAfterCommit { .. } => {}
                 }
             }
             if failed.is_empty() {

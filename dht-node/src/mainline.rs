@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dht_core::{
-    Config, ConfigError, Event, Family, Id, Input, Node, NodeInfo, NodeStats, Outcome, Output,
-    Overlay, QueryDone, QueryId, Request, RequestError, Store, Transport, UnixMillis,
+    Commit, Config, ConfigError, Event, Family, Id, Input, Node, NodeInfo, NodeStats, Outcome,
+    Output, Overlay, QueryDone, QueryId, Request, RequestError, Store, Transport, UnixMillis,
 };
 use tokio::sync::oneshot;
 
@@ -299,6 +299,14 @@ impl<S: Store> Overlay for MainlineNode<S> {
 
     fn handle_wall_clock(&mut self, now: Instant, wall: UnixMillis) {
         self.node.handle_wall_clock(now, wall)
+    }
+
+    fn commit(&mut self) -> Option<Commit> {
+        self.node.commit()
+    }
+
+    fn commit_failed(&mut self, reply: Vec<u8>) -> Option<Vec<u8>> {
+        self.node.commit_failed(reply)
     }
 }
 

@@ -86,3 +86,67 @@ async fn timeouts_fire_under_a_flood() {
     drop(silent);
     dht.shutdown().await.unwrap();
 }
+
+/// Issue 27 finding 9: the one-shot `dht-node ping` runs its node on a current-thread
+/// runtime, beside the task that waits for the answer. A flood of 1-byte datagrams
+/// to the node's own port that the node cannot keep up with (here: it runs at nice
+/// 19) kept its socket readable, and the node task never gave the thread back: the
+/// ping timed out on time inside the node, but the one-shot heard of it only when
+/// the flood ended (11.6 s for a 2 s ping, in the review's run).
+#[test]
+fn a_one_shot_ping_returns_under_a_flood_of_its_port() {
+    let port = {
+        let probe = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().unwrap().port()
+    };
+    let node: SocketAddr = ([127, 0, 0, 1], port).into();
+    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let silent_addr = silent.local_addr().unwrap();
+
+    // A flood that ends by itself after 15 s, so that a starved ping still returns.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooders: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+                let until = Instant::now() + Duration::from_secs(15);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                    for _ in 0..1000 {
+                        let _ = sock.send_to(b"x", node);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let started = Instant::now();
+    let out = std::process::Command::new("nice")
+        .args(["-n", "19", env!("CARGO_BIN_EXE_dht-node"), "--listen"])
+        .arg(node.to_string())
+        .args(["--no-bootstrap", "--request-timeout-ms", "1000", "ping"])
+        .arg(silent_addr.to_string())
+        .output()
+        .expect("run dht-node ping under nice");
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for f in flooders {
+        f.join().unwrap();
+    }
+    eprintln!("one-shot ping under a flood: {took:?}");
+    // Exit 3: no answer (see the one-shots' exit codes).
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 15 s (the flood's end) before the fix; 1.2-3.4 s after it on a loaded 2-core
+    // machine, start-up and shutdown of the one-shot included.
+    let limit = TIMEOUT + Duration::from_secs(3);
+    assert!(
+        took < limit,
+        "the one-shot ping returned after {took:?}, more than {limit:?}"
+    );
+    drop(silent);
+}

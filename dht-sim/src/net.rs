@@ -482,7 +482,10 @@ impl<N: SimOverlay> Network<N> {
     fn drain(&mut self, i: usize) {
         while let Some(out) = self.nodes[i].poll_output() {
             match out {
-                Output::Datagram { to, payload } => self.send(i as u32, &to, payload),
+                // Simulated stores are in memory: `commit` has nothing to wait for.
+                Output::Datagram { to, payload } | Output::DatagramAfterCommit { to, payload } => {
+                    self.send(i as u32, &to, payload)
+                }
                 Output::Request {
                     to,
                     stream,

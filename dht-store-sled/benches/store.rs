@@ -4,6 +4,10 @@
 //! The sled store runs as a node runs it: in a data dir on disk, with the default
 //! 500 ms background flush, and never an explicit `flush` in the measured loop; a
 //! put or announce includes sled's flush (it is durable when it returns).
+//!
+//! `put_item_group_64` and `put_peer_group_64` measure group commit as a node's
+//! runtime uses it: 64 puts (a receive batch of writes) and one [`Store::commit`] run
+//! to the end, the time divided by 64: the amortized cost of one durable put.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
@@ -157,5 +161,49 @@ fn expire_sweep(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, put_get_item, put_get_peers, expire_sweep);
+/// Puts in one group commit: a receive batch of writes.
+const GROUP: u32 = 64;
+
+/// Durable puts under group commit: [`GROUP`] puts, then one commit run to its end;
+/// reported per put.
+fn group_commit(c: &mut Criterion) {
+    for (what, peers) in [("put_item_group_64", false), ("put_peer_group_64", true)] {
+        let mut group = c.benchmark_group(what);
+        for (name, mut store, _dir) in stores() {
+            // The first commit switches the store to group commit.
+            if let Some(commit) = store.commit() {
+                commit.run().unwrap();
+            }
+            let mut i = 0u32;
+            group.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        for _ in 0..GROUP {
+                            i = (i + 1) % 10_000;
+                            if peers {
+                                store.put_peer(&id(i % 200), peer(i / 200, FAR)).unwrap();
+                            } else {
+                                store.put_item(item(i, FAR)).unwrap();
+                            }
+                        }
+                        if let Some(commit) = store.commit() {
+                            commit.run().unwrap();
+                        }
+                    }
+                    start.elapsed() / GROUP
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    put_get_item,
+    put_get_peers,
+    expire_sweep,
+    group_commit
+);
 criterion_main!(benches);

@@ -10,6 +10,11 @@
 //! lost, and no operation is half-applied. The data dir carries over from cycle to
 //! cycle, so recovery of a recovered store is tested too.
 //!
+//! Every other cycle the child runs under group commit, as a node does: its `Flush`
+//! operations become [`Store::commit`]s run on a thread of their own while it goes
+//! on writing (one at a time), and the index is recorded only once the commit
+//! returned `Ok`: what a node acknowledges after a commit survives the kill too.
+//!
 //! `DHT_CRASH_CYCLES` sets the number of cycles (default 100), `DHT_CRASH_SEED` the
 //! seed (a failure prints it).
 
@@ -34,6 +39,8 @@ use rand_chacha::ChaCha8Rng;
 const CHILD_DIR: &str = "DHT_CRASH_CHILD_DIR";
 const CHILD_SEED: &str = "DHT_CRASH_CHILD_SEED";
 const CHILD_DURABLE: &str = "DHT_CRASH_CHILD_DURABLE";
+/// Set for a child that runs under group commit.
+const CHILD_GROUP: &str = "DHT_CRASH_CHILD_GROUP";
 /// The child stops by itself after this many operations if nobody kills it.
 const CHILD_MAX_OPS: usize = 200_000;
 const BOUND_CHILD_DIR: &str = "DHT_BOUND_CHILD_DIR";
@@ -236,13 +243,44 @@ fn crash_child() {
     if store.node_id().unwrap().is_none() {
         store.set_node_id(NODE_ID).unwrap();
     }
+    let mut record = |i: usize| {
+        writeln!(durable, "{i}").unwrap();
+        durable.sync_data().unwrap();
+    };
     let mut ops = Ops::new(seed);
+    if std::env::var(CHILD_GROUP).is_ok() {
+        // The first commit switches the store to group commit.
+        if let Some(c) = store.commit() {
+            c.run().unwrap();
+        }
+        let mut in_flight: Option<(usize, std::thread::JoinHandle<()>)> = None;
+        for i in 0..CHILD_MAX_OPS {
+            let op = ops.next();
+            if !matches!(op, Op::Flush) {
+                apply(&mut store, &op);
+                continue;
+            }
+            // As the runtime does: one commit at a time; what it covers is durable
+            // once it returned Ok.
+            if let Some((at, commit)) = in_flight.take() {
+                commit.join().expect("a commit failed");
+                record(at);
+            }
+            match store.commit() {
+                Some(c) => {
+                    let run = std::thread::spawn(move || c.run().unwrap());
+                    in_flight = Some((i, run));
+                }
+                None => record(i),
+            }
+        }
+        return;
+    }
     for i in 0..CHILD_MAX_OPS {
         let op = ops.next();
         apply(&mut store, &op);
         if let Op::Flush = op {
-            writeln!(durable, "{i}").unwrap();
-            durable.sync_data().unwrap();
+            record(i);
         }
     }
 }
@@ -351,9 +389,18 @@ fn crash_kill_reopen() {
 
     for cycle in 0..cycles {
         let child_seed = rng.next_u64();
-        let ctx = format!("crash test seed {seed} cycle {cycle} (child seed {child_seed})");
+        let mode = if cycle % 2 == 1 {
+            "group commit"
+        } else {
+            "flush"
+        };
+        let ctx = format!("crash test seed {seed} cycle {cycle} ({mode}, child seed {child_seed})");
         let durable_path = base.path().join(format!("durable-{cycle}"));
-        let mut child = Command::new(&exe)
+        let mut child = Command::new(&exe);
+        if cycle % 2 == 1 {
+            child.env(CHILD_GROUP, "1");
+        }
+        let mut child = child
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR, &dir)
             .env(CHILD_SEED, child_seed.to_string())

@@ -2,6 +2,7 @@
 //! with a message where it cannot, e.g. not root): every put it accepted is there
 //! after the disk has room again and the store is reopened, the ones it could not
 //! write are refused, and it takes puts again once there is room, without a restart.
+//! Under group commit, every put whose commit returned `Ok` is there too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -138,6 +139,63 @@ fn a_full_disk_refuses_puts_and_loses_none_it_accepted() {
     }
     assert_eq!(store.get_item(&again.target).unwrap(), Some(again));
     assert_eq!(store.counts().unwrap().items, first_refused + 1);
+    drop(store);
+    drop(fs);
+}
+
+/// The same under group commit, as a node runs it: puts in groups of 16, each group
+/// acknowledged only once its commit returned `Ok`. Every acknowledged put is there
+/// after the disk has room again and the store is reopened.
+#[test]
+fn a_full_disk_under_group_commit_loses_none_it_acknowledged() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mnt = scratch.path().join("mnt");
+    let fs = match Tmpfs::mount(&mnt, "3m") {
+        Ok(fs) => fs,
+        Err(e) => {
+            eprintln!("SKIPPED a_full_disk_under_group_commit_loses_none_it_acknowledged: cannot mount a tmpfs (needs root): {e}");
+            return;
+        }
+    };
+    let data = mnt.join("data");
+    let mut store = SledStore::open(&data).unwrap();
+    // The first commit switches the store to group commit.
+    if let Some(c) = store.commit() {
+        c.run().unwrap();
+    }
+    let mut acknowledged = Vec::new();
+    let mut failed_groups = 0;
+    let mut i = 0;
+    while failed_groups < 20 && i < 20_000 {
+        let group: Vec<u32> = (i..i + 16)
+            .filter(|&i| store.put_item(item(i)).is_ok())
+            .collect();
+        i += 16;
+        let committed = match store.commit() {
+            Some(c) => c.run().is_ok(),
+            None => true,
+        };
+        if !committed || group.len() < 16 {
+            failed_groups += 1;
+        }
+        if committed {
+            acknowledged.extend(group);
+        }
+    }
+    assert!(failed_groups > 0, "3 MB never filled");
+    assert!(
+        acknowledged.len() > 100,
+        "only {} puts acknowledged",
+        acknowledged.len()
+    );
+    fs.resize("64m");
+    drop(store);
+
+    let store = SledStore::open(&data).unwrap();
+    for i in &acknowledged {
+        let got = store.get_item(&item(*i).target).unwrap();
+        assert_eq!(got, Some(item(*i)), "acknowledged item {i} lost");
+    }
     drop(store);
     drop(fs);
 }

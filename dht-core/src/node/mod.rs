@@ -113,7 +113,9 @@ pub struct Node<S: Store> {
     /// Requests in progress.
     queries: BTreeMap<QueryId, QueryState>,
     next_query: u64,
-    transmits: VecDeque<Transmit>,
+    /// What to send, each with whether it is the reply to a write, to be sent only
+    /// once the store's writes so far are durable ([`Store::commit`]).
+    transmits: VecDeque<(Transmit, bool)>,
     pool: Vec<Vec<u8>>,
     events: VecDeque<Event>,
     next_maintenance: Instant,
@@ -281,7 +283,7 @@ impl<S: Store> Node<S> {
     /// The next datagram to send, as an owned buffer.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.transmits.pop_front().map(|(t, _)| t)
     }
 
     /// Gives a sent payload's buffer back for reuse (saves an allocation per datagram).
@@ -447,14 +449,43 @@ impl<S: Store> Node<S> {
 
     // ---- output helpers ----
 
+    /// The answer to a write whose commit failed, in place of `reply` (ours, so it
+    /// decodes): error 202 under the same transaction id.
+    fn uncommitted_reply(&mut self, reply: &[u8]) -> Option<Vec<u8>> {
+        let transaction_id = krpc::decode(reply).ok()?.transaction_id;
+        self.stats.store_errors += 1;
+        self.stats.errors_sent += 1;
+        self.stats
+            .errors_sent_by_code
+            .bump(ErrorCode::of(code::SERVER));
+        let msg = krpc::Message {
+            transaction_id,
+            version: self.config.version.map(|v| v.to_vec()),
+            read_only: false,
+            requester_ip: None,
+            body: Body::Error(krpc::ErrorBody::new(code::SERVER, "store error")),
+        };
+        let mut buf = self.take_buf();
+        msg.encode(&mut buf);
+        Some(buf)
+    }
+
     fn take_buf(&mut self) -> Vec<u8> {
         self.pool.pop().unwrap_or_else(|| Vec::with_capacity(512))
     }
 
     fn push_transmit(&mut self, to: SocketAddr, payload: Vec<u8>) {
+        self.push_transmit_after(to, payload, false)
+    }
+
+    /// Queues a datagram; `after_commit` for the reply to a write, which a driver
+    /// that commits the store holds until the write is durable
+    /// ([`crate::Output::DatagramAfterCommit`]).
+    fn push_transmit_after(&mut self, to: SocketAddr, payload: Vec<u8>, after_commit: bool) {
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += payload.len() as u64;
-        self.transmits.push_back(Transmit { to, payload });
+        self.transmits
+            .push_back((Transmit { to, payload }, after_commit));
     }
 }
 
@@ -487,11 +518,23 @@ impl<S: Store> crate::overlay::Overlay for Node<S> {
     }
 
     fn poll_output(&mut self) -> Option<crate::overlay::Output<SocketAddr>> {
-        self.poll_transmit()
-            .map(|t| crate::overlay::Output::Datagram {
-                to: t.to,
-                payload: t.payload,
-            })
+        use crate::overlay::Output;
+        self.transmits.pop_front().map(
+            |(Transmit { to, payload }, after_commit)| match after_commit {
+                false => Output::Datagram { to, payload },
+                true => Output::DatagramAfterCommit { to, payload },
+            },
+        )
+    }
+
+    fn commit(&mut self) -> Option<crate::store::Commit> {
+        self.store.commit()
+    }
+
+    fn commit_failed(&mut self, reply: Vec<u8>) -> Option<Vec<u8>> {
+        let error = self.uncommitted_reply(&reply);
+        self.recycle(reply);
+        error
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

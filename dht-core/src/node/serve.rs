@@ -66,6 +66,8 @@ impl<S: Store> Node<S> {
         }
         let mut r = Response::new(self.id);
         let mut big = false;
+        // Group commit: a write's reply goes out only once the write is durable.
+        let write = matches!(q.method, Method::AnnouncePeer { .. } | Method::Put(_));
         let result: Result<(), Refusal> = match q.method {
             Method::Ping => Ok(()),
             Method::FindNode { target, want } => {
@@ -102,7 +104,7 @@ impl<S: Store> Node<S> {
             Method::Unknown { .. } => Err((code::METHOD_UNKNOWN, "method unknown")),
         };
         match result {
-            Ok(()) => self.send_response(now, from, t, r, big),
+            Ok(()) => self.send_response(now, from, t, r, big, write),
             Err((c, m)) => self.send_error(now, from, t, c, m),
         }
     }
@@ -461,7 +463,8 @@ impl<S: Store> Node<S> {
     /// our queries, so a flood from many spoofed sources that spends the budget cannot
     /// starve them, and a flood forged in their name reflects no more to them than to
     /// a stranger (untrimmed, a get_peers reply to one was up to 1,432 bytes, x14).
-    fn push_reply(&mut self, now: Instant, to: SocketAddr, buf: Vec<u8>) {
+    /// `after_commit`: the reply to a write (see `Transmit::after_commit`).
+    fn push_reply(&mut self, now: Instant, to: SocketAddr, buf: Vec<u8>, after_commit: bool) {
         let d = &self.config.defense;
         if let Some(rate) = d.reply_bytes_per_sec {
             if !d.is_exempt(to.ip())
@@ -476,7 +479,7 @@ impl<S: Store> Node<S> {
                 return;
             }
         }
-        self.push_transmit(to, buf);
+        self.push_transmit_after(to, buf, after_commit);
     }
 
     fn send_response(
@@ -486,6 +489,7 @@ impl<S: Store> Node<S> {
         t: Vec<u8>,
         r: Response,
         carries_value: bool,
+        after_commit: bool,
     ) {
         let limit = if carries_value && r.value.is_some() {
             krpc::MAX_SEND_BEP44
@@ -542,7 +546,7 @@ impl<S: Store> Node<S> {
                 break;
             }
         }
-        self.push_reply(now, to, buf);
+        self.push_reply(now, to, buf, after_commit);
     }
 
     pub(super) fn send_error(
@@ -565,7 +569,7 @@ impl<S: Store> Node<S> {
         let mut buf = self.take_buf();
         msg.encode(&mut buf);
         if buf.len() <= krpc::MAX_SEND {
-            self.push_reply(now, to, buf);
+            self.push_reply(now, to, buf, false);
         } else {
             // A peer's over-long transaction id must not make us send oversize.
             self.pool.push(buf);

@@ -339,6 +339,11 @@ impl<N: SimOverlay> Network<N> {
         self.book.peer(i as u32)
     }
 
+    /// Events scheduled and not yet due (stale timers and stream deadlines included).
+    pub fn queued_events(&self) -> usize {
+        self.heap.len()
+    }
+
     /// Network counters.
     pub fn net_stats(&self) -> NetStats {
         self.stats

@@ -58,6 +58,19 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         wall.elapsed().as_secs_f64(),
         exp.lookups
     ));
+    // What bytes_per_node is made of: the tables (main and replacement entries), and
+    // the network's own state, as the join left them.
+    let live = sim.live();
+    let per_node = |f: &dyn Fn(&Ipfs) -> usize| mean(live.iter().map(|&i| f(sim.node(i)) as f64));
+    progress(&format!(
+        "  per node: {:.1} table entries, {:.1} in replacement caches, {:.1} requests in flight; \
+         network: {} connections open, {} events queued",
+        per_node(&|n| n.table().len()),
+        per_node(&|n| n.table().replacement_len()),
+        per_node(&|n| n.requests_in_flight()),
+        sim.connections(),
+        sim.queued_events()
+    ));
 
     let live = sim.live();
     let issued = run_lookups(&mut sim, exp.lookups, exp, &live);

@@ -1,9 +1,9 @@
 //! The simulator's global view: every live node's id, sorted, and what a perfect
-//! network would answer.
+//! network would answer. Written for any Kademlia whose keys are [`Id`]s of some
+//! width and whose contacts are the kernel's [`Contact`]s: Mainline's [`NodeInfo`]
+//! (the default) and IPFS's `PeerInfo`.
 
-use std::net::SocketAddr;
-
-use dht_core::Candidates;
+use dht_core::kernel::{Candidates, Contact};
 use dht_core::{Id, NodeInfo, ID_LEN};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -17,17 +17,17 @@ use crate::sim::Sim;
 /// Ids sharing a prefix form one contiguous run of a sorted array, so "the nodes in a
 /// bucket's range" and "the nodes near a target" are binary searches.
 #[derive(Debug, Clone)]
-pub struct GlobalView {
-    sorted: Vec<(Id, u32)>,
+pub struct GlobalView<C = NodeInfo, const N: usize = ID_LEN> {
+    sorted: Vec<(Id<N>, u32)>,
     k: usize,
     seed: u64,
     /// Ideal routing tables, built on first use (node index -> entries as indices).
     ideal: Vec<Option<Box<[u32]>>>,
-    ids: Vec<Id>,
-    addrs: Vec<SocketAddr>,
+    ids: Vec<Id<N>>,
+    contacts: Vec<C>,
 }
 
-fn flip(id: &Id, bit: usize) -> Id {
+fn flip<const N: usize>(id: &Id<N>, bit: usize) -> Id<N> {
     let mut b = id.0;
     b[bit / 8] ^= 0x80 >> (bit % 8);
     Id(b)
@@ -36,17 +36,30 @@ fn flip(id: &Id, bit: usize) -> Id {
 impl GlobalView {
     /// The live nodes of `sim` as they are now; ideal tables hold up to `k` per bucket.
     pub fn new(sim: &Sim, k: usize) -> GlobalView {
-        let ids: Vec<Id> = (0..sim.len()).map(|i| sim.node(i).id()).collect();
-        let mut sorted: Vec<(Id, u32)> =
-            sim.live().into_iter().map(|i| (ids[i], i as u32)).collect();
+        let contacts = (0..sim.len())
+            .map(|i| NodeInfo {
+                id: sim.node(i).id(),
+                addr: sim.addr(i),
+            })
+            .collect();
+        GlobalView::of(contacts, &sim.live(), k, sim.config().seed)
+    }
+}
+
+impl<C: Contact<Key = Id<N>>, const N: usize> GlobalView<C, N> {
+    /// The view of a network whose node `i` is `contacts[i]`, with the nodes `live`
+    /// alive; ideal tables hold up to `k` per bucket, drawn from `seed`.
+    pub fn of(contacts: Vec<C>, live: &[usize], k: usize, seed: u64) -> GlobalView<C, N> {
+        let ids: Vec<Id<N>> = contacts.iter().map(|c| *c.key()).collect();
+        let mut sorted: Vec<(Id<N>, u32)> = live.iter().map(|&i| (ids[i], i as u32)).collect();
         sorted.sort_unstable();
         GlobalView {
             sorted,
             k: k.max(1),
-            seed: sim.config().seed,
+            seed,
             ideal: vec![None; ids.len()],
-            addrs: (0..sim.len()).map(|i| sim.addr(i)).collect(),
             ids,
+            contacts,
         }
     }
 
@@ -61,12 +74,12 @@ impl GlobalView {
     }
 
     /// Index range in `sorted` of the ids sharing the first `bits` bits with `id`.
-    fn prefix_range(&self, id: &Id, bits: usize) -> (usize, usize) {
+    fn prefix_range(&self, id: &Id<N>, bits: usize) -> (usize, usize) {
         prefix_range(&self.sorted, id, bits)
     }
 
     /// The `n` live nodes closest to `target` by XOR, closest first (node indices).
-    pub fn closest(&self, target: &Id, n: usize) -> Vec<u32> {
+    pub fn closest(&self, target: &Id<N>, n: usize) -> Vec<u32> {
         closest_in(&self.sorted, target, n)
     }
 
@@ -80,7 +93,7 @@ impl GlobalView {
             let mut rng =
                 ChaCha8Rng::seed_from_u64(mix64(self.seed ^ 0x1dea_1000_0000_0000 ^ i as u64));
             let mut out = Vec::new();
-            for depth in 0..ID_LEN * 8 {
+            for depth in 0..N * 8 {
                 let (lo, hi) = self.prefix_range(&flip(&own, depth), depth + 1);
                 let len = hi - lo;
                 if len <= self.k {
@@ -120,7 +133,7 @@ impl GlobalView {
         }
     }
 
-    fn ideal_answer(&mut self, i: u32, target: &Id) -> Vec<u32> {
+    fn ideal_answer(&mut self, i: u32, target: &Id<N>) -> Vec<u32> {
         let k = self.k;
         let mut t: Vec<u32> = self.ideal_table(i).to_vec();
         let ids = &self.ids;
@@ -135,13 +148,13 @@ impl GlobalView {
     pub fn ideal_hops(
         &mut self,
         source: u32,
-        target: &Id,
+        target: &Id<N>,
         alpha: usize,
         max_candidates: usize,
     ) -> u32 {
-        let mut cands = Candidates::new(*target, self.k, alpha, max_candidates);
+        let mut cands = Candidates::toward(*target, self.k, alpha, max_candidates);
         for j in self.ideal_answer(source, target) {
-            cands.add(self.info(j), 1);
+            cands.add(self.contacts[j as usize].clone(), 1);
         }
         loop {
             let next = cands.next_to_query();
@@ -149,13 +162,13 @@ impl GlobalView {
                 break;
             }
             for n in next {
-                let Some(depth) = cands.on_response(&n.id, None) else {
+                let Some(depth) = cands.on_response(n.key(), None) else {
                     continue;
                 };
-                let idx = self.index_of_id(&n.id);
+                let idx = self.index_of_id(n.key());
                 for m in self.ideal_answer(idx, target) {
                     if m != source {
-                        cands.add(self.info(m), depth + 1);
+                        cands.add(self.contacts[m as usize].clone(), depth + 1);
                     }
                 }
             }
@@ -163,14 +176,7 @@ impl GlobalView {
         cands.closest_responded().first().map_or(0, |c| c.1)
     }
 
-    fn info(&self, j: u32) -> NodeInfo {
-        NodeInfo {
-            id: self.ids[j as usize],
-            addr: self.addrs[j as usize],
-        }
-    }
-
-    fn index_of_id(&self, id: &Id) -> u32 {
+    fn index_of_id(&self, id: &Id<N>) -> u32 {
         let p = self.sorted.partition_point(|(x, _)| x < id);
         self.sorted[p].1
     }

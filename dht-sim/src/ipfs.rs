@@ -12,6 +12,8 @@
 //! Lookups are judged in the 256-bit keyspace: a random key's 32 bytes are the
 //! FIND_NODE key (arbitrary bytes, as libp2p allows), so the lookup's target is their
 //! SHA-256 ([`dht_ipfs::key_of`]).
+//!
+//! [`run`] is the experiment of `dht-sim --overlay ipfs` (`ipfs/experiment.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -26,6 +28,10 @@ use sha1::Digest as _;
 use crate::address::AddressBook;
 use crate::net::{Network, SimConfig, SimOverlay};
 use crate::rng::mix64;
+
+mod experiment;
+
+pub use experiment::{provider_key, record, run};
 
 /// A network of `dht-ipfs` nodes over in-memory stores.
 pub type IpfsSim = Network<Node<MemStore>>;

@@ -144,6 +144,19 @@
 //! joins and failures. `cargo run --release -p dht-sim --example chord_figures -- path-length |
 //! load | failure | churn` writes the comparison under `dht-sim/results/`.
 //!
+//! ## IPFS's Kademlia
+//! `--overlay ipfs` runs [`ipfs::run`]: dht-ipfs nodes (k = 20 unless `--k`, alpha 3
+//! per lookup path, `--alpha`) on 127.x multiaddrs, one arriving every 100 ms
+//! (`--join-interval-ms`) and bootstrapping through node 0, their requests on streams.
+//! A request to a peer with no open connection first waits for the handshake,
+//! `--handshake-rtts R` round trips of the link (3: TCP, noise, yamux, each agreed by
+//! multistream-select); a connection idle for 60 s closes. `latency_rtt_*` is a
+//! lookup's time less the handshakes on the chain of replies that ended it,
+//! `latency_dial_rtt_*` its whole time. With `--fail F`, L `/pk` records are put and
+//! L provider keys announced before the failure; `get_success` and
+//! `providers_success` are the fractions found from survivors after it. See
+//! `dht-sim/results/ipfs.md`.
+//!
 //! ## From code
 //! ```
 //! use dht_core::Request;

@@ -3,6 +3,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
+use clap::parser::ValueSource;
 use clap::{value_parser, Arg, ArgAction, Command};
 use dht_sim::{AddressPlan, Experiment, SimConfig, SybilAttack, SybilPlacement};
 
@@ -34,7 +35,7 @@ fn fail(message: &str) -> ! {
 
 fn cli() -> Command {
     Command::new("dht-sim")
-        .about("Deterministic simulation of a BitTorrent Mainline DHT of N dht-core nodes")
+        .about("Deterministic simulation of a DHT of N nodes: BitTorrent Mainline (dht-core), Chord or IPFS's Kademlia (dht-ipfs)")
         .arg(
             Arg::new("nodes")
                 .long("nodes")
@@ -88,7 +89,7 @@ fn cli() -> Command {
             Arg::new("k")
                 .long("k")
                 .value_name("K")
-                .help("Bucket size and replication factor")
+                .help("Bucket size and replication factor (default 8; ipfs: 20)")
                 .default_value("8")
                 .value_parser(value_parser!(u32).range(1..=64)),
         )
@@ -96,7 +97,7 @@ fn cli() -> Command {
             Arg::new("alpha")
                 .long("alpha")
                 .value_name("A")
-                .help("Requests in flight per lookup")
+                .help("Requests in flight per lookup (ipfs: per lookup path)")
                 .default_value("3")
                 .value_parser(value_parser!(u32).range(1..=64)),
         )
@@ -162,10 +163,25 @@ fn cli() -> Command {
             Arg::new("overlay")
                 .long("overlay")
                 .value_name("OVERLAY")
-                .help("kademlia (dht-core) or chord (dht-chord; --k is then r, the successor-list length and copies per key)")
+                .help("kademlia (dht-core), chord (dht-chord; --k is then r, the successor-list length and copies per key) or ipfs (dht-ipfs on streams, with connections, k = 20 unless --k; --fail puts /pk records and provider keys)")
                 .default_value("kademlia")
                 .conflicts_with("sybil")
-                .value_parser(["kademlia", "chord"]),
+                .value_parser(["kademlia", "chord", "ipfs"]),
+        )
+        .arg(
+            Arg::new("join-interval-ms")
+                .long("join-interval-ms")
+                .value_name("MS")
+                .help("Time between two nodes' arrivals (default: 1; ipfs: 100)")
+                .value_parser(value_parser!(u32).range(1..=60_000)),
+        )
+        .arg(
+            Arg::new("handshake-rtts")
+                .long("handshake-rtts")
+                .value_name("R")
+                .help("ipfs: round trips a new connection's handshake takes before its first request (TCP + noise + yamux + multistream-select)")
+                .default_value("3")
+                .value_parser(value_parser!(u32).range(0..=100)),
         )
         .arg(
             Arg::new("json")
@@ -190,6 +206,21 @@ fn main() {
     sim.alpha = get_u32("alpha");
     sim.settle = Duration::from_secs(get_u32("settle") as u64);
     sim.disjoint_paths = get_u32("disjoint");
+    sim.handshake_rtts = get_u32("handshake-rtts") as u32;
+    let overlay = m
+        .get_one::<String>("overlay")
+        .map_or("kademlia", String::as_str);
+    if overlay == "ipfs" {
+        // dht-ipfs's own k (20) unless --k was given, and its arrivals (one every 100 ms).
+        let ipfs = dht_sim::ipfs::config(sim.nodes, sim.seed);
+        if m.value_source("k") != Some(ValueSource::CommandLine) {
+            sim.k = ipfs.k;
+        }
+        sim.join_interval = ipfs.join_interval;
+    }
+    if let Some(&ms) = m.get_one::<u32>("join-interval-ms") {
+        sim.join_interval = Duration::from_millis(u64::from(ms));
+    }
     let sybil_prefixes = m.get_one::<u32>("sybil-prefixes").map(|&p| p as usize);
     sim.address_plan = match m.get_one::<String>("address-plan").map(String::as_str) {
         Some("private") => {
@@ -199,7 +230,8 @@ fn main() {
             AddressPlan::Private
         }
         _ => {
-            if sim.nodes > dht_sim::MAX_PUBLIC_PREFIXES {
+            // IPFS nodes sit on 127.x.y.z multiaddrs whatever the plan.
+            if overlay != "ipfs" && sim.nodes > dht_sim::MAX_PUBLIC_PREFIXES {
                 fail(&format!(
                     "the public address plan holds at most {} nodes (--address-plan private: up to 16,000,000)",
                     dht_sim::MAX_PUBLIC_PREFIXES
@@ -208,9 +240,8 @@ fn main() {
             AddressPlan::Public { sybil_prefixes }
         }
     };
-    let chord = m.get_one::<String>("overlay").map(String::as_str) == Some("chord");
-    if chord && get_u32("gets") > 0 {
-        fail("--gets is for --overlay kademlia (chord: --fail has its own gets)");
+    if overlay != "kademlia" && get_u32("gets") > 0 {
+        fail("--gets is for --overlay kademlia (chord and ipfs: --fail has its own gets)");
     }
     let mut exp = Experiment::new(sim, get_u32("lookups"));
     exp.fail = m.get_one::<f64>("fail").copied();
@@ -235,10 +266,10 @@ fn main() {
         }
     }
 
-    let report = if chord {
-        dht_sim::chord::run(&exp, |line| eprintln!("{line}"))
-    } else {
-        dht_sim::run(&exp, |line| eprintln!("{line}"))
+    let report = match overlay {
+        "chord" => dht_sim::chord::run(&exp, |line| eprintln!("{line}")),
+        "ipfs" => dht_sim::ipfs::run(&exp, |line| eprintln!("{line}")),
+        _ => dht_sim::run(&exp, |line| eprintln!("{line}")),
     };
     let mut out = std::io::stdout().lock();
     let text = if m.get_flag("json") {

@@ -120,12 +120,20 @@ pub struct SimConfig {
     pub sybils: usize,
     /// Where nodes and Sybils sit, and so which per-address defenses apply.
     pub address_plan: AddressPlan,
+    /// Round trips a new connection's handshake takes before its first stream (stream
+    /// overlays only): 3, for TCP, then noise and yamux each agreed by
+    /// multistream-select.
+    pub handshake_rtts: u32,
+    /// A connection with no stream activity for this long closes (stream overlays
+    /// only): 60 s.
+    pub idle_timeout: Duration,
 }
 
 impl SimConfig {
     /// Defaults for `nodes` nodes and `seed`: 50 ms mean latency, no loss, K = 8,
     /// alpha = 3, 4 seed nodes, one arrival per millisecond, 60 s to settle, every
-    /// node on a public /24 of its own.
+    /// node on a public /24 of its own; for streams, 3 round trips of handshake and
+    /// 60 s before an idle connection closes.
     pub fn new(nodes: usize, seed: u64) -> SimConfig {
         SimConfig {
             nodes,
@@ -142,6 +150,8 @@ impl SimConfig {
             address_plan: AddressPlan::Public {
                 sybil_prefixes: None,
             },
+            handshake_rtts: 3,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -329,6 +339,11 @@ impl<N: SimOverlay> Network<N> {
         self.book.peer(i as u32)
     }
 
+    /// Events scheduled and not yet due (stale timers and stream deadlines included).
+    pub fn queued_events(&self) -> usize {
+        self.heap.len()
+    }
+
     /// Network counters.
     pub fn net_stats(&self) -> NetStats {
         self.stats
@@ -512,6 +527,7 @@ impl<N: SimOverlay> Network<N> {
             match ev {
                 Event::QueryDone(d) => {
                     if self.tracked.remove(&(i as u32, d.id)) {
+                        self.streams.command_done(i as u32, d.id);
                         self.done.insert((i as u32, d.id), d);
                     }
                 }

@@ -47,6 +47,8 @@ pub(crate) struct LookupFigures {
     messages: Vec<f64>,
     timeouts: Vec<f64>,
     latency_ms: Vec<f64>,
+    /// With handshakes counted, for stream overlays (empty otherwise).
+    dial_latency_ms: Vec<f64>,
     unfinished: usize,
 }
 
@@ -72,10 +74,34 @@ impl LookupFigures {
         self.latency_ms.push(stats.duration.as_secs_f64() * 1000.0);
     }
 
+    /// A finished lookup on a stream overlay, as [`LookupFigures::finished`], whose
+    /// causal chain waited `dial_wait` for handshakes: its latency is counted without
+    /// them, and with them apart.
+    pub(crate) fn finished_dialing(
+        &mut self,
+        found: f64,
+        success: bool,
+        stats: &QueryStats,
+        ideal: f64,
+        dial_wait: std::time::Duration,
+    ) {
+        let mut rtts_only = *stats;
+        rtts_only.duration = stats.duration.saturating_sub(dial_wait);
+        self.finished(found, success, &rtts_only, ideal);
+        self.dial_latency_ms
+            .push(stats.duration.as_secs_f64() * 1000.0);
+    }
+
     /// Writes the lookup figures into `report`; `rtt` is the mean round trip in ms.
     pub(crate) fn fill(mut self, report: &mut Report, rtt: f64) {
         self.hops.sort_unstable();
         self.latency_ms.sort_unstable_by(f64::total_cmp);
+        if !self.dial_latency_ms.is_empty() {
+            self.dial_latency_ms.sort_unstable_by(f64::total_cmp);
+            let dial = &self.dial_latency_ms;
+            report.latency_dial_rtt_p50 = Some(percentile(dial, 50.0) / rtt);
+            report.latency_dial_rtt_p99 = Some(percentile(dial, 99.0) / rtt);
+        }
         let (found, hops, latency) = (&self.found, &self.hops, &self.latency_ms);
         report.found_k_closest = mean(found.iter().copied());
         report.exact_k_closest = mean(found.iter().map(|&f| if f >= 1.0 { 1.0 } else { 0.0 }));
@@ -202,6 +228,16 @@ pub struct Report {
     pub address_plan: &'static str,
     /// With Sybils on the public plan: the /24s they share (`None`: one each).
     pub sybil_prefixes: Option<usize>,
+    /// Stream overlays: round trips of a new connection's handshake.
+    pub handshake_rtts: Option<u32>,
+    /// Stream overlays: median lookup latency in mean round trips with the handshakes
+    /// on its causal chain counted (`latency_rtt_p50` leaves them out).
+    pub latency_dial_rtt_p50: Option<f64>,
+    /// Stream overlays: the 99th percentile of the same.
+    pub latency_dial_rtt_p99: Option<f64>,
+    /// With `fail`, IPFS: fraction of the provider keys announced before the failures
+    /// whose GET_PROVIDERS from a survivor found their provider.
+    pub providers_success: Option<f64>,
 }
 
 impl Report {
@@ -267,6 +303,10 @@ impl Report {
             "get_latency_rtt_p99": self.get_latency_rtt_p99,
             "address_plan": self.address_plan,
             "sybil_prefixes": self.sybil_prefixes,
+            "handshake_rtts": self.handshake_rtts,
+            "latency_dial_rtt_p50": self.latency_dial_rtt_p50,
+            "latency_dial_rtt_p99": self.latency_dial_rtt_p99,
+            "providers_success": self.providers_success,
         })
         .to_string()
     }
@@ -274,7 +314,7 @@ impl Report {
     /// A readable two-column table.
     pub fn to_table(&self) -> String {
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             ("overlay", self.overlay.to_string()),
             ("nodes", self.nodes.to_string()),
             ("lookups", self.lookups.to_string()),
@@ -366,8 +406,23 @@ impl Report {
                 self.sybil_prefixes
                     .map_or_else(|| "-".to_string(), |v| v.to_string()),
             ),
-            ("event_hash", self.event_hash.clone()),
         ];
+        // Stream overlays' rows only: the other overlays' tables stay as they were.
+        if let Some(h) = self.handshake_rtts {
+            rows.push(("handshake (RTTs)", h.to_string()));
+            rows.push((
+                "latency with handshakes in RTTs p50 / p99",
+                format!(
+                    "{} / {}",
+                    opt(self.latency_dial_rtt_p50),
+                    opt(self.latency_dial_rtt_p99)
+                ),
+            ));
+        }
+        if self.providers_success.is_some() {
+            rows.push(("providers_success", opt(self.providers_success)));
+        }
+        rows.push(("event_hash", self.event_hash.clone()));
         let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
         let mut s = String::new();
         for (name, value) in rows {

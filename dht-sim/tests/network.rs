@@ -2,7 +2,8 @@
 //! plain numbers, not socket addresses, runs on [`dht_sim::Network`] through
 //! [`dht_sim::SimOverlay`] alone, with the latency model, command tracking, replay and
 //! streams: a request on a stream reaches the peer, its reply the asker, a dial to
-//! nobody fails at once, and a request nobody answers fails at its deadline.
+//! nobody fails at once, a request nobody answers fails at its deadline, a new
+//! connection waits for its handshake and an idle one closes.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -89,7 +90,10 @@ impl Overlay for Echo {
                 self.seen.push(format!("identified {peer} {protocols:?}"));
                 return;
             }
-            Input::Disconnected { .. } => return,
+            Input::Disconnected { peer } => {
+                self.seen.push(format!("disconnected {peer}"));
+                return;
+            }
         };
         if stream != StreamId(0) {
             self.seen.push(format!("{stream:?} answered {answered}"));
@@ -255,7 +259,10 @@ fn an_overlay_with_its_own_peers_runs_on_the_network() {
 
 #[test]
 fn streams_carry_requests_replies_resets_and_failures() {
-    let mut net = Network::<Echo>::new(SimConfig::new(3, 42));
+    let mut cfg = SimConfig::new(3, 42);
+    // Connections open at once here: the handshake has its own test.
+    cfg.handshake_rtts = 0;
+    let mut net = Network::<Echo>::new(cfg);
     net.join_all(|_| {});
     let start = net.now();
     let ping = net.start(0, Ask::Stream(1, b"ping")).expect("infallible");
@@ -331,4 +338,57 @@ fn a_lost_stream_request_fails_at_its_deadline() {
     );
     // The connection opened all the same: the loss took the request only.
     assert!(net.node(1).seen.contains(&"connected 0".to_string()));
+}
+
+/// Pings `to` from node 0 on a stream; returns (its time, the handshake time it waited).
+fn stream_ping(net: &mut Network<Echo>, to: u32) -> (Duration, Duration) {
+    let q = net.start(0, Ask::Stream(to, b"ping")).expect("infallible");
+    assert!(net.run_until_idle(Duration::from_secs(10)));
+    let done = net.take_done(0, q).expect("answered");
+    assert_eq!(done.outcome, 1, "answered");
+    (done.stats.duration, net.take_dial_wait(0, q))
+}
+
+#[test]
+fn a_new_connection_waits_for_its_handshake_and_an_idle_one_closes() {
+    let seed = 44;
+    let mut net = Network::<Echo>::new(SimConfig::new(2, seed));
+    net.join_all(|_| {});
+    // Mean one-way 50 ms: a link's base is 10 to 80 ms, plus up to 10 ms of jitter.
+    let (first, waited) = stream_ping(&mut net, 1);
+    let round_trip = Duration::from_millis(180);
+    assert!(
+        waited >= Duration::from_millis(60) && first - waited < round_trip,
+        "seed {seed}: 3 round trips of handshake, then the request's: {first:?}, {waited:?}"
+    );
+    assert_eq!(net.connections(), 1);
+    let (second, waited) = stream_ping(&mut net, 1);
+    assert_eq!(
+        waited,
+        Duration::ZERO,
+        "seed {seed}: the connection is open"
+    );
+    assert!(second < round_trip, "seed {seed}: {second:?}");
+
+    // 60 s without a stream: the connection closes on both sides.
+    net.run_for(Duration::from_secs(61));
+    assert_eq!(net.connections(), 0, "seed {seed}");
+    assert!(net.node(0).seen.contains(&"disconnected 1".to_string()));
+    assert!(net.node(1).seen.contains(&"disconnected 0".to_string()));
+    let (_, waited) = stream_ping(&mut net, 1);
+    assert!(waited > Duration::ZERO, "seed {seed}: dialed again");
+    let opened = net
+        .node(1)
+        .seen
+        .iter()
+        .filter(|s| *s == "connected 0")
+        .count();
+    assert_eq!(opened, 2, "seed {seed}: {:?}", net.node(1).seen);
+
+    // No handshake: nothing to wait for.
+    let mut cfg = SimConfig::new(2, seed);
+    cfg.handshake_rtts = 0;
+    let mut net = Network::<Echo>::new(cfg);
+    net.join_all(|_| {});
+    assert_eq!(stream_ping(&mut net, 1).1, Duration::ZERO);
 }

@@ -102,11 +102,11 @@ python3 -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://
   || fail "/healthz did not answer 200"
 [ -f "$root/data/DHT-DATA-DIR" ] || fail "the sled store did not initialise /data"
 
-id=$(in_root_bounded /usr/local/bin/dht-node ping "seed.dht.test:$port") \
+id=$(in_root_bounded /usr/local/bin/dht-node --listen 127.0.0.1:0 --no-bootstrap ping "seed.dht.test:$port") \
   || { cat "$work/seed.log" >&2; fail "ping seed.dht.test:$port failed"; }
 [[ $id =~ ^[0-9a-f]{40}$ ]] || fail "ping printed '$id', not a node id"
 echo "check: ping seed.dht.test:$port by name from the image's root: node $id"
-if in_root_bounded /usr/local/bin/dht-node ping "missing.dht.test:$port" 2>/dev/null; then
+if in_root_bounded /usr/local/bin/dht-node --listen 127.0.0.1:0 --no-bootstrap ping "missing.dht.test:$port" 2>/dev/null; then
   fail "a name missing from /etc/hosts resolved"
 fi
 

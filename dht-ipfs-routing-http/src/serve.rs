@@ -186,7 +186,7 @@ async fn records(
     ];
     match format {
         Format::Json => {
-            let mut list: Vec<PeerJson> = first.into_iter().map(PeerJson::of).collect();
+            let mut list: Vec<PeerJson> = first.into_iter().take(limit).map(PeerJson::of).collect();
             while list.len() < limit && !late {
                 match timeout_at(deadline, found.next()).await {
                     Ok(Some(r)) => list.push(PeerJson::of(r)),
@@ -197,7 +197,6 @@ async fn records(
             // Enough, or the lookup is over: end it now, and give its permit back.
             drop(found);
             drop(permit);
-            list.truncate(limit);
             // Written by hand around the list: a `serde_json::Value` would sort the
             // records' fields, and the spec's examples open with `Schema`.
             let list = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());

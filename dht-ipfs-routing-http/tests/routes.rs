@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fixture, get, peer, record, request, serve, Fake};
+use common::{fixture, get, next_event, peer, record, request, serve, Event, Fake, Lookup};
 use dht_ipfs_routing_http::{
     parse_peer_id, peer_id_base36_cid, peer_id_base58, Cid, Config, Pools,
 };
@@ -90,18 +90,22 @@ async fn providers_as_json_and_ndjson() {
 
 #[tokio::test]
 async fn a_json_answer_has_at_most_100_providers_and_ndjson_has_all() {
-    let (fake, _events) = Fake::new();
+    let (fake, mut events) = Fake::new();
     let many = (0..150).map(|n| record(n as u8)).collect();
     fake.providers
         .lock()
         .unwrap()
         .insert(multihash_of(CID_V1), many);
-    let addr = serve(fake, Pools::new(8, 8), Config::default()).await;
+    let addr = serve(fake.clone(), Pools::new(8, 8), Config::default()).await;
     let path = format!("/routing/v1/providers/{CID_V1}");
-    let a = get(addr, &path, &[("accept", "application/json")]).await;
-    assert_eq!(a.json()["Providers"].as_array().unwrap().len(), 100);
     let a = get(addr, &path, &[("accept", "application/x-ndjson")]).await;
     assert_eq!(std::str::from_utf8(&a.body).unwrap().lines().count(), 150);
+    // A lookup still running when 100 are found is answered with them, and ended.
+    fake.set_lookup(Lookup::HangAfterResults);
+    let a = get(addr, &path, &[("accept", "application/json")]).await;
+    assert_eq!(a.json()["Providers"].as_array().unwrap().len(), 100);
+    assert_eq!(next_event(&mut events).await, Event::Started);
+    assert_eq!(next_event(&mut events).await, Event::Dropped);
 }
 
 #[tokio::test]

@@ -73,6 +73,13 @@ pub trait Pool: Send + Sync + 'static {
     fn try_acquire(&self, work: Work, client: Option<IpAddr>) -> Result<Permit, Busy>;
 }
 
+/// A pool shared with other code (the node's own API, say).
+impl<P: Pool> Pool for Arc<P> {
+    fn try_acquire(&self, work: Work, client: Option<IpAddr>) -> Result<Permit, Busy> {
+        P::try_acquire(self, work, client)
+    }
+}
+
 /// Two tokio semaphores: one for reads, one for writes.
 #[derive(Clone, Debug)]
 pub struct Pools {

@@ -5,11 +5,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{fixture, get, next_event, record, request, serve, Event, Fake, Lookup};
-use dht_ipfs_routing_http::{peer_id_base36_cid, Cid, Config, Pools};
+use dht_ipfs_routing_http::{peer_id_base36_cid, Busy, Cid, Config, Permit, Pool, Pools, Work};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -171,4 +172,57 @@ async fn a_put_body_is_read_no_further_than_10_kib() {
     let answer = read_until(&mut tcp, "\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert_eq!(fake.ipns.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_implementation_that_keeps_its_permit_keeps_its_work_counted() {
+    let (fake, mut events) = Fake::new();
+    fake.set_lookup(Lookup::HangKeepingPermit);
+    let addr = serve(fake.clone(), Pools::new(1, 1), Config::default()).await;
+    let path = format!("/routing/v1/providers/{CID}");
+    let tcp = send_raw(addr, &get_head(&path, "application/json")).await;
+    assert_eq!(next_event(&mut events).await, Event::Started);
+    drop(tcp);
+    assert_eq!(next_event(&mut events).await, Event::Dropped);
+    // The request is gone, but the work it started (here: the kept permit) is not.
+    fake.set_lookup(Lookup::Finish);
+    assert_eq!(get(addr, &path, &[]).await.status, 503);
+    fake.kept.lock().unwrap().clear();
+    assert_eq!(get(addr, &path, &[]).await.status, 404);
+}
+
+/// Pools that write down who asked for what.
+struct Recording {
+    pools: Pools,
+    asked: Arc<Mutex<Vec<(Work, Option<IpAddr>)>>>,
+}
+
+impl Pool for Recording {
+    fn try_acquire(&self, work: Work, client: Option<IpAddr>) -> Result<Permit, Busy> {
+        self.asked.lock().unwrap().push((work, client));
+        self.pools.try_acquire(work, client)
+    }
+}
+
+#[tokio::test]
+async fn the_pool_is_told_the_work_and_the_client() {
+    let (fake, _events) = Fake::new();
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let pool = Recording {
+        pools: Pools::new(4, 4),
+        asked: asked.clone(),
+    };
+    let addr = serve(fake, pool, Config::default()).await;
+    get(addr, &format!("/routing/v1/providers/{CID}"), &[]).await;
+    let (name, good) = fixture("v1v2");
+    let path = format!("/routing/v1/ipns/{}", peer_id_base36_cid(&name));
+    let a = request(addr, "PUT", &path, &[("content-type", IPNS)], good).await;
+    assert_eq!(a.status, 200);
+    // A refused request takes no permit.
+    get(addr, "/routing/v1/providers/notacid", &[]).await;
+    let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+    assert_eq!(
+        *asked.lock().unwrap(),
+        [(Work::Read, Some(loopback)), (Work::Write, Some(loopback))]
+    );
 }

@@ -30,6 +30,9 @@ pub enum Lookup {
     Hang,
     /// Stream what the fake holds, then never end.
     HangAfterResults,
+    /// Never answer, and keep the permit beyond the lookup's future (as a node does
+    /// whose lookups run on when their request is given up), until `kept` is cleared.
+    HangKeepingPermit,
 }
 
 /// What the fake reports of its lookups.
@@ -54,6 +57,8 @@ pub struct Fake {
     pub peers: Mutex<HashMap<PeerId, PeerRecord>>,
     pub ipns: Mutex<HashMap<PeerId, Bytes>>,
     pub lookup: Mutex<Lookup>,
+    /// Permits kept by `Lookup::HangKeepingPermit`.
+    pub kept: Mutex<Vec<Permit>>,
     events: UnboundedSender<Event>,
 }
 
@@ -65,6 +70,7 @@ impl Fake {
             peers: Mutex::default(),
             ipns: Mutex::default(),
             lookup: Mutex::new(Lookup::Finish),
+            kept: Mutex::default(),
             events: tx,
         };
         (Arc::new(fake), rx)
@@ -80,7 +86,7 @@ type Providers = Pin<Box<dyn Stream<Item = PeerRecord> + Send>>;
 impl ContentRouting for Fake {
     type Providers = Providers;
 
-    async fn find_providers(&self, cid: Cid, _: Permit) -> Result<Providers, RoutingError> {
+    async fn find_providers(&self, cid: Cid, permit: Permit) -> Result<Providers, RoutingError> {
         let found = self
             .providers
             .lock()
@@ -91,6 +97,12 @@ impl ContentRouting for Fake {
         let mode = *self.lookup.lock().unwrap();
         match mode {
             Lookup::Finish => Ok(Box::pin(stream::iter(found))),
+            Lookup::HangKeepingPermit => {
+                self.kept.lock().unwrap().push(permit);
+                let _guard = Guard(self.events.clone());
+                let _ = self.events.send(Event::Started);
+                match std::future::pending::<Infallible>().await {}
+            }
             Lookup::Hang => {
                 let _guard = Guard(self.events.clone());
                 let _ = self.events.send(Event::Started);

@@ -13,7 +13,8 @@
 //!
 //! A record is the spec's `peer` schema: `{"Schema": "peer", "ID": "12D3Koo…",
 //! "Addrs": ["/ip4/…"], "Protocols": […]}`. NDJSON, one record per line, streamed as
-//! the lookup finds them, is sent only to an `Accept: application/x-ndjson`.
+//! the lookup finds them, is sent only to an `Accept: application/x-ndjson`. Both
+//! routes take IPIP-484's `?filter-addrs=` and `?filter-protocols=`.
 //! A CID is a CIDv0 (`Qm…`) or a multibase CIDv1; a PeerId or an IPNS name is a bare
 //! base58btc multihash (`12D3Koo…`, `Qm…`) or a CIDv1 of codec `libp2p-key`
 //! (`k51…`, `bafz…`), in both routes.
@@ -96,6 +97,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod filter;
 mod headers;
 mod parse;
 mod permit;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, State};
 use axum::http::header::{
     CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_TYPE, ETAG, EXPIRES, LAST_MODIFIED,
     VARY,
@@ -28,6 +28,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::time::{sleep_until, timeout_at, Instant};
 
+use crate::filter::Filters;
 use crate::headers::{
     accepts, cache_control, content_type_is, error, http_date, negotiate, Format,
     DEFAULT_IPNS_MAX_AGE, IPNS_RECORD, JSON, MAX_AGE_FOUND, MAX_AGE_NOT_FOUND, MAX_STALE, NDJSON,
@@ -88,6 +89,7 @@ impl PeerJson {
 pub(crate) async fn providers<R: ContentRouting, P: Pool>(
     State(api): Shared<R, P>,
     Path(cid): Path<String>,
+    RawQuery(query): RawQuery,
     Client(client): Client,
     headers: HeaderMap,
 ) -> Response {
@@ -107,8 +109,18 @@ pub(crate) async fn providers<R: ContentRouting, P: Pool>(
         Err(_) => past_deadline(),
         Ok(Err(e)) => routing_error(&e),
         Ok(Ok(providers)) => {
+            let filters = Filters::from_query(query.as_deref());
             let limit = api.config.json_records;
-            records(providers, format, "Providers", deadline, permit, limit).await
+            records(
+                providers,
+                filters,
+                format,
+                "Providers",
+                deadline,
+                permit,
+                limit,
+            )
+            .await
         }
     }
 }
@@ -117,6 +129,7 @@ pub(crate) async fn providers<R: ContentRouting, P: Pool>(
 pub(crate) async fn peers<R: ContentRouting, P: Pool>(
     State(api): Shared<R, P>,
     Path(peer): Path<String>,
+    RawQuery(query): RawQuery,
     Client(client): Client,
     headers: HeaderMap,
 ) -> Response {
@@ -138,9 +151,11 @@ pub(crate) async fn peers<R: ContentRouting, P: Pool>(
         Err(_) => past_deadline(),
         Ok(Err(e)) => routing_error(&e),
         Ok(Ok(found)) => {
+            let filters = Filters::from_query(query.as_deref());
             let limit = api.config.json_records;
             records(
                 stream::iter(found),
+                filters,
                 format,
                 "Peers",
                 deadline,
@@ -152,17 +167,20 @@ pub(crate) async fn peers<R: ContentRouting, P: Pool>(
     }
 }
 
-/// The answer of a JSON route: `{"<field>": [records]}` of at most `limit` records,
+/// The answer of a JSON route: `{"<field>": [records]}` of at most `limit` records
+/// that pass the request's filters (IPIP-484),
 /// or NDJSON streamed until the records or the deadline end. Nothing found is a 404
 /// (with `{"<field>": []}` in JSON); a deadline passed before anything was found, 504.
 async fn records(
     found: impl Stream<Item = PeerRecord> + Send + 'static,
+    filters: Filters,
     format: Format,
     field: &'static str,
     deadline: Instant,
     permit: Permit,
     limit: usize,
 ) -> Response {
+    let found = found.filter_map(move |r| std::future::ready(filters.apply(r)));
     let mut found = Box::pin(found);
     let mut late = false;
     let first = match timeout_at(deadline, found.next()).await {

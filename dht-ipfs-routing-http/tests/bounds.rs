@@ -191,10 +191,13 @@ async fn an_implementation_that_keeps_its_permit_keeps_its_work_counted() {
     assert_eq!(get(addr, &path, &[]).await.status, 404);
 }
 
+/// What a pool was asked for, by whom.
+type Asked = Arc<Mutex<Vec<(Work, Option<IpAddr>)>>>;
+
 /// Pools that write down who asked for what.
 struct Recording {
     pools: Pools,
-    asked: Arc<Mutex<Vec<(Work, Option<IpAddr>)>>>,
+    asked: Asked,
 }
 
 impl Pool for Recording {
@@ -207,7 +210,7 @@ impl Pool for Recording {
 #[tokio::test]
 async fn the_pool_is_told_the_work_and_the_client() {
     let (fake, _events) = Fake::new();
-    let asked = Arc::new(Mutex::new(Vec::new()));
+    let asked: Asked = Arc::default();
     let pool = Recording {
         pools: Pools::new(4, 4),
         asked: asked.clone(),

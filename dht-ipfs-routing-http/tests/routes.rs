@@ -403,3 +403,38 @@ async fn other_methods_are_501_and_unknown_paths_400() {
         assert_eq!(a.header("access-control-allow-origin"), "*");
     }
 }
+
+#[tokio::test]
+async fn ipip_484_filters_of_addresses_and_protocols() {
+    let (fake, _events) = Fake::new();
+    let mut quic = record(1);
+    quic.addrs = vec!["/ip4/127.0.0.1/udp/4001/quic-v1".parse().unwrap()];
+    let mut unknown = record(2);
+    unknown.protocols.clear();
+    let found = vec![quic, unknown, record(3)];
+    fake.providers
+        .lock()
+        .unwrap()
+        .insert(multihash_of(CID_V1), found);
+    let addr = serve(fake, Pools::new(8, 8), Config::default()).await;
+    let ids = |query: &str| {
+        let path = format!("/routing/v1/providers/{CID_V1}?{query}");
+        async move {
+            let a = get(addr, &path, &[]).await;
+            let list = a.json()["Providers"].as_array().unwrap().clone();
+            let ids: Vec<String> = list
+                .iter()
+                .map(|r| r["ID"].as_str().unwrap().into())
+                .collect();
+            (a.status.as_u16(), ids)
+        }
+    };
+    let id = |n| peer_id_base58(&peer(n));
+    assert_eq!(ids("filter-addrs=quic-v1").await, (200, vec![id(1)]));
+    assert_eq!(ids("filter-addrs=!udp").await, (200, vec![id(2), id(3)]));
+    let bitswap = "filter-protocols=transport-bitswap";
+    assert_eq!(ids(bitswap).await, (200, vec![id(1), id(3)]));
+    let with_unknown = "filter-protocols=unknown%2Ctransport-bitswap&filter-addrs=tcp";
+    assert_eq!(ids(with_unknown).await, (200, vec![id(2), id(3)]));
+    assert_eq!(ids("filter-addrs=webtransport").await, (404, vec![]));
+}

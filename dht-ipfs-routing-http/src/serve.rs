@@ -103,25 +103,18 @@ pub(crate) async fn providers<R: ContentRouting, P: Pool>(
         Ok(p) => p,
         Err(busy) => return error(StatusCode::SERVICE_UNAVAILABLE, &busy.to_string()),
     };
-    let deadline = Instant::now() + api.config.deadline;
-    let found = timeout_at(deadline, api.routing.find_providers(cid, permit.clone())).await;
-    match found {
+    let answer = Records {
+        field: "Providers",
+        format,
+        filters: Filters::from_query(query.as_deref()),
+        limit: api.config.json_records,
+        deadline: Instant::now() + api.config.deadline,
+    };
+    let found = api.routing.find_providers(cid, permit.clone());
+    match timeout_at(answer.deadline, found).await {
         Err(_) => past_deadline(),
         Ok(Err(e)) => routing_error(&e),
-        Ok(Ok(providers)) => {
-            let filters = Filters::from_query(query.as_deref());
-            let limit = api.config.json_records;
-            records(
-                providers,
-                filters,
-                format,
-                "Providers",
-                deadline,
-                permit,
-                limit,
-            )
-            .await
-        }
+        Ok(Ok(providers)) => answer.send(providers, permit).await,
     }
 }
 
@@ -146,88 +139,62 @@ pub(crate) async fn peers<R: ContentRouting, P: Pool>(
         Ok(p) => p,
         Err(busy) => return error(StatusCode::SERVICE_UNAVAILABLE, &busy.to_string()),
     };
-    let deadline = Instant::now() + api.config.deadline;
-    match timeout_at(deadline, api.routing.find_peer(peer, permit.clone())).await {
+    let answer = Records {
+        field: "Peers",
+        format,
+        filters: Filters::from_query(query.as_deref()),
+        limit: api.config.json_records,
+        deadline: Instant::now() + api.config.deadline,
+    };
+    match timeout_at(answer.deadline, api.routing.find_peer(peer, permit.clone())).await {
         Err(_) => past_deadline(),
         Ok(Err(e)) => routing_error(&e),
-        Ok(Ok(found)) => {
-            let filters = Filters::from_query(query.as_deref());
-            let limit = api.config.json_records;
-            records(
-                stream::iter(found),
-                filters,
-                format,
-                "Peers",
-                deadline,
-                permit,
-                limit,
-            )
-            .await
-        }
+        Ok(Ok(found)) => answer.send(stream::iter(found), permit).await,
     }
 }
 
-/// The answer of a JSON route: `{"<field>": [records]}` of at most `limit` records
-/// that pass the request's filters (IPIP-484),
-/// or NDJSON streamed until the records or the deadline end. Nothing found is a 404
-/// (with `{"<field>": []}` in JSON); a deadline passed before anything was found, 504.
-async fn records(
-    found: impl Stream<Item = PeerRecord> + Send + 'static,
-    filters: Filters,
-    format: Format,
+/// How a JSON route answers: `{"<field>": [records]}` of at most `limit` records that
+/// pass the request's filters (IPIP-484), or NDJSON streamed until the records or the
+/// deadline end. Nothing found is a 404 (with `{"<field>": []}` in JSON); a deadline
+/// passed before anything was found, 504.
+struct Records {
     field: &'static str,
-    deadline: Instant,
-    permit: Permit,
+    format: Format,
+    filters: Filters,
     limit: usize,
-) -> Response {
-    let found = found.filter_map(move |r| std::future::ready(filters.apply(r)));
-    let mut found = Box::pin(found);
-    let mut late = false;
-    let first = match timeout_at(deadline, found.next()).await {
-        Ok(first) => first,
-        Err(_) => return past_deadline(),
-    };
-    let status = if first.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    };
-    let max_age = if first.is_some() {
-        MAX_AGE_FOUND
-    } else {
-        MAX_AGE_NOT_FOUND
-    };
-    let headers = [
-        (VARY, HeaderValue::from_static("Accept")),
-        (CACHE_CONTROL, cache_control(max_age, MAX_STALE)),
-        (LAST_MODIFIED, http_date(SystemTime::now())),
-    ];
-    match format {
-        Format::Json => {
-            let mut list: Vec<PeerJson> = first.into_iter().take(limit).map(PeerJson::of).collect();
-            while list.len() < limit && !late {
-                match timeout_at(deadline, found.next()).await {
-                    Ok(Some(r)) => list.push(PeerJson::of(r)),
-                    Ok(None) => break,
-                    Err(_) => late = true,
-                }
-            }
-            // Enough, or the lookup is over: end it now, and give its permit back.
-            drop(found);
-            drop(permit);
-            // Written by hand around the list: a `serde_json::Value` would sort the
-            // records' fields, and the spec's examples open with `Schema`.
-            let list = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
-            let body = format!("{{\"{field}\":{list}}}");
-            (
-                status,
-                [(CONTENT_TYPE, HeaderValue::from_static(JSON))],
-                headers,
-                body,
-            )
-                .into_response()
-        }
-        Format::Ndjson => {
+    deadline: Instant,
+}
+
+impl Records {
+    /// Answers with what `found` yields, holding `permit` until `found` is dropped.
+    async fn send(
+        self,
+        found: impl Stream<Item = PeerRecord> + Send + 'static,
+        permit: Permit,
+    ) -> Response {
+        let Records {
+            field,
+            format,
+            filters,
+            limit,
+            deadline,
+        } = self;
+        let found = found.filter_map(move |r| std::future::ready(filters.apply(r)));
+        let mut found = Box::pin(found);
+        let first = match timeout_at(deadline, found.next()).await {
+            Ok(first) => first,
+            Err(_) => return past_deadline(),
+        };
+        let (status, max_age) = match first {
+            Some(_) => (StatusCode::OK, MAX_AGE_FOUND),
+            None => (StatusCode::NOT_FOUND, MAX_AGE_NOT_FOUND),
+        };
+        let headers = [
+            (VARY, HeaderValue::from_static("Accept")),
+            (CACHE_CONTROL, cache_control(max_age, MAX_STALE)),
+            (LAST_MODIFIED, http_date(SystemTime::now())),
+        ];
+        if format == Format::Ndjson {
             let content_type = [(CONTENT_TYPE, HeaderValue::from_static(NDJSON))];
             let Some(first) = first else {
                 return (status, content_type, headers).into_response();
@@ -242,8 +209,24 @@ async fn records(
                     line.push(b'\n');
                     Ok::<_, Infallible>(Bytes::from(line))
                 });
-            (status, content_type, headers, Body::from_stream(lines)).into_response()
+            return (status, content_type, headers, Body::from_stream(lines)).into_response();
         }
+        let mut list: Vec<PeerJson> = first.into_iter().take(limit).map(PeerJson::of).collect();
+        while list.len() < limit {
+            match timeout_at(deadline, found.next()).await {
+                Ok(Some(r)) => list.push(PeerJson::of(r)),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Enough, or the lookup is over: end it now, and give its permit back.
+        drop(found);
+        drop(permit);
+        // Written by hand around the list: a `serde_json::Value` would sort the
+        // records' fields, and the spec's examples open with `Schema`.
+        let list = serde_json::to_string(&list).unwrap_or_else(|_| "[]".into());
+        let body = format!("{{\"{field}\":{list}}}");
+        let content_type = [(CONTENT_TYPE, HeaderValue::from_static(JSON))];
+        (status, content_type, headers, body).into_response()
     }
 }
 

@@ -38,8 +38,9 @@
 //! `into_make_service_with_connect_info::<SocketAddr>()`, or put axum's
 //! `ConnectInfo<SocketAddr>` in each request's extensions.
 //!
-//! The router has its state applied, so it merges into any application:
-//! `app.merge(dht_ipfs_routing_http::router(routing, pool, config))`.
+//! The router has its state applied: it merges into an application once that one has
+//! its own (`app.with_state(state).merge(router(routing, pool, config))`), and reads
+//! its PUT bodies with its own bound, whatever body limit the application sets.
 //!
 //! ```
 //! use std::net::SocketAddr;

@@ -7,7 +7,7 @@ mod common;
 
 use common::{fixture, get, next_event, peer, record, request, serve, Event, Fake, Lookup};
 use dht_ipfs_routing_http::{
-    parse_peer_id, peer_id_base36_cid, peer_id_base58, Cid, Config, Pools,
+    parse_peer_id, peer_id_base36_cid, peer_id_base58, Cid, Config, Pools, RoutingError,
 };
 
 const IPNS: &str = "application/vnd.ipfs.ipns-record";
@@ -437,4 +437,34 @@ async fn ipip_484_filters_of_addresses_and_protocols() {
     let with_unknown = "filter-protocols=unknown%2Ctransport-bitswap&filter-addrs=tcp";
     assert_eq!(ids(with_unknown).await, (200, vec![id(2), id(3)]));
     assert_eq!(ids("filter-addrs=webtransport").await, (404, vec![]));
+}
+
+#[tokio::test]
+async fn routing_errors_have_their_statuses() {
+    let (fake, _events) = Fake::new();
+    let addr = serve(fake.clone(), Pools::new(8, 8), Config::default()).await;
+    let (name, record) = fixture("v1v2");
+    let path = format!("/routing/v1/ipns/{}", peer_id_base36_cid(&name));
+    for (e, status) in [
+        (RoutingError::Unavailable("no peers".into()), 503),
+        (
+            RoutingError::Refused("older than the record held".into()),
+            400,
+        ),
+        (RoutingError::Failed("disk".into()), 500),
+    ] {
+        *fake.fail.lock().unwrap() = Some(e.clone());
+        let a = request(
+            addr,
+            "PUT",
+            &path,
+            &[("content-type", IPNS)],
+            record.clone(),
+        )
+        .await;
+        assert_eq!(a.status, status, "{e}");
+        assert_eq!(a.json()["error"], e.to_string());
+        let a = get(addr, &path, &[("accept", IPNS)]).await;
+        assert_eq!(a.status, status, "{e}");
+    }
 }

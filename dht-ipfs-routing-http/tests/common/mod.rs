@@ -57,6 +57,8 @@ pub struct Fake {
     pub peers: Mutex<HashMap<PeerId, PeerRecord>>,
     pub ipns: Mutex<HashMap<PeerId, Bytes>>,
     pub lookup: Mutex<Lookup>,
+    /// What IPNS gets and puts fail with, if set.
+    pub fail: Mutex<Option<RoutingError>>,
     /// Permits kept by `Lookup::HangKeepingPermit`.
     pub kept: Mutex<Vec<Permit>>,
     events: UnboundedSender<Event>,
@@ -70,6 +72,7 @@ impl Fake {
             peers: Mutex::default(),
             ipns: Mutex::default(),
             lookup: Mutex::new(Lookup::Finish),
+            fail: Mutex::default(),
             kept: Mutex::default(),
             events: tx,
         };
@@ -125,10 +128,16 @@ impl ContentRouting for Fake {
     }
 
     async fn get_ipns(&self, name: PeerId, _: Permit) -> Result<Option<Bytes>, RoutingError> {
+        if let Some(e) = self.fail.lock().unwrap().clone() {
+            return Err(e);
+        }
         Ok(self.ipns.lock().unwrap().get(&name).cloned())
     }
 
     async fn put_ipns(&self, name: PeerId, record: Bytes, _: Permit) -> Result<(), RoutingError> {
+        if let Some(e) = self.fail.lock().unwrap().clone() {
+            return Err(e);
+        }
         self.ipns.lock().unwrap().insert(name, record);
         Ok(())
     }

@@ -13,11 +13,11 @@
 //!
 //! A record is the spec's `peer` schema: `{"Schema": "peer", "ID": "12D3Koo…",
 //! "Addrs": ["/ip4/…"], "Protocols": […]}`. NDJSON, one record per line, streamed as
-//! the lookup finds them, is sent only to an `Accept: application/x-ndjson`. Both
-//! routes take IPIP-484's `?filter-addrs=` and `?filter-protocols=`.
+//! the lookup finds them, is sent only to an `Accept: application/x-ndjson`. The
+//! providers and peers routes take IPIP-484's `?filter-addrs=` and `?filter-protocols=`.
 //! A CID is a CIDv0 (`Qm…`) or a multibase CIDv1; a PeerId or an IPNS name is a bare
 //! base58btc multihash (`12D3Koo…`, `Qm…`) or a CIDv1 of codec `libp2p-key`
-//! (`k51…`, `bafz…`), in both routes.
+//! (`k51…`, `bafz…`), in the peers and IPNS routes alike.
 //!
 //! **Statuses** (the spec's, and boxo's reference server's where the spec leaves a
 //! choice): 404 when nothing is found; 400 for a malformed CID, PeerId or name, for
@@ -28,7 +28,14 @@
 //! for a PUT body over 10 KiB (the largest IPNS record); 501 for another method on a
 //! route; 503 when no [`Permit`] is free; 504 when the lookup finds nothing within
 //! [`Config::deadline`] (an NDJSON stream just ends there). Errors are
-//! `{"error": message}`. Caching and CORS headers are the spec's (see `headers.rs`).
+//! `{"error": message}`.
+//!
+//! **Headers**, as the spec suggests: records found are cached for 5 minutes, nothing
+//! found for 15 seconds, either served stale for up to 48 hours (the provider record
+//! lifetime); an IPNS record for its TTL (60 s without one), stale while it stays
+//! valid, with `Expires` at its end of life and an `Etag`; every answer has `Vary:
+//! Accept`. CORS: every answer allows any origin and `GET, OPTIONS` (`GET, PUT,
+//! OPTIONS` under `/routing/v1/ipns/`), and a preflight is answered 204.
 //!
 //! **Bounds.** Each request's routing call holds a [`Permit`] of the [`Pool`] the
 //! caller passes in ([`Pools`]: two tokio semaphores; or the node's own pools) and is

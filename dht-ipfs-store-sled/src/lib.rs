@@ -130,7 +130,8 @@ use dht_ipfs::{
 };
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-pub use dir::{FLUSHED, FORMAT_VERSION, KIND, LOCK, MAINLINE_MARKER, MARKER};
+pub use dht_datadir::{FLUSHED, LOCK};
+pub use dir::{FORMAT_VERSION, KIND, MAINLINE_MARKER, MARKER};
 pub use error::OpenError;
 
 /// How often sled's background flusher makes removals and expiry durable by default

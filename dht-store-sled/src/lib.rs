@@ -118,7 +118,8 @@ use dht_core::{
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use codec::{KIND_ITEM, KIND_PEER};
-pub use dir::{FLUSHED, FORMAT_VERSION, LOCK, MARKER};
+pub use dht_datadir::{FLUSHED, LOCK};
+pub use dir::{FORMAT_VERSION, MARKER};
 pub use error::OpenError;
 pub use health::{FailureLog, Report, WriteHealth, LOG_FAILURE_EVERY};
 

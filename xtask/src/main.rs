@@ -4,15 +4,16 @@
 //! (a KRPC load generator for one DHT node), `echo` (a bare UDP echo, the baseline `load` is
 //! measured against), `fill` (a full routing table for a node under test) and `interop` (a
 //! forward to the `dht-interop` runner), `perf` (the working tree against a build of another
-//! commit, side by side), `image` (the container image). Arguments are parsed by hand to keep
-//! this crate almost free of dependencies: it is rebuilt in release mode whenever the alias
-//! runs, so it must build fast.
+//! commit, side by side), `image` (the container image), `api` (the public API files, api/).
+//! Arguments are parsed by hand to keep this crate almost free of dependencies: it is rebuilt
+//! in release mode whenever the alias runs, so it must build fast.
 //! What it shares with the other measuring tools (histogram, quantiles, query templates, the
 //! load report, the workload's records) is in `dht-measure`, std only but for serde.
 //!
 //! Adding a subcommand: a module with a `run`, a `Command` variant with its own help text, and a
 //! match arm in `main`.
 
+mod api;
 mod echo;
 mod fill;
 mod image;
@@ -56,6 +57,7 @@ COMMANDS:
     interop Our nodes and other Mainline implementations in one loopback network: a matrix
     perf    The working tree against a build of REF, side by side: rates, instructions, dht-sim
     image   The dht-node container image (OCI, FROM scratch, static musl binary), offline
+    api     Write each library crate's public API to api/CRATE.txt, or --check it
     help    Print this text, or `help <COMMAND>` for that command's options
 
 `cargo xtask <COMMAND> --help` prints the options of a command.";
@@ -213,6 +215,7 @@ fn main() -> ExitCode {
                 Some("interop") => out!("{}", interop::USAGE),
                 Some("perf") => out!("{}", perf::USAGE),
                 Some("image") => out!("{}", image::USAGE),
+                Some("api") => out!("{}", api::USAGE),
                 _ => out!("{USAGE}"),
             }
             Ok(())
@@ -224,6 +227,7 @@ fn main() -> ExitCode {
         Some("interop") => return interop::run(&rest),
         Some("perf") => perf::run(&rest),
         Some("image") => image::run(&rest),
+        Some("api") => api::run(&rest),
         Some(other) => Err(Error::Usage(format!("unknown command `{other}`"), "")),
     };
     match result {

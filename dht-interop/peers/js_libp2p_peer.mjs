@@ -36,6 +36,8 @@ const { CID } = await import('multiformats/cid')
 const Digest = await import('multiformats/hashes/digest')
 
 const TIMEOUT_MS = 25000
+// A join ends within the 30 s the runner waits for `ready`, found peers or not.
+const JOIN_TIMEOUT_MS = 10000
 // The CID codec of raw bytes: a provider key is the CID's multihash, whatever its codec.
 const RAW = 0x55
 
@@ -84,19 +86,23 @@ function sleep (ms) {
 async function join (node, seeds) {
   for (const seed of seeds) {
     try {
-      await node.dial(multiaddr(seed), { signal: AbortSignal.timeout(TIMEOUT_MS) })
+      await node.dial(multiaddr(seed), { signal: AbortSignal.timeout(JOIN_TIMEOUT_MS) })
     } catch (err) {
       console.error(`js-libp2p: dial ${seed}: ${err.message}`)
     }
   }
   const dht = node.services.dht
-  for (let i = 0; i < 100 && dht.routingTable.size === 0; i++) await sleep(100)
-  await lookup(dht, node.peerId.toMultihash().bytes)
+  for (let i = 0; i < 50 && dht.routingTable.size === 0; i++) await sleep(100)
+  try {
+    await lookup(dht, node.peerId.toMultihash().bytes, JOIN_TIMEOUT_MS)
+  } catch (err) {
+    console.error(`js-libp2p: join: ${err.message}`)
+  }
 }
 
-async function lookup (dht, key) {
+async function lookup (dht, key, timeout = TIMEOUT_MS) {
   const ids = []
-  for await (const ev of dht.getClosestPeers(key, { signal: AbortSignal.timeout(TIMEOUT_MS) })) {
+  for await (const ev of dht.getClosestPeers(key, { signal: AbortSignal.timeout(timeout) })) {
     if (ev.name === 'FINAL_PEER') ids.push(ev.peer.id.toString())
   }
   return ids
@@ -162,23 +168,23 @@ async function run (nodes, words) {
     case 'holds_record': {
       // What this process's nodes keep in their own datastores (kad-dht's internals:
       // getLocal also validates the record, as a GET_VALUE answer would).
-      let held = 0
-      for (const n of nodes) {
+      const held = []
+      for (const [i, n] of nodes.entries()) {
         try {
           await n.services.dht.contentFetching.getLocal(fromHex(words[1]))
-          held++
+          held.push(i)
         } catch {}
       }
-      return `ok ${held}`
+      return held.length > 0 ? `ok ${held.join(',')}` : 'none'
     }
     case 'holds_provider': {
       const cid = cidOf(fromHex(words[1]))
-      let held = 0
-      for (const n of nodes) {
+      const held = []
+      for (const [i, n] of nodes.entries()) {
         const provs = await n.services.dht.providers.getProviders(cid)
-        if (provs.some((p) => p.toString() === words[2])) held++
+        if (provs.some((p) => p.toString() === words[2])) held.push(i)
       }
-      return `ok ${held}`
+      return held.length > 0 ? `ok ${held.join(',')}` : 'none'
     }
     default:
       return `err unknown command ${JSON.stringify(words[0] ?? '')}`

@@ -21,8 +21,8 @@
 //! | `get_record KEY` | `ok VALUE` |
 //! | `provide MULTIHASH` | `ok SENT` (servers told) |
 //! | `providers MULTIHASH` | `ok ID,ID,...` |
-//! | `holds_record KEY` (its own stores, no network) | `ok NODES` (how many hold it) |
-//! | `holds_provider MULTIHASH ID` (its own stores) | `ok NODES` |
+//! | `holds_record KEY` (its own stores, no network) | `ok I,J,...` (which nodes hold it, 0 the first) |
+//! | `holds_provider MULTIHASH ID` (its own stores) | `ok I,J,...` |
 //! | `quit` | (exits) |
 
 use crate::{hex, unhex};
@@ -47,9 +47,9 @@ pub enum IpfsCommand {
     Provide(Vec<u8>),
     /// GET_PROVIDERS lookup.
     Providers(Vec<u8>),
-    /// How many of the peer's nodes hold a record under the key.
+    /// Which of the peer's nodes hold a record under the key.
     HoldsRecord(Vec<u8>),
-    /// How many of the peer's nodes hold the provider (base58 PeerId) for the key.
+    /// Which of the peer's nodes hold the provider (base58 PeerId) for the key.
     HoldsProvider(Vec<u8>, String),
     /// Stop the peer.
     Quit,
@@ -113,6 +113,21 @@ pub fn ids_reply(ids: &[String]) -> String {
         "none".to_string()
     } else {
         format!("ok {}", ids.join(","))
+    }
+}
+
+/// The reply to `holds_*`: `ok I,J,...` (indices of the nodes that hold it) or `none`.
+pub fn holders_reply(holds: impl IntoIterator<Item = bool>) -> String {
+    let held: Vec<String> = holds
+        .into_iter()
+        .enumerate()
+        .filter(|(_, h)| *h)
+        .map(|(i, _)| i.to_string())
+        .collect();
+    if held.is_empty() {
+        "none".to_string()
+    } else {
+        format!("ok {}", held.join(","))
     }
 }
 

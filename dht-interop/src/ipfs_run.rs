@@ -9,8 +9,9 @@
 //! - `/pk` records: each implementation puts the `/pk` record of an identity nobody
 //!   ever connected with (so that no peer can answer from what it learned on a
 //!   connection: js-libp2p answers `/pk/<id>` from its peer store); `stored_pk` says
-//!   which implementations' nodes stored it (each peer reads its own stores), `get_pk`
-//!   that every other implementation's lookup found it.
+//!   which implementations' nodes stored it (each peer reads its own stores; on the
+//!   diagonal the putting node itself does not count, since it keeps what it put), and
+//!   `get_pk` that every other implementation's lookup found it.
 //! - providers: each implementation provides a sha2-256 multihash; `stored_provider`
 //!   and `find_providers` the same way.
 //!
@@ -210,8 +211,11 @@ pub fn main(argv: impl Iterator<Item = String>) -> ! {
         report::print_matrix_with(&names, &cells, legend);
         println!("\n{} cells, {failed} failed", cells.len());
     }
-    // js-libp2p can only be missing here for a reason to fix when node and npm run.
     let tools = succeeds("node", &["--version"]) && succeeds("npm", &["--version"]);
+    if !missing.is_empty() && tools {
+        eprintln!("node and npm are installed, yet js-libp2p is missing: the run fails");
+    }
+    // With node and npm present, js-libp2p can only be missing for a reason to fix.
     let code = if failed > 0 || (!missing.is_empty() && tools) {
         1
     } else if !missing.is_empty() {
@@ -304,6 +308,9 @@ fn run(
                     pairs.push((other.name(), *name));
                 }
                 for (putter, getter) in pairs {
+                    let why = why
+                        .strip_prefix(&format!("{name}: "))
+                        .unwrap_or(why.as_str());
                     let why = Outcome::Missing(format!("{name}: {why}"));
                     cells.push(cell(putter, getter, check, why));
                 }
@@ -442,12 +449,15 @@ fn provider_key(putter: &str) -> Vec<u8> {
     [&[0x12u8, 0x20][..], &digest].concat()
 }
 
-/// `ok N` with N > 0.
-fn held(reply: &str) -> bool {
-    reply
-        .strip_prefix("ok ")
-        .and_then(|n| n.parse::<usize>().ok())
-        .is_some_and(|n| n > 0)
+/// Whether a `holds_*` reply names a node; `own`: the putter's own process asked,
+/// whose first node (the putter) keeps what it wrote without any network, so it does
+/// not count.
+fn held(reply: &str, own: bool) -> bool {
+    reply.strip_prefix("ok ").is_some_and(|list| {
+        list.split(',')
+            .filter_map(|i| i.parse::<usize>().ok())
+            .any(|i| !own || i > 0)
+    })
 }
 
 fn record_cells(running: &mut [Running], pi: usize, cells: &mut Vec<Cell>) {
@@ -466,11 +476,11 @@ fn record_cells(running: &mut [Running], pi: usize, cells: &mut Vec<Cell>) {
     ));
     // Let the last PUT_VALUEs land (a quorum of one may end a put before the rest).
     std::thread::sleep(Duration::from_millis(500));
-    for r in running.iter_mut() {
+    for (si, r) in running.iter_mut().enumerate() {
         let reply = r
             .peer
             .request_line(&IpfsCommand::HoldsRecord(key.clone()).to_line());
-        let outcome = pass_if(held(&reply), || {
+        let outcome = pass_if(held(&reply, si == pi), || {
             format!("none of its nodes holds it ({reply})")
         });
         cells.push(cell(&putter, &r.peer.name, "stored_pk", outcome));
@@ -502,10 +512,10 @@ fn provider_cells(running: &mut [Running], pi: usize, cells: &mut Vec<Cell>) {
         pass_if(reply.starts_with("ok"), || reply.clone()),
     ));
     std::thread::sleep(Duration::from_millis(500));
-    for r in running.iter_mut() {
+    for (si, r) in running.iter_mut().enumerate() {
         let ask = IpfsCommand::HoldsProvider(key.clone(), provider.to_base58());
         let reply = r.peer.request_line(&ask.to_line());
-        let outcome = pass_if(held(&reply), || {
+        let outcome = pass_if(held(&reply, si == pi), || {
             format!("none of its nodes holds it ({reply})")
         });
         cells.push(cell(&putter, &r.peer.name, "stored_provider", outcome));
@@ -520,5 +530,54 @@ fn provider_cells(running: &mut [Running], pi: usize, cells: &mut Vec<Cell>) {
         let found = ids_in(&reply).is_some_and(|ids| ids.contains(&provider));
         let outcome = pass_if(found, || format!("got {reply:?}"));
         cells.push(cell(&putter, &r.peer.name, "find_providers", outcome));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random_id() -> PeerId {
+        Keypair::generate_ed25519().public().to_peer_id()
+    }
+
+    #[test]
+    fn the_putting_node_never_counts_as_a_storer_of_its_own_write() {
+        assert!(held("ok 0,3", false));
+        assert!(held("ok 0,3", true));
+        assert!(held("ok 0", false));
+        assert!(!held("ok 0", true));
+        assert!(!held("none", false));
+        assert!(!held("err timeout", false));
+    }
+
+    #[test]
+    fn truth_is_the_k_closest_by_xor_of_sha256() {
+        let ids: Vec<PeerId> = (0..30).map(|_| random_id()).collect();
+        let key = b"some key";
+        let want = truth(&ids, key);
+        assert_eq!(want.len(), K);
+        let target = dht_ipfs::key_of(key).0;
+        let distance = |p: &PeerId| -> Vec<u8> {
+            let k = dht_ipfs::key_of(&p.to_bytes()).0;
+            k.iter().zip(target.iter()).map(|(a, b)| a ^ b).collect()
+        };
+        let farthest_in = want.iter().map(distance).max();
+        let closest_out = ids.iter().filter(|p| !want.contains(p)).map(distance).min();
+        assert!(farthest_in < closest_out);
+    }
+
+    #[test]
+    fn replies_and_addresses_parse() {
+        let id = random_id();
+        assert_eq!(
+            peer_id_of(&format!("/ip4/127.0.0.1/tcp/1/p2p/{id}")),
+            Some(id)
+        );
+        assert_eq!(peer_id_of(&format!("/ip4/10.0.0.1/tcp/1/p2p/{id}")), None);
+        assert_eq!(peer_id_of("/ip4/127.0.0.1/tcp/1"), None);
+        assert_eq!(ids_in(&format!("ok {id}")), Some(BTreeSet::from([id])));
+        assert_eq!(ids_in("none"), Some(BTreeSet::new()));
+        assert_eq!(ids_in("err x"), None);
     }
 }

@@ -163,7 +163,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Parses hex (either case).
 pub fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd-length hex {s:?}"));
     }
     (0..s.len())

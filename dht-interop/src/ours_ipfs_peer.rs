@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dht_interop::hex;
-use dht_interop::ipfs::{ids_reply, IpfsCommand, IpfsPeerArgs};
+use dht_interop::ipfs::{holders_reply, ids_reply, IpfsCommand, IpfsPeerArgs};
 use dht_ipfs::{
     MemStore, PeerInfo, Store, StoreCounts, StoreError, StoreLimits, StoredProvider, StoredRecord,
     UnixMillis,
@@ -206,28 +206,20 @@ impl Ours {
             },
             IpfsCommand::HoldsRecord(key) => {
                 let now = wall_millis();
-                let held = self
-                    .hosts
-                    .iter()
-                    .filter(|(_, s)| s.record(&key, now).is_ok_and(|r| r.is_some()))
-                    .count();
-                format!("ok {held}")
+                let holds = self.hosts.iter();
+                holders_reply(holds.map(|(_, s)| s.record(&key, now).is_ok_and(|r| r.is_some())))
             }
             IpfsCommand::HoldsProvider(key, id) => {
                 let now = wall_millis();
-                let held = self
-                    .hosts
-                    .iter()
-                    .filter(|(_, s)| {
-                        s.providers(&key, now).is_ok_and(|ps| {
-                            ps.iter().any(|p| {
-                                libp2p::PeerId::from_bytes(p.provider.as_bytes())
-                                    .is_ok_and(|p| p.to_base58() == id)
-                            })
+                let holds = self.hosts.iter().map(|(_, s)| {
+                    s.providers(&key, now).is_ok_and(|ps| {
+                        ps.iter().any(|p| {
+                            libp2p::PeerId::from_bytes(p.provider.as_bytes())
+                                .is_ok_and(|p| p.to_base58() == id)
                         })
                     })
-                    .count();
-                format!("ok {held}")
+                });
+                holders_reply(holds)
             }
             IpfsCommand::Quit => String::new(),
         }

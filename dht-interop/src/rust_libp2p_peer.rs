@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use dht_interop::hex;
-use dht_interop::ipfs::{ids_reply, IpfsCommand, IpfsPeerArgs};
+use dht_interop::ipfs::{holders_reply, ids_reply, IpfsCommand, IpfsPeerArgs};
 use futures::StreamExt;
 use libp2p::kad::{self, store::MemoryStore, store::RecordStore, GetProvidersOk, GetRecordOk};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
@@ -129,12 +129,8 @@ async fn serve(args: IpfsPeerArgs) {
                 let asks = nodes
                     .iter()
                     .map(|(jobs, _)| ask(jobs, cmd.clone(), Vec::new()));
-                let held = futures::future::join_all(asks)
-                    .await
-                    .iter()
-                    .filter(|r| r.as_str() == "ok 1")
-                    .count();
-                format!("ok {held}")
+                let replies = futures::future::join_all(asks).await;
+                holders_reply(replies.iter().map(|r| r == "ok 1"))
             }
             Ok(cmd) => ask(&nodes[0].0, cmd, Vec::new()).await,
             Err(e) => format!("err {e}"),

@@ -278,10 +278,10 @@ fn run(
     }
     // Early joiners learn of later ones by looking themselves up again.
     for r in &mut running {
+        let t = Instant::now();
         let reply = r.peer.request_line(&IpfsCommand::Refresh.to_line());
-        if reply != "ok" {
-            eprintln!("{}: refresh: {reply}", r.peer.name);
-        }
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("{}: refresh: {reply} in {secs:.1} s", r.peer.name);
     }
     std::thread::sleep(Duration::from_secs(2));
 
@@ -468,6 +468,7 @@ fn record_cells(running: &mut [Running], pi: usize, cells: &mut Vec<Cell>) {
         value: value.clone(),
     };
     let reply = running[pi].peer.request_line(&put.to_line());
+    eprintln!("{putter}: put_record /pk: {reply}");
     cells.push(cell(
         &putter,
         &putter,
@@ -505,6 +506,7 @@ fn provider_cells(running: &mut [Running], pi: usize, cells: &mut Vec<Cell>) {
     let reply = running[pi]
         .peer
         .request_line(&IpfsCommand::Provide(key.clone()).to_line());
+    eprintln!("{putter}: provide: {reply}");
     cells.push(cell(
         &putter,
         &putter,

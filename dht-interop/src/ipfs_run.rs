@@ -5,7 +5,10 @@
 //! - `closest`: each implementation looks up the k = 20 closest peers of a few keys;
 //!   row A, column B passes when, for every key, the peers of B that A's lookup
 //!   returned are exactly B's peers among the true 20 closest of all the network's
-//!   peers (the asking node excluded: no node returns itself).
+//!   peers (the asking node excluded: no node returns itself). A lookup that differs
+//!   is run once more and the second one counts (both are logged on stderr): a peer
+//!   that answers after the asker's timeout drops out of one lookup, and on a loaded
+//!   machine the js process, whose ten nodes share one thread, is now and then late.
 //! - `/pk` records: each implementation puts the `/pk` record of an identity nobody
 //!   ever connected with (so that no peer can answer from what it learned on a
 //!   connection: js-libp2p answers `/pk/<id>` from its peer store); `stored_pk` says
@@ -376,6 +379,46 @@ fn truth(ids: &[PeerId], key: &[u8]) -> BTreeSet<PeerId> {
     by_distance.into_iter().take(K).map(|(_, p)| p).collect()
 }
 
+/// Per column (implementation), what a `closest` reply got wrong against `want`;
+/// empty when the reply is exactly the truth.
+fn closest_errors(
+    reply: &str,
+    want: &BTreeSet<PeerId>,
+    owners: &[(String, BTreeSet<PeerId>)],
+) -> BTreeMap<String, String> {
+    let Some(got) = ids_in(reply) else {
+        return owners
+            .iter()
+            .map(|(name, _)| (name.clone(), reply.to_string()))
+            .collect();
+    };
+    let mut errors = BTreeMap::new();
+    for (name, theirs) in owners {
+        let got: BTreeSet<_> = got.intersection(theirs).collect();
+        let want: BTreeSet<_> = want.intersection(theirs).collect();
+        if got != want {
+            let lost: Vec<String> = want.difference(&got).map(|p| short(p)).collect();
+            let extra: Vec<String> = got.difference(&want).map(|p| short(p)).collect();
+            let why = format!(
+                "{} of its {} among the closest missing [{}], {} not among them [{}]",
+                lost.len(),
+                want.len(),
+                lost.join(" "),
+                extra.len(),
+                extra.join(" ")
+            );
+            errors.insert(name.clone(), why);
+        }
+    }
+    errors
+}
+
+/// The last characters of a PeerId, enough to tell peers apart in a message.
+fn short(id: &PeerId) -> String {
+    let s = id.to_base58();
+    s[s.len().saturating_sub(6)..].to_string()
+}
+
 fn closest_cells(running: &mut [Running], cells: &mut Vec<Cell>) {
     let all: Vec<PeerId> = running.iter().flat_map(|r| r.ids.clone()).collect();
     let owners: Vec<(String, BTreeSet<PeerId>)> = running
@@ -386,36 +429,26 @@ fn closest_cells(running: &mut [Running], cells: &mut Vec<Cell>) {
         let asker = r.ids[0];
         let others: Vec<PeerId> = all.iter().copied().filter(|p| *p != asker).collect();
         // Per column: the first key whose result differs from the truth there.
-        let mut wrong: BTreeMap<&str, String> = BTreeMap::new();
+        let mut wrong: BTreeMap<String, String> = BTreeMap::new();
         let mut exact = 0;
         for k in 0..CLOSEST_KEYS {
             let key = format!("ipfs interop key {k}").into_bytes();
-            let reply = r
-                .peer
-                .request_line(&IpfsCommand::Closest(key.clone()).to_line());
             let want = truth(&others, &key);
-            let Some(got) = ids_in(&reply) else {
-                for (name, _) in &owners {
-                    wrong
-                        .entry(name)
-                        .or_insert_with(|| format!("key {k}: {reply}"));
-                }
-                continue;
-            };
-            exact += usize::from(got == want);
-            for (name, theirs) in &owners {
-                let got: BTreeSet<_> = got.intersection(theirs).collect();
-                let want: BTreeSet<_> = want.intersection(theirs).collect();
-                if got != want {
-                    let lost = want.difference(&got).count();
-                    let extra = got.difference(&want).count();
-                    wrong.entry(name).or_insert_with(|| {
-                        format!(
-                            "key {k}: {lost} of {} missing, {extra} not among the closest",
-                            want.len()
-                        )
-                    });
-                }
+            let ask = IpfsCommand::Closest(key).to_line();
+            let mut errors = closest_errors(&r.peer.request_line(&ask), &want, &owners);
+            if !errors.is_empty() {
+                // A peer that answered too late for the asker's timeout drops out of
+                // one lookup: on a loaded machine a process hosting ten nodes in one
+                // thread (js) is that peer now and then. The second lookup decides;
+                // an implementation that cannot read another fails both.
+                eprintln!("{}: key {k} looked up again: {errors:?}", r.peer.name);
+                errors = closest_errors(&r.peer.request_line(&ask), &want, &owners);
+            }
+            exact += usize::from(errors.is_empty());
+            for (name, why) in errors {
+                wrong
+                    .entry(name)
+                    .or_insert_with(|| format!("key {k}: {why}"));
             }
         }
         eprintln!(
@@ -423,7 +456,7 @@ fn closest_cells(running: &mut [Running], cells: &mut Vec<Cell>) {
             r.peer.name
         );
         for (name, _) in &owners {
-            let outcome = match wrong.remove(name.as_str()) {
+            let outcome = match wrong.remove(name) {
                 None => Outcome::Pass,
                 Some(why) => Outcome::Fail(why),
             };

@@ -17,7 +17,7 @@
 //! | --- | --- |
 //! | `refresh` (every node looks itself up again: peers that joined later) | `ok` |
 //! | `closest KEY` (the lookup goes toward SHA-256(KEY)) | `ok ID,ID,...` |
-//! | `put_record KEY VALUE` | `ok ACKS` (servers that took it) |
+//! | `put_record KEY VALUE` | `ok ACKS` (servers that took it; rust-libp2p: 1, its quorum) |
 //! | `get_record KEY` | `ok VALUE` |
 //! | `provide MULTIHASH` | `ok SENT` (servers told) |
 //! | `providers MULTIHASH` | `ok ID,ID,...` |

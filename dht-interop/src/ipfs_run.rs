@@ -431,6 +431,7 @@ fn closest_cells(running: &mut [Running], cells: &mut Vec<Cell>) {
         // Per column: the first key whose result differs from the truth there.
         let mut wrong: BTreeMap<String, String> = BTreeMap::new();
         let mut exact = 0;
+        let mut retried = 0;
         for k in 0..CLOSEST_KEYS {
             let key = format!("ipfs interop key {k}").into_bytes();
             let want = truth(&others, &key);
@@ -442,6 +443,7 @@ fn closest_cells(running: &mut [Running], cells: &mut Vec<Cell>) {
                 // thread (js) is that peer now and then. The second lookup decides;
                 // an implementation that cannot read another fails both.
                 eprintln!("{}: key {k} looked up again: {errors:?}", r.peer.name);
+                retried += 1;
                 errors = closest_errors(&r.peer.request_line(&ask), &want, &owners);
             }
             exact += usize::from(errors.is_empty());
@@ -452,7 +454,8 @@ fn closest_cells(running: &mut [Running], cells: &mut Vec<Cell>) {
             }
         }
         eprintln!(
-            "{}: {exact}/{CLOSEST_KEYS} lookups exactly the true {K} closest",
+            "{}: {exact}/{CLOSEST_KEYS} lookups exactly the true {K} closest \
+             ({retried} of them looked up a second time after a first answer differed)",
             r.peer.name
         );
         for (name, _) in &owners {

@@ -254,6 +254,8 @@ impl Summary {
             match (c.overlay, self.republish_s) {
                 // Chord keeps values without lifetimes: nothing to republish.
                 (Overlay::Chord, _) => "the workload does not republish".to_string(),
+                // One-shot clients: records and providers live 48 h, past any run.
+                (Overlay::Ipfs, _) => "the workload does not republish".to_string(),
                 (Overlay::Mainline, None) => "workload republishes every (default)".to_string(),
                 (Overlay::Mainline, Some(s)) => format!("workload republishes every {s} s"),
             },

@@ -246,7 +246,10 @@ mod tests {
         assert_eq!(k.bytes, [b"/pk/".to_vec(), id.to_bytes()].concat());
         assert!(parse_record_key(&format!("/ipns/{id}")).is_ok());
         assert!(parse_record_key("/pk/nope").is_err());
-        assert!(parse_peer_id("12D3KooWnope").is_err(), "an identity multihash of no key");
+        assert!(
+            parse_peer_id("12D3KooWnope").is_err(),
+            "an identity multihash of no key"
+        );
         assert!(parse_record_key(&format!("/v/{id}")).is_err());
         assert_eq!(parse_lookup_key("0x0102").expect("hex").0, vec![1, 2]);
         assert!(parse_lookup_key("0x").is_err());

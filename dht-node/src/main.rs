@@ -1,6 +1,8 @@
-//! `dht-node`: run a BitTorrent Mainline DHT node, or do one DHT operation and exit.
+//! `dht-node`: run a BitTorrent Mainline DHT node (or a Chord or, with `--overlay
+//! ipfs`, an IPFS Kademlia node), or do one DHT operation and exit.
 //!
-//! This file sets up logging and the async runtime; everything else is in [`cli`].
+//! This file sets up logging and the async runtime and picks the command line's parser
+//! (`--overlay ipfs` has its own); everything else is in [`cli`].
 
 mod cli;
 

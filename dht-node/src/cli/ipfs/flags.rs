@@ -167,10 +167,42 @@ fn parse_seed(s: &str) -> Result<Multiaddr, String> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
+    use super::{IpfsCli, IpfsCommand};
+
+    /// Every command parses with the global --key beside its own arguments: a
+    /// positional named `key` once shared the flag's id, and clap panicked reading it
+    /// (its `debug_assert` does not see a global propagated into a subcommand).
     #[test]
-    fn the_definition_is_consistent() {
-        // Catches what clap checks only when an argument is read: two arguments of
-        // one id (a positional KEY and the global --key panicked that way once).
-        <super::IpfsCli as clap::CommandFactory>::command().debug_assert();
+    fn every_command_parses_beside_key() {
+        let id = "12D3KooWLXexpG1fUudyrRt5ftRAXEW4WuuAK5YnxHs2oSsL4sxe";
+        let pk = format!("/pk/{id}");
+        let cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn";
+        let lines: [&[&str]; 8] = [
+            &["closest", "0x01"],
+            &["find-peer", id],
+            &["provide", cid],
+            &["providers", cid],
+            &["get-record", &pk],
+            &["put-record", &pk, "value.bin"],
+            &["keygen", "--out", "k"],
+            &["peer-id"],
+        ];
+        for line in lines {
+            let args = [
+                &["dht-node", "--overlay", "ipfs"][..],
+                line,
+                &["--key", "me.key"],
+            ]
+            .concat();
+            let cli = IpfsCli::try_parse_from(&args).expect("parses");
+            assert_eq!(cli.key.as_deref(), Some(std::path::Path::new("me.key")));
+            assert!(cli.command.is_some(), "{line:?}");
+        }
+        let cli = IpfsCli::try_parse_from(["dht-node", "closest", "0x0102", "--key", "k"])
+            .expect("parses");
+        assert!(matches!(cli.command, Some(IpfsCommand::Closest { target }) if target.0 == [1, 2]));
+        <IpfsCli as clap::CommandFactory>::command().debug_assert();
     }
 }

@@ -32,15 +32,22 @@ pub(crate) async fn run(cli: &IpfsCli) -> Result<(), Fail> {
     // key is written into it.
     let store = open_store(cli)?;
     let keypair = node_keypair(cli)?;
-    let listen = match cli.listen.is_empty() {
-        false => cli.listen.clone(),
-        true => ["/ip4/0.0.0.0/tcp/4001", "/ip6/::/tcp/4001"]
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect(),
+    let mode = cli.mode.unwrap_or(ModeArg::Auto);
+    let node = if cli.listen.is_empty() {
+        // Kubo's ports; a host without IPv6 runs on IPv4 alone.
+        let both = host_config(cli, keypair.clone(), default_listen(true), mode)?;
+        match spawn(both, store).await {
+            Ok(node) => node,
+            Err(f) => {
+                tracing::warn!("{}; listening on IPv4 only", f.message);
+                let v4 = host_config(cli, keypair, default_listen(false), mode)?;
+                spawn(v4, open_store(cli)?).await?
+            }
+        }
+    } else {
+        let config = host_config(cli, keypair, cli.listen.clone(), mode)?;
+        spawn(config, store).await?
     };
-    let config = host_config(cli, keypair, listen, cli.mode.unwrap_or(ModeArg::Auto))?;
-    let node = spawn(config, store).await?;
     let addrs: Vec<String> = node.dial_addrs().iter().map(|a| a.to_string()).collect();
     // A stable line for scripts and tests, as Mainline's node prints it.
     eprintln!(
@@ -77,6 +84,15 @@ pub(crate) async fn run(cli: &IpfsCli) -> Result<(), Fail> {
     }
     node.shutdown().await;
     Ok(())
+}
+
+/// `/ip4/0.0.0.0/tcp/4001`, and `/ip6/::/tcp/4001` with `ipv6`.
+fn default_listen(ipv6: bool) -> Vec<Multiaddr> {
+    let mut addrs = vec!["/ip4/0.0.0.0/tcp/4001"];
+    if ipv6 {
+        addrs.push("/ip6/::/tcp/4001");
+    }
+    addrs.iter().filter_map(|a| a.parse().ok()).collect()
 }
 
 /// Joins (unless there are no seeds), provides once joined, then logs a status line

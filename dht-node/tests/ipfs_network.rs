@@ -44,6 +44,13 @@ fn until_ok(args: &[&str]) -> std::process::Output {
     }
 }
 
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect --http");
     write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").expect("write");
@@ -199,10 +206,7 @@ fn five_servers_serve_the_one_shots() {
 
     // put-record and get-record of the key's /pk record: its protobuf public key.
     let value_hex = format!("08011220{public_hex}");
-    let value: Vec<u8> = (0..value_hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&value_hex[i..i + 2], 16).expect("hex"))
-        .collect();
+    let value = hex_bytes(&value_hex);
     let file = dir.0.join("pk.bin");
     std::fs::write(&file, &value).expect("write the record");
     let file = file.to_str().expect("utf-8 path");
@@ -212,6 +216,48 @@ fn five_servers_serve_the_one_shots() {
     let got = until_ok(&["get-record", &pk, "--bootstrap", &via(4)]);
     assert!(got.status.success(), "{}", describe(&got));
     assert_eq!(lines(&got).last(), Some(&value_hex), "{}", describe(&got));
+
+    // An IPNS record of the same key, put under its name and got back by its CIDv1
+    // (base36 libp2p-key) form: the entry's bytes in hex.
+    let seed: [u8; 32] = hex_bytes(std::fs::read_to_string(key).expect("key").trim())
+        .try_into()
+        .expect("a 32-byte seed");
+    let ipns_key = dht_ipfs::IpnsKeypair::from_secret(seed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_nanos() as u64;
+    let hour = Duration::from_secs(3600);
+    let path = format!("/ipfs/{CID_V1}");
+    let entry =
+        dht_ipfs::IpnsRecord::create(&ipns_key, path.as_bytes(), 1, now + 3_600_000_000_000, hour)
+            .expect("an IPNS record");
+    let entry_file = dir.0.join("ipns.bin");
+    std::fs::write(&entry_file, &entry).expect("write the entry");
+    let name = libp2p::PeerId::from_bytes(ipns_key.name().as_bytes()).expect("a PeerId");
+    assert_eq!(name.to_string(), provider, "the name is the key's PeerId");
+    let base36 = multibase::encode(
+        multibase::Base::Base36Lower,
+        [&[1u8, 0x72][..], &name.to_bytes()].concat(),
+    );
+    let entry_file = entry_file.to_str().expect("utf-8 path");
+    let put = until_ok(&[
+        "put-record",
+        &format!("/ipns/{name}"),
+        entry_file,
+        "--bootstrap",
+        &via(3),
+    ]);
+    assert!(put.status.success(), "{}", describe(&put));
+    let got = until_ok(&[
+        "get-record",
+        &format!("/ipns/{base36}"),
+        "--bootstrap",
+        &via(0),
+    ]);
+    assert!(got.status.success(), "{}", describe(&got));
+    let entry_hex: String = entry.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(lines(&got).last(), Some(&entry_hex), "{}", describe(&got));
 
     // A /pk record under another PeerId is refused before anything is sent: exit 2.
     let wrong = ipfs(&[

@@ -437,3 +437,22 @@ fn data_dirs_of_the_other_overlay_are_refused() {
         assert_eq!(err.lines().count(), 1, "one line: {err}");
     }
 }
+
+/// `--config FILE` takes `--overlay ipfs`'s own flags as keys too.
+#[test]
+fn a_config_file_sets_ipfs_flags() {
+    let dir = Scratch::new("ipfs-config");
+    let file = dir.0.join("ipfs.toml");
+    let text = format!(
+        "overlay = \"ipfs\"\nmode = \"server\"\nno-bootstrap = true\nprovide = [\"{CID_V0}\"]\n"
+    );
+    std::fs::write(&file, text).expect("write the config");
+    let node = IpfsProc::spawn(&dir.0, "cfg", &["--config", file.to_str().expect("path")]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !node.log_text().contains("providing") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = node.log_text();
+    assert!(log.contains("server=true"), "{log}");
+    assert!(log.contains("providing"), "{log}");
+}

@@ -99,6 +99,14 @@ impl Default for TestnetConfig {
 }
 
 impl TestnetConfig {
+    /// What the nodes speak: `--transport`'s choice, or for IPFS libp2p's TCP.
+    pub fn transport_name(&self) -> &'static str {
+        match self.overlay {
+            Overlay::Ipfs => "tcp",
+            Overlay::Mainline | Overlay::Chord => self.transport.name(),
+        }
+    }
+
     /// The flags the chosen overlay has not: Chord runs over UDP in memory on loopback;
     /// IPFS on libp2p's TCP (its own store, `--store sled` too) without `--delay`.
     pub fn check_overlay(&self) -> Result<(), String> {

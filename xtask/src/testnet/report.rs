@@ -224,7 +224,7 @@ impl Summary {
             "testnet: {} {} nodes, {} / {}, {}, {} s at {} ops/s, seed {}",
             c.nodes,
             c.overlay.name(),
-            c.transport.name(),
+            c.transport_name(),
             c.store.name(),
             if c.netns {
                 "one network namespace per node (198.18.0.0/15)"
@@ -322,7 +322,7 @@ impl Summary {
             passed: self.success_rate >= c.threshold && self.all.count > 0,
             nodes: c.nodes,
             overlay: c.overlay.name(),
-            transport: c.transport.name(),
+            transport: c.transport_name(),
             store: c.store.name(),
             netns: c.netns,
             delay_ms: c.delay_ms,

@@ -16,7 +16,7 @@ mod serve;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
-use dht_core::kernel::{RequestTable, RoutingTable};
+use dht_core::kernel::{Contact, RequestTable, RoutingTable};
 use dht_core::{Defense, Event, Input, Output, Overlay, QueryId, StreamId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -259,9 +259,17 @@ impl<S: Store, V: Validator> Node<S, V> {
     /// A request of ours ended: answered with `reply`, or failed (`None`).
     fn on_answer(&mut self, now: Instant, asked: Asked, reply: Option<Message>) {
         match reply {
-            // Only servers answer: whoever answered a kad request may be routed to.
+            // Only servers answer: whoever answered a kad request may be routed to,
+            // if its bucket has room. No replacement cache (go-libp2p-kad-dht keeps
+            // none; rust-libp2p one pending entry per bucket): a full bucket turns a
+            // newcomer away, and a contact that fails twice leaves room for the next
+            // server that answers. A cache of k per bucket held more contacts than
+            // the buckets themselves, all of them unused.
             Some(_) => {
-                self.table.on_response(asked.peer.clone(), now);
+                if self.table.get(asked.peer.key()).is_some() || self.has_room_for(asked.peer.key())
+                {
+                    self.table.on_response(asked.peer.clone(), now);
+                }
             }
             None => {
                 self.table.on_timeout_of(&asked.peer, now);

@@ -29,6 +29,7 @@ use crate::peer::{Key, PeerId, PeerInfo};
 use crate::store::{Store, UnixMillis};
 use crate::validate::{Namespaces, Validator};
 use crate::wire::{self, Message};
+use maintain::Room;
 use query::Query;
 
 /// What one of our requests in flight is for.
@@ -266,8 +267,14 @@ impl<S: Store, V: Validator> Node<S, V> {
             // server that answers. A cache of k per bucket held more contacts than
             // the buckets themselves, all of them unused.
             Some(_) => {
-                if self.table.get(asked.peer.key()).is_some() || self.has_room_for(asked.peer.key())
-                {
+                let room = match self.table.get(asked.peer.key()) {
+                    Some(_) => Room::Free,
+                    None => self.room_for(asked.peer.key()),
+                };
+                if let Room::Evict(crowded) = room {
+                    self.table.remove(&crowded);
+                }
+                if !matches!(room, Room::None) {
                     self.table.on_response(asked.peer.clone(), now);
                 }
             }

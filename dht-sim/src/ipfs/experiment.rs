@@ -183,7 +183,7 @@ fn first_hop_bits(sim: &IpfsSim, k: usize, seed: u64) -> (f64, f64) {
     if std::env::var_os("DHT_SIM_BUCKETS").is_some() {
         for b in 0..10usize {
             let (mut n_real, mut n_ideal, mut s_real, mut s_ideal) = (0.0, 0.0, 0.0, 0.0);
-            for &src in live.iter().take(300) {
+            for &src in live.iter().rev().take(300) {
                 let own = ids[src];
                 let slice =
                     |k: &Key| (0..4).fold(0usize, |s, i| s << 1 | usize::from(k.bit(b + 1 + i)));

@@ -217,8 +217,43 @@ impl<S: Store, V: Validator> Node<S, V> {
         }
     }
 
+    /// Servers a lookup learned of (`learned`, from a reply) that would fill an empty
+    /// slice of a spread bucket with room are asked, as identify's admission asks: a
+    /// node that joined recently has few contacts in its far buckets, and the
+    /// servers that answer its lookups crowd one slice each, while the lists they
+    /// answer with name servers all over the range.
+    pub(super) fn admit_learned(&mut self, now: Instant, learned: &[PeerInfo]) {
+        let last = self.table.bucket_count().saturating_sub(1);
+        let Some(spread) = (last + 1).checked_sub(SPREAD_DEPTH) else {
+            return;
+        };
+        if spread == 0 {
+            return;
+        }
+        // Occupied slices of each spread bucket, as a bit set.
+        let mut occupied = vec![0u64; spread];
+        for e in self.table.entries() {
+            let bucket = self.own.common_prefix_len(e.node.key());
+            if let Some(o) = occupied.get_mut(bucket) {
+                *o |= 1 << slice_of(e.node.key(), bucket);
+            }
+        }
+        for p in learned {
+            let bucket = self.own.common_prefix_len(p.key());
+            let Some(o) = occupied.get_mut(bucket) else {
+                continue;
+            };
+            let slice = 1 << slice_of(p.key(), bucket);
+            let room = self.table.bucket_len(bucket) < self.table.bucket_capacity(bucket);
+            if *o & slice == 0 && room {
+                *o |= slice;
+                self.admit(now, p.clone());
+            }
+        }
+    }
+
     /// Asks `peer` for the peers closest to our own key: its answer admits it.
-    fn admit(&mut self, now: Instant, peer: PeerInfo) {
+    pub(super) fn admit(&mut self, now: Instant, peer: PeerInfo) {
         if !self.admitting.insert(peer.id().clone()) {
             return;
         }

@@ -69,8 +69,10 @@ pub struct Node<S: Store, V: Validator = Namespaces> {
     next_query: u64,
     outputs: VecDeque<Output<PeerInfo>>,
     events: VecDeque<Event<Outcome>>,
-    /// Peers with an open connection (FIND_NODE answers mark them CONNECTED).
-    connected: BTreeSet<PeerId>,
+    /// Keys of the peers with an open connection (FIND_NODE answers mark them
+    /// CONNECTED): 32 bytes each, where a PeerId takes 44, for the many connections a
+    /// busy node holds.
+    connected: BTreeSet<Key>,
     /// Peers sent an admitting FIND_NODE not answered yet: one at a time each.
     admitting: BTreeSet<PeerId>,
     /// `now` and the wall-clock time it stands for: store deadlines are wall time.
@@ -315,10 +317,10 @@ impl<S: Store, V: Validator> Overlay for Node<S, V> {
             Input::StreamReply { stream, bytes } => self.on_reply(now, stream, Some(bytes)),
             Input::StreamFailed { stream } => self.on_reply(now, stream, None),
             Input::Connected { peer } => {
-                self.connected.insert(peer.id().clone());
+                self.connected.insert(*peer.key());
             }
             Input::Disconnected { peer } => {
-                self.connected.remove(peer.id());
+                self.connected.remove(peer.key());
             }
             Input::Identified { peer, protocols } => self.on_identified(now, peer, protocols),
             // Datagrams are not this protocol's.

@@ -318,6 +318,7 @@ impl<S: Store, V: Validator> Node<S, V> {
             .as_ref()
             .map(|m| self.learned(peer, &m.closer_peers))
             .unwrap_or_default();
+        self.admit_learned(now, &learned);
         let limits: Vec<Option<usize>> = learned
             .iter()
             .map(|p| match p.ip() {

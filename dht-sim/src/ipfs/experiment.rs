@@ -180,40 +180,6 @@ fn first_hop_bits(sim: &IpfsSim, k: usize, seed: u64) -> (f64, f64) {
             .unwrap_or(0);
         ideal += best as f64;
     }
-    if std::env::var_os("DHT_SIM_BUCKETS").is_some() {
-        for b in 0..10usize {
-            let (mut n_real, mut n_ideal, mut s_real, mut s_ideal) = (0.0, 0.0, 0.0, 0.0);
-            for &src in live.iter().rev().take(300) {
-                let own = ids[src];
-                let slice =
-                    |k: &Key| (0..4).fold(0usize, |s, i| s << 1 | usize::from(k.bit(b + 1 + i)));
-                let mut seen = [false; 16];
-                for e in sim.node(src).table().entries() {
-                    if own.common_prefix_len(e.node.key()) == b {
-                        n_real += 1.0;
-                        seen[slice(e.node.key())] = true;
-                    }
-                }
-                s_real += seen.iter().filter(|&&x| x).count() as f64;
-                let mut seen = [false; 16];
-                for &j in view.ideal_table(src as u32) {
-                    if own.common_prefix_len(&ids[j as usize]) == b {
-                        n_ideal += 1.0;
-                        seen[slice(&ids[j as usize])] = true;
-                    }
-                }
-                s_ideal += seen.iter().filter(|&&x| x).count() as f64;
-            }
-            let m = live.len().min(300) as f64;
-            eprintln!(
-                "bucket {b}: real {:.1} entries {:.1} slices; ideal {:.1} entries {:.1} slices",
-                n_real / m,
-                s_real / m,
-                n_ideal / m,
-                s_ideal / m
-            );
-        }
-    }
     (real / samples as f64, ideal / samples as f64)
 }
 

@@ -9,7 +9,9 @@
 //! table already or its bucket is full (go-libp2p-kad-dht's `UsefulNewPeer`); its
 //! answer puts it in the bucket if there is still room. A peer whose identify stops
 //! listing the protocol leaves the table. Liveness is the same FIND_NODE (PING is
-//! answered, never sent).
+//! answered, never sent). Far buckets keep one contact per slice of their range
+//! (`Node::room_for`), refresh into their emptiest slice, and a lookup asks the
+//! servers it learns of that would fill an empty slice (`Node::admit_learned`).
 
 use std::collections::BTreeMap;
 use std::time::Instant;

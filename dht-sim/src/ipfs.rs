@@ -75,7 +75,7 @@ pub fn node(
 }
 
 /// The peers of an IPFS network: node `i`'s PeerId and listen address, and the way
-/// back from a PeerId.
+/// back from a listen address.
 #[derive(Debug)]
 pub struct PeerBook {
     seed: u64,

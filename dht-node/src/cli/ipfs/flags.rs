@@ -83,9 +83,14 @@ pub(crate) struct IpfsCli {
     /// Print one JSON object on stdout instead of plain lines.
     #[arg(long, global = true)]
     pub(crate) json: bool,
-    /// Serve /metrics, /healthz and /readyz (200 with k servers in the table) on ADDR.
+    /// Serve /metrics, /healthz, /readyz (200 with k servers in the table) and the
+    /// Delegated Routing V1 API (/routing/v1/: providers, peers, IPNS) on ADDR.
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<SocketAddr>,
+    /// A file holding the bearer token that --http's IPNS PUT requires as
+    /// `Authorization: Bearer TOKEN` (as the Mainline node's /v1/ writes do).
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub(crate) http_token_file: Option<PathBuf>,
     /// Apply the per-IP connection bound and the table's diversity rules to loopback
     /// and private sources too.
     #[arg(long, global = true)]

@@ -9,6 +9,7 @@ mod flags;
 mod keys;
 mod node;
 mod oneshot;
+mod routing;
 
 use std::path::Path;
 

@@ -1,7 +1,8 @@
 //! `dht-node --overlay ipfs` without a command: a node on libp2p. It listens, logs
 //! and writes (--addr-file) its dial addresses, joins through the seeds (retrying
 //! with backoff, and again whenever its table empties), provides --provide's CIDs
-//! once joined (the engine announces them again every 22 h), serves --http, and stops
+//! once joined (the engine announces them again every 22 h), serves --http (with
+//! the Delegated Routing V1 API, `routing.rs`), and stops
 //! on SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use libp2p::Multiaddr;
 use serde_json::json;
 
 use super::flags::{IpfsCli, ModeArg};
+use super::routing::{guard_writes, NodePool, NodeRouting};
 use super::{host_config, node_keypair, open_store, seeds, spawn, write_addr_file};
 use crate::cli::serve::wait_for_signal;
 use crate::cli::Fail;
@@ -67,7 +69,11 @@ pub(crate) async fn run(cli: &IpfsCli) -> Result<(), Fail> {
     );
     let http = match cli.http {
         Some(addr) => {
-            let (bound, task) = serve_http(node.clone(), addr).await?;
+            let token = crate::cli::serve::read_http_token(cli.http_token_file.as_deref())?;
+            if !addr.ip().is_loopback() && token.is_none() {
+                tracing::warn!(%addr, "--http listens beyond loopback without --http-token-file: anyone who reaches it can publish IPNS records through this node");
+            }
+            let (bound, task) = serve_http(node.clone(), addr, token).await?;
             eprintln!("dht-node http={bound}");
             Some(task)
         }
@@ -161,19 +167,32 @@ struct IpfsHttp {
 }
 
 /// `--http`: `/metrics`, `/healthz` and `/readyz` (200 with k servers in the table),
-/// on the bounded connections every overlay's HTTP uses.
+/// and the Delegated Routing V1 API (`routing.rs`; its IPNS PUT needs `token` when
+/// one is set), on the bounded connections every overlay's HTTP uses.
 async fn serve_http(
     node: IpfsHandle,
     addr: SocketAddr,
+    token: Option<String>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Fail> {
     let exporter = Exporter::install().map_err(Fail::other)?;
     describe();
+    let routing = Arc::new(NodeRouting { node: node.clone() });
+    let token: Option<Arc<str>> = token.map(Arc::from);
+    let delegated = dht_ipfs_routing_http::router(
+        routing,
+        NodePool::new(),
+        dht_ipfs_routing_http::Config::default(),
+    )
+    .layer(axum::middleware::from_fn(move |request, next| {
+        guard_writes(token.clone(), request, next)
+    }));
     let state = Arc::new(IpfsHttp { node, exporter });
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(state);
+        .with_state(state)
+        .merge(delegated);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Fail::other(format!("cannot bind --http {addr}: {e}")))?;

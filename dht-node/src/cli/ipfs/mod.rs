@@ -6,6 +6,7 @@
 //! store and the host's configuration.
 
 mod flags;
+mod ipns;
 mod keys;
 mod node;
 mod oneshot;

@@ -1,9 +1,9 @@
 //! `dht-node --overlay ipfs` without a command: a node on libp2p. It listens, logs
 //! and writes (--addr-file) its dial addresses, joins through the seeds (retrying
 //! with backoff, and again whenever its table empties), provides --provide's CIDs
-//! once joined (the engine announces them again every 22 h), serves --http (with
-//! the Delegated Routing V1 API, `routing.rs`), and stops
-//! on SIGINT or SIGTERM.
+//! once joined (the engine announces them again every 22 h), republishes
+//! --ipns-key's names (`ipns.rs`), serves --http (with the Delegated Routing V1 API,
+//! `routing.rs`), and stops on SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use libp2p::Multiaddr;
 use serde_json::json;
 
 use super::flags::{IpfsCli, ModeArg};
+use super::ipns::{read_ipns_key, Republisher};
 use super::routing::{guard_writes, NodePool, NodeRouting};
 use super::{host_config, node_keypair, open_store, seeds, spawn, write_addr_file};
 use crate::cli::serve::wait_for_signal;
@@ -30,6 +31,13 @@ const READY_SERVERS: usize = 20;
 
 pub(crate) async fn run(cli: &IpfsCli) -> Result<(), Fail> {
     let seeds = seeds(cli);
+    // Read before anything is bound: a bad key file fails the start.
+    let names = cli
+        .ipns_key
+        .iter()
+        .map(|path| read_ipns_key(path))
+        .collect::<Result<Vec<_>, Fail>>()?;
+    let republisher = Republisher::new(names, Duration::from_millis(cli.ipns_republish_ms));
     // The store first: it claims the data dir (and refuses a foreign one) before the
     // key is written into it.
     let store = open_store(cli)?;
@@ -81,7 +89,13 @@ pub(crate) async fn run(cli: &IpfsCli) -> Result<(), Fail> {
     };
     let provide: Vec<Vec<u8>> = cli.provide.iter().map(|c| c.multihash.clone()).collect();
     let every = Duration::from_millis(cli.status_interval_ms);
-    let keeper = tokio::spawn(keep_joined(node.clone(), seeds, provide, every));
+    let keeper = tokio::spawn(keep_joined(
+        node.clone(),
+        seeds,
+        provide,
+        republisher,
+        every,
+    ));
     wait_for_signal().await;
     tracing::info!("shutting down");
     keeper.abort();
@@ -103,11 +117,13 @@ fn default_listen(ipv6: bool) -> Vec<Multiaddr> {
 
 /// Joins (unless there are no seeds), provides once joined, then logs a status line
 /// every `every` and joins again whenever the table is empty: a node whose peers all
-/// restarted finds them again through the seeds.
+/// restarted finds them again through the seeds. `--ipns-key`'s names are republished
+/// once joined and then at their period, checked at each status tick.
 async fn keep_joined(
     node: IpfsHandle,
     seeds: Vec<Multiaddr>,
     provide: Vec<Vec<u8>>,
+    mut republisher: Republisher,
     every: Duration,
 ) {
     if !seeds.is_empty() {
@@ -119,10 +135,18 @@ async fn keep_joined(
             Err(e) => tracing::warn!(error = %e, "cannot provide"),
         }
     }
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
+    republisher.tick(&node).await;
+    // Ticks often enough for the republishing period too.
+    let mut tick = tokio::time::interval(every.min(republisher.every()));
+    let mut next_status = tick.tick().await + every;
     loop {
-        tick.tick().await;
+        // The tick's scheduled instant: on the status period's grid when both match.
+        let at = tick.tick().await;
+        republisher.tick(&node).await;
+        if at < next_status {
+            continue;
+        }
+        next_status = at + every;
         let Ok(s) = node.status().await else {
             return;
         };

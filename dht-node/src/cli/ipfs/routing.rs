@@ -191,3 +191,55 @@ pub(super) async fn guard_writes(
     }
     next.run(request).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use dht_ipfs_routing_http::Pools;
+
+    use super::*;
+
+    /// The routes draw from the `/v1/` API's pools: a client's share of the reads,
+    /// then 503; writes from their own pool.
+    #[test]
+    fn reads_are_shared_per_client() {
+        let pool = NodePool::new();
+        let a = Some("127.0.0.1".parse().expect("ip"));
+        let b = Some("127.0.0.2".parse().expect("ip"));
+        let held: Vec<Permit> = (0..crate::cli::state::MAX_READS_PER_CLIENT)
+            .map(|_| pool.try_acquire(Work::Read, a).expect("within the share"))
+            .collect();
+        assert!(pool.try_acquire(Work::Read, a).is_err());
+        assert!(pool.try_acquire(Work::Read, b).is_ok());
+        assert!(pool.try_acquire(Work::Write, a).is_ok());
+        drop(held);
+        assert!(pool.try_acquire(Work::Read, a).is_ok());
+    }
+
+    /// A request given up (its future dropped) ends at once, and its lookup keeps the
+    /// permit until the lookup itself ends.
+    #[tokio::test]
+    async fn a_dropped_request_keeps_its_lookup_counted() {
+        let pools = Pools::new(1, 1);
+        let permit = pools.try_acquire(Work::Read, None).expect("a permit");
+        let lookup = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, HostError>(())
+        };
+        let request = detached(permit, lookup);
+        // The client goes away after 50 ms.
+        assert!(tokio::time::timeout(Duration::from_millis(50), request)
+            .await
+            .is_err());
+        assert!(
+            pools.try_acquire(Work::Read, None).is_err(),
+            "still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            pools.try_acquire(Work::Read, None).is_ok(),
+            "freed at its end"
+        );
+    }
+}

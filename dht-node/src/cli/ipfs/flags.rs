@@ -37,6 +37,8 @@ Mainline node). --provide CID is announced once joined and again every 22 h.
 Keys: a CID is v0 (Qm...) or v1 in base32 (b...), base58btc (z...) or base36 (k...),
 any codec; its DHT key is its multihash. Record keys are /pk/<PeerId> and
 /ipns/<name>; `get-record` prints the best valid record's value in lowercase hex.
+`ipns publish --key FILE PATH` signs and stores an IPNS record of the key's name (the
+one-shot connects with a fresh identity); `ipns resolve NAME` prints its path.
 
 Stdout carries only the result (one JSON object with --json); logs go to stderr.
 Exit status: 0 success, 1 not found, 2 bad usage or argument, 3 any other failure.";
@@ -83,13 +85,26 @@ pub(crate) struct IpfsCli {
     /// Print one JSON object on stdout instead of plain lines.
     #[arg(long, global = true)]
     pub(crate) json: bool,
-    /// Serve /metrics, /healthz and /readyz (200 with k servers in the table) on ADDR.
+    /// Serve /metrics, /healthz, /readyz (200 with k servers in the table) and the
+    /// Delegated Routing V1 API (/routing/v1/: providers, peers, IPNS) on ADDR.
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<SocketAddr>,
+    /// A file holding the bearer token that --http's IPNS PUT requires as
+    /// `Authorization: Bearer TOKEN` (as the Mainline node's /v1/ writes do).
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub(crate) http_token_file: Option<PathBuf>,
     /// Apply the per-IP connection bound and the table's diversity rules to loopback
     /// and private sources too.
     #[arg(long, global = true)]
     pub(crate) no_local_exemption: bool,
+    /// The signing key of an IPNS name this node republishes (repeatable; 64 hex
+    /// characters, from `keygen`): its best record is put again every 4 h, re-signed
+    /// to live 48 h more when it would end sooner, as Kubo does.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ipns_key: Vec<PathBuf>,
+    /// Tests: how often --ipns-key's names are republished, in ms.
+    #[arg(long, hide = true, default_value_t = super::ipns::REPUBLISH_EVERY.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub(crate) ipns_republish_ms: u64,
     /// Tests: period of the status log line (and of rejoining an empty table), in ms.
     #[arg(long, hide = true, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub(crate) status_interval_ms: u64,
@@ -149,6 +164,11 @@ pub(crate) enum IpfsCommand {
         record: RecordKey,
         file: PathBuf,
     },
+    /// IPNS names: `publish` and `resolve`.
+    Ipns {
+        #[command(subcommand)]
+        command: IpnsCommand,
+    },
     /// Write a new ed25519 secret key to FILE (as `dht-node keygen`).
     Keygen {
         #[arg(long, value_name = "FILE")]
@@ -156,6 +176,29 @@ pub(crate) enum IpfsCommand {
     },
     /// Print the PeerId of --key FILE.
     PeerId,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IpnsCommand {
+    /// Create, sign (with --key FILE, the name's key; the one-shot itself connects
+    /// with a fresh identity) and store a record of PATH (`/ipfs/<CID>`); prints the
+    /// name (`k51…`) and the record's sequence number.
+    Publish {
+        path: String,
+        /// The sequence number; by default one more than the highest found (0 when
+        /// none).
+        #[arg(long, value_name = "N")]
+        seq: Option<u64>,
+        /// How long the record stays valid (`48h`, `90m`, `3d`).
+        #[arg(long, value_name = "DURATION", default_value = "48h", value_parser = super::ipns::parse_lifetime)]
+        lifetime: std::time::Duration,
+    },
+    /// The path NAME points at (`/ipns/<name>` or `<name>`: a PeerId or `k51…`),
+    /// alone on the last line.
+    Resolve {
+        #[arg(value_name = "NAME", value_parser = super::ipns::parse_ipns_name)]
+        name: super::ipns::IpnsName,
+    },
 }
 
 /// A --bootstrap multiaddr: it must name the peer.
@@ -179,7 +222,7 @@ mod tests {
         let id = "12D3KooWLXexpG1fUudyrRt5ftRAXEW4WuuAK5YnxHs2oSsL4sxe";
         let pk = format!("/pk/{id}");
         let cid = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn";
-        let lines: [&[&str]; 8] = [
+        let lines: [&[&str]; 10] = [
             &["closest", "0x01"],
             &["find-peer", id],
             &["provide", cid],
@@ -188,6 +231,8 @@ mod tests {
             &["put-record", &pk, "value.bin"],
             &["keygen", "--out", "k"],
             &["peer-id"],
+            &["ipns", "publish", "/ipfs/x", "--seq", "3"],
+            &["ipns", "resolve", id],
         ];
         for line in lines {
             let args = [

@@ -6,9 +6,11 @@
 //! store and the host's configuration.
 
 mod flags;
+mod ipns;
 mod keys;
 mod node;
 mod oneshot;
+mod routing;
 
 use std::path::Path;
 

@@ -1,8 +1,9 @@
 //! `dht-node --overlay ipfs` without a command: a node on libp2p. It listens, logs
 //! and writes (--addr-file) its dial addresses, joins through the seeds (retrying
 //! with backoff, and again whenever its table empties), provides --provide's CIDs
-//! once joined (the engine announces them again every 22 h), serves --http, and stops
-//! on SIGINT or SIGTERM.
+//! once joined (the engine announces them again every 22 h), republishes
+//! --ipns-key's names (`ipns.rs`), serves --http (with the Delegated Routing V1 API,
+//! `routing.rs`), and stops on SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use libp2p::Multiaddr;
 use serde_json::json;
 
 use super::flags::{IpfsCli, ModeArg};
+use super::ipns::{read_ipns_key, Republisher};
+use super::routing::{guard_writes, NodePool, NodeRouting};
 use super::{host_config, node_keypair, open_store, seeds, spawn, write_addr_file};
 use crate::cli::serve::wait_for_signal;
 use crate::cli::Fail;
@@ -28,6 +31,13 @@ const READY_SERVERS: usize = 20;
 
 pub(crate) async fn run(cli: &IpfsCli) -> Result<(), Fail> {
     let seeds = seeds(cli);
+    // Read before anything is bound: a bad key file fails the start.
+    let names = cli
+        .ipns_key
+        .iter()
+        .map(|path| read_ipns_key(path))
+        .collect::<Result<Vec<_>, Fail>>()?;
+    let republisher = Republisher::new(names, Duration::from_millis(cli.ipns_republish_ms));
     // The store first: it claims the data dir (and refuses a foreign one) before the
     // key is written into it.
     let store = open_store(cli)?;
@@ -67,7 +77,11 @@ pub(crate) async fn run(cli: &IpfsCli) -> Result<(), Fail> {
     );
     let http = match cli.http {
         Some(addr) => {
-            let (bound, task) = serve_http(node.clone(), addr).await?;
+            let token = crate::cli::serve::read_http_token(cli.http_token_file.as_deref())?;
+            if !addr.ip().is_loopback() && token.is_none() {
+                tracing::warn!(%addr, "--http listens beyond loopback without --http-token-file: anyone who reaches it can publish IPNS records through this node");
+            }
+            let (bound, task) = serve_http(node.clone(), addr, token).await?;
             eprintln!("dht-node http={bound}");
             Some(task)
         }
@@ -75,7 +89,13 @@ pub(crate) async fn run(cli: &IpfsCli) -> Result<(), Fail> {
     };
     let provide: Vec<Vec<u8>> = cli.provide.iter().map(|c| c.multihash.clone()).collect();
     let every = Duration::from_millis(cli.status_interval_ms);
-    let keeper = tokio::spawn(keep_joined(node.clone(), seeds, provide, every));
+    let keeper = tokio::spawn(keep_joined(
+        node.clone(),
+        seeds,
+        provide,
+        republisher,
+        every,
+    ));
     wait_for_signal().await;
     tracing::info!("shutting down");
     keeper.abort();
@@ -97,11 +117,13 @@ fn default_listen(ipv6: bool) -> Vec<Multiaddr> {
 
 /// Joins (unless there are no seeds), provides once joined, then logs a status line
 /// every `every` and joins again whenever the table is empty: a node whose peers all
-/// restarted finds them again through the seeds.
+/// restarted finds them again through the seeds. `--ipns-key`'s names are republished
+/// once joined and then at their period, checked at each status tick.
 async fn keep_joined(
     node: IpfsHandle,
     seeds: Vec<Multiaddr>,
     provide: Vec<Vec<u8>>,
+    mut republisher: Republisher,
     every: Duration,
 ) {
     if !seeds.is_empty() {
@@ -113,10 +135,18 @@ async fn keep_joined(
             Err(e) => tracing::warn!(error = %e, "cannot provide"),
         }
     }
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
+    republisher.tick(&node).await;
+    // Ticks often enough for the republishing period too.
+    let mut tick = tokio::time::interval(every.min(republisher.every()));
+    let mut next_status = tick.tick().await + every;
     loop {
-        tick.tick().await;
+        // The tick's scheduled instant: on the status period's grid when both match.
+        let at = tick.tick().await;
+        republisher.tick(&node).await;
+        if at < next_status {
+            continue;
+        }
+        next_status = at + every;
         let Ok(s) = node.status().await else {
             return;
         };
@@ -161,19 +191,32 @@ struct IpfsHttp {
 }
 
 /// `--http`: `/metrics`, `/healthz` and `/readyz` (200 with k servers in the table),
-/// on the bounded connections every overlay's HTTP uses.
+/// and the Delegated Routing V1 API (`routing.rs`; its IPNS PUT needs `token` when
+/// one is set), on the bounded connections every overlay's HTTP uses.
 async fn serve_http(
     node: IpfsHandle,
     addr: SocketAddr,
+    token: Option<String>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Fail> {
     let exporter = Exporter::install().map_err(Fail::other)?;
     describe();
+    let routing = Arc::new(NodeRouting { node: node.clone() });
+    let token: Option<Arc<str>> = token.map(Arc::from);
+    let delegated = dht_ipfs_routing_http::router(
+        routing,
+        NodePool::new(),
+        dht_ipfs_routing_http::Config::default(),
+    )
+    .layer(axum::middleware::from_fn(move |request, next| {
+        guard_writes(token.clone(), request, next)
+    }));
     let state = Arc::new(IpfsHttp { node, exporter });
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(state);
+        .with_state(state)
+        .merge(delegated);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Fail::other(format!("cannot bind --http {addr}: {e}")))?;

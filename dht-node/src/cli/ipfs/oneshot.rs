@@ -1,6 +1,7 @@
-//! The IPFS one-shots: `closest`, `find-peer`, `provide`, `providers`, `get-record`
-//! and `put-record`. Arguments are parsed before anything is bound (clap runs
-//! `keys.rs`'s parsers: a bad CID, PeerId or multiaddr exits 2); then a client-mode
+//! The IPFS one-shots: `closest`, `find-peer`, `provide`, `providers`, `get-record`,
+//! `put-record` and `ipns publish|resolve` (`ipns.rs`). Arguments are parsed before
+//! anything is bound (clap runs `keys.rs`'s parsers: a bad CID, PeerId or multiaddr
+//! exits 2); then a client-mode
 //! host joins through the seeds, runs one request, prints its result on stdout (plain
 //! lines, or one JSON object with --json) and exits: 0 done, 1 nothing found, 3 no
 //! server answered or took it.
@@ -15,7 +16,7 @@ use libp2p::identity::Keypair;
 use libp2p::Multiaddr;
 use serde_json::{json, Value};
 
-use super::flags::{IpfsCli, IpfsCommand, ModeArg};
+use super::flags::{IpfsCli, IpfsCommand, IpnsCommand, ModeArg};
 use super::{host_config, read_keypair, seeds, spawn, write_addr_file, IpfsStore};
 use crate::cli::Fail;
 
@@ -48,9 +49,11 @@ pub(super) async fn run(cli: &IpfsCli, command: &IpfsCommand) -> Result<(), Fail
             "a one-shot asks the network: give --bootstrap MULTIADDR (not --no-bootstrap)",
         ));
     }
-    let keypair = match &cli.key {
-        Some(path) => read_keypair(path)?,
-        None => Keypair::generate_ed25519(),
+    // `ipns`'s --key is the name's key, never the one-shot's identity: a node with
+    // that key may be running.
+    let keypair = match (&cli.key, command) {
+        (Some(path), c) if !matches!(c, IpfsCommand::Ipns { .. }) => read_keypair(path)?,
+        _ => Keypair::generate_ed25519(),
     };
     // Only `provide` needs an address of its own: servers drop a provider record
     // without one.
@@ -198,6 +201,20 @@ async fn request(
                 false => say(&key.text),
             }
         }
+        IpfsCommand::Ipns {
+            command:
+                IpnsCommand::Publish {
+                    path,
+                    seq,
+                    lifetime,
+                },
+        } => {
+            let key = cli.key.as_ref();
+            super::ipns::publish(client, key, path, *seq, *lifetime, json, started).await?
+        }
+        IpfsCommand::Ipns {
+            command: IpnsCommand::Resolve { name },
+        } => super::ipns::resolve(client, name, json, started).await?,
         // Run before a host is started (`super::run`).
         IpfsCommand::Keygen { .. } | IpfsCommand::PeerId => {}
     }
@@ -205,7 +222,7 @@ async fn request(
 }
 
 /// A refusal of the request is the user's input (exit 2); anything else, exit 3.
-fn host_fail(e: HostError) -> Fail {
+pub(super) fn host_fail(e: HostError) -> Fail {
     match e {
         HostError::Refused(RequestError::Store(e)) => Fail::other(format!("local store: {e}")),
         HostError::Refused(e) => Fail::usage(format!("refused: {e}")),
@@ -213,11 +230,11 @@ fn host_fail(e: HostError) -> Fail {
     }
 }
 
-fn print(v: Value) {
+pub(super) fn print(v: Value) {
     crate::cli::output::json_line(&v);
 }
 
-fn stats(elapsed: Duration) -> Value {
+pub(super) fn stats(elapsed: Duration) -> Value {
     json!({
         "duration_us": elapsed.as_micros() as u64,
         "duration_ms": elapsed.as_millis() as u64,

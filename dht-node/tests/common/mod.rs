@@ -114,7 +114,7 @@ impl NodeProc {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        complete_lines(std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     /// Sends SIGKILL and reaps the process.
@@ -251,7 +251,7 @@ impl IpfsProc {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        complete_lines(std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     /// Sends SIGTERM and waits for a clean exit (up to 10 s).
@@ -284,4 +284,11 @@ pub fn run(args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run dht-node")
+}
+
+/// `text` up to its last newline: a log read while the node writes a line ends in half a
+/// line (`dht-node http=127.0.0.1:4` of `...:41235`), which must not be parsed yet.
+fn complete_lines(mut text: String) -> String {
+    text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+    text
 }

@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::ipfs::{hex_bytes, http_addr, ipfs, lines, until_ok};
 use common::{describe, run, stdout, IpfsProc, Scratch};
 
 /// One content (an empty dag-pb directory) as CIDv0 and as CIDv1 in base32.
@@ -21,35 +22,6 @@ const CID_V1: &str = "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf35
 const CID_BY_NODE: &str = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
 /// A CID nobody provides.
 const CID_NOBODY: &str = "bafkreie7q3iidccmpvszul7kudcvvuavuo7u6gzlbobczuk5nqk3b4akba";
-
-fn ipfs(args: &[&str]) -> std::process::Output {
-    let mut all = vec!["--overlay", "ipfs"];
-    all.extend_from_slice(args);
-    run(&all)
-}
-
-fn lines(o: &std::process::Output) -> Vec<String> {
-    stdout(o).lines().map(str::to_string).collect()
-}
-
-/// Runs a one-shot until it exits 0 (the network may still be settling), up to 10 s.
-fn until_ok(args: &[&str]) -> std::process::Output {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let o = ipfs(args);
-        if o.status.success() || Instant::now() > deadline {
-            return o;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn hex_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect()
-}
 
 fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect --http");
@@ -63,25 +35,6 @@ fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, body.to_string())
-}
-
-fn http_addr(node: &IpfsProc) -> SocketAddr {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let found = node
-            .log_text()
-            .lines()
-            .find_map(|l| l.strip_prefix("dht-node http=")?.trim().parse().ok());
-        if let Some(a) = found {
-            return a;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no http= line:\n{}",
-            node.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

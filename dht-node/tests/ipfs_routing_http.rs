@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::ipfs::{http_addr, js_ipns_record, name_cid};
 use common::{describe, run, stdout, IpfsProc, Scratch};
 
 /// Content a one-shot provides (CIDv1, raw, base32).
@@ -71,56 +72,6 @@ fn until_status(want: u16, ask: impl Fn() -> Answer) -> Answer {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn http_addr(node: &IpfsProc) -> SocketAddr {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let found = node
-            .log_text()
-            .lines()
-            .find_map(|l| l.strip_prefix("dht-node http=")?.trim().parse().ok());
-        if let Some(a) = found {
-            return a;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no http= line:\n{}",
-            node.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn hex_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
-/// js-ipns's record of the fixtures (`validate v1v2`: EOL in 2126): (routing key,
-/// record).
-pub fn js_ipns_record() -> (Vec<u8>, Vec<u8>) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../dht-ipfs/tests/fixtures/ipns/records.txt"
-    );
-    let text = std::fs::read_to_string(path).expect("the js-ipns fixtures");
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("validate v1v2 ok valid "))
-        .expect("the v1v2 case");
-    let fields: Vec<&str> = line.split(' ').collect();
-    (hex_bytes(fields[4]), hex_bytes(fields[5]))
-}
-
-/// An IPNS name (the multihash after `/ipns/`) as a CIDv1 libp2p-key in base32.
-fn name_cid(key: &[u8]) -> String {
-    let multihash = key.strip_prefix(b"/ipns/").expect("an /ipns/ key");
-    let cid = [&[0x01, 0x72][..], multihash].concat();
-    let b32 = base32::encode(base32::Alphabet::Rfc4648Lower { padding: false }, &cid);
-    format!("b{b32}")
 }
 
 #[test]

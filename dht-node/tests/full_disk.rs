@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{NodeProc, Scratch};
-use dht_datadir::tmpfs::Tmpfs;
 use dht_core::Id;
+use dht_datadir::tmpfs::Tmpfs;
 use dht_node::{bencode_bytes, Dht, Error};
 
 /// The log line of a store that cannot write.

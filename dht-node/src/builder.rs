@@ -195,6 +195,15 @@ fn quic_connection_stats(t: &dht_net_quic::QuicTransport) -> crate::ConnectionSt
         incoming_refused: s.incoming_refused,
         evicted: s.evicted,
         replaced: s.replaced,
+        replaced_open: s.replaced_open,
+        datagrams_sent: s.datagrams_sent,
+        streams_sent: s.streams_sent,
+        received: s.received,
+        send_dropped: s.send_dropped,
+        recv_dropped: s.recv_dropped,
+        peer_resets: s.peer_resets,
+        silent_closed: s.silent_closed,
+        resent: s.resent,
     }
 }
 

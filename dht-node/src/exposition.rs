@@ -278,6 +278,34 @@ const COUNTERS: &[(&str, &str)] = &[
         "QUIC connections replaced by a newer handshake from the same peer address, closed after a grace.",
     ),
     (
+        "dht_quic_messages_sent_total",
+        "Messages sent over QUIC, by path (datagram, or a stream when too large for one).",
+    ),
+    (
+        "dht_quic_messages_received_total",
+        "Messages received over QUIC, both paths.",
+    ),
+    (
+        "dht_quic_messages_dropped_total",
+        "QUIC messages dropped, by direction: not sent (too large, no endpoint, a failed handshake or send) or not delivered (too large, a full receive queue).",
+    ),
+    (
+        "dht_quic_peer_resets_total",
+        "QUIC connections a peer closed with a stateless reset (it restarted).",
+    ),
+    (
+        "dht_quic_silent_closed_total",
+        "QUIC connections closed because the peer stayed silent while we sent (also in dht_quic_evicted_total).",
+    ),
+    (
+        "dht_quic_resent_total",
+        "Messages sent again on a new QUIC connection because the old one was lost before answering.",
+    ),
+    (
+        "dht_storage_evicted_total",
+        "Stored entries removed at a full global cap to make room for a write from a network holding far less.",
+    ),
+    (
         "process_cpu_seconds_total",
         "User and system CPU time of the process.",
     ),
@@ -314,6 +342,10 @@ const GAUGES: &[(&str, &str)] = &[
     (
         "dht_quic_connections",
         "QUIC connections open (established or in handshake).",
+    ),
+    (
+        "dht_quic_replaced_open",
+        "Replaced QUIC connections still inside their grace.",
     ),
     (
         "dht_http_operations_in_flight",
@@ -357,13 +389,23 @@ fn set_counters(m: &NodeMetrics) {
         counter!("dht_quic_incoming_refused_total").absolute(c.incoming_refused);
         counter!("dht_quic_evicted_total").absolute(c.evicted);
         counter!("dht_quic_replaced_total").absolute(c.replaced);
+        counter!("dht_quic_messages_sent_total", "path" => "datagram").absolute(c.datagrams_sent);
+        counter!("dht_quic_messages_sent_total", "path" => "stream").absolute(c.streams_sent);
+        counter!("dht_quic_messages_received_total").absolute(c.received);
+        counter!("dht_quic_messages_dropped_total", "direction" => "send").absolute(c.send_dropped);
+        counter!("dht_quic_messages_dropped_total", "direction" => "recv").absolute(c.recv_dropped);
+        counter!("dht_quic_peer_resets_total").absolute(c.peer_resets);
+        counter!("dht_quic_silent_closed_total").absolute(c.silent_closed);
+        counter!("dht_quic_resent_total").absolute(c.resent);
         metrics::gauge!("dht_quic_connections").set(c.connections as f64);
+        metrics::gauge!("dht_quic_replaced_open").set(c.replaced_open as f64);
     }
     counter!("dht_tokens_issued_total").absolute(s.tokens_issued);
     counter!("dht_tokens_refused_total").absolute(s.tokens_refused);
     counter!("dht_unexpected_replies_total").absolute(s.unexpected_replies);
     counter!("dht_store_errors_total").absolute(s.store_errors);
     counter!("dht_contacts_dropped_total").absolute(s.contacts_dropped);
+    counter!("dht_storage_evicted_total").absolute(s.storage_evicted);
     counter!("dht_wall_clock_jumps_total").absolute(s.wall_clock_jumps);
     for (reason, n) in [
         ("malformed", s.malformed),

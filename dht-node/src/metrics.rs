@@ -77,6 +77,27 @@ pub struct ConnectionStats {
     /// Connections replaced by a newer handshake from the same peer address (and
     /// closed after a grace).
     pub replaced: u64,
+    /// Replaced connections still inside their grace now.
+    pub replaced_open: u64,
+    /// Messages sent as QUIC datagrams.
+    pub datagrams_sent: u64,
+    /// Messages sent on streams (too large for a datagram).
+    pub streams_sent: u64,
+    /// Messages received, both paths.
+    pub received: u64,
+    /// Messages not sent: too large, no endpoint for the family, a full queue behind a
+    /// handshake, a failed handshake or a failed send.
+    pub send_dropped: u64,
+    /// Received messages dropped: too large, or the receive queue was full.
+    pub recv_dropped: u64,
+    /// Connections a peer closed with a stateless reset (it restarted).
+    pub peer_resets: u64,
+    /// Connections closed because their peer stayed silent while we sent (also
+    /// counted in `evicted`).
+    pub silent_closed: u64,
+    /// Messages sent again on a new connection because the old one was lost before
+    /// it received anything.
+    pub resent: u64,
 }
 
 /// How a runtime reads its transport's [`ConnectionStats`] (set by

@@ -212,6 +212,13 @@ fn metrics_and_readiness() {
     let (_, after) = get(h0, "/metrics");
     let after = String::from_utf8(after).unwrap();
     promtool_check(&after);
+    // Series present from the start, at 0 until something happens (no eviction here).
+    for series in ["dht_storage_evicted_total 0", "dht_contacts_dropped_total "] {
+        assert!(
+            after.lines().any(|l| l.starts_with(series)),
+            "no {series}:\n{after}"
+        );
+    }
     for name in [
         "dht_datagrams_received_total",
         "dht_queries_answered_total",

@@ -277,8 +277,25 @@ fn metrics_count_quic_connections() {
         let text = scrape();
         value(&text, "dht_quic_handshakes_total{direction=\"in\"}") >= 1.0
             && value(&text, "dht_quic_connections ") >= 1.0
+            && value(&text, "dht_quic_messages_sent_total") >= 1.0
+            && value(&text, "dht_quic_messages_received_total") >= 1.0
     });
-    assert!(ok, "no QUIC handshake or connection counted:\n{}", scrape());
+    assert!(
+        ok,
+        "no QUIC handshake, connection or message counted:\n{}",
+        scrape()
+    );
+    let text = scrape();
+    for series in [
+        "dht_quic_messages_dropped_total{direction=\"send\"}",
+        "dht_quic_messages_dropped_total{direction=\"recv\"}",
+        "dht_quic_peer_resets_total",
+        "dht_quic_silent_closed_total",
+        "dht_quic_resent_total",
+        "dht_quic_replaced_open",
+    ] {
+        assert!(text.contains(series), "no {series}:\n{text}");
+    }
 }
 
 /// `--no-local-exemption` reaches QUIC's per-address connection bound (issue 27): four

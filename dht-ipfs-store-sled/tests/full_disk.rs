@@ -29,15 +29,12 @@ fn record(i: u32) -> StoredRecord {
 fn a_full_disk_refuses_writes_and_loses_none_it_acknowledged() {
     let scratch = tempfile::tempdir().unwrap();
     let mnt = scratch.path().join("mnt");
-    let fs = match Tmpfs::mount(&mnt, "3m") {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!(
-                "SKIPPED a_full_disk_refuses_writes_and_loses_none_it_acknowledged: \
-                 cannot mount a tmpfs (needs root): {e}"
-            );
-            return;
-        }
+    let Some(fs) = Tmpfs::mount_or_skip(
+        &mnt,
+        "3m",
+        "a_full_disk_refuses_writes_and_loses_none_it_acknowledged",
+    ) else {
+        return;
     };
     let data = mnt.join("data");
     let mut store = SledStore::open(&data, roomy()).unwrap();

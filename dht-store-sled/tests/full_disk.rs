@@ -25,12 +25,12 @@ fn item(i: u32) -> StoredItem {
 fn a_full_disk_refuses_puts_and_loses_none_it_accepted() {
     let scratch = tempfile::tempdir().unwrap();
     let mnt = scratch.path().join("mnt");
-    let fs = match Tmpfs::mount(&mnt, "3m") {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!("SKIPPED a_full_disk_refuses_puts_and_loses_none_it_accepted: cannot mount a tmpfs (needs root): {e}");
-            return;
-        }
+    let Some(fs) = Tmpfs::mount_or_skip(
+        &mnt,
+        "3m",
+        "a_full_disk_refuses_puts_and_loses_none_it_accepted",
+    ) else {
+        return;
     };
     let data = mnt.join("data");
     let mut store = SledStore::open(&data).unwrap();
@@ -115,12 +115,12 @@ fn a_full_disk_refuses_puts_and_loses_none_it_accepted() {
 fn a_full_disk_under_group_commit_loses_none_it_acknowledged() {
     let scratch = tempfile::tempdir().unwrap();
     let mnt = scratch.path().join("mnt");
-    let fs = match Tmpfs::mount(&mnt, "3m") {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!("SKIPPED a_full_disk_under_group_commit_loses_none_it_acknowledged: cannot mount a tmpfs (needs root): {e}");
-            return;
-        }
+    let Some(fs) = Tmpfs::mount_or_skip(
+        &mnt,
+        "3m",
+        "a_full_disk_under_group_commit_loses_none_it_acknowledged",
+    ) else {
+        return;
     };
     let data = mnt.join("data");
     let mut store = SledStore::open(&data).unwrap();

@@ -6,7 +6,8 @@
 //! store's directory reaches the other's: the exclusive lock ([`lock`]), small files
 //! replaced durably ([`write_durably`]), the flush generation that tells a database
 //! sled recovered silently from one that lost flushed data ([`read_flushed`],
-//! [`write_flushed`]), and the removal of the snapshot files sled leaves unfinished when
+//! [`write_flushed`], [`check_generation`]), a fresh directory told from someone
+//! else's ([`holds_only_leftovers`]), and the removal of the snapshot files sled leaves unfinished when
 //! killed ([`discard_unfinished_snapshots`]); the opening of the sled database
 //! ([`db::open`]) and its reopening after a failed write ([`reopen`]); and the
 //! bounds-checked [`codec::Reader`] both decode their records with.
@@ -258,4 +259,35 @@ pub fn discard_unfinished_snapshots(db: &Path) -> Result<(), PathError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_behind_flushed_is_refused() {
+        assert_eq!(check_generation(7, 7), Ok(()));
+        assert_eq!(check_generation(8, 7), Ok(()));
+        let why = check_generation(6, 7).unwrap_err();
+        assert!(why.contains("generation 6 of 7"), "{why}");
+    }
+
+    #[test]
+    fn only_our_leftovers_make_a_fresh_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(holds_only_leftovers(dir.path(), "MARKER.tmp").unwrap());
+        fs::write(dir.path().join(LOCK), b"").unwrap();
+        fs::write(dir.path().join("MARKER.tmp"), b"half").unwrap();
+        assert!(holds_only_leftovers(dir.path(), "MARKER.tmp").unwrap());
+        fs::write(dir.path().join("thesis.tex"), b"precious").unwrap();
+        assert!(!holds_only_leftovers(dir.path(), "MARKER.tmp").unwrap());
+    }
+
+    #[test]
+    fn a_retry_is_due_at_most_once_a_second() {
+        let mut retry = reopen::Retry::default();
+        assert!(retry.due());
+        assert!(!retry.due());
+    }
 }

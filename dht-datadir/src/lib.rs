@@ -6,9 +6,11 @@
 //! store's directory reaches the other's: the exclusive lock ([`lock`]), small files
 //! replaced durably ([`write_durably`]), the flush generation that tells a database
 //! sled recovered silently from one that lost flushed data ([`read_flushed`],
-//! [`write_flushed`]), and the removal of the snapshot files sled leaves unfinished when
-//! killed ([`discard_unfinished_snapshots`]); and the bounds-checked [`codec::Reader`]
-//! both decode their records with.
+//! [`write_flushed`], [`check_generation`]), a fresh directory told from someone
+//! else's ([`holds_only_leftovers`]), and the removal of the snapshot files sled leaves unfinished when
+//! killed ([`discard_unfinished_snapshots`]); the opening of the sled database
+//! ([`db::open`]) and its reopening after a failed write ([`reopen`]); and the
+//! bounds-checked [`codec::Reader`] both decode their records with.
 //!
 //! ```
 //! let dir = tempfile::tempdir()?;
@@ -33,6 +35,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod codec;
+pub mod db;
+pub mod reopen;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "testing")]
 pub mod tmpfs;
 
@@ -194,9 +200,38 @@ pub fn read_flushed(dir: &Path) -> Result<u64, FlushedError> {
     }
 }
 
+/// Checks the generation a store's database holds, `in_db`, against `flushed`, the
+/// one [`read_flushed`] read: a database behind `FLUSHED` has lost flushed data.
+/// The error says so, for the store to refuse the directory as corrupt.
+pub fn check_generation(in_db: u64, flushed: u64) -> Result<(), String> {
+    // sled recovers a damaged log silently, as the prefix before the damage, as if
+    // the tail had been torn by a crash. If that prefix ends before the last
+    // completed flush, flushed data is gone: say so rather than run on without it.
+    if in_db < flushed {
+        return Err(format!(
+            "the database ends before the last flush (generation {in_db} of {flushed}): \
+             flushed data is missing, the db files were damaged or truncated"
+        ));
+    }
+    Ok(())
+}
+
 /// Records `generation` in `dir/FLUSHED` durably ([`write_durably`]).
 pub fn write_flushed(dir: &Path, generation: u64) -> io::Result<()> {
     write_durably(dir, FLUSHED, &format!("generation {generation}\n")).map_err(|e| e.source)
+}
+
+/// Whether `dir` holds nothing but what a store's first open leaves when it dies
+/// before its marker landed (`LOCK` and the marker's temporary file `marker_tmp`), so
+/// that it may be initialised; anything else belongs to someone else.
+pub fn holds_only_leftovers(dir: &Path, marker_tmp: &str) -> Result<bool, PathError> {
+    for entry in fs::read_dir(dir).map_err(at(dir))? {
+        let name = entry.map_err(at(dir))?.file_name();
+        if name != LOCK && name != marker_tmp {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Removes sled's unfinished snapshot files (`snap.<lsn>.generating`) from the database
@@ -224,4 +259,35 @@ pub fn discard_unfinished_snapshots(db: &Path) -> Result<(), PathError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_behind_flushed_is_refused() {
+        assert_eq!(check_generation(7, 7), Ok(()));
+        assert_eq!(check_generation(8, 7), Ok(()));
+        let why = check_generation(6, 7).unwrap_err();
+        assert!(why.contains("generation 6 of 7"), "{why}");
+    }
+
+    #[test]
+    fn only_our_leftovers_make_a_fresh_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(holds_only_leftovers(dir.path(), "MARKER.tmp").unwrap());
+        fs::write(dir.path().join(LOCK), b"").unwrap();
+        fs::write(dir.path().join("MARKER.tmp"), b"half").unwrap();
+        assert!(holds_only_leftovers(dir.path(), "MARKER.tmp").unwrap());
+        fs::write(dir.path().join("thesis.tex"), b"precious").unwrap();
+        assert!(!holds_only_leftovers(dir.path(), "MARKER.tmp").unwrap());
+    }
+
+    #[test]
+    fn a_retry_is_due_at_most_once_a_second() {
+        let mut retry = reopen::Retry::default();
+        assert!(retry.due());
+        assert!(!retry.due());
+    }
 }

@@ -24,6 +24,19 @@ impl Tmpfs {
         Ok(Tmpfs(at.to_path_buf()))
     }
 
+    /// [`Tmpfs::mount`] for the test named `test`, or `None` after a line on stderr
+    /// saying that the test is skipped and why (not root, most likely): the test then
+    /// returns at once.
+    pub fn mount_or_skip(at: &Path, size: &str, test: &str) -> Option<Tmpfs> {
+        match Tmpfs::mount(at, size) {
+            Ok(fs) => Some(fs),
+            Err(e) => {
+                eprintln!("SKIPPED {test}: cannot mount a tmpfs (needs root): {e}");
+                None
+            }
+        }
+    }
+
     /// Grows or shrinks the file system to `size`, keeping what it holds.
     ///
     /// # Panics

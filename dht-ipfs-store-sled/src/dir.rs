@@ -1,12 +1,12 @@
 //! The data directory: its marker (kind and format version), the marker of the other
-//! kind it refuses. The lock, the flush generation file and sled's snapshot cleanup are
-//! `dht-datadir`'s, shared with dht-store-sled.
+//! kind it refuses. The lock, the flush generation file and the opening of the sled
+//! database are `dht-datadir`'s, shared with dht-store-sled.
 
 use std::fs::{self, File};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use dht_datadir::{FlushedError, LockError, LOCK};
+use dht_datadir::{FlushedError, LockError, PathError, LOCK};
 
 use crate::error::one_line;
 use crate::OpenError;
@@ -21,8 +21,6 @@ pub const KIND: &str = "ipfs-kad";
 /// The marker of a Mainline data dir (`dht_store_sled::MARKER`, named here so that
 /// this crate does not depend on the Mainline store to recognise its directories).
 pub const MAINLINE_MARKER: &str = "DHT-DATA-DIR";
-/// Name of the sled database directory inside the data dir.
-pub const DB: &str = "db";
 /// The data format this build writes and reads: 1, the first (see the crate doc for
 /// what a later build does with it).
 pub const FORMAT_VERSION: u32 = 1;
@@ -35,6 +33,11 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// `dht-datadir`'s I/O error as ours (a private conversion: no `From` in our API).
+fn path_err(PathError { path, source }: PathError) -> OpenError {
+    OpenError::Io { path, source }
 }
 
 fn corrupt(dir: &Path, reason: String) -> OpenError {
@@ -105,16 +108,10 @@ pub(crate) fn inspect(dir: &Path) -> Result<State, OpenError> {
             Ok(State::Ours)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // LOCK and the marker's temporary file are what a run that died before the
-            // marker landed leaves behind; anything else belongs to someone else.
-            for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-                let entry = entry.map_err(io_err(dir))?;
-                let name = entry.file_name();
-                if name != LOCK && name != MARKER_TMP {
-                    return Err(OpenError::NotADataDir {
-                        dir: dir.to_path_buf(),
-                    });
-                }
+            if !dht_datadir::holds_only_leftovers(dir, MARKER_TMP).map_err(path_err)? {
+                return Err(OpenError::NotADataDir {
+                    dir: dir.to_path_buf(),
+                });
             }
             Ok(State::Fresh)
         }
@@ -165,27 +162,11 @@ pub(crate) fn write_marker(dir: &Path) -> Result<(), OpenError> {
 pub(crate) fn read_flushed(dir: &Path) -> Result<u64, OpenError> {
     dht_datadir::read_flushed(dir).map_err(|e| match e {
         FlushedError::NotAGeneration(_) => corrupt(dir, e.to_string()),
-        FlushedError::Io(e) => OpenError::Io {
-            path: e.path,
-            source: e.source,
-        },
+        FlushedError::Io(e) => path_err(e),
     })
 }
 
 pub(crate) use dht_datadir::write_flushed;
-
-/// Where sled keeps its files.
-pub(crate) fn db_path(dir: &Path) -> PathBuf {
-    dir.join(DB)
-}
-
-/// Removes sled's unfinished snapshot files ([`dht_datadir::discard_unfinished_snapshots`]).
-pub(crate) fn discard_unfinished_snapshots(dir: &Path) -> Result<(), OpenError> {
-    dht_datadir::discard_unfinished_snapshots(&db_path(dir)).map_err(|e| OpenError::Io {
-        path: e.path,
-        source: e.source,
-    })
-}
 
 #[cfg(test)]
 mod tests {

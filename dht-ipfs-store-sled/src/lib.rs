@@ -121,10 +121,12 @@ mod write;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use dht_datadir::db::{self, DbError};
+use dht_datadir::reopen::{self, Retry};
+use dht_datadir::PathError;
 use dht_ipfs::{
     Store, StoreCounts, StoreError, StoreLimits, StoredProvider, StoredRecord, UnixMillis,
 };
@@ -187,7 +189,7 @@ pub struct SledStore {
     /// Writes refused because of `failure` since the store was opened.
     refused: u64,
     /// When a refused write last tried to recover.
-    last_retry: Option<Instant>,
+    retry: Retry,
     dir: PathBuf,
     // Declared after the database so that it is dropped after the database is closed.
     _lock: File,
@@ -207,51 +209,17 @@ struct Db {
 }
 
 impl Db {
+    /// Opens the database of the data dir `dir` ([`dht_datadir::db::open`]).
     fn open(dir: &Path, options: &SledOptions) -> Result<Db, OpenError> {
-        let corrupt = |reason: String| OpenError::Corrupt {
-            dir: dir.to_path_buf(),
-            reason: error::one_line(&reason),
+        let opened = |e| match e {
+            DbError::Io(PathError { path, source }) => OpenError::Io { path, source },
+            DbError::Corrupt(reason) => OpenError::Corrupt {
+                dir: dir.to_path_buf(),
+                reason: error::one_line(&reason),
+            },
         };
-        let flush_ms = u64::try_from(options.flush_every.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        dir::discard_unfinished_snapshots(dir)?;
-        let config = sled::Config::new()
-            .path(dir::db_path(dir))
-            .cache_capacity(options.cache_capacity)
-            .flush_every_ms(Some(flush_ms));
-        // Some damaged files make sled 0.34 panic during recovery: a damaged directory
-        // must give an error, not a crash. Our lock on the directory is held, so sled's
-        // own lock can only be held by an instance of this process still shutting down
-        // (its flusher lets go a moment after the last handle drops): wait up to 2 s.
-        let mut attempt = 0;
-        let opened = loop {
-            let result = catch_unwind(AssertUnwindSafe(|| config.open()));
-            match &result {
-                Ok(Err(sled::Error::Io(e)))
-                    if attempt < 100 && e.to_string().contains("could not acquire lock") =>
-                {
-                    attempt += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                _ => break result,
-            }
-        };
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(source))) => {
-                return Err(OpenError::Io {
-                    path: dir::db_path(dir),
-                    source,
-                })
-            }
-            Ok(Err(e)) => return Err(corrupt(format!("sled: {e}"))),
-            Err(panic) => return Err(corrupt(format!("sled panicked: {}", panic_text(&panic)))),
-        };
-        let tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| corrupt(format!("sled tree {name}: {e}")))
-        };
+        let db = db::open(dir, options.cache_capacity, options.flush_every).map_err(opened)?;
+        let tree = |name: &str| db::tree(&db, name).map_err(opened);
         Ok(Db {
             records: tree("records")?,
             providers: tree("providers")?,
@@ -271,14 +239,6 @@ impl Db {
 }
 
 const META_GENERATION: &[u8] = b"flush_generation";
-
-/// How often a refused write may try to recover: recovering reopens the database and
-/// reads it through, and a full disk should not cost that per refused request.
-const RETRY_EVERY: Duration = Duration::from_secs(1);
-
-/// Free bytes needed before the database is reopened after a failed write: two of
-/// sled's 512 KiB log segments, so that opening and the next writes have room.
-const RECOVER_FREE: u64 = 1024 * 1024;
 
 /// How many expired entries one `expire` transaction removes: bounds the memory and
 /// the size of one atomic write however large the caller's `max`.
@@ -343,7 +303,7 @@ impl SledStore {
             opened: false,
             failure: None,
             refused: 0,
-            last_retry: None,
+            retry: Retry::default(),
             dir: dir.to_path_buf(),
             _lock: lock,
             _temporary: None,
@@ -366,14 +326,7 @@ impl SledStore {
     /// the generation in `DIR/FLUSHED`.
     fn check_generation(&mut self, flushed: u64) -> Result<(), StoreError> {
         self.generation = self.db()?.generation()?;
-        if self.generation < flushed {
-            return Err(StoreError::Backend(format!(
-                "the database ends before the last flush (generation {} of {flushed}): \
-                 flushed data is missing, the db files were damaged or truncated",
-                self.generation
-            )));
-        }
-        Ok(())
+        dht_datadir::check_generation(self.generation, flushed).map_err(StoreError::Backend)
     }
 
     fn db(&self) -> Result<&Db, StoreError> {
@@ -430,16 +383,13 @@ impl SledStore {
     }
 
     /// Refuses a write while an earlier one failed, trying to recover now and then
-    /// (at most every [`RETRY_EVERY`]) to notice that the disk has room again.
+    /// (at most every [`RETRY_EVERY`](reopen::RETRY_EVERY)) to notice that the disk has room again.
     fn writable(&mut self) -> Result<(), StoreError> {
         let Some(why) = self.failure.clone() else {
             return Ok(());
         };
-        if self.last_retry.is_none_or(|t| t.elapsed() >= RETRY_EVERY) {
-            self.last_retry = Some(Instant::now());
-            if self.recover().is_ok() {
-                return Ok(());
-            }
+        if self.retry.due() && self.recover().is_ok() {
+            return Ok(());
         }
         self.refused += 1;
         Err(StoreError::Backend(format!(
@@ -455,12 +405,7 @@ impl SledStore {
         if self.db.is_some() && self.flush().is_ok() {
             return Ok(());
         }
-        let free = fs2::available_space(&self.dir).map_err(store_err)?;
-        if free < RECOVER_FREE {
-            return Err(StoreError::Backend(format!(
-                "{free} bytes free on the data dir's file system; waiting for {RECOVER_FREE}"
-            )));
-        }
+        reopen::room_to_reopen(&self.dir).map_err(StoreError::Backend)?;
         // sled releases its file lock only once its last handle is dropped.
         self.db = None;
         self.db = Some(Db::open(&self.dir, &self.options).map_err(store_err)?);
@@ -588,16 +533,6 @@ impl SledStore {
         source
             .and_then(|s| self.shares.get(s).copied())
             .unwrap_or_default()
-    }
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
     }
 }
 

@@ -26,9 +26,11 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dht_datadir::testing::{
+    env_or, is_child, kill_after, kill_one_second_after, operations_recorded, rerun,
+};
 use dht_ipfs::{
     MemStore, PeerId, Store, StoreCounts, StoreError, StoreLimits, StoredProvider, StoredRecord,
     UnixMillis,
@@ -246,16 +248,6 @@ fn crash_child() {
     }
 }
 
-/// Operations that must have survived: one more than the last index acknowledged.
-fn acked_ops(path: &Path) -> usize {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.parse::<usize>().ok())
-        .max()
-        .map_or(0, |i| i + 1)
-}
-
 /// The operations of the bound test: a random sequence without flushes, then the
 /// removal of half the record keys and an expiry, none of which a write follows.
 fn bound_ops(seed: u64) -> Vec<Op> {
@@ -289,34 +281,20 @@ fn bound_child() {
 /// background flush plus one flush) without any call to `flush`.
 #[test]
 fn acknowledged_removals_are_durable_within_one_second() {
-    if std::env::var(CHILD_DIR).is_ok() || std::env::var(BOUND_CHILD_DIR).is_ok() {
+    if is_child(&[CHILD_DIR, BOUND_CHILD_DIR]) {
         return;
     }
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("data");
     let done = base.path().join("done");
     let seed = 7;
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "bound_child", "--nocapture", "--test-threads=1"])
+    let mut child = rerun("bound_child")
         .env(BOUND_CHILD_DIR, &dir)
         .env(CHILD_SEED, seed.to_string())
         .env(CHILD_ACKED, &done)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let waiting = Instant::now();
-    while !done.exists() {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(60),
-            "the child never finished its writes"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "the child died");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_secs(1));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_one_second_after(&mut child, "finished its writes", || done.exists());
 
     let store = SledStore::open(&dir, limits()).unwrap();
     let mut model = MemStore::new(limits());
@@ -332,21 +310,14 @@ fn acknowledged_removals_are_durable_within_one_second() {
 
 #[test]
 fn crash_kill_reopen() {
-    if std::env::var(CHILD_DIR).is_ok() || std::env::var(BOUND_CHILD_DIR).is_ok() {
+    if is_child(&[CHILD_DIR, BOUND_CHILD_DIR]) {
         return;
     }
-    let cycles: usize = std::env::var("DHT_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
-    let seed: u64 = std::env::var("DHT_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x0069_7066_7300);
+    let cycles: usize = env_or("DHT_CRASH_CYCLES", 40);
+    let seed: u64 = env_or("DHT_CRASH_SEED", 0x0069_7066_7300);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("data");
-    let exe = std::env::current_exe().unwrap();
     let mut model = MemStore::new(limits());
     let (mut total_ops, mut total_acked) = (0usize, 0usize);
     let started = Instant::now();
@@ -355,24 +326,15 @@ fn crash_kill_reopen() {
         let child_seed = rng.next_u64();
         let ctx = format!("crash test seed {seed} cycle {cycle} (child seed {child_seed})");
         let acked_path = base.path().join(format!("acked-{cycle}"));
-        let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+        let mut child = rerun("crash_child")
             .env(CHILD_DIR, &dir)
             .env(CHILD_SEED, child_seed.to_string())
             .env(CHILD_ACKED, &acked_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         // Mostly while writing; sometimes during start-up and recovery.
-        std::thread::sleep(Duration::from_millis(u64::from(rng.next_u32() % 400)));
-        let still_running = child.try_wait().unwrap().is_none();
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
-        assert!(
-            still_running || status.success(),
-            "{ctx}: the child failed on its own: {status}"
-        );
+        let run_for = Duration::from_millis(u64::from(rng.next_u32() % 400));
+        kill_after(&mut child, run_for, &ctx);
 
         let store = match SledStore::open(&dir, limits()) {
             Ok(s) => s,
@@ -380,7 +342,7 @@ fn crash_kill_reopen() {
         };
         let got = dump(&store);
         drop(store);
-        let acked = acked_ops(&acked_path);
+        let acked = operations_recorded(&acked_path);
 
         // Find the prefix of the child's operations that the store holds.
         let mut ops = Ops::new(child_seed);
@@ -431,7 +393,7 @@ fn answer(store: &mut impl Store, op: &Op) -> String {
 /// does and holds what it holds, across reopens: the crash test's model is exact.
 #[test]
 fn same_answers_as_the_model() {
-    if std::env::var(CHILD_DIR).is_ok() || std::env::var(BOUND_CHILD_DIR).is_ok() {
+    if is_child(&[CHILD_DIR, BOUND_CHILD_DIR]) {
         return;
     }
     let base = tempfile::tempdir().unwrap();

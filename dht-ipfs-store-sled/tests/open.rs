@@ -8,6 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use common::{filled, provider, record, roomy, HOUR, T0};
+use dht_datadir::testing::{clear_tree, file_names, plant_torn_snapshot, truncate_log, write_raw};
 use dht_ipfs::{Store, StoreCounts, StoreError, StoreLimits};
 use dht_ipfs_store_sled::{OpenError, SledStore, FORMAT_VERSION, MARKER};
 
@@ -47,11 +48,11 @@ fn foreign_dir_is_refused_and_left_alone() {
     let e = SledStore::open(dir.path(), roomy()).unwrap_err();
     assert!(matches!(e, OpenError::NotADataDir { .. }), "{e:?}");
     assert!(!e.to_string().contains('\n'), "{e}");
-    let names: Vec<_> = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, ["thesis.tex"], "a refused dir must not be touched");
+    assert_eq!(
+        file_names(dir.path()),
+        ["thesis.tex"],
+        "a refused dir must not be touched"
+    );
 }
 
 #[test]
@@ -103,11 +104,7 @@ fn garbage_marker_is_corrupt() {
 fn truncated_log_is_corrupt() {
     for quarters in [0, 1, 2, 3] {
         let dir = filled();
-        let log = dir.path().join("db/db");
-        let len = fs::metadata(&log).unwrap().len();
-        let f = fs::OpenOptions::new().write(true).open(&log).unwrap();
-        f.set_len(len * quarters / 4).unwrap();
-        drop(f);
+        truncate_log(dir.path(), quarters);
         expect_corrupt(dir.path(), &format!("log truncated to {quarters}/4"));
         expect_corrupt(dir.path(), &format!("log truncated to {quarters}/4, again"));
     }
@@ -120,15 +117,7 @@ fn undecodable_values_are_corrupt() {
         ("providers", vec![0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 3]),
     ] {
         let dir = filled();
-        {
-            // Write through sled itself, as a bug or a bit flip might.
-            let db = sled::open(dir.path().join("db")).unwrap();
-            db.open_tree(tree)
-                .unwrap()
-                .insert(key, &[1u8, 0, 0][..])
-                .unwrap();
-            db.flush().unwrap();
-        }
+        write_raw(dir.path(), tree, &key, &[1u8, 0, 0]);
         let msg = expect_corrupt(dir.path(), tree);
         assert!(msg.contains("undecodable"), "{msg}");
     }
@@ -137,11 +126,7 @@ fn undecodable_values_are_corrupt() {
 #[test]
 fn torn_deadline_index_is_rebuilt() {
     let dir = filled();
-    {
-        let db = sled::open(dir.path().join("db")).unwrap();
-        db.open_tree("deadlines").unwrap().clear().unwrap();
-        db.flush().unwrap();
-    }
+    clear_tree(dir.path(), "deadlines");
     let mut s = SledStore::open(dir.path(), roomy()).unwrap();
     assert_eq!(s.expire(T0 + HOUR, usize::MAX).unwrap(), 2000);
     assert_eq!(s.counts().records, 0);
@@ -154,11 +139,10 @@ fn torn_deadline_index_is_rebuilt() {
 #[test]
 fn a_torn_snapshot_file_does_not_make_the_dir_unopenable() {
     let dir = filled();
-    let db = dir.path().join("db");
-    fs::write(db.join("snap.7FFFFFFFFFFFFFFF.generating"), [0xde; 40]).unwrap();
+    let snap = plant_torn_snapshot(dir.path());
     let s = SledStore::open(dir.path(), roomy()).expect("opens past a torn snapshot");
     assert_eq!((s.counts().records, s.counts().providers), (2000, 2000));
-    assert!(!db.join("snap.7FFFFFFFFFFFFFFF.generating").exists());
+    assert!(!snap.exists());
 }
 
 /// Counts and per-source shares are rebuilt at open from what the entries record.

@@ -1,10 +1,10 @@
 //! The data directory: its marker file and its format version. The lock, the flush
-//! generation file and sled's snapshot cleanup are `dht-datadir`'s, shared with
+//! generation file and the opening of the sled database are `dht-datadir`'s, shared with
 //! dht-ipfs-store-sled.
 
 use std::fs::{self, File};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use dht_datadir::{FlushedError, LockError, PathError, LOCK};
 
@@ -12,8 +12,6 @@ use crate::OpenError;
 
 /// Name of the marker file that makes a directory ours.
 pub const MARKER: &str = "DHT-DATA-DIR";
-/// Name of the sled database directory inside the data dir.
-pub const DB: &str = "db";
 /// The data format this build writes and reads. 2: peer records may carry a flags
 /// byte (BEP 33 seed status). Format 1 dirs are read as they are (their records are
 /// format 2 records without flags) and their marker is rewritten on open, so that an
@@ -75,16 +73,10 @@ pub(crate) fn inspect(dir: &Path) -> Result<State, OpenError> {
             Ok(State::Ours)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // LOCK and the marker's temporary file are what a run that died before the
-            // marker landed leaves behind; anything else belongs to someone else.
-            for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-                let entry = entry.map_err(io_err(dir))?;
-                let name = entry.file_name();
-                if name != LOCK && name != MARKER_TMP {
-                    return Err(OpenError::NotADataDir {
-                        dir: dir.to_path_buf(),
-                    });
-                }
+            if !dht_datadir::holds_only_leftovers(dir, MARKER_TMP).map_err(path_err)? {
+                return Err(OpenError::NotADataDir {
+                    dir: dir.to_path_buf(),
+                });
             }
             Ok(State::Fresh)
         }
@@ -132,16 +124,6 @@ pub(crate) fn read_flushed(dir: &Path) -> Result<u64, OpenError> {
 }
 
 pub(crate) use dht_datadir::write_flushed;
-
-/// Where sled keeps its files.
-pub(crate) fn db_path(dir: &Path) -> PathBuf {
-    dir.join(DB)
-}
-
-/// Removes sled's unfinished snapshot files ([`dht_datadir::discard_unfinished_snapshots`]).
-pub(crate) fn discard_unfinished_snapshots(dir: &Path) -> Result<(), OpenError> {
-    dht_datadir::discard_unfinished_snapshots(&db_path(dir)).map_err(path_err)
-}
 
 #[cfg(test)]
 mod tests {

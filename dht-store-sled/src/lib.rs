@@ -107,14 +107,16 @@ mod write;
 
 use std::fs::File;
 use std::net::SocketAddr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dht_core::Id;
 use dht_core::{
     Commit, RoutingSnapshot, Store, StoreCounts, StoreError, StoredItem, StoredPeer, UnixMillis,
 };
+use dht_datadir::db::{self, DbError};
+use dht_datadir::reopen::{self, Retry};
+use dht_datadir::PathError;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use codec::{KIND_ITEM, KIND_PEER};
@@ -182,7 +184,7 @@ pub struct SledStore {
     /// succeeds again. Meanwhile puts are refused (the core answers them with 202).
     health: WriteHealth,
     /// When a refused put last tried to recover, to see whether the disk has room again.
-    last_retry: Option<Instant>,
+    retry: Retry,
     /// Group commit ([`Store::commit`] was called): puts return before they are on
     /// disk, and the caller holds their acknowledgements until a commit covers them.
     pub(crate) group: bool,
@@ -211,53 +213,17 @@ struct Db {
 }
 
 impl Db {
+    /// Opens the database of the data dir `dir` ([`dht_datadir::db::open`]).
     fn open(dir: &Path, options: &SledOptions) -> Result<Db, OpenError> {
-        let corrupt = |reason: String| OpenError::Corrupt {
-            dir: dir.to_path_buf(),
-            reason,
+        let opened = |e| match e {
+            DbError::Io(PathError { path, source }) => OpenError::Io { path, source },
+            DbError::Corrupt(reason) => OpenError::Corrupt {
+                dir: dir.to_path_buf(),
+                reason,
+            },
         };
-        let flush_ms = u64::try_from(options.flush_every.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        dir::discard_unfinished_snapshots(dir)?;
-        let config = sled::Config::new()
-            .path(dir::db_path(dir))
-            .cache_capacity(options.cache_capacity)
-            .flush_every_ms(Some(flush_ms));
-        // sled 0.34 reports most damage as an error, but some damaged files make it
-        // panic during recovery; a damaged directory must give an error, not a crash.
-        // Our own lock on the directory is held, so sled's lock on its log can only be
-        // held by a sled instance of this process that is still shutting down (its
-        // flusher thread lets go of the files a moment after the last handle drops):
-        // wait for it, up to 2 s, instead of failing a reopen right after a close.
-        let mut attempt = 0;
-        let opened = loop {
-            let result = catch_unwind(AssertUnwindSafe(|| config.open()));
-            match &result {
-                Ok(Err(sled::Error::Io(e)))
-                    if attempt < 100 && e.to_string().contains("could not acquire lock") =>
-                {
-                    attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                _ => break result,
-            }
-        };
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(source))) => {
-                return Err(OpenError::Io {
-                    path: dir::db_path(dir),
-                    source,
-                })
-            }
-            Ok(Err(e)) => return Err(corrupt(format!("sled: {e}"))),
-            Err(panic) => return Err(corrupt(format!("sled panicked: {}", panic_text(&panic)))),
-        };
-        let tree = |name: &str| {
-            db.open_tree(name)
-                .map_err(|e| corrupt(format!("sled tree {name}: {e}")))
-        };
+        let db = db::open(dir, options.cache_capacity, options.flush_every).map_err(opened)?;
+        let tree = |name: &str| db::tree(&db, name).map_err(opened);
         Ok(Db {
             items: tree("items")?,
             peers: tree("peers")?,
@@ -279,15 +245,6 @@ impl Db {
 const META_ROUTING: &[u8] = b"routing";
 const META_NODE_ID: &[u8] = b"node_id";
 const META_GENERATION: &[u8] = b"flush_generation";
-
-/// How often a refused put may try to recover while writes are failing: recovering
-/// reopens the database and reads it through, and a full disk should not cost that
-/// per refused datagram.
-const RETRY_EVERY: Duration = Duration::from_secs(1);
-
-/// Free bytes needed before the database is reopened after a failed write: two of
-/// sled's 512 KiB log segments, so that opening and the next writes have room.
-const RECOVER_FREE: u64 = 1024 * 1024;
 
 /// How many expired entries one `expire` transaction removes: bounds the memory and
 /// the size of one atomic write however many entries are due.
@@ -345,7 +302,7 @@ impl SledStore {
             generation: 0,
             opened: false,
             health: WriteHealth::default(),
-            last_retry: None,
+            retry: Retry::default(),
             group: false,
             dirty: false,
             lost: None,
@@ -373,18 +330,8 @@ impl SledStore {
     /// Sets the generation from the database; an error if it is behind `flushed`,
     /// the generation in `DIR/FLUSHED`.
     fn check_generation(&mut self, flushed: u64) -> Result<(), StoreError> {
-        // sled recovers a damaged log silently, as the prefix before the damage, as if
-        // the tail had been torn by a crash. If that prefix ends before the last
-        // completed flush, flushed data is gone: say so rather than run on without it.
         self.generation = self.db()?.generation()?;
-        if self.generation < flushed {
-            return Err(StoreError(format!(
-                "the database ends before the last flush (generation {} of {flushed}): \
-                 flushed data is missing, the db files were damaged or truncated",
-                self.generation
-            )));
-        }
-        Ok(())
+        dht_datadir::check_generation(self.generation, flushed).map_err(StoreError)
     }
 
     fn db(&self) -> Result<&Db, StoreError> {
@@ -432,16 +379,13 @@ impl SledStore {
     }
 
     /// Refuses a write while an earlier one failed, trying to recover now and then
-    /// (at most every [`RETRY_EVERY`]) to notice that the disk has room again.
+    /// (at most every [`RETRY_EVERY`](reopen::RETRY_EVERY)) to notice that the disk has room again.
     fn writable(&mut self) -> Result<(), StoreError> {
         let Some(why) = self.health.failure() else {
             return Ok(());
         };
-        if self.last_retry.is_none_or(|t| t.elapsed() >= RETRY_EVERY) {
-            self.last_retry = Some(Instant::now());
-            if self.recover().is_ok() {
-                return Ok(());
-            }
+        if self.retry.due() && self.recover().is_ok() {
+            return Ok(());
         }
         self.health.refuse();
         Err(StoreError(format!(
@@ -460,14 +404,7 @@ impl SledStore {
             // Only our own record failed (sled's database did not).
             return Ok(());
         }
-        // Closing the database stops reads too until it is open again, and opening
-        // needs room: not while the disk is still (nearly) full.
-        let free = fs2::available_space(&self.dir).map_err(store_err)?;
-        if free < RECOVER_FREE {
-            return Err(StoreError(format!(
-                "{free} bytes free on the data dir's file system; waiting for {RECOVER_FREE}"
-            )));
-        }
+        reopen::room_to_reopen(&self.dir).map_err(StoreError)?;
         // sled releases its file lock only once its last handle is dropped.
         self.db = None;
         if std::mem::take(&mut self.dirty) && self.group {
@@ -614,16 +551,6 @@ impl SledStore {
             }
         }
         Ok(())
-    }
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
     }
 }
 

@@ -22,7 +22,6 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dht_core::Id;
@@ -30,6 +29,9 @@ use dht_core::NodeInfo;
 use dht_core::{
     Item, MutableItem, RoutingSnapshot, SnapshotNode, Store, StoreCounts, StoredItem, StoredPeer,
     UnixMillis,
+};
+use dht_datadir::testing::{
+    env_or, is_child, kill_after, kill_one_second_after, operations_recorded, rerun,
 };
 use dht_store_mem::MemStore;
 use dht_store_sled::SledStore;
@@ -312,34 +314,22 @@ fn bound_child() {
 /// 500 ms background flush plus one flush), without any call to `flush`.
 #[test]
 fn acknowledged_writes_are_durable_within_one_second() {
-    if std::env::var(CHILD_DIR).is_ok() || std::env::var(BOUND_CHILD_DIR).is_ok() {
+    if is_child(&[CHILD_DIR, BOUND_CHILD_DIR]) {
         return;
     }
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("data");
     let acked = base.path().join("acked");
     let seed = 7;
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "bound_child", "--nocapture", "--test-threads=1"])
+    let mut child = rerun("bound_child")
         .env(BOUND_CHILD_DIR, &dir)
         .env(CHILD_SEED, seed.to_string())
         .env(CHILD_DURABLE, &acked)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let waiting = Instant::now();
-    while durable_ops(&acked) == 0 {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(60),
-            "the child never acknowledged its writes"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "the child died");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_secs(1));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_one_second_after(&mut child, "acknowledged its writes", || {
+        operations_recorded(&acked) != 0
+    });
 
     let store = SledStore::open(&dir).unwrap();
     let mut model = MemStore::new();
@@ -355,34 +345,16 @@ fn acknowledged_writes_are_durable_within_one_second() {
     );
 }
 
-/// Operations known durable: one more than the last index the child recorded.
-fn durable_ops(path: &Path) -> usize {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    // A kill can cut the last line; only whole lines were fsynced after their flush.
-    text.split_terminator('\n')
-        .filter(|l| !l.is_empty())
-        .filter_map(|l| l.parse::<usize>().ok())
-        .max()
-        .map_or(0, |i| i + 1)
-}
-
 #[test]
 fn crash_kill_reopen() {
-    if std::env::var(CHILD_DIR).is_ok() || std::env::var(BOUND_CHILD_DIR).is_ok() {
+    if is_child(&[CHILD_DIR, BOUND_CHILD_DIR]) {
         return;
     }
-    let cycles: usize = std::env::var("DHT_CRASH_CYCLES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
-    let seed: u64 = std::env::var("DHT_CRASH_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x0063_7261_7368);
+    let cycles: usize = env_or("DHT_CRASH_CYCLES", 100);
+    let seed: u64 = env_or("DHT_CRASH_SEED", 0x0063_7261_7368);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("data");
-    let exe = std::env::current_exe().unwrap();
     let mut state = dump(&MemStore::new(), &Ops::new(0));
     let (mut total_ops, mut total_durable, mut node_id_set) = (0usize, 0usize, false);
     let started = Instant::now();
@@ -396,35 +368,26 @@ fn crash_kill_reopen() {
         };
         let ctx = format!("crash test seed {seed} cycle {cycle} ({mode}, child seed {child_seed})");
         let durable_path = base.path().join(format!("durable-{cycle}"));
-        let mut child = Command::new(&exe);
+        let mut child = rerun("crash_child");
         if cycle % 2 == 1 {
             child.env(CHILD_GROUP, "1");
         }
         let mut child = child
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_DIR, &dir)
             .env(CHILD_SEED, child_seed.to_string())
             .env(CHILD_DURABLE, &durable_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         // Mostly while writing; sometimes during start-up and recovery.
-        std::thread::sleep(Duration::from_millis(u64::from(rng.next_u32() % 400)));
-        let still_running = child.try_wait().unwrap().is_none();
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
-        assert!(
-            still_running || status.success(),
-            "{ctx}: the child failed on its own: {status}"
-        );
+        let run_for = Duration::from_millis(u64::from(rng.next_u32() % 400));
+        kill_after(&mut child, run_for, &ctx);
 
         let store = match SledStore::open(&dir) {
             Ok(s) => s,
             Err(e) => panic!("{ctx}: reopen after SIGKILL failed: {e}"),
         };
         let got = dump(&store, &Ops::new(0));
-        let durable = durable_ops(&durable_path);
+        let durable = operations_recorded(&durable_path);
         match store.node_id().unwrap() {
             Some(id) => {
                 assert_eq!(id, NODE_ID, "{ctx}: node id");

@@ -5,6 +5,7 @@
 //! Under group commit, every put whose commit returned `Ok` is there too.
 
 use dht_core::{Id, Item, Store, StoredItem, StoredPeer};
+use dht_datadir::testing::fill_until_refused;
 use dht_datadir::tmpfs::Tmpfs;
 use dht_store_sled::SledStore;
 
@@ -25,41 +26,18 @@ fn item(i: u32) -> StoredItem {
 fn a_full_disk_refuses_puts_and_loses_none_it_accepted() {
     let scratch = tempfile::tempdir().unwrap();
     let mnt = scratch.path().join("mnt");
-    let fs = match Tmpfs::mount(&mnt, "3m") {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!("SKIPPED a_full_disk_refuses_puts_and_loses_none_it_accepted: cannot mount a tmpfs (needs root): {e}");
-            return;
-        }
+    let Some(fs) = Tmpfs::mount_or_skip(
+        &mnt,
+        "3m",
+        "a_full_disk_refuses_puts_and_loses_none_it_accepted",
+    ) else {
+        return;
     };
     let data = mnt.join("data");
     let mut store = SledStore::open(&data).unwrap();
-    let mut accepted = Vec::new();
-    let mut refused = 0;
-    for i in 0..20_000 {
-        match store.put_item(item(i)) {
-            Ok(()) => accepted.push(i),
-            Err(_) => {
-                refused += 1;
-                // A few more after the first refusal: all refused while the disk is full.
-                if refused == 20 {
-                    break;
-                }
-            }
-        }
-    }
-    assert!(refused > 0, "3 MB never filled");
-    assert!(
-        accepted.len() > 100,
-        "only {} puts accepted",
-        accepted.len()
-    );
+    let accepted = fill_until_refused(|i| store.put_item(item(i)).is_ok());
     assert!(store.write_failure().is_some());
     let first_refused = accepted.len();
-    assert!(
-        accepted.iter().enumerate().all(|(n, i)| *i == n as u32),
-        "a put accepted after one was refused"
-    );
 
     // Announces are refused too.
     let peer = StoredPeer {
@@ -115,12 +93,12 @@ fn a_full_disk_refuses_puts_and_loses_none_it_accepted() {
 fn a_full_disk_under_group_commit_loses_none_it_acknowledged() {
     let scratch = tempfile::tempdir().unwrap();
     let mnt = scratch.path().join("mnt");
-    let fs = match Tmpfs::mount(&mnt, "3m") {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!("SKIPPED a_full_disk_under_group_commit_loses_none_it_acknowledged: cannot mount a tmpfs (needs root): {e}");
-            return;
-        }
+    let Some(fs) = Tmpfs::mount_or_skip(
+        &mnt,
+        "3m",
+        "a_full_disk_under_group_commit_loses_none_it_acknowledged",
+    ) else {
+        return;
     };
     let data = mnt.join("data");
     let mut store = SledStore::open(&data).unwrap();

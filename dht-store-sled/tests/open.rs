@@ -6,6 +6,9 @@ use std::path::Path;
 
 use dht_core::Id;
 use dht_core::{Item, Store, StoredItem, StoredPeer};
+use dht_datadir::testing::{
+    clear_tree, file_names, log_path, plant_torn_snapshot, truncate_log, write_raw,
+};
 use dht_store_sled::{OpenError, SledStore, FORMAT_VERSION, MARKER};
 
 fn id(i: u32) -> Id {
@@ -88,11 +91,11 @@ fn foreign_dir_is_refused_and_left_alone() {
     let e = SledStore::open(dir.path()).unwrap_err();
     assert!(matches!(e, OpenError::NotADataDir { .. }), "{e:?}");
     assert!(e.to_string().contains("not a dht data directory"), "{e}");
-    let names: Vec<_> = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, ["thesis.tex"], "a refused dir must not be touched");
+    assert_eq!(
+        file_names(dir.path()),
+        ["thesis.tex"],
+        "a refused dir must not be touched"
+    );
 }
 
 #[test]
@@ -149,11 +152,7 @@ fn scribbled_sled_config_is_corrupt() {
 fn truncated_log_is_corrupt() {
     for quarters in [0, 1, 2, 3] {
         let dir = filled();
-        let log = dir.path().join("db/db");
-        let len = fs::metadata(&log).unwrap().len();
-        let f = fs::OpenOptions::new().write(true).open(&log).unwrap();
-        f.set_len(len * quarters / 4).unwrap();
-        drop(f);
+        truncate_log(dir.path(), quarters);
         expect_corrupt(dir.path(), &format!("log truncated to {quarters}/4"));
         // The error is stable: a second attempt does not "heal" the directory.
         expect_corrupt(dir.path(), &format!("log truncated to {quarters}/4, again"));
@@ -168,11 +167,11 @@ fn scribbled_log_is_corrupt_or_harmless() {
     let mut corrupt = 0;
     let len = {
         let dir = filled();
-        fs::metadata(dir.path().join("db/db")).unwrap().len() as usize
+        fs::metadata(log_path(dir.path())).unwrap().len() as usize
     };
     for at in (0..len).step_by(len / 16) {
         let dir = filled();
-        let log = dir.path().join("db/db");
+        let log = log_path(dir.path());
         let mut bytes = fs::read(&log).unwrap();
         for b in bytes.iter_mut().skip(at).take(512) {
             *b = 0x5a;
@@ -198,22 +197,14 @@ fn scribbled_log_is_corrupt_or_harmless() {
 #[test]
 fn deleted_log_is_corrupt() {
     let dir = filled();
-    fs::remove_file(dir.path().join("db/db")).unwrap();
+    fs::remove_file(log_path(dir.path())).unwrap();
     expect_corrupt(dir.path(), "log deleted");
 }
 
 #[test]
 fn undecodable_record_is_corrupt() {
     let dir = filled();
-    {
-        // Write through sled itself, as a bug or a bit flip might.
-        let db = sled::open(dir.path().join("db")).unwrap();
-        db.open_tree("items")
-            .unwrap()
-            .insert(id(3).0, &[1u8, 0, 0][..])
-            .unwrap();
-        db.flush().unwrap();
-    }
+    write_raw(dir.path(), "items", &id(3).0, &[1u8, 0, 0]);
     match SledStore::open(dir.path()) {
         Err(OpenError::Corrupt { reason, .. }) => {
             assert!(reason.contains("item record"), "{reason}")
@@ -225,11 +216,7 @@ fn undecodable_record_is_corrupt() {
 #[test]
 fn torn_deadline_index_is_rebuilt() {
     let dir = filled();
-    {
-        let db = sled::open(dir.path().join("db")).unwrap();
-        db.open_tree("deadlines").unwrap().clear().unwrap();
-        db.flush().unwrap();
-    }
+    clear_tree(dir.path(), "deadlines");
     let mut s = SledStore::open(dir.path()).unwrap();
     assert_eq!(s.expire(5).unwrap(), (2000, 0));
     assert_eq!(s.expire(9).unwrap(), (0, 2000));
@@ -241,13 +228,11 @@ fn torn_deadline_index_is_rebuilt() {
 #[test]
 fn a_torn_snapshot_file_does_not_make_the_dir_unopenable() {
     let dir = filled();
-    let db = dir.path().join("db");
-    // The highest lsn sorts last, as the newest snapshot would.
-    fs::write(db.join("snap.7FFFFFFFFFFFFFFF.generating"), [0xde; 40]).unwrap();
+    let snap = plant_torn_snapshot(dir.path());
     let s = SledStore::open(dir.path()).expect("opens past a torn snapshot");
     let counts = s.counts().unwrap();
     assert_eq!((counts.items, counts.peers), (2000, 2000));
-    assert!(!db.join("snap.7FFFFFFFFFFFFFFF.generating").exists());
+    assert!(!snap.exists());
 }
 
 /// The format 1 marker (before BEP 33 seed flags) is read and migrated, not refused.

@@ -68,6 +68,7 @@ mod ops;
 mod overlay;
 mod request;
 pub mod ring;
+mod trace;
 pub mod wire;
 
 pub use config::Config;

@@ -463,7 +463,10 @@ impl<S: Store> ChordNode<S> {
             Query::Notify => self.on_notify(now, sender),
             Query::FindSuccessor { target } => {
                 let succ = self.successor();
-                if ring::in_half_open(&target, &self.id, &succ.id) && !self.rejoining {
+                // No successor but fingers: every successor failed, and until
+                // stabilize finds the next live node this node cannot place a key.
+                let orphan = self.successors.is_empty() && !self.fingers.is_empty();
+                if ring::in_half_open(&target, &self.id, &succ.id) && !self.rejoining && !orphan {
                     reply.found = true;
                     reply.nodes = self.successor_list_or_self();
                 } else {

@@ -176,3 +176,33 @@ fn a_node_repairing_past_a_dead_run_claims_no_key_until_its_successor_confirms_i
     assert!(found, "node 4 does not answer after its repair");
     assert_eq!(nodes.first(), Some(&net.nodes[7].id()));
 }
+
+#[test]
+fn a_node_whose_own_gets_find_its_successors_dead_claims_no_key() {
+    let mut net = even_ring(16);
+    let v = value_between(&net, 5, 6);
+    let q = net.start(8, Request::Put { value: v.clone() });
+    net.outcome(8, q);
+    net.run(Duration::from_secs(2));
+    net.kill(5);
+    net.kill(6);
+    // Node 4's own gets meet both dead successors, stabilize perhaps not yet.
+    let self_id = net.nodes[4].id();
+    let probe = ring::add(&self_id, &ring::pow2(100));
+    for step in 0..300 {
+        if step % 20 == 0 {
+            let _ = net.start(
+                4,
+                Request::Get {
+                    target: Id::sha1(&v),
+                },
+            );
+        }
+        let (found, nodes) = ask_find_successor(&mut net, 4, probe);
+        assert!(
+            !(found && nodes.first() == Some(&self_id)),
+            "step {step}: node 4 named itself the successor of a key past its dead successors"
+        );
+        net.run(Duration::from_millis(10));
+    }
+}

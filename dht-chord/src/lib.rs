@@ -37,7 +37,12 @@
 //!   lookup of the node's own id from its farthest fingers (the global check of the
 //!   paper's Section 7), which repairs interleaved successor chains that racing joins
 //!   can leave and stabilize never undoes; and a lookup whose key predecessor is dead
-//!   ends with the successor list of the closest node that answered.
+//!   ends with the successor list of the closest node that answered (the querier's own
+//!   when none did).
+//! - A member whose r successors all fail at once (the paper assumes they do not)
+//!   takes the nearest node it still knows clockwise, a finger, and stabilize walks it
+//!   back to its true successor; until that successor names it as predecessor, it
+//!   answers no `find_successor` as `found`, since live nodes may lie between.
 //!
 //! ## Wire messages
 //! KRPC-shaped bencoded dictionaries (`t`, `y`, `q`, `a`, `r`, `e`, as in BEP 5).
@@ -68,6 +73,7 @@ mod ops;
 mod overlay;
 mod request;
 pub mod ring;
+mod trace;
 pub mod wire;
 
 pub use config::Config;

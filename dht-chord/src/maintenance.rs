@@ -44,14 +44,32 @@ impl<S: Store> ChordNode<S> {
         if self.stabilizing {
             return;
         }
-        let succ = self.successor();
+        let mut succ = self.successor();
         if succ.id == self.id {
-            // A ring of one: a node that notified us is our successor as well.
-            if let Some(p) = self.predecessor {
-                self.adopt_successors(vec![p]);
+            // No successor: a ring of one that a node joined (it notified us, and in a
+            // ring of two our predecessor is our successor as well), or a member whose
+            // r successors all failed. That member must not take its predecessor: the
+            // interval (self, predecessor) is nearly the whole circle, so every
+            // stabilize after would adopt the next node back, and the node would walk
+            // backwards round the ring answering `found` for keys it never held. It
+            // takes the nearest node it knows clockwise (a finger past the dead run),
+            // asks it at once, and walks back from there to its true successor.
+            let nearest = self
+                .known()
+                .filter(|p| p.id != self.id)
+                .min_by_key(|p| ring::sub(&p.id, &self.id))
+                .copied();
+            let Some(p) = nearest else {
+                return;
+            };
+            self.adopt_successors(vec![p]);
+            if self.predecessor.is_some_and(|q| q.id == p.id) {
+                // The ring of one that a node joined: notify it, ask it next period.
                 self.notify(now);
+                return;
             }
-            return;
+            self.rejoining = true;
+            succ = p;
         }
         self.stabilizing = true;
         let waiting = Waiting::Stabilize { successor: succ.id };
@@ -69,6 +87,9 @@ impl<S: Store> ChordNode<S> {
         };
         let mut list = vec![succ];
         list.extend(reply.successors);
+        if reply.predecessor.is_some_and(|x| x.id == self.id) {
+            self.rejoining = false;
+        }
         if let Some(x) = reply.predecessor {
             if ring::in_open(&x.id, &self.id, &succ.id) {
                 list.insert(0, x);

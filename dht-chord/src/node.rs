@@ -100,6 +100,10 @@ pub struct ChordNode<S: Store> {
     pub(crate) next_fix_fingers: Instant,
     pub(crate) next_check_predecessor: Instant,
     pub(crate) stabilizing: bool,
+    /// All r successors failed and the successor is a finger taken in their place,
+    /// not yet confirmed by its predecessor pointer (see `stabilize`): live nodes may
+    /// lie between, so this node does not claim to know a key's successor.
+    pub(crate) rejoining: bool,
     pub(crate) fixing: Option<OpId>,
     pub(crate) checking: bool,
     /// Replica set and predecessor when owned keys were last pushed to the successors.
@@ -108,6 +112,8 @@ pub struct ChordNode<S: Store> {
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) stats: NodeStats,
+    /// Print each command's lookup path to stderr (`DHT_CHORD_TRACE`, see `trace.rs`).
+    pub(crate) trace: bool,
 }
 
 impl<S: Store> std::fmt::Debug for ChordNode<S> {
@@ -163,6 +169,7 @@ impl<S: Store> ChordNode<S> {
             next_fix_fingers: now,
             next_check_predecessor: now,
             stabilizing: false,
+            rejoining: false,
             fixing: None,
             checking: false,
             replicated_to: Vec::new(),
@@ -170,6 +177,7 @@ impl<S: Store> ChordNode<S> {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: NodeStats::default(),
+            trace: crate::trace::enabled(),
         }
     }
 
@@ -455,7 +463,10 @@ impl<S: Store> ChordNode<S> {
             Query::Notify => self.on_notify(now, sender),
             Query::FindSuccessor { target } => {
                 let succ = self.successor();
-                if ring::in_half_open(&target, &self.id, &succ.id) {
+                // No successor but fingers: every successor failed, and until
+                // stabilize finds the next live node this node cannot place a key.
+                let orphan = self.successors.is_empty() && !self.fingers.is_empty();
+                if ring::in_half_open(&target, &self.id, &succ.id) && !self.rejoining && !orphan {
                     reply.found = true;
                     reply.nodes = self.successor_list_or_self();
                 } else {

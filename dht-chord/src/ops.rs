@@ -18,6 +18,7 @@ use crate::lookup::{Candidates, Op, OpId, Phase, Purpose, MAX_CANDIDATES};
 use crate::node::{ChordNode, Pending, Waiting};
 use crate::request::{BadValue, Outcome};
 use crate::ring;
+use crate::trace;
 use crate::wire::{self, Peer, Query, Reply};
 
 impl<S: Store> ChordNode<S> {
@@ -77,6 +78,15 @@ impl<S: Store> ChordNode<S> {
     fn start_op(&mut self, now: Instant, purpose: Purpose, target: Id) -> QueryId {
         let q = self.new_query();
         let op = self.new_op(now, Some(q), purpose, target);
+        self.trace(op, || {
+            let o = &self.ops[&op];
+            let what = match o.purpose {
+                Purpose::Get => "get",
+                Purpose::Put(_) => "put",
+                _ => "find_successor",
+            };
+            format!("start {} {what} {}", q.0, trace::short(&target))
+        });
         self.route(now, op);
         q
     }
@@ -201,6 +211,10 @@ impl<S: Store> ChordNode<S> {
                 o.stats.requests += 1;
                 let q = Query::FindSuccessor { target };
                 self.send_query(now, addr, &q, Some(Waiting::Step { op, node }));
+                self.trace(op, || match node {
+                    Some(id) => format!("ask {}", trace::short(&id)),
+                    None => format!("ask {addr}"),
+                });
             }
             None => self.span_fallback(now, op),
         }
@@ -214,12 +228,16 @@ impl<S: Store> ChordNode<S> {
     /// key's successor and the nodes after it: the lookup ends with the part of the
     /// list at or after the target. One round trip, and only after failures.
     fn span_fallback(&mut self, now: Instant, op: OpId) {
+        let member = self.is_joined();
         let Some(o) = self.ops.get_mut(&op) else {
             return;
         };
         match o.closest_responder {
             Some(q) if !o.span_asked => {
                 o.span_asked = true;
+                if self.trace && o.query.is_some() {
+                    trace::line(&self.id, op, &format!("span {}", trace::short(&q.id)));
+                }
                 o.stats.requests += 1;
                 self.send_query(
                     now,
@@ -228,12 +246,30 @@ impl<S: Store> ChordNode<S> {
                     Some(Waiting::Span { op }),
                 );
             }
+            // Nobody answered, and this node is on the ring: the candidates were
+            // nodes of its own that precede the key, and the timeouts took them out of
+            // its successor list, which now runs past the key (its head timed out
+            // while the key lay just after it). End with the part at or after the key.
+            None if member && o.candidates.from == self.id => {
+                let target = o.target;
+                let list: Vec<Peer> = self
+                    .successors
+                    .iter()
+                    .filter(|p| !ring::in_open(&p.id, &self.id, &target))
+                    .copied()
+                    .collect();
+                self.routed(now, op, list)
+            }
             _ => self.routed(now, op, Vec::new()),
         }
     }
 
     /// The closest responder's successor list (`None`: it did not answer).
     pub(crate) fn on_span_reply(&mut self, now: Instant, op: OpId, reply: Option<Reply>) {
+        self.trace(op, || match &reply {
+            Some(r) => format!("span-reply {}", trace::list(&r.successors)),
+            None => "span-failed".to_string(),
+        });
         let Some(o) = self.ops.get_mut(&op) else {
             return;
         };
@@ -252,6 +288,7 @@ impl<S: Store> ChordNode<S> {
 
     /// Routing ended with `list`, the target's successor first (empty: it failed).
     fn routed(&mut self, now: Instant, op: OpId, list: Vec<Peer>) {
+        self.trace(op, || format!("routed {}", trace::list(&list)));
         let Some(o) = self.ops.get_mut(&op) else {
             return;
         };
@@ -366,11 +403,20 @@ impl<S: Store> ChordNode<S> {
                 _ => Query::Get { target },
             };
             o.stats.requests += 1;
-            return self.send_query(now, to.addr, &q, Some(Waiting::Fetch { op }));
+            self.send_query(now, to.addr, &q, Some(Waiting::Fetch { op }));
+            return self.trace(op, || format!("fetch {}", trace::short(&to.id)));
         }
     }
 
     fn finish(&mut self, now: Instant, op: OpId, outcome: Outcome) {
+        self.trace(op, || {
+            let ok = match &outcome {
+                Outcome::Value { value } => value.is_some(),
+                Outcome::Stored { stored_at, .. } => stored_at.is_some(),
+                Outcome::Successors { successors } => !successors.is_empty(),
+            };
+            format!("end {}", if ok { "ok" } else { "failed" })
+        });
         let Some(o) = self.ops.remove(&op) else {
             return;
         };
@@ -401,6 +447,13 @@ impl<S: Store> ChordNode<S> {
         self.fixing = None;
     }
 
+    /// A line of `op`'s path when tracing (commands only: finger fixes are many).
+    fn trace(&self, op: OpId, what: impl FnOnce() -> String) {
+        if self.trace && self.ops.get(&op).is_some_and(|o| o.query.is_some()) {
+            trace::line(&self.id, op, &what());
+        }
+    }
+
     // ---- replies and timeouts ----
 
     /// A reply (`Some`) or a KRPC error (`None`) to a pending request.
@@ -412,7 +465,19 @@ impl<S: Store> ChordNode<S> {
                 };
                 o.stats.responses += 1;
                 let Some(reply) = reply else {
+                    self.trace(op, || "error".to_string());
                     return self.advance(now, op);
+                };
+                self.trace(op, || {
+                    format!(
+                        "reply {} found={} {}",
+                        trace::short(&reply.id),
+                        u8::from(reply.found),
+                        trace::list(&reply.nodes)
+                    )
+                });
+                let Some(o) = self.ops.get_mut(&op) else {
+                    return;
                 };
                 // A bootstrap node's id was unknown: exclude it from our own candidates
                 // only by what it says of itself.
@@ -449,6 +514,11 @@ impl<S: Store> ChordNode<S> {
                         (o.target, list.get(index.wrapping_sub(1)).copied())
                     }
                     Phase::Routing => return,
+                };
+                let has = reply.as_ref().map(|r| r.v.is_some());
+                self.trace(op, || format!("fetched {has:?}"));
+                let Some(o) = self.ops.get_mut(&op) else {
+                    return;
                 };
                 let outcome = match (&o.purpose, reply) {
                     (Purpose::Put(_), Some(_)) => Some(Outcome::Stored {
@@ -497,6 +567,7 @@ impl<S: Store> ChordNode<S> {
     pub(crate) fn on_timeout(&mut self, now: Instant, p: Pending) {
         match p.request {
             Waiting::Step { op, node } => {
+                self.trace(op, || "timeout".to_string());
                 if let Some(id) = node {
                     self.forget(&id);
                 }
@@ -506,6 +577,7 @@ impl<S: Store> ChordNode<S> {
                 self.advance(now, op);
             }
             Waiting::Fetch { op } => {
+                self.trace(op, || "timeout".to_string());
                 let dead = self.ops.get_mut(&op).and_then(|o| {
                     o.stats.timeouts += 1;
                     match &o.phase {

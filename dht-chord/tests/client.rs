@@ -1,88 +1,18 @@
 //! A client that never joins (a node with gateways) puts and gets through ring
 //! members, and the ring does not take it for a member.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+mod common;
 
-use dht_chord::{ChordNode, Config, Event, Outcome, QueryId, Request};
-use dht_core::{Id, Overlay};
+use std::time::Duration;
+
+use common::{addr, Net};
+use dht_chord::{ChordNode, Config, Outcome, Request};
+use dht_core::Id;
 use dht_store_mem::MemStore;
-
-/// Nodes on a lossless network with no delay, on virtual time.
-struct Net {
-    nodes: Vec<ChordNode<MemStore>>,
-    now: Instant,
-}
-
-fn addr(i: usize) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16))
-}
-
-impl Net {
-    fn add(&mut self, config: Config) -> usize {
-        self.nodes
-            .push(ChordNode::new(config, MemStore::new(), self.now));
-        self.nodes.len() - 1
-    }
-
-    /// Delivers every datagram until none is left.
-    fn deliver(&mut self) {
-        let mut queue = VecDeque::new();
-        loop {
-            for n in &mut self.nodes {
-                let from = n.config().addr;
-                while let Some(t) = n.poll_transmit() {
-                    queue.push_back((from, t));
-                }
-            }
-            let Some((from, t)) = queue.pop_front() else {
-                return;
-            };
-            if let Some(n) = self.nodes.iter_mut().find(|n| n.config().addr == t.to) {
-                n.handle_datagram(self.now, from, None, &t.payload);
-            }
-        }
-    }
-
-    /// Runs `d` of virtual time in 10 ms steps.
-    fn run(&mut self, d: Duration) {
-        let end = self.now + d;
-        while self.now < end {
-            self.deliver();
-            self.now += Duration::from_millis(10);
-            for n in &mut self.nodes {
-                n.handle_timeout(self.now);
-            }
-        }
-        self.deliver();
-    }
-
-    fn start(&mut self, i: usize, r: Request) -> QueryId {
-        let q = Overlay::start(&mut self.nodes[i], self.now, r).expect("accepted");
-        self.deliver();
-        q
-    }
-
-    fn outcome(&mut self, i: usize, q: QueryId) -> Outcome {
-        for _ in 0..500 {
-            while let Some(Event::QueryDone(d)) = self.nodes[i].poll_event() {
-                if d.id == q {
-                    return d.outcome;
-                }
-            }
-            self.run(Duration::from_millis(10));
-        }
-        panic!("query {q:?} of node {i} did not finish");
-    }
-}
 
 #[test]
 fn a_client_puts_and_gets_through_members_without_joining() {
-    let mut net = Net {
-        nodes: Vec::new(),
-        now: Instant::now(),
-    };
+    let mut net = Net::new();
     for i in 0..6 {
         let n = net.add(Config::new(addr(i), i as u64 + 1));
         let bootstrap = if i == 0 { vec![] } else { vec![addr(0)] };
@@ -135,10 +65,7 @@ fn a_client_puts_and_gets_through_members_without_joining() {
 
 #[test]
 fn a_node_without_gateways_or_ring_finds_nothing() {
-    let mut net = Net {
-        nodes: Vec::new(),
-        now: Instant::now(),
-    };
+    let mut net = Net::new();
     let lone = net.add(Config::new(addr(0), 1));
     let q = net.start(
         lone,
@@ -151,10 +78,7 @@ fn a_node_without_gateways_or_ring_finds_nothing() {
 
 #[test]
 fn a_node_restarted_with_a_new_id_at_a_known_address_is_not_taken_for_the_old_one() {
-    let mut net = Net {
-        nodes: Vec::new(),
-        now: Instant::now(),
-    };
+    let mut net = Net::new();
     for i in 0..8 {
         let n = net.add(Config::new(addr(i), i as u64 + 1));
         let bootstrap = if i == 0 { vec![] } else { vec![addr(0)] };
@@ -226,10 +150,7 @@ fn a_ring_of_two_settles_whoever_created_it() {
     // The creator's fingers are all its successor: no lookup, and a fix_fingers pass
     // that never crosses finger 0 between calls; settled all the same.
     for seed in 0..40u64 {
-        let mut net = Net {
-            nodes: Vec::new(),
-            now: Instant::now(),
-        };
+        let mut net = Net::new();
         let a = net.add(Config::new(addr(0), seed * 2 + 1));
         let q = net.start(a, Request::Join { bootstrap: vec![] });
         net.outcome(a, q);

@@ -34,6 +34,9 @@ pub struct HostConfig {
     /// default: only Kubo's default bootstrap peers need it, and a host without it
     /// never resolves a name.
     pub dns: bool,
+    /// With `dns`, the name servers to ask (UDP) instead of the system's: empty by
+    /// default; a test points it at one of its own on loopback.
+    pub dns_servers: Vec<std::net::SocketAddr>,
     /// How IPs are classed (loopback, private, public): `dht_core::locality`. The
     /// host and its engine filter addresses by it (see `IpfsHost`); a test on
     /// loopback classes some loopback addresses as public to play the Internet.
@@ -58,6 +61,7 @@ impl HostConfig {
             mode: Mode::Server,
             auto_mode: false,
             dns: false,
+            dns_servers: Vec::new(),
             locality: dht_core::locality,
             seed: 0,
             limits: Limits::default(),

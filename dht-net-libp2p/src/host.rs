@@ -213,7 +213,13 @@ fn build_swarm(config: &HostConfig, dns: bool) -> Result<Swarm<Behaviour>, HostE
         )
         .map_err(|e| err(&e))?;
     let behaviour = |key: &libp2p::identity::Keypair| behaviour(key, server, limits);
-    let swarm = if dns {
+    let swarm = if dns && !config.dns_servers.is_empty() {
+        tcp.with_dns_config(name_servers(&config.dns_servers), Default::default())
+            .with_behaviour(behaviour)
+            .map_err(|e| err(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()
+    } else if dns {
         tcp.with_dns()
             .map_err(|e| HostError::Transport(format!("the system's DNS configuration: {e}")))?
             .with_behaviour(behaviour)
@@ -227,6 +233,20 @@ fn build_swarm(config: &HostConfig, dns: bool) -> Result<Swarm<Behaviour>, HostE
             .build()
     };
     Ok(swarm)
+}
+
+/// A resolver configuration asking `servers` over UDP.
+fn name_servers(servers: &[std::net::SocketAddr]) -> libp2p::dns::ResolverConfig {
+    use hickory_resolver::config::{ConnectionConfig, NameServerConfig};
+    let servers = servers
+        .iter()
+        .map(|s| {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = s.port();
+            NameServerConfig::new(s.ip(), true, vec![udp])
+        })
+        .collect();
+    libp2p::dns::ResolverConfig::from_name_servers(servers)
 }
 
 fn behaviour(key: &libp2p::identity::Keypair, server: bool, limits: Limits) -> Behaviour {

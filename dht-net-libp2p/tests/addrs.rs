@@ -141,3 +141,69 @@ async fn auto_mode_serves_once_two_peers_observed_one_public_address() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A DNS server on loopback that answers every query with one TXT record, `txt`.
+fn txt_server(txt: String) -> std::net::SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = socket.local_addr().expect("local address");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            if let Some(reply) = txt_reply(&buf[..n], txt.as_bytes()) {
+                let _ = socket.send_to(&reply, from);
+            }
+        }
+    });
+    addr
+}
+
+/// The answer to DNS query `query` (RFC 1035 4.1): its id and question, and one TXT
+/// record holding `txt` for the question's name.
+fn txt_reply(query: &[u8], txt: &[u8]) -> Option<Vec<u8>> {
+    // The question's name is labels from byte 12 to a zero length; type, class follow.
+    let mut end = 12;
+    while *query.get(end)? != 0 {
+        end += 1 + usize::from(query[end]);
+    }
+    let question = query.get(12..end + 5)?;
+    let len = u8::try_from(txt.len()).ok()?;
+    let mut r = query.get(..2)?.to_vec();
+    // A response, recursion available, no error; one question, one answer.
+    r.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+    r.extend_from_slice(question);
+    // The question's name (a pointer to byte 12), TXT, IN, 60 s.
+    r.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60]);
+    r.extend_from_slice(&(u16::from(len) + 1).to_be_bytes());
+    r.push(len);
+    r.extend_from_slice(txt);
+    Some(r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dnsaddr_seed_is_dialed_through_its_txt_record() {
+    let seed = server(&["/ip4/127.0.0.1/tcp/0"], dht_core::locality).await;
+    let dns = txt_server(format!("dnsaddr={}", dial(&seed)));
+    let name: Multiaddr = format!("/dnsaddr/bootstrap.test/p2p/{}", seed.peer_id())
+        .parse()
+        .expect("multiaddr");
+    let node = |dns_on: bool| {
+        let mut config = HostConfig::new(
+            Keypair::generate_ed25519(),
+            addrs(&["/ip4/127.0.0.1/tcp/0"]),
+        );
+        config.dns = dns_on;
+        config.dns_servers = vec![dns];
+        host(config)
+    };
+    let resolving = node(true).await;
+    resolving
+        .bootstrap(std::slice::from_ref(&name))
+        .await
+        .expect("bootstrap");
+    entry(&resolving, &seed).await;
+    // Without DNS the name is not dialed: nobody joins.
+    let blind = node(false).await;
+    let _ = blind.bootstrap(std::slice::from_ref(&name)).await;
+    let table = blind.table_peers().await.expect("table");
+    assert!(table.is_empty(), "{table:?}");
+}

@@ -53,7 +53,10 @@ pub use ipns::{
     MAX_IPNS_RECORD_LEN,
 };
 pub use mem::MemStore;
-pub use node::{grind_preimage, Config, Mode, Node, Outcome, Request, RequestError, KAD_PROTOCOL};
+pub use node::{
+    grind_preimage, is_public_addr, Config, Mode, Node, Outcome, Request, RequestError,
+    KAD_PROTOCOL,
+};
 pub use peer::{
     ip_of, key_of, InvalidPeerId, Key, PeerId, PeerInfo, MAX_ADDRS, MAX_INLINE_KEY_LEN,
 };

@@ -1,7 +1,8 @@
 //! A server's answer to each message type, driven by hand through the `Overlay` trait:
 //! FIND_NODE for arbitrary keys, GET_VALUE, PUT_VALUE (valid, equal republish, losing,
 //! invalid), ADD_PROVIDER (only the sender itself, with an address, 20 per key),
-//! GET_PROVIDERS (addresses for 24 h, providers for 48 h), PING, and what is reset.
+//! GET_PROVIDERS (addresses for 24 h, providers for 48 h), PING, and what is reset;
+//! and the addresses a public node hands out and keeps (none local, with public peers).
 
 use std::time::{Duration, Instant};
 
@@ -718,4 +719,180 @@ fn one_admitting_request_per_peer_at_a_time() {
         "identify repeated: still one FIND_NODE"
     );
     assert_eq!(s.node.requests_in_flight(), 1);
+}
+
+/// Classes 127.1/16 as public and 127.2/16 as private (others as `dht_core` does), so
+/// that a test on loopback plays a node on the Internet: none of it is ever dialed.
+fn pretend(ip: std::net::IpAddr) -> dht_core::Locality {
+    match ip {
+        std::net::IpAddr::V4(a) if a.octets()[..2] == [127, 1] => dht_core::Locality::Public,
+        std::net::IpAddr::V4(a) if a.octets()[..2] == [127, 2] => dht_core::Locality::Private,
+        ip => dht_core::locality(ip),
+    }
+}
+
+/// Peer `n` at `/ip4/127.<net>.0.<n>/tcp/<port>` for each `(net, port)`.
+fn peer_at(n: u32, nets: &[(u8, u16)]) -> PeerInfo {
+    let addrs = nets
+        .iter()
+        .map(|(net, port)| format!("/ip4/127.{net}.0.{}/tcp/{port}", n % 250 + 1))
+        .map(|a| a.parse::<Multiaddr>().unwrap());
+    PeerInfo::new(peer_id(n), addrs)
+}
+
+/// Public (127.1), private (127.2) and loopback (127.0) addresses of a peer.
+const MIXED: &[(u8, u16)] = &[(1, 4001), (2, 4001), (0, 4001)];
+/// A peer of the LAN only.
+const LAN: &[(u8, u16)] = &[(2, 4001)];
+/// Where a connection comes from: public, private and loopback sources.
+const FROM_PUBLIC: &[(u8, u16)] = &[(1, 51000)];
+const FROM_LAN: &[(u8, u16)] = &[(2, 51000)];
+const FROM_LOOPBACK: &[(u8, u16)] = &[(0, 51000)];
+
+/// A server listening at `net` (1 public, 2 private), under `pretend`, holding peers
+/// 0..10 with mixed addresses and 10..20 on the LAN only.
+fn scoped_server(net: u8) -> Server<dht_ipfs::Namespaces> {
+    let mut config = config();
+    config.listen_addrs = vec![format!("/ip4/127.{net}.0.200/tcp/4001").parse().unwrap()];
+    config.locality = pretend;
+    let mut s = server_with(config);
+    for n in 0..20 {
+        assert!(s.admit(&peer_at(n, if n < 10 { MIXED } else { LAN })));
+    }
+    s
+}
+
+fn all_public(p: &PeerInfo) -> bool {
+    p.addrs()
+        .iter()
+        .all(|a| a.to_string().starts_with("/ip4/127.1."))
+}
+
+#[test]
+fn a_public_node_hands_public_peers_only_public_addresses() {
+    let find = Message::new(MessageType::FindNode, b"k".to_vec());
+    let mut public = scoped_server(1);
+    let reply = public.ask(&peer_at(900, FROM_PUBLIC), &find).unwrap();
+    let got: Vec<PeerInfo> = reply
+        .closer_peers
+        .iter()
+        .filter_map(PeerInfo::from_wire)
+        .collect();
+    assert_eq!(got.len(), 10, "the LAN-only peers have nothing to hand out");
+    for p in &got {
+        assert_eq!(p.addrs().len(), 1);
+        assert!(all_public(p), "{p:?}: no loopback or private address");
+    }
+    // To a peer on its LAN or its host, the same node hands every address.
+    for from in [FROM_LAN, FROM_LOOPBACK] {
+        let reply = public.ask(&peer_at(901, from), &find).unwrap();
+        let got: Vec<PeerInfo> = reply
+            .closer_peers
+            .iter()
+            .filter_map(PeerInfo::from_wire)
+            .collect();
+        assert_eq!(got.len(), 20);
+        assert!(got.iter().any(|p| p.addrs().len() == 3));
+    }
+    // A node on a private network hands every address to everyone.
+    let mut private = scoped_server(2);
+    let reply = private.ask(&peer_at(900, FROM_PUBLIC), &find).unwrap();
+    let got: Vec<PeerInfo> = reply
+        .closer_peers
+        .iter()
+        .filter_map(PeerInfo::from_wire)
+        .collect();
+    assert_eq!(got.len(), 20);
+    assert!(got.iter().any(|p| p.addrs().len() == 3));
+}
+
+#[test]
+fn a_public_node_keeps_no_local_address_of_a_public_provider() {
+    let key = b"\x12\x20content".to_vec();
+    let announce = |s: &mut Server<dht_ipfs::Namespaces>, n: u32, from, addrs| {
+        let p = peer_at(n, addrs).to_wire(ConnectionType::Connected);
+        let msg = encode_frame(&add_provider(&key, vec![p]));
+        assert_eq!(s.ask_raw(&peer_at(n, from), &msg), None);
+    };
+    let providers = |s: &mut Server<dht_ipfs::Namespaces>, from| {
+        let got = s.ask(
+            &peer_at(999, from),
+            &Message::new(MessageType::GetProviders, key.clone()),
+        );
+        let got = got.expect("answered").provider_peers;
+        got.iter()
+            .filter_map(PeerInfo::from_wire)
+            .collect::<Vec<_>>()
+    };
+    let mut s = scoped_server(1);
+    announce(&mut s, 50, FROM_PUBLIC, MIXED);
+    // A public peer announcing only its LAN address is not kept: nothing reaches it.
+    announce(&mut s, 51, FROM_PUBLIC, LAN);
+    // A peer of our LAN keeps its LAN address.
+    announce(&mut s, 52, FROM_LAN, LAN);
+    let find = |got: &[PeerInfo], n| got.iter().find(|p| *p.id() == peer_id(n)).cloned();
+    let lan = providers(&mut s, FROM_LAN);
+    assert_eq!(lan.len(), 2, "{lan:?}");
+    let p50 = find(&lan, 50).expect("provider 50 kept");
+    assert_eq!(p50.addrs().len(), 1, "stored without its local addresses");
+    assert!(all_public(&p50));
+    assert_eq!(find(&lan, 52), Some(peer_at(52, LAN)));
+    // A public requester hears of the LAN provider, without its address.
+    let public = providers(&mut s, FROM_PUBLIC);
+    assert_eq!(public.len(), 2);
+    assert_eq!(find(&public, 52).map(|p| p.addrs().len()), Some(0));
+    // A node on a private network keeps every address.
+    let mut s = scoped_server(2);
+    announce(&mut s, 50, FROM_PUBLIC, MIXED);
+    assert_eq!(providers(&mut s, FROM_PUBLIC), vec![peer_at(50, MIXED)]);
+}
+
+#[test]
+fn a_public_node_keeps_only_public_addresses_a_public_peer_names() {
+    for (net, kept) in [(1, 1), (2, 3)] {
+        let mut config = config();
+        config.listen_addrs = vec![format!("/ip4/127.{net}.0.200/tcp/4001").parse().unwrap()];
+        config.locality = pretend;
+        let mut s = server_with(config);
+        for n in 0..10 {
+            assert!(s.admit(&peer_at(n, MIXED)));
+        }
+        let now = s.now;
+        // A lookup of peer 60's own key: once it is named, it is the next one asked.
+        let key = peer_id(60).as_bytes().to_vec();
+        s.node
+            .start(now, dht_ipfs::Request::FindNode { key: key.clone() })
+            .expect("started");
+        // One of the peers asked (all at public addresses first) names peer 60.
+        let mut stream = None;
+        while let Some(out) = s.node.poll_output() {
+            if let Output::Request { stream: s, .. } = out {
+                stream = Some(s);
+            }
+        }
+        let stream = stream.expect("a peer asked");
+        let mut reply = Message::new(MessageType::FindNode, key);
+        reply.closer_peers = vec![peer_at(60, MIXED).to_wire(ConnectionType::NotConnected)];
+        s.node.handle_input(
+            now,
+            Input::StreamReply {
+                stream,
+                bytes: &encode_frame(&reply),
+            },
+        );
+        let mut learned = None;
+        while let Some(out) = s.node.poll_output() {
+            if let Output::Request { to, .. } = out {
+                if to.id() == &peer_id(60) {
+                    learned = Some(to);
+                }
+            }
+        }
+        let learned = learned.expect("the named peer is asked");
+        assert_eq!(
+            learned.addrs().len(),
+            kept,
+            "listening at 127.{net}: {learned:?}"
+        );
+    }
 }

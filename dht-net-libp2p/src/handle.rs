@@ -25,10 +25,22 @@ pub struct HostConfig {
     /// Server (answers, listed in identify) or client; with `auto_mode`, the mode to
     /// start in.
     pub mode: Mode,
-    /// Switch to server once we have a public address: a public listen or announce
-    /// address at the start, or one that two peers observed alike (identify's
-    /// `observedAddr`), which is then announced too. Off by default.
+    /// Switch to server once we have a public address: a public listen address or
+    /// any `announce` address at the start, or one that two peers observed alike
+    /// (identify's `observedAddr`), which is then announced too. Off by default.
     pub auto_mode: bool,
+    /// Dial `/dns*` and `/dnsaddr` addresses through libp2p's DNS transport (the
+    /// system's resolver configuration; `/dnsaddr` takes a TXT lookup). Off by
+    /// default: only Kubo's default bootstrap peers need it, and a host without it
+    /// never resolves a name.
+    pub dns: bool,
+    /// With `dns`, the name servers to ask (UDP) instead of the system's: empty by
+    /// default; a test points it at one of its own on loopback.
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// How IPs are classed (loopback, private, public): `dht_core::locality`. The
+    /// host and its engine filter addresses by it (see `IpfsHost`); a test on
+    /// loopback classes some loopback addresses as public to play the Internet.
+    pub locality: fn(std::net::IpAddr) -> dht_core::Locality,
     /// Seeds the engine's RNG.
     pub seed: u64,
     /// Connection, stream and message bounds.
@@ -48,6 +60,9 @@ impl HostConfig {
             announce: Vec::new(),
             mode: Mode::Server,
             auto_mode: false,
+            dns: false,
+            dns_servers: Vec::new(),
+            locality: dht_core::locality,
             seed: 0,
             limits: Limits::default(),
             idle_connection_timeout: Duration::from_secs(60),

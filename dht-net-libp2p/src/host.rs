@@ -13,13 +13,23 @@
 //! which no `Reply` or `Reset` names its stream has no reply (ADD_PROVIDER), and its
 //! stream is read on.
 //!
-//! Addresses: we keep TCP addresses only (no QUIC, no relays). When we have a public
-//! address (listen or announce), we stop handing out our own loopback and private ones
-//! (identify lists only the public ones, to every peer; our provider records carry only
-//! those) and keep only the public addresses of a peer that reached us from a public
-//! address, as go's Amino filters do; on a loopback or private network everything is
-//! kept. (Addresses of other peers in our FIND_NODE replies are the engine's: it
-//! already refuses peers more local than whoever told us of them.)
+//! Addresses: we keep TCP addresses only (no QUIC, no relays), and `/dnsaddr` names
+//! for a host built with DNS (`HostConfig::dns`: libp2p's DNS transport resolves
+//! them when they are dialed). When we have a public address (listen or announce),
+//! we stop handing out our own loopback and private ones (identify lists only the
+//! public ones, to every peer, since rust-libp2p's identify sends one list on every
+//! connection; our provider records carry only those) and keep only the public
+//! addresses a peer that we reached at, or that reached us from, a public address
+//! lists in identify, as go's Amino filters do; on a loopback or private network
+//! everything is kept. The addresses of other peers, in the replies we send and in
+//! those we read (lookups, provider records), are the engine's to filter by the same
+//! rule (`dht_ipfs`'s `node/addrs.rs`). Addresses are classed by
+//! `HostConfig::locality`, which the engine is given too.
+//!
+//! Auto mode (`HostConfig::auto_mode`) serves from the start with a public listen
+//! address or any announce address, else once two peers observed us alike at a
+//! public address (identify's `observedAddr`; libp2p dials from our listen port, so
+//! a port-preserving NAT shows them one address).
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -31,7 +41,7 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::addrs::{dialable, is_public, keep_address, Observed};
+use crate::addrs::{dialable, is_public, keep_address, Classify, Observed};
 use crate::behaviour::{ip_of, KadEvent, KadStreams, Limits};
 use crate::handle::{Command, HostConfig, HostError, IpfsHandle, Status};
 use crate::io::{self, Answer, InboundRequest};
@@ -63,7 +73,16 @@ impl IpfsHost {
         let local = config.keypair.public().to_peer_id();
         let id = PeerId::from_bytes(&local.to_bytes())
             .map_err(|e| HostError::Transport(e.to_string()))?;
-        let mut swarm = build_swarm(&config)?;
+        let mut swarm = match build_swarm(&config, config.dns) {
+            Ok(swarm) => swarm,
+            // A machine without a resolver configuration still runs a node: it
+            // dials what has an IP address.
+            Err(e) if config.dns => {
+                tracing::warn!(error = %e, "no DNS: /dns and /dnsaddr addresses are not dialed");
+                build_swarm(&config, false)?
+            }
+            Err(e) => return Err(e),
+        };
         let mut pending = Vec::new();
         for addr in &config.listen {
             let listener = swarm
@@ -115,10 +134,14 @@ impl IpfsHost {
                 }
             }
         }
-        let public = listen_addrs.iter().chain(&config.announce).any(is_public);
+        let locality = config.locality;
+        let public = listen_addrs
+            .iter()
+            .chain(&config.announce)
+            .any(|a| is_public(locality, a));
         let mut advertised: Vec<Multiaddr> = Vec::new();
         for a in listen_addrs.iter().chain(&config.announce) {
-            if (!public || is_public(a)) && !advertised.contains(a) {
+            if (!public || is_public(locality, a)) && !advertised.contains(a) {
                 advertised.push(a.clone());
             }
         }
@@ -127,10 +150,14 @@ impl IpfsHost {
         }
         let mut engine = dht_ipfs::Config::new(config.seed, id, advertised.clone());
         engine.mode = config.mode;
-        if config.auto_mode && public {
+        // Auto mode serves at once with a public address, or with an address the
+        // operator says reaches us (`--announce`: a forwarded port).
+        let reachable = public || !config.announce.is_empty();
+        if config.auto_mode && reachable {
             engine.mode = Mode::Server;
         }
         engine.defense.exempt_local = config.limits.exempt_local;
+        engine.locality = locality;
         (config.engine)(&mut engine);
         let now = Instant::now();
         let node = Node::new(engine, store, now, wall_millis());
@@ -145,6 +172,7 @@ impl IpfsHost {
             node,
             local,
             public,
+            locality,
             limits: config.limits,
             commands: command_rx,
             inbound_tx,
@@ -156,7 +184,7 @@ impl IpfsHost {
             remotes: HashMap::new(),
             next_inbound: 0,
             queries: HashMap::new(),
-            observed: (config.auto_mode && !public).then(Observed::default),
+            observed: (config.auto_mode && !reachable).then(Observed::default),
             advertised,
             unanswered: HashMap::new(),
             provides: HashMap::new(),
@@ -170,35 +198,70 @@ impl IpfsHost {
     }
 }
 
-fn build_swarm(config: &HostConfig) -> Result<Swarm<Behaviour>, HostError> {
+/// The swarm, with libp2p's DNS transport around TCP when `dns`.
+fn build_swarm(config: &HostConfig, dns: bool) -> Result<Swarm<Behaviour>, HostError> {
     let err = |e: &dyn std::fmt::Display| HostError::Transport(e.to_string());
     let server = config.mode == Mode::Server;
     let limits = config.limits;
     let idle = config.idle_connection_timeout;
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+    let tcp = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
             noise::Config::new,
             yamux::Config::default,
         )
-        .map_err(|e| err(&e))?
-        .with_behaviour(|key| Behaviour {
-            kad: KadStreams::new(server, limits),
-            identify: identify::Behaviour::new(
-                identify::Config::new(IDENTIFY_VERSION.to_string(), key.public())
-                    .with_agent_version(format!("dht-net-libp2p/{}", env!("CARGO_PKG_VERSION")))
-                    // Identify lists the addresses we advertise (external ones, set
-                    // once the ports are known), never all listen addresses: see the
-                    // module doc on public and private addresses.
-                    .with_hide_listen_addrs(true),
-            ),
-            ping: ping::Behaviour::default(),
-        })
-        .map_err(|e| err(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-        .build();
+        .map_err(|e| err(&e))?;
+    let behaviour = |key: &libp2p::identity::Keypair| behaviour(key, server, limits);
+    let swarm = if dns && !config.dns_servers.is_empty() {
+        tcp.with_dns_config(name_servers(&config.dns_servers), Default::default())
+            .with_behaviour(behaviour)
+            .map_err(|e| err(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()
+    } else if dns {
+        tcp.with_dns()
+            .map_err(|e| HostError::Transport(format!("the system's DNS configuration: {e}")))?
+            .with_behaviour(behaviour)
+            .map_err(|e| err(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()
+    } else {
+        tcp.with_behaviour(behaviour)
+            .map_err(|e| err(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build()
+    };
     Ok(swarm)
+}
+
+/// A resolver configuration asking `servers` over UDP.
+fn name_servers(servers: &[std::net::SocketAddr]) -> libp2p::dns::ResolverConfig {
+    use hickory_resolver::config::{ConnectionConfig, NameServerConfig};
+    let servers = servers
+        .iter()
+        .map(|s| {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = s.port();
+            NameServerConfig::new(s.ip(), true, vec![udp])
+        })
+        .collect();
+    libp2p::dns::ResolverConfig::from_name_servers(servers)
+}
+
+fn behaviour(key: &libp2p::identity::Keypair, server: bool, limits: Limits) -> Behaviour {
+    Behaviour {
+        kad: KadStreams::new(server, limits),
+        identify: identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_VERSION.to_string(), key.public())
+                .with_agent_version(format!("dht-net-libp2p/{}", env!("CARGO_PKG_VERSION")))
+                // Identify lists the addresses we advertise (external ones, set
+                // once the ports are known), never all listen addresses: see the
+                // module doc on public and private addresses.
+                .with_hide_listen_addrs(true),
+        ),
+        ping: ping::Behaviour::default(),
+    }
 }
 
 fn wall_millis() -> u64 {
@@ -213,6 +276,8 @@ struct Host<S: Store> {
     local: libp2p::PeerId,
     /// We have a public address: see the module doc.
     public: bool,
+    /// How IPs are classed (`HostConfig::locality`).
+    locality: Classify,
     limits: Limits,
     commands: mpsc::Receiver<Command>,
     inbound_tx: mpsc::Sender<InboundRequest>,
@@ -376,17 +441,21 @@ impl<S: Store> Host<S> {
                 let Ok(id) = PeerId::from_bytes(&peer_id.to_bytes()) else {
                     return;
                 };
-                let from_public = self.remotes.get(&peer_id).is_some_and(is_public);
+                let locality = self.locality;
+                let from_public = self
+                    .remotes
+                    .get(&peer_id)
+                    .is_some_and(|a| is_public(locality, a));
                 let public = self.public;
                 let addrs = info
                     .listen_addrs
                     .into_iter()
-                    .filter(|a| keep_address(public, from_public, a));
+                    .filter(|a| keep_address(locality, public, from_public, a));
                 let peer = PeerInfo::new(id, addrs);
                 let observed = self
                     .observed
                     .as_mut()
-                    .and_then(|o| o.note(peer_id, info.observed_addr.clone()));
+                    .and_then(|o| o.note(locality, peer_id, info.observed_addr.clone()));
                 if let Some(addr) = observed {
                     self.become_server(addr);
                 }
@@ -549,15 +618,16 @@ impl<S: Store> Host<S> {
     fn become_server(&mut self, addr: Multiaddr) {
         self.observed = None;
         self.public = true;
+        let locality = self.locality;
         let mut addrs: Vec<Multiaddr> = self
             .advertised
             .iter()
-            .filter(|a| is_public(a))
+            .filter(|a| is_public(locality, a))
             .cloned()
             .collect();
         addrs.push(addr.clone());
         for a in &self.advertised {
-            if !is_public(a) {
+            if !is_public(locality, a) {
                 self.swarm.remove_external_address(a);
             }
         }

@@ -6,6 +6,9 @@
 //! that answer it), and the engine's requests and replies on `/ipfs/kad/1.0.0`
 //! streams. Our identity is ed25519; peers' RSA identities are accepted (libp2p's
 //! `rsa` feature, on ring). No QUIC: libp2p-quic would compile C crypto (aws-lc).
+//! `/dns*` and `/dnsaddr` addresses are dialed through libp2p's DNS transport
+//! (hickory, on ring) when [`HostConfig::dns`] asks for it: Kubo's bootstrap peers
+//! are `/dnsaddr` names.
 //!
 //! The API: [`IpfsHost::spawn`] with a [`HostConfig`] and a `dht_ipfs::Store` returns
 //! an [`IpfsHandle`], whose async methods run the engine's requests (bootstrap,

@@ -3,7 +3,8 @@
 //! content as CIDv0 and CIDv1, `closest`, `find-peer`, `put-record` and `get-record`
 //! of a `/pk` record, `--json`, flags after the command), the node's `--provide` and
 //! `--http`; and the errors a user meets: malformed CIDs, PeerIds and multiaddrs
-//! (exit 2), nothing found (exit 1), data dirs of the other overlay (exit 3).
+//! (exit 2), nothing found (exit 1), data dirs of the other overlay (exit 3); and
+//! `--mode auto` turned server by `--announce`.
 #![cfg(feature = "ipfs")]
 
 mod common;
@@ -316,6 +317,26 @@ fn bad_input_is_a_usage_error() {
     std::fs::write(&bad, "not hex\n").expect("write");
     let o = run(&["peer-id", "--key", bad.to_str().expect("path")]);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+}
+
+/// `--mode auto`, the default: a node on loopback is a client (it answers no
+/// one-shot) until given an `--announce` address, with which it serves at once.
+#[test]
+fn auto_mode_serves_with_an_announce_address() {
+    let dir = Scratch::new("ipfs-auto");
+    let announced = IpfsProc::spawn(
+        &dir.0,
+        "announced",
+        &["--no-bootstrap", "--announce", "/ip4/127.0.0.1/tcp/4999"],
+    );
+    let plain = IpfsProc::spawn(&dir.0, "plain", &["--no-bootstrap"]);
+    let served = until_ok(&["closest", CID_V0, "--bootstrap", &announced.addrs[0]]);
+    assert!(served.status.success(), "{}", describe(&served));
+    assert_eq!(lines(&served), vec![announced.peer_id()]);
+    let refused = ipfs(&["closest", CID_V0, "--bootstrap", &plain.addrs[0]]);
+    assert!(!refused.status.success(), "{}", describe(&refused));
+    assert!(announced.log_text().contains("server=true"));
+    assert!(plain.log_text().contains("server=false"));
 }
 
 /// A Mainline data dir given to `--overlay ipfs` is refused with exit 3 and one line

@@ -1,8 +1,9 @@
 //! `Config`: every tunable of a node, with the protocol's defaults and why.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use dht_core::Defense;
+use dht_core::{Defense, Locality};
 use multiaddr::Multiaddr;
 
 use crate::peer::PeerId;
@@ -74,6 +75,12 @@ pub struct Config {
     /// local-address exemption (`exempt_local`: on by default, off applies the rules
     /// to loopback and private addresses too).
     pub defense: Defense,
+    /// How the node classes an IP (loopback, private, public): `dht_core::locality`.
+    /// A node with a public listen address hands out and keeps only public addresses
+    /// with public peers (see `addrs.rs`), and a lookup takes no contact more local
+    /// than the peer that named it. Tests of public behaviour on loopback class some
+    /// loopback addresses as public here.
+    pub locality: fn(IpAddr) -> Locality,
 }
 
 impl Config {
@@ -105,6 +112,7 @@ impl Config {
             max_failures: 2,
             max_candidates: 100,
             defense: Defense::default(),
+            locality: dht_core::locality,
         }
     }
 }

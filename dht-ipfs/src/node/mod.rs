@@ -7,6 +7,7 @@
 //! Drain order after every input: [`Overlay::poll_output`] until `None`, then
 //! [`Overlay::poll_timeout`], then [`Overlay::poll_event`].
 
+mod addrs;
 mod config;
 mod maintain;
 mod query;
@@ -21,6 +22,7 @@ use dht_core::{Defense, Event, Input, Output, Overlay, QueryId, StreamId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+pub use addrs::is_public_addr;
 pub use config::{Config, Mode, KAD_PROTOCOL};
 pub use maintain::grind_preimage;
 pub use request::{Outcome, Request, RequestError};

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use dht_core::kernel::{Candidates, Contact, Paths};
-use dht_core::{locality, Event, QueryDone, QueryId, QueryStats};
+use dht_core::{Event, QueryDone, QueryId, QueryStats};
 
 use super::serve::MAX_PROVIDER_KEY;
 use super::{Node, Outcome, Purpose, Request, RequestError};
@@ -290,13 +290,16 @@ impl<S: Store, V: Validator> Node<S, V> {
     }
 
     /// Peers a reply of `teller` names that a lookup may ask: PeerIds, not us, with an
-    /// address, none more local than the teller (a public peer has no business
-    /// sending us to our own host or LAN).
+    /// address we may keep (`addrs.rs`), none more local than the teller (a public
+    /// peer has no business sending us to our own host or LAN).
     fn learned(&self, teller: &PeerInfo, peers: &[wire::Peer]) -> Vec<PeerInfo> {
+        let locality = self.config.locality;
         let teller_locality = teller.ip().map(locality);
+        let public_only = self.public_only_with(teller);
         peers
             .iter()
             .filter_map(PeerInfo::from_wire)
+            .map(|p| self.scoped(p, public_only))
             .filter(|p| *p.key() != self.own && !p.addrs().is_empty())
             .filter(|p| match (p.ip().map(locality), teller_locality) {
                 (Some(l), Some(t)) => l >= t,
@@ -327,6 +330,12 @@ impl<S: Store, V: Validator> Node<S, V> {
                 }
                 _ => None,
             })
+            .collect();
+        let public_only = self.public_only_with(peer);
+        let providers: Vec<PeerInfo> = reply
+            .iter()
+            .flat_map(|m| m.provider_peers.iter().filter_map(PeerInfo::from_wire))
+            .map(|p| self.scoped(p, public_only))
             .collect();
         let wall = self.wall(now);
         let Some(q) = self.queries.get_mut(&id) else {
@@ -360,7 +369,7 @@ impl<S: Store, V: Validator> Node<S, V> {
                 }
             }
             Kind::GetProviders { found } => {
-                for p in msg.provider_peers.iter().filter_map(PeerInfo::from_wire) {
+                for p in providers {
                     if found.len() >= MAX_PROVIDERS_FOUND && !found.contains_key(p.id()) {
                         break;
                     }

@@ -69,7 +69,8 @@ impl<S: Store, V: Validator> Node<S, V> {
         self.outputs.push_back(out);
     }
 
-    /// The k closest servers with addresses to `target`, closest first, not `except`.
+    /// The k closest servers with addresses to `target`, closest first, not `except`
+    /// (the requester), with only the addresses we may hand it (`addrs.rs`).
     pub(super) fn closer_peers(
         &self,
         target: &Key,
@@ -77,10 +78,15 @@ impl<S: Store, V: Validator> Node<S, V> {
         now: Instant,
     ) -> Vec<wire::Peer> {
         let k = self.config.k;
+        let public_only = self.public_only_with(except);
+        // Peers that only have local addresses drop out: look further for them.
+        let wanted = if public_only { 2 * k } else { k + 1 };
         self.table
-            .closest(target, k + 1, now)
+            .closest(target, wanted, now)
             .into_iter()
-            .filter(|p| p.id() != except.id() && !p.addrs().is_empty())
+            .filter(|p| p.id() != except.id())
+            .map(|p| self.scoped(p, public_only))
+            .filter(|p| !p.addrs().is_empty())
             .take(k)
             .map(|p| {
                 let c = if self.connected.contains(p.key()) {
@@ -179,12 +185,16 @@ impl<S: Store, V: Validator> Node<S, V> {
         }
         let wall = self.wall(now);
         let source = self.source_of(from);
-        // Only the sender may announce itself, and only with an address to reach it.
+        let public_only = self.public_only_with(from);
+        // Only the sender may announce itself, and only with an address to reach it
+        // (one we may keep: `addrs.rs`).
         let providers = msg
             .provider_peers
             .iter()
             .filter_map(PeerInfo::from_wire)
-            .filter(|p| p.id() == from.id() && !p.addrs().is_empty());
+            .map(|p| self.scoped(p, public_only))
+            .filter(|p| p.id() == from.id() && !p.addrs().is_empty())
+            .collect::<Vec<_>>();
         for p in providers {
             let entry = StoredProvider {
                 provider: p.id().clone(),
@@ -210,12 +220,16 @@ impl<S: Store, V: Validator> Node<S, V> {
             return None;
         }
         let mut reply = Message::new(MessageType::GetProviders, msg.key.clone());
+        let public_only = self.public_only_with(from);
+        // A provider left without an address we may hand out is still named: the
+        // requester can look it up, as after its addresses' 24 h.
         reply.provider_peers = self
             .store
             .providers(&msg.key, self.wall(now))
             .unwrap_or_default()
             .into_iter()
-            .map(|p| PeerInfo::new(p.provider, p.addrs).to_wire(ConnectionType::NotConnected))
+            .map(|p| self.scoped(PeerInfo::new(p.provider, p.addrs), public_only))
+            .map(|p| p.to_wire(ConnectionType::NotConnected))
             .collect();
         reply.closer_peers = self.closer_peers(&key_of(&msg.key), from, now);
         Some(reply)

@@ -21,14 +21,14 @@ through --bootstrap, does one operation and exits.
 Addresses are multiaddrs: --listen /ip4/127.0.0.1/tcp/4001, --bootstrap
 /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW... Without --bootstrap and --no-bootstrap, nodes
 and one-shots join through Kubo's default bootstrap peers (the public IPFS network):
-its /ip4 peer, and the /dnsaddr/bootstrap.libp2p.io peers resolved through DNS.
+its /ip4 peer, and the /dnsaddr/bootstrap.libp2p.io peers (a DNS TXT lookup each).
 
 Identity: --key FILE (64 hex characters, as `dht-node keygen --out FILE` writes), else
 DIR/node.key with --data-dir (created on first start), else a fresh key per start.
 `dht-node peer-id --key FILE` prints its PeerId.
 
-Mode: auto (the default) is a client until the node has a public listen or --announce
-address, or a public address two peers observed alike; then a server.
+Mode: auto (the default) is a client until the node has a public listen address, an
+--announce address, or a public address two peers observed alike; then a server.
 
 Data dir: --store sled --data-dir DIR keeps records and provider records in DIR (an
 IPFS data dir: a Mainline data dir is refused with exit 3, as an IPFS one is by a

@@ -24,12 +24,16 @@ use flags::{IpfsCommand, ModeArg};
 
 use super::{Fail, StoreKind};
 
-/// Kubo's default bootstrap peers: the one with an IP address. Its four
-/// `/dnsaddr/bootstrap.libp2p.io` peers need a DNS TXT lookup that this build does not
-/// make (see ARCHITECTURE.md), so they are left out and named in the log.
-const KUBO_BOOTSTRAP: &str =
-    "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ";
-const KUBO_DNSADDR: &str = "/dnsaddr/bootstrap.libp2p.io";
+/// Kubo's default bootstrap peers (its `config/bootstrap_peers.go`, TCP ones): four
+/// behind `/dnsaddr/bootstrap.libp2p.io`, whose TXT records libp2p's DNS transport
+/// resolves when they are dialed, and one with an IP address.
+const KUBO_BOOTSTRAP: [&str; 5] = [
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmNnooDu7bfjPFoTZYxMNLWUQJyrVwtbZg5gBMjTezGAJN",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmQCU2EcMqAqQPR2i9bChDtGNJchTbq5TbXJJ16u19uLTa",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmbLHAnMoJPWSCR5Zhtx6BHJX9KiKNN6tpvbUcqanj75Nb",
+    "/dnsaddr/bootstrap.libp2p.io/p2p/QmcZf59bWwK5XFi76CZX8cbJ4BhTzzA3gU1ZjYZcYW3dwt",
+    "/ip4/104.131.131.82/tcp/4001/p2p/QmaCpDMGvV2BGHeYERUEnRQAwe3N8SzbUtfsmvsqQLuvuJ",
+];
 
 /// Runs what an `--overlay ipfs` command line asks.
 pub(crate) async fn run(cli: IpfsCli) -> Result<(), Fail> {
@@ -95,17 +99,35 @@ fn node_keypair(cli: &IpfsCli) -> Result<Keypair, Fail> {
 
 /// The peers to join through: --bootstrap, none with --no-bootstrap, else Kubo's.
 fn seeds(cli: &IpfsCli) -> Vec<Multiaddr> {
+    if !cli.no_bootstrap && cli.bootstrap.is_empty() {
+        tracing::info!("joining through Kubo's bootstrap peers (the public IPFS network)");
+    }
+    seed_list(cli)
+}
+
+/// [`seeds`], quietly.
+fn seed_list(cli: &IpfsCli) -> Vec<Multiaddr> {
     if cli.no_bootstrap {
         return Vec::new();
     }
     if !cli.bootstrap.is_empty() {
         return cli.bootstrap.clone();
     }
-    tracing::info!(
-        skipped = KUBO_DNSADDR,
-        "joining through Kubo's bootstrap peer {KUBO_BOOTSTRAP} (the /dnsaddr ones need DNS)"
-    );
-    KUBO_BOOTSTRAP.parse().into_iter().collect()
+    KUBO_BOOTSTRAP
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
+/// Whether dialing `addr` takes a DNS lookup (`/dns*`, `/dnsaddr`).
+fn needs_dns(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    addr.iter().any(|p| {
+        matches!(
+            p,
+            Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_) | Protocol::Dnsaddr(_)
+        )
+    })
 }
 
 /// A seed for the engine's RNG from the OS.
@@ -133,6 +155,8 @@ fn host_config(
     };
     config.seed = os_seed()?;
     config.limits.exempt_local = !cli.no_local_exemption;
+    // A resolver only when a seed has a name: test networks never resolve one.
+    config.dns = seed_list(cli).iter().any(needs_dns);
     Ok(config)
 }
 
@@ -234,4 +258,27 @@ fn write_addr_file(path: &Path, handle: &IpfsHandle) -> Result<(), Fail> {
         .map(|a| format!("{a}\n"))
         .collect();
     super::output::write_file_atomically(path, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{needs_dns, KUBO_BOOTSTRAP};
+
+    #[test]
+    fn kubo_bootstrap_peers_are_seeds_and_the_dnsaddr_ones_need_dns() {
+        let seeds: Vec<libp2p::Multiaddr> = KUBO_BOOTSTRAP
+            .iter()
+            .map(|a| a.parse().expect("a multiaddr"))
+            .collect();
+        for s in &seeds {
+            let peer = dht_net_libp2p::seed_peer(s).expect("ends in /p2p/<PeerId>");
+            let dial = peer.addrs()[0].to_string();
+            assert!(!dial.contains("/p2p/"), "{dial}: the PeerId is taken off");
+        }
+        let named = seeds.iter().filter(|s| needs_dns(s)).count();
+        assert_eq!(named, 4, "the /dnsaddr/bootstrap.libp2p.io peers");
+        assert!(!needs_dns(
+            &"/ip4/127.0.0.1/tcp/4001".parse().expect("a multiaddr")
+        ));
+    }
 }

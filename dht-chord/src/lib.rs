@@ -60,7 +60,7 @@
 //!     }
 //! }
 //!
-//! let mut now = Instant::now();
+//! let mut now = Instant::now(); // the caller's clock: a node never reads one
 //! let addrs: Vec<SocketAddr> = (0..3)
 //!     .map(|i| SocketAddr::from(([127, 0, 0, 1], 7000 + i)))
 //!     .collect();

@@ -31,9 +31,13 @@ pub struct Config {
     /// alone until its fingers are set, so it fills them fast, then slows down to
     /// [`Config::fix_fingers_interval`], which costs a quarter of the traffic.
     pub young_fix_fingers_interval: Duration,
-    /// Finger passes run at the young pace.
+    /// Finger passes run at the young pace ([`Config::young_fix_fingers_interval`])
+    /// before [`Config::fix_fingers_interval`] takes over.
     pub young_passes: u32,
-    /// Mean period of `check_predecessor` (a ping of the predecessor).
+    /// Mean period of `check_predecessor` (a ping of the predecessor). A predecessor
+    /// that does not answer is cleared: `notify` adopts only a node between the
+    /// predecessor and this node, so a dead one would keep the live node before it
+    /// out, and this node would not take over the dead node's keys.
     pub check_predecessor_interval: Duration,
     /// The wait for a reply before its node is taken for dead. Fixed, not adaptive:
     /// Chord's lookups go one node at a time, and a node that does not answer within

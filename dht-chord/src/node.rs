@@ -196,7 +196,7 @@ impl<S: Store> ChordNode<S> {
         }
     }
 
-    /// The configuration.
+    /// The configuration the node was made with (it never changes it).
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -262,7 +262,9 @@ impl<S: Store> ChordNode<S> {
         self.is_joined() && (alone || placed)
     }
 
-    /// The store.
+    /// The store holding this node's values, owned and replicas. Read-only: only the
+    /// protocol writes it (`put`, replication, key transfer), so that [`ChordNode::keys`]
+    /// stays true.
     pub fn store(&self) -> &S {
         &self.store
     }
@@ -272,7 +274,7 @@ impl<S: Store> ChordNode<S> {
         &self.keys
     }
 
-    /// Counters.
+    /// Counters since the node was made.
     pub fn stats(&self) -> NodeStats {
         self.stats
     }
@@ -306,7 +308,8 @@ impl<S: Store> ChordNode<S> {
 
     // ---- outputs ----
 
-    /// The next datagram to send.
+    /// The next datagram to send, to its [`Transmit::to`] address; drain until `None`
+    /// after every input.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
@@ -329,7 +332,8 @@ impl<S: Store> ChordNode<S> {
         Some(request.map_or(housekeeping, |r| r.min(housekeeping)))
     }
 
-    /// The next event.
+    /// The next event: a command that ended ([`Event::QueryDone`]), with its
+    /// [`crate::Outcome`] and figures.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -40,7 +40,7 @@ pub enum Query {
     Notify,
     /// The value stored under `target`, if the node holds it.
     Get {
-        /// Key.
+        /// The key, SHA-1 of the value.
         target: Id,
     },
     /// Store the bencoded value `v` under SHA-1(v); `replica` when an owner copies
@@ -108,14 +108,16 @@ pub enum Body {
     },
     /// A response.
     Reply(Reply),
-    /// An error: code and message.
+    /// An error, `e` = `[code, message]`: a KRPC code ([`code`]) and a message for
+    /// people, cut to 200 bytes.
     Error(i64, String),
 }
 
 /// One decoded message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
-    /// Transaction id.
+    /// Transaction id: chosen by the querier, echoed in the response or error, and
+    /// at most [`MAX_TID`] bytes.
     pub t: Vec<u8>,
     /// What it carries.
     pub body: Body,
@@ -239,7 +241,10 @@ fn id_of(v: Option<Value<'_>>) -> Option<Id> {
     v.and_then(|v| v.as_bytes()).and_then(Id::from_slice)
 }
 
-/// Decodes one datagram.
+/// Decodes one datagram. Any input, however malformed, gives an error, never a
+/// panic: the error names the transaction id when the datagram was a query, so that
+/// the node can answer 203 or 204 as BEP 5 does. Lists of nodes are read up to
+/// [`MAX_NODES`] entries, and values longer than [`MAX_VALUE`] bytes are refused.
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
     let bad = |t: Option<Vec<u8>>, reason| DecodeError {
         t,

@@ -533,6 +533,80 @@ mod tests {
     }
 
     #[test]
+    fn the_last_round_starts_when_one_of_the_window_answered() {
+        let setup = |early: bool| {
+            let c = Candidates::new(Id::ZERO, 4, 2, 16);
+            let mut c = if early { c.early_last_round(None) } else { c };
+            for b in 2..=6 {
+                c.add(n(b), 1);
+            }
+            assert_eq!(c.next_to_query(), vec![n(2), n(3)]);
+            // The second closest answers while the closest is still in flight.
+            c.on_response(&n(3).id, None);
+            c.next_to_query()
+        };
+        assert_eq!(setup(false), vec![n(4)], "alpha at a time");
+        assert_eq!(
+            setup(true),
+            vec![n(4), n(5)],
+            "the rest of the window at once"
+        );
+    }
+
+    #[test]
+    fn the_last_round_starts_when_the_window_is_as_deep_as_expected() {
+        // Ids 1 and 2 share 7 and 6 leading bits with the target 0.
+        let first = |depth: usize| {
+            let mut c = Candidates::new(Id::ZERO, 2, 1, 16).early_last_round(Some(depth));
+            c.add(n(1), 1);
+            c.add(n(2), 1);
+            c.next_to_query()
+        };
+        assert_eq!(first(6), vec![n(1), n(2)]);
+        assert_eq!(first(7), vec![n(1)]);
+    }
+
+    #[test]
+    fn the_last_of_the_k_closest_is_awaited_alone() {
+        let mut c = Candidates::new(Id::ZERO, 2, 2, 16);
+        c.add(n(1), 1);
+        c.add(n(2), 1);
+        assert_eq!(c.next_to_query(), vec![n(1), n(2)]);
+        assert_eq!(c.awaiting_last(), None, "two in flight");
+        c.on_response(&n(1).id, None);
+        assert_eq!(c.awaiting_last(), Some(&n(2)));
+        assert!(!c.is_done());
+        c.on_response(&n(2).id, None);
+        assert_eq!(c.awaiting_last(), None);
+        assert!(c.is_done());
+    }
+
+    #[test]
+    fn one_candidate_per_v6_slash_64_and_two_per_v4_slash_24() {
+        let at = |b: u8, ip: &str| NodeInfo {
+            id: n(b).id,
+            addr: SocketAddr::new(ip.parse().unwrap(), 6881),
+        };
+        let limits = Diversity {
+            per_host: Some(1),
+            per_v4_prefix: Some(2),
+        };
+        let mut c = Candidates::new(Id::ZERO, 8, 3, 16);
+        c.add_diverse(at(1, "2001:db8:1::1"), 1, limits);
+        c.add_diverse(at(2, "2001:db8:1::2"), 1, limits);
+        c.add_diverse(at(3, "2001:db8:2::1"), 1, limits);
+        c.add_diverse(at(4, "192.0.2.1"), 1, limits);
+        c.add_diverse(at(5, "::ffff:192.0.2.2"), 1, limits);
+        c.add_diverse(at(6, "192.0.2.3"), 1, limits);
+        c.add_diverse(at(7, "198.51.100.1"), 1, limits);
+        let ids: Vec<u8> = c.by_distance.values().map(|c| c.node.id.0[0]).collect();
+        assert_eq!(ids, vec![1, 3, 4, 5, 7]);
+        // No bound: every one.
+        c.add_diverse(at(6, "192.0.2.3"), 1, Diversity::default());
+        assert_eq!(c.by_distance.len(), 6);
+    }
+
+    #[test]
     fn fast_candidates_first_within_a_band_and_bands_in_order() {
         use std::time::Duration;
         // Ids 0x40 | i share one leading bit with the target 0; 0x20 shares two.

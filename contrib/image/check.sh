@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the image `cargo xtask image` wrote to DIR (default target/container-image), without a
 # container runtime (this machine has no cgroup delegation to run one):
-#   1. the OCI config: user 10001:10001, the entrypoint, no CMD, ports 6881/udp and
+#   1. the OCI config: user 10001:10001, the entrypoint, no CMD, ports 4001/tcp, 6881/udp and
 #      9181/tcp, volume /data, linux/amd64, one layer;
 #   2. the layer holds exactly the expected files, with their owners and modes;
 #   3. the layer extracted as a root filesystem, plus an /etc/hosts naming a loopback
@@ -47,7 +47,7 @@ if user.split(":")[0] in ("", "0", "root"):
 expect("entrypoint", config.get("Entrypoint"),
        ["/usr/local/bin/dht-node", "--config", "/etc/dht-node/dht-node.toml"])
 expect("cmd", config.get("Cmd"), None)
-expect("exposed ports", sorted(config.get("ExposedPorts", {})), ["6881/udp", "9181/tcp"])
+expect("exposed ports", sorted(config.get("ExposedPorts", {})), ["4001/tcp", "6881/udp", "9181/tcp"])
 expect("volumes", sorted(config.get("Volumes", {})), ["/data"])
 expect("platform", (image.get("os"), image.get("architecture")), ("linux", "amd64"))
 layers = manifest["layers"]

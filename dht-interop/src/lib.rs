@@ -1,5 +1,8 @@
 //! # dht-interop: every Mainline implementation in one loopback network
 //!
+//! (And every IPFS Kademlia implementation in another: `dht-interop ipfs`, whose
+//! peers and line protocol are in [`ipfs`].)
+//!
 //! The binary `dht-interop` (behind `cargo xtask interop`) starts one process per
 //! implementation, each hosting a few DHT nodes on 127.0.0.1, all joined through one
 //! seed (a node of ours), and makes every implementation put, get, announce and look
@@ -37,6 +40,8 @@
 //! accepts no other BEP 44 value.
 
 use std::fmt::Write as _;
+
+pub mod ipfs;
 
 /// One command of the line protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +163,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Parses hex (either case).
 pub fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("odd-length hex {s:?}"));
     }
     (0..s.len())

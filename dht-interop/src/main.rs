@@ -4,20 +4,28 @@
 //! ```text
 //! dht-interop [--json] [--install] [--nodes N] [--only IMPL,IMPL]
 //! dht-interop peer-ours|peer-mainline [--nodes N] [--bootstrap 127.0.0.1:PORT]
+//! dht-interop ipfs [--json] [--install] [--nodes N] [--only IMPL,IMPL]
+//! dht-interop peer-ours-ipfs|peer-rust-libp2p [--nodes N] [--bootstrap MULTIADDR]
 //! ```
 //!
 //! Exit codes: 0 every cell passed, 1 a cell failed (or a peer did not start), 2 an
-//! implementation is missing (named on stderr; `--install` installs it).
+//! implementation is missing (named on stderr; `--install` installs it). The IPFS
+//! matrix (`ipfs`, in `ipfs_run.rs`) exits 1 too when js-libp2p is missing although
+//! node and npm are present.
 
+mod ipfs_run;
 mod mainline_peer;
+mod ours_ipfs_peer;
 mod ours_peer;
 mod peers;
 mod probe;
 mod report;
+mod rust_libp2p_peer;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use dht_interop::ipfs::IpfsPeerArgs;
 use dht_interop::{hex, Command, PeerArgs};
 use peers::{Impl, Peer};
 use report::{Cell, Outcome};
@@ -31,6 +39,9 @@ fn main() {
     match first.as_deref() {
         Some("peer-ours") => return ours_peer::main(PeerArgs::parse(argv)),
         Some("peer-mainline") => return mainline_peer::main(PeerArgs::parse(argv)),
+        Some("peer-ours-ipfs") => return ours_ipfs_peer::main(IpfsPeerArgs::parse(argv)),
+        Some("peer-rust-libp2p") => return rust_libp2p_peer::main(IpfsPeerArgs::parse(argv)),
+        Some("ipfs") => ipfs_run::main(argv),
         _ => {}
     }
     let mut json = false;
@@ -50,6 +61,7 @@ fn main() {
             }
             "-h" | "--help" => {
                 println!("usage: dht-interop [--json] [--install] [--nodes N] [--only ours,mainline,libtorrent,bittorrent-dht]");
+                println!("       dht-interop ipfs --help (the IPFS matrix: ours, rust-libp2p, js-libp2p)");
                 return;
             }
             other => {

@@ -29,7 +29,7 @@ pub enum Impl {
     BittorrentDht,
 }
 
-fn peers_dir() -> PathBuf {
+pub(crate) fn peers_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers")
 }
 
@@ -45,7 +45,7 @@ fn python() -> String {
     })
 }
 
-fn succeeds(program: &str, args: &[&str]) -> bool {
+pub(crate) fn succeeds(program: &str, args: &[&str]) -> bool {
     Process::new(program)
         .args(args)
         .stdout(Stdio::null())
@@ -54,7 +54,7 @@ fn succeeds(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn run_loud(program: &str, args: &[&str], dir: Option<&PathBuf>) -> Result<(), String> {
+pub(crate) fn run_loud(program: &str, args: &[&str], dir: Option<&PathBuf>) -> Result<(), String> {
     let mut cmd = Process::new(program);
     cmd.args(args)
         .stdout(Stdio::inherit())
@@ -70,7 +70,7 @@ fn run_loud(program: &str, args: &[&str], dir: Option<&PathBuf>) -> Result<(), S
 }
 
 /// `apt-get install -y PACKAGES`, through sudo when not root.
-fn apt_install(packages: &[&str]) -> Result<(), String> {
+pub(crate) fn apt_install(packages: &[&str]) -> Result<(), String> {
     let root = Process::new("id")
         .arg("-u")
         .output()
@@ -191,7 +191,9 @@ impl Impl {
 pub struct Peer {
     /// The implementation's name.
     pub name: String,
-    /// Its nodes' addresses; the first runs the commands.
+    /// What it printed after `ready`: its nodes' addresses; the first runs the commands.
+    pub ready: Vec<String>,
+    /// The same as UDP addresses (Mainline peers; empty for IPFS peers).
     pub addrs: Vec<SocketAddr>,
     child: Child,
     stdin: Option<ChildStdin>,
@@ -207,17 +209,40 @@ impl Peer {
         seed: Option<SocketAddr>,
         deadline: Instant,
     ) -> Result<Peer, String> {
-        let mut cmd = imp.command();
+        let mut peer = Peer::spawn(
+            imp.name(),
+            imp.command(),
+            nodes,
+            seed.map(|s| s.to_string()),
+            deadline,
+        )?;
+        peer.addrs = peer.ready.iter().filter_map(|a| a.parse().ok()).collect();
+        if peer.addrs.len() != peer.ready.len() || peer.addrs.iter().any(|a| !a.ip().is_loopback())
+        {
+            return Err(format!("{}: bad ready line {:?}", imp.name(), peer.ready));
+        }
+        Ok(peer)
+    }
+
+    /// Starts `cmd` with `--nodes N [--bootstrap SEED]` and waits for its `ready` line
+    /// (`START_TIMEOUT`); its words after `ready` are [`Peer::ready`].
+    pub fn spawn(
+        name: &str,
+        mut cmd: Process,
+        nodes: usize,
+        seed: Option<String>,
+        deadline: Instant,
+    ) -> Result<Peer, String> {
         cmd.arg("--nodes").arg(nodes.to_string());
         if let Some(seed) = seed {
-            cmd.arg("--bootstrap").arg(seed.to_string());
+            cmd.arg("--bootstrap").arg(seed);
         }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("{}: cannot start: {e}", imp.name()))?;
+            .map_err(|e| format!("{name}: cannot start: {e}"))?;
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let (tx, lines) = mpsc::channel();
@@ -231,7 +256,8 @@ impl Peer {
             }
         });
         let mut peer = Peer {
-            name: imp.name().to_string(),
+            name: name.to_string(),
+            ready: Vec::new(),
             addrs: Vec::new(),
             child,
             stdin,
@@ -241,21 +267,26 @@ impl Peer {
         let ready = peer
             .lines
             .recv_timeout(START_TIMEOUT)
-            .map_err(|_| format!("{}: no `ready` line", imp.name()))?;
-        peer.addrs = ready
+            .map_err(|_| format!("{name}: no `ready` line"))?;
+        peer.ready = ready
             .strip_prefix("ready ")
             .unwrap_or("")
             .split_whitespace()
-            .filter_map(|a| a.parse().ok())
+            .map(String::from)
             .collect();
-        if peer.addrs.is_empty() || peer.addrs.iter().any(|a| !a.ip().is_loopback()) {
-            return Err(format!("{}: bad ready line {ready:?}", imp.name()));
+        if peer.ready.is_empty() {
+            return Err(format!("{name}: bad ready line {ready:?}"));
         }
         Ok(peer)
     }
 
     /// Sends one command and waits for its reply line; `err ...` on timeout.
     pub fn request(&mut self, cmd: &Command) -> String {
+        self.request_line(&cmd.to_line())
+    }
+
+    /// Sends one line and waits for its reply line; `err ...` on timeout.
+    pub fn request_line(&mut self, line: &str) -> String {
         let now = Instant::now();
         if now >= self.deadline {
             return "err the run's time budget is spent".to_string();
@@ -263,7 +294,7 @@ impl Peer {
         let Some(stdin) = self.stdin.as_mut() else {
             return "err stdin closed".to_string();
         };
-        if writeln!(stdin, "{}", cmd.to_line())
+        if writeln!(stdin, "{line}")
             .and_then(|_| stdin.flush())
             .is_err()
         {

@@ -13,6 +13,9 @@ pub enum Outcome {
     /// Failed as a documented quirk of another implementation predicts (see
     /// docs/INTEROP.md); shown, not counted as failed.
     Quirk(String),
+    /// The implementation could not run here (why): never a pass. The runner decides
+    /// whether that fails the run (the IPFS matrix: when node and npm are present).
+    Missing(String),
 }
 
 /// One check of the matrix.
@@ -35,12 +38,18 @@ impl Cell {
             Outcome::Pass => "ok",
             Outcome::Fail(_) => "FAIL",
             Outcome::Quirk(_) => "quirk",
+            Outcome::Missing(_) => "missing",
         }
     }
 }
 
 /// Prints one table per check kind: rows putters, columns getters.
 pub fn print_matrix(impls: &[String], cells: &[Cell]) {
+    print_matrix_with(impls, cells, |_| "rows: putter, columns: storer or getter");
+}
+
+/// As [`print_matrix`], with each check's legend (what its rows and columns are).
+pub fn print_matrix_with(impls: &[String], cells: &[Cell], legend: impl Fn(&str) -> &'static str) {
     let mut checks: Vec<&str> = Vec::new();
     for c in cells {
         if !checks.contains(&c.check.as_str()) {
@@ -49,7 +58,7 @@ pub fn print_matrix(impls: &[String], cells: &[Cell]) {
     }
     let width = impls.iter().map(String::len).max().unwrap_or(4).max(8) + 2;
     for check in checks {
-        println!("\n{check} (rows: putter, columns: storer or getter)");
+        println!("\n{check} ({})", legend(check));
         print!("{:width$}", "");
         for g in impls {
             print!("{g:>width$}");
@@ -74,9 +83,19 @@ pub fn print_matrix(impls: &[String], cells: &[Cell]) {
     if !notes.is_empty() {
         println!();
     }
+    let mut missing_told: Vec<&str> = Vec::new();
     for c in notes {
+        // One line per missing implementation, not one per cell it would have filled.
+        if let Outcome::Missing(why) = &c.outcome {
+            if missing_told.contains(&why.as_str()) {
+                continue;
+            }
+            missing_told.push(why);
+            println!("missing: {why}");
+            continue;
+        }
         let why = match &c.outcome {
-            Outcome::Fail(w) | Outcome::Quirk(w) => w,
+            Outcome::Fail(w) | Outcome::Quirk(w) | Outcome::Missing(w) => w,
             Outcome::Pass => "",
         };
         println!(
@@ -106,6 +125,7 @@ pub fn json_line(impls: &[String], missing: &[String], cells: &[Cell]) -> String
                 Outcome::Pass => ("pass", String::new()),
                 Outcome::Fail(w) => ("fail", w.clone()),
                 Outcome::Quirk(w) => ("quirk", w.clone()),
+                Outcome::Missing(w) => ("missing", w.clone()),
             };
             json!({
                 "putter": c.putter,

@@ -9,8 +9,8 @@
 //! Every value starts with [`VALUE_V1`], so that a later format can be told apart
 //! value by value; keys carry no version (the data dir's marker covers them).
 
-use std::fmt;
-
+pub(crate) use dht_datadir::codec::DecodeError;
+use dht_datadir::codec::Reader;
 use dht_ipfs::{PeerId, StoredProvider, StoredRecord, UnixMillis};
 use multiaddr::Multiaddr;
 
@@ -25,56 +25,15 @@ pub(crate) const KIND_PROVIDER: u8 = 1;
 const ABSENT: u8 = 0;
 const PRESENT: u8 = 1;
 
-/// Bytes that do not decode: what was being decoded and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DecodeError {
-    what: &'static str,
-    why: &'static str,
+/// The fields of this store's values beyond integers, read on `dht-datadir`'s cursor.
+trait Fields<'a> {
+    fn len(&mut self) -> Result<usize, DecodeError>;
+    fn bytes(&mut self) -> Result<&'a [u8], DecodeError>;
+    fn optional(&mut self) -> Result<Option<Vec<u8>>, DecodeError>;
+    fn version(&mut self) -> Result<(), DecodeError>;
 }
 
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "undecodable {}: {}", self.what, self.why)
-    }
-}
-
-/// A bounds-checked cursor: every read checks the remaining length first.
-struct Reader<'a> {
-    buf: &'a [u8],
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], what: &'static str) -> Reader<'a> {
-        Reader { buf, what }
-    }
-
-    fn err(&self, why: &'static str) -> DecodeError {
-        DecodeError {
-            what: self.what,
-            why,
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(self.err("truncated"));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(a))
-    }
-
+impl<'a> Fields<'a> for Reader<'a> {
     /// A length or a count: a u64, which no `usize` here exceeds.
     fn len(&mut self) -> Result<usize, DecodeError> {
         let n = self.u64()?;
@@ -99,18 +58,6 @@ impl<'a> Reader<'a> {
         match self.u8()? {
             VALUE_V1 => Ok(()),
             _ => Err(self.err("unknown value version")),
-        }
-    }
-
-    fn rest(self) -> &'a [u8] {
-        self.buf
-    }
-
-    fn end(self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(self.err("trailing bytes"))
         }
     }
 }
@@ -212,10 +159,8 @@ pub(crate) fn provider_prefix(key: &[u8]) -> Vec<u8> {
 pub(crate) fn decode_provider_key(b: &[u8]) -> Result<(&[u8], PeerId), DecodeError> {
     let mut r = Reader::new(b, "provider key");
     let key = r.bytes()?;
-    let id = PeerId::from_bytes(r.rest()).map_err(|_| DecodeError {
-        what: "provider key",
-        why: "not a PeerId",
-    })?;
+    let id = PeerId::from_bytes(r.rest())
+        .map_err(|_| DecodeError::new("provider key", "not a PeerId"))?;
     Ok((key, id))
 }
 
@@ -246,13 +191,11 @@ pub(crate) fn decode_provider(
     let source = r.optional()?;
     let n = r.len()?;
     // Each address takes at least its 8-byte length: no allocation beyond the input.
-    let mut addrs = Vec::with_capacity(n.min(r.buf.len() / 8));
+    let mut addrs = Vec::with_capacity(n.min(r.remaining() / 8));
     for _ in 0..n {
         let bytes = r.bytes()?;
-        let addr = Multiaddr::try_from(bytes.to_vec()).map_err(|_| DecodeError {
-            what: "provider",
-            why: "not a multiaddr",
-        })?;
+        let addr = Multiaddr::try_from(bytes.to_vec())
+            .map_err(|_| DecodeError::new("provider", "not a multiaddr"))?;
         addrs.push(addr);
     }
     r.end()?;

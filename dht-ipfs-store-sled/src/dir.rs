@@ -1,9 +1,12 @@
 //! The data directory: its marker (kind and format version), the marker of the other
-//! kind it refuses, its lock and its flush generation file.
+//! kind it refuses. The lock, the flush generation file and sled's snapshot cleanup are
+//! `dht-datadir`'s, shared with dht-store-sled.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use dht_datadir::{FlushedError, LockError, LOCK};
 
 use crate::error::one_line;
 use crate::OpenError;
@@ -18,10 +21,6 @@ pub const KIND: &str = "ipfs-kad";
 /// The marker of a Mainline data dir (`dht_store_sled::MARKER`, named here so that
 /// this crate does not depend on the Mainline store to recognise its directories).
 pub const MAINLINE_MARKER: &str = "DHT-DATA-DIR";
-/// Name of the file that holds the advisory lock.
-pub const LOCK: &str = "LOCK";
-/// Name of the file that records the generation of the last completed flush.
-pub const FLUSHED: &str = "FLUSHED";
 /// Name of the sled database directory inside the data dir.
 pub const DB: &str = "db";
 /// The data format this build writes and reads: 1, the first (see the crate doc for
@@ -30,7 +29,6 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Written first and renamed into place, so a crash mid-write leaves no half marker.
 const MARKER_TMP: &str = "DHT-IPFS-DATA-DIR.tmp";
-const FLUSHED_TMP: &str = "FLUSHED.tmp";
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
     move |source| OpenError::Io {
@@ -145,111 +143,48 @@ fn parse_marker(bytes: &[u8]) -> Option<(String, u32)> {
     Some((kind, format))
 }
 
-/// Takes the exclusive advisory lock on `dir/LOCK`, a `flock`: the kernel drops it
-/// when the process dies, however it dies, so a crash leaves no stale lock.
+/// Takes the exclusive advisory lock on `dir/LOCK` ([`dht_datadir::lock`]).
 pub(crate) fn lock(dir: &Path) -> Result<File, OpenError> {
-    let path = dir.join(LOCK);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    // A child forked by another thread holds a copy of the descriptor until it execs,
-    // so a lock just released may still look held for a moment (dht-store-sled saw it
-    // in tests that spawn processes): ask again for up to 1 s before calling it taken.
-    let mut attempt = 0;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(fs::TryLockError::WouldBlock) if attempt < 50 => {
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(OpenError::Locked {
-                    dir: dir.to_path_buf(),
-                })
-            }
-            Err(fs::TryLockError::Error(source)) => return Err(OpenError::Io { path, source }),
-        }
-    }
+    dht_datadir::lock(dir).map_err(|e| match e {
+        LockError::Locked => OpenError::Locked { dir: dir.into() },
+        LockError::Io(source) => io_err(&dir.join(LOCK))(source),
+    })
 }
 
-/// Writes `text` to `dir/name` durably: a temporary file, fsync, rename, fsync of the
-/// directory, so that a crash leaves the old file or the new one, never half of one.
-fn write_durably(dir: &Path, tmp: &str, name: &str, text: &str) -> io::Result<()> {
-    let tmp = dir.join(tmp);
-    let mut f = File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
-}
-
-/// Writes the marker of this build's kind and format.
+/// Writes the marker of this build's kind and format, durably
+/// ([`dht_datadir::write_durably`]).
 pub(crate) fn write_marker(dir: &Path) -> Result<(), OpenError> {
     let text = format!(
         "This directory holds the records and providers of an IPFS Kademlia DHT node \
          (dht-ipfs-store-sled).\nkind {KIND}\nformat {FORMAT_VERSION}\n"
     );
-    write_durably(dir, MARKER_TMP, MARKER, &text).map_err(io_err(&dir.join(MARKER)))
+    dht_datadir::write_durably(dir, MARKER, &text).map_err(|e| io_err(&dir.join(MARKER))(e.source))
 }
 
 /// The generation recorded by the last completed flush; 0 before the first.
 pub(crate) fn read_flushed(dir: &Path) -> Result<u64, OpenError> {
-    let path = dir.join(FLUSHED);
-    match fs::read(&path) {
-        Ok(bytes) => std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|t| t.trim().strip_prefix("generation "))
-            .and_then(|g| g.trim().parse().ok())
-            .ok_or_else(|| {
-                corrupt(
-                    dir,
-                    format!("{} does not name a generation", path.display()),
-                )
-            }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-        Err(source) => Err(OpenError::Io { path, source }),
-    }
+    dht_datadir::read_flushed(dir).map_err(|e| match e {
+        FlushedError::NotAGeneration(_) => corrupt(dir, e.to_string()),
+        FlushedError::Io(e) => OpenError::Io {
+            path: e.path,
+            source: e.source,
+        },
+    })
 }
 
-/// Records `generation` durably, the same way as the marker.
-pub(crate) fn write_flushed(dir: &Path, generation: u64) -> io::Result<()> {
-    write_durably(
-        dir,
-        FLUSHED_TMP,
-        FLUSHED,
-        &format!("generation {generation}\n"),
-    )
-}
+pub(crate) use dht_datadir::write_flushed;
 
 /// Where sled keeps its files.
 pub(crate) fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB)
 }
 
-/// Removes sled's unfinished snapshot files (`snap.<lsn>.generating`): sled 0.34's
-/// recovery takes a torn one for the newest snapshot and refuses a healthy database
-/// (dht-store-sled's crash test found it). Such a file is never the committed state
-/// (the previous snapshot and the log are), so removing it loses nothing.
+/// Removes sled's unfinished snapshot files ([`dht_datadir::discard_unfinished_snapshots`]).
 pub(crate) fn discard_unfinished_snapshots(dir: &Path) -> Result<(), OpenError> {
-    let db = db_path(dir);
-    let Ok(entries) = fs::read_dir(&db) else {
-        return Ok(()); // no database yet
-    };
-    for entry in entries {
-        let entry = entry.map_err(io_err(&db))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("snap.") && name.ends_with(".generating") {
-            let path = entry.path();
-            fs::remove_file(&path).map_err(io_err(&path))?;
-        }
-    }
-    Ok(())
+    dht_datadir::discard_unfinished_snapshots(&db_path(dir)).map_err(|e| OpenError::Io {
+        path: e.path,
+        source: e.source,
+    })
 }
 
 #[cfg(test)]

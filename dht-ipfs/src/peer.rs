@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use dht_core::kernel::Contact;
 use dht_core::Id;
@@ -31,10 +32,46 @@ const SHA2_256: u64 = 0x12;
 /// Longest encoded public key a PeerId carries inline (libp2p's peer-ids spec).
 pub const MAX_INLINE_KEY_LEN: usize = 42;
 
+/// Longest binary PeerId: one byte of code, one of length, a 42-byte inline key.
+const MAX_PEER_ID_LEN: usize = 2 + MAX_INLINE_KEY_LEN;
+
 /// A libp2p PeerId: the identity multihash of a protobuf-encoded public key of at most
 /// 42 bytes (ed25519, secp256k1), or its SHA-256 multihash (RSA, ECDSA).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PeerId(Vec<u8>);
+///
+/// Held inline (at most 44 bytes): a PeerId is copied into every contact, candidate and
+/// set of peers, and a heap allocation for each cost more than the bytes themselves.
+/// Compared, ordered and hashed as its bytes.
+#[derive(Clone)]
+pub struct PeerId {
+    len: u8,
+    bytes: [u8; MAX_PEER_ID_LEN],
+}
+
+impl PartialEq for PeerId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for PeerId {}
+
+impl PartialOrd for PeerId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PeerId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for PeerId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
 
 /// Bytes that are no PeerId.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -53,10 +90,10 @@ impl PeerId {
             SHA2_256 => digest.len() == 32,
             _ => false,
         };
-        if !fits || digest.len() as u64 != len {
+        if !fits || digest.len() as u64 != len || bytes.len() > MAX_PEER_ID_LEN {
             return Err(InvalidPeerId);
         }
-        Ok(PeerId(bytes.to_vec()))
+        Ok(PeerId::inline(bytes))
     }
 
     /// The PeerId of a protobuf-encoded public key (libp2p's `PublicKey` message).
@@ -69,24 +106,35 @@ impl PeerId {
         // Both lengths are below 128: one varint byte each.
         let mut b = vec![code, digest.len() as u8];
         b.extend(digest);
-        PeerId(b)
+        PeerId::inline(&b)
+    }
+
+    /// A PeerId of `bytes`, checked to be a multihash of at most 44 bytes.
+    fn inline(bytes: &[u8]) -> PeerId {
+        let mut id = PeerId {
+            len: bytes.len() as u8,
+            bytes: [0; MAX_PEER_ID_LEN],
+        };
+        id.bytes[..bytes.len()].copy_from_slice(bytes);
+        id
     }
 
     /// The binary multihash.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes[..usize::from(self.len)]
     }
 
     /// Its point in the keyspace.
     pub fn key(&self) -> Key {
-        key_of(&self.0)
+        key_of(self.as_bytes())
     }
 }
 
 impl fmt::Debug for PeerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The tail: identity PeerIds share their first bytes (the key type).
-        let tail = &self.0[self.0.len().saturating_sub(6)..];
+        let bytes = self.as_bytes();
+        let tail = &bytes[bytes.len().saturating_sub(6)..];
         write!(f, "PeerId(..")?;
         for b in tail {
             write!(f, "{b:02x}")?;
@@ -111,18 +159,45 @@ fn small_varint(bytes: &[u8]) -> Option<(u64, usize)> {
 pub const MAX_ADDRS: usize = 16;
 
 /// A peer as the routing table and lookups hold it: PeerId, key and listen addresses.
+///
+/// The key sits inline (the table and lookups compare it all the time); the PeerId and
+/// addresses sit behind one shared pointer, so that the copies a contact makes of
+/// itself (into each lookup's candidates, each request in flight, each answer) cost a
+/// reference count, not allocations: a simulated network holds millions of contacts.
 #[derive(Clone, PartialEq)]
 pub struct PeerInfo {
-    id: PeerId,
     key: Key,
-    addrs: Vec<Multiaddr>,
+    peer: Arc<Peer>,
+}
+
+/// What a [`PeerInfo`] shares between its copies.
+#[derive(PartialEq)]
+struct Peer {
+    id: PeerId,
+    addrs: Addrs,
+}
+
+/// Listen addresses: one (the common case) without an allocation of its own.
+#[derive(PartialEq)]
+enum Addrs {
+    One(Multiaddr),
+    Many(Box<[Multiaddr]>),
+}
+
+impl Addrs {
+    fn as_slice(&self) -> &[Multiaddr] {
+        match self {
+            Addrs::One(a) => std::slice::from_ref(a),
+            Addrs::Many(a) => a,
+        }
+    }
 }
 
 impl fmt::Debug for PeerInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PeerInfo")
-            .field("id", &self.id)
-            .field("addrs", &self.addrs)
+            .field("id", &self.peer.id)
+            .field("addrs", &self.addrs())
             .finish()
     }
 }
@@ -139,10 +214,13 @@ impl PeerInfo {
                 kept.push(a);
             }
         }
+        let addrs = match <[Multiaddr; 1]>::try_from(kept) {
+            Ok([one]) => Addrs::One(one),
+            Err(kept) => Addrs::Many(kept.into_boxed_slice()),
+        };
         PeerInfo {
             key: id.key(),
-            id,
-            addrs: kept,
+            peer: Arc::new(Peer { id, addrs }),
         }
     }
 
@@ -160,25 +238,25 @@ impl PeerInfo {
     /// The peer for the wire, with the connection hint.
     pub fn to_wire(&self, connection: wire::ConnectionType) -> wire::Peer {
         wire::Peer {
-            id: self.id.0.clone(),
-            addrs: self.addrs.iter().map(|a| a.to_vec()).collect(),
+            id: self.peer.id.as_bytes().to_vec(),
+            addrs: self.addrs().iter().map(|a| a.to_vec()).collect(),
             connection: connection as i32,
         }
     }
 
     /// The PeerId.
     pub fn id(&self) -> &PeerId {
-        &self.id
+        &self.peer.id
     }
 
     /// The listen addresses, in the order given.
     pub fn addrs(&self) -> &[Multiaddr] {
-        &self.addrs
+        self.peer.addrs.as_slice()
     }
 
     /// The same peer at other addresses.
     pub fn with_addrs(&self, addrs: impl IntoIterator<Item = Multiaddr>) -> PeerInfo {
-        PeerInfo::new(self.id.clone(), addrs)
+        PeerInfo::new(self.peer.id.clone(), addrs)
     }
 }
 
@@ -200,12 +278,13 @@ impl Contact for PeerInfo {
 
     /// The first address's IP: the one the peer is dialed at first.
     fn ip(&self) -> Option<IpAddr> {
-        self.addrs.first().and_then(ip_of)
+        self.addrs().first().and_then(ip_of)
     }
 
     /// The same first address: where a dial goes first.
     fn same_endpoint(&self, other: &Self) -> bool {
-        !self.addrs.is_empty() && self.addrs.first() == other.addrs.first()
+        let (mine, theirs) = (self.addrs(), other.addrs());
+        !mine.is_empty() && mine.first() == theirs.first()
     }
 
     /// The transport authenticates every PeerId (noise), so a key is always bound to
@@ -217,10 +296,11 @@ impl Contact for PeerInfo {
     /// A peer that answered at its newer addresses proved it listens there (the
     /// transport authenticated it): they replace the old ones.
     fn readdress(&mut self, newer: &Self) -> bool {
-        if newer.addrs.is_empty() {
+        if newer.addrs().is_empty() {
             return false;
         }
-        self.addrs = newer.addrs.clone();
+        // The same key, so the same PeerId: share the newer copy's addresses.
+        self.peer = Arc::clone(&newer.peer);
         true
     }
 }

@@ -10,9 +10,12 @@ use common::{network, run_request, start};
 use dht_core::kernel::{Contact, Key as _};
 use dht_core::{Input, Output, Overlay, StreamId};
 use dht_ipfs::wire::{decode_frame, encode_frame, Message, MessageType};
-use dht_ipfs::{grind_preimage, key_of, Key, Outcome, Request, PK_PREFIX};
+use dht_ipfs::{
+    grind_preimage, key_of, Config, Key, Outcome, PeerId, PeerInfo, Request, KAD_PROTOCOL,
+    PK_PREFIX,
+};
 use libp2p_identity::Keypair;
-use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 #[test]
@@ -173,4 +176,96 @@ fn records_and_provider_announcements_are_republished_past_48_hours() {
         panic!("providers")
     };
     assert!(providers.contains(&net.addr(6)));
+}
+
+/// A node driven by hand: identify reports `peer` as a server, and every FIND_NODE the
+/// node sends it is answered (with no peers). True when the node asked it anything.
+fn identify_and_answer(node: &mut dht_ipfs::Node<dht_ipfs::MemStore>, peer: &PeerInfo) -> bool {
+    let now = std::time::Instant::now();
+    let protocols = [KAD_PROTOCOL.to_string()];
+    node.handle_input(
+        now,
+        Input::Identified {
+            peer: peer.clone(),
+            protocols: &protocols,
+        },
+    );
+    let mut asked = false;
+    while let Some(out) = node.poll_output() {
+        if let Output::Request { to, stream, .. } = out {
+            assert_eq!(&to, peer);
+            asked = true;
+            let reply = encode_frame(&Message::new(MessageType::FindNode, Vec::new()));
+            node.handle_input(
+                now,
+                Input::StreamReply {
+                    stream,
+                    bytes: &reply,
+                },
+            );
+        }
+    }
+    asked
+}
+
+/// A server whose key shares exactly `bucket` bits with `own` and, when `slice` is
+/// given, whose next 5 bits after the bucket's prefix are those of `slice`.
+fn server_in(own: &Key, bucket: usize, slice: Option<&Key>, rng: &mut ChaCha8Rng) -> PeerInfo {
+    loop {
+        let id = PeerId::from_bytes(&grind_preimage(own, bucket, false, 1 << 16, rng)).unwrap();
+        let key = id.key();
+        let same_slice = |s: &Key| (bucket + 1..bucket + 6).all(|b| s.bit(b) == key.bit(b));
+        if slice.is_none_or(same_slice) {
+            let n = rng.next_u32() % 60_000 + 1;
+            let addr = format!("/ip4/127.0.{}.{}/tcp/4001", n >> 8, n & 0xff);
+            return PeerInfo::new(id, [addr.parse().unwrap()]);
+        }
+    }
+}
+
+#[test]
+fn admission_asks_only_peers_with_a_place_and_far_buckets_stay_spread() {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let me = PeerId::from_bytes(&grind_preimage(
+        &Key::random(&mut rng),
+        0,
+        false,
+        1,
+        &mut rng,
+    ))
+    .unwrap();
+    let own = me.key();
+    let config = Config::new(1, me, vec!["/ip4/127.0.0.1/tcp/4001".parse().unwrap()]);
+    let store = dht_ipfs::MemStore::new(dht_ipfs::StoreLimits::default());
+    let mut node = dht_ipfs::Node::new(config, store, std::time::Instant::now(), 0);
+    // 30 servers sharing 5 bits with us: the table splits down to bucket 5, which
+    // keeps 20 of them; the others are not asked, and no replacement cache grows.
+    let deep: Vec<PeerInfo> = (0..30)
+        .map(|_| server_in(&own, 5, None, &mut rng))
+        .collect();
+    let asked = deep
+        .iter()
+        .filter(|p| identify_and_answer(&mut node, p))
+        .count();
+    assert_eq!(node.table().len(), 20);
+    // The 21st was asked while its bucket was the last (which may split): its answer
+    // split the table, and it waits in the one replacement cache that filled so.
+    assert_eq!(asked, 21, "a peer whose bucket is full is not asked");
+    assert!(node.table().replacement_len() <= 1);
+    // Identify again for a peer in the table: it answered already, nothing is sent.
+    assert!(!identify_and_answer(&mut node, &deep[0]));
+    // Bucket 0 (far above the last one) keeps one contact per 5-bit slice.
+    let first = server_in(&own, 0, None, &mut rng);
+    assert!(identify_and_answer(&mut node, &first));
+    let same = server_in(&own, 0, Some(first.key()), &mut rng);
+    assert!(!identify_and_answer(&mut node, &same), "its slice is taken");
+    assert!(node.table().get(same.key()).is_none());
+    let other = loop {
+        let p = server_in(&own, 0, None, &mut rng);
+        if (1..6).any(|b| p.key().bit(b) != first.key().bit(b)) {
+            break p;
+        }
+    };
+    assert!(identify_and_answer(&mut node, &other));
+    assert!(node.table().get(other.key()).is_some());
 }

@@ -65,8 +65,9 @@ fn server_with(config: Config) -> Server<dht_ipfs::Namespaces> {
 }
 
 impl<V: Validator> Server<V> {
-    /// Identify reports `p` as a server; it answers our FIND_NODE and enters the table.
-    fn admit(&mut self, p: &PeerInfo) {
+    /// Identify reports `p` as a server; if the node has a place for it, it sends a
+    /// FIND_NODE, which `p` answers, and `p` enters the table. True when it was asked.
+    fn admit(&mut self, p: &PeerInfo) -> bool {
         let protocols = [KAD_PROTOCOL.to_string()];
         self.node.handle_input(
             self.now,
@@ -75,14 +76,19 @@ impl<V: Validator> Server<V> {
                 protocols: &protocols,
             },
         );
+        let out = self.node.poll_output();
         let Some(Output::Request {
             to,
             stream,
             payload,
             ..
-        }) = self.node.poll_output()
+        }) = out
         else {
-            panic!("a FIND_NODE to the identified server");
+            assert_eq!(
+                out, None,
+                "a FIND_NODE to the identified server, or nothing"
+            );
+            return false;
         };
         assert_eq!(to, *p, "sent to the listen addresses identify gave");
         let m = decode_frame(&payload, 1 << 16).unwrap();
@@ -97,6 +103,7 @@ impl<V: Validator> Server<V> {
             },
         );
         assert_eq!(self.node.poll_output(), None);
+        true
     }
 
     /// `from` sends `bytes` on a new inbound stream: the node's one output, if any.
@@ -212,7 +219,7 @@ fn find_node_answers_any_key_with_the_20_closest_servers_never_the_requester() {
                 .all(|a| a.to_string().ends_with("/tcp/4001")));
         }
     }
-    // A stranger not in the table gets the 20 closest of all 60.
+    // A stranger not in the table gets the 20 closest of the table.
     let reply = s
         .ask(
             &conn(500),
@@ -524,7 +531,7 @@ fn a_client_answers_nothing_and_advertises_no_kad_protocol() {
 }
 
 #[test]
-fn identify_admits_servers_only_and_a_full_bucket_caches_newcomers() {
+fn identify_admits_servers_only_and_a_full_bucket_asks_no_newcomer() {
     let mut s = server();
     let now = s.now;
     // Not a server: nothing is sent, nothing enters.
@@ -537,14 +544,25 @@ fn identify_admits_servers_only_and_a_full_bucket_caches_newcomers() {
     );
     assert_eq!(s.node.poll_output(), None);
     assert_eq!(s.node.table().len(), 0);
-    for n in 0..80 {
-        s.admit(&peer(n));
-    }
+    let asked = (0..80).filter(|&n| s.admit(&peer(n))).count();
     assert_eq!(s.node.table().bucket_len(0), 20, "bucket 0 full");
-    assert!(
-        s.node.table().replacement_len() > 0,
-        "the rest wait in the cache"
+    // A peer whose bucket is full is not asked, and nothing waits in a cache
+    // (go-libp2p-kad-dht keeps none).
+    assert!(asked < 80, "{asked} of 80 asked");
+    assert_eq!(s.node.table().replacement_len(), 0);
+    let outside = (0..80)
+        .map(peer)
+        .find(|p| s.node.table().get(p.key()).is_none())
+        .expect("a peer left out");
+    let protocols = [KAD_PROTOCOL.to_string()];
+    s.node.handle_input(
+        now,
+        Input::Identified {
+            peer: outside,
+            protocols: &protocols,
+        },
     );
+    assert_eq!(s.node.poll_output(), None, "no place: not asked");
     // A peer whose identify no longer lists kad leaves the table.
     let member = s.node.table().entries().next().unwrap().node.clone();
     s.node.handle_input(

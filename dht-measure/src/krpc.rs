@@ -135,6 +135,8 @@ impl QueryTemplate {
         }
     }
 
+    /// Writes the 4-byte `t` of the next query in place, so that each request in flight
+    /// has its own and the answer can be matched to it.
     pub fn set_transaction_id(&mut self, transaction_id: &[u8; TRANSACTION_ID_LEN]) {
         self.bytes[self.transaction_id_at..self.transaction_id_at + TRANSACTION_ID_LEN]
             .copy_from_slice(transaction_id);
@@ -147,10 +149,12 @@ impl QueryTemplate {
         }
     }
 
+    /// Whether the query carries a `target` or `info_hash` (every kind but `ping`).
     pub fn has_key(&self) -> bool {
         self.key_at.is_some()
     }
 
+    /// The bencoded query as it goes on the wire.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
@@ -176,7 +180,10 @@ pub enum MessageKind {
 /// What the load generator needs from a datagram: who it answers and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Envelope<'a> {
+    /// The message's `t`: the transaction id a response or error echoes from its query,
+    /// which tells the load generator which request in flight it answers.
     pub transaction_id: &'a [u8],
+    /// The message's `y`: a response, a KRPC error, or a query.
     pub kind: MessageKind,
 }
 
@@ -188,6 +195,17 @@ pub enum Malformed {
     /// Valid bencode, but `t` or `y` is missing or has the wrong type.
     Envelope,
 }
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Malformed::Bencode => "not one bencoded dictionary filling the datagram",
+            Malformed::Envelope => "a bencoded dictionary without a KRPC `t` and `y`",
+        })
+    }
+}
+
+impl std::error::Error for Malformed {}
 
 /// Nesting deeper than this is refused rather than walked: no DHT message comes close, and a
 /// bound keeps a hostile datagram from costing more than its length.

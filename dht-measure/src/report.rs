@@ -19,7 +19,9 @@ pub struct LoadReport {
     pub threads: usize,
     /// Requests in flight, over all sockets or connections.
     pub concurrency: usize,
+    /// Requests sent during the sending phase.
     pub sent: u64,
+    /// KRPC responses (`y` = `r`) received in time.
     pub responses: u64,
     /// KRPC errors: answers still.
     pub errors: u64,
@@ -51,6 +53,7 @@ impl LoadReport {
         self.responses + self.errors + self.echoed
     }
 
+    /// Answers received before the sending phase ended, per second of it: the tool's rate.
     pub fn answered_per_second(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
@@ -60,6 +63,7 @@ impl LoadReport {
         }
     }
 
+    /// The share of sent requests that timed out (0 when nothing was sent).
     pub fn unanswered_fraction(&self) -> f64 {
         if self.sent == 0 {
             0.0
@@ -177,26 +181,44 @@ impl LoadReport {
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LoadSummary {
+    /// [`LoadReport::threads`].
     pub threads: usize,
+    /// [`LoadReport::concurrency`].
     pub concurrency: usize,
+    /// The sending phase, in seconds.
     pub duration_s: f64,
+    /// [`LoadReport::answered_per_second`]: the rate the target sustained.
     pub answered_per_s: f64,
+    /// [`LoadReport::sent`].
     pub sent: u64,
+    /// [`LoadReport::answered`]: responses, KRPC errors and echoes in time.
     pub answered: u64,
+    /// [`LoadReport::responses`].
     pub responses: u64,
+    /// [`LoadReport::errors`].
     pub errors: u64,
+    /// [`LoadReport::echoed`].
     pub echoed: u64,
+    /// Requests that timed out ([`LoadReport::timeouts`]).
     pub unanswered: u64,
+    /// [`LoadReport::unanswered_fraction`].
     pub unanswered_fraction: f64,
+    /// [`LoadReport::late`].
     pub late: u64,
+    /// [`LoadReport::malformed`].
     pub malformed: u64,
+    /// [`LoadReport::send_errors`].
     pub send_errors: u64,
+    /// [`LoadReport::receive_errors`].
     pub receive_errors: u64,
-    /// `null` when nothing was answered.
+    /// Median latency of answered requests in µs; `null` when nothing was answered.
     pub latency_p50_us: Option<u64>,
+    /// 99th percentile latency of answered requests in µs; `null` when nothing was
+    /// answered.
     pub latency_p99_us: Option<u64>,
-    /// `null` when the OS does not tell.
+    /// CPU seconds the tool used while sending; `null` when the OS does not tell.
     pub load_cpu_s: Option<f64>,
+    /// [`LoadReport::load_cpu_utilisation`]: near 1, the tool itself was the bottleneck.
     pub load_cpu_utilisation: Option<f64>,
 }
 

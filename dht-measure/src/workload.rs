@@ -21,11 +21,17 @@ pub enum Line {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OpKind {
+    /// BEP 44 `put` of an immutable item (its target is the SHA-1 of the value).
     PutImmutable,
+    /// BEP 44 `get` of an immutable item put earlier, checked against its value.
     GetImmutable,
+    /// BEP 44 `put` of a mutable item (signed, with a sequence number).
     PutMutable,
+    /// BEP 44 `get` of a mutable item put earlier: the value put, or a newer `seq`.
     GetMutable,
+    /// BEP 5 `announce_peer` for an info_hash.
     Announce,
+    /// BEP 5 `get_peers` for an info_hash announced earlier.
     GetPeers,
 }
 
@@ -61,9 +67,11 @@ impl OpKind {
 /// One finished operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpRecord {
+    /// What the operation was.
     pub op: OpKind,
     /// When it started, in ms from the start of the workload.
     pub t_ms: u64,
+    /// Whether it succeeded (for gets: the value put, or a newer one, came back).
     pub ok: bool,
     /// From the call to the answer.
     pub latency_us: u64,
@@ -81,12 +89,17 @@ pub struct OpRecord {
 /// What the run was, written once after every operation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetaRecord {
+    /// The seed of the workload's choices (keys, values, the mix).
     pub seed: u64,
+    /// How long operations were started for, in seconds (`--duration`).
     pub duration_s: f64,
+    /// From the start of the operations to the end of the last one in flight, in ms.
     pub elapsed_ms: u64,
+    /// Operations started per second (`--ops-per-sec`).
     pub ops_per_sec: f64,
     /// How often the handle republished what it put or announced.
     pub republish_s: Option<u64>,
+    /// How long the handle took to join the network before the first operation, in ms.
     pub bootstrap_ms: u64,
     /// Operations not started because too many were in flight.
     pub skipped: u64,

@@ -13,7 +13,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::{identity, ALPN, MAX_MESSAGE_LEN, SOCKET_BUF_LEN};
 
-/// Tunables of a [`QuicTransport`], with the reasons for their defaults.
+/// Tunables of a [`QuicTransport`](crate::QuicTransport), with the reasons for their defaults.
 #[derive(Clone, Debug)]
 pub struct QuicConfig {
     /// Most cached connections; inserting one more closes the least recently used.

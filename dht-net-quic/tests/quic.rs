@@ -559,3 +559,25 @@ async fn incoming_connections_per_source_are_bounded() {
     assert_eq!(s.incoming_refused, 2, "{s:?}");
     assert_eq!(s.received, 2, "{s:?}");
 }
+
+/// The other half of `--no-local-exemption`: with the exemption on (the default), sources
+/// on loopback are not held to the per-source bound, so a testnet on 127.0.0.1 works.
+#[tokio::test]
+async fn local_sources_are_exempt_from_the_per_source_bound_when_configured() {
+    let cfg = QuicConfig {
+        max_connections_per_ip: 2,
+        exempt_local: true,
+        ..QuicConfig::default()
+    };
+    let server = bind(v4(), cfg);
+    let to = addr_of(&server);
+    let clients: Vec<QuicTransport> = (0..4).map(|_| bind(v4(), QuicConfig::default())).collect();
+    for c in &clients {
+        send(c, to, b"hi").await;
+    }
+    let got = recv_n(&server, 4).await;
+    assert_eq!(got.len(), 4);
+    let s = server.stats();
+    assert_eq!(s.handshakes_in, 4, "{s:?}");
+    assert_eq!(s.incoming_refused, 0, "{s:?}");
+}

@@ -24,6 +24,8 @@
 //! `DhtBuilder::spawn_quic` (`dht_net_quic::QuicTransport`) and the `sled` feature
 //! the persistent `dht_store_sled::SledStore`; a library user passes any transport
 //! and store to [`DhtBuilder::spawn_with`].
+//! The `ipfs` feature adds only the binary's `--overlay ipfs` (IPFS's Kademlia:
+//! `dht_ipfs` on `dht_net_libp2p`, whose `IpfsHandle` a library user takes directly).
 //!
 //! Modules: `overlay` ([`Protocol`], [`Hosted`]), `runtime`, `mainline`
 //! ([`MainlineNode`], republishing), `chord` ([`ChordHandle`]), `handle` (the

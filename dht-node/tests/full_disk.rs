@@ -9,49 +9,16 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use common::{NodeProc, Scratch};
 use dht_core::Id;
+use dht_datadir::tmpfs::Tmpfs;
 use dht_node::{bencode_bytes, Dht, Error};
 
 /// The log line of a store that cannot write.
 const FULL_LINE: &str = "the store cannot write";
-
-/// A tmpfs mounted for the test, unmounted on drop (also when the test fails).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
-        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
-        let o = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !o.status.success() {
-            return Err(String::from_utf8_lossy(&o.stderr).trim().to_string());
-        }
-        Ok(Tmpfs(at.to_path_buf()))
-    }
-
-    fn resize(&self, size: &str) {
-        let o = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .output()
-            .expect("run mount");
-        assert!(o.status.success(), "remount: {o:?}");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
 
 fn sled_node(dir: &Path, name: &str, data: &Path) -> NodeProc {
     let data = data.to_str().expect("utf-8 path");
@@ -85,7 +52,8 @@ fn value(i: u32) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_disk_refuses_puts_logs_once_and_loses_no_acknowledged_item() {
     let dir = Scratch::new("full-disk");
-    let fs = match Tmpfs::mount(&dir.0.join("mnt"), "3m") {
+    let mnt = dir.0.join("mnt");
+    let fs = match Tmpfs::mount(&mnt, "3m") {
         Ok(fs) => fs,
         Err(e) => {
             eprintln!(
@@ -95,7 +63,7 @@ async fn full_disk_refuses_puts_logs_once_and_loses_no_acknowledged_item() {
             return;
         }
     };
-    let data = fs.0.join("data");
+    let data = mnt.join("data");
     let mut node = sled_node(&dir.0, "a", &data);
     let dht = client(node.addr).await;
 

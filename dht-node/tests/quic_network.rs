@@ -280,3 +280,66 @@ fn metrics_count_quic_connections() {
     });
     assert!(ok, "no QUIC handshake or connection counted:\n{}", scrape());
 }
+
+/// `--no-local-exemption` reaches QUIC's per-address connection bound (issue 27): four
+/// clients on 127.0.0.1 against `--quic-max-conns-per-ip 2` get two answers, not four.
+/// Without the flag, loopback is exempt and all four would be answered (a testnet on
+/// one address relies on that).
+#[test]
+fn no_local_exemption_holds_loopback_to_the_quic_connection_bound() {
+    use dht_core::{OutDatagram, RecvSlot, Transport};
+    use dht_net_quic::{generate_key, QuicConfig, QuicTransport};
+
+    let dir = Scratch::new("quic-no-exemption");
+    let flags = [
+        "--transport",
+        "quic",
+        "--quic-max-conns-per-ip",
+        "2",
+        "--no-local-exemption",
+    ];
+    let node = NodeProc::spawn_args(&dir.0, "capped", "127.0.0.1:0", &[], &flags);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let answered = runtime.block_on(async {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let key = generate_key();
+            // Over QUIC a query's id must be the one derived from the sender's key.
+            let id = dht_core::key_derived_id(&key.verifying_key().to_bytes());
+            let mut ping = b"d1:ad2:id20:".to_vec();
+            ping.extend_from_slice(&id.0);
+            ping.extend_from_slice(b"e1:q4:ping1:t2:aa1:y1:qe");
+            let t = QuicTransport::bind(&[loopback], key, QuicConfig::default()).expect("bind");
+            clients.push((t, ping));
+        }
+        for (c, ping) in &clients {
+            c.send_batch(&[OutDatagram {
+                to: node.addr,
+                payload: ping,
+            }])
+            .await
+            .expect("send");
+            // One at a time, so that the first two connections are the ones let in.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let mut answered = 0;
+        for (c, _) in &clients {
+            let mut slots = vec![RecvSlot::new()];
+            let got = tokio::time::timeout(Duration::from_secs(3), c.recv_batch(&mut slots)).await;
+            if matches!(got, Ok(Ok(n)) if n > 0) {
+                answered += 1;
+            }
+        }
+        answered
+    });
+    assert_eq!(
+        answered,
+        2,
+        "two of four loopback clients answered under --no-local-exemption; log:\n{}",
+        std::fs::read_to_string(&node.log).unwrap_or_default()
+    );
+}

@@ -25,6 +25,9 @@
 //! Everything runs on one thread ([`run`] builds a current-thread runtime): pinned with
 //! `taskset`, the load generator then takes one CPU, as `cargo xtask load` does.
 
+// Every public item says what it is (issue 28); CI turns the warning into an error.
+#![warn(missing_docs)]
+
 #[cfg(test)]
 mod query_tests;
 
@@ -120,14 +123,16 @@ pub struct Report {
     /// the cost of a request on the target, which a busy machine disturbs less than
     /// the rate.
     pub target_cpu: Option<Duration>,
-    /// Target resident memory before the first connection, after the last, and at the
-    /// end of the hold (bytes).
+    /// Target resident memory before the first connection (bytes, with a target pid).
     pub target_rss_before: Option<u64>,
+    /// Target resident memory after the last connection was established (bytes).
     pub target_rss_after: Option<u64>,
+    /// Target resident memory at the end of the hold, after the load phase (bytes).
     pub target_rss_after_hold: Option<u64>,
-    /// This process's resident memory before and after connecting (bytes): an upper
-    /// bound of a client connection, which here carries a whole endpoint.
+    /// This process's resident memory before connecting (bytes).
     pub own_rss_before: Option<u64>,
+    /// This process's resident memory after connecting (bytes): with `own_rss_before`,
+    /// an upper bound of a client connection, which here carries a whole endpoint.
     pub own_rss_after: Option<u64>,
 }
 
@@ -176,6 +181,8 @@ impl Report {
         )
     }
 
+    /// Growth of this process's resident memory per established connection (bytes): an
+    /// upper bound of what a connection costs a client, since each here is an endpoint.
     pub fn own_rss_per_connection(&self) -> Option<f64> {
         per_connection(self.own_rss_before, self.own_rss_after, self.established)
     }
@@ -187,6 +194,7 @@ impl Report {
             .then(|| cpu.as_secs_f64() * 1e6 / self.load.answered_in_window as f64)
     }
 
+    /// The report as the tool prints it: the load figures, then the QUIC-only ones.
     pub fn to_text(&self, config: &LoadConfig) -> String {
         let q = |h: &Histogram, q| h.quantile(q).map_or("-".to_string(), |v| v.to_string());
         let opt =

@@ -15,7 +15,6 @@
 //!
 //! [`run`] is the experiment of `dht-sim --overlay ipfs` (`ipfs/experiment.rs`).
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use dht_core::kernel::Contact as _;
@@ -76,12 +75,11 @@ pub fn node(
 }
 
 /// The peers of an IPFS network: node `i`'s PeerId and listen address, and the way
-/// back from a PeerId.
+/// back from a listen address.
 #[derive(Debug)]
 pub struct PeerBook {
     seed: u64,
     peers: Vec<PeerInfo>,
-    by_id: BTreeMap<PeerId, u32>,
 }
 
 impl PeerBook {
@@ -90,7 +88,6 @@ impl PeerBook {
         PeerBook {
             seed,
             peers: Vec::new(),
-            by_id: BTreeMap::new(),
         }
     }
 }
@@ -102,6 +99,17 @@ pub fn node_addr(i: u32, port: u16) -> Multiaddr {
     Multiaddr::empty()
         .with(multiaddr::Protocol::Ip4(ip))
         .with(multiaddr::Protocol::Tcp(port))
+}
+
+/// The node whose address [`node_addr`] made `addr`, whatever the port.
+fn node_of_addr(addr: &Multiaddr) -> Option<u32> {
+    match addr.iter().next()? {
+        multiaddr::Protocol::Ip4(ip) => {
+            let [_, x, y, z] = ip.octets();
+            (u32::from(x) << 16 | u32::from(y) << 8 | u32::from(z)).checked_sub(1)
+        }
+        _ => None,
+    }
 }
 
 /// An ed25519-shaped PeerId (the identity multihash of a protobuf public key) for
@@ -124,7 +132,6 @@ impl AddressBook for PeerBook {
     fn add_node(&mut self) -> PeerInfo {
         let i = self.peers.len() as u32;
         let info = PeerInfo::new(peer_id(self.seed, i), [node_addr(i, LISTEN_PORT)]);
-        self.by_id.insert(info.id().clone(), i);
         self.peers.push(info.clone());
         info
     }
@@ -135,10 +142,15 @@ impl AddressBook for PeerBook {
 
     /// The node with `peer`'s PeerId, if one of the addresses dialed is where it
     /// listens.
+    ///
+    /// A listen address names its node (`127.x.y.z` is node `x.y.z - 1`), so this is
+    /// read off the address, then checked: the simulator asks it for every request.
     fn index_of(&self, peer: &PeerInfo) -> Option<u32> {
-        let i = *self.by_id.get(peer.id())?;
-        let listen = self.peers[i as usize].addrs();
-        peer.addrs().iter().any(|a| listen.contains(a)).then_some(i)
+        peer.addrs().iter().find_map(|a| {
+            let i = node_of_addr(a)?;
+            let node = self.peers.get(i as usize)?;
+            (node.id() == peer.id() && node.addrs().contains(a)).then_some(i)
+        })
     }
 
     fn source(&self, i: u32) -> PeerInfo {

@@ -8,11 +8,12 @@
 //! Every record value starts with [`RECORD_V1`], so a later format can be told apart
 //! record by record; keys carry no version (the data dir's marker covers them).
 
-use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use dht_core::{Id, NodeInfo, ID_LEN};
 use dht_core::{Item, MutableItem, RoutingSnapshot, SnapshotNode, StoredItem, UnixMillis};
+pub(crate) use dht_datadir::codec::DecodeError;
+use dht_datadir::codec::Reader;
 
 /// First byte of every record value written by this version.
 pub(crate) const RECORD_V1: u8 = 1;
@@ -27,69 +28,14 @@ const ADDR_V6: u8 = 6;
 const ADDR_V4_LEN: usize = 1 + 4 + 2;
 const ADDR_V6_LEN: usize = 1 + 16 + 2 + 4 + 4;
 
-/// Bytes that do not decode; carries what was being decoded and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DecodeError {
-    what: &'static str,
-    why: &'static str,
+/// The fields of this store's records beyond integers, read on `dht-datadir`'s cursor.
+trait Fields {
+    fn id(&mut self) -> Result<Id, DecodeError>;
+    fn version(&mut self) -> Result<(), DecodeError>;
+    fn addr(&mut self) -> Result<SocketAddr, DecodeError>;
 }
 
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "undecodable {}: {}", self.what, self.why)
-    }
-}
-
-/// A bounds-checked cursor: every read checks the remaining length first, so corrupt
-/// input yields a [`DecodeError`], never a panic or an allocation larger than the input.
-struct Reader<'a> {
-    buf: &'a [u8],
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], what: &'static str) -> Reader<'a> {
-        Reader { buf, what }
-    }
-
-    fn err(&self, why: &'static str) -> DecodeError {
-        DecodeError {
-            what: self.what,
-            why,
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(self.err("truncated"));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
-
+impl Fields for Reader<'_> {
     fn id(&mut self) -> Result<Id, DecodeError> {
         Ok(Id(self.array()?))
     }
@@ -117,14 +63,6 @@ impl<'a> Reader<'a> {
                 )))
             }
             _ => Err(self.err("unknown address family")),
-        }
-    }
-
-    fn end(self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(self.err("trailing bytes"))
         }
     }
 }
@@ -197,7 +135,7 @@ pub(crate) fn decode_deadline_key(key: &[u8]) -> Result<(UnixMillis, Deadline), 
             Ok((at, Deadline::Item(target)))
         }
         KIND_PEER => {
-            let rest = r.buf;
+            let rest = r.rest();
             let (ih, _) = decode_peer_key(rest)?;
             Ok((at, Deadline::Peer(ih, rest.to_vec())))
         }
@@ -304,7 +242,7 @@ pub(crate) fn decode_peer(bytes: &[u8]) -> Result<(UnixMillis, bool), DecodeErro
     let mut r = Reader::new(bytes, "peer record");
     r.version()?;
     let at = r.u64()?;
-    let seed = if r.buf.is_empty() {
+    let seed = if r.remaining() == 0 {
         false
     } else {
         match r.u8()? {
@@ -348,7 +286,7 @@ pub(crate) fn decode_routing(bytes: &[u8]) -> Result<RoutingSnapshot, DecodeErro
     };
     let count = r.u32()? as usize;
     // Capacity bounded by what the bytes can hold, not by the (possibly corrupt) count.
-    let mut nodes = Vec::with_capacity(count.min(r.buf.len() / (ID_LEN + ADDR_V4_LEN + 8)));
+    let mut nodes = Vec::with_capacity(count.min(r.remaining() / (ID_LEN + ADDR_V4_LEN + 8)));
     for _ in 0..count {
         let id = r.id()?;
         let addr = r.addr()?;

@@ -1,15 +1,17 @@
-//! The data directory: its marker file, its format version and its lock.
+//! The data directory: its marker file and its format version. The lock, the flush
+//! generation file and sled's snapshot cleanup are `dht-datadir`'s, shared with
+//! dht-ipfs-store-sled.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use dht_datadir::{FlushedError, LockError, PathError, LOCK};
 
 use crate::OpenError;
 
 /// Name of the marker file that makes a directory ours.
 pub const MARKER: &str = "DHT-DATA-DIR";
-/// Name of the file that holds the advisory lock.
-pub const LOCK: &str = "LOCK";
 /// Name of the sled database directory inside the data dir.
 pub const DB: &str = "db";
 /// The data format this build writes and reads. 2: peer records may carry a flags
@@ -26,6 +28,11 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// `dht-datadir`'s I/O error as ours (a private conversion: no `From` in our API).
+fn path_err(PathError { path, source }: PathError) -> OpenError {
+    OpenError::Io { path, source }
 }
 
 /// What the directory holds before we lock it.
@@ -96,122 +103,44 @@ fn parse_marker(bytes: &[u8]) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Takes the exclusive advisory lock on `dir/LOCK`. It is a `flock`, so the kernel
-/// drops it when the process dies, however it dies: no stale lock after a crash.
+/// Takes the exclusive advisory lock on `dir/LOCK` ([`dht_datadir::lock`]).
 pub(crate) fn lock(dir: &Path) -> Result<File, OpenError> {
-    let path = dir.join(LOCK);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    // A flock belongs to the open file, and a child process forked by another thread of
-    // this process holds a copy of every descriptor until it execs (close-on-exec acts
-    // only then): a store closed at that moment keeps its lock for a few milliseconds
-    // more, and a reopen right after it saw `Locked` (tests that spawn node processes
-    // beside one that reopens a store). So a held lock is asked again for up to 1 s
-    // before it counts as another owner's.
-    let mut attempt = 0;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(fs::TryLockError::WouldBlock) if attempt < 50 => {
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(OpenError::Locked {
-                    dir: dir.to_path_buf(),
-                })
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(OpenError::Io { path, source: e }),
-        }
-    }
+    dht_datadir::lock(dir).map_err(|e| match e {
+        LockError::Locked => OpenError::Locked { dir: dir.into() },
+        LockError::Io(source) => io_err(&dir.join(LOCK))(source),
+    })
 }
 
 /// Writes the marker durably: temporary file, fsync, rename, fsync of the directory.
 pub(crate) fn write_marker(dir: &Path) -> Result<(), OpenError> {
-    let tmp = dir.join(MARKER_TMP);
     let text = format!(
         "This directory holds the persistent state of a dht node (dht-store-sled).\n\
          format {FORMAT_VERSION}\n"
     );
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(text.as_bytes()).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    let marker = dir.join(MARKER);
-    fs::rename(&tmp, &marker).map_err(io_err(&marker))?;
-    sync_dir(dir)
+    dht_datadir::write_durably(dir, MARKER, &text).map_err(path_err)
 }
-
-fn sync_dir(dir: &Path) -> Result<(), OpenError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
-}
-
-/// Name of the file that records the last flush generation (see `SledStore::flush`).
-pub const FLUSHED: &str = "FLUSHED";
-const FLUSHED_TMP: &str = "FLUSHED.tmp";
 
 /// The generation recorded by the last completed flush; 0 before the first.
 pub(crate) fn read_flushed(dir: &Path) -> Result<u64, OpenError> {
-    let path = dir.join(FLUSHED);
-    match fs::read(&path) {
-        Ok(bytes) => std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|t| t.trim().strip_prefix("generation "))
-            .and_then(|g| g.trim().parse().ok())
-            .ok_or_else(|| OpenError::Corrupt {
-                dir: dir.to_path_buf(),
-                reason: format!("{} does not name a generation", path.display()),
-            }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-        Err(source) => Err(OpenError::Io { path, source }),
-    }
+    dht_datadir::read_flushed(dir).map_err(|e| match e {
+        FlushedError::NotAGeneration(_) => OpenError::Corrupt {
+            dir: dir.to_path_buf(),
+            reason: e.to_string(),
+        },
+        FlushedError::Io(e) => path_err(e),
+    })
 }
 
-/// Records `generation` durably, the same way as the marker.
-pub(crate) fn write_flushed(dir: &Path, generation: u64) -> io::Result<()> {
-    let tmp = dir.join(FLUSHED_TMP);
-    let mut f = File::create(&tmp)?;
-    f.write_all(format!("generation {generation}\n").as_bytes())?;
-    f.sync_all()?;
-    fs::rename(&tmp, dir.join(FLUSHED))?;
-    File::open(dir)?.sync_all()
-}
+pub(crate) use dht_datadir::write_flushed;
 
 /// Where sled keeps its files.
 pub(crate) fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB)
 }
 
-/// Removes sled's unfinished snapshot files (`snap.<lsn>.generating`).
-///
-/// sled 0.34 writes a snapshot to `snap.<lsn>.generating`, fsyncs it and renames it to
-/// `snap.<lsn>`; only then does it delete older snapshots. A process killed before the
-/// rename leaves the `.generating` file, and sled's recovery wrongly takes it for the
-/// newest snapshot (it filters only `.in___motion` files) and fails with "Read corrupted
-/// data" when it is incomplete: a SIGKILL at the wrong moment made a healthy directory
-/// unopenable (seen in `tests/crash.rs`). Such a file is never the committed state: the
-/// previous snapshot and the log still are, so removing it loses nothing.
+/// Removes sled's unfinished snapshot files ([`dht_datadir::discard_unfinished_snapshots`]).
 pub(crate) fn discard_unfinished_snapshots(dir: &Path) -> Result<(), OpenError> {
-    let db = db_path(dir);
-    let Ok(entries) = fs::read_dir(&db) else {
-        return Ok(()); // no database yet
-    };
-    for entry in entries {
-        let entry = entry.map_err(io_err(&db))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("snap.") && name.ends_with(".generating") {
-            let path = entry.path();
-            fs::remove_file(&path).map_err(io_err(&path))?;
-        }
-    }
-    Ok(())
+    dht_datadir::discard_unfinished_snapshots(&db_path(dir)).map_err(path_err)
 }
 
 #[cfg(test)]

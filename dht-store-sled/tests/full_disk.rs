@@ -4,44 +4,9 @@
 //! write are refused, and it takes puts again once there is room, without a restart.
 //! Under group commit, every put whose commit returned `Ok` is there too.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use dht_core::{Id, Item, Store, StoredItem, StoredPeer};
+use dht_datadir::tmpfs::Tmpfs;
 use dht_store_sled::SledStore;
-
-/// A tmpfs mounted for the test, unmounted on drop (also when the test fails).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
-        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
-        let o = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !o.status.success() {
-            return Err(String::from_utf8_lossy(&o.stderr).trim().to_string());
-        }
-        Ok(Tmpfs(at.to_path_buf()))
-    }
-
-    fn resize(&self, size: &str) {
-        let o = Command::new("mount")
-            .args(["-o", &format!("remount,size={size}")])
-            .arg(&self.0)
-            .output()
-            .expect("run mount");
-        assert!(o.status.success(), "remount: {o:?}");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
 
 fn item(i: u32) -> StoredItem {
     let mut target = [0u8; 20];

@@ -34,9 +34,9 @@ storage and its run root under DIR, so nothing outside DIR changes):
 
 User 10001:10001; ENTRYPOINT [\"/usr/local/bin/dht-node\", \"--config\",
 \"/etc/dht-node/dht-node.toml\"], no CMD (arguments are flags for the node); ports
-6881/udp (DHT) and 9181/tcp (--http); volume /data; stop signal SIGTERM (the node saves
-its table and flushes the store). File and image times are 0, so one binary gives one
-image digest. Writes DIR/oci (an OCI image layout, tag VERSION) and
+6881/udp (DHT), 9181/tcp (--http) and 4001/tcp (--overlay ipfs); volume /data; stop
+signal SIGTERM (the node saves its table and flushes the store). File and image times
+are 0, so one binary gives one image digest. Writes DIR/oci (an OCI image layout, tag VERSION) and
 DIR/dht-node-VERSION.oci.tar (the same as an archive: `skopeo copy
 oci-archive:FILE docker://REGISTRY/dht-node:VERSION`, or `podman load -i FILE`), then
 prints the image's size and its layer listing.
@@ -54,7 +54,9 @@ OPTIONS:
 const UID: u32 = 10001;
 const MUSL: &str = "x86_64-unknown-linux-musl";
 const ENTRYPOINT: &str = r#"["/usr/local/bin/dht-node","--config","/etc/dht-node/dht-node.toml"]"#;
-const PORTS: [&str; 2] = ["6881/udp", "9181/tcp"];
+/// Mainline's DHT, `--http`, and `--overlay ipfs`'s libp2p (Kubo's port; the binary is
+/// built with every feature).
+const PORTS: [&str; 3] = ["4001/tcp", "6881/udp", "9181/tcp"];
 
 pub fn run(args: &[String]) -> Result<(), Error> {
     let mut options = Options::new(args, "image ");

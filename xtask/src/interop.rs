@@ -14,6 +14,10 @@ other one checks the result
 
 USAGE:
     cargo xtask interop [--json] [--install] [--nodes N] [--only IMPL,...]
+    cargo xtask interop ipfs [--json] [--install] [--nodes N] [--only IMPL,...]
+
+`ipfs` runs the IPFS matrix instead: ours, rust-libp2p and js-libp2p (npm) on libp2p's
+Kademlia, every pair in every role (closest peers, /pk records, providers).
 
 Runs `cargo run -p dht-interop -- ARGS`; `cargo xtask interop --help` after a build shows
 the runner's own options. Exit status: 0 every cell passed, 1 a cell failed, 2 an

@@ -4,15 +4,16 @@
 //! (a KRPC load generator for one DHT node), `echo` (a bare UDP echo, the baseline `load` is
 //! measured against), `fill` (a full routing table for a node under test) and `interop` (a
 //! forward to the `dht-interop` runner), `perf` (the working tree against a build of another
-//! commit, side by side), `image` (the container image). Arguments are parsed by hand to keep
-//! this crate almost free of dependencies: it is rebuilt in release mode whenever the alias
-//! runs, so it must build fast.
+//! commit, side by side), `image` (the container image), `api` (the public API files, api/).
+//! Arguments are parsed by hand to keep this crate almost free of dependencies: it is rebuilt
+//! in release mode whenever the alias runs, so it must build fast.
 //! What it shares with the other measuring tools (histogram, quantiles, query templates, the
 //! load report, the workload's records) is in `dht-measure`, std only but for serde.
 //!
 //! Adding a subcommand: a module with a `run`, a `Command` variant with its own help text, and a
 //! match arm in `main`.
 
+mod api;
 mod echo;
 mod fill;
 mod image;
@@ -56,6 +57,7 @@ COMMANDS:
     interop Our nodes and other Mainline implementations in one loopback network: a matrix
     perf    The working tree against a build of REF, side by side: rates, instructions, dht-sim
     image   The dht-node container image (OCI, FROM scratch, static musl binary), offline
+    api     Write each library crate's public API to api/CRATE.txt, or --check it
     help    Print this text, or `help <COMMAND>` for that command's options
 
 `cargo xtask <COMMAND> --help` prints the options of a command.";
@@ -152,11 +154,16 @@ removed at the end, on failure and on Ctrl-C.
 
 OPTIONS:
     --nodes N            Node processes                                  [default: 20]
-    --overlay O          mainline | chord. chord starts a Chord ring (dht-node --overlay
-                         chord; node 0 creates it) and drives the workload itself: each
-                         operation is one `dht-node --overlay chord put|get` client asking
-                         3 random members, half puts, half gets of earlier puts; the same
-                         records and report. UDP, memory, loopback only [default: mainline]
+    --overlay O          mainline | chord | ipfs. chord starts a Chord ring (dht-node
+                         --overlay chord; node 0 creates it) and drives the workload itself:
+                         each operation is one `dht-node --overlay chord put|get` client
+                         asking 3 random members, half puts, half gets of earlier puts; the
+                         same records and report. UDP, memory, loopback only. ipfs starts
+                         server nodes (dht-node --features ipfs --overlay ipfs, each with a
+                         key of its own, kept across restarts) and drives one-shot clients
+                         the same way: provide / providers of CIDs (announce / get_peers
+                         rows) and put-record / get-record of /pk records (put_mutable /
+                         get_mutable rows). TCP, loopback; --store sled too [default: mainline]
     --transport T        udp | quic (quic builds dht-node --features quic) [default: udp]
     --store S            mem | sled (sled builds dht-node --features sled, one data dir
                          per node, kept across restarts)                 [default: mem]
@@ -213,6 +220,7 @@ fn main() -> ExitCode {
                 Some("interop") => out!("{}", interop::USAGE),
                 Some("perf") => out!("{}", perf::USAGE),
                 Some("image") => out!("{}", image::USAGE),
+                Some("api") => out!("{}", api::USAGE),
                 _ => out!("{USAGE}"),
             }
             Ok(())
@@ -224,6 +232,7 @@ fn main() -> ExitCode {
         Some("interop") => return interop::run(&rest),
         Some("perf") => perf::run(&rest),
         Some("image") => image::run(&rest),
+        Some("api") => api::run(&rest),
         Some(other) => Err(Error::Usage(format!("unknown command `{other}`"), "")),
     };
     match result {
@@ -561,15 +570,12 @@ fn parse_testnet(args: &[String]) -> Result<Parsed<TestnetConfig>, Error> {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--nodes" => config.nodes = options.positive(name, inline)?,
             "--overlay" => {
-                config.overlay = match options.value(name, inline)? {
-                    "mainline" => Overlay::Mainline,
-                    "chord" => Overlay::Chord,
-                    other => {
-                        return Err(
-                            options.usage(format!("--overlay: `{other}` is not mainline or chord"))
-                        )
-                    }
-                }
+                let value = options.value(name, inline)?;
+                config.overlay = Overlay::parse(value).ok_or_else(|| {
+                    options.usage(format!(
+                        "--overlay: `{value}` is not mainline, chord or ipfs"
+                    ))
+                })?;
             }
             "--transport" => {
                 config.transport = match options.value(name, inline)? {
@@ -627,19 +633,7 @@ fn parse_testnet(args: &[String]) -> Result<Parsed<TestnetConfig>, Error> {
     if config.nodes < 2 {
         return Err(options.usage("--nodes must be at least 2: a network needs peers".into()));
     }
-    if config.overlay == Overlay::Chord {
-        let mainline_only = [
-            (config.transport != Transport::Udp, "--transport quic"),
-            (config.store != Store::Mem, "--store sled"),
-            (config.netns, "--netns"),
-            (config.republish.is_some(), "--republish"),
-        ];
-        if let Some((_, flag)) = mainline_only.iter().find(|(set, _)| *set) {
-            return Err(options.usage(format!(
-                "{flag} is for Mainline testnets: a Chord ring runs over UDP on loopback"
-            )));
-        }
-    }
+    config.check_overlay().map_err(|e| options.usage(e))?;
     if config.delay_ms.is_some() && config.transport == Transport::Quic {
         return Err(options.usage(
             "--delay is for UDP (the nodes hold their datagrams; QUIC has its own timers)".into(),

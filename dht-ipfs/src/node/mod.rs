@@ -16,7 +16,7 @@ mod serve;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
-use dht_core::kernel::{RequestTable, RoutingTable};
+use dht_core::kernel::{Contact, RequestTable, RoutingTable};
 use dht_core::{Defense, Event, Input, Output, Overlay, QueryId, StreamId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -29,6 +29,7 @@ use crate::peer::{Key, PeerId, PeerInfo};
 use crate::store::{Store, UnixMillis};
 use crate::validate::{Namespaces, Validator};
 use crate::wire::{self, Message};
+use maintain::Room;
 use query::Query;
 
 /// What one of our requests in flight is for.
@@ -68,8 +69,10 @@ pub struct Node<S: Store, V: Validator = Namespaces> {
     next_query: u64,
     outputs: VecDeque<Output<PeerInfo>>,
     events: VecDeque<Event<Outcome>>,
-    /// Peers with an open connection (FIND_NODE answers mark them CONNECTED).
-    connected: BTreeSet<PeerId>,
+    /// Keys of the peers with an open connection (FIND_NODE answers mark them
+    /// CONNECTED): 32 bytes each, where a PeerId takes 44, for the many connections a
+    /// busy node holds.
+    connected: BTreeSet<Key>,
     /// Peers sent an admitting FIND_NODE not answered yet: one at a time each.
     admitting: BTreeSet<PeerId>,
     /// `now` and the wall-clock time it stands for: store deadlines are wall time.
@@ -259,9 +262,23 @@ impl<S: Store, V: Validator> Node<S, V> {
     /// A request of ours ended: answered with `reply`, or failed (`None`).
     fn on_answer(&mut self, now: Instant, asked: Asked, reply: Option<Message>) {
         match reply {
-            // Only servers answer: whoever answered a kad request may be routed to.
+            // Only servers answer: whoever answered a kad request may be routed to,
+            // if its bucket has room. No replacement cache (go-libp2p-kad-dht keeps
+            // none; rust-libp2p one pending entry per bucket): a full bucket turns a
+            // newcomer away, and a contact that fails twice leaves room for the next
+            // server that answers. A cache of k per bucket held more contacts than
+            // the buckets themselves, all of them unused.
             Some(_) => {
-                self.table.on_response(asked.peer.clone(), now);
+                let room = match self.table.get(asked.peer.key()) {
+                    Some(_) => Room::Free,
+                    None => self.room_for(asked.peer.key()),
+                };
+                if let Room::Evict(crowded) = room {
+                    self.table.remove(&crowded);
+                }
+                if !matches!(room, Room::None) {
+                    self.table.on_response(asked.peer.clone(), now);
+                }
             }
             None => {
                 self.table.on_timeout_of(&asked.peer, now);
@@ -300,10 +317,10 @@ impl<S: Store, V: Validator> Overlay for Node<S, V> {
             Input::StreamReply { stream, bytes } => self.on_reply(now, stream, Some(bytes)),
             Input::StreamFailed { stream } => self.on_reply(now, stream, None),
             Input::Connected { peer } => {
-                self.connected.insert(peer.id().clone());
+                self.connected.insert(*peer.key());
             }
             Input::Disconnected { peer } => {
-                self.connected.remove(peer.id());
+                self.connected.remove(peer.key());
             }
             Input::Identified { peer, protocols } => self.on_identified(now, peer, protocols),
             // Datagrams are not this protocol's.

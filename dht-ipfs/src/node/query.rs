@@ -231,6 +231,11 @@ impl<S: Store, V: Validator> Node<S, V> {
                 .map(|_| Candidates::toward(target, k, alpha, self.config.max_candidates))
                 .collect(),
         );
+        // A lookup into a bucket's range does what its refresh would (go-libp2p-kad-dht
+        // counts every query as a refresh of its bucket).
+        let last = self.table.bucket_count().saturating_sub(1);
+        self.table
+            .touch_bucket(self.own.common_prefix_len(&target).min(last), now);
         let known = self.table.closest(&target, k, now);
         let own = self.own;
         for (i, p) in known.into_iter().chain(seeds).enumerate() {
@@ -313,6 +318,7 @@ impl<S: Store, V: Validator> Node<S, V> {
             .as_ref()
             .map(|m| self.learned(peer, &m.closer_peers))
             .unwrap_or_default();
+        self.admit_learned(now, &learned);
         let limits: Vec<Option<usize>> = learned
             .iter()
             .map(|p| match p.ip() {

@@ -83,7 +83,7 @@ impl<S: Store, V: Validator> Node<S, V> {
             .filter(|p| p.id() != except.id() && !p.addrs().is_empty())
             .take(k)
             .map(|p| {
-                let c = if self.connected.contains(p.id()) {
+                let c = if self.connected.contains(p.key()) {
                     ConnectionType::Connected
                 } else {
                     ConnectionType::NotConnected

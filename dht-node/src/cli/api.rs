@@ -155,19 +155,7 @@ fn authorize(http: &Http, headers: &HeaderMap) -> Result<(), Refused> {
     let Some(token) = &http.token else {
         return Ok(());
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_credentials);
-    // Compared whole, in constant time over the token's length.
-    let ok = given.is_some_and(|g| {
-        g.len() == token.len()
-            && g.bytes()
-                .zip(token.bytes())
-                .fold(0u8, |a, (x, y)| a | (x ^ y))
-                == 0
-    });
-    if ok {
+    if bearer_matches(token, headers) {
         Ok(())
     } else {
         Err(Refused(
@@ -175,6 +163,23 @@ fn authorize(http: &Http, headers: &HeaderMap) -> Result<(), Refused> {
             "this write needs Authorization: Bearer <token>".into(),
         ))
     }
+}
+
+/// Whether `headers` carry `Authorization: Bearer TOKEN` with this token (also what
+/// `--overlay ipfs` asks of an IPNS PUT).
+pub(crate) fn bearer_matches(token: &str, headers: &HeaderMap) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_credentials);
+    // Compared whole, in constant time over the token's length.
+    given.is_some_and(|g| {
+        g.len() == token.len()
+            && g.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                == 0
+    })
 }
 
 /// The credentials of an `Authorization: Bearer CREDENTIALS` value. The scheme's name

@@ -56,6 +56,9 @@ impl Net {
             TransportKind::Quic => {
                 let config = dht_net_quic::QuicConfig {
                     max_connections_per_ip: usize::from(cli.quic_max_conns_per_ip),
+                    // --no-local-exemption holds loopback and private sources to the
+                    // per-address bound too, as it does the core's defenses.
+                    exempt_local: !cli.no_local_exemption,
                     ..dht_net_quic::QuicConfig::default()
                 };
                 Net::Quic {

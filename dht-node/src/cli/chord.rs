@@ -64,7 +64,8 @@ pub(crate) async fn run(cli: &Cli) -> Result<(), Fail> {
             let _ = client.shutdown().await;
             result
         }
-        Some(Command::Config { .. }) => Ok(()),
+        // `run` answers both before any overlay is chosen.
+        Some(Command::Config { .. } | Command::PeerId { .. }) => Ok(()),
         Some(Command::Keygen { .. }) => Err(mainline_only("keygen")),
         Some(Command::Sign { .. }) => Err(mainline_only("sign")),
         Some(Command::Announce { .. }) => Err(mainline_only("announce")),

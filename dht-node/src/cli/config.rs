@@ -166,11 +166,17 @@ type FileFlag = (String, Vec<Option<String>>);
 fn flags_of(text: &str) -> Result<Vec<FileFlag>, String> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
     let cmd = Cli::command();
+    // `--overlay ipfs`'s own flags (`mode`, `announce`, `key`, `provide`) are keys too.
+    #[cfg(feature = "ipfs")]
+    let ipfs = <super::ipfs::IpfsCli as CommandFactory>::command();
+    #[cfg(not(feature = "ipfs"))]
+    let ipfs = clap::Command::new("ipfs");
     let mut out = Vec::new();
     for (key, value) in table {
         let name = key.replace('_', "-");
         let arg = cmd
             .get_arguments()
+            .chain(ipfs.get_arguments())
             .find(|a| a.get_long() == Some(name.as_str()) && !NOT_IN_FILE.contains(&name.as_str()))
             .ok_or_else(|| format!("unknown key `{key}`"))?;
         let switch = !arg.get_action().takes_values();

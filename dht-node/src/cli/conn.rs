@@ -47,6 +47,16 @@ pub(crate) struct ConnLimits {
 }
 
 impl ConnLimits {
+    /// The defaults of the --http-* flags (`--overlay ipfs` has none of them).
+    #[cfg(feature = "ipfs")]
+    pub(crate) fn defaults() -> ConnLimits {
+        ConnLimits {
+            max_conns: MAX_CONNS,
+            header_timeout: HEADER_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+
     pub(crate) fn of(cli: &Cli) -> ConnLimits {
         ConnLimits {
             max_conns: cli.http_max_conns as usize,

@@ -49,6 +49,9 @@ flags and commands (--transport quic, --store sled, --data-dir, --read-only,
 --http-token-file, mutable items, announce, scrape, peers, ping, find-node, keygen, sign)
 are refused.
 
+IPFS (--overlay ipfs, feature `ipfs`): IPFS's Kademlia on libp2p, with multiaddrs for
+addresses and commands of its own; see `dht-node --overlay ipfs --help`.
+
 Stdout carries only the result; logs (RUST_LOG) go to stderr.
 Exit status: 0 success, 1 not found, 2 bad usage or argument, 3 any other failure.";
 
@@ -209,6 +212,9 @@ pub(crate) enum OverlayKind {
     Mainline,
     /// A Chord ring (Stoica et al. 2001) over UDP, on a network of its own.
     Chord,
+    /// IPFS's Kademlia (the Amino DHT) on libp2p (feature `ipfs`): its flags and
+    /// commands are in `dht-node --overlay ipfs --help`.
+    Ipfs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -284,6 +290,13 @@ pub(crate) enum Command {
         /// Only replace an item whose seq is this (compare-and-swap).
         #[arg(long)]
         cas: Option<i64>,
+    },
+    /// Print the libp2p PeerId of an ed25519 key file from `keygen` (IPFS; feature
+    /// `ipfs`), alone on one line.
+    PeerId {
+        /// File holding the ed25519 secret key (64 hex characters, from `keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
     },
     /// The configuration file (--config FILE).
     Config {

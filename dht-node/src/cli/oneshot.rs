@@ -14,13 +14,13 @@ use super::backend::{builder, spawn_node, Net, NodeStore};
 use super::output::{self, write_addr_file, StoredJson};
 use super::{Cli, Command, Fail};
 
-pub(crate) fn keygen(cli: &Cli, out: &Path) -> Result<(), Fail> {
+pub(crate) fn keygen(json: bool, out: &Path) -> Result<(), Fail> {
     let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
     let text = format!("{}\n", to_hex(key.as_bytes()));
     dht_node::identity::write_new_secret(out, text.as_bytes())
         .map_err(|e| Fail::other(format!("cannot create {}: {e}", out.display())))?;
     let public = to_hex(key.verifying_key().as_bytes());
-    output::keygen(cli.json, &public, out);
+    output::keygen(json, &public, out);
     Ok(())
 }
 
@@ -173,8 +173,8 @@ pub(crate) async fn one_shot(cli: &Cli, cmd: &Command) -> Result<(), Fail> {
         Command::Peers { info_hash } => Task::Peers(parse_id("info_hash", info_hash)?),
         Command::Ping { addr } => Task::Ping(addr.clone()),
         Command::FindNode { id } => Task::FindNode(parse_id("id", id)?),
-        Command::Keygen { out } => return keygen(cli, out),
-        Command::Sign { .. } | Command::Config { .. } => {
+        Command::Keygen { out } => return keygen(cli.json, out),
+        Command::Sign { .. } | Command::Config { .. } | Command::PeerId { .. } => {
             return Err(Fail::usage("not a network command"))
         }
     };

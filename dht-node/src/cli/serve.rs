@@ -158,7 +158,12 @@ async fn log_write_failures(health: dht_store_sled::WriteHealth) {
 
 /// The bearer token of --http-token-file: its first line, read with a size bound.
 fn http_token(cli: &Cli) -> Result<Option<String>, Fail> {
-    let Some(path) = &cli.http_token_file else {
+    read_http_token(cli.http_token_file.as_deref())
+}
+
+/// The token in `path`, if given (`--overlay ipfs` reads its own flag with it).
+pub(crate) fn read_http_token(path: Option<&std::path::Path>) -> Result<Option<String>, Fail> {
+    let Some(path) = path else {
         return Ok(None);
     };
     let bytes = super::config::read_regular_file(path, 4096)

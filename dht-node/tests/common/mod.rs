@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "ipfs")]
+pub mod ipfs;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -114,7 +117,7 @@ impl NodeProc {
     }
 
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        complete_lines(std::fs::read_to_string(&self.log).unwrap_or_default())
     }
 
     /// Sends SIGKILL and reaps the process.
@@ -190,4 +193,105 @@ pub fn describe(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// A running `dht-node --overlay ipfs` process; killed on drop.
+pub struct IpfsProc {
+    child: Child,
+    /// Its dial addresses (`.../p2p/<PeerId>`), from --addr-file.
+    pub addrs: Vec<String>,
+    pub log: PathBuf,
+}
+
+impl IpfsProc {
+    /// Starts an IPFS node on loopback with `extra` flags (--no-bootstrap or
+    /// --bootstrap, --mode, ...), and waits for its address file.
+    pub fn spawn(dir: &Path, name: &str, extra: &[&str]) -> IpfsProc {
+        let addr_file = dir.join(format!("{name}.addr"));
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(BIN)
+            .args(["--overlay", "ipfs", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")))
+            .spawn()
+            .expect("spawn dht-node");
+        let mut node = IpfsProc {
+            child,
+            addrs: Vec::new(),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&addr_file) {
+                node.addrs = text.lines().map(str::to_string).collect();
+                if !node.addrs.is_empty() {
+                    return node;
+                }
+            }
+            if let Ok(Some(status)) = node.child.try_wait() {
+                panic!(
+                    "dht-node exited early ({status}); log:\n{}",
+                    node.log_text()
+                );
+            }
+            assert!(Instant::now() < deadline, "no address file");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Its PeerId: what follows the last /p2p/ of its first address.
+    pub fn peer_id(&self) -> String {
+        self.addrs[0]
+            .rsplit("/p2p/")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn log_text(&self) -> String {
+        complete_lines(std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    /// Sends SIGTERM and waits for a clean exit (up to 10 s).
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for IpfsProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `dht-node` with `args` as they are (no flags added), logs at the default level.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run dht-node")
+}
+
+/// `text` up to its last newline: a log read while the node writes a line ends in half a
+/// line (`dht-node http=127.0.0.1:4` of `...:41235`), which must not be parsed yet.
+fn complete_lines(mut text: String) -> String {
+    text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+    text
 }

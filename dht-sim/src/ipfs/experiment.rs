@@ -71,6 +71,11 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         sim.connections(),
         sim.queued_events()
     ));
+    let (real, ideal) = first_hop_bits(&sim, cfg.k, cfg.seed);
+    progress(&format!(
+        "  first hop: the closest table entry shares {real:.2} bits with a random key \
+         ({ideal:.2} over ideal tables)"
+    ));
 
     let live = sim.live();
     let issued = run_lookups(&mut sim, exp.lookups, exp, &live);
@@ -137,6 +142,45 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
     }
     set_network(&mut report, &sim, wall);
     report
+}
+
+/// How close a node's table gets a lookup in one step: the bits the table's closest
+/// entry shares with a random key, averaged over random nodes and keys, for the real
+/// tables and for ideal ones (k random nodes per bucket range). Seeded apart from the
+/// network's RNG, so it changes no run.
+fn first_hop_bits(sim: &IpfsSim, k: usize, seed: u64) -> (f64, f64) {
+    use dht_core::kernel::{Contact, Key as _};
+    use rand_chacha::rand_core::SeedableRng;
+    let live = sim.live();
+    if live.is_empty() {
+        return (0.0, 0.0);
+    }
+    let contacts: Vec<PeerInfo> = (0..sim.len()).map(|i| sim.addr(i)).collect();
+    let ids: Vec<Key> = contacts.iter().map(|c| *c.key()).collect();
+    let mut view = GlobalView::of(contacts, &live, k, seed);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(mix64(seed ^ 0xf1257));
+    let (mut real, mut ideal) = (0.0, 0.0);
+    let samples = 2000;
+    for _ in 0..samples {
+        let src = live[crate::rng::below(&mut rng, live.len())];
+        let target = Key::random(&mut rng);
+        let best = sim
+            .node(src)
+            .table()
+            .entries()
+            .map(|e| e.node.key().common_prefix_len(&target))
+            .max()
+            .unwrap_or(0);
+        real += best as f64;
+        let best = view
+            .ideal_table(src as u32)
+            .iter()
+            .map(|&j| ids[j as usize].common_prefix_len(&target))
+            .max()
+            .unwrap_or(0);
+        ideal += best as f64;
+    }
+    (real / samples as f64, ideal / samples as f64)
 }
 
 /// Record `j` of a run seeded `seed`: `/pk/<PeerId>` and the ed25519 public key

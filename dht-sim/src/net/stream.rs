@@ -84,6 +84,9 @@ struct Open {
     at_peer: Option<(u32, StreamId)>,
     /// Handshake time on its causal chain (ns): see the module doc.
     dial_wait: u64,
+    /// When the stream ends without a reply (ns): scheduled only once the request
+    /// or reply is lost, or the peer dead or silent (see [`Network::fail_at_deadline`]).
+    deadline: u64,
 }
 
 /// A connection between two nodes.
@@ -177,6 +180,7 @@ impl<N: SimOverlay> Network<N> {
             let open = Open {
                 at_peer: None,
                 dial_wait,
+                deadline: self.now,
             };
             self.streams.open.insert((from, stream), open);
             self.push(
@@ -187,10 +191,6 @@ impl<N: SimOverlay> Network<N> {
         };
         let deadline =
             (deadline.saturating_duration_since(self.base).as_nanos() as u64).max(self.now);
-        self.push(
-            deadline,
-            What::Stream(Delivery::Failed { to: from, stream }),
-        );
         let one_way = self.link_delay(from, t).as_nanos() as u64;
         let pair = (from.min(t), from.max(t));
         let (ready_at, first) = match self.streams.connections.get(&pair) {
@@ -205,6 +205,7 @@ impl<N: SimOverlay> Network<N> {
         let open = Open {
             at_peer: None,
             dial_wait,
+            deadline,
         };
         self.streams.open.insert((from, stream), open);
         if first {
@@ -233,7 +234,9 @@ impl<N: SimOverlay> Network<N> {
         } else {
             self.touch(pair, at);
         }
-        if !self.stream_lost() {
+        if self.stream_lost() {
+            self.fail_at_deadline(from, stream);
+        } else {
             let request = Delivery::Request {
                 from,
                 to: t,
@@ -245,6 +248,16 @@ impl<N: SimOverlay> Network<N> {
         if first {
             self.push(at, What::Stream(Delivery::Identified { at: from, peer: t }));
             self.push(at, What::Stream(Delivery::Identified { at: t, peer: from }));
+        }
+    }
+
+    /// Ends `asker`'s outbound `stream` at its deadline: its request or reply will not
+    /// arrive. Most streams get their reply long before, so the deadline is scheduled
+    /// only then, which keeps the event queue to the events that happen.
+    fn fail_at_deadline(&mut self, asker: u32, stream: StreamId) {
+        if let Some(open) = self.streams.open.get(&(asker, stream)) {
+            let at = open.deadline.max(self.now);
+            self.push(at, What::Stream(Delivery::Failed { to: asker, stream }));
         }
     }
 
@@ -264,9 +277,20 @@ impl<N: SimOverlay> Network<N> {
             return;
         };
         if self.stream_lost() {
+            self.fail_at_deadline(asker, asked);
             return;
         }
         let at = self.now + self.link_delay(server, asker).as_nanos() as u64;
+        let late = self
+            .streams
+            .open
+            .get(&(asker, asked))
+            .is_none_or(|o| at > o.deadline);
+        if late {
+            // The deadline ends the stream first: the reply finds it closed.
+            self.fail_at_deadline(asker, asked);
+            return;
+        }
         self.touch((server.min(asker), server.max(asker)), at);
         let d = match reply {
             Some(payload) => Delivery::Reply {
@@ -313,6 +337,7 @@ impl<N: SimOverlay> Network<N> {
                 if !self.is_live_node(to) {
                     // The asker's deadline ends its stream.
                     self.stats.to_dead += 1;
+                    self.fail_at_deadline(from, stream);
                     return;
                 }
                 let Some(slot) = self.streams.open.get_mut(&(from, stream)) else {
@@ -331,6 +356,10 @@ impl<N: SimOverlay> Network<N> {
                     bytes: &payload,
                 };
                 self.feed(to, input, 0);
+                if self.streams.inbound.contains_key(&(to, inbound)) {
+                    // Not answered at once (ADD_PROVIDER never is): the deadline closes it.
+                    self.fail_at_deadline(from, stream);
+                }
             }
             Delivery::Reply {
                 to,

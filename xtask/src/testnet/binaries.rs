@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{Store, TestnetConfig, Transport};
+use super::{Overlay, Store, TestnetConfig, Transport};
 use crate::Error;
 
 pub(crate) fn workspace_root() -> PathBuf {
@@ -45,6 +45,9 @@ pub(super) fn build(config: &TestnetConfig, root: &Path, target_dir: &Path) -> R
     }
     if config.store == Store::Sled {
         features.push("dht-node/sled");
+    }
+    if config.overlay == Overlay::Ipfs {
+        features.push("dht-node/ipfs");
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);

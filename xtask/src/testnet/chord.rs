@@ -218,7 +218,7 @@ fn record(op: OpKind, t_ms: u64, status: Option<i32>, answer: Option<&Answer>) -
     }
 }
 
-fn write_report(path: &Path, ops: Vec<OpRecord>, meta: MetaRecord) -> Result<(), Error> {
+pub(super) fn write_report(path: &Path, ops: Vec<OpRecord>, meta: MetaRecord) -> Result<(), Error> {
     let fail = |e: std::io::Error| Error::Failed(format!("testnet: {}: {e}", path.display()));
     let mut out = BufWriter::new(File::create(path).map_err(fail)?);
     for line in ops.into_iter().map(Line::Op).chain([Line::Meta(meta)]) {

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::chord::ChordWorkload;
+use super::ipfs::IpfsWorkload;
 use super::process::{last_lines, log_since, NodeProc, Testnet, SEEDS};
 use super::{interrupted, Overlay, Transport, POLL};
 use crate::Error;
@@ -34,9 +35,9 @@ impl Testnet {
             None => SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         };
         let started = Instant::now();
-        let mut chord = None;
-        if config.overlay == Overlay::Chord {
-            chord = Some(
+        // Chord's and IPFS's workloads are threads of xtask's driving one-shot clients.
+        let mut chord = match config.overlay {
+            Overlay::Chord => Some(
                 ChordWorkload {
                     node_bin: self.bins.node.clone(),
                     members: self.nodes.iter().map(|n| n.addr).collect(),
@@ -47,10 +48,24 @@ impl Testnet {
                     report: report.to_path_buf(),
                 }
                 .spawn(),
-            );
-        } else {
-            self.spawn_workload(report, &seeds, listen)?;
-        }
+            ),
+            Overlay::Ipfs => Some(
+                IpfsWorkload {
+                    node_bin: self.bins.node.clone(),
+                    members: self.nodes.iter().map(NodeProc::dial).collect(),
+                    duration: config.duration,
+                    ops_per_sec: config.ops_per_sec,
+                    seed: config.seed,
+                    report: report.to_path_buf(),
+                    dir: self.out.clone(),
+                }
+                .spawn()?,
+            ),
+            Overlay::Mainline => {
+                self.spawn_workload(report, &seeds, listen)?;
+                None
+            }
+        };
 
         let (every, _) = config.churn_every();
         let per_round = config.churn_count();
@@ -63,7 +78,7 @@ impl Testnet {
             if chord.as_ref().is_some_and(|h| h.is_finished()) {
                 match chord.take().map(|h| h.join()) {
                     Some(Ok(result)) => result?,
-                    _ => return Err(Error::Failed("testnet: the Chord workload failed".into())),
+                    _ => return Err(Error::Failed("testnet: the workload thread failed".into())),
                 }
                 break;
             }

@@ -7,6 +7,8 @@ use std::time::Duration;
 pub enum Overlay {
     Mainline,
     Chord,
+    /// IPFS's Kademlia on libp2p (`dht-node --overlay ipfs`, feature `ipfs`).
+    Ipfs,
 }
 
 impl Overlay {
@@ -14,7 +16,15 @@ impl Overlay {
         match self {
             Overlay::Mainline => "mainline",
             Overlay::Chord => "chord",
+            Overlay::Ipfs => "ipfs",
         }
+    }
+
+    /// `--overlay`'s value.
+    pub fn parse(name: &str) -> Option<Overlay> {
+        [Overlay::Mainline, Overlay::Chord, Overlay::Ipfs]
+            .into_iter()
+            .find(|o| o.name() == name)
     }
 }
 
@@ -89,6 +99,41 @@ impl Default for TestnetConfig {
 }
 
 impl TestnetConfig {
+    /// What the nodes speak: `--transport`'s choice, or for IPFS libp2p's TCP.
+    pub fn transport_name(&self) -> &'static str {
+        match self.overlay {
+            Overlay::Ipfs => "tcp",
+            Overlay::Mainline | Overlay::Chord => self.transport.name(),
+        }
+    }
+
+    /// The flags the chosen overlay has not: Chord runs over UDP in memory on loopback;
+    /// IPFS on libp2p's TCP (its own store, `--store sled` too) without `--delay`.
+    pub fn check_overlay(&self) -> Result<(), String> {
+        let refused = match self.overlay {
+            Overlay::Mainline => vec![],
+            Overlay::Chord => vec![
+                (self.transport != Transport::Udp, "--transport quic"),
+                (self.store != Store::Mem, "--store sled"),
+                (self.netns, "--netns"),
+                (self.republish.is_some(), "--republish"),
+            ],
+            Overlay::Ipfs => vec![
+                (self.transport != Transport::Udp, "--transport quic"),
+                (self.netns, "--netns"),
+                (self.republish.is_some(), "--republish"),
+                (self.delay_ms.is_some(), "--delay"),
+            ],
+        };
+        match refused.iter().find(|(set, _)| *set) {
+            Some((_, flag)) => Err(format!(
+                "{flag} is for Mainline testnets: --overlay {} runs on loopback with its own transport",
+                self.overlay.name()
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Nodes restarted per churn round.
     pub fn churn_count(&self) -> usize {
         ((self.churn * self.nodes as f64).ceil() as usize).min(self.nodes)
@@ -134,5 +179,33 @@ mod tests {
         );
         c.churn = 0.0;
         assert_eq!(c.churn_count(), 0);
+    }
+
+    #[test]
+    fn each_overlay_refuses_what_it_has_not() {
+        let ipfs = TestnetConfig {
+            overlay: Overlay::Ipfs,
+            store: Store::Sled,
+            ..TestnetConfig::default()
+        };
+        assert_eq!(ipfs.check_overlay(), Ok(()));
+        for c in [
+            TestnetConfig {
+                delay_ms: Some(5.0),
+                ..ipfs.clone()
+            },
+            TestnetConfig {
+                transport: Transport::Quic,
+                ..ipfs.clone()
+            },
+            TestnetConfig {
+                overlay: Overlay::Chord,
+                ..ipfs.clone()
+            },
+        ] {
+            assert!(c.check_overlay().is_err(), "{c:?}");
+        }
+        assert_eq!(Overlay::parse("ipfs"), Some(Overlay::Ipfs));
+        assert_eq!(Overlay::parse("kad"), None);
     }
 }

@@ -10,13 +10,15 @@
 //! One file per concern: this one is the flow of a run; `config` the settings and the churn
 //! schedule; `binaries` building what runs; `process` the guard and the node processes;
 //! `churn` the workload's run with kills and restarts; `chord` the workload of `--overlay chord`
-//! (one-shot clients, the same records); `netns` the network namespaces;
+//! (one-shot clients, the same records); `ipfs` the identities and workload of `--overlay
+//! ipfs` (one-shot clients too); `netns` the network namespaces;
 //! `report` reading the workload's records and summing them up; `plot` the SVG.
 
 mod binaries;
 mod chord;
 mod churn;
 mod config;
+mod ipfs;
 mod netns;
 mod plot;
 mod process;

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::binaries::Bins;
+use super::ipfs::{identity, Identity};
 use super::netns::{Netns, NETNS_HTTP_PORT, NETNS_PORT};
 use super::{interrupted, Overlay, Store, TestnetConfig, Transport, POLL};
 use crate::rng::SplitMix64;
@@ -30,6 +31,24 @@ pub(super) struct NodeProc {
     pub(super) log_from: u64,
     pub(super) data_dir: PathBuf,
     pub(super) restarts: u32,
+    /// `--overlay ipfs`: the node's key file and PeerId, kept across restarts.
+    pub(super) identity: Option<Identity>,
+}
+
+impl NodeProc {
+    /// How others dial it: `IP:PORT`, or for IPFS `/ip4/IP/tcp/PORT/p2p/PEERID`.
+    pub(super) fn dial(&self) -> String {
+        match &self.identity {
+            Some(id) => format!("{}/p2p/{}", tcp_multiaddr(self.addr), id.peer_id),
+            None => self.addr.to_string(),
+        }
+    }
+}
+
+/// `/ip4/IP/tcp/PORT` (or `/ip6/...`).
+fn tcp_multiaddr(addr: SocketAddr) -> String {
+    let family = if addr.is_ipv4() { "ip4" } else { "ip6" };
+    format!("/{family}/{}/tcp/{}", addr.ip(), addr.port())
 }
 
 /// Everything the run started; dropping it stops the processes, then (through `netns`'s own
@@ -76,7 +95,17 @@ impl Testnet {
 
     pub(super) fn start_nodes(&mut self) -> Result<(), Error> {
         let n = self.config.nodes;
+        let ipfs = self.config.overlay == Overlay::Ipfs;
+        // IPFS listens on TCP: its ports and the HTTP ones come from one draw, distinct.
+        let tcp = match ipfs {
+            true => free_tcp_ports(2 * n)?,
+            false => Vec::new(),
+        };
         let addrs: Vec<SocketAddr> = match &self.netns {
+            _ if ipfs => tcp[..n]
+                .iter()
+                .map(|&p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)))
+                .collect(),
             Some(ns) => (0..n)
                 .map(|i| SocketAddr::from((ns.node_ip(i), NETNS_PORT)))
                 .collect(),
@@ -86,6 +115,10 @@ impl Testnet {
                 .collect(),
         };
         let https: Vec<SocketAddr> = match &self.netns {
+            _ if ipfs => tcp[n..]
+                .iter()
+                .map(|&p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)))
+                .collect(),
             Some(ns) => (0..n)
                 .map(|i| SocketAddr::from((ns.node_ip(i), NETNS_HTTP_PORT)))
                 .collect(),
@@ -94,8 +127,18 @@ impl Testnet {
                 .map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p)))
                 .collect(),
         };
+        let keys = self.out.join("keys");
+        if ipfs {
+            fs::create_dir_all(&keys)
+                .map_err(|e| Error::Failed(format!("testnet: {}: {e}", keys.display())))?;
+        }
         for (i, addr) in addrs.iter().enumerate() {
+            let identity = match ipfs {
+                true => Some(identity(&self.bins.node, &keys, &format!("node-{i}"))?),
+                false => None,
+            };
             self.nodes.push(NodeProc {
+                identity,
                 addr: *addr,
                 http: https[i],
                 namespace: self.netns.as_ref().map(|ns| ns.namespaces[i].clone()),
@@ -132,6 +175,13 @@ impl Testnet {
 
     pub(super) fn spawn_node(&mut self, i: usize, seeds: &[SocketAddr]) -> Result<(), Error> {
         let config = &self.config;
+        let seeds: Vec<String> = seeds
+            .iter()
+            .map(|s| {
+                let dial = self.nodes.iter().find(|n| n.addr == *s).map(NodeProc::dial);
+                dial.unwrap_or_else(|| s.to_string())
+            })
+            .collect();
         let node = &mut self.nodes[i];
         let mut cmd = match &node.namespace {
             Some(ns) => {
@@ -144,7 +194,17 @@ impl Testnet {
         if config.overlay != Overlay::Mainline {
             cmd.args(["--overlay", config.overlay.name()]);
         }
-        cmd.arg("--listen").arg(node.addr.to_string());
+        match &node.identity {
+            Some(id) => {
+                cmd.arg("--listen").arg(tcp_multiaddr(node.addr));
+                cmd.arg("--key").arg(&id.key);
+                // Loopback is no public address: auto mode would stay a client.
+                cmd.args(["--mode", "server"]);
+            }
+            None => {
+                cmd.arg("--listen").arg(node.addr.to_string());
+            }
+        }
         cmd.arg("--http").arg(node.http.to_string());
         if let Some(d) = self.delays.get(i) {
             cmd.arg("--egress-delay-ms")
@@ -153,8 +213,8 @@ impl Testnet {
         if seeds.is_empty() {
             cmd.arg("--no-bootstrap");
         }
-        for s in seeds {
-            cmd.arg("--bootstrap").arg(s.to_string());
+        for s in &seeds {
+            cmd.arg("--bootstrap").arg(s);
         }
         if config.transport != Transport::Udp {
             cmd.args(["--transport", config.transport.name()]);
@@ -213,7 +273,7 @@ impl Testnet {
                     )));
                 }
                 if !ready[i] {
-                    ready[i] = super::ready::is_ready(node.http, n);
+                    ready[i] = super::ready::is_ready(node.http, n, self.config.overlay);
                 }
             }
             let count = ready.iter().filter(|r| **r).count();

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::Overlay;
+
 /// What `/readyz` says in its JSON body (200 and 503 alike).
 #[derive(Debug, Deserialize)]
 struct Readyz {
@@ -21,8 +23,10 @@ struct Readyz {
 }
 
 /// Whether the node whose HTTP server is at `http` is ready in a network of `nodes`
-/// nodes; `false` while it is not yet serving or cannot be asked.
-pub(super) fn is_ready(http: SocketAddr, nodes: usize) -> bool {
+/// nodes; `false` while it is not yet serving or cannot be asked. An IPFS node's
+/// `good_nodes` are the servers in its table, each admitted only once it answered: no
+/// `last_response_ago_s` to read there.
+pub(super) fn is_ready(http: SocketAddr, nodes: usize, overlay: Overlay) -> bool {
     let Some((status, body)) = get(http, "/readyz") else {
         return false;
     };
@@ -32,7 +36,8 @@ pub(super) fn is_ready(http: SocketAddr, nodes: usize) -> bool {
     match serde_json::from_str::<Readyz>(&body) {
         Ok(r) => {
             let reachable = nodes.saturating_sub(1);
-            reachable < r.k && r.good_nodes >= reachable && r.last_response_ago_s.is_some()
+            let answered = r.last_response_ago_s.is_some() || overlay == Overlay::Ipfs;
+            reachable < r.k && r.good_nodes >= reachable && answered
         }
         Err(_) => false,
     }

@@ -224,7 +224,7 @@ impl Summary {
             "testnet: {} {} nodes, {} / {}, {}, {} s at {} ops/s, seed {}",
             c.nodes,
             c.overlay.name(),
-            c.transport.name(),
+            c.transport_name(),
             c.store.name(),
             if c.netns {
                 "one network namespace per node (198.18.0.0/15)"
@@ -254,6 +254,8 @@ impl Summary {
             match (c.overlay, self.republish_s) {
                 // Chord keeps values without lifetimes: nothing to republish.
                 (Overlay::Chord, _) => "the workload does not republish".to_string(),
+                // One-shot clients: records and providers live 48 h, past any run.
+                (Overlay::Ipfs, _) => "the workload does not republish".to_string(),
                 (Overlay::Mainline, None) => "workload republishes every (default)".to_string(),
                 (Overlay::Mainline, Some(s)) => format!("workload republishes every {s} s"),
             },
@@ -320,7 +322,7 @@ impl Summary {
             passed: self.success_rate >= c.threshold && self.all.count > 0,
             nodes: c.nodes,
             overlay: c.overlay.name(),
-            transport: c.transport.name(),
+            transport: c.transport_name(),
             store: c.store.name(),
             netns: c.netns,
             delay_ms: c.delay_ms,

@@ -215,7 +215,13 @@ pub struct Config {
     /// before), or past the node-wide retransmission timeout (srtt + 4 x deviation,
     /// without the `min_request_timeout` floor). It saves waiting out a timeout and a
     /// second attempt for the one node that went silent; the lookup then reports the
-    /// closest nodes that answered, `k - 1` of the k closest among them.
+    /// closest nodes that answered, `k - 1` of the k closest among them. Off: with 5 %
+    /// loss one lookup in five more missed one of the k closest (a datagram lost, not
+    /// a node gone: at 2,000 simulated nodes `exact_k_closest` 0.75 instead of 0.93 to
+    /// 0.95, `found_k_closest` 0.968 instead of 0.991), for 0.45 RTT off the median
+    /// there and 0.03 without loss
+    /// (docs/lookup-tuning.md). For a caller that prefers an answer now to all of
+    /// the k closest.
     pub end_without_overdue: bool,
     /// A request to a node that answered us before waits twice that node's measured
     /// round trip (at least `min_request_timeout` / 4, at most the node-wide wait),
@@ -262,7 +268,7 @@ impl Default for Config {
             rtt_aware_lookups: false,
             mutable_get_first_valid: false,
             early_last_round: true,
-            end_without_overdue: true,
+            end_without_overdue: false,
             timeouts_from_rtt: true,
             spread_disjoint_starts: true,
         }

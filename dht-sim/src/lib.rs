@@ -57,7 +57,7 @@
 //! cargo run --release -p dht-sim -- --nodes 10000 --lookups 1000 --sybil 0.2 --disjoint 4
 //! ```
 //! Options: `--latency-ms MS` (mean one-way latency), `--loss P`, `--fail F`, `--settle SECS`, `--k K`
-//! (bucket size, default 8), `--alpha A` (requests in flight per lookup, default 3),
+//! (bucket size, default 8), `--alpha A` (requests in flight per lookup, default dht-core's `Config::default().alpha`, 2),
 //! `--disjoint D` (`Config::disjoint_paths` of every node: S/Kademlia disjoint paths for
 //! get and get_peers, default 1 = the plain lookup), `--sybil F` and
 //! `--sybil-placement random|adjacent`, `--sybil-prefixes P` (below), `--address-plan

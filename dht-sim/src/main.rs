@@ -97,8 +97,7 @@ fn cli() -> Command {
             Arg::new("alpha")
                 .long("alpha")
                 .value_name("A")
-                .help("Requests in flight per lookup (ipfs: per lookup path)")
-                .default_value("3")
+                .help("Requests in flight per lookup (default: dht-core's Config default; ipfs: per lookup path, dht-ipfs's default)")
                 .value_parser(value_parser!(u32).range(1..=64)),
         )
         .arg(
@@ -203,7 +202,11 @@ fn main() {
     sim.latency_ms = m.get_one::<f64>("latency-ms").copied().unwrap_or(50.0);
     sim.loss = m.get_one::<f64>("loss").copied().unwrap_or(0.0);
     sim.k = get_u32("k");
-    sim.alpha = get_u32("alpha");
+    // Unless --alpha is given, each overlay's own default: SimConfig::new's is
+    // dht-core's, so that the simulator measures what a node runs with.
+    if let Some(&a) = m.get_one::<u32>("alpha") {
+        sim.alpha = a as usize;
+    }
     sim.settle = Duration::from_secs(get_u32("settle") as u64);
     sim.disjoint_paths = get_u32("disjoint");
     sim.handshake_rtts = get_u32("handshake-rtts") as u32;
@@ -215,6 +218,9 @@ fn main() {
         let ipfs = dht_sim::ipfs::config(sim.nodes, sim.seed);
         if m.value_source("k") != Some(ValueSource::CommandLine) {
             sim.k = ipfs.k;
+        }
+        if m.value_source("alpha") != Some(ValueSource::CommandLine) {
+            sim.alpha = ipfs.alpha;
         }
         sim.join_interval = ipfs.join_interval;
     }

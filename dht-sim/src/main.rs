@@ -117,6 +117,14 @@ fn cli() -> Command {
                 .value_parser(fraction),
         )
         .arg(
+            Arg::new("eclipse")
+                .long("eclipse")
+                .value_name("N")
+                .help("A targeted eclipse: put L items from honest nodes, then N attackers per item at ids closer to its target than any honest node (answering with each other only, storing nothing), then get each item from an honest node")
+                .conflicts_with_all(["fail", "sybil"])
+                .value_parser(value_parser!(u32).range(1..=1024)),
+        )
+        .arg(
             Arg::new("sybil-placement")
                 .long("sybil-placement")
                 .value_name("WHERE")
@@ -147,7 +155,7 @@ fn cli() -> Command {
                 .value_name("G")
                 .help("After the lookups, put G immutable items and get each from a random node (get_success, get latency)")
                 .default_value("0")
-                .conflicts_with_all(["fail", "sybil"])
+                .conflicts_with_all(["fail", "sybil", "eclipse"])
                 .value_parser(value_parser!(u32).range(0..10_000_000)),
         )
         .arg(
@@ -164,7 +172,7 @@ fn cli() -> Command {
                 .value_name("OVERLAY")
                 .help("kademlia (dht-core), chord (dht-chord; --k is then r, the successor-list length and copies per key) or ipfs (dht-ipfs on streams, with connections, k = 20 unless --k; --fail puts /pk records and provider keys)")
                 .default_value("kademlia")
-                .conflicts_with("sybil")
+                .conflicts_with_all(["sybil", "eclipse"])
                 .value_parser(["kademlia", "chord", "ipfs"]),
         )
         .arg(
@@ -258,13 +266,18 @@ fn main() {
             _ => SybilPlacement::Random,
         },
     });
+    if let Some(&per_key) = m.get_one::<u32>("eclipse") {
+        exp.sybil = Some(SybilAttack {
+            fraction: 0.0,
+            placement: SybilPlacement::Eclipse {
+                per_key: per_key as usize,
+            },
+        });
+    }
     exp.phase_limit = Duration::from_secs(600);
     exp.gets = get_u32("gets");
-    if let Some(attack) = exp.sybil {
-        let (want, max) = (
-            attack.count(exp.sim.nodes),
-            exp.sim.address_plan.max_sybils(),
-        );
+    if exp.sybil.is_some() {
+        let (want, max) = (exp.attackers(), exp.sim.address_plan.max_sybils());
         if want > max {
             fail(&format!(
                 "{want} Sybils do not fit the address plan (at most {max}: 254 hosts per shared /24)"

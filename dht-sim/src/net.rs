@@ -131,9 +131,10 @@ pub struct SimConfig {
 
 impl SimConfig {
     /// Defaults for `nodes` nodes and `seed`: 50 ms mean latency, no loss, K = 8,
-    /// dht-core's default alpha (`Config::default().alpha`), 4 seed nodes, one arrival per millisecond, 60 s to settle, every
-    /// node on a public /24 of its own; for streams, 3 round trips of handshake and
-    /// 60 s before an idle connection closes.
+    /// dht-core's default alpha (`Config::default().alpha`: the simulator measures what
+    /// a node runs with), 4 seed nodes, one arrival per millisecond, 60 s to settle,
+    /// every node on a public /24 of its own; for streams, 3 round trips of handshake
+    /// and 60 s before an idle connection closes.
     pub fn new(nodes: usize, seed: u64) -> SimConfig {
         SimConfig {
             nodes,

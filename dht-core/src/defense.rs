@@ -51,10 +51,15 @@ pub struct Defense {
     /// default so that in-memory networks on private addresses (the simulator, tests)
     /// behave as before; a runtime on a public or unspecified address sets false.
     pub local_listen: bool,
-    /// Most candidates of one lookup that share an IP (non-exempt addresses), as
-    /// libtorrent's `restrict_search_ips`: one host answering from many ports cannot be
-    /// all of the k closest and receive every put and announce. `None`: no limit.
+    /// Most candidates of one lookup that share an IP, an IPv6 /64 counting as one IP
+    /// (non-exempt addresses), as libtorrent's `restrict_search_ips`: one host
+    /// answering from many ports, or from the many addresses of its /64, cannot be all
+    /// of the k closest and receive every put and announce. `None`: no limit.
     pub lookup_max_per_ip: Option<usize>,
+    /// Most candidates of one lookup from one IPv4 /24 (non-exempt addresses): one
+    /// network cannot be all of the k closest either. 2, as
+    /// [`Defense::max_per_prefix_in_bucket`]. `None`: no limit.
+    pub lookup_max_per_prefix: Option<usize>,
     /// Queries per second allowed from one IP, sustained. A busy honest client sends
     /// a few per second; 50 leaves a wide margin.
     pub queries_per_sec: f64,
@@ -94,6 +99,7 @@ impl Default for Defense {
             exempt_local: true,
             local_listen: true,
             lookup_max_per_ip: Some(1),
+            lookup_max_per_prefix: Some(2),
             queries_per_sec: 50.0,
             query_burst: 100.0,
             ban_after_drops: 200,
@@ -110,6 +116,18 @@ impl Default for Defense {
 }
 
 impl Defense {
+    /// The bounds a lookup puts on candidates at `ip` ([`Defense::lookup_max_per_ip`],
+    /// [`Defense::lookup_max_per_prefix`]); none for an exempt address.
+    pub fn lookup_diversity(&self, ip: IpAddr) -> crate::lookup::Diversity {
+        if self.is_exempt(ip) {
+            return crate::lookup::Diversity::default();
+        }
+        crate::lookup::Diversity {
+            per_host: self.lookup_max_per_ip,
+            per_v4_prefix: self.lookup_max_per_prefix,
+        }
+    }
+
     /// True when `ip` is exempt under these settings: loopback always (unless
     /// `exempt_local` is off), private, link-local and unique-local only when the node
     /// listens on such an address itself.

@@ -81,6 +81,14 @@ impl<C: Contact> Paths<C> {
         self.paths.iter().all(|c| c.is_done())
     }
 
+    /// True when every path is done or waits only for its last of the k closest
+    /// ([`Candidates::awaiting_last`]) and `overdue` says that one is overdue.
+    pub fn all_done_but_overdue(&self, overdue: impl Fn(&C) -> bool) -> bool {
+        self.paths
+            .iter()
+            .all(|c| c.is_done() || c.awaiting_last().is_some_and(&overdue))
+    }
+
     /// The `k` closest responders over every path, closest first, with their depth
     /// and the token each handed us.
     pub fn merged_closest(&self, k: usize) -> Vec<(C, u32, Option<Vec<u8>>)> {

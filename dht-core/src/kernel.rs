@@ -12,6 +12,6 @@
 pub use crate::contact::{Admission, Contact};
 pub use crate::disjoint::Paths;
 pub use crate::id::Key;
-pub use crate::lookup::{Candidate, CandidateState, Candidates, MAX_ATTEMPTS};
+pub use crate::lookup::{Candidate, CandidateState, Candidates, Diversity, MAX_ATTEMPTS};
 pub use crate::requests::{Pending, RequestTable, TransactionId};
 pub use crate::routing::{Entry, Health, Insert, RoutingTable, Stamp};

@@ -75,7 +75,7 @@ pub use defense::{
     RateLimiter, Verdict,
 };
 pub use id::{from_hex, to_hex, Distance, Id, NodeId, NodeInfo, ParseIdError, ID_LEN};
-pub use lookup::{Candidates, MAX_ATTEMPTS};
+pub use lookup::{Candidates, Diversity, MAX_ATTEMPTS};
 pub use node::{
     ErrorCode, ErrorCounts, Event, Family, KrpcMethod, MethodCounts, Node, NodeStats, Outcome,
     QueryDone, QueryId, QueryStats, RefusalCounts, RefusalReason, Request, RequestError, Transmit,

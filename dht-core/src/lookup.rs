@@ -1,8 +1,11 @@
 //! Iterative lookups: the candidate set of one query, its window and its end.
 //!
 //! Candidates are kept sorted by XOR distance to the target. At most `alpha`
-//! requests are in flight; the lookup ends when the `k` closest candidates that
-//! have not failed have all answered. A request that times out is sent once more
+//! requests are in flight until the last round, when the rest of the window of the
+//! `k` closest is asked at once ([`Candidates::early_last_round`] says when that
+//! round starts); the lookup ends when the `k` closest candidates that have not
+//! failed have all answered ([`Candidates::awaiting_last`] lets the caller end it
+//! without the last one when that one is overdue). A request that times out is sent once more
 //! ([`MAX_ATTEMPTS`]: a datagram lost on the way is common); a second timeout marks
 //! the candidate failed, which lets the next candidate into the window (a node
 //! silent twice is not worth a third wait).
@@ -16,9 +19,10 @@
 //! default), kept by its key's XOR distance to the target.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::contact::Contact;
+use crate::defense::source_of;
 use crate::id::{Id, Key, NodeInfo};
 
 /// The distance type of contact `C`'s keys.
@@ -26,6 +30,29 @@ type DistanceOf<C> = <<C as Contact>::Key as Key>::Distance;
 
 /// Requests a lookup sends to one candidate before giving up on it.
 pub const MAX_ATTEMPTS: u8 = 2;
+
+/// Bounds on how many candidates of one lookup may share where they are reached, so
+/// that one host or one network cannot be all of the k closest (and receive every put
+/// and announce). `None`: no bound. The first candidates seen stay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Diversity {
+    /// Most candidates per host: an IPv4 address, or an IPv6 /64 (a host is usually
+    /// given a whole /64, so its addresses cost it nothing).
+    pub per_host: Option<usize>,
+    /// Most candidates per IPv4 /24.
+    pub per_v4_prefix: Option<usize>,
+}
+
+/// The IPv4 /24 of `ip` (an IPv4-mapped IPv6 address as its IPv4 address).
+fn v4_prefix(ip: IpAddr) -> Option<[u8; 3]> {
+    match source_of(ip) {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            Some([o[0], o[1], o[2]])
+        }
+        IpAddr::V6(_) => None,
+    }
+}
 
 /// State of one candidate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +95,12 @@ pub struct Candidates<C: Contact = NodeInfo> {
     by_distance: BTreeMap<DistanceOf<C>, Candidate<C>>,
     in_flight: usize,
     prefer_fast: bool,
+    /// The last round may start before the closest candidate answered (see
+    /// [`Candidates::early_last_round`]).
+    early_last_round: bool,
+    /// Leading bits shared with the target from which the window of the k closest
+    /// counts as the last round.
+    last_round_bits: Option<usize>,
 }
 
 impl Candidates {
@@ -103,7 +136,24 @@ impl<C: Contact> Candidates<C> {
             by_distance: BTreeMap::new(),
             in_flight: 0,
             prefer_fast: false,
+            early_last_round: false,
+            last_round_bits: None,
         }
+    }
+
+    /// Starts the last round (every fresh candidate of the window of the `k` closest
+    /// asked at once, not `alpha` at a time) as soon as one candidate of that window
+    /// answered, or the `k` closest live candidates all share at least
+    /// `expected_depth` leading bits with the target, and not only once the closest of
+    /// them answered. A window candidate that answered has handed us its own closest
+    /// nodes, and `expected_depth` is where the caller expects the k closest nodes of
+    /// any target (from its table's density near its own id): either way the window
+    /// holds the nodes the lookup will end with, and asking them now saves the round
+    /// trips of asking them `alpha` at a time.
+    pub fn early_last_round(mut self, expected_depth: Option<usize>) -> Self {
+        self.early_last_round = true;
+        self.last_round_bits = expected_depth;
+        self
     }
 
     /// Asks candidates of equal standing (the same XOR band: ids sharing as many
@@ -129,10 +179,6 @@ impl<C: Contact> Candidates<C> {
     /// node's IP: one host answering from many ports (or under many ids) must not
     /// fill the window of the k closest. The first ones seen stay.
     pub fn add_limited(&mut self, node: C, depth: u32, max_per_ip: Option<usize>) {
-        let d = node.key().distance(&self.target);
-        if self.by_distance.contains_key(&d) {
-            return;
-        }
         if let (Some(m), Some(ip)) = (max_per_ip, node.ip()) {
             // At most `max` (64) candidates: a linear scan costs less than an index.
             if self
@@ -144,6 +190,34 @@ impl<C: Contact> Candidates<C> {
             {
                 return;
             }
+        }
+        self.insert(node, depth);
+    }
+
+    /// As [`Candidates::add`], within the bounds of `limits` per host (IPv4 address,
+    /// IPv6 /64) and per IPv4 /24.
+    pub fn add_diverse(&mut self, node: C, depth: u32, limits: Diversity) {
+        if let Some(ip) = node.ip() {
+            let host = source_of(ip);
+            let prefix = v4_prefix(ip);
+            let (mut same_host, mut same_prefix) = (0, 0);
+            // At most `max` (64) candidates: a linear scan costs less than an index.
+            for other in self.by_distance.values().filter_map(|c| c.node.ip()) {
+                same_host += usize::from(source_of(other) == host);
+                same_prefix += usize::from(prefix.is_some() && v4_prefix(other) == prefix);
+            }
+            let over = |n: usize, bound: Option<usize>| bound.is_some_and(|m| n >= m);
+            if over(same_host, limits.per_host) || over(same_prefix, limits.per_v4_prefix) {
+                return;
+            }
+        }
+        self.insert(node, depth);
+    }
+
+    fn insert(&mut self, node: C, depth: u32) {
+        let d = node.key().distance(&self.target);
+        if self.by_distance.contains_key(&d) {
+            return;
         }
         if self.by_distance.len() >= self.max {
             // Full: only a node closer than the farthest fresh one gets in.
@@ -200,7 +274,11 @@ impl<C: Contact> Candidates<C> {
                     && !(c.state == CandidateState::Fresh && skip(&c.node))
             })
             .is_some_and(|c| matches!(c.state, CandidateState::Responded { .. }));
-        let limit = if converged { self.k } else { self.alpha };
+        let limit = if converged || self.in_last_round(&skip) {
+            self.k
+        } else {
+            self.alpha
+        };
         if self.prefer_fast {
             return self.next_fastest(limit, skip);
         }
@@ -266,6 +344,47 @@ impl<C: Contact> Candidates<C> {
         }
         self.in_flight += out.len();
         out
+    }
+
+    /// True when the last round may start early ([`Candidates::early_last_round`]).
+    fn in_last_round(&self, skip: &impl Fn(&C) -> bool) -> bool {
+        if !self.early_last_round {
+            return false;
+        }
+        let (mut answered, mut kth) = (false, None);
+        let live = self.by_distance.values().filter(|c| {
+            c.state != CandidateState::Failed
+                && !(c.state == CandidateState::Fresh && skip(&c.node))
+        });
+        for (i, c) in live.take(self.k).enumerate() {
+            answered |= matches!(c.state, CandidateState::Responded { .. });
+            if i + 1 == self.k {
+                kth = Some(c);
+            }
+        }
+        let deep =
+            |bits: usize| kth.is_some_and(|c| c.node.key().common_prefix_len(&self.target) >= bits);
+        answered || self.last_round_bits.is_some_and(deep)
+    }
+
+    /// The one candidate the lookup waits for when `k - 1` of the `k` closest live
+    /// candidates answered and the last of them is in flight (nothing fresh in the
+    /// window): the caller may end the lookup without it once it is overdue.
+    pub fn awaiting_last(&self) -> Option<&C> {
+        let mut answered = 0;
+        let mut awaited = None;
+        for c in self.by_distance.values() {
+            if answered + usize::from(awaited.is_some()) >= self.k {
+                break;
+            }
+            match c.state {
+                CandidateState::Failed => continue,
+                CandidateState::Responded { .. } => answered += 1,
+                CandidateState::InFlight if awaited.is_none() => awaited = Some(&c.node),
+                CandidateState::Fresh | CandidateState::InFlight => return None,
+            }
+        }
+        awaited.filter(|_| answered + 1 == self.k)
     }
 
     fn get_mut(&mut self, id: &C::Key) -> Option<&mut Candidate<C>> {
@@ -411,6 +530,80 @@ mod tests {
         assert_eq!(c.next_to_query(), vec![n(2)]);
         c.on_response(&n(2).id, None);
         assert!(c.is_done());
+    }
+
+    #[test]
+    fn the_last_round_starts_when_one_of_the_window_answered() {
+        let setup = |early: bool| {
+            let c = Candidates::new(Id::ZERO, 4, 2, 16);
+            let mut c = if early { c.early_last_round(None) } else { c };
+            for b in 2..=6 {
+                c.add(n(b), 1);
+            }
+            assert_eq!(c.next_to_query(), vec![n(2), n(3)]);
+            // The second closest answers while the closest is still in flight.
+            c.on_response(&n(3).id, None);
+            c.next_to_query()
+        };
+        assert_eq!(setup(false), vec![n(4)], "alpha at a time");
+        assert_eq!(
+            setup(true),
+            vec![n(4), n(5)],
+            "the rest of the window at once"
+        );
+    }
+
+    #[test]
+    fn the_last_round_starts_when_the_window_is_as_deep_as_expected() {
+        // Ids 1 and 2 share 7 and 6 leading bits with the target 0.
+        let first = |depth: usize| {
+            let mut c = Candidates::new(Id::ZERO, 2, 1, 16).early_last_round(Some(depth));
+            c.add(n(1), 1);
+            c.add(n(2), 1);
+            c.next_to_query()
+        };
+        assert_eq!(first(6), vec![n(1), n(2)]);
+        assert_eq!(first(7), vec![n(1)]);
+    }
+
+    #[test]
+    fn the_last_of_the_k_closest_is_awaited_alone() {
+        let mut c = Candidates::new(Id::ZERO, 2, 2, 16);
+        c.add(n(1), 1);
+        c.add(n(2), 1);
+        assert_eq!(c.next_to_query(), vec![n(1), n(2)]);
+        assert_eq!(c.awaiting_last(), None, "two in flight");
+        c.on_response(&n(1).id, None);
+        assert_eq!(c.awaiting_last(), Some(&n(2)));
+        assert!(!c.is_done());
+        c.on_response(&n(2).id, None);
+        assert_eq!(c.awaiting_last(), None);
+        assert!(c.is_done());
+    }
+
+    #[test]
+    fn one_candidate_per_v6_slash_64_and_two_per_v4_slash_24() {
+        let at = |b: u8, ip: &str| NodeInfo {
+            id: n(b).id,
+            addr: SocketAddr::new(ip.parse().unwrap(), 6881),
+        };
+        let limits = Diversity {
+            per_host: Some(1),
+            per_v4_prefix: Some(2),
+        };
+        let mut c = Candidates::new(Id::ZERO, 8, 3, 16);
+        c.add_diverse(at(1, "2001:db8:1::1"), 1, limits);
+        c.add_diverse(at(2, "2001:db8:1::2"), 1, limits);
+        c.add_diverse(at(3, "2001:db8:2::1"), 1, limits);
+        c.add_diverse(at(4, "192.0.2.1"), 1, limits);
+        c.add_diverse(at(5, "::ffff:192.0.2.2"), 1, limits);
+        c.add_diverse(at(6, "192.0.2.3"), 1, limits);
+        c.add_diverse(at(7, "198.51.100.1"), 1, limits);
+        let ids: Vec<u8> = c.by_distance.values().map(|c| c.node.id.0[0]).collect();
+        assert_eq!(ids, vec![1, 3, 4, 5, 7]);
+        // No bound: every one.
+        c.add_diverse(at(6, "192.0.2.3"), 1, Diversity::default());
+        assert_eq!(c.by_distance.len(), 6);
     }
 
     #[test]

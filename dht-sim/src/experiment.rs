@@ -23,6 +23,14 @@ pub enum SybilPlacement {
     /// Ids next to the items' targets (sharing their first 128 bits), inserted after
     /// the items were put: the Sybils are dealt round-robin over the targets.
     Adjacent,
+    /// A targeted eclipse (issue 26): `per_key` attackers at ids closer to each item's
+    /// target than any honest node (as [`SybilPlacement::Adjacent`]), inserted after
+    /// the items were put, on top of the honest nodes; like every Sybil they answer
+    /// with each other only and store nothing. [`SybilAttack::fraction`] is unused.
+    Eclipse {
+        /// Attackers per item target.
+        per_key: usize,
+    },
 }
 
 impl SybilPlacement {
@@ -31,6 +39,7 @@ impl SybilPlacement {
         match self {
             SybilPlacement::Random => "random",
             SybilPlacement::Adjacent => "adjacent",
+            SybilPlacement::Eclipse { .. } => "eclipse",
         }
     }
 }
@@ -64,7 +73,8 @@ pub struct Experiment {
     /// each from a random node, for the gets' figures (0: no get phase). `fail` and
     /// `sybil` have get phases of their own, of `lookups` items.
     pub gets: usize,
-    /// With an attack, `sim.nodes` counts honest nodes and Sybils together; the
+    /// With an attack, `sim.nodes` counts honest nodes and Sybils together (an eclipse's
+    /// attackers come on top: [`Experiment::attackers`]); the
     /// find_node phase and `fail` are skipped, and the run puts `lookups` items from
     /// honest nodes and gets each from a random honest node instead.
     pub sybil: Option<SybilAttack>,
@@ -75,6 +85,19 @@ pub struct Experiment {
 }
 
 impl Experiment {
+    /// Sybils the run creates: a fraction of `sim.nodes`, or for an eclipse
+    /// `per_key` per item (`lookups` items).
+    pub fn attackers(&self) -> usize {
+        match self.sybil {
+            Some(SybilAttack {
+                placement: SybilPlacement::Eclipse { per_key },
+                ..
+            }) => per_key.saturating_mul(self.lookups),
+            Some(a) => a.count(self.sim.nodes),
+            None => 0,
+        }
+    }
+
     /// `lookups` lookups on the network `sim`, no failure phase, one command every 5 ms.
     pub fn new(sim: SimConfig, lookups: usize) -> Experiment {
         Experiment {
@@ -129,8 +152,14 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
     let wall = std::time::Instant::now();
     let mut cfg = exp.sim.clone();
     let total_nodes = cfg.nodes;
-    let sybil_nodes = exp.sybil.map_or(0, |a| a.count(total_nodes));
-    cfg.nodes -= sybil_nodes;
+    let sybil_nodes = exp.attackers();
+    let eclipse = match exp.sybil.map(|a| a.placement) {
+        Some(SybilPlacement::Eclipse { per_key }) => Some(per_key),
+        _ => None,
+    };
+    if eclipse.is_none() {
+        cfg.nodes -= sybil_nodes;
+    }
     if exp.sybil.map(|a| a.placement) == Some(SybilPlacement::Random) {
         cfg.sybils = sybil_nodes;
     }
@@ -225,7 +254,8 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
     if let Some(attack) = exp.sybil {
         let r = sybil_phase(&mut sim, exp, attack, sybil_nodes, &mut progress);
         report.fail = None;
-        report.sybil = Some(attack.fraction);
+        report.sybil = eclipse.is_none().then_some(attack.fraction);
+        report.eclipse = eclipse;
         report.sybil_placement = Some(attack.placement.name());
         report.sybil_nodes = sim.sybil_count();
         report.put_success = Some(r.put_success);
@@ -437,7 +467,11 @@ fn sybil_phase(
     let targets: Vec<Id> = (0..n_items)
         .map(|j| dht_core::immutable_target(&item_value(seed, j)))
         .collect();
-    if attack.placement == SybilPlacement::Adjacent && !targets.is_empty() {
+    let next_to_targets = matches!(
+        attack.placement,
+        SybilPlacement::Adjacent | SybilPlacement::Eclipse { .. }
+    );
+    if next_to_targets && !targets.is_empty() {
         progress(&format!(
             "inserting {sybils} Sybils next to {n_items} targets"
         ));

@@ -57,7 +57,7 @@
 //! cargo run --release -p dht-sim -- --nodes 10000 --lookups 1000 --sybil 0.2 --disjoint 4
 //! ```
 //! Options: `--latency-ms MS` (mean one-way latency), `--loss P`, `--fail F`, `--settle SECS`, `--k K`
-//! (bucket size, default 8), `--alpha A` (requests in flight per lookup, default 3),
+//! (bucket size, default 8), `--alpha A` (requests in flight per lookup, default dht-core's `Config::default().alpha`, 2),
 //! `--disjoint D` (`Config::disjoint_paths` of every node: S/Kademlia disjoint paths for
 //! get and get_peers, default 1 = the plain lookup), `--sybil F` and
 //! `--sybil-placement random|adjacent`, `--sybil-prefixes P` (below), `--address-plan
@@ -87,6 +87,12 @@
 //!   millisecond with ids sharing the first 128 bits of an item's target (dealt
 //!   round-robin over the targets, so `F N / L` per target: choose L = F N / K for K per
 //!   target), and the network runs 30 s more.
+//! - `--eclipse N` (instead of `--sybil`): a targeted eclipse, issue 26's: the honest
+//!   `--nodes` join alone, put L items, and then N attackers per item arrive as the
+//!   adjacent Sybils do, at ids closer to its target than any honest node (N L
+//!   attackers on top of the honest nodes), answering with each other only and storing
+//!   nothing. The report names `eclipse` (N); the get figures are as with `--sybil`.
+//!   Not yet modelled: the attacker's address budget and BEP 42 enforcement.
 //!
 //! With `--sybil` the find_node phase and `--fail` are skipped: the run puts L items
 //! from honest nodes (one every 5 ms), then gets each from a random honest node.

@@ -97,8 +97,7 @@ fn cli() -> Command {
             Arg::new("alpha")
                 .long("alpha")
                 .value_name("A")
-                .help("Requests in flight per lookup (ipfs: per lookup path)")
-                .default_value("3")
+                .help("Requests in flight per lookup (default: dht-core's Config default; ipfs: per lookup path, dht-ipfs's default)")
                 .value_parser(value_parser!(u32).range(1..=64)),
         )
         .arg(
@@ -116,6 +115,14 @@ fn cli() -> Command {
                 .help("Make this fraction of the nodes Sybils; put L items from honest nodes and get each from one (no find_node phase)")
                 .conflicts_with("fail")
                 .value_parser(fraction),
+        )
+        .arg(
+            Arg::new("eclipse")
+                .long("eclipse")
+                .value_name("N")
+                .help("A targeted eclipse: put L items from honest nodes, then N attackers per item at ids closer to its target than any honest node (answering with each other only, storing nothing), then get each item from an honest node")
+                .conflicts_with_all(["fail", "sybil"])
+                .value_parser(value_parser!(u32).range(1..=1024)),
         )
         .arg(
             Arg::new("sybil-placement")
@@ -148,7 +155,7 @@ fn cli() -> Command {
                 .value_name("G")
                 .help("After the lookups, put G immutable items and get each from a random node (get_success, get latency)")
                 .default_value("0")
-                .conflicts_with_all(["fail", "sybil"])
+                .conflicts_with_all(["fail", "sybil", "eclipse"])
                 .value_parser(value_parser!(u32).range(0..10_000_000)),
         )
         .arg(
@@ -165,7 +172,7 @@ fn cli() -> Command {
                 .value_name("OVERLAY")
                 .help("kademlia (dht-core), chord (dht-chord; --k is then r, the successor-list length and copies per key) or ipfs (dht-ipfs on streams, with connections, k = 20 unless --k; --fail puts /pk records and provider keys)")
                 .default_value("kademlia")
-                .conflicts_with("sybil")
+                .conflicts_with_all(["sybil", "eclipse"])
                 .value_parser(["kademlia", "chord", "ipfs"]),
         )
         .arg(
@@ -203,7 +210,11 @@ fn main() {
     sim.latency_ms = m.get_one::<f64>("latency-ms").copied().unwrap_or(50.0);
     sim.loss = m.get_one::<f64>("loss").copied().unwrap_or(0.0);
     sim.k = get_u32("k");
-    sim.alpha = get_u32("alpha");
+    // Unless --alpha is given, each overlay's own default: SimConfig::new's is
+    // dht-core's, so that the simulator measures what a node runs with.
+    if let Some(&a) = m.get_one::<u32>("alpha") {
+        sim.alpha = a as usize;
+    }
     sim.settle = Duration::from_secs(get_u32("settle") as u64);
     sim.disjoint_paths = get_u32("disjoint");
     sim.handshake_rtts = get_u32("handshake-rtts") as u32;
@@ -215,6 +226,9 @@ fn main() {
         let ipfs = dht_sim::ipfs::config(sim.nodes, sim.seed);
         if m.value_source("k") != Some(ValueSource::CommandLine) {
             sim.k = ipfs.k;
+        }
+        if m.value_source("alpha") != Some(ValueSource::CommandLine) {
+            sim.alpha = ipfs.alpha;
         }
         sim.join_interval = ipfs.join_interval;
     }
@@ -252,13 +266,18 @@ fn main() {
             _ => SybilPlacement::Random,
         },
     });
+    if let Some(&per_key) = m.get_one::<u32>("eclipse") {
+        exp.sybil = Some(SybilAttack {
+            fraction: 0.0,
+            placement: SybilPlacement::Eclipse {
+                per_key: per_key as usize,
+            },
+        });
+    }
     exp.phase_limit = Duration::from_secs(600);
     exp.gets = get_u32("gets");
-    if let Some(attack) = exp.sybil {
-        let (want, max) = (
-            attack.count(exp.sim.nodes),
-            exp.sim.address_plan.max_sybils(),
-        );
+    if exp.sybil.is_some() {
+        let (want, max) = (exp.attackers(), exp.sim.address_plan.max_sybils());
         if want > max {
             fail(&format!(
                 "{want} Sybils do not fit the address plan (at most {max}: 254 hosts per shared /24)"

@@ -131,9 +131,10 @@ pub struct SimConfig {
 
 impl SimConfig {
     /// Defaults for `nodes` nodes and `seed`: 50 ms mean latency, no loss, K = 8,
-    /// alpha = 3, 4 seed nodes, one arrival per millisecond, 60 s to settle, every
-    /// node on a public /24 of its own; for streams, 3 round trips of handshake and
-    /// 60 s before an idle connection closes.
+    /// dht-core's default alpha (`Config::default().alpha`: the simulator measures what
+    /// a node runs with), 4 seed nodes, one arrival per millisecond, 60 s to settle,
+    /// every node on a public /24 of its own; for streams, 3 round trips of handshake
+    /// and 60 s before an idle connection closes.
     pub fn new(nodes: usize, seed: u64) -> SimConfig {
         SimConfig {
             nodes,
@@ -141,7 +142,7 @@ impl SimConfig {
             latency_ms: 50.0,
             loss: 0.0,
             k: 8,
-            alpha: 3,
+            alpha: dht_core::Config::default().alpha,
             seed_nodes: 4,
             join_interval: Duration::from_millis(1),
             settle: Duration::from_secs(60),

@@ -204,7 +204,9 @@ pub struct Report {
     pub disjoint: usize,
     /// Fraction of Sybil nodes, if any.
     pub sybil: Option<f64>,
-    /// Sybil placement, with `sybil`.
+    /// With an eclipse (`--eclipse N`): attackers per item target.
+    pub eclipse: Option<usize>,
+    /// Sybil placement, with `sybil` or `eclipse`.
     pub sybil_placement: Option<&'static str>,
     /// Sybil nodes in the network (at the gets).
     pub sybil_nodes: usize,
@@ -291,6 +293,7 @@ impl Report {
             "disjoint": self.disjoint,
             "sybil": self.sybil,
             "sybil_placement": self.sybil_placement,
+            "eclipse": self.eclipse,
             "sybil_nodes": self.sybil_nodes,
             "stored_honest": self.stored_honest,
             "get_success_stored": self.get_success_stored,
@@ -384,6 +387,11 @@ impl Report {
                     self.sybil_placement.unwrap_or("-"),
                     self.sybil_nodes
                 ),
+            ),
+            (
+                "eclipse",
+                self.eclipse
+                    .map_or_else(|| "-".to_string(), |n| n.to_string()),
             ),
             ("stored_honest", opt(self.stored_honest)),
             ("get_success_stored", opt(self.get_success_stored)),

@@ -318,3 +318,29 @@ fn gets_report_their_latency_in_round_trips() {
         "seed {seed}: get latency p50 {p50}, p99 {p99} RTT"
     );
 }
+
+/// The command line measures what a node runs with: without `--alpha`, dht-core's
+/// default alpha for Mainline nodes (it passed 3 whatever dht-core's default was)
+/// and dht-ipfs's own for `--overlay ipfs`.
+#[test]
+fn without_alpha_the_command_line_runs_each_overlays_default() {
+    let alpha_of = |args: &[&str]| -> u64 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dht-sim"))
+            .args(["--nodes", "40", "--lookups", "5", "--seed", "3"])
+            .args(["--settle", "5", "--json"])
+            .args(args)
+            .output()
+            .expect("dht-sim runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "dht-sim {args:?}: {stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or_default();
+        let report: serde_json::Value = serde_json::from_str(last).expect("a JSON report");
+        report["alpha"].as_u64().expect("alpha in the report")
+    };
+    let core = dht_core::Config::default().alpha as u64;
+    assert_eq!(alpha_of(&[]), core, "Mainline, no --alpha");
+    assert_eq!(alpha_of(&["--alpha", "3"]), 3, "Mainline, --alpha 3");
+    let ipfs = dht_sim::ipfs::config(40, 3).alpha as u64;
+    assert_eq!(alpha_of(&["--overlay", "ipfs"]), ipfs, "ipfs, no --alpha");
+}

@@ -75,3 +75,42 @@ fn one_seed_one_attack() {
     assert_eq!(a.sybil_nodes, NODES / 5, "seed 32");
     assert_eq!(a.sybil_placement, Some("adjacent"));
 }
+
+/// A targeted eclipse (`--eclipse N`): after the puts, N attackers per item at ids
+/// closer to its target than any honest node, on top of the honest nodes. The
+/// scenario runs, places N per key, gets the attackers into honest tables, and
+/// reports the gets' figures.
+#[test]
+fn an_eclipse_runs_and_reports() {
+    let (seed, items, per_key) = (34, 20, 8);
+    let mut exp = Experiment::new(SimConfig::new(300, seed), items);
+    exp.sybil = Some(SybilAttack {
+        fraction: 0.0,
+        placement: SybilPlacement::Eclipse { per_key },
+    });
+    assert_eq!(exp.attackers(), per_key * items);
+    let r = dht_sim::run(&exp, |_| {});
+    assert_eq!(r.eclipse, Some(per_key), "seed {seed}");
+    assert_eq!(r.sybil, None, "seed {seed}: no fraction for an eclipse");
+    assert_eq!(r.sybil_placement, Some("eclipse"));
+    assert_eq!(r.sybil_nodes, per_key * items, "seed {seed}: {r:?}");
+    assert_eq!(
+        r.nodes, 300,
+        "seed {seed}: attackers come on top of the honest nodes"
+    );
+    let in_tables = r.sybil_in_tables.unwrap_or(0.0);
+    assert!(
+        in_tables > 0.0,
+        "seed {seed}: no attacker in any honest table"
+    );
+    for (name, v) in [
+        ("put_success", r.put_success),
+        ("stored_honest", r.stored_honest),
+        ("get_success", r.get_success),
+        ("get_success_stored", r.get_success_stored),
+    ] {
+        let v = v.unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&v), "seed {seed}: {name} {v}");
+    }
+    assert!(r.get_latency_rtt_p50.is_some(), "seed {seed}: {r:?}");
+}

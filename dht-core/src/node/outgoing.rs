@@ -21,6 +21,11 @@ use super::request::QueryId;
 use super::stats::{ErrorCode, KrpcMethod};
 use super::{Family, Node};
 
+/// The soonest a lookup request counts as overdue: below this a reply's delay is the
+/// hosts' scheduling, not the path (and a network whose replies come back at once,
+/// as in memory, would otherwise end every lookup before its last answer).
+const MIN_OVERDUE: Duration = Duration::from_millis(10);
+
 /// Why a request was sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Purpose {
@@ -46,12 +51,24 @@ pub(super) struct Outgoing {
     table: RequestTable<Asked>,
     /// Addresses with a housekeeping ping in flight.
     pinging: BTreeSet<SocketAddr>,
+    /// When a lookup's last awaited answer becomes overdue
+    /// ([`crate::Config::end_without_overdue`]): the lookup is driven again then.
+    wakeups: BTreeSet<(Instant, QueryId)>,
 }
 
 impl Outgoing {
-    /// The earliest request deadline.
+    /// The earliest request deadline or lookup wake-up.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.table.next_deadline()
+        let wake = self.wakeups.first().map(|w| w.0);
+        match (self.table.next_deadline(), wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Drives lookup `qid` again at `at`.
+    pub fn wake(&mut self, at: Instant, qid: QueryId) {
+        self.wakeups.insert((at, qid));
     }
 
     /// The node-wide smoothed round trip, once one was measured.
@@ -70,14 +87,35 @@ impl<S: Store> Node<S> {
     /// trip was measured is given twice that (at least the minimum, at most the
     /// node-wide wait): a fast node that went silent costs little.
     fn request_timeout(&self, to: SocketAddr, node_id: Option<Id>) -> Duration {
-        let node_rtt = node_id
-            .filter(|_| self.config.rtt_aware_lookups)
+        let (min, max) = (self.config.min_request_timeout, self.config.request_timeout);
+        let measured = node_id
+            .filter(|_| self.config.timeouts_from_rtt || self.config.rtt_aware_lookups)
             .and_then(|id| self.tables[Family::of(&to).index()].rtt_of(&NodeInfo { id, addr: to }));
-        self.outgoing.table.timeout(
-            node_rtt,
-            self.config.min_request_timeout,
-            self.config.request_timeout,
-        )
+        if self.config.timeouts_from_rtt {
+            if let Some(rtt) = measured {
+                // Its own round trip is known: the node-wide floor, set for estimates
+                // over every peer, need not apply in full.
+                let node_wide = self.outgoing.table.timeout(None, min, max);
+                let floor = (min / 4).min(node_wide);
+                return (rtt * 2).max(floor).min(node_wide);
+            }
+        }
+        let node_rtt = measured.filter(|_| self.config.rtt_aware_lookups);
+        self.outgoing.table.timeout(node_rtt, min, max)
+    }
+
+    /// When a lookup request sent now to `to` becomes overdue
+    /// ([`crate::Config::end_without_overdue`]): twice the node's own measured round
+    /// trip, else the node-wide retransmission timeout without its floor; never after
+    /// the request's own deadline.
+    pub(super) fn overdue_after(&self, to: SocketAddr, id: Id) -> Duration {
+        let max = self.request_timeout(to, Some(id));
+        let measured = self.tables[Family::of(&to).index()].rtt_of(&NodeInfo { id, addr: to });
+        let wait = match measured {
+            Some(rtt) => rtt * 2,
+            None => self.outgoing.table.timeout(None, Duration::ZERO, max),
+        };
+        wait.max(MIN_OVERDUE).min(max)
     }
 
     pub(super) fn send_request(
@@ -117,6 +155,13 @@ impl<S: Store> Node<S> {
     pub(super) fn expire_requests(&mut self, now: Instant) {
         while let Some(p) = self.outgoing.table.pop_expired(now) {
             self.on_request_failed(now, p, None);
+        }
+        while let Some(&(at, qid)) = self.outgoing.wakeups.first() {
+            if at > now {
+                break;
+            }
+            self.outgoing.wakeups.pop_first();
+            self.drive(now, qid);
         }
     }
 

@@ -63,11 +63,19 @@ fn svg(title: &str, xlabel: &str, ylabel: &str, log_x: bool, series: &[Series]) 
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"20\" text-anchor=\"middle\">{title}</text>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{xlabel}</text>\n<text x=\"15\" y=\"{}\" transform=\"rotate(-90 15 {})\" text-anchor=\"middle\">{ylabel}</text>\n<line x1=\"{m}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{}\" stroke=\"black\"/>\n",
         w / 2.0, w / 2.0, h - 15.0, h / 2.0, h / 2.0, h - m, w - m, h - m, h - m
     );
+    // Enough decimals that the six ticks differ (failure rates are near 0.01).
+    let decimals = if y1 < 0.1 {
+        3
+    } else if y1 < 1.0 {
+        2
+    } else {
+        1
+    };
     for k in 0..=5 {
         let y = y1 * k as f64 / 5.0;
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{y:.1}</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{y:.decimals$}</text>",
             m - 5.0,
             py(y) + 4.0
         );

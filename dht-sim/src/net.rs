@@ -352,7 +352,7 @@ impl<N: SimOverlay> Network<N> {
 
     /// SHA-1 (hex) over (time, source, destination, length, payload) of every datagram
     /// delivered so far, and of every stream delivery (a tag byte first; see
-    /// [`stream`]) when there are any: two runs with equal hashes exchanged the same
+    /// the `stream` module) when there are any: two runs with equal hashes exchanged the same
     /// bytes at the same virtual times. A datagram overlay's hash is the one it had
     /// before streams were carried.
     pub fn event_hash(&self) -> String {

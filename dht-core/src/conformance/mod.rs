@@ -10,7 +10,7 @@
 //! - Peers of an info_hash come back sorted by `SocketAddr`'s `Ord` (every IPv4 address
 //!   before every IPv6 one, then address, then port).
 //! - An info_hash whose last peer is removed or expires no longer counts: it leaves
-//!   [`Store::info_hashes`] and [`StoreCounts::info_hashes`].
+//!   [`Store::info_hashes`] and [`StoreCounts::info_hashes`](crate::StoreCounts::info_hashes).
 //! - [`Store::info_hashes`] includes `start` itself when it has peers.
 //! - Re-putting an item or a peer replaces its deadline, earlier or later, and
 //!   [`Store::expire`] honours the new one.

@@ -316,7 +316,7 @@ impl<S: Store> Node<S> {
 
     /// Re-anchors wall-clock time (runtimes call this now and then; the core never reads
     /// a clock). A wall clock that disagrees with the monotonic one by more than
-    /// [`MAX_WALL_SLEW`] (a jump: a fixed RTC, a VM resumed, an NTP step) is followed
+    /// `MAX_WALL_SLEW` (60 s; a jump: a fixed RTC, a VM resumed, an NTP step) is followed
     /// at most that far per call, and the jump is counted (`wall_clock_jumps`): a
     /// forward jump of hours must not expire everything stored at once, and one call's
     /// expiry work stays bounded. A runtime that re-anchors every minute thus catches

@@ -36,7 +36,27 @@
 //! assert_eq!(to, server); // open a stream to it, write the payload, read the reply
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! [`wire`] frames a message as a varint length and the protobuf body. A transport
+//! reads the prefix first and checks it against the direction's limit
+//! ([`Config::max_request_bytes`] for requests) before it allocates the body, so that
+//! a peer cannot make it buffer more than the limit:
+//!
+//! ```
+//! use dht_ipfs::wire::{self, DecodeError, Message, MessageType};
+//!
+//! let request = Message::new(MessageType::FindNode, b"some key".to_vec());
+//! let frame = wire::encode_frame(&request);
+//! let max = 64 * 1024;
+//! let Some((prefix, body)) = wire::frame_header(&frame, max)? else { unreachable!() };
+//! assert_eq!(prefix + body, frame.len());
+//! assert_eq!(wire::decode_frame(&frame, max)?, request);
+//! // Over the limit: refused on the prefix alone, the body never read.
+//! assert!(matches!(wire::frame_header(&frame, 4), Err(DecodeError::TooLarge { .. })));
+//! # Ok::<(), DecodeError>(())
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

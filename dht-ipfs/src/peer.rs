@@ -21,6 +21,8 @@ use crate::wire;
 pub type Key = Id<32>;
 
 /// The keyspace point of any preimage: a PeerId's bytes, a record key, a provider key.
+/// The spec's XOR distance is taken between SHA-256 digests, so that every kind of key
+/// spreads evenly over one 256-bit space whatever its own length or shape.
 pub fn key_of(preimage: &[u8]) -> Key {
     Id(Sha256::digest(preimage).into())
 }

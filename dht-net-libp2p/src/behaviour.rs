@@ -33,7 +33,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Connections from one IP (IPv6: one address): 8.
     pub max_connections_per_ip: usize,
-    /// Loopback and private sources are exempt from the per-IP bound (default true).
+    /// Loopback and private sources are exempt from the per-IP bound (default true), so
+    /// that a test on loopback or a fleet on one LAN is not capped at 8 connections.
     pub exempt_local: bool,
     /// Inbound kad streams alive at once on one connection: 32, what rust-libp2p takes.
     pub max_inbound_streams: usize,

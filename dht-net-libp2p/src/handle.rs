@@ -41,7 +41,8 @@ pub struct HostConfig {
     /// host and its engine filter addresses by it (see `IpfsHost`); a test on
     /// loopback classes some loopback addresses as public to play the Internet.
     pub locality: fn(std::net::IpAddr) -> dht_core::Locality,
-    /// Seeds the engine's RNG.
+    /// Seeds the engine's RNG (`dht_ipfs::Config::seed`): one seed, one sequence of its
+    /// random choices.
     pub seed: u64,
     /// Connection, stream and message bounds.
     pub limits: Limits,

@@ -15,17 +15,32 @@
 //! closest peers, find peer, provide, providers, get and put record) and report its
 //! [`Status`]. [`Limits`] holds the bounds.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), dht_net_libp2p::HostError> {
+//! Two hosts on loopback: one joins through the other, then looks up the servers
+//! closest to a key. A seed is named by its address and its PeerId
+//! (`/ip4/…/tcp/…/p2p/…`): the engine knows peers by PeerId, and noise checks that
+//! the peer reached holds that key.
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), dht_net_libp2p::HostError> {
+//! use dht_ipfs::{MemStore, StoreLimits};
 //! use dht_net_libp2p::{HostConfig, IpfsHost};
-//! let key = libp2p::identity::Keypair::generate_ed25519();
-//! let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr")];
-//! let store = dht_ipfs::MemStore::new(dht_ipfs::StoreLimits::default());
-//! let host = IpfsHost::spawn(HostConfig::new(key, listen), store).await?;
-//! let seed = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWLXexpG1fUudyrRt5ftRAXEW4WuuAK5YnxHs2oSsL4sxe";
-//! host.bootstrap(&[seed.parse().expect("a multiaddr")]).await?;
+//! use libp2p::multiaddr::Protocol;
+//!
+//! let start = || async {
+//!     let key = libp2p::identity::Keypair::generate_ed25519();
+//!     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr")];
+//!     let store = MemStore::new(StoreLimits::default());
+//!     IpfsHost::spawn(HostConfig::new(key, listen), store).await
+//! };
+//! let (seed, host) = (start().await?, start().await?);
+//! let seed_addr = seed.listen_addrs()[0].clone().with(Protocol::P2p(seed.peer_id()));
+//! host.bootstrap(&[seed_addr]).await?;
 //! let closest = host.closest_peers(b"some key".to_vec()).await?;
-//! # let _ = closest; Ok(()) }
+//! assert!(closest.iter().any(|p| p.id().as_bytes() == seed.peer_id().to_bytes()));
+//! host.shutdown().await;
+//! seed.shutdown().await;
+//! # Ok(()) }
 //! ```
 //!
 //! ## Why our own connection handler, not libp2p-stream
@@ -50,6 +65,7 @@
 //! `exempt_local` is off), inbound streams per connection, and bytes per message
 //! (checked on the length prefix, before the body is read).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod addrs;
 mod behaviour;

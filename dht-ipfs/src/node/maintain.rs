@@ -88,7 +88,9 @@ impl Maintenance {
 /// A PeerId-shaped preimage (a SHA-256 multihash of random bytes) whose key shares
 /// exactly `bucket` leading bits with `own` (at least `bucket` for the last bucket,
 /// which holds everything that deep): tried up to `limit` times, else the one found
-/// whose shared prefix came closest to `bucket`.
+/// whose shared prefix came closest to `bucket`. A bucket refresh looks this up: a
+/// FIND_NODE carries a preimage, never a key, and only a preimage whose SHA-256 lands
+/// in the bucket makes the lookup walk the part of the keyspace that bucket covers.
 pub fn grind_preimage(
     own: &Key,
     bucket: usize,

@@ -42,6 +42,7 @@
 //! # let _ = qid;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![warn(missing_docs)]
 pub mod bencode;
 mod bep33;
 mod bep42;

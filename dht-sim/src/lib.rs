@@ -175,6 +175,7 @@
 //! assert!(sim.take_done(3, q).is_some());
 //! ```
 // serde_json::json! of the report's ~45 fields nests deeper than the default 128.
+#![warn(missing_docs)]
 #![recursion_limit = "256"]
 
 mod address;

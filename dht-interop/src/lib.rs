@@ -38,6 +38,7 @@
 //!
 //! Values are byte strings (bencoded as strings on the wire): the `mainline` crate
 //! accepts no other BEP 44 value.
+#![warn(missing_docs)]
 
 use std::fmt::Write as _;
 

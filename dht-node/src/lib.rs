@@ -39,19 +39,39 @@
 //! [`Transport`]: dht_core::Transport
 //! [`Store`]: dht_core::Store
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use dht_node::{bencode_bytes, Dht};
+//! The smallest program: three nodes on loopback, the first the others' bootstrap
+//! router; one puts a value and announces itself as a peer of an info_hash, another
+//! gets both back. (A node on the Internet bootstraps through [`PUBLIC_ROUTERS`]
+//! instead, with [`Dht::bootstrap_until_joined`].)
 //!
-//! let dht = Dht::builder()
-//!     .listen("0.0.0.0:0".parse()?)
-//!     .spawn()?;
-//! dht.bootstrap(&["192.0.2.1:6881".parse()?]).await?;
-//! let put = dht.put_immutable(bencode_bytes(b"hello")).await?;
-//! let got = dht.get_immutable(put.value.target).await?;
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! use dht_node::{bencode_bytes, dht_core::Id, Dht};
+//!
+//! let mut nodes = Vec::new();
+//! for _ in 0..3 {
+//!     nodes.push(Dht::builder().listen("127.0.0.1:0".parse()?).spawn()?);
+//! }
+//! let router = nodes[0].local_addrs()[0];
+//! for node in &nodes[1..] {
+//!     node.bootstrap(&[router]).await?;
+//! }
+//!
+//! let put = nodes[1].put_immutable(bencode_bytes(b"hello")).await?;
+//! let got = nodes[2].get_immutable(put.value.target).await?;
 //! assert_eq!(got.value.as_deref(), Some(&b"5:hello"[..]));
-//! dht.shutdown().await?;
-//! # Ok(())
+//!
+//! let info_hash = Id::sha1(b"a torrent's info dictionary");
+//! nodes[1].announce_peer(info_hash, Some(6881)).await?;
+//! let found = nodes[2].get_peers(info_hash).await?;
+//! assert!(found.value.peers.iter().any(|p| p.port() == 6881));
+//!
+//! for node in &nodes {
+//!     node.shutdown().await?;
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })
 //! # }
 //! ```
 #![warn(missing_docs)]

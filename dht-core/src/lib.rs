@@ -16,22 +16,32 @@
 //! conformance suite ships behind the `conformance` feature.
 //!
 //! ```
+//! use std::net::SocketAddr;
 //! use std::time::Instant;
-//! use dht_core::{Config, Node, Request, Id};
-//! # #[derive(Debug, Default)] struct NoStore;
-//! # impl dht_core::Store for NoStore {
-//! #   fn get_item(&self, _: &Id) -> Result<Option<dht_core::StoredItem>, dht_core::StoreError> { Ok(None) }
-//! #   fn put_item(&mut self, _: dht_core::StoredItem) -> Result<(), dht_core::StoreError> { Ok(()) }
-//! #   fn remove_item(&mut self, _: &Id) -> Result<bool, dht_core::StoreError> { Ok(false) }
-//! #   fn put_peer(&mut self, _: &Id, _: dht_core::StoredPeer) -> Result<(), dht_core::StoreError> { Ok(()) }
-//! #   fn get_peers(&self, _: &Id) -> Result<Vec<dht_core::StoredPeer>, dht_core::StoreError> { Ok(vec![]) }
-//! #   fn remove_peer(&mut self, _: &Id, _: &std::net::SocketAddr) -> Result<bool, dht_core::StoreError> { Ok(false) }
-//! #   fn info_hashes(&self, _: &Id, _: usize) -> Result<Vec<Id>, dht_core::StoreError> { Ok(vec![]) }
-//! #   fn counts(&self) -> Result<dht_core::StoreCounts, dht_core::StoreError> { Ok(Default::default()) }
-//! #   fn expire(&mut self, _: dht_core::UnixMillis) -> Result<(usize, usize), dht_core::StoreError> { Ok((0, 0)) }
-//! #   fn save_routing(&mut self, _: &dht_core::RoutingSnapshot) -> Result<(), dht_core::StoreError> { Ok(()) }
-//! #   fn load_routing(&self) -> Result<Option<dht_core::RoutingSnapshot>, dht_core::StoreError> { Ok(None) }
-//! # }
+//! use dht_core::{Config, Id, Node, Request, RoutingSnapshot, Store, StoreCounts, StoreError};
+//! use dht_core::{StoredItem, StoredPeer, UnixMillis};
+//!
+//! // A custom store: the engine keeps its items, peers and routing table only through
+//! // this trait. This one keeps nothing; dht-store-mem and dht-store-sled keep all.
+//! #[derive(Debug, Default)]
+//! struct NoStore;
+//!
+//! impl Store for NoStore {
+//!     fn get_item(&self, _: &Id) -> Result<Option<StoredItem>, StoreError> { Ok(None) }
+//!     fn put_item(&mut self, _: StoredItem) -> Result<(), StoreError> { Ok(()) }
+//!     fn remove_item(&mut self, _: &Id) -> Result<bool, StoreError> { Ok(false) }
+//!     fn put_peer(&mut self, _: &Id, _: StoredPeer) -> Result<(), StoreError> { Ok(()) }
+//!     fn get_peers(&self, _: &Id) -> Result<Vec<StoredPeer>, StoreError> { Ok(vec![]) }
+//!     fn remove_peer(&mut self, _: &Id, _: &SocketAddr) -> Result<bool, StoreError> {
+//!         Ok(false)
+//!     }
+//!     fn info_hashes(&self, _: &Id, _: usize) -> Result<Vec<Id>, StoreError> { Ok(vec![]) }
+//!     fn counts(&self) -> Result<StoreCounts, StoreError> { Ok(StoreCounts::default()) }
+//!     fn expire(&mut self, _: UnixMillis) -> Result<(usize, usize), StoreError> { Ok((0, 0)) }
+//!     fn save_routing(&mut self, _: &RoutingSnapshot) -> Result<(), StoreError> { Ok(()) }
+//!     fn load_routing(&self) -> Result<Option<RoutingSnapshot>, StoreError> { Ok(None) }
+//! }
+//!
 //! let now = Instant::now();
 //! let mut node = Node::new(Config::with_seed(7), NoStore, now, 1_700_000_000_000)?;
 //! let seed = "192.0.2.1:6881".parse()?;
@@ -40,6 +50,62 @@
 //!     assert_eq!(t.to, seed); // hand t.payload to a socket
 //! }
 //! # let _ = qid;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Driving a node by hand
+//!
+//! The whole I/O loop a runtime owes the engine, over a blocking
+//! [`std::net::UdpSocket`]: send what it wants sent, hand it what arrived, fire its
+//! timer when due, collect finished queries. Two nodes on loopback, one pings the other:
+//!
+//! ```
+//! use std::net::UdpSocket;
+//! use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+//! use dht_core::{Config, Event, Node, Outcome, Request};
+//! use dht_store_mem::MemStore;
+//!
+//! struct Host { node: Node<MemStore>, socket: UdpSocket }
+//!
+//! impl Host {
+//!     fn bind(seed: u64) -> Result<Host, Box<dyn std::error::Error>> {
+//!         let socket = UdpSocket::bind("127.0.0.1:0")?;
+//!         socket.set_read_timeout(Some(Duration::from_millis(5)))?;
+//!         let wall = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+//!         let node = Node::new(Config::with_seed(seed), MemStore::new(), Instant::now(), wall)?;
+//!         Ok(Host { node, socket })
+//!     }
+//!
+//!     /// One turn of the loop; returns a finished query, if any.
+//!     fn turn(&mut self) -> std::io::Result<Option<Event>> {
+//!         while let Some(t) = self.node.poll_transmit() {
+//!             self.socket.send_to(&t.payload, t.to)?;
+//!         }
+//!         let mut buf = [0u8; 1500];
+//!         if let Ok((len, from)) = self.socket.recv_from(&mut buf) {
+//!             self.node.handle_datagram(Instant::now(), from, None, &buf[..len]);
+//!         }
+//!         if self.node.poll_timeout().is_some_and(|at| at <= Instant::now()) {
+//!             self.node.handle_timeout(Instant::now());
+//!         }
+//!         Ok(self.node.poll_event())
+//!     }
+//! }
+//!
+//! let (mut a, mut b) = (Host::bind(1)?, Host::bind(2)?);
+//! let ping = b.node.start(Instant::now(), Request::Ping { addr: a.socket.local_addr()? })?;
+//! let deadline = Instant::now() + Duration::from_secs(10);
+//! let outcome = loop {
+//!     assert!(Instant::now() < deadline, "no answer within 10 s");
+//!     a.turn()?; // a answers the ping
+//!     if let Some(Event::QueryDone(done)) = b.turn()? {
+//!         if done.id == ping {
+//!             break done.outcome;
+//!         }
+//!     }
+//! };
+//! let Outcome::Ping { node: Some(pong) } = outcome else { panic!("{outcome:?}") };
+//! assert_eq!(pong.id, a.node.id());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs)]

@@ -53,15 +53,12 @@ fn value(i: u32) -> Vec<u8> {
 async fn full_disk_refuses_puts_logs_once_and_loses_no_acknowledged_item() {
     let dir = Scratch::new("full-disk");
     let mnt = dir.0.join("mnt");
-    let fs = match Tmpfs::mount(&mnt, "3m") {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!(
-                "SKIPPED full_disk_refuses_puts_logs_once_and_loses_no_acknowledged_item: \
-                 cannot mount a tmpfs (needs root): {e}"
-            );
-            return;
-        }
+    let Some(fs) = Tmpfs::mount_or_skip(
+        &mnt,
+        "3m",
+        "full_disk_refuses_puts_logs_once_and_loses_no_acknowledged_item",
+    ) else {
+        return;
     };
     let data = mnt.join("data");
     let mut node = sled_node(&dir.0, "a", &data);

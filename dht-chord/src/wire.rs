@@ -135,6 +135,18 @@ pub struct DecodeError {
     pub reason: &'static str,
 }
 
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "malformed Chord message ({}): {}",
+            self.code, self.reason
+        )
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
 /// A node as one bencoded string: BEP 5's compact node (26 or 38 bytes).
 fn write_peer(out: &mut Vec<u8>, p: &Peer) {
     bencode::write_len(out, compact_node_len(p));
@@ -368,6 +380,14 @@ mod tests {
             id: Id([b; 20]),
             addr: addr.parse().expect("test address"),
         }
+    }
+
+    #[test]
+    fn a_decode_error_is_an_error_that_says_what_was_wrong() {
+        let e = decode(b"not bencode").expect_err("garbage");
+        let boxed: Box<dyn std::error::Error> = Box::new(e.clone());
+        assert!(boxed.to_string().contains(e.reason), "{boxed}");
+        assert!(boxed.to_string().contains(&e.code.to_string()), "{boxed}");
     }
 
     #[test]

@@ -68,8 +68,6 @@ impl<const N: usize> Key for Id<N> {
     }
 }
 
-/// Node ids, info_hashes and targets are the same kind of value on the wire.
-pub type NodeId = Id;
 
 /// The XOR of two ids; smaller is closer.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]

@@ -138,17 +138,16 @@ pub use bep44::{immutable_target, mutable_target, signing_buffer, verify, Item, 
 pub use compact::{compact_node_len, put_compact_node, read_compact_node};
 pub use config::{key_derived_id, Config, ConfigError, IdPolicy, Limits, KEY_ID_DOMAIN};
 pub use defense::{
-    is_local, is_unusable, locality, prefix_of, source_of, Bep42Mode, Defense, Locality,
-    RateLimiter, Verdict,
+    is_local, is_unusable, locality, source_of, Bep42Mode, Defense, Locality, RateLimiter, Verdict,
 };
-pub use id::{from_hex, to_hex, Distance, Id, NodeId, NodeInfo, ParseIdError, ID_LEN};
-pub use lookup::{Candidates, Diversity, MAX_ATTEMPTS};
+pub use id::{from_hex, to_hex, Distance, Id, NodeInfo, ParseIdError, ID_LEN};
+pub use lookup::{Candidates, Diversity};
 pub use node::{
     ErrorCode, ErrorCounts, Event, Family, KrpcMethod, MethodCounts, Node, NodeStats, Outcome,
     QueryDone, QueryId, QueryStats, RefusalCounts, RefusalReason, Request, RequestError, Transmit,
 };
 pub use overlay::{Input, Output, Overlay, StreamId};
-pub use routing::{Entry, Health, Insert, RoutingTable, Stamp};
+pub use routing::{Entry, Health, Insert, RoutingTable};
 pub use store::{
     Commit, RoutingSnapshot, SnapshotNode, Store, StoreCounts, StoreError, StoredItem, StoredPeer,
     UnixMillis,

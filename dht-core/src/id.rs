@@ -68,7 +68,6 @@ impl<const N: usize> Key for Id<N> {
     }
 }
 
-
 /// The XOR of two ids; smaller is closer.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Distance<const N: usize = ID_LEN>(pub [u8; N]);

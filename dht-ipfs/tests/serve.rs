@@ -768,16 +768,21 @@ fn all_public(p: &PeerInfo) -> bool {
         .all(|a| a.to_string().starts_with("/ip4/127.1."))
 }
 
+/// The peers a reply names as closer, as the engine reads them.
+fn closer_peers(reply: &Message) -> Vec<PeerInfo> {
+    reply
+        .closer_peers
+        .iter()
+        .filter_map(PeerInfo::from_wire)
+        .collect()
+}
+
 #[test]
 fn a_public_node_hands_public_peers_only_public_addresses() {
     let find = Message::new(MessageType::FindNode, b"k".to_vec());
     let mut public = scoped_server(1);
     let reply = public.ask(&peer_at(900, FROM_PUBLIC), &find).unwrap();
-    let got: Vec<PeerInfo> = reply
-        .closer_peers
-        .iter()
-        .filter_map(PeerInfo::from_wire)
-        .collect();
+    let got = closer_peers(&reply);
     assert_eq!(got.len(), 10, "the LAN-only peers have nothing to hand out");
     for p in &got {
         assert_eq!(p.addrs().len(), 1);
@@ -786,22 +791,14 @@ fn a_public_node_hands_public_peers_only_public_addresses() {
     // To a peer on its LAN or its host, the same node hands every address.
     for from in [FROM_LAN, FROM_LOOPBACK] {
         let reply = public.ask(&peer_at(901, from), &find).unwrap();
-        let got: Vec<PeerInfo> = reply
-            .closer_peers
-            .iter()
-            .filter_map(PeerInfo::from_wire)
-            .collect();
+        let got = closer_peers(&reply);
         assert_eq!(got.len(), 20);
         assert!(got.iter().any(|p| p.addrs().len() == 3));
     }
     // A node on a private network hands every address to everyone.
     let mut private = scoped_server(2);
     let reply = private.ask(&peer_at(900, FROM_PUBLIC), &find).unwrap();
-    let got: Vec<PeerInfo> = reply
-        .closer_peers
-        .iter()
-        .filter_map(PeerInfo::from_wire)
-        .collect();
+    let got = closer_peers(&reply);
     assert_eq!(got.len(), 20);
     assert!(got.iter().any(|p| p.addrs().len() == 3));
 }

@@ -22,6 +22,7 @@ mod load;
 mod perf;
 mod rng;
 mod testnet;
+mod testnet_cli;
 
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::process::ExitCode;
@@ -31,7 +32,7 @@ use std::time::Duration;
 
 use dht_measure::krpc::QueryKind;
 use load::LoadConfig;
-use testnet::{Overlay, Store, TestnetConfig, Transport, Verdict};
+use testnet_cli::{run_testnet, TESTNET_USAGE};
 
 /// Like `println!`, but a closed stdout (`cargo xtask load --help | head`) ends the output
 /// quietly instead of panicking.
@@ -129,66 +130,6 @@ OPTIONS:
     --per-bucket K       Contacts per bucket (the target's k)             [default: 8]
     --seconds S          How long to answer the target's pings             [default: 10]
     -h, --help           Print this help";
-
-const TESTNET_USAGE: &str = "\
-cargo xtask testnet: many dht-node processes on this machine, under churn, with a workload
-
-USAGE:
-    cargo xtask testnet [OPTIONS]
-
-Builds dht-node and dht-workload in release mode, starts NODES nodes on 127.0.0.1 (or, with
---netns, each in its own network namespace), waits until every node has joined, then runs a
-mixed workload from a dht-workload process through one Dht handle: immutable and mutable puts,
-gets of items put earlier (a success only when the exact value, or a newer seq, comes back),
-announces and get_peers. Meanwhile ceil(CHURN x NODES) random nodes are killed (SIGKILL) and
-restarted on the same address (and sled data dir) every minute; runs shorter than 120 s churn
-every half of their duration, at most every 30 s. Nothing leaves the machine: every node and
-the workload bootstrap only from testnet addresses.
-
-Prints progress on stderr, then a table of operations by type (count, success rate, latency
-p50 / p95 / p99 of the successful ones, mean hops and messages per answered operation). Writes
-TARGET/testnet/report.json (the JSON object), TARGET/testnet/latency.svg (latency CDF),
-TARGET/testnet/workload.jsonl (every operation) and TARGET/testnet/logs/ (one log per node),
-where TARGET is CARGO_TARGET_DIR or target/. Every process and namespace it started is
-removed at the end, on failure and on Ctrl-C.
-
-OPTIONS:
-    --nodes N            Node processes                                  [default: 20]
-    --overlay O          mainline | chord | ipfs. chord starts a Chord ring (dht-node
-                         --overlay chord; node 0 creates it) and drives the workload itself:
-                         each operation is one `dht-node --overlay chord put|get` client
-                         asking 3 random members, half puts, half gets of earlier puts; the
-                         same records and report. UDP, memory, loopback only. ipfs starts
-                         server nodes (dht-node --features ipfs --overlay ipfs, each with a
-                         key of its own, kept across restarts) and drives one-shot clients
-                         the same way: provide / providers of CIDs (announce / get_peers
-                         rows) and put-record / get-record of /pk records (put_mutable /
-                         get_mutable rows). TCP, loopback; --store sled too [default: mainline]
-    --transport T        udp | quic (quic builds dht-node --features quic) [default: udp]
-    --store S            mem | sled (sled builds dht-node --features sled, one data dir
-                         per node, kept across restarts)                 [default: mem]
-    --duration SECS      How long the workload runs                      [default: 60]
-    --ops-per-sec R      Operations the workload starts per second       [default: 20]
-    --churn FRACTION     Fraction of nodes restarted per round, 0 to 1   [default: 0.1]
-    --threshold F        Exit 1 when the success rate is below F (0 to 1) [default: 0.99]
-    --republish SECS     How often the workload republishes what it put  [default: the
-                                                                          handle's, 50 min]
-    --seed N             Seed of the workload and of churn's choices     [default: 1]
-    --netns              One network namespace per node, with its own address (198.18.X.1,
-                         one /24 each, veth pairs on a bridge it creates and removes). Needs
-                         root and iproute2; exercises the per-IP rules with real addresses
-    --delay MS           Every node (and the workload) holds each datagram it sends for its
-                         own delay, drawn once uniform in [0.2 MS, 1.8 MS], so a round trip
-                         between two nodes averages 2 MS, as in dht-sim with --latency-ms MS.
-                         netem would do this on the links, but the kernels we run on lack it
-                         (CONFIG_NET_SCH_NETEM); this works on loopback and with --netns. UDP
-    --json               Print the report as one JSON object on the last line of stdout, with
-                         a top-level success_rate (0 to 1); the table goes to stderr
-    -h, --help           Print this help
-
-EXIT STATUS:
-    0 the success rate met the threshold, 1 it did not or the run failed, 2 bad usage
-    (or --netns without root).";
 
 const ECHO_USAGE: &str = "\
 cargo xtask echo: a bare UDP echo server
@@ -547,101 +488,6 @@ fn run_fill(args: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-fn run_testnet(args: &[String]) -> Result<(), Error> {
-    let config = match parse_testnet(args)? {
-        Parsed::Run(config) => config,
-        Parsed::Help => {
-            out!("{TESTNET_USAGE}");
-            return Ok(());
-        }
-    };
-    match testnet::run(&config)? {
-        Verdict::Passed => Ok(()),
-        // The report is printed already; only the status is left to say it.
-        Verdict::BelowThreshold => std::process::exit(1),
-    }
-}
-
-fn parse_testnet(args: &[String]) -> Result<Parsed<TestnetConfig>, Error> {
-    let mut options = Options::new(args, "testnet ");
-    let mut config = TestnetConfig::default();
-    while let Some((name, inline)) = options.next_name() {
-        match name {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--nodes" => config.nodes = options.positive(name, inline)?,
-            "--overlay" => {
-                let value = options.value(name, inline)?;
-                config.overlay = Overlay::parse(value).ok_or_else(|| {
-                    options.usage(format!(
-                        "--overlay: `{value}` is not mainline, chord or ipfs"
-                    ))
-                })?;
-            }
-            "--transport" => {
-                config.transport = match options.value(name, inline)? {
-                    "udp" => Transport::Udp,
-                    "quic" => Transport::Quic,
-                    other => {
-                        return Err(
-                            options.usage(format!("--transport: `{other}` is not udp or quic"))
-                        )
-                    }
-                }
-            }
-            "--store" => {
-                config.store = match options.value(name, inline)? {
-                    "mem" => Store::Mem,
-                    "sled" => Store::Sled,
-                    other => {
-                        return Err(options.usage(format!("--store: `{other}` is not mem or sled")))
-                    }
-                }
-            }
-            "--duration" => {
-                config.duration = options.seconds(name, inline)?;
-                if config.duration.is_zero() {
-                    return Err(options.usage("--duration must be above 0".into()));
-                }
-            }
-            "--ops-per-sec" => {
-                let r: f64 = options.parsed(name, inline)?;
-                if !(r > 0.0 && r <= 100_000.0) {
-                    return Err(options.usage(format!(
-                        "--ops-per-sec must be above 0 and at most 100000, not `{r}`"
-                    )));
-                }
-                config.ops_per_sec = r;
-            }
-            "--churn" => config.churn = options.fraction(name, inline)?,
-            "--threshold" => config.threshold = options.fraction(name, inline)?,
-            "--republish" => config.republish = Some(options.positive(name, inline)? as u64),
-            "--seed" => config.seed = options.parsed(name, inline)?,
-            "--netns" => config.netns = true,
-            "--delay" => {
-                let ms: f64 = options.parsed(name, inline)?;
-                if !(ms > 0.0 && ms <= 1000.0) {
-                    return Err(options.usage(format!(
-                        "--delay must be above 0 and at most 1000 ms, not `{ms}`"
-                    )));
-                }
-                config.delay_ms = Some(ms);
-            }
-            "--json" => config.json = true,
-            other => return Err(options.usage(format!("unknown option `{other}`"))),
-        }
-    }
-    if config.nodes < 2 {
-        return Err(options.usage("--nodes must be at least 2: a network needs peers".into()));
-    }
-    config.check_overlay().map_err(|e| options.usage(e))?;
-    if config.delay_ms.is_some() && config.transport == Transport::Quic {
-        return Err(options.usage(
-            "--delay is for UDP (the nodes hold their datagrams; QUIC has its own timers)".into(),
-        ));
-    }
-    Ok(Parsed::Run(config))
-}
-
 fn run_echo(args: &[String]) -> Result<(), Error> {
     let mut options = Options::new(args, "echo ");
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 7000));
@@ -693,60 +539,6 @@ mod tests {
 
     fn args(line: &str) -> Vec<String> {
         line.split_whitespace().map(String::from).collect()
-    }
-
-    #[test]
-    fn testnet_options() {
-        let Ok(Parsed::Run(c)) = parse_testnet(&args(
-            "--nodes 50 --transport=quic --store sled --duration 600 --ops-per-sec=40 \
-             --churn 0.1 --threshold 0.999 --republish 120 --seed 7 --netns --json",
-        )) else {
-            panic!("did not parse");
-        };
-        assert_eq!(
-            (c.nodes, c.transport, c.store),
-            (50, Transport::Quic, Store::Sled)
-        );
-        assert_eq!(c.duration, Duration::from_secs(600));
-        assert_eq!((c.ops_per_sec, c.churn, c.threshold), (40.0, 0.1, 0.999));
-        assert_eq!(
-            (c.republish, c.seed, c.netns, c.json),
-            (Some(120), 7, true, true)
-        );
-        let Ok(Parsed::Run(d)) = parse_testnet(&[]) else {
-            panic!("defaults did not parse");
-        };
-        assert_eq!(
-            (d.nodes, d.overlay, d.transport, d.store),
-            (20, Overlay::Mainline, Transport::Udp, Store::Mem)
-        );
-        let Ok(Parsed::Run(e)) = parse_testnet(&args("--overlay chord --nodes 20 --duration 20"))
-        else {
-            panic!("chord did not parse");
-        };
-        assert_eq!((e.overlay, e.nodes), (Overlay::Chord, 20));
-        for line in [
-            "--overlay kademlia",
-            "--overlay chord --transport quic",
-            "--overlay chord --store sled",
-            "--overlay chord --netns",
-            "--overlay chord --republish 60",
-            "--nodes 0",
-            "--nodes 1",
-            "--transport tcp",
-            "--store disk",
-            "--duration 0",
-            "--ops-per-sec 0",
-            "--churn 1.5",
-            "--threshold -0.1",
-            "--seed x",
-            "--frobnicate",
-        ] {
-            assert!(
-                matches!(parse_testnet(&args(line)), Err(Error::Usage(_, "testnet "))),
-                "{line}"
-            );
-        }
     }
 
     #[test]

@@ -101,6 +101,7 @@ impl Testnet {
                     limit.as_secs()
                 )));
             }
+            self.rss.sample(started.elapsed(), &self.pids(), false);
             self.restart_crashed()?;
             if per_round > 0 && started.elapsed() >= next_churn && next_churn < config.duration {
                 next_churn += every;
@@ -109,8 +110,18 @@ impl Testnet {
             }
             std::thread::sleep(POLL);
         }
+        // The last sample: the nodes as the workload ended.
+        self.rss.sample(started.elapsed(), &self.pids(), true);
         log.crashes = self.crashes;
         Ok(log)
+    }
+
+    /// Each node's process id (index = node), `None` while it is down.
+    fn pids(&self) -> Vec<Option<u32>> {
+        self.nodes
+            .iter()
+            .map(|n| n.child.as_ref().map(|c| c.id()))
+            .collect()
     }
 
     /// Starts the `dht-workload` process (Mainline).

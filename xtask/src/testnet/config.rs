@@ -76,6 +76,9 @@ pub struct TestnetConfig {
     pub seed: u64,
     /// Seconds between republishes of the workload's items; `None`: the handle's default.
     pub republish: Option<u64>,
+    /// `--max-rss-growth`: the most a node that lived through the run may grow its RSS
+    /// after the warm-up, in per cent; `None`: reported only.
+    pub max_rss_growth: Option<f64>,
 }
 
 impl Default for TestnetConfig {
@@ -94,11 +97,25 @@ impl Default for TestnetConfig {
             threshold: 0.99,
             seed: 1,
             republish: None,
+            max_rss_growth: None,
         }
     }
 }
 
 impl TestnetConfig {
+    /// The run in one line, for the plots' titles.
+    pub fn title(&self) -> String {
+        format!(
+            "{} nodes, {}/{}, {}, {} s, churn {}",
+            self.nodes,
+            self.transport_name(),
+            self.store.name(),
+            if self.netns { "netns" } else { "loopback" },
+            self.duration.as_secs_f64(),
+            self.churn
+        )
+    }
+
     /// What the nodes speak: `--transport`'s choice, or for IPFS libp2p's TCP.
     pub fn transport_name(&self) -> &'static str {
         match self.overlay {
@@ -158,6 +175,8 @@ impl TestnetConfig {
 pub enum Verdict {
     Passed,
     BelowThreshold,
+    /// A node that lived through the run grew its RSS past `--max-rss-growth`.
+    RssGrew,
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ mod plot;
 mod process;
 mod ready;
 mod report;
+mod rss;
 
 use std::fs;
 use std::path::Path;
@@ -74,6 +75,7 @@ pub fn run(config: &TestnetConfig) -> Result<Verdict, Error> {
         crashes: 0,
         netns: None,
         delays: Vec::new(),
+        rss: rss::RssLog::for_run(config.duration),
     };
     if config.netns {
         eprintln!(
@@ -105,10 +107,17 @@ pub fn run(config: &TestnetConfig) -> Result<Verdict, Error> {
     let report_path = out.join("workload.jsonl");
     let churn = net.run_workload(&report_path)?;
     let rejoined = net.rejoined();
+    let rss_log = std::mem::replace(&mut net.rss, rss::RssLog::for_run(config.duration));
     drop(net);
+    let rss = rss_log.growth(config.max_rss_growth);
+    write(&out.join("rss.csv"), &rss_log.to_csv())?;
+    write(
+        &out.join("rss.svg"),
+        &rss::rss_svg(&rss_log, &rss, &config.title()),
+    )?;
 
     let workload = read_report(&report_path)?;
-    let summary = Summary::new(config, &workload, &churn, rejoined, ready_after);
+    let summary = Summary::new(config, &workload, &churn, rejoined, ready_after, rss);
     let json = summary.to_json();
     write(&out.join("report.json"), &format!("{json}\n"))?;
     write(
@@ -122,9 +131,11 @@ pub fn run(config: &TestnetConfig) -> Result<Verdict, Error> {
         stdout_line(&summary.to_text());
     }
     eprintln!(
-        "testnet: wrote {} and {}",
+        "testnet: wrote {}, {}, {} and {}",
         out.join("report.json").display(),
-        out.join("latency.svg").display()
+        out.join("latency.svg").display(),
+        out.join("rss.csv").display(),
+        out.join("rss.svg").display()
     );
     if summary.ops.is_empty() || summary.success_rate < config.threshold {
         eprintln!(
@@ -132,6 +143,10 @@ pub fn run(config: &TestnetConfig) -> Result<Verdict, Error> {
             summary.success_rate, config.threshold
         );
         return Ok(Verdict::BelowThreshold);
+    }
+    if !summary.rss.passed {
+        eprintln!("testnet: FAILED: {}", summary.rss.to_text());
+        return Ok(Verdict::RssGrew);
     }
     Ok(Verdict::Passed)
 }

@@ -64,13 +64,8 @@ pub(super) fn latency_svg(config: &TestnetConfig, ops: &[OpRecord]) -> String {
     let _ = writeln!(
         s,
         "<text x=\"{LEFT}\" y=\"24\" font-size=\"15\">Latency of successful operations (CDF): \
-         {} nodes, {}/{}, {}, {} s, churn {}</text>",
-        config.nodes,
-        config.transport.name(),
-        config.store.name(),
-        if config.netns { "netns" } else { "loopback" },
-        config.duration.as_secs_f64(),
-        config.churn
+         {}</text>",
+        config.title()
     );
     for d in (d0 as i32)..=(d1 as i32) {
         let ms = 10f64.powi(d);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::binaries::Bins;
 use super::ipfs::{identity, Identity};
 use super::netns::{Netns, NETNS_HTTP_PORT, NETNS_PORT};
+use super::rss::RssLog;
 use super::{interrupted, Overlay, Store, TestnetConfig, Transport, POLL};
 use crate::rng::SplitMix64;
 use crate::Error;
@@ -65,6 +66,8 @@ pub(super) struct Testnet {
     pub(super) netns: Option<Netns>,
     /// `--delay`: each node's egress delay in ms (index = node), then the workload's.
     pub(super) delays: Vec<f64>,
+    /// Every node's resident memory, sampled while the workload runs.
+    pub(super) rss: RssLog,
 }
 
 impl Drop for Testnet {

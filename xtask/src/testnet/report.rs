@@ -12,6 +12,7 @@ use dht_measure::workload::{Line, OpKind, OpRecord};
 use serde::{Serialize, Serializer};
 
 use super::churn::ChurnLog;
+use super::rss::RssGrowth;
 use super::{Overlay, TestnetConfig};
 use crate::Error;
 
@@ -176,6 +177,7 @@ pub(super) struct Summary {
     pub(super) ready_after: Duration,
     pub(super) republish_s: Option<u64>,
     pub(super) skipped: u64,
+    pub(super) rss: RssGrowth,
 }
 
 impl Summary {
@@ -185,6 +187,7 @@ impl Summary {
         churn: &ChurnLog,
         rejoined: (usize, usize),
         ready_after: Duration,
+        rss: RssGrowth,
     ) -> Summary {
         let of = |pred: &dyn Fn(&OpRecord) -> bool| -> Vec<&OpRecord> {
             report.ops.iter().filter(|o| pred(o)).collect()
@@ -212,6 +215,7 @@ impl Summary {
             ready_after,
             republish_s: report.republish_s,
             skipped: report.skipped,
+            rss,
         }
     }
 
@@ -294,9 +298,10 @@ impl Summary {
                 .collect();
             let _ = writeln!(t, "\nfailures: {}", errors.join(", "));
         }
+        let _ = writeln!(t, "\n{}", self.rss.to_text());
         let _ = write!(
             t,
-            "\nsuccess rate {:.4} (threshold {}): {}",
+            "success rate {:.4} (threshold {}): {}",
             self.success_rate,
             c.threshold,
             if self.success_rate >= c.threshold && self.all.count > 0 {
@@ -344,6 +349,7 @@ impl Summary {
             ops: InOrder(&ops),
             gets_of_earlier_puts: self.item_gets.to_json(),
             all: self.all.to_json(),
+            rss: &self.rss,
         };
         // Plain fields and numbers (a non-finite one becomes null): this cannot fail.
         serde_json::to_string(&json).unwrap_or_default()
@@ -374,6 +380,7 @@ struct SummaryJson<'a> {
     ops: InOrder<'a, FiguresJson<'a>>,
     gets_of_earlier_puts: FiguresJson<'a>,
     all: FiguresJson<'a>,
+    rss: &'a RssGrowth,
 }
 
 #[derive(Debug, Serialize)]
@@ -391,6 +398,7 @@ struct ChurnJson {
 mod tests {
     use super::*;
     use crate::testnet::plot::latency_svg;
+    use crate::testnet::rss::RssLog;
 
     #[test]
     fn reads_the_lines_the_workload_writes() {
@@ -457,6 +465,7 @@ mod tests {
             &ChurnLog::default(),
             (0, 0),
             Duration::ZERO,
+            RssLog::for_run(config.duration).growth(None),
         );
         assert_eq!(s.success_rate, 0.75);
         assert_eq!(s.item_gets.count, 2);

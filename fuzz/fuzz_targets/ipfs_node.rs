@@ -88,7 +88,9 @@ impl Harness {
                         self.pending.retain(|s| *s != stream);
                     }
                 }
-                Output::Datagram { .. } => panic!("a stream overlay sends no datagrams"),
+                Output::Datagram { .. } | Output::DatagramAfterCommit { .. } => {
+                    panic!("a stream overlay sends no datagrams")
+                }
             }
         }
         while self.node.poll_event().is_some() {

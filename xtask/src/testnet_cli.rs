@@ -45,6 +45,9 @@ OPTIONS:
     --duration SECS      How long the workload runs                      [default: 60]
     --ops-per-sec R      Operations the workload starts per second       [default: 20]
     --churn FRACTION     Fraction of nodes restarted per round, 0 to 1   [default: 0.1]
+    --long-lived N       Nodes 0..N-1 are never killed by churn, so that some processes live
+                         through the whole run and their memory is measured (--max-rss-growth)
+                                           [default: NODES / 5 from 600 s on, else 0]
     --threshold F        Exit 1 when the success rate is below F (0 to 1) [default: 0.99]
     --republish SECS     How often the workload republishes what it put  [default: the
                                                                           handle's, 50 min]
@@ -149,6 +152,7 @@ fn parse_testnet(args: &[String]) -> Result<Parsed<TestnetConfig>, Error> {
                 config.delay_ms = Some(ms);
             }
             "--json" => config.json = true,
+            "--long-lived" => config.long_lived = Some(options.parsed(name, inline)?),
             "--max-rss-growth" => {
                 let pct: f64 = options.parsed(name, inline)?;
                 if !(pct > 0.0 && pct.is_finite()) {
@@ -187,7 +191,8 @@ mod tests {
     fn testnet_options() {
         let Ok(Parsed::Run(c)) = parse_testnet(&args(
             "--nodes 50 --transport=quic --store sled --duration 600 --ops-per-sec=40 \
-             --churn 0.1 --threshold 0.999 --republish 120 --seed 7 --netns --json",
+             --churn 0.1 --threshold 0.999 --republish 120 --seed 7 --netns --json \
+             --long-lived 10 --max-rss-growth 5",
         )) else {
             panic!("did not parse");
         };
@@ -201,6 +206,7 @@ mod tests {
             (c.republish, c.seed, c.netns, c.json),
             (Some(120), 7, true, true)
         );
+        assert_eq!((c.long_lived, c.max_rss_growth), (Some(10), Some(5.0)));
         let Ok(Parsed::Run(d)) = parse_testnet(&[]) else {
             panic!("defaults did not parse");
         };
@@ -228,6 +234,9 @@ mod tests {
             "--churn 1.5",
             "--threshold -0.1",
             "--seed x",
+            "--long-lived -1",
+            "--max-rss-growth 0",
+            "--max-rss-growth inf",
             "--frobnicate",
         ] {
             assert!(

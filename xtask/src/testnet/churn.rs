@@ -169,9 +169,11 @@ impl Testnet {
     /// Kills `count` random nodes (SIGKILL: no goodbye, as a crash or a pulled cable) and
     /// starts them again on the same address (and data dir), joining through living nodes.
     fn churn_round(&mut self, count: usize, round: u32) -> Result<usize, Error> {
-        let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+        let long_lived = self.config.long_lived_count();
+        let mut order: Vec<usize> = (long_lived..self.nodes.len()).collect();
         self.shuffle(&mut order);
-        let (victims, living) = order.split_at(count);
+        let (victims, rest) = order.split_at(count.min(order.len()));
+        let living: Vec<usize> = rest.iter().copied().chain(0..long_lived).collect();
         let mut victims = victims.to_vec();
         victims.sort_unstable();
         for &i in &victims {

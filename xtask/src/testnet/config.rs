@@ -79,6 +79,8 @@ pub struct TestnetConfig {
     /// `--max-rss-growth`: the most a node that lived through the run may grow its RSS
     /// after the warm-up, in per cent; `None`: reported only.
     pub max_rss_growth: Option<f64>,
+    /// `--long-lived`: nodes churn never kills; `None`: [`TestnetConfig::long_lived_count`]'s rule.
+    pub long_lived: Option<usize>,
 }
 
 impl Default for TestnetConfig {
@@ -98,6 +100,7 @@ impl Default for TestnetConfig {
             seed: 1,
             republish: None,
             max_rss_growth: None,
+            long_lived: None,
         }
     }
 }
@@ -151,9 +154,21 @@ impl TestnetConfig {
         }
     }
 
-    /// Nodes restarted per churn round.
+    /// Nodes restarted per churn round (never more than those churn may kill).
     pub fn churn_count(&self) -> usize {
-        ((self.churn * self.nodes as f64).ceil() as usize).min(self.nodes)
+        ((self.churn * self.nodes as f64).ceil() as usize).min(self.nodes - self.long_lived_count())
+    }
+
+    /// Nodes 0 to this − 1 are never killed by churn. Without `--long-lived`: one in five
+    /// in a run of 10 minutes or more, none in a shorter one. With 10 % of the nodes
+    /// killed every minute, a node lives through an hour with odds of 0.9^60 (0.2 %): a
+    /// soak's memory curves need processes that live through all of it.
+    pub fn long_lived_count(&self) -> usize {
+        match self.long_lived {
+            Some(n) => n.min(self.nodes),
+            None if self.duration >= Duration::from_secs(600) => self.nodes / 5,
+            None => 0,
+        }
     }
 
     /// Time between churn rounds, and how it was chosen. A minute, as the issue asks; a
@@ -198,6 +213,29 @@ mod tests {
         );
         c.churn = 0.0;
         assert_eq!(c.churn_count(), 0);
+    }
+
+    #[test]
+    fn a_long_run_keeps_one_node_in_five_out_of_churn() {
+        let mut c = TestnetConfig {
+            nodes: 50,
+            ..TestnetConfig::default()
+        };
+        assert_eq!(
+            c.long_lived_count(),
+            0,
+            "a one-minute run churns every node"
+        );
+        c.duration = Duration::from_secs(7200);
+        assert_eq!(c.long_lived_count(), 10);
+        c.long_lived = Some(0);
+        assert_eq!(c.long_lived_count(), 0);
+        // Churn never asks for more victims than there are nodes it may kill.
+        c.long_lived = Some(48);
+        c.churn = 0.5;
+        assert_eq!(c.churn_count(), 2);
+        c.long_lived = Some(80);
+        assert_eq!((c.long_lived_count(), c.churn_count()), (50, 0));
     }
 
     #[test]

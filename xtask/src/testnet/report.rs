@@ -242,14 +242,18 @@ impl Summary {
         let _ = writeln!(
             t,
             "churn: {} node(s) killed and restarted every {} s ({why}): {} round(s), {} restarts, \
-             {} of {} restarted nodes joined again; {} crash(es)",
+             {} of {} restarted nodes joined again; {} crash(es){}",
             c.churn_count(),
             every.as_secs_f64(),
             self.churn_rounds,
             self.restarts,
             self.rejoined.0,
             self.rejoined.1,
-            self.crashes
+            self.crashes,
+            match c.long_lived_count() {
+                0 => String::new(),
+                n => format!("; nodes 0-{} are never killed (--long-lived {n})", n - 1),
+            }
         );
         let _ = writeln!(
             t,
@@ -342,6 +346,7 @@ impl Summary {
                 restarts: self.restarts,
                 rejoined: self.rejoined.0,
                 crashes: self.crashes,
+                long_lived: c.long_lived_count(),
             },
             republish_s: self.republish_s,
             ready_s: round(self.ready_after.as_secs_f64(), 2),
@@ -392,6 +397,8 @@ struct ChurnJson {
     restarts: u32,
     rejoined: usize,
     crashes: u32,
+    /// Nodes churn never killed.
+    long_lived: usize,
 }
 
 #[cfg(test)]

@@ -478,7 +478,15 @@ const ADJACENT_SETTLE: Duration = Duration::from_secs(30);
 /// closest to its target that an address of the budget allows (the first 21 bits
 /// are the CRC of the masked address, the rest free), the closest such addresses
 /// first. BEP 42 on without a budget: a /24 of its own each, in different /16s.
-fn insert_next_to(sim: &mut Sim, targets: &[Id], count: usize, budget: Option<EclipseBudget>) {
+/// An eclipse's attackers (`eclipse`) answer with their own key's attackers only
+/// (one group each), so that no key's attack borrows another's addresses.
+fn insert_next_to(
+    sim: &mut Sim,
+    targets: &[Id],
+    count: usize,
+    budget: Option<EclipseBudget>,
+    eclipse: bool,
+) {
     let n = targets.len();
     let per_key = count.div_ceil(n.max(1));
     let bep42 = sim.config().bep42;
@@ -498,13 +506,14 @@ fn insert_next_to(sim: &mut Sim, targets: &[Id], count: usize, budget: Option<Ec
     for m in 0..count {
         sim.run_until(start + sim.config().join_interval * m as u32);
         let (j, a) = (m % n, m / n);
+        let group = if eclipse { j as u32 + 1 } else { 0 };
         match placed.get(j).and_then(|p| p.get(a)) {
-            Some(&(ip, id)) => sim.add_sybil_at(id, ip),
+            Some(&(ip, id)) => sim.add_attacker(id, Some(ip), group),
             None => {
                 let mut id = targets[j];
                 let r = sim.rng().next_u32().to_be_bytes();
                 id.0[16..].copy_from_slice(&r);
-                sim.add_sybil(id)
+                sim.add_attacker(id, None, group)
             }
         };
     }
@@ -580,7 +589,7 @@ fn sybil_phase(
         progress(&format!(
             "inserting {sybils} attackers next to {n_items} targets before the puts"
         ));
-        insert_next_to(sim, &targets, sybils, exp.eclipse_budget);
+        insert_next_to(sim, &targets, sybils, exp.eclipse_budget, true);
         sim.run_for(ADJACENT_SETTLE);
     }
     let put_success = put_items(sim, n_items, exp, progress);
@@ -589,7 +598,7 @@ fn sybil_phase(
         progress(&format!(
             "inserting {sybils} Sybils next to {n_items} targets"
         ));
-        insert_next_to(sim, &targets, sybils, exp.eclipse_budget);
+        insert_next_to(sim, &targets, sybils, exp.eclipse_budget, eclipse);
         sim.run_for(ADJACENT_SETTLE);
     }
     // The global view: did any honest node keep each item? (Sybils store nothing.)
@@ -678,6 +687,7 @@ mod tests {
                 &targets,
                 2 * per_key,
                 Some(EclipseBudget::Slash24),
+                true,
             );
             assert_eq!(sim.sybil_count(), 2 * per_key);
             for (j, t) in targets.iter().enumerate() {

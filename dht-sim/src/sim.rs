@@ -230,15 +230,14 @@ impl Sim {
     /// its own id starting at the seed nodes, which makes the honest nodes near its id
     /// ping it and take it into their tables.
     pub fn add_sybil(&mut self, id: Id) -> usize {
-        self.add_sybil_with(id, None)
+        self.add_attacker(id, None, 0)
     }
 
-    /// As [`Sim::add_sybil`], at address `ip` (public plan; nobody may have it yet).
-    pub fn add_sybil_at(&mut self, id: Id, ip: std::net::Ipv4Addr) -> usize {
-        self.add_sybil_with(id, Some(ip))
-    }
-
-    fn add_sybil_with(&mut self, id: Id, ip: Option<std::net::Ipv4Addr>) -> usize {
+    /// As [`Sim::add_sybil`], an eclipse's attacker: at address `ip` (public plan;
+    /// nobody may have it yet) or, for `None`, a /24 of its own; answering with the
+    /// Sybils of its `group` only (its key's attackers; the Sybils of
+    /// [`Sim::add_sybil`] are group 0).
+    pub fn add_attacker(&mut self, id: Id, ip: Option<std::net::Ipv4Addr>, group: u32) -> usize {
         let cfg = self.config();
         let (k, alpha, seed_nodes) = (cfg.k, cfg.alpha, cfg.seed_nodes);
         assert!(
@@ -258,7 +257,10 @@ impl Sim {
                 addr: self.addr(i),
             })
             .collect();
-        let (s, sends) = self.world_mut().sybils.add(id, k, alpha, seeds.into_iter());
+        let (s, sends) = self
+            .world_mut()
+            .sybils
+            .add(id, group, k, alpha, seeds.into_iter());
         self.send_as_sybil(s, sends);
         s
     }

@@ -24,10 +24,12 @@ pub enum SybilPlacement {
     /// Ids next to the items' targets (sharing their first 128 bits), inserted after
     /// the items were put: the Sybils are dealt round-robin over the targets.
     Adjacent,
-    /// A targeted eclipse (issue 26): `per_key` attackers at ids closer to each item's
-    /// target than any honest node (as [`SybilPlacement::Adjacent`]), inserted after
-    /// the items were put, on top of the honest nodes; like every Sybil they answer
-    /// with each other only and store nothing. [`SybilAttack::fraction`] is unused.
+    /// A targeted eclipse (issue 26): `per_key` attackers at the ids closest to each
+    /// item's target that their addresses allow ([`Experiment::eclipse_budget`]; with
+    /// BEP 42 off, closer than any honest node, as [`SybilPlacement::Adjacent`]),
+    /// inserted after the items were put (or before: [`Experiment::eclipse_before_puts`]),
+    /// on top of the honest nodes; they answer with their own key's attackers only and
+    /// store nothing. [`SybilAttack::fraction`] is unused.
     Eclipse {
         /// Attackers per item target.
         per_key: usize,

@@ -120,7 +120,7 @@ fn cli() -> Command {
             Arg::new("eclipse")
                 .long("eclipse")
                 .value_name("N")
-                .help("A targeted eclipse: put L items from honest nodes, then N attackers per item at ids closer to its target than any honest node (answering with each other only, storing nothing), then get each item from an honest node")
+                .help("A targeted eclipse: put L items from honest nodes, then N attackers per item at the ids closest to its target that their addresses allow (any id: closer than every honest node; see --eclipse-budget, --bep42), answering with their key's attackers only and storing nothing, then get each item from an honest node (--eclipse-before-puts: the attackers come first)")
                 .conflicts_with_all(["fail", "sybil"])
                 .value_parser(value_parser!(u32).range(1..=1024)),
         )

@@ -60,6 +60,11 @@ pub struct Defense {
     /// network cannot be all of the k closest either. 2, as
     /// [`Defense::max_per_prefix_in_bucket`]. `None`: no limit.
     pub lookup_max_per_prefix: Option<usize>,
+    /// Most candidates of one lookup from one IPv4 /16 (non-exempt addresses): an
+    /// attacker with a whole /16 could be all of the k closest two per /24, and a
+    /// targeted eclipse from one /16 then receives every put of its key. 4, half of
+    /// k = 8, so that the k closest span at least two /16s. `None`: no limit.
+    pub lookup_max_per_v4_16: Option<usize>,
     /// Queries per second allowed from one IP, sustained. A busy honest client sends
     /// a few per second; 50 leaves a wide margin.
     pub queries_per_sec: f64,
@@ -100,6 +105,7 @@ impl Default for Defense {
             local_listen: true,
             lookup_max_per_ip: Some(1),
             lookup_max_per_prefix: Some(2),
+            lookup_max_per_v4_16: Some(4),
             queries_per_sec: 50.0,
             query_burst: 100.0,
             ban_after_drops: 200,
@@ -125,6 +131,7 @@ impl Defense {
         crate::lookup::Diversity {
             per_host: self.lookup_max_per_ip,
             per_v4_prefix: self.lookup_max_per_prefix,
+            per_v4_16: self.lookup_max_per_v4_16,
         }
     }
 

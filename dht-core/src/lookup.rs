@@ -41,6 +41,9 @@ pub struct Diversity {
     pub per_host: Option<usize>,
     /// Most candidates per IPv4 /24.
     pub per_v4_prefix: Option<usize>,
+    /// Most candidates per IPv4 /16: an attacker with one /16 (256 /24s) could
+    /// otherwise still be all of the k closest, two per /24.
+    pub per_v4_16: Option<usize>,
 }
 
 /// The IPv4 /24 of `ip` (an IPv4-mapped IPv6 address as its IPv4 address).
@@ -195,19 +198,25 @@ impl<C: Contact> Candidates<C> {
     }
 
     /// As [`Candidates::add`], within the bounds of `limits` per host (IPv4 address,
-    /// IPv6 /64) and per IPv4 /24.
+    /// IPv6 /64), per IPv4 /24 and per IPv4 /16.
     pub fn add_diverse(&mut self, node: C, depth: u32, limits: Diversity) {
         if let Some(ip) = node.ip() {
             let host = source_of(ip);
             let prefix = v4_prefix(ip);
-            let (mut same_host, mut same_prefix) = (0, 0);
+            let net16 = prefix.map(|p| [p[0], p[1]]);
+            let (mut same_host, mut same_prefix, mut same_16) = (0, 0, 0);
             // At most `max` (64) candidates: a linear scan costs less than an index.
             for other in self.by_distance.values().filter_map(|c| c.node.ip()) {
                 same_host += usize::from(source_of(other) == host);
-                same_prefix += usize::from(prefix.is_some() && v4_prefix(other) == prefix);
+                let theirs = v4_prefix(other);
+                same_prefix += usize::from(prefix.is_some() && theirs == prefix);
+                same_16 += usize::from(net16.is_some() && theirs.map(|p| [p[0], p[1]]) == net16);
             }
             let over = |n: usize, bound: Option<usize>| bound.is_some_and(|m| n >= m);
-            if over(same_host, limits.per_host) || over(same_prefix, limits.per_v4_prefix) {
+            if over(same_host, limits.per_host)
+                || over(same_prefix, limits.per_v4_prefix)
+                || over(same_16, limits.per_v4_16)
+            {
                 return;
             }
         }
@@ -590,6 +599,7 @@ mod tests {
         let limits = Diversity {
             per_host: Some(1),
             per_v4_prefix: Some(2),
+            per_v4_16: None,
         };
         let mut c = Candidates::new(Id::ZERO, 8, 3, 16);
         c.add_diverse(at(1, "2001:db8:1::1"), 1, limits);

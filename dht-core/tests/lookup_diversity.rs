@@ -1,12 +1,15 @@
-//! Candidate diversity per prefix (issue 26, item 2): one IPv6 /64 (or one IPv4 /24)
-//! that offers all k contacts closest to a lookup's target, from many addresses, does
-//! not fill the lookup's window: at most one candidate per /64 (`lookup_max_per_ip`,
-//! a /64 counting as one host) and two per /24 (`lookup_max_per_prefix`), so the
-//! lookup goes on to honest nodes and ends with them.
+//! Candidate diversity per prefix (issue 26, item 2): one IPv6 /64 (or one IPv4 /24,
+//! or one IPv4 /16) that offers all k contacts closest to a lookup's target, from many
+//! addresses, does not fill the lookup's window: at most one candidate per /64
+//! (`lookup_max_per_ip`, a /64 counting as one host), two per /24
+//! (`lookup_max_per_prefix`) and four per /16 (`lookup_max_per_v4_16`, issue 26 item 4:
+//! a targeted eclipse from one /16), so the lookup goes on to honest nodes and ends
+//! with them.
 //!
 //! One node runs the lookup; its requests are answered in memory by a scripted
-//! network. Addresses are documentation and benchmarking blocks (2001:db8::/32,
-//! 198.18.0.0/15, 192.0.2.0/24): public, so no exemption applies, and never routed.
+//! network. Addresses are documentation, benchmarking and IETF blocks (2001:db8::/32,
+//! 198.18.0.0/15, 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 192.0.0.0/24):
+//! public, so no exemption applies, and never routed.
 
 mod common;
 
@@ -31,6 +34,17 @@ fn near(at: usize, x: u8) -> Id {
     Id(id)
 }
 
+/// Where the attackers sit.
+#[derive(Clone, Copy, PartialEq)]
+enum Attackers {
+    /// One IPv6 /64.
+    V6Slash64,
+    /// One IPv4 /24.
+    V4Slash24,
+    /// One IPv4 /16, a /24 each.
+    V4Slash16,
+}
+
 struct Network {
     router: NodeInfo,
     /// The k closest to the target, all in one network.
@@ -40,7 +54,8 @@ struct Network {
 }
 
 impl Network {
-    fn new(v6: bool) -> Network {
+    fn new(attackers: Attackers) -> Network {
+        let v6 = attackers == Attackers::V6Slash64;
         let at = |ip: IpAddr| SocketAddr::new(ip, 6881);
         let router = NodeInfo {
             id: near(0, 0x80),
@@ -53,20 +68,32 @@ impl Network {
         let attackers = (1..=K as u8)
             .map(|i| NodeInfo {
                 id: near(19, i),
-                addr: if v6 {
-                    at(format!("2001:db8:bad:1::{i}").parse().unwrap())
-                } else {
-                    at(format!("192.0.2.{i}").parse().unwrap())
+                addr: match attackers {
+                    Attackers::V6Slash64 => at(format!("2001:db8:bad:1::{i}").parse().unwrap()),
+                    Attackers::V4Slash24 => at(format!("192.0.2.{i}").parse().unwrap()),
+                    Attackers::V4Slash16 => at(format!("198.19.{i}.1").parse().unwrap()),
                 },
             })
             .collect();
         let honest = (1..=K as u8)
             .map(|i| NodeInfo {
                 id: near(10, i),
+                // At most two per /24 and, with the router (198.18.0.1), four per
+                // /16, away from the attackers' networks: within every bound.
                 addr: if v6 {
                     at(format!("2001:db8:100:{i}::1").parse().unwrap())
                 } else {
-                    at(format!("198.18.{i}.1").parse().unwrap())
+                    let honest = [
+                        "198.18.1.1",
+                        "198.18.1.2",
+                        "198.18.2.1",
+                        "198.51.100.1",
+                        "198.51.100.2",
+                        "203.0.113.1",
+                        "203.0.113.2",
+                        "192.0.0.1",
+                    ];
+                    at(honest[usize::from(i - 1)].parse().unwrap())
                 },
             })
             .collect();
@@ -94,8 +121,9 @@ impl Network {
 
 /// Runs a find_node toward the target from a node that knows only the router; returns
 /// the lookup's closest responders and the honest nodes it asked.
-fn lookup(v6: bool) -> (Vec<NodeInfo>, usize, Network) {
-    let net = Network::new(v6);
+fn lookup(attackers: Attackers) -> (Vec<NodeInfo>, usize, Network) {
+    let v6 = attackers == Attackers::V6Slash64;
+    let net = Network::new(attackers);
     let mut store = TestStore::default();
     store
         .save_routing(&RoutingSnapshot {
@@ -154,7 +182,7 @@ fn honest_in(closest: &[NodeInfo], net: &Network) -> usize {
 
 #[test]
 fn one_v6_slash_64_offering_all_k_closest_leaves_room_for_honest_nodes() {
-    let (closest, asked_honest, net) = lookup(true);
+    let (closest, asked_honest, net) = lookup(Attackers::V6Slash64);
     assert_eq!(closest.len(), K, "{closest:?}");
     // One attacker (the /64's one candidate) and the 7 closest honest nodes.
     assert_eq!(honest_in(&closest, &net), K - 1, "{closest:?}");
@@ -163,9 +191,19 @@ fn one_v6_slash_64_offering_all_k_closest_leaves_room_for_honest_nodes() {
 
 #[test]
 fn one_v4_slash_24_offering_all_k_closest_leaves_room_for_honest_nodes() {
-    let (closest, asked_honest, net) = lookup(false);
+    let (closest, asked_honest, net) = lookup(Attackers::V4Slash24);
     assert_eq!(closest.len(), K, "{closest:?}");
     // Two attackers (the /24's bound) and the 6 closest honest nodes.
     assert_eq!(honest_in(&closest, &net), K - 2, "{closest:?}");
     assert!(asked_honest >= K - 2, "honest nodes asked: {asked_honest}");
+}
+
+#[test]
+fn one_v4_slash_16_offering_all_k_closest_leaves_room_for_honest_nodes() {
+    let (closest, asked_honest, net) = lookup(Attackers::V4Slash16);
+    assert_eq!(closest.len(), K, "{closest:?}");
+    // Four attackers (the /16's bound, each on a /24 of its own) and the 4 closest
+    // honest nodes.
+    assert_eq!(honest_in(&closest, &net), K - 4, "{closest:?}");
+    assert!(asked_honest >= K - 4, "honest nodes asked: {asked_honest}");
 }

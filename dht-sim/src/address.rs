@@ -103,6 +103,42 @@ impl AddressPlan {
     }
 }
 
+/// The addresses one eclipse attacker (the attackers of one key) may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EclipseBudget {
+    /// One /24 (254 hosts).
+    Slash24,
+    /// One /16 (256 /24s).
+    Slash16,
+    /// This many /24s, each in a /16 of its own.
+    Slash24s(usize),
+}
+
+impl EclipseBudget {
+    /// The name used on the command line and in the JSON report: `24`, `16`, `64x24`.
+    pub fn name(self) -> String {
+        match self {
+            EclipseBudget::Slash24 => "24".to_string(),
+            EclipseBudget::Slash16 => "16".to_string(),
+            EclipseBudget::Slash24s(n) => format!("{n}x24"),
+        }
+    }
+
+    /// Parses [`EclipseBudget::name`]'s forms.
+    pub fn parse(s: &str) -> Option<EclipseBudget> {
+        match s {
+            "24" => Some(EclipseBudget::Slash24),
+            "16" => Some(EclipseBudget::Slash16),
+            _ => {
+                let n: usize = s.strip_suffix("x24")?.parse().ok()?;
+                (1..=4096)
+                    .contains(&n)
+                    .then_some(EclipseBudget::Slash24s(n))
+            }
+        }
+    }
+}
+
 /// True for a /24 (its first 24 bits, `prefix`) inside a block that is not public
 /// unicast: IANA's special-purpose registry (this network, private, shared NAT space,
 /// loopback, link-local, IETF protocol assignments, documentation, benchmarking, 6to4
@@ -234,6 +270,46 @@ impl Addresses {
         };
         self.sybils.push(Ipv4Addr::from(ip));
         Ipv4Addr::from(ip)
+    }
+
+    /// The address of the next Sybil, `ip` (public plan; an attacker's budget chose
+    /// it from [`Addresses::attacker_prefixes`]). Panics if someone has it already.
+    pub(crate) fn add_sybil_at(&mut self, ip: Ipv4Addr) -> Ipv4Addr {
+        let s = self.sybils.len() as u32;
+        let prev = self.owner.insert(u32::from(ip), SYBIL_BIT | s);
+        assert!(prev.is_none(), "{ip} is taken");
+        self.sybils.push(ip);
+        ip
+    }
+
+    /// The /24s (first 24 bits) of one attacker's address budget, none of them
+    /// anyone's yet: one /24; the 256 /24s of one /16; or `n` /24s in `n` different
+    /// /16s. Public plan only.
+    pub(crate) fn attacker_prefixes(&mut self, budget: EclipseBudget) -> Vec<u32> {
+        match budget {
+            EclipseBudget::Slash24 => vec![self.fresh_prefix()],
+            EclipseBudget::Slash16 => loop {
+                let p16 = self.rng.next_u32() >> 16;
+                let all: Vec<u32> = (0..256).map(|x| (p16 << 8) | x).collect();
+                if all
+                    .iter()
+                    .all(|&p| !is_reserved_prefix(p) && !self.used.contains(&p))
+                {
+                    self.used.extend(all.iter().copied());
+                    break all;
+                }
+            },
+            EclipseBudget::Slash24s(n) => {
+                let mut out: Vec<u32> = Vec::with_capacity(n);
+                while out.len() < n {
+                    let p = self.fresh_prefix();
+                    if out.iter().all(|q| q >> 8 != p >> 8) {
+                        out.push(p);
+                    }
+                }
+                out
+            }
+        }
     }
 
     /// Honest node `i`'s address.

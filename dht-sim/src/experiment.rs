@@ -9,6 +9,7 @@ use dht_store_mem::MemStore;
 use rand_chacha::rand_core::RngCore as _;
 
 use crate::address::AddressPlan;
+use crate::address::{EclipseBudget, SYBIL_BIT};
 use crate::global::GlobalView;
 use crate::net::{Network, SimConfig, SimOverlay};
 use crate::report::{mean, Gets, LookupFigures, Report};
@@ -23,10 +24,12 @@ pub enum SybilPlacement {
     /// Ids next to the items' targets (sharing their first 128 bits), inserted after
     /// the items were put: the Sybils are dealt round-robin over the targets.
     Adjacent,
-    /// A targeted eclipse (issue 26): `per_key` attackers at ids closer to each item's
-    /// target than any honest node (as [`SybilPlacement::Adjacent`]), inserted after
-    /// the items were put, on top of the honest nodes; like every Sybil they answer
-    /// with each other only and store nothing. [`SybilAttack::fraction`] is unused.
+    /// A targeted eclipse (issue 26): `per_key` attackers at the ids closest to each
+    /// item's target that their addresses allow ([`Experiment::eclipse_budget`]; with
+    /// BEP 42 off, closer than any honest node, as [`SybilPlacement::Adjacent`]),
+    /// inserted after the items were put (or before: [`Experiment::eclipse_before_puts`]),
+    /// on top of the honest nodes; they answer with their own key's attackers only and
+    /// store nothing. [`SybilAttack::fraction`] is unused.
     Eclipse {
         /// Attackers per item target.
         per_key: usize,
@@ -78,6 +81,12 @@ pub struct Experiment {
     /// find_node phase and `fail` are skipped, and the run puts `lookups` items from
     /// honest nodes and gets each from a random honest node instead.
     pub sybil: Option<SybilAttack>,
+    /// With an eclipse: the addresses each key's attackers share (`None`: a /24 of
+    /// its own for each attacker).
+    pub eclipse_budget: Option<EclipseBudget>,
+    /// With an eclipse: the attackers arrive before the puts (the items are then
+    /// written to whichever of them the puts find), not after.
+    pub eclipse_before_puts: bool,
     /// Time between two commands issued by the driver.
     pub command_interval: Duration,
     /// Most virtual time a phase may take before its unfinished commands are counted as failed.
@@ -106,6 +115,8 @@ impl Experiment {
             fail: None,
             gets: 0,
             sybil: None,
+            eclipse_budget: None,
+            eclipse_before_puts: false,
             command_interval: Duration::from_millis(5),
             phase_limit: Duration::from_secs(600),
         }
@@ -242,6 +253,7 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         join_seconds,
         disjoint: cfg.disjoint_paths,
         address_plan: cfg.address_plan.name(),
+        bep42: cfg.bep42,
         sybil_prefixes: match cfg.address_plan {
             AddressPlan::Public { sybil_prefixes } if sybil_nodes > 0 => sybil_prefixes,
             _ => None,
@@ -264,6 +276,12 @@ pub fn run(exp: &Experiment, mut progress: impl FnMut(&str)) -> Report {
         report.get_success_stored = Some(r.get_success_stored);
         report.sybil_in_tables = Some(r.sybil_in_tables);
         report.set_gets(&r.gets, rtt);
+        report.attackers_known_by = r.attackers_known_by;
+        report.gets_meeting_attackers = r.gets_meeting_attackers;
+        if eclipse.is_some() {
+            report.eclipse_budget = exp.eclipse_budget.map(EclipseBudget::name);
+            report.eclipse_before_puts = Some(exp.eclipse_before_puts);
+        }
     } else if let Some(fail) = exp.fail {
         let (put_ok, gets) = fail_phase(&mut sim, exp, fail, &mut progress);
         report.put_success = Some(put_ok);
@@ -402,6 +420,7 @@ fn get_items(sim: &mut Sim, n_items: usize, exp: &Experiment, sources: &[usize])
             latency_ms.sort_unstable_by(f64::total_cmp);
             latency_ms
         },
+        sources: gets.iter().map(|&(src, _)| src).collect(),
     }
 }
 
@@ -439,6 +458,8 @@ pub(crate) fn kill_fraction<N: SimOverlay>(sim: &mut Network<N>, fail: f64) -> u
 
 /// What the Sybil phase measured.
 struct SybilResult {
+    attackers_known_by: Option<f64>,
+    gets_meeting_attackers: Option<f64>,
     put_success: f64,
     stored_honest: f64,
     get_success_stored: f64,
@@ -450,6 +471,104 @@ struct SybilResult {
 /// joins take a few round trips and the honest nodes' verifying pings one more
 /// (2 s timeout), far less than this.
 const ADJACENT_SETTLE: Duration = Duration::from_secs(30);
+
+/// Inserts `count` Sybils next to `targets`, dealt round-robin over them, one every
+/// join interval. Without a `budget` and BEP 42, each on a /24 of its own at an id
+/// sharing the first 128 bits of its target (closer to it than any honest node of a
+/// network below 2^100 nodes). With a budget, the Sybils of one target share that
+/// budget's addresses (spread over its /24s); with BEP 42 on, each takes the valid id
+/// closest to its target that an address of the budget allows (the first 21 bits
+/// are the CRC of the masked address, the rest free), the closest such addresses
+/// first. BEP 42 on without a budget: a /24 of its own each, in different /16s.
+/// An eclipse's attackers (`eclipse`) answer with their own key's attackers only
+/// (one group each), so that no key's attack borrows another's addresses.
+fn insert_next_to(
+    sim: &mut Sim,
+    targets: &[Id],
+    count: usize,
+    budget: Option<EclipseBudget>,
+    eclipse: bool,
+) {
+    let n = targets.len();
+    let per_key = count.div_ceil(n.max(1));
+    let bep42 = sim.config().bep42;
+    let budget = match budget {
+        None if bep42 => Some(EclipseBudget::Slash24s(per_key)),
+        b => b,
+    };
+    // Per target: (address, id) of each of its Sybils, closest first.
+    let mut placed: Vec<Vec<(std::net::Ipv4Addr, Id)>> = Vec::with_capacity(n);
+    if let Some(budget) = budget {
+        for t in targets {
+            let prefixes = sim.book_mut().attacker_prefixes(budget);
+            placed.push(attacker_places(sim, t, &prefixes, per_key, bep42));
+        }
+    }
+    let start = sim.now();
+    for m in 0..count {
+        sim.run_until(start + sim.config().join_interval * m as u32);
+        let (j, a) = (m % n, m / n);
+        let group = if eclipse { j as u32 + 1 } else { 0 };
+        match placed.get(j).and_then(|p| p.get(a)) {
+            Some(&(ip, id)) => sim.add_attacker(id, Some(ip), group),
+            None => {
+                let mut id = targets[j];
+                let r = sim.rng().next_u32().to_be_bytes();
+                id.0[16..].copy_from_slice(&r);
+                sim.add_attacker(id, None, group)
+            }
+        };
+    }
+}
+
+/// Where the `count` attackers of `target` sit within the /24s `prefixes`: BEP 42 off,
+/// round-robin over the /24s (one network's per-/24 caps bind them least), at ids
+/// sharing the target's first 128 bits; on, at the addresses whose best valid id is
+/// closest to the target.
+fn attacker_places(
+    sim: &mut Sim,
+    target: &Id,
+    prefixes: &[u32],
+    count: usize,
+    bep42: bool,
+) -> Vec<(std::net::Ipv4Addr, Id)> {
+    let tail = |sim: &mut Sim| sim.rng().next_u32().to_be_bytes();
+    if !bep42 {
+        return (0..count)
+            .map(|a| {
+                let ip = (prefixes[a % prefixes.len()] << 8) | (1 + (a / prefixes.len()) as u32);
+                let mut id = *target;
+                id.0[16..].copy_from_slice(&tail(sim));
+                (std::net::Ipv4Addr::from(ip), id)
+            })
+            .collect();
+    }
+    // (distance of the best valid id, address, r) for every host of the budget.
+    let mut best = Vec::with_capacity(prefixes.len() * crate::address::HOSTS_PER_PREFIX);
+    for &p in prefixes {
+        for h in 1..=crate::address::HOSTS_PER_PREFIX as u32 {
+            let ip = (p << 8) | h;
+            let addr = std::net::IpAddr::V4(std::net::Ipv4Addr::from(ip));
+            let (d, r) = (0..8u8)
+                .map(|r| (dht_core::secure_id(addr, r, target.0).distance(target), r))
+                .min()
+                .expect("eight values of r");
+            best.push((d, ip, r));
+        }
+    }
+    best.sort_unstable();
+    best.into_iter()
+        .take(count)
+        .map(|(_, ip, r)| {
+            let addr = std::net::Ipv4Addr::from(ip);
+            let mut filler = target.0;
+            let t = tail(sim);
+            filler[16..19].copy_from_slice(&t[..3]);
+            let rand = (t[3] & 0xf8) | r;
+            (addr, dht_core::secure_id(addr.into(), rand, filler))
+        })
+        .collect()
+}
 
 /// Puts `exp.lookups` items from honest nodes; with adjacent placement, inserts the
 /// `sybils` Sybils next to the items' targets; then gets every item from a random
@@ -463,28 +582,25 @@ fn sybil_phase(
 ) -> SybilResult {
     let n_items = exp.lookups;
     let seed = sim.config().seed;
-    let put_success = put_items(sim, n_items, exp, progress);
     let targets: Vec<Id> = (0..n_items)
         .map(|j| dht_core::immutable_target(&item_value(seed, j)))
         .collect();
-    let next_to_targets = matches!(
-        attack.placement,
-        SybilPlacement::Adjacent | SybilPlacement::Eclipse { .. }
-    );
+    let eclipse = matches!(attack.placement, SybilPlacement::Eclipse { .. });
+    let before_puts = eclipse && exp.eclipse_before_puts && !targets.is_empty();
+    if before_puts {
+        progress(&format!(
+            "inserting {sybils} attackers next to {n_items} targets before the puts"
+        ));
+        insert_next_to(sim, &targets, sybils, exp.eclipse_budget, true);
+        sim.run_for(ADJACENT_SETTLE);
+    }
+    let put_success = put_items(sim, n_items, exp, progress);
+    let next_to_targets = !before_puts && (eclipse || attack.placement == SybilPlacement::Adjacent);
     if next_to_targets && !targets.is_empty() {
         progress(&format!(
             "inserting {sybils} Sybils next to {n_items} targets"
         ));
-        let start = sim.now();
-        for m in 0..sybils {
-            sim.run_until(start + sim.config().join_interval * m as u32);
-            // The first 128 bits of the target and 32 random ones: closer to it
-            // than any honest node of a network below 2^100 nodes.
-            let mut id = targets[m % targets.len()];
-            let r = sim.rng().next_u32().to_be_bytes();
-            id.0[16..].copy_from_slice(&r);
-            sim.add_sybil(id);
-        }
+        insert_next_to(sim, &targets, sybils, exp.eclipse_budget, eclipse);
         sim.run_for(ADJACENT_SETTLE);
     }
     // The global view: did any honest node keep each item? (Sybils store nothing.)
@@ -508,18 +624,115 @@ fn sybil_phase(
         live.len(),
         sim.sybil_count()
     ));
+    // An eclipse's reach: which honest nodes hold which key's attackers in their
+    // tables (attacker s belongs to key s mod n_items), and which gets met them.
+    let mut knows: Vec<std::collections::BTreeSet<usize>> = Vec::new();
+    if eclipse {
+        knows = vec![Default::default(); sim.len()];
+        for &i in &live {
+            for e in sim.node(i).routing_table(Family::V4).entries() {
+                if let Some(s) = sim.sybil_index(&e.node.addr) {
+                    knows[i].insert(s % n_items.max(1));
+                }
+            }
+        }
+    }
+    sim.watch_answers(eclipse);
     let gets = get_items(sim, n_items, exp, &live);
+    let mut meeting = 0;
+    if eclipse {
+        let per_key = sim.sybil_count().div_ceil(n_items.max(1));
+        for (j, t) in targets.iter().enumerate() {
+            let src = gets.sources[j];
+            meeting += usize::from((0..per_key).any(|a| {
+                let s = a * n_items + j;
+                s < sim.sybil_count() && sim.answered(src, t, SYBIL_BIT as usize | s)
+            }));
+        }
+    }
+    sim.watch_answers(false);
     let n_stored = stored.iter().filter(|&&s| s).count();
     let found_stored = stored
         .iter()
         .zip(&gets.found)
         .filter(|(&s, &f)| s && f)
         .count();
+    let known: usize = knows.iter().map(|k| k.len()).sum();
     SybilResult {
+        attackers_known_by: eclipse.then(|| known as f64 / (n_items * live.len()).max(1) as f64),
+        gets_meeting_attackers: eclipse.then(|| meeting as f64 / n_items.max(1) as f64),
         put_success,
         stored_honest: n_stored as f64 / n_items.max(1) as f64,
         get_success_stored: found_stored as f64 / n_stored.max(1) as f64,
         sybil_in_tables: sybil_entries as f64 / entries.max(1) as f64,
         gets,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Attackers of one key within one /24: BEP 42 off, ids sharing the key's first
+    /// 128 bits; on, valid ids for their addresses, the closest the /24 allows.
+    #[test]
+    fn eclipse_attackers_keep_to_their_budget() {
+        for bep42 in [false, true] {
+            let mut cfg = SimConfig::new(40, 7);
+            cfg.bep42 = bep42;
+            let mut sim = Sim::new(cfg);
+            sim.join_all(|_| {});
+            let targets = [Id([0x3c; 20]), Id([0xa5; 20])];
+            let per_key = 5;
+            insert_next_to(
+                &mut sim,
+                &targets,
+                2 * per_key,
+                Some(EclipseBudget::Slash24),
+                true,
+            );
+            assert_eq!(sim.sybil_count(), 2 * per_key);
+            for (j, t) in targets.iter().enumerate() {
+                let mine: Vec<usize> = (0..per_key).map(|a| a * targets.len() + j).collect();
+                let ip = |s: usize| match sim.sybil_addr(s).ip() {
+                    std::net::IpAddr::V4(v4) => u32::from(v4),
+                    std::net::IpAddr::V6(_) => panic!("the plan is IPv4"),
+                };
+                let net = ip(mine[0]) >> 8;
+                let mut hosts = std::collections::BTreeSet::new();
+                for &s in &mine {
+                    assert_eq!(ip(s) >> 8, net, "bep42 {bep42}: one /24 per key");
+                    assert!(hosts.insert(ip(s)), "bep42 {bep42}: an address each");
+                    let id = sim.sybil_id(s);
+                    if bep42 {
+                        assert!(dht_core::is_secure_id(&id, sim.sybil_addr(s).ip()));
+                    } else {
+                        assert_eq!(id.0[..16], t.0[..16], "bep42 off: 128 bits shared");
+                    }
+                }
+                if bep42 {
+                    // No other host of the /24 has a valid id closer to the key than
+                    // the farthest attacker's (in the 21 bits BEP 42 fixes; the rest
+                    // is free).
+                    let far = mine
+                        .iter()
+                        .map(|&s| sim.sybil_id(s).common_prefix_len(t).min(21))
+                        .min()
+                        .unwrap_or(0);
+                    for h in 1..=crate::address::HOSTS_PER_PREFIX as u32 {
+                        let host = (net << 8) | h;
+                        if hosts.contains(&host) {
+                            continue;
+                        }
+                        let addr = std::net::Ipv4Addr::from(host).into();
+                        for r in 0..8 {
+                            let id = dht_core::secure_id(addr, r, t.0);
+                            let bits = id.common_prefix_len(t).min(21);
+                            assert!(bits <= far, "{addr} r {r}: {bits} bits > {far}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

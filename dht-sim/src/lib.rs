@@ -191,8 +191,8 @@ mod rng;
 mod sim;
 
 pub use address::{
-    is_reserved_prefix, AddressBook, AddressPlan, Addresses, HOSTS_PER_PREFIX, MAX_PUBLIC_PREFIXES,
-    MAX_SYBILS, PORT, SYBIL_BIT,
+    is_reserved_prefix, AddressBook, AddressPlan, Addresses, EclipseBudget, HOSTS_PER_PREFIX,
+    MAX_PUBLIC_PREFIXES, MAX_SYBILS, PORT, SYBIL_BIT,
 };
 pub use experiment::{item_value, rss_bytes, run, Experiment, SybilAttack, SybilPlacement};
 pub use global::GlobalView;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{value_parser, Arg, ArgAction, Command};
-use dht_sim::{AddressPlan, Experiment, SimConfig, SybilAttack, SybilPlacement};
+use dht_sim::{AddressPlan, EclipseBudget, Experiment, SimConfig, SybilAttack, SybilPlacement};
 
 fn fraction(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
@@ -120,9 +120,34 @@ fn cli() -> Command {
             Arg::new("eclipse")
                 .long("eclipse")
                 .value_name("N")
-                .help("A targeted eclipse: put L items from honest nodes, then N attackers per item at ids closer to its target than any honest node (answering with each other only, storing nothing), then get each item from an honest node")
+                .help("A targeted eclipse: put L items from honest nodes, then N attackers per item at the ids closest to its target that their addresses allow (any id: closer than every honest node; see --eclipse-budget, --bep42), answering with their key's attackers only and storing nothing, then get each item from an honest node (--eclipse-before-puts: the attackers come first)")
                 .conflicts_with_all(["fail", "sybil"])
                 .value_parser(value_parser!(u32).range(1..=1024)),
+        )
+        .arg(
+            Arg::new("eclipse-budget")
+                .long("eclipse-budget")
+                .value_name("B")
+                .help("The addresses each key's attackers share: 24 (one /24), 16 (one /16), Nx24 (N /24s in N different /16s, e.g. 64x24); default: a /24 of its own for each attacker")
+                .requires("eclipse")
+                .value_parser(|s: &str| {
+                    EclipseBudget::parse(s).ok_or_else(|| "24, 16 or Nx24 (N from 1 to 4096)".to_string())
+                }),
+        )
+        .arg(
+            Arg::new("eclipse-before-puts")
+                .long("eclipse-before-puts")
+                .help("The attackers arrive before the items are put (the puts then write to whichever attackers they find), not after")
+                .requires("eclipse")
+                .action(ArgAction::SetTrue),
+        )
+        .arg(
+            Arg::new("bep42")
+                .long("bep42")
+                .value_name("ON_OFF")
+                .help("on: every honest node takes a BEP 42 id for its address and refuses others' ids that do not fit theirs (Enforce); with --eclipse the attackers then use the valid ids closest to each key that their addresses allow. off: dht-core's defaults (random ids, BEP 42 preferred)")
+                .default_value("off")
+                .value_parser(["on", "off"]),
         )
         .arg(
             Arg::new("sybil-placement")
@@ -218,6 +243,7 @@ fn main() {
     sim.settle = Duration::from_secs(get_u32("settle") as u64);
     sim.disjoint_paths = get_u32("disjoint");
     sim.handshake_rtts = get_u32("handshake-rtts") as u32;
+    sim.bep42 = m.get_one::<String>("bep42").map(String::as_str) == Some("on");
     let overlay = m
         .get_one::<String>("overlay")
         .map_or("kademlia", String::as_str);
@@ -273,6 +299,13 @@ fn main() {
                 per_key: per_key as usize,
             },
         });
+    }
+    exp.eclipse_budget = m.get_one::<EclipseBudget>("eclipse-budget").copied();
+    exp.eclipse_before_puts = m.get_flag("eclipse-before-puts");
+    if (exp.sim.address_plan == AddressPlan::Private || overlay != "kademlia")
+        && (exp.sim.bep42 || exp.eclipse_budget.is_some())
+    {
+        fail("--bep42 on and --eclipse-budget need --overlay kademlia on the public address plan");
     }
     exp.phase_limit = Duration::from_secs(600);
     exp.gets = get_u32("gets");

@@ -120,6 +120,10 @@ pub struct SimConfig {
     pub sybils: usize,
     /// Where nodes and Sybils sit, and so which per-address defenses apply.
     pub address_plan: AddressPlan,
+    /// BEP 42 on (Kademlia): every honest node takes an id derived from its address
+    /// and refuses others whose ids do not fit theirs (`Bep42Mode::Enforce`). Off:
+    /// dht-core's defaults (random ids, `Bep42Mode::Prefer`).
+    pub bep42: bool,
     /// Round trips a new connection's handshake takes before its first stream (stream
     /// overlays only): 3, for TCP, then noise and yamux each agreed by
     /// multistream-select.
@@ -151,6 +155,7 @@ impl SimConfig {
             address_plan: AddressPlan::Public {
                 sybil_prefixes: None,
             },
+            bep42: false,
             handshake_rtts: 3,
             idle_timeout: Duration::from_secs(60),
         }

@@ -34,6 +34,8 @@ pub(crate) struct Gets {
     /// Virtual ms from the command to the result of every finished get (found or
     /// not), ascending.
     pub(crate) latency_ms: Vec<f64>,
+    /// For each item, the node its get was issued from (empty where not kept).
+    pub(crate) sources: Vec<usize>,
 }
 
 /// A lookup phase's figures, gathered lookup by lookup; every overlay's experiment
@@ -219,6 +221,18 @@ pub struct Report {
     /// With `sybil`: fraction of the honest nodes' routing-table entries that are
     /// Sybils, when the gets began.
     pub sybil_in_tables: Option<f64>,
+    /// With an eclipse: the addresses each key's attackers share (`24`, `16`,
+    /// `64x24`; `None`: a /24 of their own each).
+    pub eclipse_budget: Option<String>,
+    /// With an eclipse: did the attackers arrive before the puts?
+    pub eclipse_before_puts: Option<bool>,
+    /// With an eclipse: fraction of the honest nodes that hold an attacker of a key
+    /// in their tables when the gets begin, mean over the keys.
+    pub attackers_known_by: Option<f64>,
+    /// With an eclipse: fraction of the gets that an attacker of their key answered.
+    pub gets_meeting_attackers: Option<f64>,
+    /// BEP 42 on: ids from addresses, others' ids checked (`SimConfig::bep42`).
+    pub bep42: bool,
     /// With a get phase: requests sent plus replies received, per get.
     pub messages_per_get: Option<f64>,
     /// With a get phase: median virtual time of the immutable gets (found or not), in
@@ -298,6 +312,11 @@ impl Report {
             "stored_honest": self.stored_honest,
             "get_success_stored": self.get_success_stored,
             "sybil_in_tables": self.sybil_in_tables,
+            "eclipse_budget": self.eclipse_budget,
+            "eclipse_before_puts": self.eclipse_before_puts,
+            "attackers_known_by": self.attackers_known_by,
+            "gets_meeting_attackers": self.gets_meeting_attackers,
+            "bep42": self.bep42,
             "messages_per_get": self.messages_per_get,
             "overlay": self.overlay,
             "lookup_success": self.lookup_success,
@@ -396,6 +415,18 @@ impl Report {
             ("stored_honest", opt(self.stored_honest)),
             ("get_success_stored", opt(self.get_success_stored)),
             ("sybil_in_tables", opt(self.sybil_in_tables)),
+            (
+                "eclipse budget / before puts",
+                format!(
+                    "{} / {}",
+                    self.eclipse_budget.as_deref().unwrap_or("-"),
+                    self.eclipse_before_puts
+                        .map_or_else(|| "-".to_string(), |b| b.to_string())
+                ),
+            ),
+            ("attackers_known_by", opt(self.attackers_known_by)),
+            ("gets_meeting_attackers", opt(self.gets_meeting_attackers)),
+            ("bep42", self.bep42.to_string()),
             (
                 "messages_per_get",
                 self.messages_per_get

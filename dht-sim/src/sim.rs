@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use dht_core::{Config, Id, Node, NodeInfo, Outcome, Request, UnixMillis};
+use dht_core::{Bep42Mode, Config, Id, IdPolicy, Node, NodeInfo, Outcome, Request, UnixMillis};
 use dht_store_mem::MemStore;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -41,7 +41,7 @@ impl SimOverlay for Node<MemStore> {
 
     fn create(
         cfg: &SimConfig,
-        _: SocketAddr,
+        addr: SocketAddr,
         seed: u64,
         now: Instant,
         wall: UnixMillis,
@@ -54,6 +54,12 @@ impl SimOverlay for Node<MemStore> {
         // are strangers, not a LAN, and nothing the plan hands out is exempt.
         if let AddressPlan::Public { .. } = cfg.address_plan {
             config.defense.local_listen = false;
+        }
+        // BEP 42 on: an id derived from the node's address, and none but such ids
+        // from others' (exempt addresses excepted, as BEP 42 says).
+        if cfg.bep42 {
+            config.id_policy = IdPolicy::Bep42(addr.ip());
+            config.defense.bep42 = Bep42Mode::Enforce;
         }
         // Simulated nodes never restart from a store: a routing snapshot per node would
         // only cost memory (kilobytes each, gigabytes at 100,000 nodes).
@@ -188,6 +194,14 @@ impl Sim {
             .is_some_and(|i| i & SYBIL_BIT != 0)
     }
 
+    /// The Sybil index of the Sybil at `addr`, if one is there.
+    pub fn sybil_index(&self, addr: &SocketAddr) -> Option<usize> {
+        self.book()
+            .index_of(addr)
+            .filter(|i| i & SYBIL_BIT != 0)
+            .map(|i| (i & !SYBIL_BIT) as usize)
+    }
+
     /// Starts (`true`, forgetting earlier answers) or stops recording which nodes
     /// answer the queries of tracked commands (see [`Sim::answered`]). Costs a decode
     /// of those commands' datagrams; off by default.
@@ -216,13 +230,24 @@ impl Sim {
     /// its own id starting at the seed nodes, which makes the honest nodes near its id
     /// ping it and take it into their tables.
     pub fn add_sybil(&mut self, id: Id) -> usize {
+        self.add_attacker(id, None, 0)
+    }
+
+    /// As [`Sim::add_sybil`], an eclipse's attacker: at address `ip` (public plan;
+    /// nobody may have it yet) or, for `None`, a /24 of its own; answering with the
+    /// Sybils of its `group` only (its key's attackers; the Sybils of
+    /// [`Sim::add_sybil`] are group 0).
+    pub fn add_attacker(&mut self, id: Id, ip: Option<std::net::Ipv4Addr>, group: u32) -> usize {
         let cfg = self.config();
         let (k, alpha, seed_nodes) = (cfg.k, cfg.alpha, cfg.seed_nodes);
         assert!(
             self.sybil_count() < cfg.address_plan.max_sybils(),
             "too many Sybils for the address plan"
         );
-        self.book_mut().add_sybil();
+        match ip {
+            Some(ip) => self.book_mut().add_sybil_at(ip),
+            None => self.book_mut().add_sybil(),
+        };
         // A newcomer knows its bootstrap nodes' addresses; the simulator hands over
         // their ids too, which only saves the Sybil one round trip.
         let seeds = seed_nodes.clamp(1, self.len().max(1)).min(self.len());
@@ -232,7 +257,10 @@ impl Sim {
                 addr: self.addr(i),
             })
             .collect();
-        let (s, sends) = self.world_mut().sybils.add(id, k, alpha, seeds.into_iter());
+        let (s, sends) = self
+            .world_mut()
+            .sybils
+            .add(id, group, k, alpha, seeds.into_iter());
         self.send_as_sybil(s, sends);
         s
     }

@@ -4,7 +4,7 @@
 //! `cargo run --release -p dht-sim -- --nodes 1000 --lookups 300 --sybil 0.2
 //! --disjoint D --seed S` replays a run.
 
-use dht_sim::{Experiment, Report, SimConfig, SybilAttack, SybilPlacement};
+use dht_sim::{EclipseBudget, Experiment, Report, SimConfig, SybilAttack, SybilPlacement};
 
 const NODES: usize = 1000;
 const ITEMS: usize = 300;
@@ -113,4 +113,36 @@ fn an_eclipse_runs_and_reports() {
         assert!((0.0..=1.0).contains(&v), "seed {seed}: {name} {v}");
     }
     assert!(r.get_latency_rtt_p50.is_some(), "seed {seed}: {r:?}");
+    let known = r.attackers_known_by.unwrap_or(0.0);
+    assert!(known > 0.0 && known <= 1.0, "seed {seed}: {r:?}");
+    let met = r.gets_meeting_attackers.unwrap_or(-1.0);
+    assert!((0.0..=1.0).contains(&met), "seed {seed}: {r:?}");
+    assert_eq!(r.eclipse_before_puts, Some(false));
+    assert_eq!(r.eclipse_budget, None);
+}
+
+/// The same with BEP 42 on, every key's attackers on one /16, arriving before the
+/// puts: it runs and says so in its report.
+#[test]
+fn an_eclipse_from_one_slash_16_with_bep42_before_the_puts_runs_and_reports() {
+    let (seed, items, per_key) = (35, 10, 8);
+    let mut sim = SimConfig::new(300, seed);
+    sim.bep42 = true;
+    let mut exp = Experiment::new(sim, items);
+    exp.sybil = Some(SybilAttack {
+        fraction: 0.0,
+        placement: SybilPlacement::Eclipse { per_key },
+    });
+    exp.eclipse_budget = Some(EclipseBudget::Slash16);
+    exp.eclipse_before_puts = true;
+    let r = dht_sim::run(&exp, |_| {});
+    assert!(r.bep42, "seed {seed}");
+    assert_eq!(r.eclipse_budget.as_deref(), Some("16"), "seed {seed}");
+    assert_eq!(r.eclipse_before_puts, Some(true), "seed {seed}");
+    assert_eq!(r.sybil_nodes, per_key * items, "seed {seed}: {r:?}");
+    assert!(r.sybil_in_tables.unwrap_or(0.0) > 0.0, "seed {seed}: {r:?}");
+    for v in [r.stored_honest, r.get_success, r.gets_meeting_attackers] {
+        let v = v.unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&v), "seed {seed}: {r:?}");
+    }
 }

@@ -294,6 +294,7 @@ fn fail_phase(
             messages: mean(messages.into_iter()),
             found,
             latency_ms,
+            sources: Vec::new(),
         },
         providers_success: providers_found as f64 / total,
     }

@@ -24,15 +24,20 @@ pub(super) type Sends = Vec<(SocketAddr, Vec<u8>)>;
 #[derive(Debug, Default)]
 pub(super) struct Sybils {
     list: Vec<Sybil>,
-    /// Sybil ids in ascending order with their Sybil index: the adversary's global
-    /// view, from which every Sybil answers with the Sybils closest to a target.
-    sorted: Vec<(Id, u32)>,
+    /// Per group, Sybil ids in ascending order with their Sybil index: the
+    /// adversary's view, from which every Sybil answers with the Sybils of its group
+    /// closest to a target. One group (0) for Sybils at random or adjacent ids: one
+    /// adversary; a group per key for an eclipse's attackers, so that each key's
+    /// attack has its own address budget and nothing more.
+    sorted: std::collections::BTreeMap<u32, Vec<(Id, u32)>>,
 }
 
 /// An adversarial node, played by the simulator itself rather than by dht-core.
 #[derive(Debug)]
 struct Sybil {
     id: Id,
+    /// Whose Sybils it answers with (see [`Sybils::sorted`]).
+    group: u32,
     /// Its join: an iterative find_node of its own id over honest nodes, so that the
     /// nodes near its id learn it as an honest newcomer's bootstrap would make them.
     /// Best effort: no timeouts or retries, a lost datagram only shortens it.
@@ -51,24 +56,27 @@ impl Sybils {
         self.list[s].id
     }
 
-    /// Creates the next Sybil with `id`, its join starting at `seeds` (K = `k`, alpha
-    /// requests in flight); returns its index and its first find_node queries.
+    /// Creates the next Sybil with `id` in `group`, its join starting at `seeds` (K =
+    /// `k`, alpha requests in flight); returns its index and its first find_node queries.
     pub(super) fn add(
         &mut self,
         id: Id,
+        group: u32,
         k: usize,
         alpha: usize,
         seeds: impl Iterator<Item = NodeInfo>,
     ) -> (usize, Sends) {
         let s = self.list.len();
-        let pos = self.sorted.partition_point(|(x, _)| *x < id);
-        self.sorted.insert(pos, (id, s as u32));
+        let sorted = self.sorted.entry(group).or_default();
+        let pos = sorted.partition_point(|(x, _)| *x < id);
+        sorted.insert(pos, (id, s as u32));
         let mut join = Candidates::new(id, k, alpha, 64);
         for seed in seeds {
             join.add(seed, 1);
         }
         self.list.push(Sybil {
             id,
+            group,
             join: Some(join),
             next_tid: 0,
         });
@@ -101,9 +109,12 @@ impl Sybils {
         msg.to_bytes()
     }
 
-    /// The `k` Sybils closest to `target`, other than `except`.
+    /// The `k` Sybils of `except`'s group closest to `target`, other than `except`.
     fn closest(&self, target: &Id, except: usize, k: usize, book: &Addresses) -> Vec<NodeInfo> {
-        closest_in(&self.sorted, target, k + 1)
+        let Some(sorted) = self.sorted.get(&self.list[except].group) else {
+            return Vec::new();
+        };
+        closest_in(sorted, target, k + 1)
             .into_iter()
             .filter(|&t| t as usize != except)
             .take(k)

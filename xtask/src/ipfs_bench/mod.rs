@@ -268,6 +268,36 @@ struct Bench {
     bin: PathBuf,
 }
 
+/// What the RSS is made of (`RssAnon`, `RssFile` of /proc/PID/status: the heap and
+/// stacks, the mapped binary) and how many sockets the process holds open (its
+/// connections and listener): most of an idle server's heap is its connections'.
+fn memory_detail(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find_map(|l| {
+            let kib: f64 = l
+                .strip_prefix(name)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()?;
+            Some(format!("{:.1}", kib * 1024.0 / 1e6))
+        })
+    };
+    let sockets = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| {
+        dir.filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter(|l| l.to_string_lossy().starts_with("socket:"))
+            .count()
+    });
+    format!(
+        "anon {} MB, file {} MB, {sockets} sockets",
+        field("RssAnon:").unwrap_or_else(|| "-".into()),
+        field("RssFile:").unwrap_or_else(|| "-".into())
+    )
+}
+
 fn pct(cpu: Option<f64>, secs: f64) -> String {
     cpu.and_then(|c| stats::ratio(c * 100.0, secs))
         .map_or("-".into(), |p| format!("{p:.0}%"))
@@ -399,15 +429,18 @@ impl Bench {
                 std::thread::sleep(Duration::from_secs_f64(c.idle));
                 let bytes = dht_measure::proc::rss_bytes(server.pid())
                     .map_err(|e| Error::Failed(format!("ipfs-bench: VmRSS of {which}: {e}")))?;
-                rss.push((which, bytes, size));
+                rss.push((which, bytes, size, memory_detail(server.pid())));
             }
             out!(
                 "\nIdle RSS (VmRSS of one server after its table of up to {} peers joined, then {:.0} s idle):",
                 c.buckets * c.per_bucket,
                 c.idle
             );
-            for (which, bytes, size) in &rss {
-                out!("  {which:6} {:6.1} MB  (table {size})", *bytes as f64 / 1e6);
+            for (which, bytes, size, detail) in &rss {
+                out!(
+                    "  {which:6} {:6.1} MB  ({detail}; table {size})",
+                    *bytes as f64 / 1e6
+                );
             }
             out!("  aim: ours <= 15 MB");
         }

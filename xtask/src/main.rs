@@ -3,7 +3,8 @@
 //! Subcommands: `testnet` (many node processes under churn and a workload through them), `load`
 //! (a KRPC load generator for one DHT node), `echo` (a bare UDP echo, the baseline `load` is
 //! measured against), `fill` (a full routing table for a node under test) and `interop` (a
-//! forward to the `dht-interop` runner), `perf` (the working tree against a build of another
+//! forward to the `dht-interop` runner), `ipfs-bench` (our IPFS node against rust-libp2p's
+//! kad, with the `dht-ipfs-bench` processes), `perf` (the working tree against a build of another
 //! commit, side by side), `image` (the container image), `api` (the public API files, api/).
 //! Arguments are parsed by hand to keep this crate almost free of dependencies: it is rebuilt
 //! in release mode whenever the alias runs, so it must build fast.
@@ -18,6 +19,7 @@ mod echo;
 mod fill;
 mod image;
 mod interop;
+mod ipfs_bench;
 mod load;
 mod perf;
 mod rng;
@@ -56,6 +58,7 @@ COMMANDS:
     echo    Run a bare UDP echo server, the baseline that `load` is measured against
     fill    Give a node under test a full routing table (contacts on this machine)
     interop Our nodes and other Mainline implementations in one loopback network: a matrix
+    ipfs-bench Our IPFS node against rust-libp2p's kad: FIND_NODE/s, lookup latency, idle RSS
     perf    The working tree against a build of REF, side by side: rates, instructions, dht-sim
     image   The dht-node container image (OCI, FROM scratch, static musl binary), offline
     api     Write each library crate's public API to api/CRATE.txt, or --check it
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
                 Some("echo") => out!("{ECHO_USAGE}"),
                 Some("fill") => out!("{FILL_USAGE}"),
                 Some("interop") => out!("{}", interop::USAGE),
+                Some("ipfs-bench") => out!("{}", ipfs_bench::USAGE),
                 Some("perf") => out!("{}", perf::USAGE),
                 Some("image") => out!("{}", image::USAGE),
                 Some("api") => out!("{}", api::USAGE),
@@ -171,6 +175,7 @@ fn main() -> ExitCode {
         Some("echo") => run_echo(&rest),
         Some("fill") => run_fill(&rest),
         Some("interop") => return interop::run(&rest),
+        Some("ipfs-bench") => ipfs_bench::run(&rest),
         Some("perf") => perf::run(&rest),
         Some("image") => image::run(&rest),
         Some("api") => api::run(&rest),

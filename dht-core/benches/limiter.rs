@@ -9,8 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use dht_core::internals::RateLimiter;
 use dht_core::krpc::{Message, Method};
-use dht_core::{Config, Defense, Id, Node, RateLimiter};
+use dht_core::{Config, Defense, Id, Node};
 use dht_store_mem::MemStore;
 
 const SOURCES: u32 = 100_000;

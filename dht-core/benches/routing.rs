@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
-use dht_core::RoutingTable;
+use dht_core::kernel::RoutingTable;
 use dht_core::{Id, NodeInfo};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;

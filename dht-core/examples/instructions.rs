@@ -18,7 +18,8 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::{krpc, Config, Id, Node, NodeInfo, RoutingTable};
+use dht_core::kernel::RoutingTable;
+use dht_core::{krpc, Config, Id, Node, NodeInfo};
 use dht_store_mem::MemStore;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;

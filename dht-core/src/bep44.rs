@@ -102,7 +102,8 @@ pub fn signing_buffer(salt: &[u8], seq: i64, bencoded_value: &[u8]) -> Vec<u8> {
 /// False for a key that is not a valid curve point. Uses `verify_strict`, which also
 /// rejects weak keys and non-canonical signatures: a stored item must have exactly one
 /// valid signature form, or a peer could re-publish the same item with a different `sig`.
-pub fn verify(
+/// Crate-private: users check an item with [`MutableItem::verify`], one way to ask.
+pub(crate) fn verify(
     key: &[u8; 32],
     signature: &[u8; 64],
     salt: &[u8],

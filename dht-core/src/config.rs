@@ -63,7 +63,11 @@ pub fn key_derived_id(key: &[u8; 32]) -> Id {
 /// land near its id; 256 per source leaves room for a NAT with many users behind one
 /// address, and it takes 64 sources to fill either cap. Operators map these fields to
 /// the node's `--max-items`, `--max-info-hashes` and `--max-peers-per-swarm` flags.
+///
+/// `#[non_exhaustive]`, like every settings struct here: start from `Default` and set
+/// the fields you change, so that a new limit is not a breaking change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Most BEP 44 items held (`--max-items`).
     pub max_items: usize,
@@ -107,7 +111,11 @@ impl Default for Limits {
 }
 
 /// Everything that shapes a node's behaviour.
+///
+/// `#[non_exhaustive]`: start from [`Config::with_seed`] (or `Default` and a seed) and
+/// set the fields you change, so that a new setting is not a breaking change.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// Bucket size and replication factor (BEP 5: 8).
     pub k: usize,

@@ -34,7 +34,10 @@ pub enum Bep42Mode {
 }
 
 /// Settings of the defenses (see [`crate::Config::defense`]).
+///
+/// `#[non_exhaustive]`: start from `Default` and set the fields you change.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Defense {
     /// Loopback sources (and private, link-local and unique-local ones when
     /// [`Defense::local_listen`] is set) are exempt from rate limits, bans, the send

@@ -39,14 +39,23 @@ impl std::fmt::Debug for Commit {
 pub type UnixMillis = u64;
 
 /// A failure inside a store (I/O, corruption, ...), as text for logs and 202 replies.
+///
+/// The text is private (built by [`StoreError::new`], read by
+/// [`StoreError::message`]) so that the error can carry more one day without a
+/// breaking change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("store error: {0}")]
-pub struct StoreError(pub String);
+pub struct StoreError(String);
 
 impl StoreError {
     /// Wraps any displayable error.
     pub fn new(e: impl std::fmt::Display) -> StoreError {
         StoreError(e.to_string())
+    }
+
+    /// What went wrong, without the `store error: ` that `Display` puts before it.
+    pub fn message(&self) -> &str {
+        &self.0
     }
 }
 

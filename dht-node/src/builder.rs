@@ -8,10 +8,11 @@ use std::time::Duration;
 use dht_core::Transport;
 use dht_core::{Config, IdPolicy, Store};
 
+use crate::delay::EgressDelay;
 use crate::identity::os_seed;
 use crate::runtime::Runtime;
 use crate::RepublishIntervals;
-use crate::{ConnectionStatsOf, Dht};
+use crate::{ConnectionStats, Dht};
 
 /// How a node is set up before it starts.
 #[derive(Debug, Clone)]
@@ -81,7 +82,7 @@ impl DhtBuilder {
         self
     }
 
-    /// Holds every datagram the node sends for `delay` ([`crate::EgressDelay`]): a
+    /// Holds every datagram the node sends for `delay` (`testing::EgressDelay`): a
     /// stand-in for netem's link delay in testnets (`cargo xtask testnet --delay`), on
     /// kernels without netem. Not for QUIC ([`DhtBuilder::spawn_quic`] refuses it) and
     /// never for a node on a real network.
@@ -97,9 +98,7 @@ impl DhtBuilder {
         S: Store + Send + 'static,
     {
         match self.egress_delay {
-            Some(delay) => {
-                self.spawn_runtime(crate::EgressDelay::new(transport, delay), store, None)
-            }
+            Some(delay) => self.spawn_runtime(EgressDelay::new(transport, delay), store, None),
             None => self.spawn_runtime(transport, store, None),
         }
     }
@@ -108,7 +107,7 @@ impl DhtBuilder {
         self,
         transport: T,
         store: S,
-        connection_stats: Option<ConnectionStatsOf<T>>,
+        connection_stats: Option<fn(&T) -> ConnectionStats>,
     ) -> io::Result<Dht>
     where
         T: Transport,

@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::overlay::{Hosted, Protocol};
 use crate::runtime::Runtime;
-use crate::{Answer, ConnectionStatsOf, Error, Handle};
+use crate::{Answer, ConnectionStats, Error, Handle};
 
 /// The protocol of a [`ChordHandle`]: dht-chord's [`Request`] and [`Outcome`].
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,11 @@ pub enum ChordQuestion {
 }
 
 /// A snapshot of a Chord node: what `/metrics` and `/readyz` report.
+///
+/// `#[non_exhaustive]`, as every snapshot here: read the fields; a new one is not a
+/// breaking change.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChordMetrics {
     /// The node's id.
     pub id: Id,
@@ -173,7 +177,7 @@ impl<S: Store + Send + 'static> Hosted for ChordNode<S> {
         _now: Instant,
         question: ChordQuestion,
         _transport: &T,
-        _connections: Option<ConnectionStatsOf<T>>,
+        _connections: Option<fn(&T) -> ConnectionStats>,
     ) {
         match question {
             ChordQuestion::Metrics(reply) => {

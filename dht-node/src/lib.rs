@@ -97,17 +97,29 @@ pub use answer::{Answer, Peers, Samples, Scrape, Stored};
 pub use bootstrap::{resolve, Backoff, PUBLIC_ROUTERS};
 pub use builder::DhtBuilder;
 pub use chord::{Chord, ChordHandle, ChordMetrics, ChordQuestion, ChordStored};
-pub use delay::EgressDelay;
 pub use error::Error;
 pub use handle::{Dht, Handle};
-pub use identity::os_seed;
 pub use mainline::{
     Mainline, MainlineNode, MainlineQuestion, RepublishIntervals, RoutingInfo, ANNOUNCE_REPUBLISH,
     ITEM_REPUBLISH, REPUBLISH_PER_SECOND,
 };
-pub use metrics::{
-    ConnectionStats, ConnectionStatsOf, NodeMetrics, TableMetrics, KINDS, READY_WITHIN,
-};
+pub use metrics::{ConnectionStats, NodeMetrics, TableMetrics, READY_WITHIN};
 pub use overlay::{Hosted, Protocol};
 pub use runtime::Runtime;
 pub use value::{bencode_bytes, bencoded_string};
+
+/// Not part of the API: test tooling for this workspace's tests, testnets and tools.
+///
+/// [`EgressDelay`](testing::EgressDelay) holds every sent datagram for a fixed time,
+/// netem's link delay for testnets on kernels without netem (`--egress-delay-ms`,
+/// `cargo xtask testnet --delay`); nothing here belongs on a real network.
+///
+/// Hidden from the docs and from `api/dht-node.txt`, with no semver promise. A module
+/// rather than a `testing` feature because the `dht-node` binary itself uses it for
+/// testnets, and a binary cannot turn on a feature of its own package's library
+/// (only `required-features`, which would make every build name the feature); feature
+/// unification would turn it on in every workspace build anyway.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::delay::EgressDelay;
+}

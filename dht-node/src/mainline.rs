@@ -17,7 +17,7 @@ use dht_core::{
 };
 use tokio::sync::oneshot;
 
-use crate::metrics::{kind_of, record_query, record_republish, ConnectionStatsOf, NodeMetrics};
+use crate::metrics::{kind_of, record_query, record_republish, ConnectionStats, NodeMetrics};
 use crate::overlay::{Hosted, Protocol};
 use crate::Error;
 
@@ -29,7 +29,11 @@ pub const ITEM_REPUBLISH: Duration = Duration::from_secs(50 * 60);
 pub const ANNOUNCE_REPUBLISH: Duration = Duration::from_secs(15 * 60);
 
 /// A snapshot of the node's state.
+///
+/// `#[non_exhaustive]`, as every snapshot here: read the fields; a new one is not a
+/// breaking change.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RoutingInfo {
     /// Our node id.
     pub id: Id,
@@ -322,7 +326,7 @@ impl<S: Store + Send + 'static> Hosted for MainlineNode<S> {
         now: Instant,
         question: MainlineQuestion,
         transport: &T,
-        connections: Option<ConnectionStatsOf<T>>,
+        connections: Option<fn(&T) -> ConnectionStats>,
     ) {
         match question {
             MainlineQuestion::Info(reply) => {

@@ -10,13 +10,18 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::{Family, Health, NodeStats, QueryDone, Request, RoutingTable, StoreCounts};
+use dht_core::kernel::{Health, RoutingTable};
+use dht_core::{Family, NodeStats, QueryDone, Request, StoreCounts};
 
 /// A ready node has had an answer from some node within this long.
 pub const READY_WITHIN: Duration = Duration::from_secs(5 * 60);
 
 /// One address family's routing table, by health and by bucket.
+///
+/// `#[non_exhaustive]`, as every snapshot here: read the fields; a new one is not a
+/// breaking change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TableMetrics {
     /// Nodes that answered recently.
     pub good: usize,
@@ -60,7 +65,11 @@ impl TableMetrics {
 }
 
 /// Connection figures of a connection-oriented transport (QUIC), since bind.
+///
+/// `#[non_exhaustive]`: a transport reports through [`Runtime::with_connection_stats`](crate::Runtime::with_connection_stats)
+/// by starting from `Default` and setting the fields it counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionStats {
     /// Connections open now (established or in handshake).
     pub connections: u64,
@@ -100,12 +109,12 @@ pub struct ConnectionStats {
     pub resent: u64,
 }
 
-/// How a runtime reads its transport's [`ConnectionStats`] (set by
-/// `DhtBuilder::spawn_quic`; UDP has none).
-pub type ConnectionStatsOf<T> = fn(&T) -> ConnectionStats;
-
 /// A snapshot of everything `/metrics` and `/readyz` report about the node.
+///
+/// `#[non_exhaustive]`, as every snapshot here: read the fields; a new one is not a
+/// breaking change.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodeMetrics {
     /// Traffic and drop counters of the core.
     pub stats: NodeStats,
@@ -176,10 +185,6 @@ impl NodeMetrics {
             .min()
     }
 }
-
-/// The request kinds, as `kind` label values ([`Request::KIND_NAMES`]: the core names
-/// its kinds, so a new one gets its label where it is defined).
-pub const KINDS: [&str; Request::KIND_NAMES.len()] = Request::KIND_NAMES;
 
 /// The `kind` label of a request.
 pub(crate) fn kind_of(request: &Request) -> &'static str {

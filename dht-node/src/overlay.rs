@@ -19,7 +19,7 @@ use std::time::Instant;
 use dht_core::{Id, Overlay, QueryDone, Transport};
 use tokio::sync::oneshot;
 
-use crate::{ConnectionStatsOf, Error};
+use crate::{ConnectionStats, Error};
 
 /// What a handle and its node task exchange, for one overlay.
 pub trait Protocol: Debug + Clone + Send + Sync + 'static {
@@ -61,7 +61,7 @@ pub trait Hosted: Overlay<Peer = SocketAddr> + Send + 'static {
         now: Instant,
         question: <Self::Protocol as Protocol>::Question,
         transport: &T,
-        connections: Option<ConnectionStatsOf<T>>,
+        connections: Option<fn(&T) -> ConnectionStats>,
     );
 
     /// The node task is stopping: save what must survive (a routing snapshot, the

@@ -27,7 +27,7 @@ use tokio::time::Instant as TokioInstant;
 
 use crate::handle::Handle;
 use crate::mainline::{MainlineNode, RepublishIntervals};
-use crate::metrics::ConnectionStatsOf;
+use crate::metrics::ConnectionStats;
 use crate::overlay::{Command, Hosted, Protocol, Reply};
 use crate::Dht;
 
@@ -87,7 +87,7 @@ pub struct Runtime<T: Transport, O: Hosted> {
     waiters: HashMap<QueryId, Waiter<O::Protocol>>,
     slots: Vec<RecvSlot>,
     next_wall_clock: std::time::Instant,
-    connection_stats: Option<ConnectionStatsOf<T>>,
+    connection_stats: Option<fn(&T) -> ConnectionStats>,
     /// The commit in flight (at most one).
     committing: Option<Committing>,
     /// Write replies drained while a commit was in flight: the next commit covers
@@ -112,7 +112,7 @@ pub(crate) fn now() -> std::time::Instant {
 
 impl<T: Transport, S: Store + Send + 'static> Runtime<T, MainlineNode<S>> {
     /// A Mainline runtime over `transport` and `store` and the handle that drives it.
-    /// `config.seed` is used as given: seed it from the OS ([`os_seed`](crate::os_seed)).
+    /// `config.seed` is used as given: seed it from the OS ([`identity::os_seed`](crate::identity::os_seed)).
     /// With `republish` `None`, nothing is republished.
     pub fn new(
         transport: T,
@@ -154,7 +154,7 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
 
     /// Reads the transport's connection figures into the metrics with `of`
     /// (a connection-oriented transport such as QUIC).
-    pub fn with_connection_stats(mut self, of: ConnectionStatsOf<T>) -> Self {
+    pub fn with_connection_stats(mut self, of: fn(&T) -> ConnectionStats) -> Self {
         self.connection_stats = Some(of);
         self
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use dht_core::{OutDatagram, RecvSlot, Transport};
 use dht_net_udp::UdpTransport;
-use dht_node::EgressDelay;
+use dht_node::testing::EgressDelay;
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))

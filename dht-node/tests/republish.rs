@@ -8,11 +8,9 @@ use dht_node::{bencode_bytes, Dht, RepublishIntervals};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn puts_are_republished_until_stopped() {
     // The only storing node forgets items after one second.
-    let config = Config {
-        item_ttl: Duration::from_secs(1),
-        maintenance_interval: Duration::from_millis(200),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.item_ttl = Duration::from_secs(1);
+    config.maintenance_interval = Duration::from_millis(200);
     let server = Dht::builder()
         .config(config)
         .listen("127.0.0.1:0".parse().unwrap())

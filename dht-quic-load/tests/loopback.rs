@@ -35,11 +35,9 @@ fn spawn_node(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHandle<()>
             )
             .expect("bind");
             let addr = transport.local_addrs()[0];
-            let config = Config {
-                // Over QUIC a node's id is the one its key gives (peers check it).
-                id_policy: IdPolicy::PublicKey(transport.public_key()),
-                ..Config::default()
-            };
+            let mut config = Config::default();
+            // Over QUIC a node's id is the one its key gives (peers check it).
+            config.id_policy = IdPolicy::PublicKey(transport.public_key());
             let dht = dht_node::Dht::builder()
                 .config(config)
                 .spawn_with(transport, dht_store_mem::MemStore::new())

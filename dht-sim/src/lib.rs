@@ -113,7 +113,7 @@
 //! - `hops_mean`, `hops_p1`, `hops_p50`, `hops_p99`: hops as dht-core counts them (the depth of the
 //!   closest responder: 1 for a contact from the node's own table, d + 1 for a node
 //!   learned from a depth-d node). `hops_ideal_mean`: the same lookups (same source,
-//!   same target, same algorithm: [`dht_core::Candidates`] with the same K and
+//!   same target, same algorithm: [`dht_core::kernel::Candidates`] with the same K and
 //!   alpha) over ideal routing tables built from the global view, every bucket holding K
 //!   nodes drawn at random from its range (or all there are), answers instantaneous.
 //! - `messages_per_lookup`: requests the lookup sent plus replies it received.

@@ -311,8 +311,10 @@ impl SledStore {
             _temporary: None,
         };
         let flushed = dir::read_flushed(dir)?;
-        store.check_generation(flushed).map_err(|e| corrupt(e.0))?;
-        store.check().map_err(|e| corrupt(e.0))?;
+        store
+            .check_generation(flushed)
+            .map_err(|e| corrupt(e.message().to_owned()))?;
+        store.check().map_err(|e| corrupt(e.message().to_owned()))?;
         if let dir::State::Older = state {
             // Everything of an older format reads as the current one (see
             // FORMAT_VERSION): once the directory checked out, only the marker changes.
@@ -321,7 +323,7 @@ impl SledStore {
         if let dir::State::Fresh = state {
             // Generation 1 from the start, so that even a database lost before the
             // first write is told from a new one.
-            store.flush().map_err(|e| corrupt(e.0))?;
+            store.flush().map_err(|e| corrupt(e.message().to_owned()))?;
         }
         store.opened = true;
         Ok(store)
@@ -331,12 +333,12 @@ impl SledStore {
     /// the generation in `DIR/FLUSHED`.
     fn check_generation(&mut self, flushed: u64) -> Result<(), StoreError> {
         self.generation = self.db()?.generation()?;
-        dht_datadir::check_generation(self.generation, flushed).map_err(StoreError)
+        dht_datadir::check_generation(self.generation, flushed).map_err(StoreError::new)
     }
 
     fn db(&self) -> Result<&Db, StoreError> {
         self.db.as_ref().ok_or_else(|| {
-            StoreError(format!(
+            StoreError::new(format!(
                 "the database is closed after a failed write: {}",
                 self.health.failure().unwrap_or_default()
             ))
@@ -388,7 +390,7 @@ impl SledStore {
             return Ok(());
         }
         self.health.refuse();
-        Err(StoreError(format!(
+        Err(StoreError::new(format!(
             "writes refused until a flush succeeds again: {why}"
         )))
     }
@@ -404,7 +406,7 @@ impl SledStore {
             // Only our own record failed (sled's database did not).
             return Ok(());
         }
-        reopen::room_to_reopen(&self.dir).map_err(StoreError)?;
+        reopen::room_to_reopen(&self.dir).map_err(StoreError::new)?;
         // sled releases its file lock only once its last handle is dropped.
         self.db = None;
         if std::mem::take(&mut self.dirty) && self.group {
@@ -427,7 +429,7 @@ impl SledStore {
     fn note<T>(&mut self, r: Result<T, StoreError>) -> Result<T, StoreError> {
         self.dirty = true;
         if let Err(e) = &r {
-            self.health.fail(&e.0);
+            self.health.fail(e.message());
         }
         r
     }
@@ -454,7 +456,7 @@ impl SledStore {
         for kv in self.db()?.items.iter() {
             let (k, v) = kv.map_err(store_err)?;
             let target = Id::from_slice(&k)
-                .ok_or_else(|| StoreError("item key of the wrong length".into()))?;
+                .ok_or_else(|| StoreError::new("item key of the wrong length"))?;
             let item = codec::decode_item(target, &v).map_err(store_err)?;
             counts.items += 1;
             index_ok = index_ok
@@ -674,7 +676,7 @@ impl Store for SledStore {
             dir::write_flushed(&self.dir, next).map_err(store_err)
         })();
         if let Err(e) = &r {
-            self.health.fail(&e.0);
+            self.health.fail(e.message());
         }
         r?;
         self.generation = next;
@@ -693,7 +695,7 @@ impl Store for SledStore {
     fn commit(&mut self) -> Option<Commit> {
         self.group = true;
         if let Some(why) = self.lost.take() {
-            return Some(Commit::new(move || Err(StoreError(why))));
+            return Some(Commit::new(move || Err(StoreError::new(why))));
         }
         if !std::mem::take(&mut self.dirty) {
             return None;
@@ -706,7 +708,7 @@ impl Store for SledStore {
         Some(Commit::new(move || {
             db.flush().map(drop).map_err(|e| {
                 let e = store_err(e);
-                health.fail(&e.0);
+                health.fail(e.message());
                 e
             })
         }))

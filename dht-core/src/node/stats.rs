@@ -168,7 +168,10 @@ label_set!(
 /// Republishing is not the core's: a runtime re-puts and re-announces what its
 /// application stored (dht-node's `Runtime` does, every 50 and 15 minutes), so
 /// items republished are counted there, not here.
+///
+/// `#[non_exhaustive]`: read the fields; a new counter is not a breaking change.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct NodeStats {
     /// Datagrams handed to `handle_datagram`.
     pub datagrams_in: u64,

@@ -14,11 +14,9 @@ use super::{Cli, Fail, StoreKind, TransportKind};
 
 /// A builder configured from the flags every mode shares.
 pub(crate) fn builder(cli: &Cli) -> DhtBuilder {
-    let mut config = Config {
-        k: usize::from(cli.k),
-        request_timeout: Duration::from_millis(cli.request_timeout_ms),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.k = usize::from(cli.k);
+    config.request_timeout = Duration::from_millis(cli.request_timeout_ms);
     if let Some(ms) = cli.maintenance_ms {
         config.maintenance_interval = Duration::from_millis(ms);
     }

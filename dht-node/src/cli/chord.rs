@@ -123,7 +123,8 @@ async fn members(cli: &Cli) -> Result<Vec<SocketAddr>, Fail> {
 }
 
 fn seed() -> Result<u64, Fail> {
-    let s = dht_node::os_seed().map_err(|e| Fail::other(format!("no OS randomness: {e}")))?;
+    let s =
+        dht_node::identity::os_seed().map_err(|e| Fail::other(format!("no OS randomness: {e}")))?;
     let mut first = [0u8; 8];
     first.copy_from_slice(&s[..8]);
     Ok(u64::from_le_bytes(first))
@@ -141,7 +142,7 @@ fn spawn(
 ) -> Result<ChordHandle, Fail> {
     let spawned = match cli.egress_delay_ms {
         Some(ms) => {
-            let delayed = dht_node::EgressDelay::new(transport, Duration::from_millis(ms));
+            let delayed = dht_node::testing::EgressDelay::new(transport, Duration::from_millis(ms));
             ChordHandle::spawn_with(delayed, MemStore::new(), config)
         }
         None => ChordHandle::spawn_with(transport, MemStore::new(), config),

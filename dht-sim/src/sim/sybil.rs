@@ -5,8 +5,8 @@
 
 use std::net::SocketAddr;
 
+use dht_core::kernel::Candidates;
 use dht_core::krpc::{self, Body, ErrorBody, Message, Method, Response};
-use dht_core::Candidates;
 use dht_core::{Id, NodeInfo};
 
 use crate::address::{Addresses, SYBIL_BIT};

@@ -88,7 +88,7 @@ fn node_keypair(cli: &IpfsCli) -> Result<Keypair, Fail> {
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir).map_err(|e| cannot(&e))?;
-            let seed = dht_node::os_seed().map_err(|e| cannot(&e))?;
+            let seed = dht_node::identity::os_seed().map_err(|e| cannot(&e))?;
             dht_node::identity::write_new_secret(&path, &seed).map_err(|e| cannot(&e))?;
             seed
         }
@@ -132,7 +132,8 @@ fn needs_dns(addr: &Multiaddr) -> bool {
 
 /// A seed for the engine's RNG from the OS.
 fn os_seed() -> Result<u64, Fail> {
-    let s = dht_node::os_seed().map_err(|e| Fail::other(format!("no OS randomness: {e}")))?;
+    let s =
+        dht_node::identity::os_seed().map_err(|e| Fail::other(format!("no OS randomness: {e}")))?;
     let mut first = [0u8; 8];
     first.copy_from_slice(&s[..8]);
     Ok(u64::from_le_bytes(first))

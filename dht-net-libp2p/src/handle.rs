@@ -114,6 +114,8 @@ pub(crate) enum Command {
     /// A GetProviders query whose providers go to `Streaming` as they are found.
     StreamProviders(Vec<u8>, Streaming, oneshot::Sender<Result<(), HostError>>),
     Identified(libp2p::PeerId, oneshot::Sender<Option<Identified>>),
+    /// Nothing but a turn of the host's loop (a dropped `ProviderStream` asks for it).
+    Wake,
     Status(oneshot::Sender<Status>),
     Table(oneshot::Sender<Vec<PeerInfo>>),
     SetMode(Mode),
@@ -217,9 +219,9 @@ impl IpfsHandle {
     /// The providers of `key`, each as soon as the lookup learns it (those this host
     /// stores first), each PeerId once; the stream ends when the lookup does, within
     /// the same bounds as [`IpfsHandle::providers`]. Dropping the stream cancels the
-    /// lookup (at the host's next event: a reply, a timeout, ...).
+    /// lookup.
     pub async fn provider_stream(&self, key: Vec<u8>) -> Result<ProviderStream, HostError> {
-        let (streaming, stream) = Streaming::new();
+        let (streaming, stream) = Streaming::new(self.commands.clone());
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::StreamProviders(key, streaming, tx))

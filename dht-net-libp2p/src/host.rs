@@ -422,6 +422,8 @@ impl<S: Store> Host<S> {
             Command::Identified(peer, reply) => {
                 let _ = reply.send(self.identified.get(&peer).cloned());
             }
+            // `stream_providers`, after this turn, finds the dropped stream.
+            Command::Wake => {}
             Command::Status(reply) => {
                 let _ = reply.send(Status {
                     table_size: self.node.table().len(),

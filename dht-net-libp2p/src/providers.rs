@@ -6,8 +6,8 @@
 //! turn of its loop it sends each provider the engine has newly found
 //! (`dht_ipfs::Node::providers_found`), one per PeerId, and at the query's end those
 //! of the outcome not sent yet; then the stream ends. A stream dropped before that
-//! cancels its query at the host's next turn (a reply, a timeout or any other event),
-//! so that a client gone away stops the lookup.
+//! wakes the host, which cancels its query, so that a client gone away stops the
+//! lookup at once.
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -16,11 +16,24 @@ use std::task::{Context, Poll};
 use dht_ipfs::{PeerId, PeerInfo};
 use tokio::sync::mpsc;
 
+use crate::handle::Command;
+
 /// The providers of one key, each once, as the lookup finds them (those this host
 /// stores come first); it ends when the lookup does. Dropping it cancels the lookup.
 #[derive(Debug)]
 pub struct ProviderStream {
-    pub(crate) records: mpsc::UnboundedReceiver<PeerInfo>,
+    records: mpsc::UnboundedReceiver<PeerInfo>,
+    /// The host's commands, to wake it when the stream drops.
+    host: mpsc::Sender<Command>,
+}
+
+impl Drop for ProviderStream {
+    fn drop(&mut self) {
+        // Closed first, so that the host, woken, finds the stream abandoned. A full
+        // command queue wakes it anyway.
+        self.records.close();
+        let _ = self.host.try_send(Command::Wake);
+    }
 }
 
 impl futures::Stream for ProviderStream {
@@ -54,13 +67,13 @@ pub(crate) struct Streaming {
 
 impl Streaming {
     /// A stream and the host's side of it.
-    pub(crate) fn new() -> (Streaming, ProviderStream) {
+    pub(crate) fn new(host: mpsc::Sender<Command>) -> (Streaming, ProviderStream) {
         let (tx, rx) = mpsc::unbounded_channel();
         let streaming = Streaming {
             records: tx,
             sent: HashSet::new(),
         };
-        (streaming, ProviderStream { records: rx })
+        (streaming, ProviderStream { records: rx, host })
     }
 
     /// Whether the stream was dropped.

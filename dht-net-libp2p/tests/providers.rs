@@ -112,3 +112,88 @@ async fn providers_stream_each_once_and_end_with_the_lookup() {
         h.shutdown().await;
     }
 }
+
+/// A server on a runtime of its own, on a thread of its own, and a sender that stops
+/// driving that runtime: from then on its sockets accept (the kernel does) and nothing
+/// answers, as a stalled peer. The thread ends (and the host with it) when the sender
+/// or `end` drops.
+fn stalling_server() -> (
+    IpfsHandle,
+    tokio::sync::oneshot::Sender<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let (stall, stalled) = tokio::sync::oneshot::channel::<()>();
+    let (end, ended) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            let _ = handle_tx.send(host(Mode::Server).await);
+            let _ = stalled.await;
+        });
+        let _ = ended.recv_timeout(Duration::from_secs(60));
+    });
+    let handle = handle_rx.recv().expect("the server starts");
+    (handle, stall, end)
+}
+
+async fn requests_in_flight(node: &IpfsHandle) -> usize {
+    node.status().await.expect("host runs").requests_in_flight
+}
+
+/// Dropping a provider stream cancels its lookup: a request to a stalled peer is
+/// forgotten at once, where the lookup would wait for its 10 s deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_provider_stream_cancels_the_lookup() {
+    let seed = host(Mode::Server).await;
+    let (stalling, stall, _end) = stalling_server();
+    stalling.bootstrap(&[dial(&seed)]).await.expect("bootstrap");
+    let client = host(Mode::Client).await;
+    client.bootstrap(&[dial(&seed)]).await.expect("bootstrap");
+    // The client knows the peer that will stall (a lookup of it until it answered).
+    let knows = || async {
+        let table = client.table_peers().await.expect("runs");
+        let id = stalling.peer_id().to_bytes();
+        table.iter().any(|p| p.id().as_bytes() == id)
+    };
+    for _ in 0..50 {
+        if knows().await {
+            break;
+        }
+        let _ = client.find_peer(&stalling.peer_id()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(knows().await, "the client knows the peer that will stall");
+    // Its own refreshes over, nothing in flight.
+    for _ in 0..100 {
+        if requests_in_flight(&client).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(requests_in_flight(&client).await, 0);
+    let _ = stall.send(());
+
+    let mut stream = client
+        .provider_stream(b"stalled".to_vec())
+        .await
+        .expect("starts");
+    let waiting = tokio::time::timeout(Duration::from_secs(1), stream.next()).await;
+    assert!(waiting.is_err(), "the lookup waits on the stalled peer");
+    assert!(requests_in_flight(&client).await > 0);
+    drop(stream);
+    let mut left = usize::MAX;
+    for _ in 0..20 {
+        left = requests_in_flight(&client).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "the lookup's requests were forgotten within 2 s");
+    client.shutdown().await;
+    seed.shutdown().await;
+}

@@ -12,7 +12,8 @@
 //! | `PUT /routing/v1/ipns/{name}` | 200 once published |
 //!
 //! A record is the spec's `peer` schema: `{"Schema": "peer", "ID": "12D3Koo…",
-//! "Addrs": ["/ip4/…"], "Protocols": […]}`. NDJSON, one record per line, streamed as
+//! "Addrs": ["/ip4/…"], "Protocols": […]}`, `Protocols` left out when unknown (as
+//! boxo's server does; the spec reads missing and empty alike). NDJSON, one record per line, streamed as
 //! the lookup finds them, is sent only to an `Accept: application/x-ndjson`. The
 //! providers and peers routes take IPIP-484's `?filter-addrs=` and `?filter-protocols=`.
 //! A CID is a CIDv0 (`Qm…`) or a multibase CIDv1; a PeerId or an IPNS name is a bare

@@ -70,7 +70,9 @@ struct PeerJson {
     id: String,
     #[serde(rename = "Addrs")]
     addrs: Vec<String>,
-    #[serde(rename = "Protocols")]
+    /// Left out when unknown (empty), as boxo's server leaves it: the spec reads
+    /// missing and empty alike.
+    #[serde(rename = "Protocols", skip_serializing_if = "Vec::is_empty")]
     protocols: Vec<String>,
 }
 

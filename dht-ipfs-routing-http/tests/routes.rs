@@ -437,6 +437,18 @@ async fn ipip_484_filters_of_addresses_and_protocols() {
     let with_unknown = "filter-protocols=unknown%2Ctransport-bitswap&filter-addrs=tcp";
     assert_eq!(ids(with_unknown).await, (200, vec![id(2), id(3)]));
     assert_eq!(ids("filter-addrs=webtransport").await, (404, vec![]));
+
+    // Protocols unknown: the field is left out, as boxo's server leaves it.
+    let a = get(addr, &format!("/routing/v1/providers/{CID_V1}"), &[]).await;
+    let list = a.json()["Providers"].as_array().unwrap().clone();
+    let of = |n| {
+        list.iter()
+            .find(|r| r["ID"] == id(n).as_str())
+            .unwrap()
+            .clone()
+    };
+    assert!(of(2).get("Protocols").is_none(), "{list:?}");
+    assert_eq!(of(3)["Protocols"], serde_json::json!(["transport-bitswap"]));
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use libp2p::Multiaddr;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::Limits;
+use crate::providers::{Identified, ProviderStream, Streaming};
 
 /// How to start a host.
 #[derive(Debug, Clone)]
@@ -110,6 +111,11 @@ pub struct Status {
 
 pub(crate) enum Command {
     Start(Request, oneshot::Sender<Result<Outcome, HostError>>),
+    /// A GetProviders query whose providers go to `Streaming` as they are found.
+    StreamProviders(Vec<u8>, Streaming, oneshot::Sender<Result<(), HostError>>),
+    Identified(libp2p::PeerId, oneshot::Sender<Option<Identified>>),
+    /// Nothing but a turn of the host's loop (a dropped `ProviderStream` asks for it).
+    Wake,
     Status(oneshot::Sender<Status>),
     Table(oneshot::Sender<Vec<PeerInfo>>),
     SetMode(Mode),
@@ -208,6 +214,32 @@ impl IpfsHandle {
             Outcome::Providers { providers, .. } => Ok(providers),
             _ => Err(HostError::Unexpected),
         }
+    }
+
+    /// The providers of `key`, each as soon as the lookup learns it (those this host
+    /// stores first), each PeerId once; the stream ends when the lookup does, within
+    /// the same bounds as [`IpfsHandle::providers`]. Dropping the stream cancels the
+    /// lookup.
+    pub async fn provider_stream(&self, key: Vec<u8>) -> Result<ProviderStream, HostError> {
+        let (streaming, stream) = Streaming::new(self.commands.clone());
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::StreamProviders(key, streaming, tx))
+            .await
+            .map_err(|_| HostError::Stopped)?;
+        rx.await.map_err(|_| HostError::Stopped)??;
+        Ok(stream)
+    }
+
+    /// What `peer` listed in identify (its listen addresses and protocols), while we
+    /// are connected to it; `None` when we are not, or it has not identified yet.
+    pub async fn identified(&self, peer: &libp2p::PeerId) -> Result<Option<Identified>, HostError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Identified(*peer, tx))
+            .await
+            .map_err(|_| HostError::Stopped)?;
+        rx.await.map_err(|_| HostError::Stopped)
     }
 
     /// The best valid record under `key`.

@@ -45,6 +45,7 @@ use crate::addrs::{dialable, is_public, keep_address, Classify, Observed};
 use crate::behaviour::{ip_of, KadEvent, KadStreams, Limits};
 use crate::handle::{Command, HostConfig, HostError, IpfsHandle, Status};
 use crate::io::{self, Answer, InboundRequest};
+use crate::providers::{Identified, Streaming};
 
 /// Identify's protocol version string, as Kubo and rust-libp2p's examples send it.
 const IDENTIFY_VERSION: &str = "ipfs/0.1.0";
@@ -188,6 +189,8 @@ impl IpfsHost {
             advertised,
             unanswered: HashMap::new(),
             provides: HashMap::new(),
+            streaming: HashMap::new(),
+            identified: HashMap::new(),
         };
         tokio::spawn(host.run());
         Ok(IpfsHandle {
@@ -300,6 +303,10 @@ struct Host<S: Store> {
     unanswered: HashMap<StreamId, QueryId>,
     /// `StartProviding` queries whose ADD_PROVIDERs are still being written.
     provides: HashMap<QueryId, Providing>,
+    /// GetProviders queries whose providers are streamed as they are found.
+    streaming: HashMap<QueryId, Streaming>,
+    /// What each connected peer listed in identify (as many as connections).
+    identified: HashMap<libp2p::PeerId, Identified>,
 }
 
 /// One of our requests ended: whether it was written in full, and its reply.
@@ -367,7 +374,24 @@ impl<S: Store> Host<S> {
                 self.settle(id, false);
             }
             self.drain(now);
+            self.stream_providers(now);
         }
+    }
+
+    /// Sends streamed queries' new providers, and cancels the queries whose stream
+    /// was dropped.
+    fn stream_providers(&mut self, now: Instant) {
+        let node = &mut self.node;
+        self.streaming.retain(|id, s| {
+            if s.abandoned() {
+                node.cancel(now, *id);
+                return false;
+            }
+            if let Some(found) = node.providers_found(*id) {
+                s.send_new(found);
+            }
+            true
+        });
     }
 
     fn on_command(&mut self, command: Command) {
@@ -381,6 +405,25 @@ impl<S: Store> Host<S> {
                     let _ = reply.send(Err(HostError::Refused(e)));
                 }
             },
+            Command::StreamProviders(key, streaming, reply) => {
+                match self
+                    .node
+                    .start(now, dht_ipfs::Request::GetProviders { key })
+                {
+                    Ok(id) => {
+                        self.streaming.insert(id, streaming);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(HostError::Refused(e)));
+                    }
+                }
+            }
+            Command::Identified(peer, reply) => {
+                let _ = reply.send(self.identified.get(&peer).cloned());
+            }
+            // `stream_providers`, after this turn, finds the dropped stream.
+            Command::Wake => {}
             Command::Status(reply) => {
                 let _ = reply.send(Status {
                     table_size: self.node.table().len(),
@@ -460,6 +503,11 @@ impl<S: Store> Host<S> {
                     self.become_server(addr);
                 }
                 let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
+                let identified = Identified {
+                    peer: peer.clone(),
+                    protocols: protocols.clone(),
+                };
+                self.identified.insert(peer_id, identified);
                 self.node.handle_input(
                     now,
                     Input::Identified {
@@ -488,6 +536,7 @@ impl<S: Store> Host<S> {
                 num_established: 0,
                 ..
             } => {
+                self.identified.remove(&peer_id);
                 if let Some(remote) = self.remotes.remove(&peer_id) {
                     if let Ok(id) = PeerId::from_bytes(&peer_id.to_bytes()) {
                         let peer = PeerInfo::new(id, [remote]);
@@ -589,6 +638,13 @@ impl<S: Store> Host<S> {
         }
         while let Some(event) = self.node.poll_event() {
             let Event::QueryDone(done) = event;
+            if let Some(mut streaming) = self.streaming.remove(&done.id) {
+                // Those found at the very end; the stream ends as `streaming` drops.
+                if let Outcome::Providers { providers, .. } = &done.outcome {
+                    streaming.send_new(providers.iter());
+                }
+                continue;
+            }
             let Some(reply) = self.queries.remove(&done.id) else {
                 continue;
             };

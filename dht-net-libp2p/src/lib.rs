@@ -12,8 +12,10 @@
 //!
 //! The API: [`IpfsHost::spawn`] with a [`HostConfig`] and a `dht_ipfs::Store` returns
 //! an [`IpfsHandle`], whose async methods run the engine's requests (bootstrap,
-//! closest peers, find peer, provide, providers, get and put record) and report its
-//! [`Status`]. [`Limits`] holds the bounds.
+//! closest peers, find peer, provide, providers, get and put record), stream the
+//! providers a lookup finds as it finds them ([`ProviderStream`]), tell what a
+//! connected peer listed in identify ([`Identified`]: its addresses and protocols),
+//! and report its [`Status`]. [`Limits`] holds the bounds.
 //!
 //! Two hosts on loopback: one joins through the other, then looks up the servers
 //! closest to a key. A seed is named by its address and its PeerId
@@ -73,12 +75,14 @@ mod handle;
 mod handler;
 mod host;
 mod io;
+mod providers;
 
 pub use behaviour::Limits;
 pub use handle::{seed_peer, HostConfig, HostError, IpfsHandle, Status};
 pub use handler::MAX_OUTBOUND_STREAMS;
 pub use host::IpfsHost;
 pub use io::INBOUND_IDLE;
+pub use providers::{Identified, ProviderStream};
 
 /// `/ipfs/kad/1.0.0`, as the stream protocol the swarm negotiates.
 const KAD: libp2p::StreamProtocol = libp2p::StreamProtocol::new(dht_ipfs::KAD_PROTOCOL);

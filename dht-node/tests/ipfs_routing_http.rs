@@ -2,7 +2,8 @@
 //! through real processes on loopback: a provider announced by a one-shot found as
 //! JSON and as NDJSON, a peer found, an IPNS record (made by js-ipns) PUT on one node
 //! and read from another, 404 for a CID nobody provides, 400 for a malformed one,
-//! and `--http-token-file` guarding the IPNS PUT.
+//! and `--http-token-file` guarding the IPNS PUT; the first NDJSON provider sent
+//! before a lookup slowed by stalled peers ends; identify's protocols in a peer record.
 #![cfg(feature = "ipfs")]
 
 mod common;
@@ -169,6 +170,13 @@ fn delegated_routing_over_the_dht() {
             .is_some_and(|a| a.iter().any(|a| a == listen)),
         "{v}"
     );
+    // Connected, so known from identify: the protocols node 1 listed.
+    assert!(
+        v["Peers"][0]["Protocols"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == "/ipfs/kad/1.0.0")),
+        "{v}"
+    );
 
     // 404 for a CID nobody provides, 400 for a malformed one.
     let none = http(
@@ -211,4 +219,112 @@ fn delegated_routing_over_the_dht() {
     // Without a token, node 0 takes the PUT as it is.
     let again = http(open, "PUT", &name, &[&content], &record);
     assert_eq!(again.status, 200, "{again:?}");
+}
+
+/// Sends a GET asking for NDJSON, and reads the answer as it comes: (the status line
+/// and head, the body, when the first body line arrived, when the body ended), the
+/// times counted from the request.
+fn ndjson_timed(addr: SocketAddr, path: &str) -> (String, String, Duration, Duration) {
+    let mut s = TcpStream::connect(addr).expect("connect --http");
+    s.set_read_timeout(Some(Duration::from_secs(40)))
+        .expect("timeout");
+    let asked = Instant::now();
+    let request = format!("GET {path} HTTP/1.0\r\nHost: x\r\nAccept: application/x-ndjson\r\n\r\n");
+    s.write_all(request.as_bytes()).expect("write");
+    let (mut bytes, mut first_line) = (Vec::new(), None);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).expect("read");
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        let body = bytes.windows(4).position(|w| w == b"\r\n\r\n");
+        if first_line.is_none() && body.is_some_and(|b| bytes[b + 4..].contains(&b'\n')) {
+            first_line = Some(asked.elapsed());
+        }
+    }
+    let ended = asked.elapsed();
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.to_string(),
+        body.to_string(),
+        first_line.unwrap_or(ended),
+        ended,
+    )
+}
+
+/// Providers stream as the lookup learns them: with one fast server holding the record
+/// and two stalled peers (stopped with SIGSTOP: their sockets accept, nothing answers)
+/// among the closest, the lookup runs until their requests time out (10 s), and the
+/// first NDJSON line comes long before that.
+#[test]
+fn ndjson_sends_the_first_provider_before_the_lookup_ends() {
+    let dir = Scratch::new("ipfs-routing-ndjson");
+    let seed = IpfsProc::spawn(&dir.0, "s0", &["--mode", "server", "--no-bootstrap"]);
+    let joined = |name: &str, extra: &[&str]| {
+        let args = [&["--bootstrap", &seed.addrs[0]][..], extra].concat();
+        IpfsProc::spawn(&dir.0, name, &args)
+    };
+    let holder = joined("holder", &["--mode", "server"]);
+    let stalled: Vec<IpfsProc> = (0..2)
+        .map(|i| joined(&format!("stalled{i}"), &["--mode", "server"]))
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The provider record goes to every server (fewer than k), the stalled ones too.
+    let key = dir.0.join("provider.key");
+    let key = key.to_str().expect("utf-8 path");
+    assert!(run(&["keygen", "--out", key]).status.success());
+    let provider = stdout(&run(&["peer-id", "--key", key])).trim().to_string();
+    let provided = run(&[
+        "--overlay",
+        "ipfs",
+        "provide",
+        CID,
+        "--key",
+        key,
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--bootstrap",
+        &holder.addrs[0],
+    ]);
+    assert!(provided.status.success(), "{}", describe(&provided));
+
+    // A client (it holds no records) that knows every server, the stalled ones too.
+    let client = joined("client", &["--mode", "client", "--http", "127.0.0.1:0"]);
+    let http_at = http_addr(&client);
+    for node in stalled.iter().chain([&holder]) {
+        let path = format!("/routing/v1/peers/{}", node.peer_id());
+        let found = until_status(200, || http(http_at, "GET", &path, &[], b""));
+        assert_eq!(found.status, 200, "{found:?}");
+    }
+    for node in &stalled {
+        let stop = std::process::Command::new("kill")
+            .args(["-STOP", &node.pid().to_string()])
+            .status()
+            .expect("kill -STOP");
+        assert!(stop.success());
+    }
+
+    let path = format!("/routing/v1/providers/{CID}");
+    let (head, body, first_line, ended) = ndjson_timed(http_at, &path);
+    for node in &stalled {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &node.pid().to_string()])
+            .status();
+    }
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}\n{body}");
+    let first: serde_json::Value =
+        serde_json::from_str(body.lines().next().unwrap_or_default()).expect("a JSON line");
+    assert_eq!(first["ID"], provider.as_str(), "{body}");
+    assert_eq!(body.lines().count(), 1, "each provider once: {body}");
+    // The lookup waited for the stalled peers' requests to time out...
+    assert!(ended >= Duration::from_secs(5), "ended after {ended:?}");
+    // ... and the first line did not.
+    assert!(
+        first_line < Duration::from_secs(3),
+        "first line after {first_line:?}, the body ended after {ended:?}"
+    );
 }

@@ -80,6 +80,36 @@ impl Query {
 }
 
 impl<S: Store, V: Validator> Node<S, V> {
+    /// The providers GetProviders query `id` has found so far (those the store held
+    /// when it started, then those the replies named), one per PeerId; `None` once the
+    /// query has ended or when `id` is another kind of query. A transport streams them
+    /// to its application as they come, before [`Outcome::Providers`] ends the query.
+    pub fn providers_found(&self, id: QueryId) -> Option<impl ExactSizeIterator<Item = &PeerInfo>> {
+        match &self.queries.get(&id)?.kind {
+            Kind::GetProviders { found } => Some(found.values()),
+            _ => None,
+        }
+    }
+
+    /// Ends query `id` now, without an event: its requests in flight are forgotten
+    /// (late replies are then unexpected, as after any query's end). For an
+    /// application that no longer wants the answer (a client gone away). False when
+    /// no such query runs.
+    pub fn cancel(&mut self, now: Instant, id: QueryId) -> bool {
+        let Some(q) = self.queries.get_mut(&id) else {
+            return false;
+        };
+        q.silent = true;
+        self.finish(
+            now,
+            id,
+            Outcome::Peers {
+                closest: Vec::new(),
+            },
+        );
+        true
+    }
+
     pub(super) fn start_query(
         &mut self,
         now: Instant,

@@ -253,6 +253,11 @@ impl IpfsProc {
             .to_string()
     }
 
+    /// Its process id (to stop it with SIGSTOP: a peer that accepts and never answers).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_text(&self) -> String {
         complete_lines(std::fs::read_to_string(&self.log).unwrap_or_default())
     }

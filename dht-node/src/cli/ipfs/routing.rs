@@ -3,10 +3,19 @@
 //! [`NodePool`] gives their permits from the same pools, sizes and per-client shares
 //! as the Mainline node's `/v1/` API (`permits.rs`).
 //!
-//! The engine cannot cancel a lookup it has started, so each one runs in a task of its
-//! own that holds the request's permit until the lookup ends: a client that goes away
-//! ends its request at once (the router drops the future), and its lookup stays
-//! counted against the pool until it finishes, as `/v1/`'s do.
+//! Providers stream: [`IpfsHandle::provider_stream`] yields each provider as the
+//! lookup learns it, so NDJSON sends the first line as soon as a provider is known,
+//! and dropping the stream (a client gone away, the deadline, a full JSON answer)
+//! cancels the lookup; the stream holds the request's permit until then. A peer we
+//! are connected to and that has identified is answered at once from identify, as
+//! go-libp2p's `FindPeer` answers a connected peer; any other is looked up. Records
+//! carry the protocols the peer listed in identify when we are connected to it
+//! (unknown, and left out, otherwise).
+//!
+//! The other lookups (a peer, an IPNS record) and the IPNS put run in a task of their
+//! own that holds the request's permit until they end: a client that goes away ends
+//! its request at once (the router drops the future), and its lookup stays counted
+//! against the pool until it finishes, as `/v1/`'s do.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
@@ -23,7 +32,8 @@ use dht_ipfs_routing_http::{
     Busy, Cid, ContentRouting, PeerRecord, Permit, Pool, RoutingError, Work,
 };
 use dht_net_libp2p::{HostError, IpfsHandle};
-use futures_util::stream::{self, Iter};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 
 use crate::cli::permits::{self, Client, PoolSizes};
 
@@ -98,6 +108,18 @@ fn routing_error(e: HostError) -> RoutingError {
     }
 }
 
+/// The protocols `peer` listed in identify, if we are connected to it; else none
+/// (unknown).
+async fn protocols_of(node: &IpfsHandle, peer: &PeerId) -> Vec<String> {
+    let Ok(id) = libp2p::PeerId::from_bytes(peer.as_bytes()) else {
+        return Vec::new();
+    };
+    match node.identified(&id).await {
+        Ok(Some(known)) => known.protocols,
+        _ => Vec::new(),
+    }
+}
+
 /// The wall-clock time records are verified against.
 pub(super) fn unix_millis_now() -> UnixMillis {
     SystemTime::now()
@@ -106,21 +128,33 @@ pub(super) fn unix_millis_now() -> UnixMillis {
 }
 
 impl ContentRouting for NodeRouting {
-    type Providers = Iter<std::vec::IntoIter<PeerRecord>>;
+    type Providers = BoxStream<'static, PeerRecord>;
 
     async fn find_providers(
         &self,
         cid: Cid,
         permit: Permit,
     ) -> Result<Self::Providers, RoutingError> {
-        let node = self.node.clone();
         let key = cid.multihash().to_vec();
-        let found = detached(permit, async move { node.providers(key).await }).await?;
-        let records: Vec<PeerRecord> = found
-            .into_iter()
-            .map(|p| PeerRecord::new(p.id().clone(), p.addrs().to_vec()))
-            .collect();
-        Ok(stream::iter(records))
+        let found = self
+            .node
+            .provider_stream(key)
+            .await
+            .map_err(routing_error)?;
+        let node = self.node.clone();
+        let records = found.then(move |p| {
+            // Held as long as the stream, whose drop cancels the lookup.
+            let _held = &permit;
+            let node = node.clone();
+            async move {
+                let protocols = protocols_of(&node, p.id()).await;
+                PeerRecord {
+                    protocols,
+                    ..PeerRecord::new(p.id().clone(), p.addrs().to_vec())
+                }
+            }
+        });
+        Ok(records.boxed())
     }
 
     async fn find_peer(
@@ -132,9 +166,25 @@ impl ContentRouting for NodeRouting {
             // A multihash libp2p does not take as a PeerId names no reachable peer.
             return Ok(None);
         };
+        if let Ok(Some(known)) = self.node.identified(&id).await {
+            if !known.peer.addrs().is_empty() {
+                return Ok(Some(PeerRecord {
+                    protocols: known.protocols,
+                    ..PeerRecord::new(peer, known.peer.addrs().to_vec())
+                }));
+            }
+        }
         let node = self.node.clone();
         let found = detached(permit, async move { node.find_peer(&id).await }).await?;
-        Ok(found.map(|p| PeerRecord::new(peer, p.addrs().to_vec())))
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        // The lookup may have reached the peer itself, which then identified.
+        let protocols = protocols_of(&self.node, found.id()).await;
+        Ok(Some(PeerRecord {
+            protocols,
+            ..PeerRecord::new(peer, found.addrs().to_vec())
+        }))
     }
 
     async fn get_ipns(&self, name: PeerId, permit: Permit) -> Result<Option<Bytes>, RoutingError> {

@@ -7,8 +7,8 @@
 # its table (`xtask fill`), zeroes callgrind's counters, loads it for DURATION seconds
 # (`xtask load`, a 60 s timeout so that nothing the node answered is counted as lost),
 # dumps the counters and prints Ir / (answered + late). Then the same load against the node
-# under `strace -c -f` gives the system calls per answered query (strace slows the node, so
-# its batches are larger than without it: a lower bound for an idle node's syscalls).
+# with `strace -c -f` attached for the load gives the system calls per answered query
+# (strace slows the node, so its batches are larger than without it: a lower bound).
 #
 # usage: contrib/perf/serve_ir.sh DHT_NODE [DURATION=10] [QUERIES="ping find_node get_peers"]
 # XTASK (default target/release/xtask), OUT (default /tmp/serve-ir) for the callgrind files:
@@ -40,11 +40,16 @@ for q in $QUERIES; do
   ir=$(grep -m1 '^summary:' "$dump" | awk '{print $2}')
   python3 -c "a=$answered+$late; print(f'$q: {$ir} Ir for {a} answered, {$ir/max(a,1):.0f} Ir per answered ($dump)')"
 
-  strace -f -c -o "$OUT/$q.strace" "$NODE" --listen "127.0.0.1:$PORT" --no-bootstrap >/dev/null 2>&1 &
+  "$NODE" --listen "127.0.0.1:$PORT" --no-bootstrap >/dev/null 2>&1 &
   pid=$!
-  sleep 2
+  sleep 1
   "$XTASK" fill --target "127.0.0.1:$PORT" --seconds 3 >/dev/null 2>&1 || true
+  # Attached for the load only; SIGINT makes strace detach and write its summary.
+  strace -f -c -o "$OUT/$q.strace" -p "$pid" 2>/dev/null &
+  tracer=$!
+  sleep 1
   read -r answered late < <(load "$q")
+  kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
   kill -INT "$pid"; wait "$pid" 2>/dev/null || true
   python3 - "$OUT/$q.strace" "$answered" "$late" "$q" <<'PY'
 import sys
@@ -56,6 +61,6 @@ for line in open(path):
         calls[parts[-1]] = int(parts[3])
 a = max(answered + late, 1)
 shown = ", ".join(f"{k} {v / a:.3f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1])[:6])
-print(f"{q}: syscalls per answered under strace (fill and load): {sum(calls.values()) / a:.3f} ({shown})")
+print(f"{q}: syscalls per answered under strace: {sum(calls.values()) / a:.3f} ({shown})")
 PY
 done

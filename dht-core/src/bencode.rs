@@ -461,6 +461,16 @@ pub fn write_int(out: &mut Vec<u8>, i: i64) {
 /// Decimal digits of `n`, without going through `fmt`.
 #[inline]
 fn write_uint(out: &mut Vec<u8>, mut n: u64) {
+    // Lengths of keys, ids, tokens and compact lists: one or two digits, written without
+    // the copy of a variable-length slice (a call to memcpy each, 10 per reply).
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
+    if n < 100 {
+        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+        return;
+    }
     let mut digits = [0u8; 20]; // u64::MAX has 20 digits
     let mut i = digits.len();
     loop {
@@ -507,6 +517,9 @@ impl<'o, 'k> DictWriter<'o, 'k> {
 
     /// Writes `key` with a byte-string value.
     pub fn bytes(&mut self, key: &'k [u8], value: &[u8]) {
+        // Room for both lengths too (at most 20 digits and a colon each): one capacity
+        // check instead of one per push.
+        self.out.reserve(key.len() + value.len() + 42);
         write_bytes(self.key(key), value);
     }
 

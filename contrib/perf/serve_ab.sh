@@ -61,7 +61,8 @@ for q in sorted({q for q, _ in runs}):
           f"(A {sorted(runs[(q, 'A')])}, B {sorted(runs[(q, 'B')])})")
     if runs[(q, "L")]:
         lt = statistics.median(runs[(q, "L")])
-        print(f"{q}: median libtorrent {lt:.0f}/s, A/L {a / lt:.3f}, B/L {b / lt:.3f} "
+        lt_or_1 = lt if lt > 0 else float("nan")
+        print(f"{q}: median libtorrent {lt:.0f}/s, A/L {a / lt_or_1:.3f}, B/L {b / lt_or_1:.3f} "
               f"(L {sorted(runs[(q, 'L')])})")
 PY
 rm -f "$results"

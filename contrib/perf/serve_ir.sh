@@ -30,7 +30,9 @@ for q in $QUERIES; do
     "$NODE" --listen "127.0.0.1:$PORT" --no-bootstrap >/dev/null 2>"$OUT/$q.valgrind.log" &
   pid=$!
   sleep 3
-  "$XTASK" fill --target "127.0.0.1:$PORT" --seconds 10 >/dev/null 2>&1 || true
+  # The table's size moves the cost of find_node and get_peers (closest): say it.
+  filled=$("$XTASK" fill --target "127.0.0.1:$PORT" --seconds 20 2>/dev/null | tail -1 |
+    sed -n 's/.*, \([0-9]*\) pinged by the target.*/\1/p') || true
   callgrind_control --zero "$pid" >/dev/null
   read -r answered late < <(load "$q")
   callgrind_control --dump="after the $q load" "$pid" >/dev/null
@@ -38,7 +40,7 @@ for q in $QUERIES; do
   # The dump after the zeroing holds the load only.
   dump=$(grep -l "after the $q load" "$OUT/$q.out"* | head -1)
   ir=$(grep -m1 '^summary:' "$dump" | awk '{print $2}')
-  python3 -c "a=$answered+$late; print(f'$q: {$ir} Ir for {a} answered, {$ir/max(a,1):.0f} Ir per answered ($dump)')"
+  python3 -c "a=$answered+$late; print(f'$q: {$ir} Ir for {a} answered, {$ir/max(a,1):.0f} Ir per answered, ${filled:-?} contacts admitted by fill ($dump)')"
 
   "$NODE" --listen "127.0.0.1:$PORT" --no-bootstrap >/dev/null 2>&1 &
   pid=$!

@@ -397,6 +397,24 @@ impl<'a> Parser<'a> {
     /// `<len>:<bytes>`, the length checked against what remains before anything is taken.
     fn bytes(&mut self) -> Result<&'a [u8], Error> {
         let first = self.pos;
+        // Every KRPC key, id, token and transaction id has a length of one or two digits:
+        // read those without the general loop's per-digit checks. Anything else, and any
+        // error, goes the general way, which reports it as before.
+        let (len, head) = match self.buf.get(first..first + 3) {
+            Some(&[d @ b'0'..=b'9', b':', _]) => (usize::from(d - b'0'), 2),
+            Some(&[d @ b'1'..=b'9', e @ b'0'..=b'9', b':']) => {
+                (usize::from(d - b'0') * 10 + usize::from(e - b'0'), 3)
+            }
+            _ => (usize::MAX, 0),
+        };
+        if let Some(s) = self
+            .buf
+            .get(first + head..)
+            .and_then(|rest| rest.get(..len))
+        {
+            self.pos = first + head + len;
+            return Ok(s);
+        }
         let mut len: usize = 0;
         loop {
             match self.peek() {

@@ -397,6 +397,24 @@ impl<'a> Parser<'a> {
     /// `<len>:<bytes>`, the length checked against what remains before anything is taken.
     fn bytes(&mut self) -> Result<&'a [u8], Error> {
         let first = self.pos;
+        // Every KRPC key, id, token and transaction id has a length of one or two digits:
+        // read those without the general loop's per-digit checks. Anything else, and any
+        // error, goes the general way, which reports it as before.
+        let (len, head) = match self.buf.get(first..first + 3) {
+            Some(&[d @ b'0'..=b'9', b':', _]) => (usize::from(d - b'0'), 2),
+            Some(&[d @ b'1'..=b'9', e @ b'0'..=b'9', b':']) => {
+                (usize::from(d - b'0') * 10 + usize::from(e - b'0'), 3)
+            }
+            _ => (usize::MAX, 0),
+        };
+        if let Some(s) = self
+            .buf
+            .get(first + head..)
+            .and_then(|rest| rest.get(..len))
+        {
+            self.pos = first + head + len;
+            return Ok(s);
+        }
         let mut len: usize = 0;
         loop {
             match self.peek() {
@@ -461,6 +479,16 @@ pub fn write_int(out: &mut Vec<u8>, i: i64) {
 /// Decimal digits of `n`, without going through `fmt`.
 #[inline]
 fn write_uint(out: &mut Vec<u8>, mut n: u64) {
+    // Lengths of keys, ids, tokens and compact lists: one or two digits, written without
+    // the copy of a variable-length slice (a call to memcpy each, 10 per reply).
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
+    if n < 100 {
+        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+        return;
+    }
     let mut digits = [0u8; 20]; // u64::MAX has 20 digits
     let mut i = digits.len();
     loop {
@@ -507,6 +535,9 @@ impl<'o, 'k> DictWriter<'o, 'k> {
 
     /// Writes `key` with a byte-string value.
     pub fn bytes(&mut self, key: &'k [u8], value: &[u8]) {
+        // Room for both lengths too (at most 20 digits and a colon each): one capacity
+        // check instead of one per push.
+        self.out.reserve(key.len() + value.len() + 42);
         write_bytes(self.key(key), value);
     }
 

@@ -49,6 +49,9 @@ use dht_core::{OutDatagram, RecvSlot, Transport};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
+#[cfg(target_os = "linux")]
+mod mmsg;
+
 /// Kernel send and receive buffer size requested for each socket.
 ///
 /// A lookup sends a burst of queries and its replies arrive together; the default
@@ -123,8 +126,57 @@ impl UdpTransport {
 
     /// Fills `slots` from whatever is queued on the sockets without waiting.
     ///
+    /// Takes at most half of what is left from each socket in turn (one `recvmmsg` each)
+    /// so a flood on one family cannot starve the other. Returns how many slots were
+    /// filled.
+    #[cfg(target_os = "linux")]
+    fn drain(&self, slots: &mut [RecvSlot]) -> io::Result<usize> {
+        let mut filled = 0;
+        let mut open = [self.v4.as_ref(), self.v6.as_ref()];
+        while filled < slots.len() && open.iter().any(Option::is_some) {
+            let sockets = open.iter().flatten().count();
+            for (v6, entry) in open.iter_mut().enumerate() {
+                let Some(family) = *entry else { continue };
+                let left = slots.len() - filled;
+                if left == 0 {
+                    break;
+                }
+                let share = left.div_ceil(sockets);
+                let end = filled + share;
+                match mmsg::recv_many(&family.socket, v6 == 1, &mut slots[filled..end]) {
+                    Ok(got) => {
+                        filled += got.filled;
+                        if got.read < share.min(mmsg::BATCH) {
+                            // The queue is empty: the next read would block.
+                            *entry = None;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => *entry = None,
+                    Err(e) if is_per_datagram(&e) => {
+                        // An ICMP error reported on the socket for an earlier send:
+                        // nothing to read, and the next datagram may be fine.
+                        tracing::debug!(local = %family.local, error = %e, "ignoring receive error");
+                    }
+                    Err(e) => {
+                        if filled > 0 {
+                            // Deliver what we have; the error recurs on the next call.
+                            tracing::debug!(local = %family.local, error = %e, "receive failed");
+                            return Ok(filled);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(filled)
+    }
+
+    /// Fills `slots` from whatever is queued on the sockets without waiting (one
+    /// system call per datagram where `recvmmsg` is missing).
+    ///
     /// Takes one datagram from each socket in turn so a flood on one family cannot
     /// starve the other. Returns how many slots were filled.
+    #[cfg(not(target_os = "linux"))]
     fn drain(&self, slots: &mut [RecvSlot]) -> io::Result<usize> {
         let mut filled = 0;
         let mut open = [self.v4.as_ref(), self.v6.as_ref()];
@@ -179,11 +231,41 @@ impl Transport for UdpTransport {
             .collect()
     }
 
-    /// Sends each datagram on the socket of its destination's family, in order.
+    /// Sends each datagram on the socket of its destination's family, in order (on
+    /// Linux, each run of one family `sendmmsg` calls of up to 32).
     ///
     /// A datagram for a family with no socket, or one the OS refuses for reasons of
     /// its own (unreachable, refused, not permitted, too large), is logged at debug
     /// level and skipped; other errors end the batch and are returned.
+    #[cfg(target_os = "linux")]
+    async fn send_batch(&self, batch: &[OutDatagram<'_>]) -> io::Result<()> {
+        let mut rest = batch;
+        while let Some(first) = rest.first() {
+            // The longest run of one family: one socket, one `sendmmsg`.
+            let v4 = first.to.is_ipv4();
+            let run = rest
+                .iter()
+                .position(|d| d.to.is_ipv4() != v4)
+                .unwrap_or(rest.len());
+            let Some(family) = self.family(&first.to) else {
+                tracing::debug!(to = %first.to, n = run, "no socket for this address family; datagrams dropped");
+                rest = &rest[run..];
+                continue;
+            };
+            match mmsg::send_many(&family.socket, &rest[..run]) {
+                Ok(sent) => rest = &rest[sent.max(1)..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => family.socket.writable().await?,
+                Err(e) if is_per_datagram(&e) => {
+                    tracing::debug!(to = %first.to, len = first.payload.len(), error = %e, "send failed; datagram dropped");
+                    rest = &rest[1..];
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
     async fn send_batch(&self, batch: &[OutDatagram<'_>]) -> io::Result<()> {
         for d in batch {
             let Some(family) = self.family(&d.to) else {

@@ -95,6 +95,9 @@ pub struct Runtime<T: Transport, O: Hosted> {
     uncommitted: Outgoing,
     /// When the next commit may start ([`COMMIT_GAP`] after the last one started).
     next_commit: std::time::Instant,
+    /// What a flush drains from the overlay, kept (empty) between flushes so that a
+    /// flush allocates nothing.
+    sending: Outgoing,
 }
 
 /// Wall-clock time now, in Unix milliseconds.
@@ -148,6 +151,7 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
             committing: None,
             uncommitted: Vec::new(),
             next_commit: now(),
+            sending: Vec::new(),
         };
         (runtime, handle)
     }
@@ -303,7 +307,7 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
             return;
         };
         match r {
-            Ok(()) => self.send(done.replies).await,
+            Ok(()) => self.send(&mut { done.replies }).await,
             Err(e) => {
                 tracing::warn!(error = %e, unacknowledged = done.replies.len(),
                     "a commit failed: its writes are answered with an error");
@@ -312,7 +316,7 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
                     .into_iter()
                     .filter_map(|(to, reply)| Some((to, self.overlay.commit_failed(reply)?)))
                     .collect();
-                self.send(errors).await;
+                self.send(&mut { errors }).await;
             }
         }
     }
@@ -343,7 +347,7 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
     /// Sends what the overlay queued (write replies once their commit completes) and
     /// delivers finished commands.
     async fn flush(&mut self) {
-        let mut out: Outgoing = Vec::new();
+        let mut out = std::mem::take(&mut self.sending);
         while let Some(output) = self.overlay.poll_output() {
             match output {
                 Output::Datagram { to, payload } => out.push((to, payload)),
@@ -359,7 +363,8 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
             }
         }
         self.commit(&mut out);
-        self.send(out).await;
+        self.send(&mut out).await;
+        self.sending = out;
         while let Some(Event::QueryDone(done)) = self.overlay.poll_event() {
             let Some(waiter) = self.waiters.remove(&done.id) else {
                 continue;
@@ -369,7 +374,8 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
         }
     }
 
-    async fn send(&mut self, out: Outgoing) {
+    /// Sends `out` and gives the payloads back to the overlay; `out` is left empty.
+    async fn send(&mut self, out: &mut Outgoing) {
         if out.is_empty() {
             return;
         }
@@ -381,7 +387,7 @@ impl<T: Transport, O: Hosted> Runtime<T, O> {
             tracing::warn!(error = %e, "send failed");
         }
         drop(batch);
-        for (_, payload) in out {
+        for (_, payload) in out.drain(..) {
             self.overlay.recycle(payload);
         }
     }

@@ -56,46 +56,35 @@ fn malformed(reason: Reason) -> DecodeError {
 
 /// Decodes one datagram.
 pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+    // Walked into in place and read by reference: the argument and reply slots are over a
+    // kilobyte together, and moving them cost a copy of each per datagram.
     let mut fields = Fields::default();
     walk(bytes, &mut fields).map_err(|e| malformed(e.reason))?;
-    let Fields {
-        t,
-        y,
-        q,
-        a,
-        r,
-        e,
-        v,
-        ro,
-        ip,
-    } = fields;
-
-    let t = t
-        .and_then(|t| t.as_bytes())
-        .ok_or(malformed("missing transaction id t"))?;
-    let body = match y.and_then(|y| y.as_bytes()) {
-        Some(b"q") => Body::Query(decode_query(q, a).map_err(|reason| DecodeError {
-            query_transaction_id: Some(t.to_vec()),
-            reason,
-        })?),
-        Some(b"r") => Body::Response(decode_response(r).map_err(malformed)?),
-        Some(b"e") => Body::Error(decode_error(e).map_err(malformed)?),
+    let f = &fields;
+    let t =
+        f.t.and_then(|t| t.as_bytes())
+            .ok_or(malformed("missing transaction id t"))?;
+    let body = match f.y.and_then(|y| y.as_bytes()) {
+        Some(b"q") => {
+            Body::Query(
+                decode_query(f.q, f.a_dict, &f.a).map_err(|reason| DecodeError {
+                    query_transaction_id: Some(t.to_vec()),
+                    reason,
+                })?,
+            )
+        }
+        Some(b"r") => Body::Response(decode_response(f.r_dict, &f.r).map_err(malformed)?),
+        Some(b"e") => Body::Error(decode_error(f.e).map_err(malformed)?),
         Some(_) => return Err(malformed("unknown message type y")),
         None => return Err(malformed("missing message type y")),
     };
     Ok(Message {
         transaction_id: t.to_vec(),
-        version: v.and_then(|v| v.as_bytes()).map(<[u8]>::to_vec),
-        read_only: ro.and_then(|ro| ro.as_int()) == Some(1),
-        requester_ip: ip.and_then(|ip| ip.as_bytes()).and_then(compact_addr),
+        version: f.v.and_then(|v| v.as_bytes()).map(<[u8]>::to_vec),
+        read_only: f.ro.and_then(|ro| ro.as_int()) == Some(1),
+        requester_ip: f.ip.and_then(|ip| ip.as_bytes()).and_then(compact_addr),
         body,
     })
-}
-
-/// A dictionary seen at `a` or `r`, or some other value there.
-enum Nested<T> {
-    Dict(T),
-    Other,
 }
 
 /// The top-level keys we read. `a` and `r` are walked in place as the cursor meets them,
@@ -105,12 +94,16 @@ struct Fields<'a> {
     t: Option<Value<'a>>,
     y: Option<Value<'a>>,
     q: Option<Value<'a>>,
-    a: Option<Nested<Args<'a>>>,
-    r: Option<Nested<Reply<'a>>>,
     e: Option<Value<'a>>,
     v: Option<Value<'a>>,
     ro: Option<Value<'a>>,
     ip: Option<Value<'a>>,
+    /// `a` was seen: a dictionary (its keys in `a`) or some other value.
+    a_dict: Option<bool>,
+    a: Args<'a>,
+    /// `r` was seen: a dictionary (its keys in `r`) or some other value.
+    r_dict: Option<bool>,
+    r: Reply<'a>,
 }
 
 fn walk<'a>(bytes: &'a [u8], f: &mut Fields<'a>) -> Result<(), bencode::Error> {
@@ -127,25 +120,28 @@ fn walk<'a>(bytes: &'a [u8], f: &mut Fields<'a>) -> Result<(), bencode::Error> {
     while let Some(key) = c.next_key()? {
         let slot = match key {
             b"a" => {
-                f.a = Some(if c.enter_dict()? {
-                    let mut args = Args::default();
-                    walk_args(&mut c, &mut args)?;
-                    Nested::Dict(args)
+                // A repeated `a` replaces the first one whole, keys it lacks included.
+                if f.a_dict.replace(true).is_some() {
+                    f.a = Args::default();
+                }
+                if c.enter_dict()? {
+                    walk_args(&mut c, &mut f.a)?;
                 } else {
                     c.value()?;
-                    Nested::Other
-                });
+                    f.a_dict = Some(false);
+                }
                 continue;
             }
             b"r" => {
-                f.r = Some(if c.enter_dict()? {
-                    let mut reply = Reply::default();
-                    walk_reply(&mut c, &mut reply)?;
-                    Nested::Dict(reply)
+                if f.r_dict.replace(true).is_some() {
+                    f.r = Reply::default();
+                }
+                if c.enter_dict()? {
+                    walk_reply(&mut c, &mut f.r)?;
                 } else {
                     c.value()?;
-                    Nested::Other
-                });
+                    f.r_dict = Some(false);
+                }
                 continue;
             }
             b"t" => &mut f.t,
@@ -257,15 +253,19 @@ fn walk_reply<'a>(c: &mut Cursor<'a>, r: &mut Reply<'a>) -> Result<(), bencode::
     Ok(())
 }
 
-fn decode_query(q: Option<Value<'_>>, a: Option<Nested<Args<'_>>>) -> Result<Query, Reason> {
+fn decode_query(
+    q: Option<Value<'_>>,
+    a_dict: Option<bool>,
+    args: &Args<'_>,
+) -> Result<Query, Reason> {
     let name = required(q, "missing method name q")?
         .as_bytes()
         .ok_or("method name q is not a string")?;
-    let args = match a {
-        Some(Nested::Dict(args)) => args,
-        Some(_) => return Err("arguments a is not a dictionary"),
+    match a_dict {
+        Some(true) => {}
+        Some(false) => return Err("arguments a is not a dictionary"),
         None => return Err("missing arguments a"),
-    };
+    }
     let id = Id(fixed(args.id, "missing id", "id is not 20 bytes")?);
     let target = || -> Result<Id, Reason> {
         fixed(args.target, "missing target", "target is not 20 bytes").map(Id)
@@ -357,12 +357,12 @@ fn decode_want(want: Option<Value<'_>>) -> Want {
     w
 }
 
-fn decode_response(r: Option<Nested<Reply<'_>>>) -> Result<Response, Reason> {
-    let r = match r {
-        Some(Nested::Dict(r)) => r,
-        Some(_) => return Err("response r is not a dictionary"),
+fn decode_response(r_dict: Option<bool>, r: &Reply<'_>) -> Result<Response, Reason> {
+    match r_dict {
+        Some(true) => {}
+        Some(false) => return Err("response r is not a dictionary"),
         None => return Err("missing response r"),
-    };
+    }
     let values = match r.values {
         None => Vec::new(),
         Some(v) => {
@@ -518,43 +518,81 @@ impl Message {
     }
 }
 
+/// A message's envelope and body, borrowed: what [`Message::encode`] writes, and what the
+/// node writes its replies from without building a [`Message`] (no copy of the transaction
+/// id, the version or an error's text, no move of the reply).
+pub(crate) struct Envelope<'m> {
+    pub transaction_id: &'m [u8],
+    pub version: Option<&'m [u8]>,
+    pub read_only: bool,
+    pub requester_ip: Option<SocketAddr>,
+    pub body: BodyRef<'m>,
+}
+
+/// [`Body`], borrowed.
+pub(crate) enum BodyRef<'m> {
+    Query(&'m Query),
+    Response(&'m Response),
+    /// Code and message.
+    Error(i64, &'m str),
+}
+
 fn encode_message(msg: &Message, out: &mut Vec<u8>) {
+    let body = match &msg.body {
+        Body::Query(q) => BodyRef::Query(q),
+        Body::Response(r) => BodyRef::Response(r),
+        Body::Error(e) => BodyRef::Error(e.code, &e.message),
+    };
+    encode_envelope(
+        &Envelope {
+            transaction_id: &msg.transaction_id,
+            version: msg.version.as_deref(),
+            read_only: msg.read_only,
+            requester_ip: msg.requester_ip,
+            body,
+        },
+        out,
+    )
+}
+
+/// Appends the bencoded form of `msg` to `out`.
+pub(crate) fn encode_envelope(msg: &Envelope<'_>, out: &mut Vec<u8>) {
     let mut d = DictWriter::new(out);
-    match &msg.body {
-        Body::Query(q) => encode_args(d.key(b"a"), q),
-        Body::Error(e) => {
+    match msg.body {
+        BodyRef::Query(q) => encode_args(d.key(b"a"), q),
+        BodyRef::Error(code, message) => {
             let o = d.key(b"e");
             o.push(b'l');
-            write_int(o, e.code);
-            write_bytes(o, e.message.as_bytes());
+            write_int(o, code);
+            write_bytes(o, message.as_bytes());
             o.push(b'e');
         }
-        Body::Response(_) => {}
+        BodyRef::Response(_) => {}
     }
     if let Some(ip) = &msg.requester_ip {
         let o = d.key(b"ip");
         write_len(o, compact_len(ip));
         put_compact_addr(o, ip);
     }
-    if let Body::Query(q) = &msg.body {
+    if let BodyRef::Query(q) = msg.body {
         d.bytes(b"q", q.method.name());
     }
-    if let Body::Response(r) = &msg.body {
+    if let BodyRef::Response(r) = msg.body {
         encode_response(d.key(b"r"), r);
     }
     if msg.read_only {
         d.int(b"ro", 1);
     }
-    d.bytes(b"t", &msg.transaction_id);
-    if let Some(v) = &msg.version {
+    d.bytes(b"t", msg.transaction_id);
+    if let Some(v) = msg.version {
         d.bytes(b"v", v);
     }
     d.bytes(
         b"y",
         match msg.body {
-            Body::Query(_) => b"q",
-            Body::Response(_) => b"r",
-            Body::Error(_) => b"e",
+            BodyRef::Query(_) => b"q",
+            BodyRef::Response(_) => b"r",
+            BodyRef::Error(..) => b"e",
         },
     );
     d.finish();

@@ -1,4 +1,5 @@
-//! Measuring one build: the KRPC rate its node sustains (and its echo's), pinned the way
+//! Measuring one build: the KRPC rate its node sustains (and its echo's, and libtorrent's
+//! node's beside them), pinned the way
 //! `contrib/perf/serve_ab.sh` pins them; the instruction counts of its callgrind workloads;
 //! the figures of one simulator run. Every process started here listens on 127.0.0.1 only
 //! and is owned by a [`Running`] guard, so an error or Ctrl-C leaves nothing behind.
@@ -31,11 +32,46 @@ impl Drop for Running {
     }
 }
 
-/// What answers the load: the build's node, or the build's bare echo (the ceiling).
+/// What answers the load: the build's node, the build's bare echo (the ceiling), or
+/// libtorrent's DHT node (`contrib/perf/libtorrent_node.py`, the same for both builds).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Server {
     Node,
     Echo,
+    Libtorrent,
+}
+
+/// The script that runs libtorrent's DHT node on one loopback address.
+const LIBTORRENT_NODE: &str = "contrib/perf/libtorrent_node.py";
+
+/// Debian's interpreter, where `apt-get install python3-libtorrent` puts the module (a
+/// pyenv or venv `python3` first in PATH would not see it); `DHT_INTEROP_PYTHON` as for
+/// `cargo xtask interop`.
+fn python() -> String {
+    std::env::var("DHT_INTEROP_PYTHON").unwrap_or_else(|_| {
+        if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3".to_string()
+        } else {
+            "python3".to_string()
+        }
+    })
+}
+
+/// `--libtorrent` needs python3-libtorrent: refused at once, not after the builds.
+pub fn check_libtorrent() -> Result<(), Error> {
+    let imported = Command::new(python())
+        .args(["-c", "import libtorrent"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match imported {
+        Ok(s) if s.success() => Ok(()),
+        _ => Err(Error::Failed(format!(
+            "perf: --libtorrent: {} cannot import libtorrent \
+             (apt-get install python3-libtorrent, or cargo xtask interop --install)",
+            python()
+        ))),
+    }
 }
 
 /// `program` on one CPU only (`taskset -c CPU program`).
@@ -108,7 +144,7 @@ fn wait_answering(addr: SocketAddr, server: &mut Running) -> Result<(), Error> {
     )))
 }
 
-/// Starts `server` of `bins` on CPU 0, fills a node's table, loads it from CPU 1 with the
+/// Starts `server` of `bins` (or libtorrent's) on CPU 0, fills a node's table, loads it from CPU 1 with the
 /// load generator `load` for `duration` seconds of `query`, and returns the answers per
 /// second. The server is stopped before this returns.
 pub fn serve_rate(
@@ -133,6 +169,13 @@ pub fn serve_rate(
             c.arg("echo").arg("--listen").arg(addr.to_string());
             c
         }
+        Server::Libtorrent => {
+            // Its network thread and the interpreter both on the server's CPU.
+            let mut c = pinned(SERVER_CPU, Path::new(&python()));
+            c.arg(crate::testnet::workspace_root().join(LIBTORRENT_NODE))
+                .arg(addr.to_string());
+            c
+        }
     };
     let child = cmd
         .stdout(Stdio::null())
@@ -141,7 +184,7 @@ pub fn serve_rate(
         .map_err(|e| Error::Failed(format!("perf: cannot start the server: {e}")))?;
     let mut running = Running { child };
     wait_answering(addr, &mut running)?;
-    if server == Server::Node {
+    if server != Server::Echo {
         let filled = pinned(LOAD_CPU, load)
             .args(["fill", "--target", &addr.to_string()])
             .arg("--seconds")

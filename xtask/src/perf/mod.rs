@@ -39,6 +39,13 @@ dht-sim and dht-core's `instructions` example of both in release mode, and measu
   - one simulator run of each: `dht-sim --nodes N --lookups 1000 --seed 1 --json`.
 Prints each figure of both builds and their ratio (working tree / REF).
 
+With --libtorrent, every round also loads libtorrent's DHT node (python3-libtorrent,
+contrib/perf/libtorrent_node.py: DHT only, on 127.0.0.1, its per-IP block and reply rate
+limits lifted as ours exempt loopback) with ping, find_node and get_peers, pinned, filled
+and loaded exactly as the builds' nodes, first in odd rounds and last in even ones. Its
+rates are reported beside the builds' (median, fraction of the echo ceiling, and each
+build's ratio to it), never judged.
+
 OPTIONS:
     --against REF        The commit to compare with (required), e.g. where your work began
     --runs N             Alternating rounds of the rates per build            [default: 4]
@@ -50,6 +57,8 @@ OPTIONS:
                          per lookup) may be                                    [default: 2]
     --sim-nodes N        Nodes of the simulator run                         [default: 10000]
     --no-sim             Skip the simulator run
+    --libtorrent         Load libtorrent's DHT node too, in the same rounds (above); needs
+                         python3-libtorrent (apt-get install python3-libtorrent)
     --quick              To try it out: 2 rounds of 2 s loads, a 2,000-node simulation
                          (explicit options still apply). Rates of fewer than 4 rounds are
                          reported, not judged
@@ -87,13 +96,15 @@ pub struct PerfConfig {
     pub count_margin: f64,
     /// None: no simulator run.
     pub sim_nodes: Option<usize>,
+    /// Load libtorrent's node in the same rounds.
+    pub libtorrent: bool,
 }
 
 fn parse(args: &[String]) -> Result<Parsed<PerfConfig>, Error> {
     let mut options = Options::new(args, "perf ");
     let (mut against, mut runs, mut duration, mut sim_nodes) = (None, None, None, None);
     let (mut rate_margin, mut count_margin) = (8.0, 2.0);
-    let (mut quick, mut no_sim) = (false, false);
+    let (mut quick, mut no_sim, mut libtorrent) = (false, false, false);
     while let Some((name, inline)) = options.next_name() {
         match name {
             "-h" | "--help" => return Ok(Parsed::Help),
@@ -110,6 +121,7 @@ fn parse(args: &[String]) -> Result<Parsed<PerfConfig>, Error> {
             "--count-margin" => count_margin = percent(&mut options, name, inline)?,
             "--sim-nodes" => sim_nodes = Some(options.positive(name, inline)?),
             "--no-sim" => no_sim = true,
+            "--libtorrent" => libtorrent = true,
             "--quick" => quick = true,
             other => return Err(options.usage(format!("unknown option `{other}`"))),
         }
@@ -125,6 +137,7 @@ fn parse(args: &[String]) -> Result<Parsed<PerfConfig>, Error> {
         rate_margin: rate_margin / 100.0,
         count_margin: count_margin / 100.0,
         sim_nodes: (!no_sim).then(|| sim_nodes.unwrap_or(if quick { 2_000 } else { 10_000 })),
+        libtorrent,
     }))
 }
 
@@ -165,6 +178,9 @@ pub fn run(args: &[String]) -> Result<(), Error> {
         }
     };
     measure::check_pinning()?;
+    if config.libtorrent {
+        measure::check_libtorrent()?;
+    }
     // Without the handler, Ctrl-C would end xtask before the guards of the servers it
     // started could stop them; failing to install it only loses that.
     if let Err(e) = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst)) {
@@ -222,7 +238,7 @@ pub fn run(args: &[String]) -> Result<(), Error> {
             config.runs
         ));
     }
-    for ((name, ..), (reference, current)) in SERVED.iter().zip(&rates) {
+    for ((name, ..), (reference, current)) in SERVED.iter().zip(&rates.builds) {
         figures.push(Figure {
             name: format!("answered/s {name}"),
             reference: reference.clone(),
@@ -282,12 +298,28 @@ fn describe_tree(root: &Path) -> String {
 /// The samples of each entry of [`SERVED`]: (REF's, the working tree's).
 type Samples = Vec<(Vec<f64>, Vec<f64>)>;
 
-fn serve_rates(config: &PerfConfig, builds: &Builds) -> Result<Samples, Error> {
+/// Rates of every round: the builds' ([`Samples`]) and libtorrent's node's, one list per
+/// entry of [`SERVED`] (empty for the echo, and without `--libtorrent`).
+struct Rates {
+    builds: Samples,
+    libtorrent: Vec<Vec<f64>>,
+}
+
+fn serve_rates(config: &PerfConfig, builds: &Builds) -> Result<Rates, Error> {
     let mut samples: Samples = vec![(Vec::new(), Vec::new()); SERVED.len()];
+    let mut libtorrent = vec![Vec::new(); SERVED.len()];
     // The same load generator for both builds, so that only the server differs.
     let load = &builds.tree.xtask;
     for round in 0..config.runs {
-        for ((name, server, query), (reference, tree)) in SERVED.iter().zip(&mut samples) {
+        for (((name, server, query), (reference, tree)), lt) in
+            SERVED.iter().zip(&mut samples).zip(&mut libtorrent)
+        {
+            // libtorrent's node first in odd rounds (1, 3, ..), last in even ones.
+            let with_libtorrent = config.libtorrent && *server == Server::Node;
+            let libtorrent_first = round % 2 == 0;
+            if with_libtorrent && libtorrent_first {
+                lt.push(libtorrent_rate(config, builds, name, query, round)?);
+            }
             // A B, then B A: drift in what else the machine does falls on both.
             let tree_first = round % 2 == 1;
             for is_tree in [tree_first, !tree_first] {
@@ -314,9 +346,42 @@ fn serve_rates(config: &PerfConfig, builds: &Builds) -> Result<Samples, Error> {
                 );
                 into.push(rate);
             }
+            if with_libtorrent && !libtorrent_first {
+                lt.push(libtorrent_rate(config, builds, name, query, round)?);
+            }
         }
     }
-    Ok(samples)
+    Ok(Rates {
+        builds: samples,
+        libtorrent,
+    })
+}
+
+/// One load of libtorrent's node (started, filled and loaded as the builds' nodes).
+fn libtorrent_rate(
+    config: &PerfConfig,
+    builds: &Builds,
+    name: &str,
+    query: &str,
+    round: usize,
+) -> Result<f64, Error> {
+    interrupted()?;
+    let rate = measure::serve_rate(
+        &builds.tree,
+        Server::Libtorrent,
+        &builds.tree.xtask,
+        query,
+        config.duration,
+        config.fill_seconds,
+    );
+    interrupted()?;
+    let rate = rate?;
+    eprintln!(
+        "perf: round {}/{} libtorrent {name}: {rate:.0} answered/s",
+        round + 1,
+        config.runs
+    );
+    Ok(rate)
 }
 
 /// One simulator run per build (REF first), the figures and a note on the event hashes.
@@ -400,9 +465,10 @@ fn print_report(
     config: &PerfConfig,
     figures: &[Figure],
     rows: &[Row],
-    rates: &Samples,
+    all_rates: &Rates,
     notes: &[String],
 ) {
+    let rates = &all_rates.builds;
     crate::out!(
         "{:<32} {:>14} {:>14} {:>8}  verdict",
         "figure",
@@ -451,9 +517,45 @@ fn print_report(
             list(tree)
         );
     }
+    if config.libtorrent {
+        print_libtorrent(rates, &all_rates.libtorrent);
+    }
     crate::out!("");
     for note in notes {
         crate::out!("note: {note}");
+    }
+}
+
+/// libtorrent's rates of the same rounds, beside the builds': medians, fractions of each
+/// build's echo ceiling, and each build's ratio to libtorrent (reported, never judged).
+fn print_libtorrent(rates: &Samples, libtorrent: &[Vec<f64>]) {
+    let echo = &rates[0];
+    let echo_tree = verdict::median(&echo.1);
+    crate::out!("\nlibtorrent's node in the same rounds (answered/s; medians):");
+    for ((name, ..), ((reference, tree), lt)) in SERVED.iter().zip(rates.iter().zip(libtorrent)) {
+        if lt.is_empty() {
+            continue;
+        }
+        let lt_median = verdict::median(lt);
+        let over = |x: Option<f64>| match (x, lt_median) {
+            (Some(x), Some(l)) if l > 0.0 => format!("{:.3}", x / l),
+            _ => "-".into(),
+        };
+        let of_echo = match (lt_median, echo_tree) {
+            (Some(l), Some(e)) if e > 0.0 => format!("{:.3}", l / e),
+            _ => "-".into(),
+        };
+        let list = lt
+            .iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        crate::out!(
+            "  {name:<10} libtorrent {} ({of_echo} of the tree's echo)  REF/libtorrent {}  tree/libtorrent {}  [{list}]",
+            value(lt_median),
+            over(verdict::median(reference)),
+            over(verdict::median(tree)),
+        );
     }
 }
 
@@ -490,6 +592,7 @@ mod tests {
                 rate_margin: 0.08,
                 count_margin: 0.02,
                 sim_nodes: Some(10_000),
+                libtorrent: false,
             }
         );
         let Ok(Parsed::Run(q)) = parse(&args("--quick --against=main")) else {
@@ -504,6 +607,11 @@ mod tests {
         };
         assert_eq!((e.runs, e.duration, e.sim_nodes), (6, 1.5, None));
         assert_eq!((e.rate_margin, e.count_margin), (0.05, 0.005));
+        assert!(!e.libtorrent);
+        let Ok(Parsed::Run(l)) = parse(&args("--against main --libtorrent")) else {
+            panic!("did not parse");
+        };
+        assert!(l.libtorrent);
     }
 
     #[test]

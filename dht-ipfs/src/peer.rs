@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dht_core::kernel::Contact;
 use dht_core::Id;
@@ -173,10 +173,19 @@ pub struct PeerInfo {
 }
 
 /// What a [`PeerInfo`] shares between its copies.
-#[derive(PartialEq)]
 struct Peer {
     id: PeerId,
     addrs: Addrs,
+    /// The peer as a reply names it (`wire::peer_fields`), encoded the first time it
+    /// is sent: a server names the same contacts in reply after reply.
+    reply_fields: OnceLock<Box<[u8]>>,
+}
+
+/// The id and addresses: the encoding cached beside them is derived from those.
+impl PartialEq for Peer {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.addrs == other.addrs
+    }
 }
 
 /// Listen addresses: one (the common case) without an allocation of its own.
@@ -222,7 +231,11 @@ impl PeerInfo {
         };
         PeerInfo {
             key: id.key(),
-            peer: Arc::new(Peer { id, addrs }),
+            peer: Arc::new(Peer {
+                id,
+                addrs,
+                reply_fields: OnceLock::new(),
+            }),
         }
     }
 
@@ -244,6 +257,16 @@ impl PeerInfo {
             addrs: self.addrs().iter().map(|a| a.to_vec()).collect(),
             connection: connection as i32,
         }
+    }
+
+    /// [`to_wire`](Self::to_wire)'s `Peer` without its connection hint, trimmed to
+    /// the addresses a reply carries, as protobuf fields (`wire::peer_fields`); encoded
+    /// once per contact.
+    pub(crate) fn reply_fields(&self) -> &[u8] {
+        self.peer.reply_fields.get_or_init(|| {
+            let addrs = self.addrs().iter().take(wire::SEND_ADDRS_PER_PEER);
+            wire::peer_fields(self.peer.id.as_bytes(), addrs.map(|a| a.as_ref())).into()
+        })
     }
 
     /// The PeerId.

@@ -246,6 +246,81 @@ pub fn trim_to_fit(msg: &mut Message, max: usize) -> bool {
     true
 }
 
+/// A varint as protobuf writes it.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A length-delimited field.
+fn put_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+    put_varint(out, field << 3 | 2);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// The bytes of a [`Peer`] of `id` at `addrs` with connection
+/// [`ConnectionType::NotConnected`] (proto3 leaves that default out), as prost encodes
+/// it: a server caches them per contact and names it in reply after reply without
+/// building a [`Peer`] each time ([`encode_closer_reply`]).
+pub(crate) fn peer_fields<'a>(id: &[u8], addrs: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    if !id.is_empty() {
+        put_bytes(&mut out, 1, id);
+    }
+    for a in addrs {
+        put_bytes(&mut out, 2, a);
+    }
+    out
+}
+
+/// `Peer.connection = CONNECTED`, after a peer's [`peer_fields`].
+const CONNECTED_FIELD: [u8; 2] = [3 << 3, ConnectionType::Connected as u8];
+
+/// The frame of a reply of `kind` (no key, no record, no providers) naming `closer`
+/// (each a peer's [`peer_fields`] and whether it is connected), byte for byte what
+/// [`encode_frame`] writes of that [`Message`] after [`trim_to_fit`] (the peers'
+/// addresses already trimmed): the farthest peers go until it fits in `max`. `None`
+/// when it does not fit even without them.
+pub(crate) fn encode_closer_reply(
+    kind: MessageType,
+    closer: &[(&[u8], bool)],
+    max: usize,
+) -> Option<Vec<u8>> {
+    let peer_len = |(fields, connected): &(&[u8], bool)| {
+        fields.len() + if *connected { CONNECTED_FIELD.len() } else { 0 }
+    };
+    let entry_len = |p: &(&[u8], bool)| {
+        let n = peer_len(p);
+        1 + prost::length_delimiter_len(n) + n
+    };
+    // prost leaves the default (PUT_VALUE, 0) out.
+    let head = if kind == MessageType::PutValue { 0 } else { 2 };
+    let mut body = head + closer.iter().map(entry_len).sum::<usize>();
+    let mut keep = closer.len();
+    while prost::length_delimiter_len(body) + body > max {
+        keep = keep.checked_sub(1)?;
+        body -= entry_len(&closer[keep]);
+    }
+    let mut out = Vec::with_capacity(prost::length_delimiter_len(body) + body);
+    put_varint(&mut out, body as u64);
+    if head > 0 {
+        out.extend([1 << 3, kind as u8]);
+    }
+    for p in &closer[..keep] {
+        put_varint(&mut out, 8 << 3 | 2);
+        put_varint(&mut out, peer_len(p) as u64);
+        out.extend_from_slice(p.0);
+        if p.1 {
+            out.extend(CONNECTED_FIELD);
+        }
+    }
+    Some(out)
+}
+
 /// One field of a protobuf body: its number, wire type and, for length-delimited
 /// fields, the payload.
 struct Field<'a> {
@@ -369,5 +444,65 @@ mod tests {
         assert_eq!(read_uvarint(&[0x80, 0x00]), Err(DecodeError::BadPrefix));
         assert_eq!(read_uvarint(&[0x80]), Ok(None));
         assert_eq!(read_uvarint(&[0xff; 9]), Err(DecodeError::BadPrefix));
+    }
+
+    /// What `encode_closer_reply` must equal: prost's frame of the trimmed message.
+    fn by_prost(kind: MessageType, peers: &[Peer], max: usize) -> Option<Vec<u8>> {
+        let mut m = Message::new(kind, Vec::new());
+        m.closer_peers = peers.to_vec();
+        trim_to_fit(&mut m, max).then(|| encode_frame(&m))
+    }
+
+    /// Peer `n`: up to 12 addresses, some long (two-byte lengths), some empty.
+    fn test_peer(n: usize) -> Peer {
+        let addrs = (0..n % 13).map(|i| vec![i as u8; (n * 7 + i * 40) % 150]);
+        let connection = match n % 3 {
+            0 => ConnectionType::Connected,
+            _ => ConnectionType::NotConnected,
+        };
+        Peer {
+            id: [0x00, 0x24].into_iter().chain([n as u8; 36]).collect(),
+            addrs: addrs.collect(),
+            connection: connection as i32,
+        }
+    }
+
+    #[test]
+    fn closer_replies_are_prost_s_bytes_trimmed_alike() {
+        let peers: Vec<Peer> = (0..40).map(test_peer).collect();
+        let fields: Vec<(Vec<u8>, bool)> = peers
+            .iter()
+            .map(|p| {
+                let addrs = p.addrs.iter().take(SEND_ADDRS_PER_PEER);
+                let connected = p.connection == ConnectionType::Connected as i32;
+                (peer_fields(&p.id, addrs.map(|a| &a[..])), connected)
+            })
+            .collect();
+        let closer: Vec<(&[u8], bool)> = fields.iter().map(|(f, c)| (&f[..], *c)).collect();
+        let maxes = [
+            0,
+            1,
+            2,
+            3,
+            50,
+            100,
+            300,
+            1000,
+            2000,
+            5000,
+            16 * 1024,
+            usize::MAX,
+        ];
+        for kind in [MessageType::FindNode, MessageType::PutValue] {
+            for count in [0, 1, 20, 40] {
+                for max in maxes {
+                    assert_eq!(
+                        encode_closer_reply(kind, &closer[..count], max),
+                        by_prost(kind, &peers[..count], max),
+                        "{kind:?}, {count} peers, max {max}"
+                    );
+                }
+            }
+        }
     }
 }

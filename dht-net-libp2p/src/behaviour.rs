@@ -61,12 +61,11 @@ impl Default for Limits {
 /// What the behaviour reports to the host.
 #[derive(Debug)]
 pub enum KadEvent {
-    /// `peer` opened a kad stream to us on a connection from `remote`.
+    /// A peer opened a kad stream to us.
     Inbound {
-        /// The authenticated peer.
-        peer: PeerId,
-        /// The connection's remote address.
-        remote: Multiaddr,
+        /// The authenticated peer at the connection's remote address, as the engine
+        /// takes it.
+        from: dht_ipfs::PeerInfo,
         /// The stream.
         stream: Stream,
         /// Held while the stream is used.
@@ -83,8 +82,10 @@ pub enum KadEvent {
 pub struct KadStreams {
     server: bool,
     limits: Limits,
-    /// Established connections: peer and remote address.
-    connections: HashMap<ConnectionId, (PeerId, Multiaddr)>,
+    /// Established connections: peer and remote address, and the two as the engine
+    /// takes a request's sender (built once here, not per request; `None` for a
+    /// PeerId the engine cannot hold, whose streams are reset).
+    connections: HashMap<ConnectionId, (PeerId, Multiaddr, Option<dht_ipfs::PeerInfo>)>,
     /// Inbound connections in their handshake, by remote IP.
     pending_inbound: HashMap<ConnectionId, Option<IpAddr>>,
     /// Requests waiting for a connection to their peer, with their deadlines.
@@ -161,7 +162,7 @@ impl KadStreams {
     /// Server or client, on every connection from now on.
     pub(crate) fn set_server(&mut self, server: bool) {
         self.server = server;
-        for (conn, (peer, _)) in &self.connections {
+        for (conn, (peer, ..)) in &self.connections {
             self.events.push_back(ToSwarm::NotifyHandler {
                 peer_id: *peer,
                 handler: NotifyHandler::One(*conn),
@@ -178,7 +179,7 @@ impl KadStreams {
     fn connection_to(&self, peer: &PeerId) -> Option<ConnectionId> {
         self.connections
             .iter()
-            .find(|(_, (p, _))| p == peer)
+            .find(|(_, (p, ..))| p == peer)
             .map(|(c, _)| *c)
     }
 
@@ -220,7 +221,7 @@ impl NetworkBehaviour for KadStreams {
             let same = self
                 .connections
                 .values()
-                .filter(|(_, a)| ip_of(a) == Some(ip))
+                .filter(|(_, a, _)| ip_of(a) == Some(ip))
                 .count()
                 + self
                     .pending_inbound
@@ -277,7 +278,11 @@ impl NetworkBehaviour for KadStreams {
             }) => {
                 self.pending_inbound.remove(&connection_id);
                 let remote = endpoint.get_remote_address().clone();
-                self.connections.insert(connection_id, (peer_id, remote));
+                let from = dht_ipfs::PeerId::from_bytes(&peer_id.to_bytes())
+                    .ok()
+                    .map(|id| dht_ipfs::PeerInfo::new(id, [remote.clone()]));
+                self.connections
+                    .insert(connection_id, (peer_id, remote, from));
                 for (id, _) in self.waiting.remove(&peer_id).unwrap_or_default() {
                     self.events.push_back(ToSwarm::NotifyHandler {
                         peer_id,
@@ -316,18 +321,17 @@ impl NetworkBehaviour for KadStreams {
 
     fn on_connection_handler_event(
         &mut self,
-        peer_id: PeerId,
+        _peer_id: PeerId,
         connection_id: ConnectionId,
         event: THandlerOutEvent<Self>,
     ) {
         let event = match event {
             HandlerOut::Inbound(stream, guard) => {
-                let Some((_, remote)) = self.connections.get(&connection_id) else {
+                let Some((_, _, Some(from))) = self.connections.get(&connection_id) else {
                     return;
                 };
                 KadEvent::Inbound {
-                    peer: peer_id,
-                    remote: remote.clone(),
+                    from: from.clone(),
                     stream,
                     guard,
                 }

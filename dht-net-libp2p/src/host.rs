@@ -6,8 +6,11 @@
 //! handle, or the engine's timer; feeds it to the engine as an `Input` (or a command,
 //! or `handle_timeout`); then drains the engine's outputs (opening streams, writing
 //! replies, resetting streams) and events (finished queries, answered to the handle
-//! that asked). Stream I/O runs in tasks of its own (`io.rs`), so a slow peer never
-//! holds the loop.
+//! that asked). Stream I/O never holds the loop: our requests run in tasks of their
+//! own (`io.rs`), and each inbound stream is a future the loop polls among the others
+//! (`serving`), which writes the engine's reply and reads the next request, so that a
+//! request reaches the engine and its reply the stream without a task or a channel
+//! hop, and a slow peer holds only its own future.
 //!
 //! The engine answers an inbound request at once, while it is fed: a request after
 //! which no `Reply` or `Reset` names its stream has no reply (ADD_PROVIDER), and its
@@ -36,7 +39,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dht_core::{Event, Input, Output, Overlay, QueryId, StreamId};
 use dht_ipfs::{Mode, Node, Outcome, PeerId, PeerInfo, Store};
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, noise, ping, tcp, yamux, Multiaddr, Swarm};
 use tokio::sync::{mpsc, oneshot};
@@ -44,7 +49,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::addrs::{dialable, is_public, keep_address, Classify, Observed};
 use crate::behaviour::{ip_of, KadEvent, KadStreams, Limits};
 use crate::handle::{Command, HostConfig, HostError, IpfsHandle, Status};
-use crate::io::{self, Answer, InboundRequest};
+use crate::io::{self, Answer, Inbound, Served};
 use crate::providers::{Identified, Streaming};
 
 /// Identify's protocol version string, as Kubo and rust-libp2p's examples send it.
@@ -163,7 +168,6 @@ impl IpfsHost {
         let now = Instant::now();
         let node = Node::new(engine, store, now, wall_millis());
         let (commands, command_rx) = mpsc::channel(64);
-        let (inbound_tx, inbound_rx) = mpsc::channel(256);
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         if node.is_server() {
             swarm.behaviour_mut().kad.set_server(true);
@@ -176,12 +180,11 @@ impl IpfsHost {
             locality,
             limits: config.limits,
             commands: command_rx,
-            inbound_tx,
-            inbound_rx,
+            serving: FuturesUnordered::new(),
+            answering: None,
             done_tx,
             done_rx,
             outbound: HashMap::new(),
-            answers: HashMap::new(),
             remotes: HashMap::new(),
             next_inbound: 0,
             queries: HashMap::new(),
@@ -283,14 +286,15 @@ struct Host<S: Store> {
     locality: Classify,
     limits: Limits,
     commands: mpsc::Receiver<Command>,
-    inbound_tx: mpsc::Sender<InboundRequest>,
-    inbound_rx: mpsc::Receiver<InboundRequest>,
+    /// One future per inbound stream: it writes our last reply, then reads the next
+    /// request (`io::next_request`).
+    serving: FuturesUnordered<BoxFuture<'static, Served>>,
+    /// The inbound request being fed to the engine, and its answer once given.
+    answering: Option<(StreamId, Option<Answer>)>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     /// Our requests waiting for their stream to open: payload and deadline.
     outbound: HashMap<StreamId, (Vec<u8>, Instant)>,
-    /// Inbound requests fed to the engine, waiting for its answer.
-    answers: HashMap<StreamId, oneshot::Sender<Answer>>,
     /// The remote address of a connection to each connected peer.
     remotes: HashMap<libp2p::PeerId, Multiaddr>,
     next_inbound: u64,
@@ -334,17 +338,22 @@ fn is_add_provider(payload: &[u8]) -> bool {
 
 impl<S: Store> Host<S> {
     async fn run(mut self) {
+        // One timer, moved when the engine's deadline moves: a new one each turn
+        // would enter and leave the timer wheel on every request served.
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             let wake = self.node.poll_timeout();
-            let sleep = async {
-                match wake {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
+            if wake != armed {
+                if let Some(at) = wake {
+                    sleep.as_mut().reset(at.into());
                 }
-            };
+                armed = wake;
+            }
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
-                Some(req) = self.inbound_rx.recv() => self.on_inbound(req),
+                Some(served) = self.serving.next(), if !self.serving.is_empty() => self.on_served(served),
                 Some(Done { stream, written, reply }) = self.done_rx.recv() => {
                     let now = Instant::now();
                     self.settle(stream, written);
@@ -357,7 +366,7 @@ impl<S: Store> Host<S> {
                     Some(Command::Shutdown) | None => return,
                     Some(c) => self.on_command(c),
                 },
-                () = sleep => self.node.handle_timeout(Instant::now()),
+                () = &mut sleep, if armed.is_some() => self.node.handle_timeout(Instant::now()),
             }
             let now = Instant::now();
             self.swarm.behaviour_mut().kad.expire(now);
@@ -447,28 +456,47 @@ impl<S: Store> Host<S> {
         }
     }
 
-    /// A request read from an inbound stream: the engine answers it now, or never.
-    fn on_inbound(&mut self, req: InboundRequest) {
-        let Ok(id) = PeerId::from_bytes(&req.peer.to_bytes()) else {
-            let _ = req.answer.send(Answer::Reset);
+    /// What an inbound stream's future found: a request, which the engine answers now
+    /// (a reply, a reset) or never (the stream is read on), or the stream's end.
+    fn on_served(&mut self, served: Served) {
+        let Served::Request(inbound, frame) = served else {
             return;
         };
         self.next_inbound += 1;
         let stream = StreamId(self.next_inbound);
-        self.answers.insert(stream, req.answer);
-        let from = PeerInfo::new(id, [req.remote]);
+        self.answering = Some((stream, None));
         let now = Instant::now();
         self.node.handle_input(
             now,
             Input::StreamRequest {
-                from,
+                from: inbound.from.clone(),
                 stream,
-                bytes: &req.frame,
+                bytes: &frame,
             },
         );
         self.drain(now);
-        if let Some(answer) = self.answers.remove(&stream) {
-            let _ = answer.send(Answer::Nothing);
+        let reply = match self.answering.take().and_then(|(_, answer)| answer) {
+            Some(Answer::Reply(bytes)) => Some(bytes),
+            None => None,
+            // Dropping the stream resets it.
+            Some(Answer::Reset) => return,
+        };
+        self.serve(inbound, reply);
+    }
+
+    /// Writes `reply` on `inbound` (if any) and waits for its next request.
+    fn serve(&mut self, inbound: Inbound, reply: Option<Vec<u8>>) {
+        let (max, idle) = (self.limits.max_message_bytes, self.limits.inbound_idle);
+        self.serving
+            .push(io::next_request(inbound, reply, max, idle).boxed());
+    }
+
+    /// The engine's answer to inbound stream `stream`: the first one counts.
+    fn answer(&mut self, stream: StreamId, answer: Answer) {
+        if let Some((s, slot @ None)) = &mut self.answering {
+            if *s == stream {
+                *slot = Some(answer);
+            }
         }
     }
 
@@ -552,14 +580,16 @@ impl<S: Store> Host<S> {
         let max = self.limits.max_message_bytes;
         match event {
             KadEvent::Inbound {
-                peer,
-                remote,
+                from,
                 stream,
                 guard,
             } => {
-                let host = self.inbound_tx.clone();
-                let idle = self.limits.inbound_idle;
-                tokio::spawn(io::serve(stream, peer, remote, host, max, idle, guard));
+                let inbound = Inbound {
+                    stream,
+                    from,
+                    _guard: guard,
+                };
+                self.serve(inbound, None);
             }
             KadEvent::Outbound(id, stream, guard) => {
                 let Some((payload, deadline)) = self.outbound.remove(&id) else {
@@ -616,15 +646,9 @@ impl<S: Store> Host<S> {
                         _ => failed.push(stream),
                     },
                     Output::Reply { stream, payload } => {
-                        if let Some(a) = self.answers.remove(&stream) {
-                            let _ = a.send(Answer::Reply(payload));
-                        }
+                        self.answer(stream, Answer::Reply(payload))
                     }
-                    Output::Reset { stream } => {
-                        if let Some(a) = self.answers.remove(&stream) {
-                            let _ = a.send(Answer::Reset);
-                        }
-                    }
+                    Output::Reset { stream } => self.answer(stream, Answer::Reset),
                     // The IPFS engine speaks on streams only.
                     Output::Datagram { .. } | Output::DatagramAfterCommit { .. } => {}
                 }

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::Stream;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::handler::StreamGuard;
 
@@ -81,70 +80,57 @@ pub(crate) async fn request(
     (written, reply)
 }
 
-/// What the host answers to one inbound request.
+/// The engine's answer to one inbound request (none: ADD_PROVIDER, read on).
 #[derive(Debug)]
 pub(crate) enum Answer {
     /// Write this reply and read on.
     Reply(Vec<u8>),
     /// Reset the stream.
     Reset,
-    /// No reply (ADD_PROVIDER): read on.
-    Nothing,
 }
 
-/// One request read from an inbound stream, for the host to feed to the engine.
-#[derive(Debug)]
-pub(crate) struct InboundRequest {
-    /// Which inbound stream (for logs and tests: the engine gets a fresh id each).
-    pub(crate) peer: libp2p::PeerId,
-    /// The connection's remote address.
-    pub(crate) remote: libp2p::Multiaddr,
-    /// The frame.
-    pub(crate) frame: Vec<u8>,
-    /// Where the answer goes.
-    pub(crate) answer: oneshot::Sender<Answer>,
+/// An inbound stream the host serves, with the peer that opened it (as the engine
+/// takes it: built once per connection) and the guard that keeps it counted.
+pub(crate) struct Inbound {
+    pub(crate) stream: Stream,
+    pub(crate) from: dht_ipfs::PeerInfo,
+    pub(crate) _guard: StreamGuard,
 }
 
-/// Serves inbound stream `s` from `peer` until it ends: each request goes to the host
-/// and its answer back out. The guard keeps the stream counted until we return.
-pub(crate) async fn serve(
-    mut s: Stream,
-    peer: libp2p::PeerId,
-    remote: libp2p::Multiaddr,
-    host: mpsc::Sender<InboundRequest>,
+/// What [`next_request`] found on an inbound stream.
+// Moved once per request: boxing the stream would cost the allocation this path saves.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Served {
+    /// A request (one frame): the host feeds it to the engine.
+    Request(Inbound, Vec<u8>),
+    /// The stream is done: closed by the peer or idle (our half closed too), or
+    /// malformed, too large or broken (reset: dropped while open).
+    Ended,
+}
+
+/// Writes our `reply` to the last request on `s`, if there is one, then reads the next
+/// request, within `idle`. The host keeps one such future per inbound stream, so that
+/// a request reaches the engine and its reply the stream without a task or a channel
+/// of their own, and a slow peer holds only its own future.
+pub(crate) async fn next_request(
+    mut s: Inbound,
+    reply: Option<Vec<u8>>,
     max: usize,
     idle: Duration,
-    _guard: StreamGuard,
-) {
-    loop {
-        let frame = match tokio::time::timeout(idle, read_frame(&mut s, max)).await {
-            Ok(Ok(Some(frame))) => frame,
-            // Closed by the peer, or idle: close our half too.
-            Ok(Ok(None)) | Err(_) => {
-                let _ = s.close().await;
-                return;
-            }
-            // Malformed or too large: reset.
-            Ok(Err(Malformed)) => return,
-        };
-        let (answer, answered) = oneshot::channel();
-        let req = InboundRequest {
-            peer,
-            remote: remote.clone(),
-            frame,
-            answer,
-        };
-        if host.send(req).await.is_err() {
-            return;
+) -> Served {
+    if let Some(bytes) = reply {
+        if s.stream.write_all(&bytes).await.is_err() || s.stream.flush().await.is_err() {
+            return Served::Ended;
         }
-        match answered.await {
-            Ok(Answer::Reply(bytes)) => {
-                if s.write_all(&bytes).await.is_err() || s.flush().await.is_err() {
-                    return;
-                }
-            }
-            Ok(Answer::Nothing) => {}
-            Ok(Answer::Reset) | Err(_) => return,
+    }
+    match tokio::time::timeout(idle, read_frame(&mut s.stream, max)).await {
+        Ok(Ok(Some(frame))) => Served::Request(s, frame),
+        // Closed by the peer, or idle: close our half too.
+        Ok(Ok(None)) | Err(_) => {
+            let _ = s.stream.close().await;
+            Served::Ended
         }
+        // Malformed or too large: reset.
+        Ok(Err(Malformed)) => Served::Ended,
     }
 }

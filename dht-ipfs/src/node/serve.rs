@@ -38,8 +38,22 @@ impl<S: Store, V: Validator> Node<S, V> {
             self.outputs.push_back(Output::Reset { stream });
             return;
         };
+        let max = self.config.max_send_bytes;
         let reply = match msg.kind() {
-            Some(MessageType::FindNode) => Some(self.answer_find_node(&msg, from, now)),
+            // The most asked: written from each contact's cached bytes (`wire.rs`).
+            Some(MessageType::FindNode) => {
+                let closer = self.closest_to_send(&key_of(&msg.key), from, now);
+                let fields: Vec<(&[u8], bool)> = closer
+                    .iter()
+                    .map(|(p, connected)| (p.reply_fields(), *connected))
+                    .collect();
+                let out = match wire::encode_closer_reply(MessageType::FindNode, &fields, max) {
+                    Some(payload) => Output::Reply { stream, payload },
+                    None => Output::Reset { stream },
+                };
+                self.outputs.push_back(out);
+                return;
+            }
             Some(MessageType::GetValue) => self.answer_get_value(&msg, from, now),
             Some(MessageType::PutValue) => self.answer_put_value(msg, from, now),
             Some(MessageType::GetProviders) => self.answer_get_providers(&msg, from, now),
@@ -52,7 +66,6 @@ impl<S: Store, V: Validator> Node<S, V> {
             Some(MessageType::Ping) => Some(Message::new(MessageType::Ping, Vec::new())),
             None => None,
         };
-        let max = self.config.max_send_bytes;
         let out = match reply {
             Some(mut m) => {
                 if wire::trim_to_fit(&mut m, max) {
@@ -70,26 +83,54 @@ impl<S: Store, V: Validator> Node<S, V> {
     }
 
     /// The k closest servers with addresses to `target`, closest first, not `except`
-    /// (the requester), with only the addresses we may hand it (`addrs.rs`).
+    /// (the requester), with only the addresses we may hand it (`addrs.rs`), each with
+    /// whether we are connected to it.
+    fn closest_to_send(
+        &self,
+        target: &Key,
+        except: &PeerInfo,
+        now: Instant,
+    ) -> Vec<(PeerInfo, bool)> {
+        let k = self.config.k;
+        let public_only = self.public_only_with(except);
+        let pick = |n: usize| {
+            let closest = self.table.closest(target, n, now);
+            let exhausted = closest.len() < n;
+            let picked: Vec<(PeerInfo, bool)> = closest
+                .into_iter()
+                .filter(|p| p.id() != except.id())
+                .map(|p| self.scoped(p, public_only))
+                .filter(|p| !p.addrs().is_empty())
+                .take(k)
+                .map(|p| {
+                    let connected = self.connected.contains(p.key());
+                    (p, connected)
+                })
+                .collect();
+            (picked, exhausted)
+        };
+        // The k closest are what we send unless the requester or peers left without
+        // addresses are among them: the table's k closest are a prefix of its k + 1
+        // closest, and finding k often takes one bucket where k + 1 takes them all.
+        let (picked, exhausted) = pick(k);
+        if picked.len() == k || exhausted {
+            return picked;
+        }
+        // Look further for those that dropped out.
+        pick(if public_only { 2 * k } else { k + 1 }).0
+    }
+
+    /// [`closest_to_send`](Self::closest_to_send) for the wire.
     pub(super) fn closer_peers(
         &self,
         target: &Key,
         except: &PeerInfo,
         now: Instant,
     ) -> Vec<wire::Peer> {
-        let k = self.config.k;
-        let public_only = self.public_only_with(except);
-        // Peers that only have local addresses drop out: look further for them.
-        let wanted = if public_only { 2 * k } else { k + 1 };
-        self.table
-            .closest(target, wanted, now)
+        self.closest_to_send(target, except, now)
             .into_iter()
-            .filter(|p| p.id() != except.id())
-            .map(|p| self.scoped(p, public_only))
-            .filter(|p| !p.addrs().is_empty())
-            .take(k)
-            .map(|p| {
-                let c = if self.connected.contains(p.key()) {
+            .map(|(p, connected)| {
+                let c = if connected {
                     ConnectionType::Connected
                 } else {
                     ConnectionType::NotConnected
@@ -97,12 +138,6 @@ impl<S: Store, V: Validator> Node<S, V> {
                 p.to_wire(c)
             })
             .collect()
-    }
-
-    fn answer_find_node(&self, msg: &Message, from: &PeerInfo, now: Instant) -> Message {
-        let mut reply = Message::new(MessageType::FindNode, Vec::new());
-        reply.closer_peers = self.closer_peers(&key_of(&msg.key), from, now);
-        reply
     }
 
     fn answer_get_value(&self, msg: &Message, from: &PeerInfo, now: Instant) -> Option<Message> {

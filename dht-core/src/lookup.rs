@@ -200,6 +200,14 @@ impl<C: Contact> Candidates<C> {
     /// As [`Candidates::add`], within the bounds of `limits` per host (IPv4 address,
     /// IPv6 /64), per IPv4 /24 and per IPv4 /16.
     pub fn add_diverse(&mut self, node: C, depth: u32, limits: Diversity) {
+        // A node heard of again (most of a lookup's replies repeat its candidates)
+        // changes nothing: skip the scan `insert` would end in the same way.
+        if self
+            .by_distance
+            .contains_key(&node.key().distance(&self.target))
+        {
+            return;
+        }
         if let Some(ip) = node.ip() {
             let host = source_of(ip);
             let prefix = v4_prefix(ip);

@@ -104,6 +104,7 @@ impl<R, A: PartialEq> RequestTable<R, A> {
         }
         let p = self.pending.remove(&tid)?;
         self.timers.remove(&(p.deadline, tid));
+        self.release_if_idle();
         self.rtt.sample(now.saturating_duration_since(p.sent));
         Some(p)
     }
@@ -116,9 +117,11 @@ impl<R, A: PartialEq> RequestTable<R, A> {
             }
             self.timers.pop_first();
             if let Some(p) = self.pending.remove(&tid) {
+                self.release_if_idle();
                 return Some(p);
             }
         }
+        self.release_if_idle();
         None
     }
 
@@ -135,6 +138,17 @@ impl<R, A: PartialEq> RequestTable<R, A> {
             if let Some(p) = self.pending.remove(&t) {
                 self.timers.remove(&(p.deadline, t));
             }
+        }
+        self.release_if_idle();
+    }
+
+    /// Gives back the maps' memory once nothing is in flight. An emptied `BTreeMap`
+    /// keeps its root node (about a kilobyte here) for the next insert: one node
+    /// does not notice, a simulation of 100,000 mostly idle nodes holds 100 MB so.
+    fn release_if_idle(&mut self) {
+        if self.pending.is_empty() && self.timers.is_empty() {
+            self.pending = BTreeMap::new();
+            self.timers = BTreeSet::new();
         }
     }
 

@@ -92,6 +92,9 @@ pub const MAX_WALL_SLEW: std::time::Duration = std::time::Duration::from_secs(60
 /// Send buffers kept for reuse.
 const MAX_POOLED_BUFFERS: usize = 8;
 
+/// Datagrams the drained transmit queue keeps room for (what one input usually queues).
+const MAX_IDLE_QUEUE: usize = 4;
+
 /// A DHT node over a [`Store`].
 #[derive(Debug)]
 pub struct Node<S: Store> {
@@ -283,7 +286,18 @@ impl<S: Store> Node<S> {
     /// The next datagram to send, as an owned buffer.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front().map(|(t, _)| t)
+        self.pop_transmit().map(|(t, _)| t)
+    }
+
+    /// The next datagram queued; once the queue is drained, a buffer grown by a burst
+    /// (a bootstrap, a round of pings) is given back, since every simulated node has
+    /// one such burst and would keep kilobytes for it.
+    fn pop_transmit(&mut self) -> Option<(Transmit, bool)> {
+        let next = self.transmits.pop_front();
+        if next.is_none() && self.transmits.capacity() > MAX_IDLE_QUEUE {
+            self.transmits = VecDeque::new();
+        }
+        next
     }
 
     /// Gives a sent payload's buffer back for reuse (saves an allocation per datagram).
@@ -309,7 +323,12 @@ impl<S: Store> Node<S> {
     /// The next event.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let next = self.events.pop_front();
+        if next.is_none() && self.events.capacity() > 0 {
+            // Events are rare (one per finished command) and large: keep no buffer.
+            self.events = VecDeque::new();
+        }
+        next
     }
 
     // ---- inputs ----
@@ -519,7 +538,7 @@ impl<S: Store> crate::overlay::Overlay for Node<S> {
 
     fn poll_output(&mut self) -> Option<crate::overlay::Output<SocketAddr>> {
         use crate::overlay::Output;
-        self.transmits.pop_front().map(
+        self.pop_transmit().map(
             |(Transmit { to, payload }, after_commit)| match after_commit {
                 false => Output::Datagram { to, payload },
                 true => Output::DatagramAfterCommit { to, payload },

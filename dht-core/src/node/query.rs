@@ -459,6 +459,11 @@ impl<S: Store> Node<S> {
         let Some(mut q) = self.queries.remove(&qid) else {
             return;
         };
+        if self.queries.is_empty() {
+            // An emptied BTreeMap keeps a root node of 11 query states (4.5 KB): a
+            // simulation of 100,000 mostly idle nodes would hold 450 MB so.
+            self.queries = BTreeMap::new();
+        }
         // Requests still in flight for this query are forgotten: late replies are
         // then counted as unexpected and ignored.
         self.forget_requests_of(qid);

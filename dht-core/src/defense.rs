@@ -3,9 +3,10 @@
 //!
 //! Both limiters are token buckets refilled from the `now` passed in, so they replay
 //! exactly in a simulation. Memory is bounded: at most `max_tracked` sources are
-//! remembered; when the table is full, a new source looks at a few tracked sources
-//! after a rotating cursor and takes the place of an idle one, and if none of those
-//! is idle it shares one overflow bucket (so a flood from many spoofed addresses is
+//! remembered, and every new source looks at a few tracked sources after a rotating
+//! cursor and forgets the idle ones among them (an idle source answers as an absent
+//! one), so the table holds about the recently active sources; when it is full and
+//! none of those is idle, the newcomer shares one overflow bucket (so a flood from many spoofed addresses is
 //! limited as a whole instead of growing memory; that bucket drops, never bans). Either way one datagram costs one
 //! map lookup plus a bounded sweep, never a pass over the whole table.
 //!
@@ -358,7 +359,12 @@ impl RateLimiter {
         }
         let ip = source_of(ip);
         let proven = self.proven.contains_key(&ip);
-        if !self.sources.contains_key(&ip) && self.sources.len() >= d.max_tracked {
+        // Every new source sweeps a few tracked ones for idle buckets, full table or
+        // not: an idle source (bucket full again, no ban) answers exactly as an absent
+        // one, so forgetting it changes no verdict, and the table holds the sources
+        // active in the last `query_burst / queries_per_sec` seconds instead of every
+        // source seen until `max_tracked` (a simulated node kept ~130, 12 KB).
+        if !self.sources.contains_key(&ip) {
             self.prune(now, d);
         }
         let fresh = Source {
@@ -412,7 +418,12 @@ impl RateLimiter {
             s.banned_until.is_none_or(|t| now >= t)
                 && now.saturating_duration_since(s.last) >= full_after
         };
-        let mut seen = Vec::with_capacity(SWEEP);
+        if self.sources.is_empty() {
+            return;
+        }
+        // On the stack: this runs for every new source.
+        let mut seen = [(IpAddr::from([0u8; 4]), false); SWEEP];
+        let mut n = 0;
         {
             use std::ops::Bound::{Excluded, Unbounded};
             let start = match self.cursor {
@@ -422,11 +433,12 @@ impl RateLimiter {
             let after = self.sources.range((start, Unbounded));
             let wrapped = self.sources.range(..);
             for (ip, s) in after.chain(wrapped).take(SWEEP) {
-                seen.push((*ip, idle(s)));
+                seen[n] = (*ip, idle(s));
+                n += 1;
             }
         }
-        self.cursor = seen.last().map(|(ip, _)| *ip);
-        for (ip, is_idle) in seen {
+        self.cursor = seen[..n].last().map(|(ip, _)| *ip);
+        for &(ip, is_idle) in &seen[..n] {
             if is_idle {
                 self.sources.remove(&ip);
             }
@@ -673,6 +685,39 @@ mod tests {
         assert_eq!(rl.check(new, later, &d), Verdict::Allow);
         assert!(rl.sources.contains_key(&new));
         assert!(rl.tracked() <= d.max_tracked);
+    }
+
+    #[test]
+    fn idle_sources_are_forgotten_before_the_table_fills() {
+        // The default table holds 65,536 sources; 100 that went idle must not stay in
+        // it until it fills. (Without the sweep on every new source: 200 tracked.)
+        let d = Defense {
+            exempt_local: false,
+            ..Defense::default()
+        };
+        let mut rl = RateLimiter::new();
+        let t0 = Instant::now();
+        let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0xc633_6400 + i));
+        for i in 0..100 {
+            assert_eq!(rl.check(ip(i), t0, &d), Verdict::Allow);
+        }
+        assert_eq!(rl.tracked(), 100);
+        // Two seconds on (query_burst / queries_per_sec) every bucket is full again.
+        let later = t0 + Duration::from_secs(2);
+        for i in 100..200 {
+            assert_eq!(rl.check(ip(i), later, &d), Verdict::Allow);
+        }
+        assert_eq!(rl.tracked(), 100);
+        // A source still busy is kept, with what it spent: 100 queries at `later`
+        // empty its bucket, and a newcomer's sweep does not refill it.
+        let busy = ip(150);
+        for _ in 0..99 {
+            rl.check(busy, later, &d);
+        }
+        for i in 200..300 {
+            rl.check(ip(i), later, &d);
+        }
+        assert_eq!(rl.check(busy, later, &d), Verdict::Drop);
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! banning on drops alone would let anyone get a victim banned by flooding in its
 //! name. Proven sources are a bounded record too ([`PROVEN_MAX`], oldest out).
 
+mod proven;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -270,8 +272,10 @@ pub enum Verdict {
 /// table.
 const SWEEP: usize = 8;
 
-/// Most proven sources remembered; past it the one proven longest ago is forgotten
-/// (it can prove itself again), so a flood of replies cannot grow memory.
+/// Most proven sources remembered; past it those proven longest ago are forgotten,
+/// half of the record at a time (they can prove themselves again), so a flood of
+/// replies cannot grow memory. A source proven among the last `PROVEN_MAX / 2`
+/// distinct proofs is always remembered.
 pub const PROVEN_MAX: usize = 65_536;
 
 /// Per-source token buckets with bans (sources as [`source_of`] gives them).
@@ -281,13 +285,8 @@ pub struct RateLimiter {
     overflow: Option<Source>,
     /// Where the next sweep for idle sources starts (a clock hand over the keys).
     cursor: Option<IpAddr>,
-    /// Sources that proved their address, with the sequence number of their latest
-    /// proof; only these are ever banned.
-    proven: BTreeMap<IpAddr, u64>,
-    /// The same sources by sequence number, oldest first (who goes when full).
-    proven_order: BTreeMap<u64, IpAddr>,
-    /// The next proof's sequence number.
-    proven_seq: u64,
+    /// Sources that proved their address; only these are ever banned.
+    proven: proven::ProvenSources,
 }
 
 impl Default for RateLimiter {
@@ -303,9 +302,7 @@ impl RateLimiter {
             sources: BTreeMap::new(),
             overflow: None,
             cursor: None,
-            proven: BTreeMap::new(),
-            proven_order: BTreeMap::new(),
-            proven_seq: 0,
+            proven: proven::ProvenSources::default(),
         }
     }
 
@@ -315,27 +312,7 @@ impl RateLimiter {
         if d.is_exempt(ip) {
             return;
         }
-        let ip = source_of(ip);
-        let seq = self.proven_seq;
-        self.proven_seq += 1;
-        if let Some(old) = self.proven.insert(ip, seq) {
-            self.proven_order.remove(&old);
-        }
-        self.proven_order.insert(seq, ip);
-        while self.proven.len() > PROVEN_MAX {
-            match self.proven_order.pop_first() {
-                Some((_, oldest)) => {
-                    self.proven.remove(&oldest);
-                }
-                None => break,
-            }
-        }
-    }
-
-    /// Sources currently remembered as proven.
-    #[cfg(test)]
-    pub fn proven(&self) -> usize {
-        self.proven.len()
+        self.proven.insert(source_of(ip));
     }
 
     /// Sources currently tracked.
@@ -358,7 +335,7 @@ impl RateLimiter {
             return Verdict::Allow;
         }
         let ip = source_of(ip);
-        let proven = self.proven.contains_key(&ip);
+        let proven = self.proven.contains(ip);
         // Every new source sweeps a few tracked ones for idle buckets, full table or
         // not: an idle source (bucket full again, no ban) answers exactly as an absent
         // one, so forgetting it changes no verdict, and the table holds the sources
@@ -558,24 +535,6 @@ mod tests {
             rl.check(ip, t0 + Duration::from_secs(1), &d);
         }
         assert!(rl.is_banned(ip, t0 + Duration::from_secs(1)));
-    }
-
-    #[test]
-    fn proven_sources_are_bounded_oldest_out() {
-        let d = strict();
-        let mut rl = RateLimiter::new();
-        for i in 0..(PROVEN_MAX as u32 + 10) {
-            rl.prove(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)), &d);
-        }
-        assert_eq!(rl.proven(), PROVEN_MAX);
-        assert!(!rl
-            .proven
-            .contains_key(&IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000))));
-        assert!(rl
-            .proven
-            .contains_key(&IpAddr::from(std::net::Ipv4Addr::from(
-                0x0a00_0000 + PROVEN_MAX as u32 + 9
-            ))));
     }
 
     #[test]

@@ -606,21 +606,27 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
         // Room for the whole first group (an extended bucket holds up to 16k): growing
         // the vector through it cost a few reallocations per find_node served.
         let room = n.max(self.buckets[c].nodes.len()).min(self.len());
-        let mut found: Vec<(<C::Key as Key>::Distance, C)> = Vec::with_capacity(room);
+        // Distances with where the entry is (bucket, position), not copies of the
+        // contacts: a far bucket of 128 is sorted through 28-byte items instead of
+        // 72-byte ones, and only the n chosen are cloned. Distances are distinct (so
+        // are ids in a table), so the order does not depend on what rides along.
+        let mut found: Vec<(<C::Key as Key>::Distance, u32, u32)> = Vec::with_capacity(room);
         // Buckets ordered by how close their nodes are to the target (see module doc):
         // bucket c holds the closest; buckets above c come next (they share exactly c
         // bits with the target, as does the remainder of the last bucket), then c-1, c-2, ...
         // Each group is wholly closer than the next, so only the last group taken
         // needs a partial selection.
         let take = |range: std::ops::Range<usize>,
-                    found: &mut Vec<(<C::Key as Key>::Distance, C)>| {
+                    found: &mut Vec<(<C::Key as Key>::Distance, u32, u32)>| {
             let start = found.len();
             for i in range {
-                for e in &self.buckets[i].nodes {
+                for (j, e) in self.buckets[i].nodes.iter().enumerate() {
                     // Bad is a count of failures, not a matter of time: no clock
                     // arithmetic per entry on the path that answers every find_node.
                     if e.failures < self.max_failures {
-                        found.push((e.node.key().distance(target), e.node.clone()));
+                        // At most Key::BITS buckets; a bucket of 2^32 entries of
+                        // over 50 bytes each cannot be held in memory: both fit.
+                        found.push((e.node.key().distance(target), i as u32, j as u32));
                     }
                 }
             }
@@ -641,7 +647,10 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
             i -= 1;
             take(i..i + 1, &mut found);
         }
-        found.into_iter().map(|x| x.1).collect()
+        found
+            .into_iter()
+            .map(|(_, b, j)| self.buckets[b as usize].nodes[j as usize].node.clone())
+            .collect()
     }
 
     /// Every entry in the main buckets.

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 use dht_core::Id;
 use dht_sim::chord::Ring;
+use dht_sim::figures::{svg, write, Series};
 use dht_sim::{AddressPlan, Experiment, Report, SimConfig};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -41,95 +42,6 @@ fn run(overlay: &str, exp: &Experiment) -> Report {
     } else {
         dht_sim::run(exp, |_| {})
     }
-}
-
-/// A line plot: x on a log2 or linear axis, one polyline per series, optional error bars.
-struct Series {
-    name: &'static str,
-    color: &'static str,
-    points: Vec<(f64, f64, f64, f64)>, // x, y, low, high
-}
-
-fn svg(title: &str, xlabel: &str, ylabel: &str, log_x: bool, series: &[Series]) -> String {
-    let (w, h, m) = (640.0, 400.0, 60.0);
-    let fx = |x: f64| if log_x { x.log2() } else { x };
-    let all: Vec<&(f64, f64, f64, f64)> = series.iter().flat_map(|s| &s.points).collect();
-    let x0 = all.iter().map(|p| fx(p.0)).fold(f64::MAX, f64::min);
-    let x1 = all.iter().map(|p| fx(p.0)).fold(f64::MIN, f64::max);
-    let y1 = all.iter().map(|p| p.3.max(p.1)).fold(0.0, f64::max) * 1.1;
-    let px = |x: f64| m + (fx(x) - x0) / (x1 - x0).max(1e-9) * (w - 2.0 * m);
-    let py = |y: f64| h - m - y / y1.max(1e-9) * (h - 2.0 * m);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"20\" text-anchor=\"middle\">{title}</text>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{xlabel}</text>\n<text x=\"15\" y=\"{}\" transform=\"rotate(-90 15 {})\" text-anchor=\"middle\">{ylabel}</text>\n<line x1=\"{m}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n<line x1=\"{m}\" y1=\"{m}\" x2=\"{m}\" y2=\"{}\" stroke=\"black\"/>\n",
-        w / 2.0, w / 2.0, h - 15.0, h / 2.0, h / 2.0, h - m, w - m, h - m, h - m
-    );
-    // Enough decimals that the six ticks differ (failure rates are near 0.01).
-    let decimals = if y1 < 0.1 {
-        3
-    } else if y1 < 1.0 {
-        2
-    } else {
-        1
-    };
-    for k in 0..=5 {
-        let y = y1 * k as f64 / 5.0;
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{y:.decimals$}</text>",
-            m - 5.0,
-            py(y) + 4.0
-        );
-    }
-    for p in series.first().map(|s| s.points.as_slice()).unwrap_or(&[]) {
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            px(p.0),
-            h - m + 15.0,
-            p.0
-        );
-    }
-    for (k, ser) in series.iter().enumerate() {
-        let pts: Vec<String> = ser
-            .points
-            .iter()
-            .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1)))
-            .collect();
-        let _ = writeln!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"/>",
-            ser.color,
-            pts.join(" ")
-        );
-        for p in &ser.points {
-            let _ = writeln!(
-                s,
-                "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1:.1}\" y2=\"{2:.1}\" stroke=\"{3}\"/>",
-                px(p.0),
-                py(p.2),
-                py(p.3),
-                ser.color
-            );
-        }
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" fill=\"{}\">{}</text>",
-            m + 10.0,
-            m + 15.0 * k as f64,
-            ser.color,
-            ser.name
-        );
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-fn write(name: &str, md: &str, plot: &str) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
-    std::fs::create_dir_all(&dir).expect("results dir");
-    std::fs::write(dir.join(format!("{name}.md")), md).expect("write md");
-    std::fs::write(dir.join(format!("{name}.svg")), plot).expect("write svg");
-    eprintln!("wrote results/{name}.md and .svg");
 }
 
 /// The network of every figure: seed 1, on the private address plan the recorded
@@ -206,7 +118,7 @@ fn path_length(max_exp: u32) {
             },
         ],
     );
-    write("path-length", &md, &plot);
+    write("path-length", &md, &plot).expect("write the results");
 }
 
 /// Mean, 1st and 99th percentile of per-node key counts.
@@ -304,7 +216,7 @@ fn load() {
             },
         ],
     );
-    write("load-balance", &md, &plot);
+    write("load-balance", &md, &plot).expect("write the results");
 }
 
 fn failure(nodes: usize) {
@@ -356,7 +268,7 @@ out and fall back).\n\n\
             },
         ],
     );
-    write("failure", &md, &plot);
+    write("failure", &md, &plot).expect("write the results");
 }
 
 fn churn(nodes: usize) {
@@ -434,7 +346,7 @@ defaults).\n\n\
             },
         ],
     );
-    write("churn", &md, &plot);
+    write("churn", &md, &plot).expect("write the results");
     let plot = svg(
         "Lookup latency under churn (p50; bars to p99)",
         "R (log scale)",

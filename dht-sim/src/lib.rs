@@ -150,6 +150,12 @@
 //! joins and failures. `cargo run --release -p dht-sim --example chord_figures -- path-length |
 //! load | failure | churn` writes the comparison under `dht-sim/results/`.
 //!
+//! ## Scale
+//! `cargo run --release -p dht-sim --example n_sweep -- run 1000,10000,100000` runs
+//! `dht-sim` once per N and writes `results/n-sweep.md` and `.svg` (hops, latency and
+//! messages against the ideal-table model, bytes per node, peak RSS, wall time);
+//! `results/scale.md` says where a simulated node's time and bytes go.
+//!
 //! ## IPFS's Kademlia
 //! `--overlay ipfs` runs [`ipfs::run`]: dht-ipfs nodes (k = 20 unless `--k`, alpha 3
 //! per lookup path, `--alpha`) on 127.x multiaddrs, one arriving every 100 ms
@@ -183,6 +189,7 @@ pub mod chord;
 pub mod churn;
 mod closest;
 mod experiment;
+pub mod figures;
 mod global;
 pub mod ipfs;
 mod net;

@@ -538,13 +538,16 @@ fn run_echo(args: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
+/// A command line split at whitespace, as the argument list a test parses.
+#[cfg(test)]
+fn test_args(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(line: &str) -> Vec<String> {
-        line.split_whitespace().map(String::from).collect()
-    }
+    use crate::test_args as args;
 
     #[test]
     fn load_options_in_both_spellings() {

@@ -183,9 +183,7 @@ mod tests {
 
     use super::*;
 
-    fn args(line: &str) -> Vec<String> {
-        line.split_whitespace().map(String::from).collect()
-    }
+    use crate::test_args as args;
 
     #[test]
     fn testnet_options() {

@@ -608,9 +608,7 @@ impl Bench {
 mod tests {
     use super::*;
 
-    fn args(line: &str) -> Vec<String> {
-        line.split_whitespace().map(String::from).collect()
-    }
+    use crate::test_args as args;
 
     #[test]
     fn options_parse_and_bad_ones_are_usage_errors() {

@@ -573,9 +573,7 @@ fn short(reference: &str) -> &str {
 mod tests {
     use super::*;
 
-    fn args(line: &str) -> Vec<String> {
-        line.split_whitespace().map(String::from).collect()
-    }
+    use crate::test_args as args;
 
     #[test]
     fn defaults_quick_and_explicit_options() {

@@ -1,5 +1,6 @@
 //! `latency.svg`: the latency distribution of the successful operations, one line per
-//! operation type, written by hand (a few SVG elements need no plotting crate).
+//! operation type, written by hand (a few SVG elements need no plotting crate), and the
+//! frame every testnet chart shares ([`Chart`], also `rss.svg`'s).
 
 use std::fmt::Write as _;
 
@@ -7,16 +8,77 @@ use dht_measure::workload::{OpKind, OpRecord};
 
 use super::TestnetConfig;
 
+/// An 860 x 480 chart's plot area, between margins: what every testnet chart draws
+/// around its lines.
+pub(super) struct Chart {
+    pub left: f64,
+    pub top: f64,
+    /// Plot area width and height.
+    pub pw: f64,
+    pub ph: f64,
+}
+
+impl Chart {
+    const W: f64 = 860.0;
+    const H: f64 = 480.0;
+    const TOP: f64 = 50.0;
+    const BOTTOM: f64 = 60.0;
+
+    /// A chart with `left` and `right` margins (the right one holds a legend, if any).
+    pub fn new(left: f64, right: f64) -> Chart {
+        Chart {
+            left,
+            top: Self::TOP,
+            pw: Self::W - left - right,
+            ph: Self::H - Self::TOP - Self::BOTTOM,
+        }
+    }
+
+    /// The opening tag, a white background and the title.
+    pub fn open(&self, s: &mut String, title: &str) {
+        let (w, h, left) = (Self::W, Self::H, self.left);
+        let _ = writeln!(
+            s,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+             font-family=\"sans-serif\" font-size=\"12\">\
+             <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\
+             <text x=\"{left}\" y=\"24\" font-size=\"15\">{title}</text>"
+        );
+    }
+
+    /// A horizontal grid line at `py` labelled on the left.
+    pub fn y_tick(&self, s: &mut String, py: f64, label: &str) {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{}\" y1=\"{py:.1}\" x2=\"{:.1}\" y2=\"{py:.1}\" stroke=\"#ddd\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{label}</text>",
+            self.left,
+            self.left + self.pw,
+            self.left - 6.0,
+            py + 4.0
+        );
+    }
+
+    /// The plot area's border and both axis titles.
+    pub fn frame(&self, s: &mut String, x_title: &str, y_title: &str) {
+        let (left, top, pw, ph) = (self.left, self.top, self.pw, self.ph);
+        let _ = writeln!(
+            s,
+            "<rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#444\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{x_title}</text>\
+             <text x=\"16\" y=\"{:.1}\" transform=\"rotate(-90 16 {:.1})\" text-anchor=\"middle\">{y_title}</text>",
+            left + pw / 2.0,
+            Self::H - 16.0,
+            top + ph / 2.0,
+            top + ph / 2.0
+        );
+    }
+}
+
 /// A cumulative distribution of the successful operations' latency, one line per operation
 /// type, on a log-scaled axis (DHT latencies span sub-millisecond hits to multi-second
 /// timeouts).
 pub(super) fn latency_svg(config: &TestnetConfig, ops: &[OpRecord]) -> String {
-    const W: f64 = 860.0;
-    const H: f64 = 480.0;
-    const LEFT: f64 = 70.0;
-    const RIGHT: f64 = 190.0;
-    const TOP: f64 = 50.0;
-    const BOTTOM: f64 = 60.0;
     const COLOURS: [&str; 6] = [
         "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
     ];
@@ -50,22 +112,14 @@ pub(super) fn latency_svg(config: &TestnetConfig, ops: &[OpRecord]) -> String {
             hi.log10().ceil().max(lo.log10().floor() + 1.0),
         )
     };
-    let pw = W - LEFT - RIGHT;
-    let ph = H - TOP - BOTTOM;
-    let x = |ms: f64| LEFT + (ms.log10() - d0) / (d1 - d0) * pw;
-    let y = |frac: f64| TOP + (1.0 - frac) * ph;
+    let chart = Chart::new(70.0, 190.0);
+    let (left, top, pw, ph) = (chart.left, chart.top, chart.pw, chart.ph);
+    let x = |ms: f64| left + (ms.log10() - d0) / (d1 - d0) * pw;
+    let y = |frac: f64| top + (1.0 - frac) * ph;
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" \
-         font-family=\"sans-serif\" font-size=\"12\">"
-    );
-    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
-    let _ = writeln!(
-        s,
-        "<text x=\"{LEFT}\" y=\"24\" font-size=\"15\">Latency of successful operations (CDF): \
-         {}</text>",
-        config.title()
+    chart.open(
+        &mut s,
+        &format!("Latency of successful operations (CDF): {}", config.title()),
     );
     for d in (d0 as i32)..=(d1 as i32) {
         let ms = 10f64.powi(d);
@@ -77,36 +131,17 @@ pub(super) fn latency_svg(config: &TestnetConfig, ops: &[OpRecord]) -> String {
         };
         let _ = writeln!(
             s,
-            "<line x1=\"{px:.1}\" y1=\"{TOP}\" x2=\"{px:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/>\
+            "<line x1=\"{px:.1}\" y1=\"{top}\" x2=\"{px:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/>\
              <text x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>",
-            TOP + ph,
-            TOP + ph + 18.0
+            top + ph,
+            top + ph + 18.0
         );
     }
     for i in 0..=4 {
         let frac = i as f64 / 4.0;
-        let py = y(frac);
-        let _ = writeln!(
-            s,
-            "<line x1=\"{LEFT}\" y1=\"{py:.1}\" x2=\"{:.1}\" y2=\"{py:.1}\" stroke=\"#ddd\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}%</text>",
-            LEFT + pw,
-            LEFT - 6.0,
-            py + 4.0,
-            (frac * 100.0) as u32
-        );
+        chart.y_tick(&mut s, y(frac), &format!("{}%", (frac * 100.0) as u32));
     }
-    let _ = writeln!(
-        s,
-        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#444\"/>\
-         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">latency, ms (log scale)</text>\
-         <text x=\"16\" y=\"{:.1}\" transform=\"rotate(-90 16 {:.1})\" text-anchor=\"middle\">\
-         operations at or below</text>",
-        LEFT + pw / 2.0,
-        H - 16.0,
-        TOP + ph / 2.0,
-        TOP + ph / 2.0
-    );
+    chart.frame(&mut s, "latency, ms (log scale)", "operations at or below");
     for (n, (kind, v)) in series.iter().enumerate() {
         let colour = COLOURS[n % COLOURS.len()];
         // At most ~400 points per line: enough for the eye, small enough for the file.
@@ -122,8 +157,8 @@ pub(super) fn latency_svg(config: &TestnetConfig, ops: &[OpRecord]) -> String {
                 );
             }
         }
-        let ly = TOP + 10.0 + 20.0 * n as f64;
-        let lx = LEFT + pw + 14.0;
+        let ly = top + 10.0 + 20.0 * n as f64;
+        let lx = left + pw + 14.0;
         let _ = writeln!(
             s,
             "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.8\" points=\"{}\"/>\

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::plot::Chart;
+
 /// One sample of one node process.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Sample {
@@ -205,12 +207,6 @@ impl RssGrowth {
 /// `rss.svg`: every node process's RSS over time, survivors in colour, restarted or
 /// replaced processes in grey.
 pub(super) fn rss_svg(log: &RssLog, growth: &RssGrowth, title: &str) -> String {
-    const W: f64 = 860.0;
-    const H: f64 = 480.0;
-    const LEFT: f64 = 70.0;
-    const RIGHT: f64 = 30.0;
-    const TOP: f64 = 50.0;
-    const BOTTOM: f64 = 60.0;
     let t_max = log.samples.iter().map(|x| x.t_s).fold(1.0, f64::max);
     let mb_max = log
         .samples
@@ -220,29 +216,15 @@ pub(super) fn rss_svg(log: &RssLog, growth: &RssGrowth, title: &str) -> String {
     // A round top: the next multiple of a power of ten's half.
     let step = 10f64.powf((mb_max / 4.0).log10().floor()).max(0.5);
     let top = (mb_max / step).ceil() * step;
-    let pw = W - LEFT - RIGHT;
-    let ph = H - TOP - BOTTOM;
-    let x = |t: f64| LEFT + t / t_max * pw;
-    let y = |mb: f64| TOP + (1.0 - mb / top) * ph;
+    let chart = Chart::new(70.0, 30.0);
+    let (left, pw, ph) = (chart.left, chart.pw, chart.ph);
+    let x = |t: f64| left + t / t_max * pw;
+    let y = |mb: f64| chart.top + (1.0 - mb / top) * ph;
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" \
-         font-family=\"sans-serif\" font-size=\"12\">\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\
-         <text x=\"{LEFT}\" y=\"24\" font-size=\"15\">RSS per node process: {title}</text>"
-    );
+    chart.open(&mut s, &format!("RSS per node process: {title}"));
     let mut v = 0.0;
     while v <= top + 1e-9 {
-        let py = y(v);
-        let _ = writeln!(
-            s,
-            "<line x1=\"{LEFT}\" y1=\"{py:.1}\" x2=\"{:.1}\" y2=\"{py:.1}\" stroke=\"#ddd\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v}</text>",
-            LEFT + pw,
-            LEFT - 6.0,
-            py + 4.0
-        );
+        chart.y_tick(&mut s, y(v), &v.to_string());
         v += step;
     }
     let minutes = t_max >= 300.0;
@@ -253,19 +235,14 @@ pub(super) fn rss_svg(log: &RssLog, growth: &RssGrowth, title: &str) -> String {
             s,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{:.0}</text>",
             x(t),
-            TOP + ph + 18.0,
+            chart.top + ph + 18.0,
             t / scale
         );
     }
-    let _ = writeln!(
-        s,
-        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#444\"/>\
-         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">time since the workload started, {unit}</text>\
-         <text x=\"16\" y=\"{:.1}\" transform=\"rotate(-90 16 {:.1})\" text-anchor=\"middle\">VmRSS, MB</text>",
-        LEFT + pw / 2.0,
-        H - 16.0,
-        TOP + ph / 2.0,
-        TOP + ph / 2.0
+    chart.frame(
+        &mut s,
+        &format!("time since the workload started, {unit}"),
+        "VmRSS, MB",
     );
     let survivors: Vec<usize> = growth.per_node.iter().map(|g| g.node).collect();
     // One line per process: (node, pid) in order of first appearance.

@@ -141,7 +141,8 @@ pub use defense::{is_local, is_unusable, locality, source_of, Bep42Mode, Defense
 pub use id::{from_hex, to_hex, Distance, Id, NodeInfo, ParseIdError, ID_LEN};
 pub use node::{
     ErrorCode, ErrorCounts, Event, Family, KrpcMethod, MethodCounts, Node, NodeStats, Outcome,
-    QueryDone, QueryId, QueryStats, RefusalCounts, RefusalReason, Request, RequestError, Transmit,
+    NodeTable, QueryDone, QueryId, QueryStats, RefusalCounts, RefusalReason, Request, RequestError,
+    Transmit,
 };
 pub use overlay::{Input, Output, Overlay, StreamId};
 pub use store::{

@@ -61,6 +61,20 @@ pub struct Entry<C = NodeInfo> {
     pub rtt_ms: u16,
 }
 
+impl<C> Entry<C> {
+    /// The same entry (stamps, failures, round trip) around another form of its
+    /// contact (the node's compact IPv4 table widens its entries with it).
+    pub(crate) fn map<D>(&self, f: impl FnOnce(&C) -> D) -> Entry<D> {
+        Entry {
+            node: f(&self.node),
+            last_response: self.last_response,
+            last_query: self.last_query,
+            failures: self.failures,
+            rtt_ms: self.rtt_ms,
+        }
+    }
+}
+
 /// Health of an entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {
@@ -306,11 +320,17 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
 
     /// Health of `e` at `now`.
     pub fn health(&self, e: &Entry<C>, now: Instant) -> Health {
+        self.health_of(e, now)
+    }
+
+    /// [`RoutingTable::health`] of an entry in any form of the contact: health reads
+    /// only the stamps and the failures.
+    pub(crate) fn health_of<D>(&self, e: &Entry<D>, now: Instant) -> Health {
         self.health_at(e, self.stamp(now))
     }
 
     /// [`RoutingTable::health`] at a stamp computed once for a walk over many entries.
-    fn health_at(&self, e: &Entry<C>, now: Stamp) -> Health {
+    fn health_at<D>(&self, e: &Entry<D>, now: Stamp) -> Health {
         if e.failures >= self.max_failures {
             return Health::Bad;
         }
@@ -597,6 +617,18 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
 
     /// Up to `n` non-bad nodes closest to `target`, closest first.
     pub fn closest(&self, target: &C::Key, n: usize, now: Instant) -> Vec<C> {
+        self.closest_with(target, n, now, C::clone)
+    }
+
+    /// [`RoutingTable::closest`], each chosen contact turned into a `D` by `f` as it is
+    /// collected (the node's compact IPv4 table widens them into [`NodeInfo`]s so).
+    pub(crate) fn closest_with<D>(
+        &self,
+        target: &C::Key,
+        n: usize,
+        now: Instant,
+        f: impl Fn(&C) -> D,
+    ) -> Vec<D> {
         // Whether an entry is bad does not depend on the time (see below).
         let _ = now;
         if n == 0 {
@@ -649,8 +681,32 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
         }
         found
             .into_iter()
-            .map(|(_, b, j)| self.buckets[b as usize].nodes[j as usize].node.clone())
+            .map(|(_, b, j)| f(&self.buckets[b as usize].nodes[j as usize].node))
             .collect()
+    }
+
+    /// The same table (buckets, entries in order, stamps, caches, policy, epoch) with
+    /// every contact turned into a `D` by `f`: the node's compact IPv4 table becomes
+    /// a table of [`NodeInfo`] this way when it must hold an address it cannot pack.
+    pub(crate) fn map_contacts<D>(&self, f: impl Fn(&C) -> D) -> RoutingTable<D, P>
+    where
+        D: Contact<Key = C::Key>,
+    {
+        let bucket = |b: &Bucket<C>| Bucket {
+            nodes: b.nodes.iter().map(|e| e.map(&f)).collect(),
+            replacements: b.replacements.iter().map(|e| e.map(&f)).collect(),
+            last_changed: b.last_changed,
+        };
+        RoutingTable {
+            own: self.own,
+            k: self.k,
+            buckets: self.buckets.iter().map(bucket).collect(),
+            questionable_after: self.questionable_after,
+            max_failures: self.max_failures,
+            policy: self.policy.clone(),
+            extended: self.extended,
+            epoch: self.epoch,
+        }
     }
 
     /// Every entry in the main buckets.

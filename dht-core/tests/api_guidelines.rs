@@ -26,6 +26,7 @@ fn a_node_over_a_thread_safe_store_moves_to_and_is_shared_between_threads() {
     // A runtime moves the node into its task; a store that is Send and Sync makes it so.
     send_sync::<Node<MemStore>>();
     send_sync::<RoutingTable>();
+    send_sync::<dht_core::NodeTable>();
 }
 
 #[test]

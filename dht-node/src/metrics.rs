@@ -10,8 +10,8 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use dht_core::kernel::{Health, RoutingTable};
-use dht_core::{Family, NodeStats, QueryDone, Request, StoreCounts};
+use dht_core::kernel::Health;
+use dht_core::{Family, NodeStats, NodeTable, QueryDone, Request, StoreCounts};
 
 /// A ready node has had an answer from some node within this long.
 pub const READY_WITHIN: Duration = Duration::from_secs(5 * 60);
@@ -40,7 +40,7 @@ pub struct TableMetrics {
 }
 
 impl TableMetrics {
-    fn of(table: &RoutingTable, now: Instant) -> TableMetrics {
+    fn of(table: &NodeTable, now: Instant) -> TableMetrics {
         let mut m = TableMetrics {
             replacements: table.replacement_len(),
             buckets: (0..table.bucket_count())
@@ -50,7 +50,7 @@ impl TableMetrics {
             ..TableMetrics::default()
         };
         for e in table.entries() {
-            match table.health(e, now) {
+            match table.health(&e, now) {
                 Health::Good => m.good += 1,
                 Health::Questionable => m.questionable += 1,
                 Health::Bad => m.bad += 1,

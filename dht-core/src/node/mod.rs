@@ -12,7 +12,7 @@
 //! request; `query.rs` lookup driving; `outgoing.rs` our requests in flight and reply
 //! matching; `serve.rs` answering queries; `housekeeping.rs` the maintenance timer;
 //! `external_ip.rs` BEP 42 address votes; `quota.rs` per-source storage accounting;
-//! `stats.rs` the counters.
+//! `stats.rs` the counters; `table.rs` the routing table of one family (IPv4 compact).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -38,11 +38,13 @@ mod quota;
 mod request;
 mod serve;
 mod stats;
+mod table;
 
 pub use request::{Event, Outcome, QueryDone, QueryId, QueryStats, Request, RequestError};
 pub use stats::{
     ErrorCode, ErrorCounts, KrpcMethod, MethodCounts, NodeStats, RefusalCounts, RefusalReason,
 };
+pub use table::NodeTable;
 
 use external_ip::IpVotes;
 use kind::Kind;
@@ -102,7 +104,7 @@ pub struct Node<S: Store> {
     rng: ChaCha8Rng,
     id: Id,
     /// One routing table per family (BEP 32), indexed by [`Family::index`].
-    tables: [RoutingTable; 2],
+    tables: [NodeTable; 2],
     tokens: Tokens,
     store: S,
     /// An instant and the wall-clock time at it: wall time is derived, never read.
@@ -157,18 +159,31 @@ impl<S: Store> Node<S> {
             }
             IdPolicy::PublicKey(key) => key_derived_id(&key),
         };
-        let mk = || {
-            RoutingTable::new(
-                id,
-                config.k,
-                config.questionable_after,
-                config.max_failures,
-                now,
-            )
-            .with_extended_buckets(config.extended_buckets)
-            .with_defense(config.defense)
-        };
-        let tables = [mk(), mk()];
+        // IPv4 contacts compact (node/table.rs); IPv6 ones as `NodeInfo`.
+        let tables = [
+            NodeTable::v4(
+                RoutingTable::with_policy(
+                    id,
+                    config.k,
+                    config.questionable_after,
+                    config.max_failures,
+                    now,
+                    config.defense,
+                )
+                .with_extended_buckets(config.extended_buckets),
+            ),
+            NodeTable::any(
+                RoutingTable::with_policy(
+                    id,
+                    config.k,
+                    config.questionable_after,
+                    config.max_failures,
+                    now,
+                    config.defense,
+                )
+                .with_extended_buckets(config.extended_buckets),
+            ),
+        ];
         let tokens = Tokens::new(now, config.token_rotation, &mut rng);
         let mut stats = NodeStats::default();
         let restored = match store.load_routing() {
@@ -223,7 +238,7 @@ impl<S: Store> Node<S> {
     }
 
     /// The routing table of a family.
-    pub fn routing_table(&self, family: Family) -> &RoutingTable {
+    pub fn routing_table(&self, family: Family) -> &NodeTable {
         &self.tables[family.index()]
     }
 

@@ -443,9 +443,7 @@ impl<S: Store> Node<S> {
     /// True for a non-exempt address with no earlier exchange (not in our table).
     fn is_stranger(&self, to: &SocketAddr) -> bool {
         !self.config.defense.is_exempt(to.ip())
-            && !self.tables[Family::of(to).index()]
-                .entries()
-                .any(|e| e.node.addr == *to)
+            && !self.tables[Family::of(to).index()].has_endpoint(to)
     }
 
     /// True when a reply of `len` bytes to `to` is over the global reply budget
@@ -471,9 +469,7 @@ impl<S: Store> Node<S> {
             if !d.is_exempt(to.ip())
                 && !self.reply_budget.take(buf.len(), rate, now)
                 && (d.stranger_reply_bytes.is_some_and(|s| buf.len() > s)
-                    || !self.tables[Family::of(&to).index()]
-                        .entries()
-                        .any(|e| e.node.addr == to))
+                    || !self.tables[Family::of(&to).index()].has_endpoint(&to))
             {
                 self.stats.budget_dropped += 1;
                 self.recycle(buf);

@@ -18,7 +18,6 @@
 //! Protocol-neutral: a candidate is any [`Contact`] (Mainline's [`NodeInfo`] by
 //! default), kept by its key's XOR distance to the target.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::contact::Contact;
@@ -95,7 +94,10 @@ pub struct Candidates<C: Contact = NodeInfo> {
     k: usize,
     alpha: usize,
     max: usize,
-    by_distance: BTreeMap<DistanceOf<C>, Candidate<C>>,
+    /// Sorted by distance to the target, closest first (ids, and so distances, are
+    /// distinct). A vector, not a B-tree: at most `max` (64) candidates, and a B-tree's
+    /// leaves of 11 slots of 108 bytes held a lookup's few candidates in 1.2 KB each.
+    by_distance: Vec<Candidate<C>>,
     in_flight: usize,
     prefer_fast: bool,
     /// The last round may start before the closest candidate answered (see
@@ -116,14 +118,12 @@ impl Candidates {
 impl Candidates<NodeInfo> {
     /// Is `addr` the address on record for candidate `id`?
     pub fn addr_matches(&self, id: &Id, addr: &SocketAddr) -> bool {
-        self.by_distance
-            .get(&id.distance(&self.target))
-            .is_some_and(|c| c.node.addr == *addr)
+        self.find(id).is_some_and(|c| c.node.addr == *addr)
     }
 
     /// Is some candidate at `addr`?
     pub fn has_addr(&self, addr: &SocketAddr) -> bool {
-        self.by_distance.values().any(|c| c.node.addr == *addr)
+        self.by_distance.iter().any(|c| c.node.addr == *addr)
     }
 }
 
@@ -136,7 +136,7 @@ impl<C: Contact> Candidates<C> {
             k: k.max(1),
             alpha: alpha.max(1),
             max: max.max(k),
-            by_distance: BTreeMap::new(),
+            by_distance: Vec::new(),
             in_flight: 0,
             prefer_fast: false,
             early_last_round: false,
@@ -186,7 +186,7 @@ impl<C: Contact> Candidates<C> {
             // At most `max` (64) candidates: a linear scan costs less than an index.
             if self
                 .by_distance
-                .values()
+                .iter()
                 .filter(|c| c.node.ip() == Some(ip))
                 .count()
                 >= m
@@ -202,10 +202,7 @@ impl<C: Contact> Candidates<C> {
     pub fn add_diverse(&mut self, node: C, depth: u32, limits: Diversity) {
         // A node heard of again (most of a lookup's replies repeat its candidates)
         // changes nothing: skip the scan `insert` would end in the same way.
-        if self
-            .by_distance
-            .contains_key(&node.key().distance(&self.target))
-        {
+        if self.search(&node.key().distance(&self.target)).is_ok() {
             return;
         }
         if let Some(ip) = node.ip() {
@@ -214,7 +211,7 @@ impl<C: Contact> Candidates<C> {
             let net16 = prefix.map(|p| [p[0], p[1]]);
             let (mut same_host, mut same_prefix, mut same_16) = (0, 0, 0);
             // At most `max` (64) candidates: a linear scan costs less than an index.
-            for other in self.by_distance.values().filter_map(|c| c.node.ip()) {
+            for other in self.by_distance.iter().filter_map(|c| c.node.ip()) {
                 same_host += usize::from(source_of(other) == host);
                 let theirs = v4_prefix(other);
                 same_prefix += usize::from(prefix.is_some() && theirs == prefix);
@@ -231,28 +228,38 @@ impl<C: Contact> Candidates<C> {
         self.insert(node, depth);
     }
 
+    /// Where a candidate at distance `d` is (`Ok`) or would go (`Err`).
+    fn search(&self, d: &DistanceOf<C>) -> Result<usize, usize> {
+        self.by_distance
+            .binary_search_by(|c| c.node.key().distance(&self.target).cmp(d))
+    }
+
+    fn find(&self, id: &C::Key) -> Option<&Candidate<C>> {
+        let i = self.search(&id.distance(&self.target)).ok()?;
+        self.by_distance.get(i)
+    }
+
     fn insert(&mut self, node: C, depth: u32) {
         let d = node.key().distance(&self.target);
-        if self.by_distance.contains_key(&d) {
+        let Err(at) = self.search(&d) else {
             return;
-        }
+        };
         if self.by_distance.len() >= self.max {
-            // Full: only a node closer than the farthest fresh one gets in.
+            // Full: only a node closer than the farthest fresh one gets in. That one
+            // is farther than `d`, so at or after `at`: removing it leaves `at` valid.
             let far_fresh = self
                 .by_distance
                 .iter()
-                .rev()
-                .find(|(_, c)| c.state == CandidateState::Fresh)
-                .map(|(d, _)| *d);
+                .rposition(|c| c.state == CandidateState::Fresh);
             match far_fresh {
-                Some(f) if d < f => {
-                    self.by_distance.remove(&f);
+                Some(f) if d < self.by_distance[f].node.key().distance(&self.target) => {
+                    self.by_distance.remove(f);
                 }
                 _ => return,
             }
         }
         self.by_distance.insert(
-            d,
+            at,
             Candidate {
                 node,
                 state: CandidateState::Fresh,
@@ -285,7 +292,7 @@ impl<C: Contact> Candidates<C> {
         // are asked at once instead of alpha at a time, which saves round trips.
         let converged = self
             .by_distance
-            .values()
+            .iter()
             .find(|c| {
                 c.state != CandidateState::Failed
                     && !(c.state == CandidateState::Fresh && skip(&c.node))
@@ -299,7 +306,7 @@ impl<C: Contact> Candidates<C> {
         if self.prefer_fast {
             return self.next_fastest(limit, skip);
         }
-        for c in self.by_distance.values_mut() {
+        for c in self.by_distance.iter_mut() {
             if self.in_flight + out.len() >= limit || live >= self.k {
                 break;
             }
@@ -329,10 +336,11 @@ impl<C: Contact> Candidates<C> {
         if room == 0 {
             return Vec::new();
         }
-        // (band, rtt or MAX when unknown, distance): sorting this is the order asked.
-        let mut fresh: Vec<(std::cmp::Reverse<usize>, u16, DistanceOf<C>)> = Vec::new();
+        // (band, rtt or MAX when unknown, position): sorting this is the order asked
+        // (positions are in the order of distances).
+        let mut fresh: Vec<(std::cmp::Reverse<usize>, u16, usize)> = Vec::new();
         let mut live = 0;
-        for (d, c) in self.by_distance.iter_mut() {
+        for (i, c) in self.by_distance.iter_mut().enumerate() {
             if live >= self.k {
                 break;
             }
@@ -344,7 +352,7 @@ impl<C: Contact> Candidates<C> {
                 CandidateState::Fresh => {
                     let band = c.node.key().common_prefix_len(&self.target);
                     let rtt = if c.rtt_ms == 0 { u16::MAX } else { c.rtt_ms };
-                    fresh.push((std::cmp::Reverse(band), rtt, *d));
+                    fresh.push((std::cmp::Reverse(band), rtt, i));
                 }
                 _ => {}
             }
@@ -352,8 +360,8 @@ impl<C: Contact> Candidates<C> {
         }
         fresh.sort_unstable();
         let mut out = Vec::with_capacity(room.min(fresh.len()));
-        for (_, _, d) in fresh.into_iter().take(room) {
-            if let Some(c) = self.by_distance.get_mut(&d) {
+        for (_, _, i) in fresh.into_iter().take(room) {
+            if let Some(c) = self.by_distance.get_mut(i) {
                 c.state = CandidateState::InFlight;
                 c.attempts = c.attempts.saturating_add(1);
                 out.push(c.node.clone());
@@ -369,7 +377,7 @@ impl<C: Contact> Candidates<C> {
             return false;
         }
         let (mut answered, mut kth) = (false, None);
-        let live = self.by_distance.values().filter(|c| {
+        let live = self.by_distance.iter().filter(|c| {
             c.state != CandidateState::Failed
                 && !(c.state == CandidateState::Fresh && skip(&c.node))
         });
@@ -390,7 +398,7 @@ impl<C: Contact> Candidates<C> {
     pub fn awaiting_last(&self) -> Option<&C> {
         let mut answered = 0;
         let mut awaited = None;
-        for c in self.by_distance.values() {
+        for c in self.by_distance.iter() {
             if answered + usize::from(awaited.is_some()) >= self.k {
                 break;
             }
@@ -405,7 +413,8 @@ impl<C: Contact> Candidates<C> {
     }
 
     fn get_mut(&mut self, id: &C::Key) -> Option<&mut Candidate<C>> {
-        self.by_distance.get_mut(&id.distance(&self.target))
+        let i = self.search(&id.distance(&self.target)).ok()?;
+        self.by_distance.get_mut(i)
     }
 
     /// The candidate `id` answered. Returns its depth (so learned nodes get depth + 1).
@@ -467,7 +476,7 @@ impl<C: Contact> Candidates<C> {
     /// (or there is nobody left to ask and nothing in flight).
     pub fn is_done(&self) -> bool {
         let mut seen = 0;
-        for c in self.by_distance.values() {
+        for c in self.by_distance.iter() {
             if seen >= self.k {
                 break;
             }
@@ -483,7 +492,7 @@ impl<C: Contact> Candidates<C> {
     /// The `k` closest candidates that answered, closest first, with their depth and token.
     pub fn closest_responded(&self) -> Vec<(C, u32, Option<Vec<u8>>)> {
         self.by_distance
-            .values()
+            .iter()
             .filter_map(|c| match &c.state {
                 CandidateState::Responded { token } => {
                     Some((c.node.clone(), c.depth, token.clone()))
@@ -617,7 +626,7 @@ mod tests {
         c.add_diverse(at(5, "::ffff:192.0.2.2"), 1, limits);
         c.add_diverse(at(6, "192.0.2.3"), 1, limits);
         c.add_diverse(at(7, "198.51.100.1"), 1, limits);
-        let ids: Vec<u8> = c.by_distance.values().map(|c| c.node.id.0[0]).collect();
+        let ids: Vec<u8> = c.by_distance.iter().map(|c| c.node.id.0[0]).collect();
         assert_eq!(ids, vec![1, 3, 4, 5, 7]);
         // No bound: every one.
         c.add_diverse(at(6, "192.0.2.3"), 1, Diversity::default());

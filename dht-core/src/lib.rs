@@ -140,8 +140,8 @@ pub use config::{key_derived_id, Config, ConfigError, IdPolicy, Limits, KEY_ID_D
 pub use defense::{is_local, is_unusable, locality, source_of, Bep42Mode, Defense, Locality};
 pub use id::{from_hex, to_hex, Distance, Id, NodeInfo, ParseIdError, ID_LEN};
 pub use node::{
-    ErrorCode, ErrorCounts, Event, Family, KrpcMethod, MethodCounts, Node, NodeStats, Outcome,
-    NodeTable, QueryDone, QueryId, QueryStats, RefusalCounts, RefusalReason, Request, RequestError,
+    ErrorCode, ErrorCounts, Event, Family, KrpcMethod, MethodCounts, Node, NodeStats, NodeTable,
+    Outcome, QueryDone, QueryId, QueryStats, RefusalCounts, RefusalReason, Request, RequestError,
     Transmit,
 };
 pub use overlay::{Input, Output, Overlay, StreamId};

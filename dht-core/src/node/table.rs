@@ -239,7 +239,11 @@ impl NodeTable {
     /// Questionable nodes to ping (stalest first within each bucket), at most `max`.
     pub fn questionable(&self, now: Instant, max: usize) -> Vec<NodeInfo> {
         match &self.0 {
-            Inner::V4(t) => t.questionable(now, max).iter().map(Contact4::widen).collect(),
+            Inner::V4(t) => t
+                .questionable(now, max)
+                .iter()
+                .map(Contact4::widen)
+                .collect(),
             Inner::Any(t) => t.questionable(now, max),
         }
     }
@@ -265,10 +269,7 @@ impl NodeTable {
     /// The compact table and `node` packed, when the table is compact and `node`
     /// packs; otherwise `None`, the table having become a table of `NodeInfo` first
     /// if it was compact (it is about to hold a node that does not pack).
-    fn compact_for(
-        &mut self,
-        node: &NodeInfo,
-    ) -> Option<(&mut RoutingTable<Contact4>, Contact4)> {
+    fn compact_for(&mut self, node: &NodeInfo) -> Option<(&mut RoutingTable<Contact4>, Contact4)> {
         let packed = Contact4::narrow(node);
         if let Inner::V4(t) = &self.0 {
             if packed.is_none() {

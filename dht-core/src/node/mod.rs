@@ -25,7 +25,6 @@ use crate::config::{key_derived_id, Config, ConfigError, IdPolicy};
 use crate::defense::{ByteBudget, RateLimiter, Verdict};
 use crate::id::{Id, NodeInfo};
 use crate::krpc::{self, code, Body, Method};
-use crate::routing::RoutingTable;
 use crate::store::{RoutingSnapshot, SnapshotNode, Store, UnixMillis};
 use crate::token::Tokens;
 
@@ -159,30 +158,9 @@ impl<S: Store> Node<S> {
             }
             IdPolicy::PublicKey(key) => key_derived_id(&key),
         };
-        // IPv4 contacts compact (node/table.rs); IPv6 ones as `NodeInfo`.
         let tables = [
-            NodeTable::v4(
-                RoutingTable::with_policy(
-                    id,
-                    config.k,
-                    config.questionable_after,
-                    config.max_failures,
-                    now,
-                    config.defense,
-                )
-                .with_extended_buckets(config.extended_buckets),
-            ),
-            NodeTable::any(
-                RoutingTable::with_policy(
-                    id,
-                    config.k,
-                    config.questionable_after,
-                    config.max_failures,
-                    now,
-                    config.defense,
-                )
-                .with_extended_buckets(config.extended_buckets),
-            ),
+            NodeTable::new(Family::V4, id, &config, now),
+            NodeTable::new(Family::V6, id, &config, now),
         ];
         let tokens = Tokens::new(now, config.token_rotation, &mut rng);
         let mut stats = NodeStats::default();

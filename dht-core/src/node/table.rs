@@ -20,6 +20,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use super::Family;
+use crate::config::Config;
 use crate::contact::Contact;
 use crate::id::{Id, NodeInfo};
 use crate::routing::{Entry, Health, Insert, RoutingTable, Stamp};
@@ -143,14 +145,30 @@ macro_rules! each_mut {
 }
 
 impl NodeTable {
-    /// An IPv4 table, compact.
-    pub(crate) fn v4(table: RoutingTable<Contact4>) -> NodeTable {
-        NodeTable(Inner::V4(table))
+    /// The empty table of `family` around `own`, as `config` sets it: IPv4 contacts
+    /// compact, IPv6 ones as [`NodeInfo`].
+    pub(crate) fn new(family: Family, own: Id, config: &Config, now: Instant) -> NodeTable {
+        fn table<C: Contact<Key = Id>>(own: Id, config: &Config, now: Instant) -> RoutingTable<C> {
+            RoutingTable::with_policy(
+                own,
+                config.k,
+                config.questionable_after,
+                config.max_failures,
+                now,
+                config.defense,
+            )
+            .with_extended_buckets(config.extended_buckets)
+        }
+        match family {
+            Family::V4 => NodeTable(Inner::V4(table(own, config, now))),
+            Family::V6 => NodeTable(Inner::Any(table(own, config, now))),
+        }
     }
 
-    /// A table of [`NodeInfo`] (the IPv6 table).
-    pub(crate) fn any(table: RoutingTable) -> NodeTable {
-        NodeTable(Inner::Any(table))
+    /// A compact IPv4 table (the tests build their own).
+    #[cfg(test)]
+    fn v4(table: RoutingTable<Contact4>) -> NodeTable {
+        NodeTable(Inner::V4(table))
     }
 
     /// Nodes in the main buckets.

@@ -204,7 +204,7 @@ fn report(line: &str) -> Result<Point, String> {
 
 const HEAD: &str = "# Lookups against N (issue 25)
 
-Kademlia lookups of dht-core nodes (k = 8, alpha 3, extended buckets, the 10,000-node
+Kademlia lookups of dht-core nodes (k = 8, alpha 2, extended buckets, the 10,000-node
 figures' configuration), seed 1, 1,000 lookups from random nodes to random targets after
 the default join (arrivals 1 ms apart, 60 s of settling), no loss, mean one-way latency
 50 ms; `ideal` is the same lookups over ideal routing tables. One `dht-sim` process per

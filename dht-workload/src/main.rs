@@ -64,6 +64,12 @@ struct Cli {
     /// How often what was put or announced is republished, in seconds.
     #[arg(long, default_value_t = ITEM_REPUBLISH.as_secs())]
     republish: u64,
+    /// Keep reading and republishing only the newest N immutable items and N announces:
+    /// an older one is no longer republished (`stop_republishing`) nor read, and the
+    /// nodes let it expire. A soak's stored data then reaches a steady state, as a real
+    /// application's does. Default: every one written.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    working_set: Option<u64>,
     /// Where to write the report (JSON Lines).
     #[arg(long, value_name = "PATH")]
     report: PathBuf,
@@ -158,6 +164,8 @@ struct State {
     immutable: Vec<(Id, Vec<u8>, Instant)>,
     keys: Vec<MutableKey>,
     announced: Vec<(Id, u16, Instant)>,
+    /// `--working-set` (`usize::MAX`: unbounded).
+    working_set: usize,
     records: Vec<Record>,
     in_flight: usize,
     skipped: u64,
@@ -226,6 +234,17 @@ impl State {
             }
             OpKind::PutImmutable | OpKind::GetImmutable => self.put_immutable(),
         }
+    }
+
+    /// Adds a written item (or announce) to `list`, the oldest out when the working set is
+    /// full: its target, for the caller to stop republishing.
+    fn keep<T>(
+        list: &mut Vec<(Id, T, Instant)>,
+        working_set: usize,
+        entry: (Id, T, Instant),
+    ) -> Option<Id> {
+        list.push(entry);
+        (list.len() > working_set).then(|| list.remove(0).0)
     }
 
     fn put_immutable(&mut self) -> Planned {
@@ -351,6 +370,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         immutable: Vec::new(),
         keys,
         announced: Vec::new(),
+        working_set: cli
+            .working_set
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
         records: Vec::new(),
         in_flight: 0,
         skipped: 0,
@@ -455,9 +477,12 @@ async fn execute(dht: &Dht, state: &Mutex<State>, planned: Planned, start: Durat
             match timed(dht.put_immutable(value.clone())).await {
                 Ok(Ok(a)) => {
                     note(&a.stats);
-                    lock(state)
-                        .immutable
-                        .push((a.value.target, value, Instant::now()));
+                    let dropped = {
+                        let mut s = lock(state);
+                        let n = s.working_set;
+                        State::keep(&mut s.immutable, n, (a.value.target, value, Instant::now()))
+                    };
+                    stop(dht, dropped).await;
                     Ok(())
                 }
                 Ok(Err(e)) => Err(error_word(&e)),
@@ -528,9 +553,12 @@ async fn execute(dht: &Dht, state: &Mutex<State>, planned: Planned, start: Durat
             match timed(dht.announce_peer(info_hash, Some(port))).await {
                 Ok(Ok(a)) => {
                     note(&a.stats);
-                    lock(state)
-                        .announced
-                        .push((info_hash, port, Instant::now()));
+                    let dropped = {
+                        let mut s = lock(state);
+                        let n = s.working_set;
+                        State::keep(&mut s.announced, n, (info_hash, port, Instant::now()))
+                    };
+                    stop(dht, dropped).await;
                     Ok(())
                 }
                 Ok(Err(e)) => Err(error_word(&e)),
@@ -560,6 +588,14 @@ async fn execute(dht: &Dht, state: &Mutex<State>, planned: Planned, start: Durat
         Err(word) => record.error = word,
     }
     record
+}
+
+/// Stops republishing what left the working set. An error here means the handle is
+/// shutting down, which the operations in flight report themselves.
+async fn stop(dht: &Dht, target: Option<Id>) {
+    if let Some(target) = target {
+        let _ = dht.stop_republishing(target).await;
+    }
 }
 
 async fn timed<T>(f: impl std::future::Future<Output = T>) -> Result<T, ()> {

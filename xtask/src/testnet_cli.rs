@@ -51,6 +51,14 @@ OPTIONS:
     --threshold F        Exit 1 when the success rate is below F (0 to 1) [default: 0.99]
     --republish SECS     How often the workload republishes what it put  [default: the
                                                                           handle's, 50 min]
+    --item-ttl SECS      The nodes keep a BEP 44 item this long without a refresh [default:
+                         BEP 44's 7200]. With --peer-ttl, --republish and --working-set a soak
+                         compresses time as churn does: the stored data reaches a steady state
+                         within the warm-up, so RSS growth after it is not data (docs/soak/)
+    --peer-ttl SECS      The nodes keep an announced peer this long      [default: 1800]
+    --working-set N      The workload keeps reading and republishing only its newest N
+                         immutable items and N announces; older ones are left to expire
+                                                                    [default: all of them]
     --seed N             Seed of the workload and of churn's choices     [default: 1]
     --netns              One network namespace per node, with its own address (198.18.X.1,
                          one /24 each, veth pairs on a bridge it creates and removes). Needs
@@ -85,6 +93,16 @@ pub(crate) fn run_testnet(args: &[String]) -> Result<(), Error> {
         // The report is printed already; only the status is left to say it.
         Verdict::BelowThreshold | Verdict::RssGrew => std::process::exit(1),
     }
+}
+
+/// A node keeps items and peers between 1 s and a day (dht-node's hidden flags' range).
+fn ttl(options: &Options<'_>, secs: usize) -> Result<u64, Error> {
+    if secs > 86_400 {
+        return Err(options.usage(format!(
+            "--item-ttl and --peer-ttl are at most 86400 s, not {secs}"
+        )));
+    }
+    Ok(secs as u64)
 }
 
 fn parse_testnet(args: &[String]) -> Result<Parsed<TestnetConfig>, Error> {
@@ -140,6 +158,15 @@ fn parse_testnet(args: &[String]) -> Result<Parsed<TestnetConfig>, Error> {
             "--churn" => config.churn = options.fraction(name, inline)?,
             "--threshold" => config.threshold = options.fraction(name, inline)?,
             "--republish" => config.republish = Some(options.positive(name, inline)? as u64),
+            "--item-ttl" => {
+                let secs = options.positive(name, inline)?;
+                config.item_ttl = Some(ttl(&options, secs)?);
+            }
+            "--peer-ttl" => {
+                let secs = options.positive(name, inline)?;
+                config.peer_ttl = Some(ttl(&options, secs)?);
+            }
+            "--working-set" => config.working_set = Some(options.positive(name, inline)?),
             "--seed" => config.seed = options.parsed(name, inline)?,
             "--netns" => config.netns = true,
             "--delay" => {
@@ -190,7 +217,7 @@ mod tests {
         let Ok(Parsed::Run(c)) = parse_testnet(&args(
             "--nodes 50 --transport=quic --store sled --duration 600 --ops-per-sec=40 \
              --churn 0.1 --threshold 0.999 --republish 120 --seed 7 --netns --json \
-             --long-lived 10 --max-rss-growth 5",
+             --long-lived 10 --max-rss-growth 5 --item-ttl 300 --peer-ttl 240 --working-set 500",
         )) else {
             panic!("did not parse");
         };
@@ -205,6 +232,10 @@ mod tests {
             (Some(120), 7, true, true)
         );
         assert_eq!((c.long_lived, c.max_rss_growth), (Some(10), Some(5.0)));
+        assert_eq!(
+            (c.item_ttl, c.peer_ttl, c.working_set),
+            (Some(300), Some(240), Some(500))
+        );
         let Ok(Parsed::Run(d)) = parse_testnet(&[]) else {
             panic!("defaults did not parse");
         };
@@ -223,6 +254,10 @@ mod tests {
             "--overlay chord --store sled",
             "--overlay chord --netns",
             "--overlay chord --republish 60",
+            "--overlay chord --item-ttl 60",
+            "--overlay ipfs --working-set 10",
+            "--item-ttl 0",
+            "--peer-ttl 86401",
             "--nodes 0",
             "--nodes 1",
             "--transport tcp",

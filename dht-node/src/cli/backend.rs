@@ -26,6 +26,12 @@ pub(crate) fn builder(cli: &Cli) -> DhtBuilder {
     if let Some(ms) = cli.questionable_after_ms {
         config.questionable_after = Duration::from_millis(ms);
     }
+    if let Some(ms) = cli.item_ttl_ms {
+        config.item_ttl = Duration::from_millis(ms);
+    }
+    if let Some(ms) = cli.peer_ttl_ms {
+        config.peer_ttl = Duration::from_millis(ms);
+    }
     config.limits.max_items = cli.max_items;
     config.limits.max_info_hashes = cli.max_info_hashes;
     config.limits.max_peers_per_swarm = cli.max_peers_per_swarm;

@@ -101,6 +101,8 @@ fn refuse_mainline_flags(cli: &Cli) -> Result<(), Fail> {
             cli.questionable_after_ms.is_some(),
             "--questionable-after-ms",
         ),
+        (cli.item_ttl_ms.is_some(), "--item-ttl-ms"),
+        (cli.peer_ttl_ms.is_some(), "--peer-ttl-ms"),
     ];
     match given.iter().find(|(set, _)| *set) {
         Some((_, flag)) => Err(Fail::usage(format!(

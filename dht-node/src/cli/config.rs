@@ -132,6 +132,8 @@ const MAINLINE_ONLY: &[&str] = &[
     "routing-file",
     "maintenance-ms",
     "questionable-after-ms",
+    "item-ttl-ms",
+    "peer-ttl-ms",
 ];
 
 /// Reads a small regular file whole (see [`dht_node::identity::read_bounded`]).

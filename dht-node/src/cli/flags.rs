@@ -132,6 +132,15 @@ pub(crate) struct Cli {
     /// core's, BEP 5's 15 minutes).
     #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub(crate) questionable_after_ms: Option<u64>,
+    /// Testnets: how long a BEP 44 item is kept without a refresh, in milliseconds
+    /// (default: the core's, BEP 44's 2 hours). A soak compresses time with it, so that
+    /// the stored data stops growing within the run (`cargo xtask testnet --item-ttl`).
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1_000..=86_400_000))]
+    pub(crate) item_ttl_ms: Option<u64>,
+    /// Testnets: how long an announced peer is kept, in milliseconds (default: the
+    /// core's, 30 minutes; `cargo xtask testnet --peer-ttl`).
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1_000..=86_400_000))]
+    pub(crate) peer_ttl_ms: Option<u64>,
     /// Tests: period of the status log line and of --routing-file, in milliseconds.
     #[arg(long, hide = true, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub(crate) status_interval_ms: u64,

@@ -92,6 +92,12 @@ pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
                 let Ok(info) = dht.routing_table().await else {
                     break;
                 };
+                // What the store holds, beside the memory a testnet samples: a soak tells
+                // growth that follows the stored data from growth beyond it (a leak).
+                let stored = dht.metrics().await.ok().and_then(|m| m.store);
+                let (items, info_hashes, peers) = stored.map_or((-1, -1, -1), |c| {
+                    (c.items as i64, c.info_hashes as i64, c.peers as i64)
+                });
                 tracing::info!(
                     ipv4_nodes = info.nodes_v4,
                     ipv6_nodes = info.nodes_v6,
@@ -99,6 +105,9 @@ pub(crate) async fn run_node(cli: &Cli) -> Result<(), Fail> {
                     datagrams_in = info.stats.datagrams_in,
                     datagrams_out = info.stats.datagrams_out,
                     key_id_mismatch = info.stats.key_id_mismatch,
+                    items,
+                    info_hashes,
+                    peers,
                     "status"
                 );
                 if let Some(path) = &routing_file {

@@ -101,7 +101,9 @@ impl Testnet {
                     limit.as_secs()
                 )));
             }
-            self.rss.sample(started.elapsed(), &self.pids(), false);
+            let https = self.https();
+            self.rss
+                .sample(started.elapsed(), &self.pids(), &https, false);
             self.restart_crashed()?;
             if per_round > 0 && started.elapsed() >= next_churn && next_churn < config.duration {
                 next_churn += every;
@@ -111,7 +113,9 @@ impl Testnet {
             std::thread::sleep(POLL);
         }
         // The last sample: the nodes as the workload ended.
-        self.rss.sample(started.elapsed(), &self.pids(), true);
+        let https = self.https();
+        self.rss
+            .sample(started.elapsed(), &self.pids(), &https, true);
         log.crashes = self.crashes;
         Ok(log)
     }
@@ -122,6 +126,11 @@ impl Testnet {
             .iter()
             .map(|n| n.child.as_ref().map(|c| c.id()))
             .collect()
+    }
+
+    /// Each node's `--http` address (index = node), where its store's counts are read.
+    fn https(&self) -> Vec<SocketAddr> {
+        self.nodes.iter().map(|n| n.http).collect()
     }
 
     /// Starts the `dht-workload` process (Mainline).
@@ -152,6 +161,9 @@ impl Testnet {
             .stderr(Stdio::inherit());
         if let Some(r) = self.config.republish {
             cmd.arg("--republish").arg(r.to_string());
+        }
+        if let Some(n) = self.config.working_set {
+            cmd.arg("--working-set").arg(n.to_string());
         }
         if let Some(d) = self.delays.last() {
             cmd.arg("--egress-delay-ms")

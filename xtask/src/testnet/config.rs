@@ -76,6 +76,13 @@ pub struct TestnetConfig {
     pub seed: u64,
     /// Seconds between republishes of the workload's items; `None`: the handle's default.
     pub republish: Option<u64>,
+    /// `--item-ttl`: seconds the nodes keep a BEP 44 item without a refresh; `None`: BEP 44's 2 hours.
+    pub item_ttl: Option<u64>,
+    /// `--peer-ttl`: seconds the nodes keep an announced peer; `None`: the core's 30 minutes.
+    pub peer_ttl: Option<u64>,
+    /// `--working-set`: immutable items and announces the workload keeps reading and
+    /// republishing (the newest); `None`: all it ever wrote.
+    pub working_set: Option<usize>,
     /// `--max-rss-growth`: the most a node that lived through the run may grow its RSS
     /// after the warm-up, in per cent; `None`: reported only.
     pub max_rss_growth: Option<f64>,
@@ -99,6 +106,9 @@ impl Default for TestnetConfig {
             threshold: 0.99,
             seed: 1,
             republish: None,
+            item_ttl: None,
+            peer_ttl: None,
+            working_set: None,
             max_rss_growth: None,
             long_lived: None,
         }
@@ -137,11 +147,17 @@ impl TestnetConfig {
                 (self.store != Store::Mem, "--store sled"),
                 (self.netns, "--netns"),
                 (self.republish.is_some(), "--republish"),
+                (self.item_ttl.is_some(), "--item-ttl"),
+                (self.peer_ttl.is_some(), "--peer-ttl"),
+                (self.working_set.is_some(), "--working-set"),
             ],
             Overlay::Ipfs => vec![
                 (self.transport != Transport::Udp, "--transport quic"),
                 (self.netns, "--netns"),
                 (self.republish.is_some(), "--republish"),
+                (self.item_ttl.is_some(), "--item-ttl"),
+                (self.peer_ttl.is_some(), "--peer-ttl"),
+                (self.working_set.is_some(), "--working-set"),
                 (self.delay_ms.is_some(), "--delay"),
             ],
         };

@@ -209,6 +209,12 @@ impl Testnet {
             }
         }
         cmd.arg("--http").arg(node.http.to_string());
+        if let Some(secs) = config.item_ttl {
+            cmd.arg("--item-ttl-ms").arg((secs * 1000).to_string());
+        }
+        if let Some(secs) = config.peer_ttl {
+            cmd.arg("--peer-ttl-ms").arg((secs * 1000).to_string());
+        }
         if let Some(d) = self.delays.get(i) {
             cmd.arg("--egress-delay-ms")
                 .arg(format!("{}", d.round().max(1.0)));

@@ -44,7 +44,7 @@ pub(super) fn is_ready(http: SocketAddr, nodes: usize, overlay: Overlay) -> bool
 }
 
 /// One GET: the status code and the body.
-fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+pub(super) fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let timeout = Duration::from_millis(500);
     let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;

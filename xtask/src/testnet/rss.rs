@@ -3,8 +3,11 @@
 //! node that lived through the run (the same process from the first sample to the last)
 //! between the end of a warm-up and the run's end. A leak shows as steady growth after the
 //! tables and stores have filled; a restarted node starts over, so only survivors count.
+//! Beside each RSS sample, what the node's store held (its `/metrics`' `dht_stored_items`
+//! and `dht_stored_peers`): growth that follows the stored data is told from growth beyond it.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -19,6 +22,15 @@ pub(super) struct Sample {
     pub(super) node: usize,
     pub(super) pid: u32,
     pub(super) rss_kb: u64,
+    /// BEP 44 items and peers the node's store held; `None` when `/metrics` did not say.
+    pub(super) stored: Option<Stored>,
+}
+
+/// What a node's store held at a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(super) struct Stored {
+    pub(super) items: u64,
+    pub(super) peers: u64,
 }
 
 /// The samples of a run, taken every `every`.
@@ -44,8 +56,15 @@ impl RssLog {
         }
     }
 
-    /// Samples every process in `pids` (index = node) when a sample is due, or when `force`.
-    pub(super) fn sample(&mut self, elapsed: Duration, pids: &[Option<u32>], force: bool) {
+    /// Samples every process in `pids` (index = node) when a sample is due, or when `force`;
+    /// its store's counts from its HTTP server `https[node]` when there is one.
+    pub(super) fn sample(
+        &mut self,
+        elapsed: Duration,
+        pids: &[Option<u32>],
+        https: &[SocketAddr],
+        force: bool,
+    ) {
         if !force && elapsed < self.next {
             return;
         }
@@ -60,6 +79,7 @@ impl RssLog {
                     node,
                     pid,
                     rss_kb,
+                    stored: https.get(node).and_then(|&http| stored(http)),
                 });
             }
         }
@@ -67,9 +87,17 @@ impl RssLog {
 
     /// `rss.csv`: one line per sample.
     pub(super) fn to_csv(&self) -> String {
-        let mut s = String::from("t_s,node,pid,rss_kb\n");
+        let mut s = String::from("t_s,node,pid,rss_kb,items,peers\n");
         for x in &self.samples {
-            let _ = writeln!(s, "{:.1},{},{},{}", x.t_s, x.node, x.pid, x.rss_kb);
+            let (items, peers) = match x.stored {
+                Some(c) => (c.items.to_string(), c.peers.to_string()),
+                None => (String::new(), String::new()),
+            };
+            let _ = writeln!(
+                s,
+                "{:.1},{},{},{},{items},{peers}",
+                x.t_s, x.node, x.pid, x.rss_kb
+            );
         }
         s
     }
@@ -99,6 +127,8 @@ impl RssLog {
                 from_kb: at_from.rss_kb,
                 to_kb: last.rss_kb,
                 growth_pct: round2(pct(at_from.rss_kb, last.rss_kb)),
+                from_stored: at_from.stored,
+                to_stored: last.stored,
             });
         }
         let mut pcts: Vec<f64> = grown.iter().map(|g| g.growth_pct).collect();
@@ -147,6 +177,27 @@ fn vm_rss_kb(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// What the store of the node serving HTTP at `http` holds, from its `/metrics`.
+fn stored(http: SocketAddr) -> Option<Stored> {
+    let (status, body) = super::ready::get(http, "/metrics")?;
+    if status != 200 {
+        return None;
+    }
+    Some(Stored {
+        items: gauge(&body, "dht_stored_items")?,
+        peers: gauge(&body, "dht_stored_peers")?,
+    })
+}
+
+/// The value of an unlabelled gauge in Prometheus' text format.
+fn gauge(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        let v: f64 = value.trim().parse().ok()?;
+        (v >= 0.0 && v.is_finite()).then_some(v as u64)
+    })
+}
+
 /// One survivor's growth.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub(super) struct NodeGrowth {
@@ -154,6 +205,9 @@ pub(super) struct NodeGrowth {
     pub(super) from_kb: u64,
     pub(super) to_kb: u64,
     pub(super) growth_pct: f64,
+    /// What its store held at both ends (`None`: not known).
+    pub(super) from_stored: Option<Stored>,
+    pub(super) to_stored: Option<Stored>,
 }
 
 /// `report.json`'s `rss`. Field names are published: add, never rename.
@@ -192,6 +246,13 @@ impl RssGrowth {
                 mb(w.from_kb),
                 mb(w.to_kb)
             );
+            if let (Some(a), Some(b)) = (w.from_stored, w.to_stored) {
+                let _ = write!(
+                    t,
+                    ", its store {} -> {} items and {} -> {} peers",
+                    a.items, b.items, a.peers, b.peers
+                );
+            }
         }
         if let Some(limit) = self.limit_pct {
             let _ = write!(
@@ -284,6 +345,10 @@ mod tests {
                 node,
                 pid,
                 rss_kb,
+                stored: (node == 0).then_some(Stored {
+                    items: rss_kb / 100,
+                    peers: 7,
+                }),
             })
             .collect();
         log
@@ -339,9 +404,24 @@ mod tests {
         );
         let svg = rss_svg(&l, &g, "test");
         assert_eq!(svg.matches("<polyline").count(), 5);
-        assert!(l
-            .to_csv()
-            .starts_with("t_s,node,pid,rss_kb\n0.0,0,100,8000\n"));
+        assert!(l.to_csv().starts_with(
+            "t_s,node,pid,rss_kb,items,peers\n0.0,0,100,8000,80,7\n600.0,0,100,10000,100,7\n"
+        ));
+        assert!(
+            g.to_text()
+                .contains("its store 100 -> 104 items and 7 -> 7 peers"),
+            "{}",
+            g.to_text()
+        );
+    }
+
+    #[test]
+    fn reads_gauges_from_prometheus_text() {
+        let text = "# HELP dht_stored_items BEP 44 items held.\n# TYPE dht_stored_items gauge\n\
+                    dht_stored_items_total 9\ndht_stored_items 42\ndht_stored_peers 3\n";
+        assert_eq!(gauge(text, "dht_stored_items"), Some(42));
+        assert_eq!(gauge(text, "dht_stored_peers"), Some(3));
+        assert_eq!(gauge(text, "dht_stored_info_hashes"), None);
     }
 
     #[test]
@@ -349,15 +429,27 @@ mod tests {
         let kb = vm_rss_kb(std::process::id()).expect("VmRSS of this process");
         assert!(kb > 100, "{kb}");
         let mut l = RssLog::for_run(Duration::from_secs(60));
-        l.sample(Duration::ZERO, &[Some(std::process::id()), None], false);
+        l.sample(
+            Duration::ZERO,
+            &[Some(std::process::id()), None],
+            &[],
+            false,
+        );
         // Not due yet: nothing added.
         l.sample(
             Duration::from_millis(10),
             &[Some(std::process::id())],
+            &[],
             false,
         );
         assert_eq!(l.samples.len(), 1);
-        l.sample(Duration::from_millis(20), &[Some(std::process::id())], true);
+        l.sample(
+            Duration::from_millis(20),
+            &[Some(std::process::id())],
+            &[],
+            true,
+        );
         assert_eq!(l.samples.len(), 2);
+        assert_eq!(l.samples[1].stored, None);
     }
 }

@@ -180,6 +180,21 @@ pub(super) struct Summary {
     pub(super) rss: RssGrowth,
 }
 
+/// What `--item-ttl`, `--peer-ttl` and `--working-set` changed, for the report's text.
+fn steady_state(c: &TestnetConfig) -> String {
+    let mut t = String::new();
+    if let Some(s) = c.item_ttl {
+        let _ = write!(t, "; nodes keep items {s} s");
+    }
+    if let Some(s) = c.peer_ttl {
+        let _ = write!(t, "; nodes keep peers {s} s");
+    }
+    if let Some(n) = c.working_set {
+        let _ = write!(t, "; the workload keeps its newest {n} items and announces");
+    }
+    t
+}
+
 impl Summary {
     pub(super) fn new(
         config: &TestnetConfig,
@@ -257,7 +272,7 @@ impl Summary {
         );
         let _ = writeln!(
             t,
-            "nodes ready after {:.1} s; {}{}",
+            "nodes ready after {:.1} s; {}{}{}",
             self.ready_after.as_secs_f64(),
             match (c.overlay, self.republish_s) {
                 // Chord keeps values without lifetimes: nothing to republish.
@@ -267,6 +282,7 @@ impl Summary {
                 (Overlay::Mainline, None) => "workload republishes every (default)".to_string(),
                 (Overlay::Mainline, Some(s)) => format!("workload republishes every {s} s"),
             },
+            steady_state(c),
             if self.skipped > 0 {
                 format!("; {} operations skipped (too many in flight)", self.skipped)
             } else {
@@ -349,6 +365,9 @@ impl Summary {
                 long_lived: c.long_lived_count(),
             },
             republish_s: self.republish_s,
+            item_ttl_s: c.item_ttl,
+            peer_ttl_s: c.peer_ttl,
+            working_set: c.working_set,
             ready_s: round(self.ready_after.as_secs_f64(), 2),
             skipped: self.skipped,
             ops: InOrder(&ops),
@@ -380,6 +399,11 @@ struct SummaryJson<'a> {
     seed: u64,
     churn: ChurnJson,
     republish_s: Option<u64>,
+    /// `--item-ttl` and `--peer-ttl` (`None`: the nodes' defaults, 7200 and 1800 s).
+    item_ttl_s: Option<u64>,
+    peer_ttl_s: Option<u64>,
+    /// `--working-set` (`None`: the workload reads and republishes all it wrote).
+    working_set: Option<usize>,
     ready_s: f64,
     skipped: u64,
     ops: InOrder<'a, FiguresJson<'a>>,
@@ -465,7 +489,11 @@ mod tests {
             republish_s: Some(3000),
             skipped: 0,
         };
-        let config = TestnetConfig::default();
+        let config = TestnetConfig {
+            item_ttl: Some(300),
+            working_set: Some(500),
+            ..TestnetConfig::default()
+        };
         let s = Summary::new(
             &config,
             &report,
@@ -489,6 +517,24 @@ mod tests {
         assert_eq!(value["all"]["latency_ms"]["p50"], 1.5);
         assert_eq!(value["passed"], false);
         assert_eq!(value["churn"]["per_round"], 2);
+        assert_eq!(
+            (
+                &value["item_ttl_s"],
+                &value["peer_ttl_s"],
+                &value["working_set"]
+            ),
+            (
+                &serde_json::json!(300),
+                &serde_json::Value::Null,
+                &serde_json::json!(500)
+            )
+        );
+        assert!(
+            s.to_text()
+                .contains("; nodes keep items 300 s; the workload keeps its newest 500 items"),
+            "{}",
+            s.to_text()
+        );
         // Operation types in table order, as before (a serde_json map would sort them).
         let order: Vec<usize> = ["put_immutable", "get_immutable", "get_peers"]
             .iter()

@@ -194,6 +194,16 @@ pub struct Config {
     /// messages off each lookup for about 7 KB more memory per node
     /// (docs/lookup-tuning.md).
     pub extended_buckets: bool,
+    /// Kademlia's handover: when a node enters our table closer than we are to items we
+    /// store, with fewer than k known nodes between it and us, we put the item there (a
+    /// `get` for its token, then the `put`), staggered so that the holder just behind
+    /// it acts first and the others find the item there. Items then outlive their first holders under churn between the
+    /// publisher's republishes. Costs two messages per item handed over, bounded per
+    /// newcomer (`node/handover.rs`). Announced peers cannot be handed over (a peer is
+    /// its announcer's own address). Off by default until it has run in the interop
+    /// matrix (it sends other implementations gets and puts they did not ask for);
+    /// `dht-node --handover` turns it on.
+    pub handover: bool,
     /// Round trips steer lookups: among candidates of equal standing (ids sharing
     /// as many leading bits with the target) the fastest is asked first (measured
     /// round trips are kept per routing-table entry, in its padding: no memory), and
@@ -274,6 +284,7 @@ impl Default for Config {
             defense: Defense::default(),
             disjoint_paths: 1,
             extended_buckets: true,
+            handover: false,
             rtt_aware_lookups: false,
             mutable_get_first_valid: false,
             early_last_round: true,

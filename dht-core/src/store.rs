@@ -131,6 +131,15 @@ pub trait Store {
     /// (wrapping around), for BEP 51 samples.
     fn info_hashes(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError>;
 
+    /// Up to `max` targets of stored items (expired or not), in ascending order from
+    /// `start` (included), without wrapping around: the engine reads the range of
+    /// targets a newcomer is closer to ([`crate::Config::handover`]). The default lists
+    /// none, so a store that does not implement it hands nothing over.
+    fn item_targets(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
+        let _ = (start, max);
+        Ok(Vec::new())
+    }
+
     /// How much is held.
     fn counts(&self) -> Result<StoreCounts, StoreError>;
     /// Removes items and peers whose deadline is at or before `now`, soonest first;
@@ -189,6 +198,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn info_hashes(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
         (**self).info_hashes(start, max)
+    }
+    fn item_targets(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
+        (**self).item_targets(start, max)
     }
     fn counts(&self) -> Result<StoreCounts, StoreError> {
         (**self).counts()

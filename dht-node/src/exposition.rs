@@ -258,6 +258,14 @@ const COUNTERS: &[(&str, &str)] = &[
         "Wall-clock jumps followed only in part.",
     ),
     (
+        "dht_handovers_total",
+        "Stored items handed to a newcomer closer to them, acknowledged.",
+    ),
+    (
+        "dht_handovers_dropped_total",
+        "Handovers not started because too many were waiting.",
+    ),
+    (
         "dht_quic_handshakes_total",
         "QUIC handshakes that completed, by direction.",
     ),
@@ -407,6 +415,8 @@ fn set_counters(m: &NodeMetrics) {
     counter!("dht_contacts_dropped_total").absolute(s.contacts_dropped);
     counter!("dht_storage_evicted_total").absolute(s.storage_evicted);
     counter!("dht_wall_clock_jumps_total").absolute(s.wall_clock_jumps);
+    counter!("dht_handovers_total").absolute(s.handovers);
+    counter!("dht_handovers_dropped_total").absolute(s.handovers_dropped);
     for (reason, n) in [
         ("malformed", s.malformed),
         ("rate_limit", s.rate_limited),

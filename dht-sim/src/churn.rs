@@ -75,7 +75,7 @@ pub struct ChurnReport {
 }
 
 /// An exponential delay of mean 1 / `rate` seconds.
-fn exp_delay(rng: &mut ChaCha8Rng, rate: f64) -> Duration {
+pub(crate) fn exp_delay(rng: &mut ChaCha8Rng, rate: f64) -> Duration {
     let u = ((rng.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
     Duration::from_secs_f64(-u.ln() / rate)
 }

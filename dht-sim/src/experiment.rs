@@ -351,7 +351,7 @@ pub fn item_value(seed: u64, j: usize) -> Vec<u8> {
 
 /// Puts `n_items` immutable items from random live nodes; returns the fraction that
 /// at least one node acknowledged.
-fn put_items(
+pub(crate) fn put_items(
     sim: &mut Sim,
     n_items: usize,
     exp: &Experiment,
@@ -380,7 +380,12 @@ fn put_items(
 }
 
 /// Gets the first `n_items` items of [`put_items`], each from a random node of `sources`.
-fn get_items(sim: &mut Sim, n_items: usize, exp: &Experiment, sources: &[usize]) -> Gets {
+pub(crate) fn get_items(
+    sim: &mut Sim,
+    n_items: usize,
+    exp: &Experiment,
+    sources: &[usize],
+) -> Gets {
     if sources.is_empty() {
         return Gets::default();
     }

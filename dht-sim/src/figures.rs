@@ -1,5 +1,5 @@
 //! What the figure-making examples share (`examples/chord_figures.rs`,
-//! `examples/n_sweep.rs`): a hand-written SVG line plot (a few elements need no
+//! `examples/n_sweep.rs`, `examples/retention.rs`): a hand-written SVG line plot (a few elements need no
 //! plotting crate) and where results go (`dht-sim/results/`).
 
 use std::fmt::Write as _;

@@ -150,6 +150,12 @@
 //! joins and failures. `cargo run --release -p dht-sim --example chord_figures -- path-length |
 //! load | failure | churn` writes the comparison under `dht-sim/results/`.
 //!
+//! ## Items under churn
+//! [`retention`] puts items, churns with nobody republishing, and gets them back, with
+//! dht-core's handover (`Config::handover`, [`SimConfig::handover`]) and without.
+//! `cargo run --release -p dht-sim --example retention -- 1000 1800` writes
+//! `results/retention.md`.
+//!
 //! ## Scale
 //! `cargo run --release -p dht-sim --example n_sweep -- run 1000,10000,100000` runs
 //! `dht-sim` once per N and writes `results/n-sweep.md` and `.svg` (hops, latency and
@@ -194,6 +200,7 @@ mod global;
 pub mod ipfs;
 mod net;
 mod report;
+pub mod retention;
 mod rng;
 mod sim;
 

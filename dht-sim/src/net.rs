@@ -131,6 +131,9 @@ pub struct SimConfig {
     /// A connection with no stream activity for this long closes (stream overlays
     /// only): 60 s.
     pub idle_timeout: Duration,
+    /// Kademlia nodes hand stored items to newcomers closer to them
+    /// (`dht_core::Config::handover`): dht-core's default, off.
+    pub handover: bool,
 }
 
 impl SimConfig {
@@ -158,6 +161,7 @@ impl SimConfig {
             bep42: false,
             handshake_rtts: 3,
             idle_timeout: Duration::from_secs(60),
+            handover: dht_core::Config::default().handover,
         }
     }
 }

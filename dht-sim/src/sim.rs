@@ -50,6 +50,7 @@ impl SimOverlay for Node<MemStore> {
         config.k = cfg.k;
         config.alpha = cfg.alpha;
         config.disjoint_paths = cfg.disjoint_paths;
+        config.handover = cfg.handover;
         // As the runtime does for a node bound to a public address: private sources
         // are strangers, not a LAN, and nothing the plan hands out is exempt.
         if let AddressPlan::Public { .. } = cfg.address_plan {

@@ -158,6 +158,15 @@ impl Store for MemStore {
         }
     }
 
+    fn item_targets(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
+        Ok(self
+            .items
+            .range(start..)
+            .take(max)
+            .map(|(t, _)| *t)
+            .collect())
+    }
+
     fn info_hashes(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
         // Capacity from what exists, not from `max`, which may be usize::MAX.
         let mut out = Vec::with_capacity(max.min(self.peers.len()));

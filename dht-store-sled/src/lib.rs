@@ -619,6 +619,21 @@ impl Store for SledStore {
         self.note(r)
     }
 
+    fn item_targets(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
+        let mut out = Vec::with_capacity(max.min(self.counts.items));
+        for kv in self
+            .db()?
+            .items
+            .range(start.0.as_slice()..)
+            .keys()
+            .take(max)
+        {
+            let key = kv.map_err(store_err)?;
+            out.push(Id::from_slice(&key).ok_or_else(|| store_err("an item key is not 20 bytes"))?);
+        }
+        Ok(out)
+    }
+
     fn info_hashes(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
         let max = max.min(self.counts.info_hashes);
         let mut out = Vec::with_capacity(max);

@@ -315,6 +315,43 @@ pub fn check_info_hashes_order_and_wrap<S: Store>(store: &mut S) {
     );
 }
 
+/// `item_targets` lists item targets in ascending order from `start` (included), at
+/// most `max`, without wrapping around, and not a removed one.
+pub fn check_item_targets_order<S: Store>(store: &mut S) {
+    for (i, b) in [0x10u8, 0x80, 0x40, 0xf0, 0x20].into_iter().enumerate() {
+        ok(
+            store.put_item(immutable(id(b), format!("1:{i}").as_bytes(), 10)),
+            "put_item",
+        );
+    }
+    let t = |b: u8| id(b);
+    let cases: [(Id, usize, Vec<Id>); 6] = [
+        (
+            Id::ZERO,
+            10,
+            vec![t(0x10), t(0x20), t(0x40), t(0x80), t(0xf0)],
+        ),
+        (Id::ZERO, 2, vec![t(0x10), t(0x20)]),
+        (t(0x40), 10, vec![t(0x40), t(0x80), t(0xf0)]),
+        (t(0x41), 1, vec![t(0x80)]),
+        (t(0xf1), 10, vec![]),
+        (t(0x20), 0, vec![]),
+    ];
+    for (start, max, want) in cases {
+        assert_eq!(
+            ok(store.item_targets(&start, max), "item_targets"),
+            want,
+            "item_targets(start {start}, max {max})"
+        );
+    }
+    ok(store.remove_item(&t(0x40)), "remove_item");
+    assert_eq!(
+        ok(store.item_targets(&t(0x21), 10), "item_targets"),
+        vec![t(0x80), t(0xf0)],
+        "a removed item is not listed"
+    );
+}
+
 /// `counts` is exact after a mixed sequence of puts, re-puts and removals.
 pub fn check_counts_after_mixed_sequence<S: Store>(store: &mut S) {
     for i in 0..10u8 {

@@ -46,6 +46,7 @@ pub fn run_all<S: Store>(mut make: impl FnMut() -> S) {
     check_ipv4_and_ipv6_peers(&mut make());
     check_remove_peer(&mut make());
     check_info_hashes_order_and_wrap(&mut make());
+    check_item_targets_order(&mut make());
     check_counts_after_mixed_sequence(&mut make());
     check_expire_items(&mut make());
     check_expire_peers(&mut make());
@@ -75,6 +76,7 @@ macro_rules! store_conformance_tests {
             check_ipv4_and_ipv6_peers,
             check_remove_peer,
             check_info_hashes_order_and_wrap,
+            check_item_targets_order,
             check_counts_after_mixed_sequence,
             check_expire_items,
             check_expire_peers,

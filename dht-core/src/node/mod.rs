@@ -12,7 +12,8 @@
 //! request; `query.rs` lookup driving; `outgoing.rs` our requests in flight and reply
 //! matching; `serve.rs` answering queries; `housekeeping.rs` the maintenance timer;
 //! `external_ip.rs` BEP 42 address votes; `quota.rs` per-source storage accounting;
-//! `stats.rs` the counters; `table.rs` the routing table of one family (IPv4 compact).
+//! `stats.rs` the counters; `table.rs` the routing table of one family (IPv4 compact);
+//! `handover.rs` giving stored items to newcomers closer to them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +30,7 @@ use crate::store::{RoutingSnapshot, SnapshotNode, Store, UnixMillis};
 use crate::token::Tokens;
 
 mod external_ip;
+mod handover;
 mod housekeeping;
 mod kind;
 mod outgoing;
@@ -130,6 +132,8 @@ pub struct Node<S: Store> {
     ip_votes: IpVotes,
     /// Who stored what: per-source storage shares and the bytes held.
     ledger: Ledger,
+    /// Stored items being handed to newcomers ([`Config::handover`]); `None` when idle.
+    handovers: Option<Box<handover::Handovers>>,
 }
 
 impl<S: Store> Node<S> {
@@ -200,6 +204,7 @@ impl<S: Store> Node<S> {
             reply_budget: ByteBudget::default(),
             ip_votes: IpVotes::default(),
             ledger: Ledger::default(),
+            handovers: None,
         })
     }
 
@@ -306,11 +311,14 @@ impl<S: Store> Node<S> {
     /// When `handle_timeout` should next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let t = self.outgoing.next_deadline();
-        Some(match t {
-            Some(t) => t.min(self.next_maintenance),
-            None => self.next_maintenance,
-        })
+        let mut t = self.next_maintenance;
+        if let Some(d) = self.outgoing.next_deadline() {
+            t = t.min(d);
+        }
+        if let Some(d) = self.handovers.as_ref().and_then(|h| h.next_due()) {
+            t = t.min(d);
+        }
+        Some(t)
     }
 
     /// The next event.
@@ -351,6 +359,7 @@ impl<S: Store> Node<S> {
     /// Timers due at `now`: request timeouts and housekeeping.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.expire_requests(now);
+        self.pump_handovers(now);
         if now >= self.next_maintenance {
             self.next_maintenance = now + self.config.maintenance_interval;
             self.maintenance(now);

@@ -35,6 +35,10 @@ pub(super) enum Purpose {
     Write(QueryId),
     /// A ping: of a request, or of housekeeping (`None`).
     Ping(Option<QueryId>),
+    /// A handover's `get` to a newcomer, for its token (`handover.rs`; the handover's key).
+    HandoverGet(u32),
+    /// A handover's `put`.
+    HandoverPut(u32),
 }
 
 /// What a request of ours was: whom we meant to ask (unknown for a bootstrap
@@ -237,6 +241,8 @@ impl<S: Store> Node<S> {
                 let was_seed = p.request.node_id.is_none();
                 self.on_lookup_response(now, qid, path as usize, was_seed, node, resp)
             }
+            Purpose::HandoverGet(key) => self.on_handover_get(now, key, resp),
+            Purpose::HandoverPut(key) => self.on_handover_put(now, key),
             Purpose::Write(qid) => {
                 if let Some(q) = self.queries.get_mut(&qid) {
                     q.stats.responses += 1;
@@ -252,8 +258,10 @@ impl<S: Store> Node<S> {
 
     fn note_response(&mut self, now: Instant, node: NodeInfo) {
         let fam = Family::of(&node.addr).index();
-        if let Insert::Cached(Some(stale)) = self.tables[fam].on_response(node, now) {
-            self.ping_node(now, stale);
+        match self.tables[fam].on_response(node, now) {
+            Insert::Cached(Some(stale)) => self.ping_node(now, stale),
+            Insert::Added => self.hand_over_to(now, node),
+            Insert::Cached(None) | Insert::Updated | Insert::Rejected => {}
         }
     }
 
@@ -276,6 +284,7 @@ impl<S: Store> Node<S> {
             }
         }
         match p.request.purpose {
+            Purpose::HandoverGet(key) | Purpose::HandoverPut(key) => self.end_handover(now, key),
             Purpose::Ping(qid) => {
                 self.outgoing.pinging.remove(&p.to);
                 if let Some(qid) = qid {

@@ -53,6 +53,13 @@ pub(super) struct QueryState {
     refresh_after: bool,
 }
 
+impl QueryState {
+    /// Our own join (a bootstrap lookup), while it runs.
+    pub fn is_bootstrap(&self) -> bool {
+        self.refresh_after
+    }
+}
+
 impl<S: Store> Node<S> {
     pub(super) fn new_query(
         &mut self,

@@ -233,6 +233,12 @@ pub struct NodeStats {
     /// Wall-clock re-anchors that disagreed with the monotonic clock by more than
     /// `MAX_WALL_SLEW` (node/mod.rs) and were followed only that far (log them).
     pub wall_clock_jumps: u64,
+    /// Stored items handed to a newcomer closer to them and acknowledged by it
+    /// ([`crate::Config::handover`]).
+    pub handovers: u64,
+    /// Handovers not started because too many were waiting (the publisher's republish
+    /// still covers those items).
+    pub handovers_dropped: u64,
 }
 
 #[cfg(test)]

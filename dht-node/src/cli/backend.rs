@@ -36,6 +36,7 @@ pub(crate) fn builder(cli: &Cli) -> DhtBuilder {
     config.limits.max_info_hashes = cli.max_info_hashes;
     config.limits.max_peers_per_swarm = cli.max_peers_per_swarm;
     config.defense.exempt_local = !cli.no_local_exemption;
+    config.handover = cli.handover;
     Dht::builder()
         .config(config)
         .egress_delay(cli.egress_delay_ms.map(Duration::from_millis))

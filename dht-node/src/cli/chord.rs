@@ -90,6 +90,7 @@ fn refuse_mainline_flags(cli: &Cli) -> Result<(), Fail> {
         (cli.store != StoreKind::Mem, "--store sled"),
         (cli.data_dir.is_some(), "--data-dir"),
         (cli.read_only, "--read-only"),
+        (cli.handover, "--handover"),
         (cli.no_local_exemption, "--no-local-exemption"),
         (
             cli.http_token_file.is_some(),

@@ -127,6 +127,7 @@ fn mainline_only((flag, value): (&str, Option<&str>)) -> bool {
 const MAINLINE_ONLY: &[&str] = &[
     "data-dir",
     "read-only",
+    "handover",
     "no-local-exemption",
     "http-token-file",
     "routing-file",

@@ -45,7 +45,7 @@ Values map as for Mainline: VALUE is stored as the bencoded byte string <len>:<b
 the key printed is the SHA-1 of that bencoding in lowercase hex, and `get` prints VALUE
 back exactly as it was put. --k is the successor-list length r (r copies of each key).
 --http serves /metrics, /healthz and /readyz (200 once settled on the ring). Mainline's
-flags and commands (--transport quic, --store sled, --data-dir, --read-only,
+flags and commands (--transport quic, --store sled, --data-dir, --read-only, --handover,
 --http-token-file, mutable items, announce, scrape, peers, ping, find-node, keygen, sign)
 are refused.
 
@@ -106,6 +106,11 @@ pub(crate) struct Cli {
     /// Run the node read-only (BEP 43): it answers no queries.
     #[arg(long)]
     pub(crate) read_only: bool,
+    /// Put the items this node stores on a newcomer closer to them (Kademlia's
+    /// handover), so that they outlive churn between their publishers' republishes.
+    /// Off by default for now.
+    #[arg(long)]
+    pub(crate) handover: bool,
     /// Write the bound addresses to this file, one per line, once listening.
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) addr_file: Option<PathBuf>,

@@ -69,8 +69,35 @@ impl<const N: usize> Key for Id<N> {
 }
 
 /// The XOR of two ids; smaller is closer.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Distance<const N: usize = ID_LEN>(pub [u8; N]);
+
+/// Byte-wise (big-endian) order, as the derived one would be, compared eight bytes
+/// at a time: a lookup compares distances in every step of its binary searches, and
+/// the derived order called `memcmp` for each (5 % of a simulation's time).
+impl<const N: usize> Ord for Distance<N> {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let (a, b) = (self.0.as_slice(), other.0.as_slice());
+        let mut chunks = a.chunks_exact(8).zip(b.chunks_exact(8));
+        for (x, y) in &mut chunks {
+            let x = u64::from_be_bytes(x.try_into().unwrap_or_default());
+            let y = u64::from_be_bytes(y.try_into().unwrap_or_default());
+            if x != y {
+                return x.cmp(&y);
+            }
+        }
+        let tail = N - N % 8;
+        a[tail..].cmp(&b[tail..])
+    }
+}
+
+impl<const N: usize> PartialOrd for Distance<N> {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 /// Constructors of 160-bit ids. Other widths are built with `Id([..])`,
 /// `Id::<N>::default()`, `Id::<N>::try_from(slice)` or [`Key::random`], so that
@@ -247,6 +274,36 @@ mod tests {
     use super::*;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+
+    /// The chunked order is the byte-wise order, at every width a key has (20 and 32
+    /// bytes) and one with a tail (13), for distances that differ anywhere: in the
+    /// first chunk, a later one, the tail, or nowhere.
+    #[test]
+    fn distance_order_is_bytewise() {
+        fn check<const N: usize>(rng: &mut ChaCha8Rng) {
+            for round in 0..20_000 {
+                let mut a = [0u8; N];
+                rng.fill_bytes(&mut a);
+                let mut b = a;
+                // Equal up to a random byte, then anything (or equal throughout).
+                let from = (rng.next_u32() as usize) % (N + 1);
+                if from < N {
+                    rng.fill_bytes(&mut b[from..]);
+                }
+                if round % 7 == 0 && from < N {
+                    b[from] = a[from] ^ 1;
+                }
+                let (da, db) = (Distance(a), Distance(b));
+                assert_eq!(da.cmp(&db), a.cmp(&b), "{a:?} {b:?}");
+                assert_eq!(da.partial_cmp(&db), Some(a.cmp(&b)));
+                assert_eq!(da == db, a == b);
+            }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(25);
+        check::<20>(&mut rng);
+        check::<32>(&mut rng);
+        check::<13>(&mut rng);
+    }
 
     #[test]
     fn distance_and_prefix() {

@@ -202,9 +202,10 @@ impl<C: Contact> Candidates<C> {
     pub fn add_diverse(&mut self, node: C, depth: u32, limits: Diversity) {
         // A node heard of again (most of a lookup's replies repeat its candidates)
         // changes nothing: skip the scan `insert` would end in the same way.
-        if self.search(&node.key().distance(&self.target)).is_ok() {
+        let d = node.key().distance(&self.target);
+        let Err(at) = self.search(&d) else {
             return;
-        }
+        };
         if let Some(ip) = node.ip() {
             let host = source_of(ip);
             let prefix = v4_prefix(ip);
@@ -225,7 +226,7 @@ impl<C: Contact> Candidates<C> {
                 return;
             }
         }
-        self.insert(node, depth);
+        self.insert_at(node, depth, d, at);
     }
 
     /// Where a candidate at distance `d` is (`Ok`) or would go (`Err`).
@@ -244,6 +245,12 @@ impl<C: Contact> Candidates<C> {
         let Err(at) = self.search(&d) else {
             return;
         };
+        self.insert_at(node, depth, d, at);
+    }
+
+    /// Inserts `node`, at distance `d`, at `at` (where [`Candidates::search`] says a
+    /// node at `d` goes), unless the set is full of closer or asked candidates.
+    fn insert_at(&mut self, node: C, depth: u32, d: DistanceOf<C>, at: usize) {
         if self.by_distance.len() >= self.max {
             // Full: only a node closer than the farthest fresh one gets in. That one
             // is farther than `d`, so at or after `at`: removing it leaves `at` valid.

@@ -490,26 +490,25 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
     fn split_last(&mut self, now: Instant) {
         let depth = self.buckets.len() - 1;
         let old = self.buckets.pop().unwrap_or_else(|| Bucket::new(now));
-        let mut near = Bucket::new(now);
-        let mut far = Bucket::new(now);
-        near.last_changed = old.last_changed;
-        far.last_changed = old.last_changed;
-        for e in old.nodes {
-            if self.own.common_prefix_len(e.node.key()) > depth {
-                near.nodes.push(e);
-            } else {
-                far.nodes.push(e);
-            }
-        }
-        for e in old.replacements {
-            if self.own.common_prefix_len(e.node.key()) > depth {
-                near.replacements.push(e);
-            } else {
-                far.replacements.push(e);
-            }
-        }
-        self.buckets.push(far);
-        self.buckets.push(near);
+        let own = &self.own;
+        let is_near = |e: &Entry<C>| own.common_prefix_len(e.node.key()) > depth;
+        // Each half sized exactly: pushed one by one, a far bucket that receives 65
+        // of 128 entries would keep room for 128 (2.5 KB of IPv4 entries) that it may
+        // never fill, in every table of a large simulation.
+        let (near_nodes, far_nodes) = split_exact(old.nodes, is_near);
+        let (near_cache, far_cache) = split_exact(old.replacements, is_near);
+        // The table grows by one bucket at a time: no doubling of its 64-byte slots.
+        self.buckets.reserve_exact(2);
+        self.buckets.push(Bucket {
+            nodes: far_nodes,
+            replacements: far_cache,
+            last_changed: old.last_changed,
+        });
+        self.buckets.push(Bucket {
+            nodes: near_nodes,
+            replacements: near_cache,
+            last_changed: old.last_changed,
+        });
     }
 
     /// `node` sent us a query. Known nodes get `last_query` updated; unknown ones
@@ -758,6 +757,21 @@ fn push_within<T>(nodes: &mut Vec<T>, entry: T, capacity: usize) {
         nodes.reserve_exact(grow.min(capacity.saturating_sub(nodes.len())).max(1));
     }
     nodes.push(entry);
+}
+
+/// `entries` split by `is_near` (order kept), each part's buffer its exact length.
+fn split_exact<T>(entries: Vec<T>, is_near: impl Fn(&T) -> bool) -> (Vec<T>, Vec<T>) {
+    let n_near = entries.iter().filter(|e| is_near(e)).count();
+    let mut near = Vec::with_capacity(n_near);
+    let mut far = Vec::with_capacity(entries.len() - n_near);
+    for e in entries {
+        if is_near(&e) {
+            near.push(e);
+        } else {
+            far.push(e);
+        }
+    }
+    (near, far)
 }
 
 fn push_replacement<C: Contact>(cache: &mut Vec<Entry<C>>, entry: Entry<C>, k: usize) {

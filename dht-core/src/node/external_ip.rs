@@ -3,7 +3,6 @@
 //! [`crate::Config::min_ip_voters`] distinct networks agree on, and that leads, becomes ours. A node
 //! whose id derives from its address then takes an id that fits it.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -19,12 +18,23 @@ use super::{Family, Node};
 const MAX_VOTED_IPS: usize = 16;
 
 /// Votes for our public address.
+///
+/// Sorted vectors, not maps: a node keeps one address voted for, rarely more, and at
+/// most `4 * min_ip_voters` voters for it, and a B-tree allocates a node of 11 slots
+/// for the first of each (about 0.9 KB a node in a large simulation against 0.4).
+/// Same order, same answers.
 #[derive(Debug, Default)]
 pub(super) struct IpVotes {
-    /// Our address as responders saw it -> the /24s (/64s) that said so.
-    votes: BTreeMap<IpAddr, BTreeSet<[u8; 8]>>,
+    /// Our address as responders saw it -> the /24s (/64s) that said so, both sorted.
+    votes: Vec<(IpAddr, Vec<[u8; 8]>)>,
     /// The address the votes settled on.
     pub external_ip: Option<IpAddr>,
+}
+
+impl IpVotes {
+    fn position(&self, ip: &IpAddr) -> Result<usize, usize> {
+        self.votes.binary_search_by(|(a, _)| a.cmp(ip))
+    }
 }
 
 impl<S: Store> Node<S> {
@@ -32,33 +42,48 @@ impl<S: Store> Node<S> {
         if Family::of(&voter) != Family::of(&SocketAddr::new(seen, 1)) {
             return;
         }
-        if !self.ip_votes.votes.contains_key(&seen) && self.ip_votes.votes.len() >= MAX_VOTED_IPS {
-            // Forget the least supported address to keep memory bounded.
-            if let Some(weakest) = self
-                .ip_votes
-                .votes
-                .iter()
-                .min_by_key(|(_, v)| v.len())
-                .map(|(ip, _)| *ip)
-            {
-                self.ip_votes.votes.remove(&weakest);
+        let found = self.ip_votes.position(&seen);
+        let votes = &mut self.ip_votes.votes;
+        let at = match found {
+            Ok(i) => i,
+            Err(mut i) => {
+                if votes.len() >= MAX_VOTED_IPS {
+                    // Forget the least supported address (the first of the least
+                    // supported, in address order) to keep memory bounded.
+                    if let Some(weakest) = votes
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, (_, v))| v.len())
+                        .map(|(w, _)| w)
+                    {
+                        votes.remove(weakest);
+                        if weakest < i {
+                            i -= 1;
+                        }
+                    }
+                }
+                votes.insert(i, (seen, Vec::new()));
+                i
             }
-        }
-        let voters = self.ip_votes.votes.entry(seen).or_default();
+        };
+        let voters = &mut votes[at].1;
         // Enough voters to decide; more would only cost memory.
         let min_voters = self.config.min_ip_voters;
-        if voters.len() < 4 * min_voters {
-            voters.insert(crate::defense::prefix_of(voter.ip()));
+        let most = 4 * min_voters;
+        if voters.len() < most {
+            let prefix = crate::defense::prefix_of(voter.ip());
+            if let Err(j) = voters.binary_search(&prefix) {
+                if voters.capacity() == 0 {
+                    voters.reserve_exact(most);
+                }
+                voters.insert(j, prefix);
+            }
         }
         if voters.len() < min_voters {
             return;
         }
-        let leader = self
-            .ip_votes
-            .votes
-            .iter()
-            .max_by_key(|(_, v)| v.len())
-            .map(|(ip, _)| *ip);
+        // The last of the most supported, in address order (as `max_by_key` picks).
+        let leader = votes.iter().max_by_key(|(_, v)| v.len()).map(|(ip, _)| *ip);
         if leader != Some(seen) || self.ip_votes.external_ip == Some(seen) {
             return;
         }

@@ -211,7 +211,9 @@ the default join (arrivals 1 ms apart, 60 s of settling), no loss, mean one-way 
 N, one at a time (`cargo run --release -p dht-sim --example n_sweep -- run ...`); the
 reports are in `n-sweep.jsonl`. `bytes_per_node` is the resident set's growth over the
 join per node; VmHWM / N the process's peak over the whole run per node; wall time is
-the run's own, on this 2-core machine.
+the run's own, on this 2-core machine. The point at 1,000,000 is one run made apart
+(`dht-sim --nodes 1000000 --lookups 1000 --seed 1 --json`, added with `n_sweep -- add`);
+`scale.md` says how each size ran and what shared the machine.
 
 | N | hops mean | ideal | vs ideal | p1 / p99 | latency p50 / p99 ms | p50 in RTTs | messages per lookup | found_k_closest | unfinished | table entries | bytes_per_node | VmHWM / N | wall s | event hash |
 | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |

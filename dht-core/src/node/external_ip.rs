@@ -73,8 +73,10 @@ impl<S: Store> Node<S> {
         if voters.len() < most {
             let prefix = crate::defense::prefix_of(voter.ip());
             if let Err(j) = voters.binary_search(&prefix) {
+                // Room for every voter kept at once (up to 64: a configuration asking
+                // for more voters grows the list as it fills).
                 if voters.capacity() == 0 {
-                    voters.reserve_exact(most);
+                    voters.reserve_exact(most.min(64));
                 }
                 voters.insert(j, prefix);
             }

@@ -29,6 +29,9 @@ use crate::contact::{Admission, Contact};
 use crate::defense::Defense;
 use crate::id::{Id, Key, NodeInfo};
 
+mod buckets;
+use buckets::Buckets;
+
 /// A moment in whole seconds since the table was made, plus one; 0 is "never".
 /// Four bytes instead of an `Option<Instant>`'s sixteen: a simulation holds hundreds
 /// of entries per node for 100,000 nodes, and the rules it serves count minutes.
@@ -86,23 +89,6 @@ pub enum Health {
     Bad,
 }
 
-#[derive(Clone, Debug)]
-struct Bucket<C> {
-    nodes: Vec<Entry<C>>,
-    replacements: Vec<Entry<C>>,
-    last_changed: Instant,
-}
-
-impl<C> Bucket<C> {
-    fn new(now: Instant) -> Bucket<C> {
-        Bucket {
-            nodes: Vec::new(),
-            replacements: Vec::new(),
-            last_changed: now,
-        }
-    }
-}
-
 /// What [`RoutingTable::on_response`] did with a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Insert<C = NodeInfo> {
@@ -122,7 +108,7 @@ pub enum Insert<C = NodeInfo> {
 pub struct RoutingTable<C: Contact = NodeInfo, P = Defense> {
     own: C::Key,
     k: usize,
-    buckets: Vec<Bucket<C>>,
+    buckets: Buckets<Entry<C>>,
     questionable_after: Duration,
     max_failures: u8,
     policy: P,
@@ -188,7 +174,7 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
         RoutingTable {
             own,
             k: k.max(1),
-            buckets: vec![Bucket::new(now)],
+            buckets: Buckets::new(now),
             questionable_after,
             max_failures: max_failures.max(1),
             policy,
@@ -235,7 +221,7 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
         let mut t = RoutingTable {
             own,
             k: self.k,
-            buckets: vec![Bucket::new(now)],
+            buckets: Buckets::new(now),
             questionable_after: self.questionable_after,
             max_failures: self.max_failures,
             policy: self.policy.clone(),
@@ -261,7 +247,7 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
         self.policy.admits(
             node,
             self.entries().map(|e| &e.node),
-            self.buckets[bucket].nodes.iter().map(|e| &e.node),
+            self.buckets.nodes(bucket).iter().map(|e| &e.node),
         )
     }
 
@@ -282,7 +268,11 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
 
     /// Nodes in bucket `i` (0 when there is no such bucket).
     pub fn bucket_len(&self, i: usize) -> usize {
-        self.buckets.get(i).map_or(0, |b| b.nodes.len())
+        if i < self.buckets.len() {
+            self.buckets.nodes(i).len()
+        } else {
+            0
+        }
     }
 
     /// Nodes whose ids share exactly `b` leading bits with ours (bucket `b`'s
@@ -290,10 +280,10 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
     pub fn prefix_len(&self, b: usize) -> usize {
         let last = self.buckets.len() - 1;
         if b < last {
-            return self.buckets[b].nodes.len();
+            return self.buckets.nodes(b).len();
         }
-        self.buckets[last]
-            .nodes
+        self.buckets
+            .nodes(last)
             .iter()
             .filter(|e| self.own.common_prefix_len(e.node.key()) == b)
             .count()
@@ -301,17 +291,17 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
 
     /// Nodes in the main buckets.
     pub fn len(&self) -> usize {
-        self.buckets.iter().map(|b| b.nodes.len()).sum()
+        self.buckets.node_count()
     }
 
     /// True when no node is in the main buckets.
     pub fn is_empty(&self) -> bool {
-        self.buckets.iter().all(|b| b.nodes.is_empty())
+        self.buckets.node_count() == 0
     }
 
     /// Nodes in replacement caches.
     pub fn replacement_len(&self) -> usize {
-        self.buckets.iter().map(|b| b.replacements.len()).sum()
+        self.buckets.replacement_count()
     }
 
     fn bucket_index(&self, id: &C::Key) -> usize {
@@ -351,8 +341,9 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
         let ms = u32::try_from(rtt.as_millis())
             .unwrap_or(u32::MAX)
             .clamp(1, 65_535);
-        if let Some(e) = self.buckets[idx]
-            .nodes
+        if let Some(e) = self
+            .buckets
+            .nodes_mut(idx)
             .iter_mut()
             .find(|e| e.node.key() == node.key() && e.node.same_endpoint(node))
         {
@@ -366,8 +357,8 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
     /// and has answered.
     pub fn rtt_of(&self, node: &C) -> Option<Duration> {
         let idx = self.bucket_index(node.key());
-        self.buckets[idx]
-            .nodes
+        self.buckets
+            .nodes(idx)
             .iter()
             .find(|e| e.node.key() == node.key() && e.node.same_endpoint(node))
             .filter(|e| e.rtt_ms > 0)
@@ -376,15 +367,16 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
 
     /// Looks a node up by key.
     pub fn get(&self, id: &C::Key) -> Option<&Entry<C>> {
-        let b = &self.buckets[self.bucket_index(id)];
-        b.nodes.iter().find(|e| e.node.key() == id)
+        self.buckets
+            .nodes(self.bucket_index(id))
+            .iter()
+            .find(|e| e.node.key() == id)
     }
 
     fn endpoint_taken_by_other(&self, node: &C) -> bool {
         // Endpoints are unique in the table: one endpoint cannot hold two ids.
         self.buckets
-            .iter()
-            .flat_map(|b| b.nodes.iter())
+            .all_nodes()
             .any(|e| e.node.same_endpoint(node) && e.node.key() != node.key())
     }
 
@@ -395,8 +387,9 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
         }
         let idx = self.bucket_index(node.key());
         let stamp = self.stamp(now);
-        if let Some(e) = self.buckets[idx]
-            .nodes
+        if let Some(e) = self
+            .buckets
+            .nodes_mut(idx)
             .iter_mut()
             .find(|e| e.node.key() == node.key())
         {
@@ -428,17 +421,15 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
             let last = self.buckets.len() - 1;
             let k = self.k;
             let capacity = self.bucket_capacity(idx);
-            let bucket = &mut self.buckets[idx];
-            bucket
-                .replacements
-                .retain(|r| r.node.key() != entry.node.key());
-            if bucket.nodes.len() < capacity {
-                push_within(&mut bucket.nodes, entry, capacity);
-                bucket.last_changed = now;
+            self.buckets
+                .retain_replacements(idx, |r| r.node.key() != entry.node.key());
+            if self.buckets.nodes(idx).len() < capacity {
+                self.buckets.push_node(idx, entry);
+                self.buckets.set_last_changed(idx, now);
                 return Insert::Added;
             }
             if idx == last && self.buckets.len() < C::Key::BITS {
-                self.split_last(now);
+                self.split_last();
                 continue;
             }
             // Full bucket that may not split: replace a bad node, else cache and
@@ -446,7 +437,7 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
             let mut bad = None;
             let mut questionable: Option<(usize, Stamp)> = None;
             let stamp = self.stamp(now);
-            for (i, e) in self.buckets[idx].nodes.iter().enumerate() {
+            for (i, e) in self.buckets.nodes(idx).iter().enumerate() {
                 match self.health_at(e, stamp) {
                     Health::Bad => {
                         bad = Some(i);
@@ -463,52 +454,36 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
             // BEP 42 (prefer): a verified newcomer takes the place of an unverified node,
             // which waits in the replacement cache instead.
             let unverified = if bad.is_none() && self.policy.may_displace(&entry.node) {
-                self.buckets[idx]
-                    .nodes
+                self.buckets
+                    .nodes(idx)
                     .iter()
                     .position(|e| self.policy.yields(&e.node))
             } else {
                 None
             };
-            let bucket = &mut self.buckets[idx];
             if let Some(i) = bad {
-                bucket.nodes[i] = entry;
-                bucket.last_changed = now;
+                self.buckets.nodes_mut(idx)[i] = entry;
+                self.buckets.set_last_changed(idx, now);
                 return Insert::Added;
             }
             if let Some(i) = unverified {
-                let old = std::mem::replace(&mut bucket.nodes[i], entry);
-                push_replacement(&mut bucket.replacements, old, k);
-                bucket.last_changed = now;
+                let old = std::mem::replace(&mut self.buckets.nodes_mut(idx)[i], entry);
+                push_replacement(&mut self.buckets, idx, old, k);
+                self.buckets.set_last_changed(idx, now);
                 return Insert::Added;
             }
-            push_replacement(&mut bucket.replacements, entry, k);
-            return Insert::Cached(questionable.map(|(i, _)| bucket.nodes[i].node.clone()));
+            push_replacement(&mut self.buckets, idx, entry, k);
+            let ping = questionable.map(|(i, _)| self.buckets.nodes(idx)[i].node.clone());
+            return Insert::Cached(ping);
         }
     }
 
-    fn split_last(&mut self, now: Instant) {
+    /// Splits the bucket holding our id; its entries keep their order in each half.
+    fn split_last(&mut self) {
         let depth = self.buckets.len() - 1;
-        let old = self.buckets.pop().unwrap_or_else(|| Bucket::new(now));
         let own = &self.own;
-        let is_near = |e: &Entry<C>| own.common_prefix_len(e.node.key()) > depth;
-        // Each half sized exactly: pushed one by one, a far bucket that receives 65
-        // of 128 entries would keep room for 128 (2.5 KB of IPv4 entries) that it may
-        // never fill, in every table of a large simulation.
-        let (near_nodes, far_nodes) = split_exact(old.nodes, is_near);
-        let (near_cache, far_cache) = split_exact(old.replacements, is_near);
-        // The table grows by one bucket at a time: no doubling of its 64-byte slots.
-        self.buckets.reserve_exact(2);
-        self.buckets.push(Bucket {
-            nodes: far_nodes,
-            replacements: far_cache,
-            last_changed: old.last_changed,
-        });
-        self.buckets.push(Bucket {
-            nodes: near_nodes,
-            replacements: near_cache,
-            last_changed: old.last_changed,
-        });
+        self.buckets
+            .split_last(|e| own.common_prefix_len(e.node.key()) > depth);
     }
 
     /// `node` sent us a query. Known nodes get `last_query` updated; unknown ones
@@ -524,16 +499,21 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
         let k = self.k;
         let capacity = self.bucket_capacity(idx);
         let stamp = self.stamp(now);
-        let bucket = &mut self.buckets[idx];
-        if let Some(e) = bucket.nodes.iter_mut().find(|e| e.node.key() == node.key()) {
+        if let Some(e) = self
+            .buckets
+            .nodes_mut(idx)
+            .iter_mut()
+            .find(|e| e.node.key() == node.key())
+        {
             if e.node.same_endpoint(&node) {
                 e.last_query = stamp;
             }
             return false;
         }
-        let room = bucket.nodes.len() < capacity || idx == last;
-        let known = bucket
-            .replacements
+        let room = self.buckets.nodes(idx).len() < capacity || idx == last;
+        let known = self
+            .buckets
+            .replacements(idx)
             .iter()
             .any(|r| r.node.key() == node.key());
         let entry = Entry {
@@ -544,7 +524,7 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
             rtt_ms: 0,
         };
         if !known {
-            push_replacement(&mut bucket.replacements, entry, k);
+            push_replacement(&mut self.buckets, idx, entry, k);
         }
         room
     }
@@ -554,37 +534,38 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
     pub fn on_timeout_of(&mut self, node: &C, now: Instant) -> bool {
         let idx = self.bucket_index(node.key());
         let max_failures = self.max_failures;
-        let bucket = &mut self.buckets[idx];
-        let Some(pos) = bucket
-            .nodes
+        let Some(pos) = self
+            .buckets
+            .nodes(idx)
             .iter()
             .position(|e| e.node.key() == node.key() && e.node.same_endpoint(node))
         else {
-            bucket
-                .replacements
-                .retain(|r| !(r.node.key() == node.key() && r.node.same_endpoint(node)));
+            self.buckets.retain_replacements(idx, |r| {
+                !(r.node.key() == node.key() && r.node.same_endpoint(node))
+            });
             return false;
         };
-        bucket.nodes[pos].failures = bucket.nodes[pos].failures.saturating_add(1);
-        if bucket.nodes[pos].failures < max_failures {
+        let entry = &mut self.buckets.nodes_mut(idx)[pos];
+        entry.failures = entry.failures.saturating_add(1);
+        if entry.failures < max_failures {
             return false;
         }
         // Prefer a replacement that has answered us, newest first.
-        let pick = bucket
-            .replacements
+        let answered = self
+            .buckets
+            .replacements(idx)
             .iter()
-            .rposition(|r| r.last_response.is_set())
-            .or_else(|| bucket.replacements.len().checked_sub(1));
-        match pick {
-            Some(r) if bucket.replacements[r].last_response.is_set() => {
-                let rep = bucket.replacements.remove(r);
-                bucket.nodes[pos] = rep;
+            .rposition(|r| r.last_response.is_set());
+        match answered {
+            Some(r) => {
+                let rep = self.buckets.remove_replacement(idx, r);
+                self.buckets.nodes_mut(idx)[pos] = rep;
             }
-            _ => {
-                bucket.nodes.remove(pos);
+            None => {
+                self.buckets.remove_node(idx, pos);
             }
         }
-        bucket.last_changed = now;
+        self.buckets.set_last_changed(idx, now);
         true
     }
 
@@ -592,9 +573,9 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
     /// has room: candidates to ping so they can enter.
     pub fn unverified_with_room(&self, max: usize) -> Vec<C> {
         let mut out = Vec::new();
-        for (i, b) in self.buckets.iter().enumerate() {
-            if b.nodes.len() < self.bucket_capacity(i) {
-                for r in b.replacements.iter().rev() {
+        for i in 0..self.buckets.len() {
+            if self.buckets.nodes(i).len() < self.bucket_capacity(i) {
+                for r in self.buckets.replacements(i).iter().rev() {
                     if out.len() >= max {
                         return out;
                     }
@@ -608,10 +589,9 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
     /// Removes a node (e.g. it answered with another id).
     pub fn remove(&mut self, id: &C::Key) -> bool {
         let idx = self.bucket_index(id);
-        let bucket = &mut self.buckets[idx];
-        let before = bucket.nodes.len();
-        bucket.nodes.retain(|e| e.node.key() != id);
-        before != bucket.nodes.len()
+        let before = self.buckets.nodes(idx).len();
+        self.buckets.retain_nodes(idx, |e| e.node.key() != id);
+        before != self.buckets.nodes(idx).len()
     }
 
     /// Up to `n` non-bad nodes closest to `target`, closest first.
@@ -636,7 +616,7 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
         let c = self.bucket_index(target);
         // Room for the whole first group (an extended bucket holds up to 16k): growing
         // the vector through it cost a few reallocations per find_node served.
-        let room = n.max(self.buckets[c].nodes.len()).min(self.len());
+        let room = n.max(self.buckets.nodes(c).len()).min(self.len());
         // Distances with where the entry is (bucket, position), not copies of the
         // contacts: a far bucket of 128 is sorted through 28-byte items instead of
         // 72-byte ones, and only the n chosen are cloned. Distances are distinct (so
@@ -651,7 +631,7 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
                     found: &mut Vec<(<C::Key as Key>::Distance, u32, u32)>| {
             let start = found.len();
             for i in range {
-                for (j, e) in self.buckets[i].nodes.iter().enumerate() {
+                for (j, e) in self.buckets.nodes(i).iter().enumerate() {
                     // Bad is a count of failures, not a matter of time: no clock
                     // arithmetic per entry on the path that answers every find_node.
                     if e.failures < self.max_failures {
@@ -680,7 +660,7 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
         }
         found
             .into_iter()
-            .map(|(_, b, j)| f(&self.buckets[b as usize].nodes[j as usize].node))
+            .map(|(_, b, j)| f(&self.buckets.nodes(b as usize)[j as usize].node))
             .collect()
     }
 
@@ -691,15 +671,10 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
     where
         D: Contact<Key = C::Key>,
     {
-        let bucket = |b: &Bucket<C>| Bucket {
-            nodes: b.nodes.iter().map(|e| e.map(&f)).collect(),
-            replacements: b.replacements.iter().map(|e| e.map(&f)).collect(),
-            last_changed: b.last_changed,
-        };
         RoutingTable {
             own: self.own,
             k: self.k,
-            buckets: self.buckets.iter().map(bucket).collect(),
+            buckets: self.buckets.map(|e| e.map(&f)),
             questionable_after: self.questionable_after,
             max_failures: self.max_failures,
             policy: self.policy.clone(),
@@ -710,23 +685,20 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
 
     /// Every entry in the main buckets.
     pub fn entries(&self) -> impl Iterator<Item = &Entry<C>> + '_ {
-        self.buckets.iter().flat_map(|b| b.nodes.iter())
+        self.buckets.all_nodes()
     }
 
     /// Buckets not changed since `now - refresh`, as (bucket index, random target in range).
     pub fn stale_buckets(&self, now: Instant, refresh: Duration) -> Vec<usize> {
-        self.buckets
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| now.saturating_duration_since(b.last_changed) >= refresh)
-            .map(|(i, _)| i)
+        (0..self.buckets.len())
+            .filter(|&i| now.saturating_duration_since(self.buckets.last_changed(i)) >= refresh)
             .collect()
     }
 
     /// Marks a bucket as refreshed (a lookup into its range was started).
     pub fn touch_bucket(&mut self, idx: usize, now: Instant) {
-        if let Some(b) = self.buckets.get_mut(idx) {
-            b.last_changed = now;
+        if idx < self.buckets.len() {
+            self.buckets.set_last_changed(idx, now);
         }
     }
 
@@ -734,53 +706,32 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
     pub fn questionable(&self, now: Instant, max: usize) -> Vec<C> {
         let mut out = Vec::new();
         let now = self.stamp(now);
-        for b in &self.buckets {
-            for e in &b.nodes {
-                if out.len() >= max {
-                    return out;
-                }
-                if self.health_at(e, now) == Health::Questionable {
-                    out.push(e.node.clone());
-                }
+        for e in self.buckets.all_nodes() {
+            if out.len() >= max {
+                return out;
+            }
+            if self.health_at(e, now) == Health::Questionable {
+                out.push(e.node.clone());
             }
         }
         out
     }
 }
 
-/// Pushes onto a bucket that holds at most `capacity`, growing its buffer by a quarter
-/// instead of doubling it: an extended bucket of 128 entries that holds 70 would keep
-/// room for 58 more (3.7 KB) in every table of a large simulation.
-fn push_within<T>(nodes: &mut Vec<T>, entry: T, capacity: usize) {
-    if nodes.len() == nodes.capacity() {
-        let grow = (nodes.len() / 4).max(4);
-        nodes.reserve_exact(grow.min(capacity.saturating_sub(nodes.len())).max(1));
+/// Appends `entry` to bucket `b`'s replacement cache, where the same key appears at
+/// most once and at most `k` wait: past that the oldest goes (the newest contacts are
+/// the likeliest to be alive).
+fn push_replacement<C: Contact>(
+    buckets: &mut Buckets<Entry<C>>,
+    b: usize,
+    entry: Entry<C>,
+    k: usize,
+) {
+    buckets.retain_replacements(b, |r| r.node.key() != entry.node.key());
+    if buckets.replacements(b).len() >= k {
+        buckets.remove_replacement(b, 0);
     }
-    nodes.push(entry);
-}
-
-/// `entries` split by `is_near` (order kept), each part's buffer its exact length.
-fn split_exact<T>(entries: Vec<T>, is_near: impl Fn(&T) -> bool) -> (Vec<T>, Vec<T>) {
-    let n_near = entries.iter().filter(|e| is_near(e)).count();
-    let mut near = Vec::with_capacity(n_near);
-    let mut far = Vec::with_capacity(entries.len() - n_near);
-    for e in entries {
-        if is_near(&e) {
-            near.push(e);
-        } else {
-            far.push(e);
-        }
-    }
-    (near, far)
-}
-
-fn push_replacement<C: Contact>(cache: &mut Vec<Entry<C>>, entry: Entry<C>, k: usize) {
-    cache.retain(|r| r.node.key() != entry.node.key());
-    if cache.len() >= k {
-        // Oldest out: the newest contacts are the likeliest to be alive.
-        cache.remove(0);
-    }
-    cache.push(entry);
+    buckets.push_replacement(b, entry);
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@
 //! contacts offered to a k = 8 table, 20,000 queries noted, 20,000 closest-8 lookups.
 //! `serve`: one node answers 20,000 queries (ping, find_node, get_peers, get) from
 //! 64 sources, drained as a runtime would. It uses only API that older builds have too,
-//! so the same file measures a checkout of an earlier commit.
+//! so the same file measures a checkout of an earlier commit (the routing table's
+//! import excepted: before `dht_core::kernel` it was `dht_core::RoutingTable`, and
+//! `cargo xtask perf` rewrites that line in such a checkout's copy).
 
 use std::hint::black_box;
 use std::net::SocketAddr;

@@ -11,18 +11,92 @@
 //! record is as large as the set of nodes it talked to recently (about 150 in a
 //! simulated network of 10,000). Two ordered maps (by address and by proof) cost
 //! about 72 bytes a source; a set of `u32` (IPv4) or `u64` (an IPv6 /64, what
-//! [`super::source_of`] keeps of it) about 7 to 20, and nothing when empty.
+//! [`super::source_of`] keeps of it) about 7 to 20, and nothing when empty; while a
+//! generation is small its set is a sorted vector, about 5 bytes a source.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 
 use super::PROVEN_MAX;
 
+/// Past this many keys a generation's set is hashed; below it, a sorted vector.
+const SORTED_MAX: usize = 1024;
+
+/// A set of keys: sorted in a vector while small, hashed past [`SORTED_MAX`].
+///
+/// Why both: a node of a large simulation proves a couple of hundred sources, which a
+/// hash set keeps in 256 buckets of key and control byte (about 1.3 KB for IPv4) and a
+/// vector grown a quarter at a time in about 0.7 KB; a busy node proving tens of
+/// thousands would pay a vector's insertion shift on every new proof.
+#[derive(Clone, Debug)]
+enum KeySet<K> {
+    Sorted(Vec<K>),
+    Hashed(HashSet<K>),
+}
+
+impl<K> Default for KeySet<K> {
+    fn default() -> Self {
+        KeySet::Sorted(Vec::new())
+    }
+}
+
+impl<K: Ord + std::hash::Hash + Copy> KeySet<K> {
+    fn len(&self) -> usize {
+        match self {
+            KeySet::Sorted(v) => v.len(),
+            KeySet::Hashed(h) => h.len(),
+        }
+    }
+
+    fn contains(&self, key: &K) -> bool {
+        match self {
+            KeySet::Sorted(v) => v.binary_search(key).is_ok(),
+            KeySet::Hashed(h) => h.contains(key),
+        }
+    }
+
+    /// True when it was not there before.
+    fn insert(&mut self, key: K) -> bool {
+        match self {
+            KeySet::Sorted(v) => {
+                let Err(at) = v.binary_search(&key) else {
+                    return false;
+                };
+                if v.len() >= SORTED_MAX {
+                    let mut h: HashSet<K> = v.iter().copied().collect();
+                    h.insert(key);
+                    *self = KeySet::Hashed(h);
+                    return true;
+                }
+                if v.len() == v.capacity() {
+                    v.reserve_exact((v.len() / 4).max(8));
+                }
+                v.insert(at, key);
+                true
+            }
+            KeySet::Hashed(h) => h.insert(key),
+        }
+    }
+
+    fn remove(&mut self, key: &K) {
+        match self {
+            KeySet::Sorted(v) => {
+                if let Ok(at) = v.binary_search(key) {
+                    v.remove(at);
+                }
+            }
+            KeySet::Hashed(h) => {
+                h.remove(key);
+            }
+        }
+    }
+}
+
 /// One generation: IPv4 sources and IPv6 /64 prefixes apart, each in its smallest key.
 #[derive(Clone, Debug, Default)]
 struct Generation {
-    v4: HashSet<u32>,
-    v6: HashSet<u64>,
+    v4: KeySet<u32>,
+    v6: KeySet<u64>,
 }
 
 impl Generation {
@@ -49,7 +123,7 @@ impl Generation {
         match source {
             IpAddr::V4(a) => self.v4.remove(&u32::from(a)),
             IpAddr::V6(a) => self.v6.remove(&prefix64(a)),
-        };
+        }
     }
 }
 

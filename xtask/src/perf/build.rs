@@ -91,10 +91,13 @@ pub fn check_out(root: &Path, target: &Path, reference: &str) -> Result<Referenc
         // The workloads use only API that older builds have (the file says so), so the
         // working tree's copy measures REF's engine.
         let to = worktree.join(INSTRUCTIONS_EXAMPLE);
-        let copied = to
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::copy(root.join(INSTRUCTIONS_EXAMPLE), &to));
+        let ours = std::fs::read_to_string(root.join(INSTRUCTIONS_EXAMPLE));
+        let copied = ours.and_then(|text| {
+            let text = for_older_api(&text, &worktree.join("dht-core/src/lib.rs"));
+            to.parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&to, text))
+        });
         copied.map_err(|e| {
             Error::Failed(format!(
                 "perf: cannot copy {INSTRUCTIONS_EXAMPLE} into {}: {e}",
@@ -107,6 +110,22 @@ pub fn check_out(root: &Path, target: &Path, reference: &str) -> Result<Referenc
         worktree,
         copied_instructions: !in_ref,
     })
+}
+
+/// The routing table moved from the crate's root to `dht_core::kernel` when the kernel
+/// became generic; a REF from before that (it has no `kernel` module) gets the
+/// workloads' one import of it rewritten to the old path. Nothing else they use moved.
+fn for_older_api(text: &str, ref_lib: &Path) -> String {
+    let has_kernel = std::fs::read_to_string(ref_lib)
+        .map(|lib| lib.contains("pub mod kernel"))
+        .unwrap_or(true);
+    if has_kernel {
+        return text.to_string();
+    }
+    text.replace(
+        "use dht_core::kernel::RoutingTable;",
+        "use dht_core::RoutingTable;",
+    )
 }
 
 /// Builds, in release mode, what a comparison runs from the workspace at `root` into

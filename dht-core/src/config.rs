@@ -308,10 +308,16 @@ impl Config {
 
     /// Checks that the settings can work together; [`crate::Node::new`] calls it.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |what: &str| Err(ConfigError::Invalid(what.to_string()));
         if self.seed.is_none() {
             return Err(ConfigError::NoSeed);
         }
+        self.validate_settings()
+    }
+
+    /// [`Config::validate`] but for the seed, which a shared configuration does not
+    /// carry ([`crate::Node::with_shared_config`] takes each node's apart).
+    pub(crate) fn validate_settings(&self) -> Result<(), ConfigError> {
+        let bad = |what: &str| Err(ConfigError::Invalid(what.to_string()));
         if self.k == 0 {
             return bad("k (bucket size) must be at least 1");
         }

@@ -3,6 +3,7 @@
 //! with the Sybils the simulator plays and its record of who answered whose lookup.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use dht_core::{Bep42Mode, Config, Id, IdPolicy, Node, NodeInfo, Outcome, Request, UnixMillis};
@@ -18,6 +19,64 @@ mod answers;
 mod sybil;
 use answers::AnswerLog;
 use sybil::{Sends, Sybils};
+
+/// The settings of a simulated node, its seed aside; `bep42_addr` is the node's own
+/// address when BEP 42 is on.
+fn node_config(cfg: &SimConfig, bep42_addr: Option<SocketAddr>) -> Config {
+    let mut config = Config::default();
+    config.k = cfg.k;
+    config.alpha = cfg.alpha;
+    config.disjoint_paths = cfg.disjoint_paths;
+    config.handover = cfg.handover;
+    // As the runtime does for a node bound to a public address: private sources
+    // are strangers, not a LAN, and nothing the plan hands out is exempt.
+    if let AddressPlan::Public { .. } = cfg.address_plan {
+        config.defense.local_listen = false;
+    }
+    // BEP 42 on: an id derived from the node's address, and none but such ids
+    // from others' (exempt addresses excepted, as BEP 42 says).
+    if let Some(addr) = bep42_addr {
+        config.id_policy = IdPolicy::Bep42(addr.ip());
+        config.defense.bep42 = Bep42Mode::Enforce;
+    }
+    // Simulated nodes never restart from a store: a routing snapshot per node would
+    // only cost memory (kilobytes each, gigabytes at 100,000 nodes).
+    config.routing_save_interval = std::time::Duration::from_secs(30 * 24 * 3600);
+    config
+}
+
+/// What [`node_config`] reads of a [`SimConfig`] without BEP 42.
+type SharedKey = (usize, usize, usize, bool, bool);
+
+thread_local! {
+    /// The configuration the last network built on this thread shared among its nodes,
+    /// with what it was made from. A network's nodes are created one at a time through
+    /// [`SimOverlay::create`], which is given only the [`SimConfig`]; a change of any
+    /// setting it reads makes a new one.
+    static SHARED: std::cell::RefCell<Option<(SharedKey, Arc<Config>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn shared_config(cfg: &SimConfig) -> Arc<Config> {
+    let key = (
+        cfg.k,
+        cfg.alpha,
+        cfg.disjoint_paths,
+        cfg.handover,
+        matches!(cfg.address_plan, AddressPlan::Public { .. }),
+    );
+    SHARED.with(|shared| {
+        let mut shared = shared.borrow_mut();
+        match &*shared {
+            Some((k, config)) if *k == key => Arc::clone(config),
+            _ => {
+                let config = Arc::new(node_config(cfg, None));
+                *shared = Some((key, Arc::clone(&config)));
+                config
+            }
+        }
+    })
+}
 
 /// N dht-core nodes over the virtual network on virtual time (see [`Network`]).
 pub type Sim = Network<Node<MemStore>>;
@@ -46,26 +105,18 @@ impl SimOverlay for Node<MemStore> {
         now: Instant,
         wall: UnixMillis,
     ) -> Node<MemStore> {
-        let mut config = Config::with_seed(seed);
-        config.k = cfg.k;
-        config.alpha = cfg.alpha;
-        config.disjoint_paths = cfg.disjoint_paths;
-        config.handover = cfg.handover;
-        // As the runtime does for a node bound to a public address: private sources
-        // are strangers, not a LAN, and nothing the plan hands out is exempt.
-        if let AddressPlan::Public { .. } = cfg.address_plan {
-            config.defense.local_listen = false;
-        }
-        // BEP 42 on: an id derived from the node's address, and none but such ids
-        // from others' (exempt addresses excepted, as BEP 42 says).
-        if cfg.bep42 {
-            config.id_policy = IdPolicy::Bep42(addr.ip());
-            config.defense.bep42 = Bep42Mode::Enforce;
-        }
-        // Simulated nodes never restart from a store: a routing snapshot per node would
-        // only cost memory (kilobytes each, gigabytes at 100,000 nodes).
-        config.routing_save_interval = std::time::Duration::from_secs(30 * 24 * 3600);
-        Node::new(config, MemStore::new(), now, wall).expect("valid config")
+        let mut own_seed = [0u8; 32];
+        own_seed[..8].copy_from_slice(&seed.to_le_bytes());
+        // BEP 42 derives each node's id from its own address, which is part of its
+        // configuration; otherwise every node of the network has the same settings,
+        // held once (half a kilobyte a node, half a gigabyte at a million).
+        let config = if cfg.bep42 {
+            Arc::new(node_config(cfg, Some(addr)))
+        } else {
+            shared_config(cfg)
+        };
+        Node::with_shared_config(config, own_seed, MemStore::new(), now, wall)
+            .expect("valid config")
     }
 
     fn id(&self) -> Id {

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -101,7 +102,9 @@ const MAX_IDLE_QUEUE: usize = 4;
 /// A DHT node over a [`Store`].
 #[derive(Debug)]
 pub struct Node<S: Store> {
-    config: Config,
+    /// Shared by the nodes made with [`Node::with_shared_config`] (half a kilobyte
+    /// each otherwise, in every node of a large simulation); never changed.
+    config: Arc<Config>,
     rng: ChaCha8Rng,
     id: Id,
     /// One routing table per family (BEP 32), indexed by [`Family::index`].
@@ -150,6 +153,32 @@ impl<S: Store> Node<S> {
     ) -> Result<Node<S>, ConfigError> {
         config.validate()?;
         let seed = config.seed.ok_or(ConfigError::NoSeed)?;
+        Node::build(Arc::new(config), seed, store, now, wall)
+    }
+
+    /// [`Node::new`] with a configuration that many nodes share (a simulation of a
+    /// million nodes, a process running several), each with its own `seed` for its
+    /// randomness (id, tokens, transaction ids) in place of `config.seed`.
+    ///
+    /// Refused when the settings do not pass [`Config::validate`] (the seed aside).
+    pub fn with_shared_config(
+        config: Arc<Config>,
+        seed: [u8; 32],
+        store: S,
+        now: Instant,
+        wall: UnixMillis,
+    ) -> Result<Node<S>, ConfigError> {
+        config.validate_settings()?;
+        Node::build(config, seed, store, now, wall)
+    }
+
+    fn build(
+        config: Arc<Config>,
+        seed: [u8; 32],
+        store: S,
+        now: Instant,
+        wall: UnixMillis,
+    ) -> Result<Node<S>, ConfigError> {
         let mut rng = ChaCha8Rng::from_seed(seed);
         let id = match config.id_policy {
             IdPolicy::Random => Id::random(&mut rng),

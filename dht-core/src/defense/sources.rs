@@ -100,6 +100,15 @@ impl<V> SourceMap<V> {
                 if let Ok(at) = keys.binary_search(ip) {
                     keys.remove(at);
                     vals.remove(at);
+                    // Room given back once the map is under half its size: a node
+                    // tracks dozens of sources in a busy moment and a few after it,
+                    // and would keep the busy moment's room for ever (a B-tree frees
+                    // its leaves as they empty).
+                    if keys.capacity() >= 2 * keys.len() + 8 {
+                        let room = keys.len() + keys.len() / 4;
+                        keys.shrink_to(room);
+                        vals.shrink_to(room);
+                    }
                 }
             }
             SourceMap::Tree(t) => {

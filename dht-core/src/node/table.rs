@@ -18,11 +18,12 @@
 //! [`Family::of`]: super::Family::of
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Family;
 use crate::config::Config;
-use crate::contact::Contact;
+use crate::contact::{Admission, Contact};
 use crate::id::{Id, NodeInfo};
 use crate::routing::{Entry, Health, Insert, RoutingTable, Stamp};
 
@@ -118,10 +119,38 @@ pub struct NodeTable(Inner);
 #[derive(Clone, Debug)]
 enum Inner {
     /// IPv4 contacts, compact.
-    V4(RoutingTable<Contact4>),
+    V4(RoutingTable<Contact4, NodeDefense>),
     /// Any contact: the IPv6 table, or an IPv4 table that was handed an IPv4-mapped
     /// IPv6 address.
-    Any(RoutingTable),
+    Any(RoutingTable<NodeInfo, NodeDefense>),
+}
+
+/// The admission policy of a node's tables: the [`Defense`] of the configuration the
+/// node holds, read through it rather than copied into each table (152 bytes twice a
+/// node; a simulation's nodes share one configuration).
+#[derive(Clone, Debug)]
+pub(crate) struct NodeDefense(pub(crate) Arc<Config>);
+
+impl<C: Contact> Admission<C> for NodeDefense {
+    fn admits<'a>(
+        &self,
+        node: &C,
+        table: impl Iterator<Item = &'a C>,
+        in_bucket: impl Iterator<Item = &'a C>,
+    ) -> bool
+    where
+        C: 'a,
+    {
+        self.0.defense.admits(node, table, in_bucket)
+    }
+
+    fn may_displace(&self, node: &C) -> bool {
+        Admission::<C>::may_displace(&self.0.defense, node)
+    }
+
+    fn yields(&self, incumbent: &C) -> bool {
+        Admission::<C>::yields(&self.0.defense, incumbent)
+    }
 }
 
 /// `$body` with `$t` bound to the table, whichever its form.
@@ -147,15 +176,19 @@ macro_rules! each_mut {
 impl NodeTable {
     /// The empty table of `family` around `own`, as `config` sets it: IPv4 contacts
     /// compact, IPv6 ones as [`NodeInfo`].
-    pub(crate) fn new(family: Family, own: Id, config: &Config, now: Instant) -> NodeTable {
-        fn table<C: Contact<Key = Id>>(own: Id, config: &Config, now: Instant) -> RoutingTable<C> {
+    pub(crate) fn new(family: Family, own: Id, config: &Arc<Config>, now: Instant) -> NodeTable {
+        fn table<C: Contact<Key = Id>>(
+            own: Id,
+            config: &Arc<Config>,
+            now: Instant,
+        ) -> RoutingTable<C, NodeDefense> {
             RoutingTable::with_policy(
                 own,
                 config.k,
                 config.questionable_after,
                 config.max_failures,
                 now,
-                config.defense,
+                NodeDefense(Arc::clone(config)),
             )
             .with_extended_buckets(config.extended_buckets)
         }
@@ -167,7 +200,7 @@ impl NodeTable {
 
     /// A compact IPv4 table (the tests build their own).
     #[cfg(test)]
-    fn v4(table: RoutingTable<Contact4>) -> NodeTable {
+    fn v4(table: RoutingTable<Contact4, NodeDefense>) -> NodeTable {
         NodeTable(Inner::V4(table))
     }
 
@@ -287,7 +320,10 @@ impl NodeTable {
     /// The compact table and `node` packed, when the table is compact and `node`
     /// packs; otherwise `None`, the table having become a table of `NodeInfo` first
     /// if it was compact (it is about to hold a node that does not pack).
-    fn compact_for(&mut self, node: &NodeInfo) -> Option<(&mut RoutingTable<Contact4>, Contact4)> {
+    fn compact_for(
+        &mut self,
+        node: &NodeInfo,
+    ) -> Option<(&mut RoutingTable<Contact4, NodeDefense>, Contact4)> {
         let packed = Contact4::narrow(node);
         if let Inner::V4(t) = &self.0 {
             if packed.is_none() {
@@ -300,7 +336,7 @@ impl NodeTable {
         }
     }
 
-    fn wide_mut(&mut self) -> Option<&mut RoutingTable> {
+    fn wide_mut(&mut self) -> Option<&mut RoutingTable<NodeInfo, NodeDefense>> {
         match &mut self.0 {
             Inner::Any(t) => Some(t),
             Inner::V4(_) => None,

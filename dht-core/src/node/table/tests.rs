@@ -15,9 +15,20 @@ fn pair(own: Id, now: Instant) -> (RoutingTable, NodeTable) {
     let d = Defense::default();
     let wide = RoutingTable::with_policy(own, 8, QUESTIONABLE_AFTER, 2, now, d)
         .with_extended_buckets(true);
+    let config = Arc::new(Config {
+        defense: d,
+        ..Config::default()
+    });
     let compact = NodeTable::v4(
-        RoutingTable::<Contact4>::with_policy(own, 8, QUESTIONABLE_AFTER, 2, now, d)
-            .with_extended_buckets(true),
+        RoutingTable::<Contact4, _>::with_policy(
+            own,
+            8,
+            QUESTIONABLE_AFTER,
+            2,
+            now,
+            NodeDefense(config),
+        )
+        .with_extended_buckets(true),
     );
     (wide, compact)
 }

@@ -28,10 +28,13 @@ const SORTED_MAX: usize = 1024;
 /// hash set keeps in 256 buckets of key and control byte (about 1.3 KB for IPv4) and a
 /// vector grown a quarter at a time in about 0.7 KB; a busy node proving tens of
 /// thousands would pay a vector's insertion shift on every new proof.
+///
+/// The hashed form is boxed: a node holds four of these sets (two generations, two
+/// families), 24 bytes each instead of 56.
 #[derive(Clone, Debug)]
 enum KeySet<K> {
     Sorted(Vec<K>),
-    Hashed(HashSet<K>),
+    Hashed(Box<HashSet<K>>),
 }
 
 impl<K> Default for KeySet<K> {
@@ -65,7 +68,7 @@ impl<K: Ord + std::hash::Hash + Copy> KeySet<K> {
                 if v.len() >= SORTED_MAX {
                     let mut h: HashSet<K> = v.iter().copied().collect();
                     h.insert(key);
-                    *self = KeySet::Hashed(h);
+                    *self = KeySet::Hashed(Box::new(h));
                     return true;
                 }
                 if v.len() == v.capacity() {

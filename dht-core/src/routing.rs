@@ -524,7 +524,7 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
             rtt_ms: 0,
         };
         if !known {
-            push_replacement(&mut self.buckets, idx, entry, k);
+            push_absent_replacement(&mut self.buckets, idx, entry, k);
         }
         room
     }
@@ -728,10 +728,22 @@ fn push_replacement<C: Contact>(
     k: usize,
 ) {
     buckets.retain_replacements(b, |r| r.node.key() != entry.node.key());
-    if buckets.replacements(b).len() >= k {
-        buckets.remove_replacement(b, 0);
+    push_absent_replacement(buckets, b, entry, k);
+}
+
+/// [`push_replacement`] of an entry whose key the cache is known not to hold.
+fn push_absent_replacement<C: Contact>(
+    buckets: &mut Buckets<Entry<C>>,
+    b: usize,
+    entry: Entry<C>,
+    k: usize,
+) {
+    let held = buckets.replacements(b).len();
+    if held >= k && held > 0 {
+        buckets.replace_oldest_replacement(b, entry);
+    } else {
+        buckets.push_replacement(b, entry);
     }
-    buckets.push_replacement(b, entry);
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! A table's buckets in one buffer: every bucket's main entries and replacement cache
-//! side by side in a single vector, described by a small header per bucket.
+//! A table's buckets in one buffer: every bucket's main entries, then every bucket's
+//! replacement cache, in a single vector described by a small header per bucket.
 //!
 //! Why one buffer: a table of about 200 entries spread over 17 buckets kept two
 //! vectors per bucket, each with its own allocation, its malloc header and room grown
@@ -8,10 +8,13 @@
 //! grown 8 entries at a time holds the same entries with one allocation and a 32-byte
 //! header per bucket.
 //!
-//! Layout: buckets from the last (the one holding our own id) to bucket 0, each as its
-//! main entries then its replacement cache. Bucket 0, the farthest and the largest
-//! (with extended buckets it takes 16k), lies at the end, so what it gains or loses
-//! moves nothing else; a change to bucket `b` moves the buckets below `b` only.
+//! Layout: the main entries of bucket 0, 1, ... in that order, then the replacement
+//! caches in the same order. The main entries of the whole table are one slice, so the
+//! walks that look at all of them (the admission policy's counts, the endpoint check,
+//! `entries()`) go through it as through one vector, in the order the table always
+//! had: bucket 0 first. A full cache takes a newcomer in place (the oldest rotated
+//! out), which is what most of a busy table's changes are; a new main entry moves the
+//! entries after it, a few kilobytes at most.
 //!
 //! Order within a bucket is the order of insertion, as it was with a vector per
 //! bucket: the table's rules (the oldest replacement out first, the newest that
@@ -20,11 +23,12 @@
 use std::ops::Range;
 use std::time::Instant;
 
-/// Where one bucket lies in the buffer, and when it last changed.
+/// Where one bucket's main entries and cache lie in the buffer, and when it changed.
 #[derive(Clone, Copy, Debug)]
 struct Header {
-    start: u32,
+    main: u32,
     nodes: u32,
+    cache: u32,
     replacements: u32,
     last_changed: Instant,
 }
@@ -33,7 +37,7 @@ struct Header {
 #[derive(Clone, Debug)]
 pub(super) struct Buckets<T> {
     slots: Vec<T>,
-    /// By bucket index (bucket 0 first); its entries lie at the buffer's end.
+    /// By bucket index, bucket 0 first.
     headers: Vec<Header>,
 }
 
@@ -43,8 +47,9 @@ impl<T> Buckets<T> {
         Buckets {
             slots: Vec::new(),
             headers: vec![Header {
-                start: 0,
+                main: 0,
                 nodes: 0,
+                cache: 0,
                 replacements: 0,
                 last_changed: now,
             }],
@@ -58,14 +63,17 @@ impl<T> Buckets<T> {
 
     fn main_range(&self, b: usize) -> Range<usize> {
         let h = &self.headers[b];
-        let start = h.start as usize;
-        start..start + h.nodes as usize
+        h.main as usize..(h.main + h.nodes) as usize
     }
 
     fn cache_range(&self, b: usize) -> Range<usize> {
         let h = &self.headers[b];
-        let start = (h.start + h.nodes) as usize;
-        start..start + h.replacements as usize
+        h.cache as usize..(h.cache + h.replacements) as usize
+    }
+
+    /// Where the caches begin: the number of main entries.
+    fn main_len(&self) -> usize {
+        self.headers[0].cache as usize
     }
 
     /// Bucket `b`'s main entries, oldest first.
@@ -85,18 +93,18 @@ impl<T> Buckets<T> {
     }
 
     /// Every bucket's main entries, bucket 0 first.
-    pub(super) fn all_nodes(&self) -> impl Iterator<Item = &T> + '_ {
-        (0..self.headers.len()).flat_map(move |b| self.nodes(b).iter())
+    pub(super) fn all_nodes(&self) -> std::slice::Iter<'_, T> {
+        self.slots[..self.main_len()].iter()
     }
 
     /// Main entries in all buckets.
     pub(super) fn node_count(&self) -> usize {
-        self.headers.iter().map(|h| h.nodes as usize).sum()
+        self.main_len()
     }
 
     /// Replacement entries in all buckets.
     pub(super) fn replacement_count(&self) -> usize {
-        self.headers.iter().map(|h| h.replacements as usize).sum()
+        self.slots.len() - self.main_len()
     }
 
     /// When bucket `b` last changed.
@@ -112,36 +120,55 @@ impl<T> Buckets<T> {
     /// Appends a main entry to bucket `b`.
     pub(super) fn push_node(&mut self, b: usize, entry: T) {
         let at = self.main_range(b).end;
-        self.insert_slot(b, at, entry);
+        self.insert_slot(at, entry);
+        for (i, h) in self.headers.iter_mut().enumerate() {
+            if i > b {
+                h.main += 1;
+            }
+            h.cache += 1;
+        }
         self.headers[b].nodes += 1;
     }
 
     /// Removes bucket `b`'s main entry `i`, keeping the others' order.
     pub(super) fn remove_node(&mut self, b: usize, i: usize) -> T {
         let at = self.main_range(b).start + i;
-        let entry = self.remove_slot(b, at);
+        for (j, h) in self.headers.iter_mut().enumerate() {
+            if j > b {
+                h.main -= 1;
+            }
+            h.cache -= 1;
+        }
         self.headers[b].nodes -= 1;
-        entry
+        self.slots.remove(at)
     }
 
     /// Appends an entry to bucket `b`'s replacement cache.
     pub(super) fn push_replacement(&mut self, b: usize, entry: T) {
         let at = self.cache_range(b).end;
-        self.insert_slot(b, at, entry);
+        self.insert_slot(at, entry);
+        for h in &mut self.headers[b + 1..] {
+            h.cache += 1;
+        }
         self.headers[b].replacements += 1;
     }
 
     /// Removes bucket `b`'s replacement `i`, keeping the others' order.
     pub(super) fn remove_replacement(&mut self, b: usize, i: usize) -> T {
         let at = self.cache_range(b).start + i;
-        let entry = self.remove_slot(b, at);
+        for h in &mut self.headers[b + 1..] {
+            h.cache -= 1;
+        }
         self.headers[b].replacements -= 1;
-        entry
+        self.slots.remove(at)
     }
-
     /// Keeps the main entries of bucket `b` for which `keep` holds (order kept).
     pub(super) fn retain_nodes(&mut self, b: usize, mut keep: impl FnMut(&T) -> bool) {
-        let mut i = 0;
+        // Usually nothing goes: one pass to find the first that does.
+        let Some(mut i) = self.nodes(b).iter().position(|e| !keep(e)) else {
+            return;
+        };
+        self.remove_node(b, i);
         while i < self.headers[b].nodes as usize {
             if keep(&self.nodes(b)[i]) {
                 i += 1;
@@ -153,7 +180,10 @@ impl<T> Buckets<T> {
 
     /// Keeps the replacements of bucket `b` for which `keep` holds (order kept).
     pub(super) fn retain_replacements(&mut self, b: usize, mut keep: impl FnMut(&T) -> bool) {
-        let mut i = 0;
+        let Some(mut i) = self.replacements(b).iter().position(|e| !keep(e)) else {
+            return;
+        };
+        self.remove_replacement(b, i);
         while i < self.headers[b].replacements as usize {
             if keep(&self.replacements(b)[i]) {
                 i += 1;
@@ -163,47 +193,54 @@ impl<T> Buckets<T> {
         }
     }
 
+    /// Drops bucket `b`'s oldest replacement and appends `entry` after the others, in
+    /// place: what `remove_replacement(b, 0)` then `push_replacement(b, entry)` do,
+    /// without moving the buckets after it twice. The cache must not be empty.
+    pub(super) fn replace_oldest_replacement(&mut self, b: usize, entry: T) {
+        let r = self.cache_range(b);
+        let cache = &mut self.slots[r];
+        cache.rotate_left(1);
+        if let Some(last) = cache.last_mut() {
+            *last = entry;
+        }
+    }
+
     /// Splits the last bucket in two: the entries for which `is_near` holds (main and
     /// cache, order kept) form a new last bucket, the rest stay. Both keep the old
     /// bucket's `last_changed`.
     pub(super) fn split_last(&mut self, is_near: impl Fn(&T) -> bool) {
         let last = self.headers.len() - 1;
         let old = self.headers[last];
-        // The last bucket is the first in the buffer: its region is rewritten as the
-        // near bucket's entries, then the far one's (the buffer's length is unchanged).
-        debug_assert_eq!(old.start, 0);
-        let n = old.nodes as usize;
-        let region: Vec<T> = self.slots.drain(..n + old.replacements as usize).collect();
-        let (mut near_nodes, mut far_nodes, mut near_cache, mut far_cache) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (i, e) in region.into_iter().enumerate() {
-            match (i < n, is_near(&e)) {
-                (true, true) => near_nodes.push(e),
-                (true, false) => far_nodes.push(e),
-                (false, true) => near_cache.push(e),
-                (false, false) => far_cache.push(e),
-            }
-        }
-        let near = Header {
-            start: 0,
-            nodes: near_nodes.len() as u32,
-            replacements: near_cache.len() as u32,
-            last_changed: old.last_changed,
-        };
-        self.headers[last] = Header {
-            start: near.nodes + near.replacements,
+        // The last bucket's main entries end the main region and its cache ends the
+        // buffer: each is rewritten as the far half's entries, then the near half's.
+        let cache: Vec<T> = self.slots.drain(old.cache as usize..).collect();
+        let main: Vec<T> = self
+            .slots
+            .drain(old.main as usize..(old.main + old.nodes) as usize)
+            .collect();
+        let (near_nodes, far_nodes): (Vec<T>, Vec<T>) = main.into_iter().partition(&is_near);
+        let (near_cache, far_cache): (Vec<T>, Vec<T>) = cache.into_iter().partition(&is_near);
+        let far = Header {
+            main: old.main,
             nodes: far_nodes.len() as u32,
+            cache: old.cache,
             replacements: far_cache.len() as u32,
             last_changed: old.last_changed,
         };
+        let near = Header {
+            main: far.main + far.nodes,
+            nodes: near_nodes.len() as u32,
+            cache: far.cache + far.replacements,
+            replacements: near_cache.len() as u32,
+            last_changed: old.last_changed,
+        };
+        self.headers[last] = far;
         self.headers.reserve_exact(1);
         self.headers.push(near);
-        let rewritten = near_nodes
-            .into_iter()
-            .chain(near_cache)
-            .chain(far_nodes)
-            .chain(far_cache);
-        self.slots.splice(..0, rewritten);
+        let at = old.main as usize;
+        self.slots
+            .splice(at..at, far_nodes.into_iter().chain(near_nodes));
+        self.slots.extend(far_cache.into_iter().chain(near_cache));
     }
 
     /// The same buckets with every entry turned into a `U` by `f`.
@@ -214,9 +251,8 @@ impl<T> Buckets<T> {
         }
     }
 
-    /// Inserts `entry` at buffer position `at`, inside or at the end of bucket `b`'s
-    /// region: the buckets below `b` (after it in the buffer) move up by one.
-    fn insert_slot(&mut self, b: usize, at: usize, entry: T) {
+    /// Inserts `entry` at buffer position `at`, growing the buffer a little at a time.
+    fn insert_slot(&mut self, at: usize, entry: T) {
         if self.slots.len() == self.slots.capacity() {
             // A thirty-second more at a time (at least 8 entries): doubling would
             // leave a table of 200 entries room for 200 more in every node of a large
@@ -225,16 +261,6 @@ impl<T> Buckets<T> {
             self.slots.reserve_exact(grow);
         }
         self.slots.insert(at, entry);
-        for h in &mut self.headers[..b] {
-            h.start += 1;
-        }
-    }
-
-    fn remove_slot(&mut self, b: usize, at: usize) -> T {
-        for h in &mut self.headers[..b] {
-            h.start -= 1;
-        }
-        self.slots.remove(at)
     }
 }
 
@@ -277,8 +303,11 @@ mod tests {
             [1, 5, 12, 14, 18]
         );
         assert_eq!((b.node_count(), b.replacement_count()), (5, 3));
+        b.replace_oldest_replacement(0, 11);
+        assert_eq!(b.replacements(0), [9, 11]);
+        assert_eq!(b.nodes(1), [12, 14, 18]);
         let doubled = b.map(|x| x * 2);
         assert_eq!(doubled.nodes(1), [24, 28, 36]);
-        assert_eq!(doubled.replacements(0), [14, 18]);
+        assert_eq!(doubled.replacements(0), [18, 22]);
     }
 }

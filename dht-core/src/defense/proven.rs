@@ -34,6 +34,8 @@ const SORTED_MAX: usize = 1024;
 #[derive(Clone, Debug)]
 enum KeySet<K> {
     Sorted(Vec<K>),
+    // Boxed on purpose (see above): the box makes the small, common form smaller.
+    #[allow(clippy::box_collection)]
     Hashed(Box<HashSet<K>>),
 }
 

@@ -34,17 +34,35 @@ use buckets::Buckets;
 
 /// A moment in whole seconds since the table was made, plus one; 0 is "never".
 /// Four bytes instead of an `Option<Instant>`'s sixteen: a simulation holds hundreds
-/// of entries per node for 100,000 nodes, and the rules it serves count minutes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Stamp(u32);
+/// of entries per node for a million nodes, and the rules it serves count minutes.
+///
+/// Held as big-endian bytes rather than a `u32`: byte-aligned, an entry of a compact
+/// IPv4 contact packs into 38 bytes instead of padding to 40 (5 % of a large
+/// simulation's memory); big-endian bytes order as the numbers do.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Stamp([u8; 4]);
 
 impl Stamp {
     /// Never happened.
-    pub const NEVER: Stamp = Stamp(0);
+    pub const NEVER: Stamp = Stamp([0; 4]);
 
     /// True unless [`Stamp::NEVER`].
     pub fn is_set(self) -> bool {
-        self.0 != 0
+        self != Stamp::NEVER
+    }
+
+    fn from_count(n: u32) -> Stamp {
+        Stamp(n.to_be_bytes())
+    }
+
+    fn count(self) -> u32 {
+        u32::from_be_bytes(self.0)
+    }
+}
+
+impl std::fmt::Debug for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Stamp").field(&self.count()).finish()
     }
 }
 
@@ -202,13 +220,13 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
     /// `now` as a [`Stamp`] of this table.
     pub fn stamp(&self, now: Instant) -> Stamp {
         let secs = now.saturating_duration_since(self.epoch).as_secs();
-        Stamp(u32::try_from(secs).unwrap_or(u32::MAX - 1) + 1)
+        Stamp::from_count(u32::try_from(secs).unwrap_or(u32::MAX - 1) + 1)
     }
 
     /// The instant a [`Stamp`] of this table stands for (to the second).
     pub fn instant_of(&self, s: Stamp) -> Option<Instant> {
         s.is_set()
-            .then(|| self.epoch + Duration::from_secs(u64::from(s.0 - 1)))
+            .then(|| self.epoch + Duration::from_secs(u64::from(s.count() - 1)))
     }
 
     /// The policy contacts are admitted by.
@@ -325,7 +343,9 @@ impl<C: Contact, P: Admission<C>> RoutingTable<C, P> {
             return Health::Bad;
         }
         let recent = |t: Stamp| {
-            t.is_set() && u64::from(now.0.saturating_sub(t.0)) < self.questionable_after.as_secs()
+            t.is_set()
+                && u64::from(now.count().saturating_sub(t.count()))
+                    < self.questionable_after.as_secs()
         };
         if recent(e.last_response) || (e.last_response.is_set() && recent(e.last_query)) {
             Health::Good

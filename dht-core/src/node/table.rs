@@ -2,7 +2,7 @@
 //!
 //! An entry of the kernel's table of [`NodeInfo`] is 64 bytes, 32 of them a
 //! `SocketAddr` that for IPv4 carries 6 bytes of address and port. The IPv4 table
-//! holds [`Contact4`]s instead (a 40-byte entry): a simulated network of 100,000 nodes
+//! holds [`Contact4`]s instead (a 38-byte entry): a simulated network of 100,000 nodes
 //! holds some 250 entries a node, 6 KB of them saved per node. Every decision is the
 //! kernel's on the same inputs: `Contact4` answers every question of [`Contact`]
 //! exactly as the `NodeInfo` it packs, and the round trip is lossless for every

@@ -228,7 +228,7 @@ fn a_mapped_address_widens_the_table_keeping_every_entry() {
 
 #[cfg(target_pointer_width = "64")]
 #[test]
-fn a_compact_entry_is_40_bytes_where_a_node_info_entry_is_64() {
-    assert_eq!(std::mem::size_of::<Entry<Contact4>>(), 40);
+fn a_compact_entry_is_38_bytes_where_a_node_info_entry_is_64() {
+    assert_eq!(std::mem::size_of::<Entry<Contact4>>(), 38);
     assert_eq!(std::mem::size_of::<Entry<NodeInfo>>(), 64);
 }

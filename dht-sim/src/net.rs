@@ -8,8 +8,7 @@
 //! only how its nodes are made, addressed and joined, and what the simulator plays or
 //! watches for it.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use dht_core::kernel::Key;
@@ -21,7 +20,10 @@ use sha1::{Digest, Sha1};
 use crate::address::{AddressBook, AddressPlan, SYBIL_BIT};
 use crate::rng::{mix64, unit};
 
+mod queue;
 mod stream;
+
+use queue::RadixQueue;
 
 /// Wall-clock time (ms since the Unix epoch) the simulation starts at. Fixed, so that
 /// expiry deadlines in the stores do not depend on when the simulation is run.
@@ -204,54 +206,14 @@ enum What {
     Stream(stream::Delivery),
 }
 
-struct Scheduled {
-    at: u64,
-    seq: u64,
-    what: What,
-}
-
-/// A node's wake-up, queued apart from the datagrams and stream events: every node
-/// has one pending (a million in the largest runs) while the messages in flight are
-/// some tens of thousands, so in one heap every delivery paid a sift through the
-/// timers' depth and cache misses. Ordered by the same (time, sequence number) as
-/// [`Scheduled`], numbered from the same counter, so taking the earlier of the two
-/// queues' heads replays the order of one queue exactly.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Wake {
-    at: u64,
-    seq: u64,
-    node: u32,
-}
-
-impl Ord for Wake {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-impl PartialOrd for Wake {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-// The heap is a max-heap: invert so the earliest (time, sequence) pops first. The
-// sequence number breaks ties in insertion order, which is what makes runs replay.
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
+/// A node's wake-up is queued apart from the datagrams and stream events
+/// (`Network::wakes`): every node has one pending (a million in the largest runs)
+/// while the messages in flight are some tens of thousands, so in one queue every
+/// delivery paid for the timers' numbers. Both queues are ordered by (time, sequence
+/// number) from the same counter, so taking the earlier of the two heads replays the
+/// order of one queue exactly; the sequence number breaks ties in insertion order,
+/// which is what makes runs replay.
+type Wake = u32;
 
 /// N overlay nodes over a virtual network on virtual time.
 ///
@@ -267,8 +229,10 @@ pub struct Network<N: SimOverlay> {
     nodes: Vec<N>,
     alive: Vec<bool>,
     timer_at: Vec<u64>,
-    heap: BinaryHeap<Scheduled>,
-    wakes: BinaryHeap<Wake>,
+    /// Datagrams and stream events.
+    heap: RadixQueue<What>,
+    /// Nodes' wake-ups: the node's index.
+    wakes: RadixQueue<Wake>,
     seq: u64,
     tracked: BTreeSet<(u32, QueryId)>,
     done: BTreeMap<(u32, QueryId), QueryDone<N::Outcome>>,
@@ -300,8 +264,8 @@ impl<N: SimOverlay> Network<N> {
             nodes: Vec::with_capacity(cfg.nodes),
             alive: Vec::with_capacity(cfg.nodes),
             timer_at: Vec::with_capacity(cfg.nodes),
-            heap: BinaryHeap::new(),
-            wakes: BinaryHeap::new(),
+            heap: RadixQueue::default(),
+            wakes: RadixQueue::default(),
             seq: 0,
             tracked: BTreeSet::new(),
             done: BTreeMap::new(),
@@ -554,11 +518,7 @@ impl<N: SimOverlay> Network<N> {
             if at < self.timer_at[i] {
                 self.timer_at[i] = at;
                 self.seq += 1;
-                self.wakes.push(Wake {
-                    at,
-                    seq: self.seq,
-                    node: i as u32,
-                });
+                self.wakes.push((at, self.seq), i as u32);
             }
         }
         while let Some(ev) = self.nodes[i].poll_event() {
@@ -575,11 +535,7 @@ impl<N: SimOverlay> Network<N> {
 
     fn push(&mut self, at: u64, what: What) {
         self.seq += 1;
-        self.heap.push(Scheduled {
-            at,
-            seq: self.seq,
-            what,
-        });
+        self.heap.push((at, self.seq), what);
     }
 
     /// Puts `payload` from event-queue index `from` (a node or a played peer) on the
@@ -605,14 +561,14 @@ impl<N: SimOverlay> Network<N> {
     /// Processes the next event if it is due at or before `limit`; false otherwise.
     pub fn step(&mut self, limit: Duration) -> bool {
         let limit = limit.as_nanos() as u64;
-        let next = self.heap.peek().map(|e| (e.at, e.seq));
-        let wake = self.wakes.peek().map(|w| (w.at, w.seq));
+        let next = self.heap.peek();
+        let wake = self.wakes.peek();
         if let Some(w) = wake.filter(|w| next.is_none_or(|e| w < &e)) {
             if w.0 > limit {
                 return false;
             }
-            if let Some(w) = self.wakes.pop() {
-                self.wake(w);
+            if let Some(((at, _), node)) = self.wakes.pop() {
+                self.wake(at, node);
             }
             return true;
         }
@@ -620,12 +576,12 @@ impl<N: SimOverlay> Network<N> {
             Some((at, _)) if at <= limit => {}
             _ => return false,
         }
-        let Some(e) = self.heap.pop() else {
+        let Some(((at, _), what)) = self.heap.pop() else {
             return false;
         };
-        self.now = self.now.max(e.at);
+        self.now = self.now.max(at);
         let now = self.now_instant();
-        match e.what {
+        match what {
             What::Deliver { from, to, payload } => {
                 let j = to as usize;
                 let played = to & SYBIL_BIT != 0;
@@ -637,7 +593,7 @@ impl<N: SimOverlay> Network<N> {
                 self.stats.bytes_delivered += payload.len() as u64;
                 // One update for the record's header: the same bytes as four.
                 let mut head = [0u8; 20];
-                head[..8].copy_from_slice(&e.at.to_be_bytes());
+                head[..8].copy_from_slice(&at.to_be_bytes());
                 head[8..12].copy_from_slice(&from.to_be_bytes());
                 head[12..16].copy_from_slice(&to.to_be_bytes());
                 head[16..].copy_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -661,16 +617,16 @@ impl<N: SimOverlay> Network<N> {
                 drop(payload);
                 self.drain(j);
             }
-            What::Stream(d) => self.deliver_stream(e.at, d),
+            What::Stream(d) => self.deliver_stream(at, d),
         }
         true
     }
 
-    /// Node `w.node`'s wake-up, unless it died or its timer moved earlier since.
-    fn wake(&mut self, w: Wake) {
-        self.now = self.now.max(w.at);
-        let i = w.node as usize;
-        if !self.alive[i] || self.timer_at[i] != w.at {
+    /// Node `node`'s wake-up due at `at`, unless it died or its timer moved earlier since.
+    fn wake(&mut self, at: u64, node: Wake) {
+        self.now = self.now.max(at);
+        let i = node as usize;
+        if !self.alive[i] || self.timer_at[i] != at {
             return;
         }
         self.timer_at[i] = NO_TIMER;

@@ -74,6 +74,10 @@ OPTIONS:
                          and always reported; without this flag it does not decide the exit
     --json               Print the report as one JSON object on the last line of stdout, with
                          a top-level success_rate (0 to 1); the table goes to stderr
+    --all-features       Build dht-node with every feature (quic, sled, ipfs) whatever the
+                         run needs: one build then serves every transport, store and
+                         overlay (CI runs five testnets; each feature set is a build of its
+                         own, the ipfs one compiles libp2p)
     -h, --help           Print this help
 
 EXIT STATUS:
@@ -179,6 +183,7 @@ fn parse_testnet(args: &[String]) -> Result<Parsed<TestnetConfig>, Error> {
                 config.delay_ms = Some(ms);
             }
             "--json" => config.json = true,
+            "--all-features" => config.all_features = true,
             "--long-lived" => config.long_lived = Some(options.parsed(name, inline)?),
             "--max-rss-growth" => {
                 let pct: f64 = options.parsed(name, inline)?;
@@ -217,7 +222,8 @@ mod tests {
         let Ok(Parsed::Run(c)) = parse_testnet(&args(
             "--nodes 50 --transport=quic --store sled --duration 600 --ops-per-sec=40 \
              --churn 0.1 --threshold 0.999 --republish 120 --seed 7 --netns --json \
-             --long-lived 10 --max-rss-growth 5 --item-ttl 300 --peer-ttl 240 --working-set 500",
+             --long-lived 10 --max-rss-growth 5 --item-ttl 300 --peer-ttl 240 --working-set 500 \
+             --all-features",
         )) else {
             panic!("did not parse");
         };
@@ -232,6 +238,7 @@ mod tests {
             (Some(120), 7, true, true)
         );
         assert_eq!((c.long_lived, c.max_rss_growth), (Some(10), Some(5.0)));
+        assert!(c.all_features);
         assert_eq!(
             (c.item_ttl, c.peer_ttl, c.working_set),
             (Some(300), Some(240), Some(500))

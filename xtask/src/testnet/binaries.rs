@@ -39,14 +39,23 @@ pub(super) struct Bins {
 /// Builds dht-node (with the features the transport and store need) and dht-workload.
 pub(super) fn build(config: &TestnetConfig, root: &Path, target_dir: &Path) -> Result<Bins, Error> {
     let mut features = Vec::new();
-    if config.transport == Transport::Quic {
+    if config.all_features {
+        // One build for every flavour: CI runs five testnets, and each feature set
+        // is a build of its own (the ipfs one alone compiles libp2p for minutes).
+        features.extend([
+            "dht-node/quic",
+            "dht-workload/quic",
+            "dht-node/sled",
+            "dht-node/ipfs",
+        ]);
+    } else if config.transport == Transport::Quic {
         features.push("dht-node/quic");
         features.push("dht-workload/quic");
     }
-    if config.store == Store::Sled {
+    if config.store == Store::Sled && !config.all_features {
         features.push("dht-node/sled");
     }
-    if config.overlay == Overlay::Ipfs {
+    if config.overlay == Overlay::Ipfs && !config.all_features {
         features.push("dht-node/ipfs");
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -88,6 +88,8 @@ pub struct TestnetConfig {
     pub max_rss_growth: Option<f64>,
     /// `--long-lived`: nodes churn never kills; `None`: [`TestnetConfig::long_lived_count`]'s rule.
     pub long_lived: Option<usize>,
+    /// `--all-features`: dht-node is built with every feature, whichever are needed.
+    pub all_features: bool,
 }
 
 impl Default for TestnetConfig {
@@ -111,6 +113,7 @@ impl Default for TestnetConfig {
             working_set: None,
             max_rss_growth: None,
             long_lived: None,
+            all_features: false,
         }
     }
 }

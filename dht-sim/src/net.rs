@@ -15,14 +15,15 @@ use dht_core::kernel::Key;
 use dht_core::{Event, Input, Output, Overlay, QueryDone, QueryId, UnixMillis};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sha1::{Digest, Sha1};
 
 use crate::address::{AddressBook, AddressPlan, SYBIL_BIT};
 use crate::rng::{mix64, unit};
 
+mod fingerprint;
 mod queue;
 mod stream;
 
+use fingerprint::Fingerprint;
 use queue::RadixQueue;
 
 /// Wall-clock time (ms since the Unix epoch) the simulation starts at. Fixed, so that
@@ -236,7 +237,7 @@ pub struct Network<N: SimOverlay> {
     seq: u64,
     tracked: BTreeSet<(u32, QueryId)>,
     done: BTreeMap<(u32, QueryId), QueryDone<N::Outcome>>,
-    hasher: Sha1,
+    hasher: Fingerprint,
     stats: NetStats,
     book: N::Book,
     world: N::World,
@@ -269,7 +270,7 @@ impl<N: SimOverlay> Network<N> {
             seq: 0,
             tracked: BTreeSet::new(),
             done: BTreeMap::new(),
-            hasher: Sha1::new(),
+            hasher: Fingerprint::default(),
             stats: NetStats::default(),
             book: N::book(&cfg),
             world: N::World::default(),
@@ -352,7 +353,7 @@ impl<N: SimOverlay> Network<N> {
     /// bytes at the same virtual times. A datagram overlay's hash is the one it had
     /// before streams were carried.
     pub fn event_hash(&self) -> String {
-        dht_core::to_hex(&self.hasher.clone().finalize())
+        self.hasher.hex()
     }
 
     /// The address book.
@@ -597,7 +598,7 @@ impl<N: SimOverlay> Network<N> {
                 head[8..12].copy_from_slice(&from.to_be_bytes());
                 head[12..16].copy_from_slice(&to.to_be_bytes());
                 head[16..].copy_from_slice(&(payload.len() as u32).to_be_bytes());
-                self.hasher.update(head);
+                self.hasher.update(&head);
                 self.hasher.update(&payload);
                 if played {
                     self.stats.to_sybil += 1;

@@ -44,7 +44,6 @@ use std::time::{Duration, Instant};
 
 use dht_core::{Input, QueryId, StreamId};
 use rand_chacha::rand_core::RngCore;
-use sha1::Digest;
 
 use super::{Network, SimOverlay, What};
 use crate::address::{AddressBook, SYBIL_BIT};
@@ -307,11 +306,11 @@ impl<N: SimOverlay> Network<N> {
     }
 
     fn hash_stream(&mut self, at: u64, tag: u8, node: u32, other: u64, payload: &[u8]) {
-        self.hasher.update([tag]);
-        self.hasher.update(at.to_be_bytes());
-        self.hasher.update(node.to_be_bytes());
-        self.hasher.update(other.to_be_bytes());
-        self.hasher.update((payload.len() as u32).to_be_bytes());
+        self.hasher.update(&[tag]);
+        self.hasher.update(&at.to_be_bytes());
+        self.hasher.update(&node.to_be_bytes());
+        self.hasher.update(&other.to_be_bytes());
+        self.hasher.update(&(payload.len() as u32).to_be_bytes());
         self.hasher.update(payload);
     }
 

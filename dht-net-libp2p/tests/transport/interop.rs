@@ -4,17 +4,15 @@
 //! out of rust tables, our reply size with a full table, and 40 concurrent requests.
 //! Every network is built on 127.0.0.1 and torn down with the test.
 
-mod rust_peer;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::rust_peer::RustPeer;
 use dht_ipfs::{key_of, MemStore, Mode, StoreLimits};
 use dht_net_libp2p::{HostConfig, IpfsHandle, IpfsHost};
 use libp2p::identity::Keypair;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
-use rust_peer::RustPeer;
 
 const K: usize = 20;
 

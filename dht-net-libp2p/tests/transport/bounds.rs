@@ -4,15 +4,12 @@
 //! 16 streams per connection, is `interop.rs`'s 40 concurrent requests: rust drops
 //! the 33rd.)
 
-#[allow(dead_code)] // bounds use part of the helper
-mod rust_peer;
-
 use std::time::Duration;
 
+use crate::rust_peer::RustPeer;
 use dht_ipfs::{MemStore, Mode, StoreLimits};
 use dht_net_libp2p::{HostConfig, IpfsHandle, IpfsHost, Limits};
 use libp2p::identity::Keypair;
-use rust_peer::RustPeer;
 
 async fn server(limits: Limits) -> IpfsHandle {
     let listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")];

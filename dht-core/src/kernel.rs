@@ -14,4 +14,4 @@ pub use crate::disjoint::Paths;
 pub use crate::id::Key;
 pub use crate::lookup::{Candidate, CandidateState, Candidates, Diversity, MAX_ATTEMPTS};
 pub use crate::requests::{Pending, RequestTable, TransactionId};
-pub use crate::routing::{Entry, Health, Insert, RoutingTable, Stamp};
+pub use crate::routing::{Entry, Health, Insert, RoutingTable, Rtt, Stamp};

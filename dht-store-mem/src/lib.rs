@@ -61,8 +61,17 @@ pub const EXPIRIES_PER_CALL: usize = 8_192;
 
 /// A [`Store`] held in memory, with deterministic iteration order and
 /// deadline-indexed expiry (see the crate docs).
+///
+/// Its maps are made at the first write: a store never written to is 8 bytes, not
+/// 152 (a simulation of a million nodes, most of which store nothing, holds one per
+/// node).
 #[derive(Debug, Default, Clone)]
 pub struct MemStore {
+    contents: Option<Box<Contents>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Contents {
     items: BTreeMap<Id, StoredItem>,
     /// `(expires_at, target)` for every item; kept equal to `items`' deadlines.
     item_deadlines: BTreeSet<(UnixMillis, Id)>,
@@ -76,12 +85,34 @@ pub struct MemStore {
     routing: Option<RoutingSnapshot>,
 }
 
+/// What an empty store reads as.
+static EMPTY: Contents = Contents {
+    items: BTreeMap::new(),
+    item_deadlines: BTreeSet::new(),
+    peers: BTreeMap::new(),
+    peer_deadlines: BTreeSet::new(),
+    peer_count: 0,
+    routing: None,
+};
+
 impl MemStore {
     /// An empty store.
     pub fn new() -> MemStore {
         MemStore::default()
     }
 
+    /// What is stored, to read.
+    fn contents(&self) -> &Contents {
+        self.contents.as_deref().unwrap_or(&EMPTY)
+    }
+
+    /// What is stored, to change: made at the first write.
+    fn contents_mut(&mut self) -> &mut Contents {
+        self.contents.get_or_insert_with(Box::default)
+    }
+}
+
+impl Contents {
     fn remove_peer_entry(&mut self, info_hash: &Id, addr: &SocketAddr) -> Option<UnixMillis> {
         let peers = self.peers.get_mut(info_hash)?;
         let (expires_at, _) = peers.remove(addr)?;
@@ -95,23 +126,28 @@ impl MemStore {
 
 impl Store for MemStore {
     fn get_item(&self, target: &Id) -> Result<Option<StoredItem>, StoreError> {
-        Ok(self.items.get(target).cloned())
+        let c = self.contents();
+        Ok(c.items.get(target).cloned())
     }
 
     fn put_item(&mut self, item: StoredItem) -> Result<(), StoreError> {
+        let c = self.contents_mut();
         let target = item.target;
         let expires_at = item.expires_at;
-        if let Some(old) = self.items.insert(target, item) {
-            self.item_deadlines.remove(&(old.expires_at, target));
+        if let Some(old) = c.items.insert(target, item) {
+            c.item_deadlines.remove(&(old.expires_at, target));
         }
-        self.item_deadlines.insert((expires_at, target));
+        c.item_deadlines.insert((expires_at, target));
         Ok(())
     }
 
     fn remove_item(&mut self, target: &Id) -> Result<bool, StoreError> {
-        match self.items.remove(target) {
+        let Some(c) = self.contents.as_deref_mut() else {
+            return Ok(false);
+        };
+        match c.items.remove(target) {
             Some(old) => {
-                self.item_deadlines.remove(&(old.expires_at, *target));
+                c.item_deadlines.remove(&(old.expires_at, *target));
                 Ok(true)
             }
             None => Ok(false),
@@ -119,21 +155,22 @@ impl Store for MemStore {
     }
 
     fn put_peer(&mut self, info_hash: &Id, peer: StoredPeer) -> Result<(), StoreError> {
-        let peers = self.peers.entry(*info_hash).or_default();
+        let c = self.contents_mut();
+        let peers = c.peers.entry(*info_hash).or_default();
         match peers.insert(peer.addr, (peer.expires_at, peer.seed)) {
             Some((old, _)) => {
-                self.peer_deadlines.remove(&(old, *info_hash, peer.addr));
+                c.peer_deadlines.remove(&(old, *info_hash, peer.addr));
             }
-            None => self.peer_count += 1,
+            None => c.peer_count += 1,
         }
-        self.peer_deadlines
+        c.peer_deadlines
             .insert((peer.expires_at, *info_hash, peer.addr));
         Ok(())
     }
 
     fn get_peers(&self, info_hash: &Id) -> Result<Vec<StoredPeer>, StoreError> {
-        Ok(self
-            .peers
+        let c = self.contents();
+        Ok(c.peers
             .get(info_hash)
             .map(|peers| {
                 peers
@@ -149,9 +186,12 @@ impl Store for MemStore {
     }
 
     fn remove_peer(&mut self, info_hash: &Id, addr: &SocketAddr) -> Result<bool, StoreError> {
-        match self.remove_peer_entry(info_hash, addr) {
+        let Some(c) = self.contents.as_deref_mut() else {
+            return Ok(false);
+        };
+        match c.remove_peer_entry(info_hash, addr) {
             Some(expires_at) => {
-                self.peer_deadlines.remove(&(expires_at, *info_hash, *addr));
+                c.peer_deadlines.remove(&(expires_at, *info_hash, *addr));
                 Ok(true)
             }
             None => Ok(false),
@@ -159,21 +199,18 @@ impl Store for MemStore {
     }
 
     fn item_targets(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
-        Ok(self
-            .items
-            .range(start..)
-            .take(max)
-            .map(|(t, _)| *t)
-            .collect())
+        let c = self.contents();
+        Ok(c.items.range(start..).take(max).map(|(t, _)| *t).collect())
     }
 
     fn info_hashes(&self, start: &Id, max: usize) -> Result<Vec<Id>, StoreError> {
+        let c = self.contents();
         // Capacity from what exists, not from `max`, which may be usize::MAX.
-        let mut out = Vec::with_capacity(max.min(self.peers.len()));
+        let mut out = Vec::with_capacity(max.min(c.peers.len()));
         out.extend(
-            self.peers
+            c.peers
                 .range(start..)
-                .chain(self.peers.range(..start))
+                .chain(c.peers.range(..start))
                 .map(|(info_hash, _)| *info_hash)
                 .take(max),
         );
@@ -181,48 +218,55 @@ impl Store for MemStore {
     }
 
     fn counts(&self) -> Result<StoreCounts, StoreError> {
+        let c = self.contents();
         Ok(StoreCounts {
-            items: self.items.len(),
-            info_hashes: self.peers.len(),
-            peers: self.peer_count,
+            items: c.items.len(),
+            info_hashes: c.peers.len(),
+            peers: c.peer_count,
         })
     }
 
     fn expire(&mut self, now: UnixMillis) -> Result<(usize, usize), StoreError> {
+        // Nothing to expire in a store never written to, and nothing made for it.
+        let Some(c) = self.contents.as_deref_mut() else {
+            return Ok((0, 0));
+        };
         let mut items = 0;
         while items < EXPIRIES_PER_CALL {
-            let Some(&(expires_at, target)) = self.item_deadlines.first() else {
+            let Some(&(expires_at, target)) = c.item_deadlines.first() else {
                 break;
             };
             if expires_at > now {
                 break;
             }
-            self.item_deadlines.pop_first();
-            self.items.remove(&target);
+            c.item_deadlines.pop_first();
+            c.items.remove(&target);
             items += 1;
         }
         let mut peers = 0;
         while peers < EXPIRIES_PER_CALL {
-            let Some(&(expires_at, info_hash, addr)) = self.peer_deadlines.first() else {
+            let Some(&(expires_at, info_hash, addr)) = c.peer_deadlines.first() else {
                 break;
             };
             if expires_at > now {
                 break;
             }
-            self.peer_deadlines.pop_first();
-            self.remove_peer_entry(&info_hash, &addr);
+            c.peer_deadlines.pop_first();
+            c.remove_peer_entry(&info_hash, &addr);
             peers += 1;
         }
         Ok((items, peers))
     }
 
     fn save_routing(&mut self, snapshot: &RoutingSnapshot) -> Result<(), StoreError> {
-        self.routing = Some(snapshot.clone());
+        let c = self.contents_mut();
+        c.routing = Some(snapshot.clone());
         Ok(())
     }
 
     fn load_routing(&self) -> Result<Option<RoutingSnapshot>, StoreError> {
-        Ok(self.routing.clone())
+        let c = self.contents();
+        Ok(c.routing.clone())
     }
 }
 
@@ -255,13 +299,42 @@ mod tests {
             )
             .unwrap();
         }
-        assert_eq!(s.item_deadlines.len(), 1);
-        assert_eq!(s.peer_deadlines.len(), 1);
+        assert_eq!(s.contents().item_deadlines.len(), 1);
+        assert_eq!(s.contents().peer_deadlines.len(), 1);
         s.remove_item(&Id([1; 20])).unwrap();
         s.remove_peer(&Id([2; 20]), &a).unwrap();
-        assert!(s.item_deadlines.is_empty());
-        assert!(s.peer_deadlines.is_empty());
-        assert!(s.peers.is_empty());
-        assert_eq!(s.peer_count, 0);
+        let c = s.contents();
+        assert!(c.item_deadlines.is_empty());
+        assert!(c.peer_deadlines.is_empty());
+        assert!(c.peers.is_empty());
+        assert_eq!(c.peer_count, 0);
+    }
+
+    /// What a node does to a store it never writes to (reads, expiry, removals) makes
+    /// nothing: the store stays one pointer.
+    #[test]
+    fn a_store_never_written_to_stays_a_pointer() {
+        assert_eq!(std::mem::size_of::<MemStore>(), 8);
+        let mut s = MemStore::new();
+        let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        assert_eq!(s.get_item(&Id([1; 20])).unwrap(), None);
+        assert!(s.get_peers(&Id([1; 20])).unwrap().is_empty());
+        assert_eq!(s.expire(u64::MAX).unwrap(), (0, 0));
+        assert!(!s.remove_item(&Id([1; 20])).unwrap());
+        assert!(!s.remove_peer(&Id([1; 20]), &a).unwrap());
+        assert_eq!(s.counts().unwrap(), StoreCounts::default());
+        assert!(s.load_routing().unwrap().is_none());
+        assert!(s.contents.is_none());
+        s.put_peer(
+            &Id([1; 20]),
+            StoredPeer {
+                addr: a,
+                expires_at: 9,
+                seed: false,
+            },
+        )
+        .unwrap();
+        assert!(s.contents.is_some());
+        assert_eq!(s.get_peers(&Id([1; 20])).unwrap().len(), 1);
     }
 }

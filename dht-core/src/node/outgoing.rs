@@ -79,6 +79,30 @@ impl Outgoing {
     pub fn srtt(&self) -> Option<Duration> {
         self.table.srtt()
     }
+
+    /// The housekeeping ping to `addr` is over. An emptied set gives its root node
+    /// back (368 bytes for 11 addresses): a `BTreeSet` keeps it for the next insert,
+    /// which a simulation of a million nodes, nearly all idle, pays 368 MB for.
+    fn end_ping(&mut self, addr: &SocketAddr) {
+        self.pinging.remove(addr);
+        if self.pinging.is_empty() {
+            self.pinging = BTreeSet::new();
+        }
+    }
+
+    /// The earliest lookup wake-up due at `now`, taken out; an emptied set gives its
+    /// root node back, as [`Outgoing::end_ping`] says.
+    fn pop_wakeup(&mut self, now: Instant) -> Option<QueryId> {
+        let &(at, qid) = self.wakeups.first()?;
+        if at > now {
+            return None;
+        }
+        self.wakeups.pop_first();
+        if self.wakeups.is_empty() {
+            self.wakeups = BTreeSet::new();
+        }
+        Some(qid)
+    }
 }
 
 impl<S: Store> Node<S> {
@@ -160,11 +184,7 @@ impl<S: Store> Node<S> {
         while let Some(p) = self.outgoing.table.pop_expired(now) {
             self.on_request_failed(now, p, None);
         }
-        while let Some(&(at, qid)) = self.outgoing.wakeups.first() {
-            if at > now {
-                break;
-            }
-            self.outgoing.wakeups.pop_first();
+        while let Some(qid) = self.outgoing.pop_wakeup(now) {
             self.drive(now, qid);
         }
     }
@@ -225,7 +245,7 @@ impl<S: Store> Node<S> {
         self.tables[Family::of(&from).index()].note_rtt(&node, rtt);
         match p.request.purpose {
             Purpose::Ping(qid) => {
-                self.outgoing.pinging.remove(&from);
+                self.outgoing.end_ping(&from);
                 if let Some(qid) = qid {
                     if let Some(q) = self.queries.get_mut(&qid) {
                         q.stats.responses += 1;
@@ -286,7 +306,7 @@ impl<S: Store> Node<S> {
         match p.request.purpose {
             Purpose::HandoverGet(key) | Purpose::HandoverPut(key) => self.end_handover(now, key),
             Purpose::Ping(qid) => {
-                self.outgoing.pinging.remove(&p.to);
+                self.outgoing.end_ping(&p.to);
                 if let Some(qid) = qid {
                     if let Some(q) = self.queries.get_mut(&qid) {
                         if timed_out {

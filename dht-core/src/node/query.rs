@@ -234,6 +234,9 @@ impl<S: Store> Node<S> {
     pub(super) fn bootstrap(&mut self, now: Instant, addrs: &[SocketAddr]) -> QueryId {
         for a in addrs {
             if !self.bootstrap_addrs.contains(a) {
+                // Room for what is pushed, not a vector's usual four (a node is given
+                // one or two seeds; 96 bytes each of a million simulated nodes).
+                self.bootstrap_addrs.reserve_exact(1);
                 self.bootstrap_addrs.push(*a);
             }
         }

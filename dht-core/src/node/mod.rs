@@ -20,8 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::RngCore;
 
 use crate::config::{key_derived_id, Config, ConfigError, IdPolicy};
 use crate::defense::{ByteBudget, RateLimiter, Verdict};
@@ -38,6 +37,7 @@ mod outgoing;
 mod query;
 mod quota;
 mod request;
+mod rng;
 mod serve;
 mod stats;
 mod table;
@@ -53,6 +53,7 @@ use kind::Kind;
 use outgoing::{Outgoing, Purpose};
 use query::QueryState;
 use quota::Ledger;
+use rng::NodeRng;
 
 /// Address family: BEP 32 keeps IPv4 and IPv6 as separate DHTs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,7 +106,7 @@ pub struct Node<S: Store> {
     /// Shared by the nodes made with [`Node::with_shared_config`] (half a kilobyte
     /// each otherwise, in every node of a large simulation); never changed.
     config: Arc<Config>,
-    rng: ChaCha8Rng,
+    rng: NodeRng,
     id: Id,
     /// One routing table per family (BEP 32), indexed by [`Family::index`].
     tables: [NodeTable; 2],
@@ -179,7 +180,7 @@ impl<S: Store> Node<S> {
         now: Instant,
         wall: UnixMillis,
     ) -> Result<Node<S>, ConfigError> {
-        let mut rng = ChaCha8Rng::from_seed(seed);
+        let mut rng = NodeRng::from_seed(seed);
         let id = match config.id_policy {
             IdPolicy::Random => Id::random(&mut rng),
             IdPolicy::Fixed(id) => id,

@@ -166,10 +166,12 @@ impl<S: Store> Node<S> {
         }
         if peers.len() > MAX_VALUES_PER_REPLY {
             // A random subset, so that every peer of a big swarm gets handed out.
-            for i in 0..MAX_VALUES_PER_REPLY {
-                let j = i + (self.rng.next_u32() as usize) % (peers.len() - i);
-                peers.swap(i, j);
-            }
+            self.rng.with(|rng| {
+                for i in 0..MAX_VALUES_PER_REPLY {
+                    let j = i + (rng.next_u32() as usize) % (peers.len() - i);
+                    peers.swap(i, j);
+                }
+            });
             peers.truncate(MAX_VALUES_PER_REPLY);
         }
         r.values = peers;

@@ -39,7 +39,13 @@ fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
 
 /// What an entry holds, comparable.
 fn fields(e: &Entry<NodeInfo>) -> (NodeInfo, Stamp, Stamp, u8, u16) {
-    (e.node, e.last_response, e.last_query, e.failures, e.rtt)
+    (
+        e.node,
+        e.last_response,
+        e.last_query,
+        e.failures,
+        e.rtt.ms(),
+    )
 }
 
 fn assert_same(wide: &RoutingTable, compact: &NodeTable, rng: &mut ChaCha8Rng, now: Instant) {

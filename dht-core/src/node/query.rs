@@ -232,11 +232,11 @@ impl<S: Store> Node<S> {
     /// Looks up our own id from the seeds and the routing table, in the family with
     /// more nodes, and quietly in the other family too when it has seeds.
     pub(super) fn bootstrap(&mut self, now: Instant, addrs: &[SocketAddr]) -> QueryId {
+        // Room for the seeds given, not a vector's first four (a node is given one to
+        // three: 32 bytes a seed, kept by every node of a large simulation).
+        self.bootstrap_addrs.reserve_exact(addrs.len());
         for a in addrs {
             if !self.bootstrap_addrs.contains(a) {
-                // Room for what is pushed, not a vector's usual four (a node is given
-                // one or two seeds; 96 bytes each of a million simulated nodes).
-                self.bootstrap_addrs.reserve_exact(1);
                 self.bootstrap_addrs.push(*a);
             }
         }

@@ -21,7 +21,7 @@ cargo xtask image: the dht-node container image (OCI, FROM scratch), built offli
 USAGE:
     cargo xtask image [--out DIR] [--binary FILE]
 
-Builds dht-node with every feature (udp, mem, quic, sled) for x86_64-unknown-linux-musl
+Builds dht-node with every feature (udp, mem, quic, sled, ipfs) for x86_64-unknown-linux-musl
 (a static binary: it resolves names from /etc/hosts and /etc/resolv.conf with no NSS
 library) in the `image` profile (release, stripped), then assembles with buildah (vfs
 storage and its run root under DIR, so nothing outside DIR changes):

@@ -11,8 +11,8 @@
 //! What it shares with the other measuring tools (histogram, quantiles, query templates, the
 //! load report, the workload's records) is in `dht-measure`, std only but for serde.
 //!
-//! Adding a subcommand: a module with a `run`, a `Command` variant with its own help text, and a
-//! match arm in `main`.
+//! Adding a subcommand: a module with a `run` and a `USAGE`, a line in `USAGE` here, and arms
+//! in `main`'s two matches (the help and the run).
 
 mod api;
 mod echo;

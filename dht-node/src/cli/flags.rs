@@ -46,8 +46,8 @@ the key printed is the SHA-1 of that bencoding in lowercase hex, and `get` print
 back exactly as it was put. --k is the successor-list length r (r copies of each key).
 --http serves /metrics, /healthz and /readyz (200 once settled on the ring). Mainline's
 flags and commands (--transport quic, --store sled, --data-dir, --read-only, --handover,
---http-token-file, mutable items, announce, scrape, peers, ping, find-node, keygen, sign)
-are refused.
+--http-token-file, --no-local-exemption, mutable items, announce, scrape, peers, ping,
+find-node, keygen, sign) are refused.
 
 IPFS (--overlay ipfs, feature `ipfs`): IPFS's Kademlia on libp2p, with multiaddrs for
 addresses and commands of its own; see `dht-node --overlay ipfs --help`.

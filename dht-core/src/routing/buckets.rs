@@ -5,8 +5,8 @@
 //! vectors per bucket, each with its own allocation, its malloc header and room grown
 //! ahead of need (34 allocations, about 2 KB beyond the entries themselves, measured
 //! when an IPv4 entry was 40 bytes; it is 37 now); a simulation of a million nodes
-//! holds a million tables. One buffer grown 8 entries at a time holds the same entries with one allocation and a 32-byte
-//! header per bucket.
+//! holds a million tables. One buffer grown 8 entries at a time holds the same entries
+//! with one allocation and a 32-byte header per bucket.
 //!
 //! Layout: the main entries of bucket 0, 1, ... in that order, then the replacement
 //! caches in the same order. The main entries of the whole table are one slice, so the
